@@ -1,2 +1,42 @@
-//! Xenolith's no_std library OS for Xen PVH (and PV) guests.
-#![no_std]
+//! Xenolith's `no_std` library OS for Xen PVH (and, later, PV) guests.
+//!
+//! The module map follows Xen's own vocabulary (as Mini-OS does), in layers:
+//!
+//! - [`arch`]: everything CPU- and boot-mode-specific: the PVH entry, the
+//!   boot page tables, the IDT and its entry stubs, CPU instructions.
+//! - The hypervisor interface: [`hypercall`], [`shared_info`], [`evtchn`],
+//!   [`time`], [`sched`], [`shutdown`].
+//! - Boot data: [`boot`] turns what the domain builder handed over into safe
+//!   Rust types, whatever the boot mode.
+//! - Devices: [`console`] (the PV console ring).
+//! - A small runtime: [`heap`], [`logger`], [`runtime`] (the [`main!`] macro
+//!   and the start-up sequence) and the panic handler.
+//!
+//! Everything that touches hardware or shared memory compiles only for the
+//! guest (`target_os = "none"`); the pure parts (boot info parsing, pvclock
+//! math, ring index math, heap region selection) build and are unit-tested on
+//! the host with `cargo test -p guest-lib`.
+#![cfg_attr(not(test), no_std)]
+#![warn(missing_docs)]
+
+extern crate alloc;
+
+pub mod arch;
+pub mod boot;
+pub mod console;
+pub mod evtchn;
+pub mod heap;
+pub mod hypercall;
+pub mod logger;
+pub mod runtime;
+pub mod sched;
+pub mod shared_info;
+pub mod shutdown;
+pub mod sync;
+pub mod time;
+
+#[cfg(all(target_os = "none", not(test)))]
+mod panic;
+
+pub use boot::BootInfo;
+pub use xen_abi;

@@ -1,31 +1,140 @@
 //! `xenolith`: an xl-style command line for the Xenolith hypervisor.
 
+mod backends;
 mod fstest;
+mod loader;
+mod toolstack;
+mod vstate;
+mod xen;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{ArgAction, Parser, Subcommand};
+
+use toolstack::domain::{ConsoleTarget, RunOptions};
+use xen::ShutdownReason;
 
 /// Run Xen PVH guests on any Linux host with /dev/kvm.
+///
+/// Exit status of `create`: 0 the domain powered off, 1 an error in the
+/// configuration, the kernel or the hypervisor, 2 the domain crashed,
+/// 3 it rebooted (and on_reboot did not restart it), 4 it stopped
+/// otherwise (suspend, watchdog), 5 destroyed from the console with Ctrl-].
 #[derive(Parser)]
-#[command(name = "xenolith", version, about, long_about = None)]
+#[command(name = "xenolith", version, about, long_about)]
 struct Cli {
+    /// More log output (-v info, -vv debug, -vvv trace); RUST_LOG also works.
+    #[arg(short, long, global = true, action = ArgAction::Count)]
+    verbose: u8,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand)]
 enum Command {
+    /// Create a domain from an xl.cfg file and run it until it shuts down.
+    Create(CreateArgs),
     /// Show what pvboot sees on a disk image (like grub-fstest).
     Fstest(fstest::FstestArgs),
 }
 
+/// `xenolith create [-c] CONFIG [KEY=VALUE ...]`
+#[derive(clap::Args)]
+struct CreateArgs {
+    /// Attach the domain's console to this terminal (like `xl create -c`).
+    #[arg(short = 'c')]
+    console: bool,
+    /// Without -c, write the console to this file [default: /var/log/xenolith/guest-NAME.log].
+    #[arg(long, value_name = "FILE")]
+    console_log: Option<PathBuf>,
+    /// Check the configuration and the kernel, print the domain, and exit.
+    #[arg(short = 'n', long)]
+    dry_run: bool,
+    /// The xl.cfg file (xl.cfg(5) syntax; type = "pvh").
+    config: PathBuf,
+    /// Settings that override the file, in xl.cfg syntax: memory=64 'extra="quiet"'.
+    #[arg(value_name = "KEY=VALUE")]
+    overrides: Vec<String>,
+}
+
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"))
-        .format_timestamp(None)
-        .init();
     let cli = Cli::parse();
+    let level = match cli.verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level))
+        .format_timestamp(None)
+        .format_target(false)
+        .init();
     match cli.command {
+        Command::Create(args) => create(&args),
         Command::Fstest(args) => fstest::run(&args),
+    }
+}
+
+/// Prints an error with its cause chain on one line.
+fn report(err: &dyn std::error::Error) -> ExitCode {
+    let mut line = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !line.contains(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+        source = s.source();
+    }
+    eprintln!("xenolith: {line}");
+    ExitCode::from(toolstack::EXIT_ERROR)
+}
+
+fn create(args: &CreateArgs) -> ExitCode {
+    let cfg = match toolstack::config::DomainConfig::load(&args.config, &args.overrides) {
+        Ok(cfg) => cfg,
+        Err(e) => return report(&e),
+    };
+    for warning in &cfg.warnings {
+        log::warn!("{warning}");
+    }
+    if args.dry_run {
+        return match std::fs::read(&cfg.kernel)
+            .map_err(|e| e.to_string())
+            .and_then(|bytes| loader::PvhKernel::parse(&bytes).map_err(|e| e.to_string()))
+        {
+            Ok(kernel) => {
+                println!("name: {}\nkernel: {} ({kernel})\nmemory: {} MiB\ncmdline: {}", cfg.name, cfg.kernel.display(), cfg.memory_mib, cfg.cmdline.as_deref().unwrap_or(""));
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("xenolith: {}: {e}", cfg.kernel.display());
+                ExitCode::from(toolstack::EXIT_ERROR)
+            }
+        };
+    }
+    let console = if args.console {
+        ConsoleTarget::Terminal
+    } else {
+        let path = args.console_log.clone().unwrap_or_else(|| {
+            let dir = PathBuf::from("/var/log/xenolith");
+            let _ = std::fs::create_dir_all(&dir);
+            dir.join(format!("guest-{}.log", cfg.name))
+        });
+        ConsoleTarget::Log(path)
+    };
+    match toolstack::domain::run(&cfg, &RunOptions { domid: 1, console }) {
+        Ok(reason) => {
+            log::info!("domain {} ended: {}", cfg.name, reason.name());
+            ExitCode::from(match reason {
+                ShutdownReason::Poweroff => toolstack::EXIT_POWEROFF,
+                ShutdownReason::Crash => toolstack::EXIT_CRASH,
+                ShutdownReason::Reboot => toolstack::EXIT_REBOOT,
+                _ => toolstack::EXIT_OTHER,
+            })
+        }
+        Err(e) => report(&e),
     }
 }

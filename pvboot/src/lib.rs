@@ -1,2 +1,18 @@
 //! The pvgrub replacement: disk, partition, file-system, boot-config and kernel-image code, plus the guest that uses it.
+//!
+//! - [`disk`]: the block-device trait, the shared metadata cache and partition windows.
+//! - [`partition`]: MBR, GPT and BSD disklabel tables, partition names and selectors.
+//! - [`fs`]: the read-only file-system trait with FAT, ext2/3/4 and FFS behind it, and probing.
+//! - [`volume`]: from a disk and an optional selector to a mounted file system.
 #![no_std]
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+extern crate alloc;
+#[cfg(any(test, feature = "std"))]
+extern crate std;
+
+pub mod disk;
+pub mod fs;
+pub mod partition;
+pub mod volume;

@@ -1,1 +1,107 @@
-//! End-to-end tests live in tests/tests/.
+//! Helpers for Xenolith's end-to-end tests: they run the real `xenolith`
+//! binary on real guest images, built beforehand by `cargo xtask build`.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// The workspace root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ is in the workspace").to_path_buf()
+}
+
+/// The hypervisor CLI, built by `cargo xtask build`.
+pub fn xenolith() -> PathBuf {
+    let p = root().join("target/release/xenolith");
+    assert!(p.exists(), "{} is missing: run `cargo xtask build` (or `cargo xtask test`)", p.display());
+    p
+}
+
+/// A guest image from target/guests/.
+pub fn guest(name: &str) -> PathBuf {
+    let p = root().join("target/guests").join(name);
+    assert!(p.exists(), "{} is missing: run `cargo xtask build` (or `cargo xtask test`)", p.display());
+    p
+}
+
+/// A fresh scratch directory for one test.
+pub fn scratch(test: &str) -> PathBuf {
+    let dir = root().join("target/test-scratch").join(test);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create scratch dir");
+    dir
+}
+
+/// What a finished `xenolith` run left behind.
+pub struct Run {
+    /// Its exit status.
+    pub status: ExitStatus,
+    /// Everything it wrote to stdout (the guest's console with -c).
+    pub stdout: String,
+    /// Everything it wrote to stderr (errors, logs).
+    pub stderr: String,
+}
+
+impl Run {
+    /// The exit code (panics if killed by a signal).
+    pub fn code(&self) -> i32 {
+        self.status.code().unwrap_or_else(|| panic!("xenolith was killed: {}\nstderr:\n{}", self.status, self.stderr))
+    }
+}
+
+impl std::fmt::Display for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "status: {}\n--- stdout ---\n{}\n--- stderr ---\n{}", self.status, self.stdout, self.stderr)
+    }
+}
+
+/// Runs `xenolith ARGS`, killing it after `limit`.
+pub fn xenolith_run(args: &[&str], limit: Duration) -> Run {
+    let mut child = Command::new(xenolith())
+        .args(args)
+        .current_dir(root())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn xenolith");
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let out_t = std::thread::spawn(move || {
+        let mut s = Vec::new();
+        let _ = out.read_to_end(&mut s);
+        s
+    });
+    let err_t = std::thread::spawn(move || {
+        let mut s = Vec::new();
+        let _ = err.read_to_end(&mut s);
+        s
+    });
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let s = child.wait().expect("wait");
+            let stdout = String::from_utf8_lossy(&out_t.join().unwrap()).into_owned();
+            let stderr = String::from_utf8_lossy(&err_t.join().unwrap()).into_owned();
+            panic!("xenolith {args:?} did not finish within {limit:?}\n{}", Run { status: s, stdout, stderr });
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    Run {
+        status,
+        stdout: String::from_utf8_lossy(&out_t.join().unwrap()).into_owned(),
+        stderr: String::from_utf8_lossy(&err_t.join().unwrap()).into_owned(),
+    }
+}
+
+/// Writes an xl.cfg into `dir` and returns its path.
+pub fn write_cfg(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).expect("write config");
+    p
+}

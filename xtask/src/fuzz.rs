@@ -1,8 +1,269 @@
-//! `cargo xtask fuzz`: runs every cargo-fuzz target for a bounded time.
+//! `cargo xtask fuzz`: runs every cargo-fuzz target in the workspace for a
+//! bounded time and fails if any of them finds a crash.
+//!
+//! Usage: `cargo xtask fuzz [--seconds N] [TARGET...]` (N defaults to 10;
+//! naming targets runs only those). Needs a nightly toolchain and cargo-fuzz:
+//! `rustup toolchain install nightly && cargo install cargo-fuzz`.
+//!
+//! Conventions, so that a crate only has to add files to take part:
+//! - A fuzz dir is `<crate>/fuzz/` under the workspace root, in cargo-fuzz's
+//!   layout: its own `Cargo.toml` (with `[workspace]` and libfuzzer-sys) and
+//!   one `fuzz_targets/<target>.rs` per target, the `[[bin]]` being named
+//!   like the file.
+//! - Seeds: if the fuzz dir holds a `seeds.sh`, it is run first as
+//!   `sh seeds.sh <dir>` with an empty `<target dir>/fuzz-seeds/<crate>/`,
+//!   and writes seed inputs there. A subdirectory named like a target seeds
+//!   that target alone; otherwise every target of the crate gets the whole
+//!   directory. A script that cannot make seeds (a tool missing) should say
+//!   so and exit 0: fuzzing still runs, from an empty corpus.
+//! - The corpus grows in `<target dir>/fuzz-corpus/<crate>/<target>/` and is
+//!   kept between runs; crashing inputs land in
+//!   `<target dir>/fuzz-artifacts/<crate>/<target>/`, libFuzzer's output in
+//!   `<target dir>/fuzz-logs/<crate>-<target>.log`.
+//! - A crash, a leak, running out of memory (2 GiB) or one input taking over
+//!   10 seconds (a hang) fails the run.
+//!
+//! `<target dir>` is `$CARGO_TARGET_DIR` or the workspace's `target/`; the
+//! fuzz builds go to its `fuzz/` subdirectory, since their sanitizer flags
+//! would otherwise invalidate the normal builds.
 
-use anyhow::Result;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::{bail, ensure, Context, Result};
+
+/// A cargo-fuzz target found in the workspace.
+struct Target {
+    /// Crate the fuzz dir belongs to (the folder holding `fuzz/`).
+    krate: String,
+    /// The `fuzz/` directory.
+    fuzz_dir: PathBuf,
+    /// Target (binary) name.
+    name: String,
+}
 
 /// Runs the fuzz targets.
-pub fn run(_args: &[String]) -> Result<()> {
+pub fn run(args: &[String]) -> Result<()> {
+    let (seconds, only) = parse_args(args)?;
+    let root = workspace_root();
+    let target_dir =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+
+    let mut targets = find_targets(&root)?;
+    if !only.is_empty() {
+        for name in &only {
+            ensure!(
+                targets.iter().any(|t| &t.name == name),
+                "no fuzz target named {name}"
+            );
+        }
+        targets.retain(|t| only.contains(&t.name));
+    }
+    ensure!(
+        !targets.is_empty(),
+        "no fuzz targets found under {}/*/fuzz/fuzz_targets",
+        root.display()
+    );
+    check_cargo_fuzz()?;
+
+    let mut seeded = Vec::new();
+    let mut failed = Vec::new();
+    for t in &targets {
+        if !seeded.contains(&t.krate) {
+            make_seeds(t, &target_dir)?;
+            seeded.push(t.krate.clone());
+        }
+        match fuzz_one(t, &target_dir, seconds) {
+            Ok(summary) => println!("fuzz {}/{}: ok, {summary}", t.krate, t.name),
+            Err(e) => {
+                println!("fuzz {}/{}: FAILED: {e:#}", t.krate, t.name);
+                failed.push(format!("{}/{}", t.krate, t.name));
+            }
+        }
+    }
+    if !failed.is_empty() {
+        bail!("fuzz targets failed: {}", failed.join(", "));
+    }
     Ok(())
+}
+
+fn parse_args(args: &[String]) -> Result<(u64, Vec<String>)> {
+    let mut seconds = 10;
+    let mut only = Vec::new();
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--seconds" => {
+                let v = it.next().context("--seconds needs a value")?;
+                seconds = v
+                    .parse()
+                    .with_context(|| format!("--seconds {v}: not a number"))?;
+            }
+            s if s.starts_with('-') => bail!("usage: cargo xtask fuzz [--seconds N] [TARGET...]"),
+            name => only.push(name.to_string()),
+        }
+    }
+    Ok((seconds, only))
+}
+
+/// The workspace root: xtask lives in its top-level `xtask/` folder.
+fn workspace_root() -> PathBuf {
+    let xtask = Path::new(env!("CARGO_MANIFEST_DIR"));
+    xtask.parent().unwrap_or(xtask).to_path_buf()
+}
+
+/// Every `*/fuzz/fuzz_targets/*.rs` under the root, sorted.
+fn find_targets(root: &Path) -> Result<Vec<Target>> {
+    let mut targets = Vec::new();
+    for krate in sorted_entries(root)? {
+        let name = file_name(&krate);
+        if name.starts_with('.') || name == "target" || !krate.is_dir() {
+            continue;
+        }
+        let fuzz_dir = krate.join("fuzz");
+        let target_src = fuzz_dir.join("fuzz_targets");
+        if !target_src.is_dir() {
+            continue;
+        }
+        for src in sorted_entries(&target_src)? {
+            if src.extension().is_some_and(|e| e == "rs") {
+                let stem = src
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                targets.push(Target {
+                    krate: name.clone(),
+                    fuzz_dir: fuzz_dir.clone(),
+                    name: stem,
+                });
+            }
+        }
+    }
+    Ok(targets)
+}
+
+fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut entries = fs::read_dir(dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<std::io::Result<Vec<_>>>()?;
+    entries.sort();
+    Ok(entries)
+}
+
+fn file_name(p: &Path) -> String {
+    p.file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// Installs cargo-fuzz if needed; fails early, with the fix, when nightly
+/// is missing.
+fn check_cargo_fuzz() -> Result<()> {
+    crate::setup::ensure_cargo_fuzz()?;
+    let ok = Command::new("cargo")
+        .args(["+nightly", "fuzz", "--version"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    ensure!(
+        ok,
+        "`cargo +nightly fuzz` does not run: rustup toolchain install nightly && cargo install cargo-fuzz"
+    );
+    Ok(())
+}
+
+fn seeds_dir(t: &Target, target_dir: &Path) -> PathBuf {
+    target_dir.join("fuzz-seeds").join(&t.krate)
+}
+
+/// Runs the crate's `seeds.sh`, if any, into a fresh seeds directory.
+fn make_seeds(t: &Target, target_dir: &Path) -> Result<()> {
+    let script = t.fuzz_dir.join("seeds.sh");
+    let dir = seeds_dir(t, target_dir);
+    if dir.exists() {
+        fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
+    }
+    fs::create_dir_all(&dir)?;
+    if !script.is_file() {
+        return Ok(());
+    }
+    let status = Command::new("sh")
+        .arg(&script)
+        .arg(&dir)
+        .current_dir(&t.fuzz_dir)
+        .status()
+        .with_context(|| format!("running {}", script.display()))?;
+    ensure!(status.success(), "{} failed ({status})", script.display());
+    Ok(())
+}
+
+/// Fuzzes one target; returns a one-line summary from libFuzzer.
+fn fuzz_one(t: &Target, target_dir: &Path, seconds: u64) -> Result<String> {
+    let corpus = target_dir.join("fuzz-corpus").join(&t.krate).join(&t.name);
+    let artifacts = target_dir
+        .join("fuzz-artifacts")
+        .join(&t.krate)
+        .join(&t.name);
+    let logs = target_dir.join("fuzz-logs");
+    for d in [&corpus, &artifacts, &logs] {
+        fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
+    }
+    let seeds = seeds_dir(t, target_dir);
+    let seeds = if seeds.join(&t.name).is_dir() {
+        seeds.join(&t.name)
+    } else {
+        seeds
+    };
+    let log_path = logs.join(format!("{}-{}.log", t.krate, t.name));
+    let log = fs::File::create(&log_path)?;
+
+    println!(
+        "fuzz {}/{}: building and running for {seconds} s (log: {})",
+        t.krate,
+        t.name,
+        log_path.display()
+    );
+    let crate_dir = t.fuzz_dir.parent().unwrap_or(&t.fuzz_dir);
+    let status = Command::new("cargo")
+        .arg("+nightly")
+        .args(["fuzz", "run", &t.name, "--fuzz-dir"])
+        .arg(&t.fuzz_dir)
+        .arg("--target-dir")
+        .arg(target_dir.join("fuzz"))
+        .arg(&corpus)
+        .arg(&seeds)
+        .arg("--")
+        .arg(format!("-max_total_time={seconds}"))
+        .arg("-rss_limit_mb=2048")
+        .arg("-timeout=10")
+        .arg(format!("-artifact_prefix={}/", artifacts.display()))
+        .current_dir(crate_dir)
+        // Set by rustup for this (stable) process; `+nightly` must win.
+        .env_remove("RUSTUP_TOOLCHAIN")
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .status()
+        .context("running cargo fuzz")?;
+
+    let output = fs::read_to_string(&log_path).unwrap_or_default();
+    if !status.success() {
+        let tail: Vec<&str> = output.lines().rev().take(30).collect();
+        for line in tail.into_iter().rev() {
+            eprintln!("  | {line}");
+        }
+        bail!(
+            "{status}; crashing inputs (if any) in {}",
+            artifacts.display()
+        );
+    }
+    // libFuzzer ends with "Done N runs in S second(s)".
+    let done = output
+        .lines()
+        .rev()
+        .find(|l| l.starts_with("Done "))
+        .unwrap_or("no summary");
+    Ok(done.to_string())
 }

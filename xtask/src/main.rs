@@ -1,16 +1,103 @@
-//! `cargo xtask`: builds that mix host and guest targets, tests, demo, benchmarks.
+//! `cargo xtask`: builds that mix the host and the guest target, set-up,
+//! tests, the demo and the benchmarks.
+//!
+//! - `cargo xtask build`: target/release/xenolith and the guests in target/guests/.
+//! - `cargo xtask demo`: boots the hello guest with its console on the terminal.
+//! - `cargo xtask test`: every test (unit, end-to-end, fuzz smoke runs).
+//! - `cargo xtask bench`: every benchmark, each against a real peer.
+//! - `cargo xtask fuzz [--seconds N]`: the fuzz targets.
+//! - `cargo xtask setup`: installs what the others need (also run by them).
 
 mod bench;
 mod fuzz;
+mod setup;
 
-use anyhow::{bail, Result};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+
+/// The guests `cargo xtask build` produces, as (package, image name).
+pub const GUESTS: &[&str] = &["hello"];
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let rest = &args[args.len().min(1)..];
     match args.first().map(String::as_str) {
+        Some("setup") => setup::run(),
+        Some("build") => {
+            setup::run()?;
+            build()
+        }
+        Some("demo") => {
+            setup::run()?;
+            build()?;
+            demo()
+        }
+        Some("test") => {
+            setup::run()?;
+            build()?;
+            test()
+        }
+        Some("bench") => {
+            setup::run()?;
+            build()?;
+            bench::run(rest)
+        }
         Some("fuzz") => fuzz::run(rest),
-        Some("bench") => bench::run(rest),
-        _ => bail!("usage: cargo xtask (build|test|demo|bench|fuzz)"),
+        _ => bail!("usage: cargo xtask (setup|build|demo|test|bench|fuzz)"),
     }
+}
+
+/// The workspace root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
+}
+
+/// Runs a command in the workspace root, failing on a non-zero exit.
+pub fn run(cmd: &mut Command) -> Result<()> {
+    let shown = format!("{cmd:?}");
+    let status = cmd.current_dir(root()).status().with_context(|| format!("cannot run {shown}"))?;
+    if !status.success() {
+        bail!("{shown} failed with {status}");
+    }
+    Ok(())
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
+/// Builds the hypervisor CLI and every guest image.
+pub fn build() -> Result<()> {
+    run(cargo().args(["build", "--release", "-p", "xenolith"]))?;
+    let mut guests = cargo();
+    guests.args(["build", "--release", "--target", "x86_64-unknown-none"]);
+    for g in GUESTS {
+        guests.args(["-p", g]);
+    }
+    run(&mut guests)?;
+    let out = root().join("target/guests");
+    std::fs::create_dir_all(&out)?;
+    for g in GUESTS {
+        let built = root().join("target/x86_64-unknown-none/release").join(g);
+        std::fs::copy(&built, out.join(g)).with_context(|| format!("copying {}", built.display()))?;
+    }
+    println!("built target/release/xenolith and {} guest(s) in target/guests/", GUESTS.len());
+    Ok(())
+}
+
+fn demo() -> Result<()> {
+    let cfg = root().join("examples/hello/hello.cfg");
+    println!("booting {} under xenolith (console attached):", cfg.display());
+    run(Command::new(root().join("target/release/xenolith")).args(["create", "-c"]).arg(&cfg))
+}
+
+fn test() -> Result<()> {
+    run(cargo().args(["test", "--workspace", "--exclude", "hello", "--exclude", "guest-lib"]))?;
+    // guest-lib's host-testable parts.
+    run(cargo().args(["test", "-p", "guest-lib", "--lib"]))?;
+    fuzz::run(&["--seconds".into(), "5".into()])?;
+    println!("all tests passed");
+    Ok(())
 }

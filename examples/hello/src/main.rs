@@ -1,4 +1,38 @@
-#![no_std]
-#![no_main]
-#[panic_handler]
-fn panic(_: &core::panic::PanicInfo) -> ! { loop {} }
+//! The hello appliance: greets, shows its command line and memory size,
+//! sleeps 100 ms on the pvclock (printing the measured time), powers off.
+//! With the word `panic` on its command line it panics instead, so the
+//! domain ends as crashed.
+#![cfg_attr(target_os = "none", no_std)]
+#![cfg_attr(target_os = "none", no_main)]
+#![cfg_attr(not(target_os = "none"), allow(dead_code))]
+
+use core::time::Duration;
+
+use guest_lib::{println, time, BootInfo};
+
+#[cfg(target_os = "none")]
+guest_lib::main!(hello);
+
+fn hello(boot: &BootInfo) {
+    println!("Hello from Xenolith!");
+    println!("command line: {}", boot.cmdline());
+    if boot
+        .cmdline()
+        .split_ascii_whitespace()
+        .any(|w| w == "panic")
+    {
+        panic!("asked to panic by the command line");
+    }
+    // Rounded to the nearest MiB: builders may keep a few pages of RAM.
+    println!("memory: {} MiB", (boot.total_ram() + (1 << 19)) >> 20);
+    let start = time::Instant::now();
+    time::sleep(Duration::from_millis(100));
+    let us = start.elapsed().as_micros();
+    println!("slept 100 ms (measured {}.{:03} ms)", us / 1000, us % 1000);
+}
+
+/// On the host there is nothing to run: hello is a Xen guest.
+#[cfg(not(target_os = "none"))]
+fn main() {
+    eprintln!("hello is a Xen PVH guest: build it with --target x86_64-unknown-none");
+}

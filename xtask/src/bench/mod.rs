@@ -1,10 +1,37 @@
-//! `cargo xtask bench`: every capability's benchmark, each against a real peer.
+//! `cargo xtask bench`: every capability's benchmark, each against a real
+//! peer measured in the same run; results are printed and recorded in
+//! docs/benchmarks.md.
 
+mod boot;
 mod fs;
 
 use anyhow::Result;
 
-/// Runs all benchmarks and prints their reports.
-pub fn run(_args: &[String]) -> Result<()> {
-    fs::run()
+/// Runs the benchmarks named in `args` (all when empty): boot, fs.
+pub fn run(args: &[String]) -> Result<()> {
+    let want = |name: &str| args.is_empty() || args.iter().any(|a| a == name);
+    if want("boot") {
+        let report = boot::run()?;
+        print!("{report}");
+        record("boot", &report)?;
+    }
+    if want("fs") {
+        fs::run()?;
+    }
+    Ok(())
+}
+
+/// Replaces the block between `<!-- bench:NAME -->` and `<!-- /bench:NAME -->`
+/// in docs/benchmarks.md with the latest report.
+pub fn record(name: &str, report: &str) -> Result<()> {
+    let path = crate::root().join("docs/benchmarks.md");
+    let text = std::fs::read_to_string(&path).unwrap_or_default();
+    let (open, close) = (format!("<!-- bench:{name} -->"), format!("<!-- /bench:{name} -->"));
+    let block = format!("{open}\n```\n{}```\n{close}", report);
+    let new = match (text.find(&open), text.find(&close)) {
+        (Some(a), Some(b)) if a < b => format!("{}{}{}", &text[..a], block, &text[b + close.len()..]),
+        _ => format!("{text}\n{block}\n"),
+    };
+    std::fs::write(&path, new)?;
+    Ok(())
 }

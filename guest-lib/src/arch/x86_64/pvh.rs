@@ -1,0 +1,118 @@
+//! The PVH entry (x86/HVM direct boot ABI, docs/misc/pvh.pandoc).
+//!
+//! The domain builder (Xen's libelf, our hypervisor, or QEMU's `-kernel`)
+//! finds the 32-bit entry address in the `XEN_ELFNOTE_PHYS32_ENTRY` note and
+//! starts the vCPU there in flat 32-bit protected mode, paging off, EBX = the
+//! physical address of `hvm_start_info`, no stack.
+//!
+//! The 32-bit stub is kept tiny and stackless: load CR3 with the static boot
+//! page tables (see `paging`), set CR4.PAE, EFER.LME, CR0.PG, load a 64-bit
+//! GDT and far-jump to 64-bit code. The 64-bit part loads data segments and a
+//! static stack, then calls Rust. Interrupts stay disabled until the IDT is
+//! loaded, in long mode: this machine's software KVM cannot emulate a 32-bit
+//! IRET.
+//!
+//! BSS is not zeroed here: Xen's libelf, our loader and QEMU all zero the
+//! memsz − filesz tail of each PT_LOAD segment while loading (at host speed,
+//! which matters when every guest instruction is emulated).
+
+use xen_abi::elfnote;
+
+/// Size of the boot stack (the only stack: one vCPU, interrupts on it too).
+const STACK_SIZE: usize = 128 * 1024;
+/// EFER MSR and its long-mode-enable bit.
+const MSR_EFER: u32 = 0xC000_0080;
+const EFER_LME: u32 = 1 << 8;
+const CR4_PAE: u32 = 1 << 5;
+const CR0_PE_PG: u32 = (1 << 0) | (1 << 31);
+/// GDT selectors (matching the table below).
+pub const KERNEL_CS: u16 = 0x08;
+/// The flat data selector.
+pub const KERNEL_DS: u16 = 0x10;
+
+core::arch::global_asm!(
+    r#"
+    /* The ELF note Xen's libelf, our loader and QEMU look for. Its 4-byte
+       descriptor is the 32-bit entry address. linker/guest.ld puts this
+       section alone in the PT_NOTE segment and 8 zero bytes after it (QEMU
+       7.2 reads 8 bytes of descriptor from 64-bit ELF files). */
+    .section .note.xen, "a", @note
+    .balign 4
+    .long 4                     /* namesz: "Xen\0" */
+    .long 4                     /* descsz */
+    .long {phys32_entry}        /* type: XEN_ELFNOTE_PHYS32_ENTRY */
+    .asciz "Xen"
+    .long pvh_start32
+
+    .section .text.pvh_entry, "ax"
+    .code32
+    .globl pvh_start32
+pvh_start32:
+    /* EBX (hvm_start_info) is left untouched until 64-bit code reads it. */
+    cld
+    movl $boot_pml4, %eax
+    movl %eax, %cr3
+    movl %cr4, %eax
+    orl ${cr4_pae}, %eax
+    movl %eax, %cr4
+    movl ${msr_efer}, %ecx
+    rdmsr
+    orl ${efer_lme}, %eax
+    wrmsr
+    movl %cr0, %eax
+    orl ${cr0_pe_pg}, %eax
+    movl %eax, %cr0
+    lgdt boot_gdt_ptr
+    ljmp ${kernel_cs}, $pvh_start64
+
+    .code64
+pvh_start64:
+    movl ${kernel_ds}, %eax
+    movl %eax, %ds
+    movl %eax, %es
+    movl %eax, %ss
+    movl %eax, %fs
+    movl %eax, %gs
+    leaq boot_stack_top(%rip), %rsp
+    xorl %ebp, %ebp
+    movl %ebx, %edi             /* zero-extends: the start info address */
+    call xenolith_pvh_main
+2:  cli
+    hlt
+    jmp 2b
+
+    .section .data.boot_gdt, "aw"
+    .balign 16
+boot_gdt:
+    .quad 0
+    .quad 0x00af9a000000ffff    /* 0x08: 64-bit code, DPL 0 */
+    .quad 0x00cf92000000ffff    /* 0x10: flat data */
+boot_gdt_end:
+    .balign 8
+boot_gdt_ptr:
+    .word boot_gdt_end - boot_gdt - 1
+    .long boot_gdt
+
+    .section .bss.boot_stack, "aw", @nobits
+    .balign 16
+boot_stack:
+    .space {stack_size}
+boot_stack_top:
+    "#,
+    phys32_entry = const elfnote::PHYS32_ENTRY,
+    cr4_pae = const CR4_PAE,
+    msr_efer = const MSR_EFER,
+    efer_lme = const EFER_LME,
+    cr0_pe_pg = const CR0_PE_PG,
+    kernel_cs = const KERNEL_CS,
+    kernel_ds = const KERNEL_DS,
+    stack_size = const STACK_SIZE,
+    options(att_syntax)
+);
+
+/// The first Rust code, in long mode with the boot stack, interrupts off.
+#[unsafe(no_mangle)]
+extern "C" fn xenolith_pvh_main(start_info_paddr: u64) -> ! {
+    super::traps::init();
+    crate::runtime::start(crate::runtime::BootMode::Pvh { start_info_paddr })
+}

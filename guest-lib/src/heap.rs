@@ -1,0 +1,224 @@
+//! The global allocator: a linked-list heap over the largest free RAM range.
+//!
+//! "Free" means RAM in the memory map, above 1 MiB (low memory holds
+//! firmware-ish leftovers and, on some builders, the start info), inside
+//! the identity map, and outside the kernel image and every boot data range
+//! (start info, memory map, command lines, module list, modules). The heap
+//! is not zeroed: allocations that need zeroes ask for them.
+
+use core::alloc::{GlobalAlloc, Layout};
+use core::ptr::{null_mut, NonNull};
+
+use linked_list_allocator::Heap;
+
+use crate::boot::{BootInfo, MemoryKind, MemoryRegion, PhysRange};
+use crate::sync::IrqMutex;
+
+/// Memory below this is never used for the heap.
+pub const LOW_MEMORY_END: u64 = 1 << 20;
+/// Smaller free ranges are not worth a heap.
+pub const MIN_HEAP: u64 = 64 * 1024;
+const PAGE: u64 = 4096;
+
+/// Picks the largest page-aligned range of RAM in `map` that lies in
+/// `[LOW_MEMORY_END, limit)` and overlaps none of `excluded` (which this
+/// sorts). `None` if nothing of at least [`MIN_HEAP`] bytes is left.
+pub fn choose_heap(
+    map: &[MemoryRegion],
+    excluded: &mut [PhysRange],
+    limit: u64,
+) -> Option<PhysRange> {
+    excluded.sort_unstable_by_key(|r| r.start);
+    let mut best: Option<PhysRange> = None;
+    let mut consider = |start: u64, end: u64| {
+        let start = start.checked_next_multiple_of(PAGE).unwrap_or(u64::MAX);
+        let end = end & !(PAGE - 1);
+        if end > start
+            && end - start >= MIN_HEAP
+            && best.is_none_or(|b| end - start > b.end - b.start)
+        {
+            best = Some(PhysRange { start, end });
+        }
+    };
+    for r in map.iter().filter(|r| r.kind == MemoryKind::Ram) {
+        let start = r.start.max(LOW_MEMORY_END);
+        let end = r.end().min(limit);
+        if start >= end {
+            continue;
+        }
+        let mut cursor = start;
+        for ex in excluded.iter() {
+            if ex.end <= cursor {
+                continue;
+            }
+            if ex.start >= end {
+                break;
+            }
+            if ex.start > cursor {
+                consider(cursor, ex.start);
+            }
+            cursor = cursor.max(ex.end);
+        }
+        if cursor < end {
+            consider(cursor, end);
+        }
+    }
+    best
+}
+
+/// A [`linked_list_allocator::Heap`] behind an interrupt-masking lock.
+pub struct GuestHeap(IrqMutex<Heap>);
+
+impl GuestHeap {
+    /// A heap with no memory yet (every allocation fails until [`init`]).
+    pub const fn empty() -> Self {
+        GuestHeap(IrqMutex::new(Heap::empty()))
+    }
+
+    /// Bytes in use and bytes free.
+    pub fn usage(&self) -> (usize, usize) {
+        let h = self.0.lock();
+        (h.used(), h.free())
+    }
+}
+
+impl Default for GuestHeap {
+    fn default() -> Self {
+        Self::empty()
+    }
+}
+
+// SAFETY: linked_list_allocator returns blocks that fit the layout and do
+// not overlap; the lock serialises all access to its free list.
+unsafe impl GlobalAlloc for GuestHeap {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        self.0
+            .lock()
+            .allocate_first_fit(layout)
+            .map_or(null_mut(), |p| p.as_ptr())
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        if let Some(p) = NonNull::new(ptr) {
+            // SAFETY: the caller passes a block this allocator returned.
+            unsafe { self.0.lock().deallocate(p, layout) }
+        }
+    }
+}
+
+/// The guest's allocator.
+#[cfg(all(target_os = "none", not(test)))]
+#[global_allocator]
+pub static HEAP: GuestHeap = GuestHeap::empty();
+
+/// The guest's allocator (a stand-in on the host, where std allocates).
+#[cfg(not(all(target_os = "none", not(test))))]
+pub static HEAP: GuestHeap = GuestHeap::empty();
+
+/// Gives the heap the largest free RAM range; returns it.
+pub fn init(boot: &BootInfo) -> Option<PhysRange> {
+    let mut excluded = [PhysRange { start: 0, end: 0 }; crate::boot::MAX_BOOT_RANGES + 1];
+    let ranges = boot.boot_ranges();
+    excluded[..ranges.len()].copy_from_slice(ranges);
+    let image = crate::arch::image_range();
+    excluded[ranges.len()] = image;
+    let r = choose_heap(
+        boot.memory_map(),
+        &mut excluded[..=ranges.len()],
+        crate::arch::mapped_limit(),
+    )?;
+    // SAFETY: the range is RAM, identity-mapped, and overlaps neither the
+    // image nor any boot data BootInfo refers to, so nothing else uses it.
+    unsafe {
+        HEAP.0
+            .lock()
+            .init(r.start as *mut u8, (r.end - r.start) as usize)
+    };
+    Some(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIB: u64 = 1 << 20;
+
+    fn ram(start: u64, size: u64) -> MemoryRegion {
+        MemoryRegion {
+            start,
+            size,
+            kind: MemoryKind::Ram,
+        }
+    }
+    fn r(start: u64, end: u64) -> PhysRange {
+        PhysRange { start, end }
+    }
+
+    #[test]
+    fn skips_low_memory_image_and_boot_data() {
+        let map = [ram(0, 0xA0000), ram(MIB, 63 * MIB)];
+        // Image 1 MiB..1.5 MiB, start info + cmdline at 2 MiB, a 20 MiB module at 40 MiB.
+        let mut ex = [
+            r(40 * MIB, 60 * MIB),
+            r(MIB, MIB + MIB / 2),
+            r(2 * MIB, 2 * MIB + 100),
+        ];
+        let h = choose_heap(&map, &mut ex, 4 << 30).unwrap();
+        assert_eq!(h, r(2 * MIB + 4096, 40 * MIB));
+    }
+
+    #[test]
+    fn respects_the_mapped_limit_and_kinds() {
+        let map = [
+            ram(MIB, 3 * MIB),
+            MemoryRegion {
+                start: 8 * MIB,
+                size: 100 * MIB,
+                kind: MemoryKind::Reserved,
+            },
+            ram(200 * MIB, 100 * MIB),
+        ];
+        let h = choose_heap(&map, &mut [], 210 * MIB).unwrap();
+        assert_eq!(h, r(200 * MIB, 210 * MIB));
+    }
+
+    #[test]
+    fn aligns_to_pages_and_refuses_tiny_ranges() {
+        let map = [ram(MIB + 1, 200 * 1024)];
+        let h = choose_heap(&map, &mut [], u64::MAX).unwrap();
+        assert_eq!(h.start, MIB + 4096);
+        assert_eq!(h.end, (MIB + 1 + 200 * 1024) & !4095);
+        assert_eq!(choose_heap(&[ram(MIB, 4096)], &mut [], u64::MAX), None);
+        assert_eq!(choose_heap(&[], &mut [], u64::MAX), None);
+    }
+
+    #[test]
+    fn overlapping_exclusions() {
+        let map = [ram(0, 100 * MIB)];
+        let mut ex = [
+            r(10 * MIB, 50 * MIB),
+            r(5 * MIB, 20 * MIB),
+            r(90 * MIB, 200 * MIB),
+        ];
+        let h = choose_heap(&map, &mut ex, u64::MAX).unwrap();
+        assert_eq!(h, r(50 * MIB, 90 * MIB));
+    }
+
+    #[test]
+    fn allocates_from_a_chosen_range() {
+        static mut ARENA: [u64; 8192] = [0; 8192];
+        let heap = GuestHeap::empty();
+        // SAFETY: the test owns ARENA.
+        unsafe { heap.0.lock().init((&raw mut ARENA).cast(), 8192 * 8) };
+        let layout = Layout::from_size_align(100, 16).unwrap();
+        // SAFETY: a valid layout; the block is freed with the same layout.
+        unsafe {
+            let p = heap.alloc(layout);
+            assert!(!p.is_null());
+            assert_eq!(p as usize % 16, 0);
+            assert!(heap.usage().0 >= 100);
+            heap.dealloc(p, layout);
+        }
+        assert_eq!(heap.usage().0, 0);
+    }
+}

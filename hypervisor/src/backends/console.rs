@@ -1,0 +1,168 @@
+//! The PV console backend (xenconsoled's job): drains the guest's output
+//! ring to the terminal or a log file, and feeds terminal input into the
+//! input ring.
+
+use std::io::Write;
+use std::sync::Mutex;
+
+use xen_abi::console::*;
+
+use crate::xen::Domain;
+
+/// Where console output goes.
+pub enum Sink {
+    /// The terminal (xl create -c / xl console).
+    Stdout,
+    /// A log file (xenconsoled --log=guest).
+    File(std::fs::File),
+}
+
+struct Inner {
+    sink: Sink,
+    /// Input not yet accepted by the guest (its ring was full).
+    pending_input: Vec<u8>,
+    /// The ring was found corrupt: stop serving it.
+    broken: bool,
+}
+
+/// A domain's console backend.
+pub struct Console {
+    /// Guest address of the ring page.
+    ring: u64,
+    /// The guest's port for this console (set when connected).
+    port: Mutex<u32>,
+    inner: Mutex<Inner>,
+    /// Some output has reached the sink (for the boot benchmark).
+    output_seen: std::sync::atomic::AtomicBool,
+}
+
+impl Console {
+    /// A console whose ring page is at guest address `ring`.
+    pub fn new(ring: u64, sink: Sink) -> Self {
+        Console {
+            ring,
+            port: Mutex::new(0),
+            inner: Mutex::new(Inner { sink, pending_input: Vec::new(), broken: false }),
+            output_seen: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// Records the guest port the console is connected on.
+    pub fn set_port(&self, port: u32) {
+        *self.port.lock().unwrap_or_else(|e| e.into_inner()) = port;
+    }
+
+    fn port(&self) -> u32 {
+        *self.port.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The guest notified us: drain output, retry pending input, and tell
+    /// the guest there is room again.
+    pub fn on_guest_event(&self, dom: &Domain) {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let drained = self.drain(dom, &mut inner);
+        let fed = self.feed(dom, &mut inner);
+        drop(inner);
+        if drained || fed {
+            dom.raise(self.port());
+        }
+    }
+
+    /// Drains output without notifying: used once the domain has stopped.
+    pub fn flush(&self, dom: &Domain) {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        self.drain(dom, &mut inner);
+    }
+
+    /// Copies the output ring to the sink. Returns whether anything moved.
+    fn drain(&self, dom: &Domain, inner: &mut Inner) -> bool {
+        if inner.broken {
+            return false;
+        }
+        let ram = &dom.ram;
+        let (Ok(cons), Ok(prod)) = (ram.atomic_u32(self.ring + OUT_CONS as u64), ram.atomic_u32(self.ring + OUT_PROD as u64)) else {
+            return false;
+        };
+        use std::sync::atomic::Ordering::{Acquire, Release};
+        let (c, p) = (cons.load(Acquire), prod.load(Acquire));
+        let len = p.wrapping_sub(c);
+        if len == 0 {
+            return false;
+        }
+        if len > OUT_RING_SIZE {
+            log::warn!("domain {}: console output ring indices are corrupt (cons {c}, prod {p}); console disabled", dom.info.domid);
+            inner.broken = true;
+            return false;
+        }
+        let mut buf = vec![0u8; len as usize];
+        for (i, b) in buf.iter_mut().enumerate() {
+            let idx = c.wrapping_add(i as u32) % OUT_RING_SIZE;
+            *b = ram.read_obj(self.ring + OUTPUT as u64 + u64::from(idx)).unwrap_or(b'?');
+        }
+        write_sink(&mut inner.sink, &buf);
+        self.output_seen.store(true, std::sync::atomic::Ordering::Relaxed);
+        cons.store(p, Release);
+        true
+    }
+
+    /// Queues terminal input for the guest and delivers what fits.
+    pub fn input(&self, dom: &Domain, bytes: &[u8]) {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        // Bound what a guest that never reads can make us hold.
+        if inner.pending_input.len() < 64 * 1024 {
+            inner.pending_input.extend_from_slice(bytes);
+        }
+        let fed = self.feed(dom, &mut inner);
+        drop(inner);
+        if fed {
+            dom.raise(self.port());
+        }
+    }
+
+    fn feed(&self, dom: &Domain, inner: &mut Inner) -> bool {
+        if inner.pending_input.is_empty() || inner.broken {
+            return false;
+        }
+        let ram = &dom.ram;
+        let (Ok(cons), Ok(prod)) = (ram.atomic_u32(self.ring + IN_CONS as u64), ram.atomic_u32(self.ring + IN_PROD as u64)) else {
+            return false;
+        };
+        use std::sync::atomic::Ordering::{Acquire, Release};
+        let (c, p) = (cons.load(Acquire), prod.load(Acquire));
+        let used = p.wrapping_sub(c);
+        if used > IN_RING_SIZE {
+            inner.broken = true;
+            return false;
+        }
+        let n = ((IN_RING_SIZE - used) as usize).min(inner.pending_input.len());
+        for (i, &b) in inner.pending_input[..n].iter().enumerate() {
+            let idx = p.wrapping_add(i as u32) % IN_RING_SIZE;
+            let _ = ram.write_obj(self.ring + INPUT as u64 + u64::from(idx), &b);
+        }
+        prod.store(p.wrapping_add(n as u32), Release);
+        inner.pending_input.drain(..n);
+        n > 0
+    }
+
+    /// Whether the guest has written anything to its console yet.
+    pub fn has_output(&self) -> bool {
+        self.output_seen.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Output a guest wrote to the debug port or console_io: stderr, like `xl dmesg`.
+    pub fn debug_output(&self, bytes: &[u8]) {
+        let mut err = std::io::stderr().lock();
+        let _ = err.write_all(bytes);
+    }
+}
+
+
+fn write_sink(sink: &mut Sink, bytes: &[u8]) {
+    let _ = match sink {
+        Sink::Stdout => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(bytes).and_then(|_| out.flush())
+        }
+        Sink::File(f) => f.write_all(bytes),
+    };
+}

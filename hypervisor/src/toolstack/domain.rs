@@ -1,0 +1,246 @@
+//! Domain lifecycle: build a domain from its configuration, run it until it
+//! shuts down, and apply on_poweroff / on_reboot / on_crash.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use xen_abi::hvm;
+
+use super::config::{Action, DomainConfig};
+use crate::backends::console::{Console, Sink};
+use crate::loader::{self, BootParams, PvhKernel};
+use crate::vstate::cpuid::{self, XenLeaves};
+use crate::vstate::vcpu::{Probes, Vcpu};
+use crate::vstate::vm::Vm;
+use crate::xen::domain::DomainInfo;
+use crate::xen::evtchn::Backend;
+use crate::xen::time::Clock;
+use crate::xen::{Domain, ShutdownReason};
+
+/// Why a domain could not be built or run.
+#[derive(Debug, thiserror::Error)]
+pub enum DomainError {
+    /// A file named by the configuration could not be read.
+    #[error("cannot read {what} {path}: {err}")]
+    Read {
+        /// "kernel" or "ramdisk".
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        err: std::io::Error,
+    },
+    /// The kernel is not a loadable PVH image.
+    #[error("{path}: {err}")]
+    Kernel {
+        /// The kernel file.
+        path: PathBuf,
+        /// The loader's error.
+        #[source]
+        err: loader::LoadError,
+    },
+    /// KVM could not set up the VM.
+    #[error(transparent)]
+    Vm(#[from] crate::vstate::vm::VmError),
+    /// The vCPU failed.
+    #[error(transparent)]
+    Vcpu(#[from] crate::vstate::vcpu::VcpuError),
+    /// The console log could not be opened.
+    #[error("cannot open console log {path}: {err}")]
+    ConsoleLog {
+        /// The log file.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        err: std::io::Error,
+    },
+}
+
+/// Where the domain's console goes.
+#[derive(Clone, Debug)]
+pub enum ConsoleTarget {
+    /// The terminal: output to stdout, input from stdin (`create -c`).
+    Terminal,
+    /// A log file; no input.
+    Log(PathBuf),
+}
+
+/// How to run a domain.
+pub struct RunOptions {
+    /// The domain id to give it.
+    pub domid: u16,
+    /// Where its console goes.
+    pub console: ConsoleTarget,
+}
+
+/// The domain that terminal input goes to (it changes on restart).
+type InputTarget = Arc<Mutex<Option<Arc<Domain>>>>;
+
+/// Runs the domain until it shuts down for good; returns the final reason.
+pub fn run(cfg: &DomainConfig, opts: &RunOptions) -> Result<ShutdownReason, DomainError> {
+    let kernel_bytes = std::fs::read(&cfg.kernel).map_err(|err| DomainError::Read { what: "kernel", path: cfg.kernel.clone(), err })?;
+    let kernel = PvhKernel::parse(&kernel_bytes).map_err(|err| DomainError::Kernel { path: cfg.kernel.clone(), err: err.into() })?;
+    let ramdisk = match &cfg.ramdisk {
+        Some(p) => Some(std::fs::read(p).map_err(|err| DomainError::Read { what: "ramdisk", path: p.clone(), err })?),
+        None => None,
+    };
+    let input: InputTarget = Arc::new(Mutex::new(None));
+    if matches!(opts.console, ConsoleTarget::Terminal) {
+        spawn_terminal_input(input.clone());
+    }
+    loop {
+        let reason = boot(cfg, opts, &kernel, ramdisk.as_deref(), &input)?;
+        let action = match reason {
+            ShutdownReason::Poweroff => cfg.on_poweroff,
+            ShutdownReason::Reboot => cfg.on_reboot,
+            ShutdownReason::Crash | ShutdownReason::Watchdog => cfg.on_crash,
+            _ => Action::Destroy,
+        };
+        if action.restarts() {
+            log::info!("domain {}: {} -> restarting", cfg.name, reason.name());
+            continue;
+        }
+        return Ok(reason);
+    }
+}
+
+/// Builds one incarnation of the domain and runs it to shutdown.
+fn boot(
+    cfg: &DomainConfig,
+    opts: &RunOptions,
+    kernel: &PvhKernel,
+    ramdisk: Option<&[u8]>,
+    input: &InputTarget,
+) -> Result<ShutdownReason, DomainError> {
+    let layout = loader::MemoryLayout::new(cfg.memory_mib << 20);
+    let vm = Vm::new(&layout.guest_ranges(), &[xen_abi::cpuid::HYPERCALL_MSR])?;
+    log::info!("KVM backend: {}{}", vm.backend, if vm.has_xen_hvm() { "; in-kernel Xen support present (unused)" } else { "" });
+    let boot = loader::load(vm.ram.mmap(), kernel, &BootParams { layout: &layout, cmdline: cfg.cmdline.as_deref(), ramdisk })
+        .map_err(|err| DomainError::Kernel { path: cfg.kernel.clone(), err })?;
+
+    let mut vcpu = Vcpu::new(vm.create_vcpu(0)?);
+    let tsc_khz = vcpu.tsc_khz()?;
+    let leaves = XenLeaves { version: crate::xen::XEN_VERSION, tsc_khz, domid: opts.domid, vcpu_id: 0 };
+    vcpu.set_cpuid(&cpuid::build(&vm.supported_cpuid()?, &leaves))?;
+    vcpu.set_pvh_entry(boot.entry, boot.start_info)?;
+    let clock = Clock::new(tsc_khz, vcpu.guest_tsc()?);
+
+    let sink = match &opts.console {
+        ConsoleTarget::Terminal => Sink::Stdout,
+        ConsoleTarget::Log(path) => Sink::File(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|err| DomainError::ConsoleLog { path: path.clone(), err })?,
+        ),
+    };
+    let info = DomainInfo {
+        domid: opts.domid,
+        name: cfg.name.clone(),
+        memmap: layout.memory_map(),
+        pages: layout.ram_bytes() >> 12,
+    };
+    let dom = Arc::new(Domain::new(info, vm.ram.clone(), clock, Console::new(loader::CONSOLE_RING, sink)));
+    {
+        let console_port = dom.connect_backend(Backend::Console);
+        dom.console.set_port(console_port);
+        let store_port = dom.connect_backend(Backend::Store);
+        let mut st = dom.state();
+        st.params[hvm::PARAM_CONSOLE_PFN as usize] = loader::CONSOLE_RING >> 12;
+        st.params[hvm::PARAM_CONSOLE_EVTCHN as usize] = console_port.into();
+        st.params[hvm::PARAM_STORE_PFN as usize] = loader::XENSTORE_RING >> 12;
+        st.params[hvm::PARAM_STORE_EVTCHN as usize] = store_port.into();
+    }
+    *input.lock().unwrap_or_else(|e| e.into_inner()) = Some(dom.clone());
+
+    let result = std::thread::scope(|s| {
+        s.spawn(|| dom.run_timer());
+        let vcpu_thread = s.spawn(|| {
+            dom.set_vcpu_thread();
+            let r = vcpu.run(&*dom, &Probes::from_env());
+            if r.is_err() {
+                dom.shutdown(ShutdownReason::Crash);
+            }
+            r
+        });
+        let r = vcpu_thread.join().unwrap_or_else(|_| {
+            dom.shutdown(ShutdownReason::Crash);
+            Ok(())
+        });
+        dom.shutdown(ShutdownReason::Crash); // stops the timer thread if the vCPU returned early
+        r
+    });
+    dom.console.flush(&dom);
+    *input.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    result?;
+    Ok(dom.shutdown_reason().unwrap_or(ShutdownReason::Crash))
+}
+
+/// Ctrl-]: the escape that detaches from a console in xl; here it destroys the domain.
+const ESCAPE: u8 = 0x1d;
+
+/// Forwards stdin to the current domain's console, in raw mode on a terminal.
+fn spawn_terminal_input(target: InputTarget) {
+    let raw = RawTerminal::enter();
+    std::thread::spawn(move || {
+        let _raw = raw;
+        let mut buf = [0u8; 512];
+        loop {
+            // SAFETY: reading into a local buffer from fd 0.
+            let n = unsafe { libc::read(0, buf.as_mut_ptr().cast(), buf.len()) };
+            if n <= 0 {
+                return;
+            }
+            let bytes = &buf[..n as usize];
+            let Some(dom) = target.lock().unwrap_or_else(|e| e.into_inner()).clone() else { continue };
+            if let Some(pos) = bytes.iter().position(|&b| b == ESCAPE) {
+                dom.console.input(&dom, &bytes[..pos]);
+                eprintln!("\r\nxenolith: console escape (Ctrl-]): destroying domain {}\r", dom.info.name);
+                std::process::exit(super::EXIT_DESTROYED);
+            }
+            dom.console.input(&dom, bytes);
+        }
+    });
+}
+
+/// Puts the terminal in raw mode for the console and restores it on drop or exit.
+struct RawTerminal;
+
+static SAVED_TERMIOS: Mutex<Option<libc::termios>> = Mutex::new(None);
+
+impl RawTerminal {
+    fn enter() -> Option<RawTerminal> {
+        // SAFETY: isatty/tcgetattr/tcsetattr on fd 0 with a local termios.
+        unsafe {
+            if libc::isatty(0) == 0 {
+                return None;
+            }
+            let mut t: libc::termios = std::mem::zeroed();
+            if libc::tcgetattr(0, &mut t) != 0 {
+                return None;
+            }
+            *SAVED_TERMIOS.lock().unwrap_or_else(|e| e.into_inner()) = Some(t);
+            libc::atexit(restore_terminal);
+            let mut raw = t;
+            libc::cfmakeraw(&mut raw);
+            raw.c_oflag |= libc::OPOST; // keep \n -> \r\n for guest output
+            libc::tcsetattr(0, libc::TCSANOW, &raw);
+        }
+        Some(RawTerminal)
+    }
+}
+
+extern "C" fn restore_terminal() {
+    if let Some(t) = *SAVED_TERMIOS.lock().unwrap_or_else(|e| e.into_inner()) {
+        // SAFETY: restoring the attributes saved from the same fd.
+        unsafe { libc::tcsetattr(0, libc::TCSANOW, &t) };
+    }
+}
+
+impl Drop for RawTerminal {
+    fn drop(&mut self) {
+        restore_terminal();
+    }
+}

@@ -1,0 +1,18 @@
+//! The toolstack: xl.cfg parsing and the domain lifecycle (what xl and
+//! libxl do on a Xen host).
+
+pub mod config;
+pub mod domain;
+
+/// Exit status: the domain powered off.
+pub const EXIT_POWEROFF: u8 = 0;
+/// Exit status: the configuration, the kernel or the hypervisor failed.
+pub const EXIT_ERROR: u8 = 1;
+/// Exit status: the domain crashed.
+pub const EXIT_CRASH: u8 = 2;
+/// Exit status: the domain rebooted and on_reboot did not restart it.
+pub const EXIT_REBOOT: u8 = 3;
+/// Exit status: the domain stopped for another reason (suspend, watchdog, soft reset).
+pub const EXIT_OTHER: u8 = 4;
+/// Exit status: destroyed from the console (Ctrl-]).
+pub const EXIT_DESTROYED: i32 = 5;

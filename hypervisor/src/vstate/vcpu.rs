@@ -1,0 +1,344 @@
+//! A vCPU: PVH entry state, the KVM_RUN loop, and exits handed to the layer
+//! above through [`ExitHandler`].
+
+use kvm_bindings::{kvm_regs, kvm_segment, Msrs, kvm_msr_entry};
+use kvm_ioctls::{SyncReg, VcpuExit, VcpuFd};
+
+use super::kvm_ext;
+
+/// An error that stops the vCPU.
+#[derive(Debug, thiserror::Error)]
+pub enum VcpuError {
+    /// A KVM ioctl failed.
+    #[error("KVM {what} failed: {err}")]
+    Kvm {
+        /// Which operation.
+        what: &'static str,
+        /// The error.
+        #[source]
+        err: kvm_ioctls::Error,
+    },
+    /// Something the host's KVM could not set up.
+    #[error("{0}")]
+    Setup(#[from] std::io::Error),
+}
+
+fn kvm(what: &'static str) -> impl FnOnce(kvm_ioctls::Error) -> VcpuError {
+    move |err| VcpuError::Kvm { what, err }
+}
+
+/// Why the guest cannot go on: the layer above turns it into a crash.
+#[derive(Debug)]
+pub enum GuestFault {
+    /// KVM could not emulate an instruction (KVM_EXIT_INTERNAL_ERROR).
+    EmulationFailure {
+        /// The guest instruction pointer.
+        rip: u64,
+    },
+    /// A triple fault (KVM_EXIT_SHUTDOWN).
+    TripleFault {
+        /// The guest instruction pointer.
+        rip: u64,
+    },
+    /// KVM refused to enter the guest.
+    FailEntry(u64),
+}
+
+impl std::fmt::Display for GuestFault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            GuestFault::EmulationFailure { rip } => write!(
+                f,
+                "KVM could not emulate the instruction at RIP {rip:#x}; \
+                 guests must not use SSE/AVX/x87 or instructions this KVM backend lacks"
+            ),
+            GuestFault::TripleFault { rip } => write!(f, "triple fault at RIP {rip:#x}"),
+            GuestFault::FailEntry(reason) => write!(f, "KVM failed to enter the guest (reason {reason:#x})"),
+        }
+    }
+}
+
+/// The registers of a stopped vCPU, as the layer above sees them.
+pub struct Cpu<'a> {
+    fd: &'a mut VcpuFd,
+    long_mode: bool,
+}
+
+impl Cpu<'_> {
+    /// General-purpose registers (valid through KVM_CAP_SYNC_REGS on every exit).
+    pub fn regs(&self) -> kvm_regs {
+        self.fd.sync_regs().regs
+    }
+
+    /// Sets RAX, the return value of a hypercall.
+    pub fn set_rax(&mut self, value: u64) {
+        self.fd.sync_regs_mut().regs.rax = value;
+        self.fd.set_sync_dirty_reg(SyncReg::Register);
+    }
+
+    /// Whether the guest was in 64-bit mode when it last set up hypercalls.
+    pub fn long_mode(&self) -> bool {
+        self.long_mode
+    }
+
+    /// Translates a guest-virtual address through the guest's page tables.
+    pub fn translate(&self, gva: u64) -> Option<u64> {
+        let t = self.fd.translate_gva(gva).ok()?;
+        (t.valid != 0).then_some(t.physical_address)
+    }
+
+    /// Re-reads the guest's mode from its segment state.
+    pub fn refresh_mode(&mut self) {
+        if let Ok(s) = self.fd.get_sregs() {
+            self.long_mode = s.efer & EFER_LMA != 0 && s.cs.l != 0;
+        }
+    }
+}
+
+/// What the vCPU asks of the layer above (the Xen ABI emulation).
+pub trait ExitHandler {
+    /// The guest wrote `data` to I/O port `port`.
+    fn io_out(&self, cpu: &mut Cpu<'_>, port: u16, data: &[u8]);
+    /// The guest reads I/O port `port` into `data`.
+    fn io_in(&self, port: u16, data: &mut [u8]);
+    /// The guest touched physical memory that is not RAM.
+    fn mmio(&self, addr: u64, data: &mut [u8], write: bool);
+    /// The guest wrote a trapped MSR; false injects #GP.
+    fn wrmsr(&self, cpu: &mut Cpu<'_>, index: u32, value: u64) -> bool;
+    /// The guest read a trapped MSR; None injects #GP.
+    fn rdmsr(&self, index: u32) -> Option<u64>;
+    /// The vector to inject now, if an upcall is pending.
+    fn pending_vector(&self) -> Option<u8>;
+    /// The guest halted: block until there is work. With interrupts off
+    /// nothing can wake it (Xen takes that vCPU down).
+    fn halt(&self, interrupts_on: bool);
+    /// Whether the vCPU must stop (the domain shut down).
+    fn should_stop(&self) -> bool;
+    /// The guest cannot go on.
+    fn fault(&self, fault: GuestFault);
+    /// Whether single-step instruction counting (if on) should end now.
+    fn counting_done(&self) -> bool {
+        false
+    }
+}
+
+/// Benchmark probes, switched on by environment variables so that normal
+/// runs pay nothing for them.
+#[derive(Default)]
+pub struct Probes {
+    /// CLOCK_MONOTONIC ns at which the benchmark started the process
+    /// (XENOLITH_BENCH_T0): the first guest entry is reported against it.
+    pub t0_ns: Option<u64>,
+    /// Count guest instructions by single-stepping (XENOLITH_COUNT_INSTRUCTIONS)
+    /// until the handler says `counting_done`.
+    pub count_instructions: bool,
+}
+
+impl Probes {
+    /// Reads the probes from the environment.
+    pub fn from_env() -> Self {
+        Probes {
+            t0_ns: std::env::var("XENOLITH_BENCH_T0").ok().and_then(|v| v.parse().ok()),
+            count_instructions: std::env::var_os("XENOLITH_COUNT_INSTRUCTIONS").is_some(),
+        }
+    }
+}
+
+/// CLOCK_MONOTONIC in nanoseconds (comparable across processes).
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes the local timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// A vCPU ready to run.
+pub struct Vcpu {
+    fd: VcpuFd,
+    long_mode: bool,
+}
+
+const EFER_LMA: u64 = 1 << 10;
+
+impl Vcpu {
+    /// Wraps a created vCPU.
+    pub fn new(fd: VcpuFd) -> Self {
+        Self { fd, long_mode: false }
+    }
+
+    /// Installs the CPUID table.
+    pub fn set_cpuid(&self, cpuid: &kvm_bindings::CpuId) -> Result<(), VcpuError> {
+        self.fd.set_cpuid2(cpuid).map_err(kvm("KVM_SET_CPUID2"))
+    }
+
+    /// The TSC frequency KVM gives the guest, in kHz.
+    pub fn tsc_khz(&self) -> Result<u32, VcpuError> {
+        self.fd.get_tsc_khz().map_err(kvm("KVM_GET_TSC_KHZ"))
+    }
+
+    /// Reads the guest's TSC (IA32_TSC).
+    pub fn guest_tsc(&self) -> Result<u64, VcpuError> {
+        let mut msrs = Msrs::from_entries(&[kvm_msr_entry { index: 0x10, ..Default::default() }])
+            .expect("one MSR fits");
+        self.fd.get_msrs(&mut msrs).map_err(kvm("KVM_GET_MSRS"))?;
+        Ok(msrs.as_slice()[0].data)
+    }
+
+    /// Sets the PVH entry state (docs/misc/pvh.pandoc): 32-bit protected mode,
+    /// paging off, flat segments, EBX = start info, at `entry`.
+    pub fn set_pvh_entry(&mut self, entry: u32, start_info: u32) -> Result<(), VcpuError> {
+        let mut sregs = self.fd.get_sregs().map_err(kvm("KVM_GET_SREGS"))?;
+        let code = kvm_segment {
+            base: 0,
+            limit: 0xffff_ffff,
+            selector: 0x10,
+            type_: 0xb, // execute/read, accessed
+            present: 1,
+            dpl: 0,
+            db: 1,
+            s: 1,
+            l: 0,
+            g: 1,
+            avl: 0,
+            unusable: 0,
+            padding: 0,
+        };
+        let data = kvm_segment { selector: 0x18, type_: 0x3, ..code };
+        sregs.cs = code;
+        sregs.ds = data;
+        sregs.es = data;
+        sregs.fs = data;
+        sregs.gs = data;
+        sregs.ss = data;
+        sregs.tr = kvm_segment { selector: 0x20, type_: 0xb, s: 0, db: 0, g: 0, limit: 0x67, ..code };
+        sregs.cr0 = 0x11; // PE | ET
+        sregs.cr4 = 0;
+        sregs.efer = 0;
+        self.fd.set_sregs(&sregs).map_err(kvm("KVM_SET_SREGS"))?;
+        let regs = kvm_regs { rip: entry.into(), rbx: start_info.into(), rflags: 0x2, ..Default::default() };
+        self.fd.set_regs(&regs).map_err(kvm("KVM_SET_REGS"))?;
+        self.long_mode = false;
+        Ok(())
+    }
+
+    /// Runs the guest until `handler` says stop. Runs on the vCPU's own thread.
+    pub fn run(&mut self, handler: &dyn ExitHandler, probes: &Probes) -> Result<(), VcpuError> {
+        kvm_ext::setup_kick(&self.fd)?;
+        self.fd.set_sync_valid_reg(SyncReg::Register);
+        let mut counted: Option<u64> = None;
+        if probes.count_instructions {
+            self.single_step(true)?;
+            counted = Some(0);
+        }
+        if let Some(t0) = probes.t0_ns {
+            eprintln!("xenolith-bench: first-entry-us={}", monotonic_ns().saturating_sub(t0) / 1000);
+        }
+        loop {
+            if let Some(n) = counted {
+                if handler.counting_done() {
+                    self.single_step(false)?;
+                    eprintln!("xenolith-bench: instructions-before-output={n}");
+                    counted = None;
+                }
+            }
+            if handler.should_stop() {
+                return Ok(());
+            }
+            self.inject(handler)?;
+            let exit = match self.fd.run() {
+                Ok(exit) => exit,
+                Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => {
+                    kvm_ext::consume_kick();
+                    continue;
+                }
+                Err(e) => return Err(VcpuError::Kvm { what: "KVM_RUN", err: e }),
+            };
+            match exit {
+                VcpuExit::IoOut(port, data) => {
+                    let mut buf = [0u8; 8];
+                    let n = data.len().min(buf.len());
+                    buf[..n].copy_from_slice(&data[..n]);
+                    let data = &buf[..n];
+                    let mut cpu = Cpu { fd: &mut self.fd, long_mode: self.long_mode };
+                    handler.io_out(&mut cpu, port, data);
+                }
+                VcpuExit::IoIn(port, data) => handler.io_in(port, data),
+                VcpuExit::MmioRead(addr, data) => handler.mmio(addr, data, false),
+                VcpuExit::MmioWrite(addr, data) => {
+                    let mut buf = [0u8; 8];
+                    let n = data.len().min(buf.len());
+                    buf[..n].copy_from_slice(&data[..n]);
+                    handler.mmio(addr, &mut buf[..n], true)
+                }
+                VcpuExit::X86Wrmsr(exit) => {
+                    let (index, value) = (exit.index, exit.data);
+                    let error = exit.error as *mut u8;
+                    let mut cpu = Cpu { fd: &mut self.fd, long_mode: self.long_mode };
+                    cpu.refresh_mode();
+                    let ok = handler.wrmsr(&mut cpu, index, value);
+                    self.long_mode = cpu.long_mode;
+                    // SAFETY: `error` points into the kvm_run page, which
+                    // stays mapped; the exit's borrow ended above only because
+                    // `cpu` needed the fd.
+                    unsafe { *error = u8::from(!ok) };
+                }
+                VcpuExit::X86Rdmsr(exit) => match handler.rdmsr(exit.index) {
+                    Some(v) => {
+                        *exit.data = v;
+                        *exit.error = 0;
+                    }
+                    None => *exit.error = 1,
+                },
+                VcpuExit::Hlt => {
+                    let interrupts_on = self.fd.sync_regs().regs.rflags & (1 << 9) != 0;
+                    handler.halt(interrupts_on)
+                }
+                VcpuExit::Debug(_) => {
+                    if let Some(n) = counted.as_mut() {
+                        *n += 1;
+                    }
+                }
+                VcpuExit::IrqWindowOpen | VcpuExit::Intr => {}
+                VcpuExit::Shutdown => {
+                    let rip = self.fd.sync_regs().regs.rip;
+                    handler.fault(GuestFault::TripleFault { rip });
+                }
+                VcpuExit::InternalError => {
+                    let rip = self.fd.sync_regs().regs.rip;
+                    handler.fault(GuestFault::EmulationFailure { rip });
+                }
+                VcpuExit::FailEntry(reason, _) => handler.fault(GuestFault::FailEntry(reason)),
+                other => {
+                    log::warn!("unexpected vCPU exit {other:?}; stopping the guest");
+                    handler.fault(GuestFault::FailEntry(0));
+                }
+            }
+        }
+    }
+
+    fn single_step(&self, on: bool) -> Result<(), VcpuError> {
+        let dbg = kvm_bindings::kvm_guest_debug {
+            control: if on { kvm_bindings::KVM_GUESTDBG_ENABLE | kvm_bindings::KVM_GUESTDBG_SINGLESTEP } else { 0 },
+            ..Default::default()
+        };
+        self.fd.set_guest_debug(&dbg).map_err(kvm("KVM_SET_GUEST_DEBUG"))
+    }
+
+    /// Injects the pending upcall vector when the guest can take it, or asks
+    /// KVM to exit as soon as it can (Xen's level-triggered callback vector).
+    fn inject(&mut self, handler: &dyn ExitHandler) -> Result<(), VcpuError> {
+        let Some(vector) = handler.pending_vector() else {
+            self.fd.get_kvm_run().request_interrupt_window = 0;
+            return Ok(());
+        };
+        let run = self.fd.get_kvm_run();
+        if run.ready_for_interrupt_injection != 0 && run.if_flag != 0 {
+            run.request_interrupt_window = 0;
+            log::trace!("injecting vector {vector:#x}");
+            kvm_ext::interrupt(&self.fd, vector)?;
+        } else {
+            run.request_interrupt_window = 1;
+        }
+        Ok(())
+    }
+}

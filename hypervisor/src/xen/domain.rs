@@ -1,0 +1,385 @@
+//! A running domain's Xen-side state and the vCPU exit handling that
+//! turns trapped instructions into Xen semantics.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::time::Instant;
+
+use xen_abi::event_channel::VIRQ_TIMER;
+use xen_abi::hvm::{HvmMemmapEntry, NR_PARAMS};
+use xen_abi::shared_info;
+
+use super::evtchn::{Backend, EventChannels, EventPages};
+use super::guest_access::GuestView;
+use super::time::Clock;
+use crate::backends::console::Console;
+use crate::vstate::kvm_ext;
+use crate::vstate::memory::GuestRam;
+use crate::vstate::vcpu::{Cpu, ExitHandler, GuestFault};
+
+/// Why a domain stopped (SHUTDOWN_* plus hypervisor-detected crashes).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ShutdownReason {
+    /// SHUTDOWN_poweroff.
+    Poweroff,
+    /// SHUTDOWN_reboot.
+    Reboot,
+    /// SHUTDOWN_suspend.
+    Suspend,
+    /// SHUTDOWN_crash, or a fault the hypervisor saw.
+    Crash,
+    /// SHUTDOWN_watchdog.
+    Watchdog,
+    /// SHUTDOWN_soft_reset.
+    SoftReset,
+}
+
+impl ShutdownReason {
+    /// From a SCHEDOP_shutdown reason code.
+    pub fn from_code(code: u32) -> Option<Self> {
+        use xen_abi::sched::*;
+        Some(match code {
+            SHUTDOWN_POWEROFF => Self::Poweroff,
+            SHUTDOWN_REBOOT => Self::Reboot,
+            SHUTDOWN_SUSPEND => Self::Suspend,
+            SHUTDOWN_CRASH => Self::Crash,
+            SHUTDOWN_WATCHDOG => Self::Watchdog,
+            SHUTDOWN_SOFT_RESET => Self::SoftReset,
+            _ => return None,
+        })
+    }
+
+    /// The word xl uses for it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Poweroff => "poweroff",
+            Self::Reboot => "reboot",
+            Self::Suspend => "suspend",
+            Self::Crash => "crash",
+            Self::Watchdog => "watchdog",
+            Self::SoftReset => "soft_reset",
+        }
+    }
+}
+
+/// The Xen state of a domain that hypercalls change; one lock guards it.
+pub struct State {
+    /// Guest address of the installed hypercall page.
+    pub hypercall_page: Option<u64>,
+    /// Where event bits live, once shared info is mapped.
+    pub events: Option<EventPages>,
+    /// The upcall vector (HVM_PARAM_CALLBACK_IRQ type vector).
+    pub callback_vector: Option<u8>,
+    /// HVM params.
+    pub params: [u64; NR_PARAMS as usize],
+    /// Event channel ports.
+    pub evtchn: EventChannels,
+    /// The one-shot timer deadline, in system time ns.
+    pub timer: Option<u64>,
+    /// The vCPU is blocked in `halt`.
+    pub halted: bool,
+    /// Set once the domain has shut down.
+    pub shutdown: Option<ShutdownReason>,
+    /// Unimplemented (hypercall, sub-op) pairs already logged.
+    pub unimplemented_logged: HashSet<(u32, u32)>,
+}
+
+/// Static facts about the domain the hypercalls report.
+pub struct DomainInfo {
+    /// The domain id.
+    pub domid: u16,
+    /// The domain's name.
+    pub name: String,
+    /// The E820 map XENMEM_memory_map returns.
+    pub memmap: Vec<HvmMemmapEntry>,
+    /// Pages of RAM the domain has.
+    pub pages: u64,
+}
+
+/// A running domain.
+pub struct Domain {
+    /// What hypercalls report about the domain.
+    pub info: DomainInfo,
+    /// Guest memory.
+    pub ram: Arc<GuestRam>,
+    /// System time.
+    pub clock: Clock,
+    /// The PV console backend.
+    pub console: Console,
+    state: Mutex<State>,
+    vcpu_wake: Condvar,
+    timer_wake: Condvar,
+    vcpu_thread: OnceLock<libc::pthread_t>,
+    stopped: AtomicBool,
+    unhandled_io_logged: Mutex<HashSet<u64>>,
+}
+
+impl Domain {
+    /// A domain with nothing mapped yet.
+    pub fn new(info: DomainInfo, ram: Arc<GuestRam>, clock: Clock, console: Console) -> Self {
+        Domain {
+            info,
+            ram,
+            clock,
+            console,
+            state: Mutex::new(State {
+                hypercall_page: None,
+                events: None,
+                callback_vector: None,
+                params: [0; NR_PARAMS as usize],
+                evtchn: EventChannels::new(),
+                timer: None,
+                halted: false,
+                shutdown: None,
+                unimplemented_logged: HashSet::new(),
+            }),
+            vcpu_wake: Condvar::new(),
+            timer_wake: Condvar::new(),
+            vcpu_thread: OnceLock::new(),
+            stopped: AtomicBool::new(false),
+            unhandled_io_logged: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// Locks the Xen state.
+    pub fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records the calling thread as the vCPU thread (kicks go there).
+    pub fn set_vcpu_thread(&self) {
+        // SAFETY: pthread_self has no preconditions.
+        let _ = self.vcpu_thread.set(unsafe { libc::pthread_self() });
+    }
+
+    /// Connects a guest port to a backend and returns it.
+    pub fn connect_backend(&self, backend: Backend) -> u32 {
+        self.state().evtchn.connect_backend(backend).expect("a fresh domain has free ports")
+    }
+
+    /// Raises an event on the guest's `port` (from a backend or a timer).
+    pub fn raise(&self, port: u32) {
+        let st = self.state();
+        self.raise_locked(&st, port);
+    }
+
+    /// Raises `port` with the state lock already held.
+    pub fn raise_locked(&self, st: &State, port: u32) {
+        if let Some(events) = st.events {
+            if events.set_pending(&self.ram, port) {
+                self.wake_vcpu(st);
+            }
+        }
+    }
+
+    /// Makes a halted vCPU re-check, or kicks a running one out of KVM_RUN.
+    pub fn wake_vcpu(&self, st: &State) {
+        if st.halted {
+            self.vcpu_wake.notify_all();
+        } else if let Some(&t) = self.vcpu_thread.get() {
+            kvm_ext::kick(t);
+        }
+    }
+
+    /// Arms (Some) or cancels (None) the one-shot timer.
+    pub fn set_timer(&self, st: &mut State, deadline_ns: Option<u64>) {
+        st.timer = deadline_ns;
+        self.timer_wake.notify_all();
+    }
+
+    /// Shuts the domain down (first reason wins) and stops every thread.
+    pub fn shutdown(&self, reason: ShutdownReason) {
+        let mut st = self.state();
+        if st.shutdown.is_none() {
+            log::info!("domain {} ({}) shut down: {}", self.info.domid, self.info.name, reason.name());
+            st.shutdown = Some(reason);
+        }
+        self.stopped.store(true, Ordering::SeqCst);
+        self.vcpu_wake.notify_all();
+        self.timer_wake.notify_all();
+        if let Some(&t) = self.vcpu_thread.get() {
+            kvm_ext::kick(t);
+        }
+    }
+
+    /// The reason the domain shut down, once it has.
+    pub fn shutdown_reason(&self) -> Option<ShutdownReason> {
+        self.state().shutdown.clone()
+    }
+
+    /// Whether the domain has shut down.
+    pub fn is_stopped(&self) -> bool {
+        self.stopped.load(Ordering::SeqCst)
+    }
+
+    /// Blocks the calling vCPU until an upcall is pending, the domain stops,
+    /// or (if given) the deadline passes. Used by HLT and SCHEDOP_block/poll.
+    pub fn block(&self, until: Option<Instant>, mut done: impl FnMut(&State) -> bool) {
+        let mut st = self.state();
+        st.halted = true;
+        loop {
+            if self.is_stopped() || done(&st) {
+                break;
+            }
+            match until {
+                Some(t) => {
+                    let now = Instant::now();
+                    if now >= t {
+                        break;
+                    }
+                    st = self.vcpu_wake.wait_timeout(st, t - now).unwrap_or_else(|e| e.into_inner()).0;
+                }
+                None => st = self.vcpu_wake.wait(st).unwrap_or_else(|e| e.into_inner()),
+            }
+        }
+        st.halted = false;
+    }
+
+    /// Whether vCPU 0 has an upcall pending.
+    pub fn upcall_pending(&self, st: &State) -> bool {
+        st.events.is_some_and(|e| e.upcall_pending(&self.ram))
+    }
+
+    /// The timer thread: fires VIRQ_TIMER when the one-shot deadline passes.
+    pub fn run_timer(&self) {
+        let mut st = self.state();
+        while !self.is_stopped() {
+            match st.timer {
+                Some(deadline) if self.clock.now_ns() >= deadline => {
+                    st.timer = None;
+                    if let Some(port) = st.evtchn.virq_port(VIRQ_TIMER) {
+                        self.raise_locked(&st, port);
+                    }
+                }
+                Some(deadline) => {
+                    let wait = self.clock.instant_at(deadline).saturating_duration_since(Instant::now());
+                    st = self.timer_wake.wait_timeout(st, wait).unwrap_or_else(|e| e.into_inner()).0;
+                }
+                None => st = self.timer_wake.wait(st).unwrap_or_else(|e| e.into_inner()),
+            }
+        }
+    }
+
+    /// Writes the pvclock record and wallclock into shared info (and the
+    /// registered vcpu_info), with the odd/even version protocol.
+    pub fn publish_time(&self, st: &State) {
+        let Some(events) = st.events else { return };
+        let time_at = |vcpu_info: u64| vcpu_info + shared_info::VCPU_TIME as u64;
+        let mut targets = vec![time_at(events.shared_info)];
+        if events.vcpu_info != events.shared_info {
+            targets.push(time_at(events.vcpu_info));
+        }
+        for addr in targets {
+            let old: u32 = self.ram.read_obj(addr).unwrap_or(0);
+            let next = (old | 1).wrapping_add(1); // even, newer than before
+            let _ = self.ram.write_obj(addr, &self.clock.time_info(next.wrapping_sub(1)));
+            let _ = self.ram.write_obj(addr, &next);
+        }
+        let wc = events.shared_info + shared_info::WC_VERSION as u64;
+        let (sec, nsec) = self.clock.wallclock_base();
+        let old: u32 = self.ram.read_obj(wc).unwrap_or(0);
+        let next = (old | 1).wrapping_add(1);
+        let _ = self.ram.write_obj(wc, &(next.wrapping_sub(1)));
+        let _ = self.ram.write_obj(wc + 4, &(sec as u32));
+        let _ = self.ram.write_obj(wc + 8, &nsec);
+        let _ = self.ram.write_obj(wc + 12, &((sec >> 32) as u32));
+        let _ = self.ram.write_obj(wc, &next);
+    }
+
+    fn log_unhandled_once(&self, key: u64, what: std::fmt::Arguments<'_>) {
+        let mut seen = self.unhandled_io_logged.lock().unwrap_or_else(|e| e.into_inner());
+        if seen.len() < 256 && seen.insert(key) {
+            log::warn!("domain {}: {what}", self.info.domid);
+        }
+    }
+}
+
+impl ExitHandler for Domain {
+    fn io_out(&self, cpu: &mut Cpu<'_>, port: u16, data: &[u8]) {
+        if port == u16::from(super::HYPERCALL_PORT) && data.len() == 4 {
+            let nr = u32::from_le_bytes([data[0], data[1], data[2], data[3]]);
+            let ram = self.ram.clone();
+            let result = {
+                let view = GuestView { ram: &ram, cpu };
+                super::hypercall::dispatch(self, &view, nr)
+            };
+            cpu.set_rax(result as u64);
+        } else if port == super::DEBUG_PORT {
+            self.console.debug_output(data);
+        } else {
+            self.log_unhandled_once(u64::from(port), format_args!("ignored write to I/O port {port:#x}"));
+        }
+    }
+
+    fn io_in(&self, port: u16, data: &mut [u8]) {
+        // No device: the bus floats high.
+        data.fill(0xff);
+        self.log_unhandled_once(u64::from(port), format_args!("read of unemulated I/O port {port:#x}"));
+    }
+
+    fn mmio(&self, addr: u64, data: &mut [u8], write: bool) {
+        if !write {
+            data.fill(0xff);
+        }
+        self.log_unhandled_once(
+            addr | (1 << 63),
+            format_args!("{} of unbacked physical address {addr:#x}", if write { "write" } else { "read" }),
+        );
+    }
+
+    fn wrmsr(&self, cpu: &mut Cpu<'_>, index: u32, value: u64) -> bool {
+        if index != xen_abi::cpuid::HYPERCALL_MSR {
+            return false;
+        }
+        // Bits 11:0 select the page of a multi-page area; there is one page.
+        let (gpa, page) = (value & !0xfff, value & 0xfff);
+        if page != 0 || self.ram.write(gpa, &super::hypercall_page()).is_err() {
+            log::warn!("domain {}: bad hypercall page address {value:#x}", self.info.domid);
+            return false;
+        }
+        log::debug!("hypercall page at {gpa:#x} ({}-bit guest)", if cpu.long_mode() { 64 } else { 32 });
+        self.state().hypercall_page = Some(gpa);
+        true
+    }
+
+    fn rdmsr(&self, _index: u32) -> Option<u64> {
+        None // The hypercall MSR is write-only, as on Xen.
+    }
+
+    fn pending_vector(&self) -> Option<u8> {
+        let st = self.state();
+        let vector = st.callback_vector?;
+        self.upcall_pending(&st).then_some(vector)
+    }
+
+    fn halt(&self, interrupts_on: bool) {
+        if !interrupts_on {
+            // Xen's hvm_hlt: with interrupts off nothing can wake the vCPU, so it
+            // goes down, and a domain with no vCPU up powers off.
+            log::info!("domain {}: vCPU halted with interrupts disabled; powering off, as Xen does", self.info.domid);
+            self.shutdown(ShutdownReason::Poweroff);
+            return;
+        }
+        self.block(None, |st| self.upcall_pending(st));
+    }
+
+    fn should_stop(&self) -> bool {
+        self.is_stopped()
+    }
+
+    fn counting_done(&self) -> bool {
+        self.console.has_output() || self.is_stopped()
+    }
+
+    fn fault(&self, fault: GuestFault) {
+        let rip = match fault {
+            GuestFault::EmulationFailure { rip } | GuestFault::TripleFault { rip } => rip,
+            GuestFault::FailEntry(_) => 0,
+        };
+        let mut bytes = [0u8; 16];
+        let shown = if self.ram.read(rip, &mut bytes).is_ok() { format!(" bytes at RIP (if identity-mapped): {bytes:02x?}") } else { String::new() };
+        eprintln!("xenolith: domain {} ({}) crashed: {fault}.{shown}", self.info.domid, self.info.name);
+        self.shutdown(ShutdownReason::Crash);
+    }
+}

@@ -1,0 +1,269 @@
+//! Event channels, 2-level ABI: the port table and event delivery into the
+//! guest's shared info page, as Xen's event_2l.c does it.
+
+use xen_abi::errno::*;
+use xen_abi::event_channel::*;
+use xen_abi::shared_info::{self, NR_EVENT_CHANNELS};
+
+use crate::vstate::memory::GuestRam;
+
+/// Who is at the other end of an interdomain channel. Backends act as domain 0.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// The PV console backend.
+    Console,
+    /// xenstored.
+    Store,
+}
+
+/// The state of one port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PortState {
+    /// Not allocated.
+    Free,
+    /// Allocated, waiting for `remote_dom` to bind.
+    Unbound {
+        /// The domain allowed to bind.
+        remote_dom: u16,
+    },
+    /// Connected to a backend in domain 0.
+    Interdomain {
+        /// The backend.
+        backend: Backend,
+    },
+    /// Bound to a virtual IRQ.
+    Virq {
+        /// The VIRQ.
+        virq: u32,
+    },
+    /// An IPI channel to a vCPU.
+    Ipi,
+}
+
+/// Ports the 2-level ABI lets a domain use here; Xen allows 4096, a guest
+/// of ours needs few, and the table bound keeps a hostile guest from
+/// growing it without limit.
+pub const MAX_PORTS: u32 = 1024;
+
+/// A domain's event channels.
+pub struct EventChannels {
+    ports: Vec<PortState>,
+    virqs: [u32; NR_VIRQS as usize],
+}
+
+impl Default for EventChannels {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl EventChannels {
+    /// An empty table (port 0 is never valid).
+    pub fn new() -> Self {
+        EventChannels { ports: vec![PortState::Free; MAX_PORTS as usize], virqs: [0; NR_VIRQS as usize] }
+    }
+
+    fn alloc(&mut self, state: PortState) -> Result<u32, i64> {
+        let port = (1..MAX_PORTS).find(|&p| self.ports[p as usize] == PortState::Free).ok_or(ENOSPC)?;
+        self.ports[port as usize] = state;
+        Ok(port)
+    }
+
+    /// The state of `port`, if it is in range.
+    pub fn state(&self, port: u32) -> Option<PortState> {
+        self.ports.get(port as usize).copied().filter(|_| port != 0)
+    }
+
+    /// Connects a new guest port to `backend` (what the toolstack and the
+    /// backend's bind_interdomain do together at domain creation).
+    pub fn connect_backend(&mut self, backend: Backend) -> Result<u32, i64> {
+        self.alloc(PortState::Interdomain { backend })
+    }
+
+    /// EVTCHNOP_alloc_unbound.
+    pub fn alloc_unbound(&mut self, remote_dom: u16) -> Result<u32, i64> {
+        self.alloc(PortState::Unbound { remote_dom })
+    }
+
+    /// EVTCHNOP_bind_virq for vCPU 0.
+    pub fn bind_virq(&mut self, virq: u32, vcpu: u32) -> Result<u32, i64> {
+        if virq >= NR_VIRQS {
+            return Err(EINVAL);
+        }
+        if vcpu != 0 {
+            return Err(ENOENT);
+        }
+        if self.virqs[virq as usize] != 0 {
+            return Err(EEXIST);
+        }
+        let port = self.alloc(PortState::Virq { virq })?;
+        self.virqs[virq as usize] = port;
+        Ok(port)
+    }
+
+    /// EVTCHNOP_bind_ipi.
+    pub fn bind_ipi(&mut self, vcpu: u32) -> Result<u32, i64> {
+        if vcpu != 0 {
+            return Err(ENOENT);
+        }
+        self.alloc(PortState::Ipi)
+    }
+
+    /// The port bound to `virq`, if any.
+    pub fn virq_port(&self, virq: u32) -> Option<u32> {
+        self.virqs.get(virq as usize).copied().filter(|&p| p != 0)
+    }
+
+    /// EVTCHNOP_close.
+    pub fn close(&mut self, port: u32) -> Result<(), i64> {
+        let state = self.state(port).ok_or(EINVAL)?;
+        match state {
+            PortState::Free => return Err(EINVAL),
+            PortState::Virq { virq } => self.virqs[virq as usize] = 0,
+            _ => {}
+        }
+        self.ports[port as usize] = PortState::Free;
+        Ok(())
+    }
+
+    /// EVTCHNOP_status.
+    pub fn status(&self, port: u32) -> Result<Status, i64> {
+        let state = self.state(port).ok_or(EINVAL)?;
+        let mut st = Status { port, ..Default::default() };
+        match state {
+            PortState::Free => st.status = EVTCHNSTAT_CLOSED,
+            PortState::Unbound { remote_dom } => {
+                st.status = EVTCHNSTAT_UNBOUND;
+                st.u0 = remote_dom.into();
+            }
+            PortState::Interdomain { backend } => {
+                st.status = EVTCHNSTAT_INTERDOMAIN;
+                st.u0 = 0; // domain 0
+                st.u1 = backend as u32 + 1;
+            }
+            PortState::Virq { virq } => {
+                st.status = EVTCHNSTAT_VIRQ;
+                st.u0 = virq;
+            }
+            PortState::Ipi => st.status = EVTCHNSTAT_IPI,
+        }
+        Ok(st)
+    }
+}
+
+/// Where a domain's event bits live in guest memory.
+#[derive(Clone, Copy, Debug)]
+pub struct EventPages {
+    /// Guest address of the shared info page.
+    pub shared_info: u64,
+    /// Guest address of vCPU 0's vcpu_info.
+    pub vcpu_info: u64,
+}
+
+impl EventPages {
+    /// Marks `port` pending; returns true when the vCPU newly has an upcall
+    /// pending (the caller must wake it). Mirrors evtchn_2l_set_pending.
+    pub fn set_pending(&self, ram: &GuestRam, port: u32) -> bool {
+        if port >= NR_EVENT_CHANNELS {
+            return false;
+        }
+        let word = u64::from(port / 64) * 8;
+        let bit = port % 64;
+        let pending = self.shared_info + shared_info::EVTCHN_PENDING as u64 + word;
+        let mask = self.shared_info + shared_info::EVTCHN_MASK as u64 + word;
+        if ram.test_and_set_bit(pending, bit).unwrap_or(true) {
+            return false;
+        }
+        if ram.test_bit(mask, bit).unwrap_or(true) {
+            return false;
+        }
+        self.mark_word_pending(ram, port / 64)
+    }
+
+    /// EVTCHNOP_unmask: clears the mask and re-raises a pending event.
+    pub fn unmask(&self, ram: &GuestRam, port: u32) -> bool {
+        if port >= NR_EVENT_CHANNELS {
+            return false;
+        }
+        let word = u64::from(port / 64) * 8;
+        let bit = port % 64;
+        let pending = self.shared_info + shared_info::EVTCHN_PENDING as u64 + word;
+        let mask = self.shared_info + shared_info::EVTCHN_MASK as u64 + word;
+        let was_masked = ram.test_and_clear_bit(mask, bit).unwrap_or(false);
+        if was_masked && ram.test_bit(pending, bit).unwrap_or(false) {
+            return self.mark_word_pending(ram, port / 64);
+        }
+        false
+    }
+
+    fn mark_word_pending(&self, ram: &GuestRam, word: u32) -> bool {
+        let sel = self.vcpu_info + shared_info::VCPU_PENDING_SEL as u64;
+        if ram.test_and_set_bit(sel, word).unwrap_or(true) {
+            return false;
+        }
+        self.mark_upcall_pending(ram)
+    }
+
+    /// Sets evtchn_upcall_pending; true if it was clear.
+    pub fn mark_upcall_pending(&self, ram: &GuestRam) -> bool {
+        let flag = self.vcpu_info + shared_info::VCPU_UPCALL_PENDING as u64;
+        match ram.atomic_u8(flag) {
+            Ok(f) => f.swap(1, std::sync::atomic::Ordering::SeqCst) == 0,
+            Err(_) => false,
+        }
+    }
+
+    /// Whether an upcall is pending for vCPU 0.
+    pub fn upcall_pending(&self, ram: &GuestRam) -> bool {
+        let flag = self.vcpu_info + shared_info::VCPU_UPCALL_PENDING as u64;
+        ram.atomic_u8(flag).map(|f| f.load(std::sync::atomic::Ordering::SeqCst) != 0).unwrap_or(false)
+    }
+
+    /// Whether `port` is pending (for SCHEDOP_poll).
+    pub fn is_pending(&self, ram: &GuestRam, port: u32) -> bool {
+        if port >= NR_EVENT_CHANNELS {
+            return false;
+        }
+        let addr = self.shared_info + shared_info::EVTCHN_PENDING as u64 + u64::from(port / 64) * 8;
+        ram.test_bit(addr, port % 64).unwrap_or(false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn port_lifecycle() {
+        let mut e = EventChannels::new();
+        let p = e.bind_virq(VIRQ_TIMER, 0).unwrap();
+        assert_eq!(e.bind_virq(VIRQ_TIMER, 0), Err(EEXIST));
+        assert_eq!(e.virq_port(VIRQ_TIMER), Some(p));
+        assert_eq!(e.status(p).unwrap().status, EVTCHNSTAT_VIRQ);
+        e.close(p).unwrap();
+        assert_eq!(e.close(p), Err(EINVAL));
+        assert_eq!(e.close(0), Err(EINVAL));
+        assert_eq!(e.close(MAX_PORTS + 5), Err(EINVAL));
+        assert_eq!(e.bind_virq(NR_VIRQS, 0), Err(EINVAL));
+        let u = e.alloc_unbound(0).unwrap();
+        assert_eq!(e.status(u).unwrap().status, EVTCHNSTAT_UNBOUND);
+    }
+
+    #[test]
+    fn delivery_follows_2l_rules() {
+        let ram = GuestRam::new(&[(0, 0x2000)]).unwrap();
+        let pages = EventPages { shared_info: 0x1000, vcpu_info: 0x1000 };
+        assert!(pages.set_pending(&ram, 5), "first event raises the upcall");
+        assert!(!pages.set_pending(&ram, 6), "upcall already pending");
+        assert!(pages.upcall_pending(&ram));
+        // Masked port: pending but no upcall.
+        ram.write_obj::<u8>(0x1000, &0).unwrap();
+        ram.write_obj::<u64>(0x1000 + 8, &0).unwrap();
+        let mask = 0x1000 + shared_info::EVTCHN_MASK as u64;
+        ram.write_obj::<u64>(mask + 8, &(1 << 6)).unwrap(); // port 70
+        assert!(!pages.set_pending(&ram, 70));
+        assert!(pages.is_pending(&ram, 70));
+        assert!(pages.unmask(&ram, 70), "unmask re-raises");
+        assert!(!pages.set_pending(&ram, NR_EVENT_CHANNELS + 1));
+    }
+}

@@ -1,0 +1,61 @@
+//! copy_from_guest / copy_to_guest: hypercall buffers are guest-virtual
+//! addresses, translated page by page through the guest's page tables.
+
+use xen_abi::errno::EFAULT;
+
+use crate::vstate::memory::{GuestRam, Pod};
+use crate::vstate::vcpu::Cpu;
+
+/// The calling vCPU's view of guest memory for one hypercall.
+pub struct GuestView<'a, 'b> {
+    /// Guest RAM.
+    pub ram: &'a GuestRam,
+    /// The calling vCPU (for translation and mode).
+    pub cpu: &'a Cpu<'b>,
+}
+
+impl GuestView<'_, '_> {
+    /// Applies `f` to each (guest-physical address, offset in buffer, length) piece of a buffer.
+    fn for_each_page(&self, gva: u64, len: usize, mut f: impl FnMut(u64, usize, usize) -> bool) -> Result<(), i64> {
+        let mut done = 0usize;
+        while done < len {
+            let va = gva.checked_add(done as u64).ok_or(EFAULT)?;
+            let in_page = (4096 - (va & 0xfff)) as usize;
+            let n = in_page.min(len - done);
+            let pa = self.cpu.translate(va).ok_or(EFAULT)?;
+            if !f(pa, done, n) {
+                return Err(EFAULT);
+            }
+            done += n;
+        }
+        Ok(())
+    }
+
+    /// Copies guest bytes at `gva` into `buf`; -EFAULT if any page is unmapped.
+    pub fn read(&self, gva: u64, buf: &mut [u8]) -> Result<(), i64> {
+        let len = buf.len();
+        self.for_each_page(gva, len, |pa, off, n| self.ram.read(pa, &mut buf[off..off + n]).is_ok())
+    }
+
+    /// Copies `buf` to the guest at `gva`.
+    pub fn write(&self, gva: u64, buf: &[u8]) -> Result<(), i64> {
+        self.for_each_page(gva, buf.len(), |pa, off, n| self.ram.write(pa, &buf[off..off + n]).is_ok())
+    }
+
+    /// Reads a hypercall argument structure.
+    pub fn read_obj<T: Pod>(&self, gva: u64) -> Result<T, i64> {
+        let mut v = T::zeroed();
+        self.read(gva, v.as_bytes_mut())?;
+        Ok(v)
+    }
+
+    /// Writes a hypercall argument structure back.
+    pub fn write_obj<T: Pod>(&self, gva: u64, v: &T) -> Result<(), i64> {
+        self.write(gva, v.as_bytes())
+    }
+
+    /// Whether the caller uses the 32-bit (compat) ABI.
+    pub fn compat(&self) -> bool {
+        !self.cpu.long_mode()
+    }
+}

@@ -1,0 +1,451 @@
+//! Hypercall dispatch: one function per hypercall, each returning what Xen
+//! returns (>= 0, or a negated errno). Anything not implemented returns
+//! -ENOSYS and is logged once.
+
+use xen_abi::errno::*;
+use xen_abi::{event_channel as ev, hvm, hypercall as hc, memory, sched, vcpu, version, DOMID_SELF};
+
+use super::domain::{Domain, ShutdownReason};
+use super::evtchn::{EventPages, PortState};
+use super::guest_access::GuestView;
+use crate::backends;
+
+/// The hypercall's arguments, from the registers of the calling ABI.
+struct Args([u64; 5]);
+
+/// Runs hypercall `nr` for the calling vCPU and returns RAX.
+pub fn dispatch(dom: &Domain, g: &GuestView<'_, '_>, nr: u32) -> i64 {
+    let r = g.cpu.regs();
+    let a = if g.compat() {
+        Args([r.rbx, r.rcx, r.rdx, r.rsi, r.rdi].map(|v| v & 0xffff_ffff))
+    } else {
+        Args([r.rdi, r.rsi, r.rdx, r.r10, r.r8])
+    };
+    let result = match nr {
+        hc::XEN_VERSION => xen_version(dom, g, &a),
+        hc::CONSOLE_IO => console_io(dom, g, &a),
+        hc::HVM_OP => hvm_op(dom, g, &a),
+        hc::MEMORY_OP => memory_op(dom, g, &a),
+        hc::EVENT_CHANNEL_OP => event_channel_op(dom, g, &a),
+        hc::SCHED_OP => sched_op(dom, g, &a),
+        hc::VCPU_OP => vcpu_op(dom, g, &a),
+        hc::SET_TIMER_OP => set_timer_op(dom, g, &a),
+        _ => Err(ENOSYS),
+    };
+    log::trace!("hypercall {}({:#x}, {:#x}, {:#x}) -> {result:?}", hc::name(nr), a.0[0], a.0[1], a.0[2]);
+    match result {
+        Ok(v) => v,
+        Err(e) => {
+            if e == ENOSYS {
+                let sub = a.0[0] as u32;
+                let mut st = dom.state();
+                if st.unimplemented_logged.len() < 256 && st.unimplemented_logged.insert((nr, sub)) {
+                    log::warn!(
+                        "domain {}: hypercall {} ({nr}) sub-op {sub} is not implemented: -ENOSYS",
+                        dom.info.domid,
+                        hc::name(nr)
+                    );
+                }
+            }
+            -e
+        }
+    }
+}
+
+type HcResult = Result<i64, i64>;
+
+fn copy_string(g: &GuestView<'_, '_>, addr: u64, s: &str, len: usize) -> HcResult {
+    let mut buf = vec![0u8; len];
+    let n = s.len().min(len - 1);
+    buf[..n].copy_from_slice(&s.as_bytes()[..n]);
+    g.write(addr, &buf)?;
+    Ok(0)
+}
+
+fn xen_version(_dom: &Domain, g: &GuestView<'_, '_>, a: &Args) -> HcResult {
+    let (cmd, arg) = (a.0[0] as u32, a.0[1]);
+    let (major, minor) = super::XEN_VERSION;
+    match cmd {
+        version::XENVER_VERSION => Ok((i64::from(major) << 16) | i64::from(minor)),
+        version::XENVER_EXTRAVERSION => copy_string(g, arg, ".0-xenolith", version::EXTRAVERSION_LEN),
+        version::XENVER_CAPABILITIES => {
+            let caps = if g.compat() { "hvm-3.0-x86_32 hvm-3.0-x86_32p hvm-3.0-x86_64" } else { "hvm-3.0-x86_32 hvm-3.0-x86_32p hvm-3.0-x86_64" };
+            copy_string(g, arg, caps, version::CAPABILITIES_LEN)
+        }
+        version::XENVER_CHANGESET => copy_string(g, arg, "xenolith", version::CHANGESET_LEN),
+        version::XENVER_COMPILE_INFO => {
+            let mut buf = vec![0u8; version::COMPILE_INFO_LEN];
+            for (i, s) in ["rustc", "xenolith", "", env!("CARGO_PKG_VERSION")].iter().enumerate() {
+                buf[i * 64..i * 64 + s.len()].copy_from_slice(s.as_bytes());
+            }
+            g.write(arg, &buf)?;
+            Ok(0)
+        }
+        version::XENVER_COMMANDLINE => copy_string(g, arg, "", version::COMMANDLINE_LEN),
+        version::XENVER_PAGESIZE => Ok(4096),
+        version::XENVER_PLATFORM_PARAMETERS => {
+            // HVM guests have no hypervisor hole; Xen reports its virt_start anyway.
+            let virt_start: u64 = if g.compat() { 0xf580_0000 } else { 0xffff_8000_0000_0000 };
+            let bytes = if g.compat() { (virt_start as u32).to_le_bytes().to_vec() } else { virt_start.to_le_bytes().to_vec() };
+            g.write(arg, &bytes)?;
+            Ok(0)
+        }
+        version::XENVER_GET_FEATURES => {
+            let mut fi: version::FeatureInfo = g.read_obj(arg)?;
+            fi.submap = if fi.submap_idx == 0 { features() } else { 0 };
+            g.write_obj(arg, &fi)?;
+            Ok(0)
+        }
+        version::XENVER_GUEST_HANDLE => {
+            g.write(arg, &[0u8; 16])?;
+            Ok(0)
+        }
+        _ => Err(ENOSYS),
+    }
+}
+
+/// The XENFEAT_* bits an HVM guest of Xen 4.17 sees.
+fn features() -> u32 {
+    use xen_abi::features::*;
+    [
+        WRITABLE_PAGE_TABLES,
+        WRITABLE_DESCRIPTOR_TABLES,
+        AUTO_TRANSLATED_PHYSMAP,
+        SUPERVISOR_MODE_KERNEL,
+        HVM_CALLBACK_VECTOR,
+        HVM_SAFE_PVCLOCK,
+    ]
+    .iter()
+    .fold(0, |acc, bit| acc | (1 << bit))
+}
+
+fn console_io(dom: &Domain, g: &GuestView<'_, '_>, a: &Args) -> HcResult {
+    match a.0[0] as u32 {
+        xen_abi::console::CONSOLEIO_WRITE => {
+            // Xen lets a domU print to its own log at guest_loglvl; keep it bounded.
+            let count = (a.0[1] as usize).min(16 * 1024);
+            let mut buf = vec![0u8; count];
+            g.read(a.0[2], &mut buf)?;
+            dom.console.debug_output(&buf);
+            Ok(0)
+        }
+        xen_abi::console::CONSOLEIO_READ => Err(EPERM),
+        _ => Err(EINVAL),
+    }
+}
+
+fn hvm_op(dom: &Domain, g: &GuestView<'_, '_>, a: &Args) -> HcResult {
+    let (op, arg) = (a.0[0] as u32, a.0[1]);
+    match op {
+        hvm::HVMOP_GET_PARAM | hvm::HVMOP_SET_PARAM => {
+            let mut p: hvm::HvmParam = g.read_obj(arg)?;
+            if p.domid != DOMID_SELF && p.domid != dom.info.domid {
+                return Err(ESRCH);
+            }
+            if p.index >= hvm::NR_PARAMS {
+                return Err(EINVAL);
+            }
+            let mut st = dom.state();
+            if op == hvm::HVMOP_GET_PARAM {
+                p.value = st.params[p.index as usize];
+                drop(st);
+                g.write_obj(arg, &p)?;
+                return Ok(0);
+            }
+            match p.index {
+                hvm::PARAM_CALLBACK_IRQ => {
+                    let kind = p.value >> hvm::CALLBACK_TYPE_SHIFT;
+                    st.callback_vector = match (kind, p.value) {
+                        (_, 0) => None,
+                        (hvm::CALLBACK_TYPE_VECTOR, v) if (0x10..=0xff).contains(&(v & 0xff)) => Some(v as u8),
+                        (hvm::CALLBACK_TYPE_VECTOR, _) => return Err(EINVAL),
+                        // GSI and PCI INTx callbacks need an emulated IOAPIC: not offered.
+                        _ => return Err(EINVAL),
+                    };
+                    if dom.upcall_pending(&st) {
+                        dom.wake_vcpu(&st);
+                    }
+                }
+                // The toolstack owns these; a guest may not move its rings.
+                hvm::PARAM_STORE_PFN | hvm::PARAM_STORE_EVTCHN | hvm::PARAM_CONSOLE_PFN | hvm::PARAM_CONSOLE_EVTCHN => {
+                    return Err(EPERM)
+                }
+                _ => {}
+            }
+            st.params[p.index as usize] = p.value;
+            Ok(0)
+        }
+        hvm::HVMOP_PAGETABLE_DYING => Ok(0),
+        _ => Err(ENOSYS),
+    }
+}
+
+fn memory_op(dom: &Domain, g: &GuestView<'_, '_>, a: &Args) -> HcResult {
+    let (cmd, arg) = (a.0[0] as u32, a.0[1]);
+    match cmd {
+        memory::XENMEM_CURRENT_RESERVATION | memory::XENMEM_MAXIMUM_RESERVATION => {
+            let domid: u16 = g.read_obj(arg)?;
+            if domid != DOMID_SELF && domid != dom.info.domid {
+                return Err(ESRCH);
+            }
+            Ok(dom.info.pages as i64)
+        }
+        memory::XENMEM_MAXIMUM_GPFN => Ok(dom.info.memmap.iter().map(|e| (e.addr + e.size) >> 12).max().unwrap_or(1) as i64 - 1),
+        memory::XENMEM_MEMORY_MAP => {
+            // compat: { u32 nr_entries; u32 buffer; }, native: { u32; pad; u64 buffer }.
+            let (nr, buffer) = if g.compat() {
+                let raw: [u32; 2] = [g.read_obj(arg)?, g.read_obj(arg + 4)?];
+                (raw[0], u64::from(raw[1]))
+            } else {
+                let m: memory::MemoryMap = g.read_obj(arg)?;
+                (m.nr_entries, m.buffer)
+            };
+            let entries = &dom.info.memmap;
+            if (nr as usize) < entries.len() {
+                return Err(EINVAL);
+            }
+            let mut buf = Vec::with_capacity(entries.len() * memory::E820_ENTRY_SIZE);
+            for e in entries {
+                buf.extend_from_slice(&e.addr.to_le_bytes());
+                buf.extend_from_slice(&e.size.to_le_bytes());
+                buf.extend_from_slice(&e.kind.to_le_bytes());
+            }
+            g.write(buffer, &buf)?;
+            g.write_obj(arg, &(entries.len() as u32))?;
+            Ok(0)
+        }
+        memory::XENMEM_SET_MEMORY_MAP => Err(EPERM), // dom0 / toolstack only
+        memory::XENMEM_ADD_TO_PHYSMAP => {
+            let x = if g.compat() {
+                // compat: domid u16, size u16, space u32, idx u32, gpfn u32.
+                let mut raw = [0u8; 16];
+                g.read(arg, &mut raw)?;
+                memory::AddToPhysmap {
+                    domid: u16::from_le_bytes([raw[0], raw[1]]),
+                    size: u16::from_le_bytes([raw[2], raw[3]]),
+                    space: u32::from_le_bytes(raw[4..8].try_into().unwrap()),
+                    idx: u32::from_le_bytes(raw[8..12].try_into().unwrap()).into(),
+                    gpfn: u32::from_le_bytes(raw[12..16].try_into().unwrap()).into(),
+                }
+            } else {
+                g.read_obj::<memory::AddToPhysmap>(arg)?
+            };
+            add_to_physmap(dom, &x)
+        }
+        _ => Err(ENOSYS),
+    }
+}
+
+fn add_to_physmap(dom: &Domain, x: &memory::AddToPhysmap) -> HcResult {
+    if x.domid != DOMID_SELF && x.domid != dom.info.domid {
+        return Err(ESRCH);
+    }
+    let gpa = x.gpfn.checked_mul(4096).ok_or(EINVAL)?;
+    match x.space {
+        memory::XENMAPSPACE_SHARED_INFO => {
+            if x.idx != 0 {
+                return Err(EINVAL);
+            }
+            // The shared info page replaces the guest page at gpfn: it must be
+            // a page of the guest's memory, which then holds Xen's structure.
+            if !dom.ram.contains(gpa, 4096) {
+                return Err(EINVAL);
+            }
+            let mut st = dom.state();
+            let old = st.events;
+            dom.ram.zero(gpa, 4096).map_err(|_| EFAULT)?;
+            let vcpu_info = match old {
+                Some(e) if e.vcpu_info != e.shared_info => e.vcpu_info,
+                _ => gpa,
+            };
+            st.events = Some(EventPages { shared_info: gpa, vcpu_info });
+            dom.publish_time(&st);
+            Ok(0)
+        }
+        // Grant tables arrive with the block path; until then they are absent.
+        _ => Err(ENOSYS),
+    }
+}
+
+fn event_channel_op(dom: &Domain, g: &GuestView<'_, '_>, a: &Args) -> HcResult {
+    let (cmd, arg) = (a.0[0] as u32, a.0[1]);
+    match cmd {
+        ev::EVTCHNOP_SEND => {
+            let port: u32 = g.read_obj(arg)?;
+            send(dom, port)
+        }
+        ev::EVTCHNOP_ALLOC_UNBOUND => {
+            let mut x: ev::AllocUnbound = g.read_obj(arg)?;
+            if x.dom != DOMID_SELF && x.dom != dom.info.domid {
+                return Err(EPERM);
+            }
+            let remote = if x.remote_dom == DOMID_SELF { dom.info.domid } else { x.remote_dom };
+            x.port = dom.state().evtchn.alloc_unbound(remote)? as u32;
+            g.write_obj(arg, &x)?;
+            Ok(0)
+        }
+        ev::EVTCHNOP_BIND_VIRQ => {
+            let mut x: ev::BindVirq = g.read_obj(arg)?;
+            x.port = dom.state().evtchn.bind_virq(x.virq, x.vcpu)?;
+            g.write_obj(arg, &x)?;
+            Ok(0)
+        }
+        ev::EVTCHNOP_BIND_IPI => {
+            let mut x: ev::BindIpi = g.read_obj(arg)?;
+            x.port = dom.state().evtchn.bind_ipi(x.vcpu)?;
+            g.write_obj(arg, &x)?;
+            Ok(0)
+        }
+        ev::EVTCHNOP_CLOSE => {
+            let port: u32 = g.read_obj(arg)?;
+            dom.state().evtchn.close(port)?;
+            Ok(0)
+        }
+        ev::EVTCHNOP_STATUS => {
+            let x: ev::Status = g.read_obj(arg)?;
+            if x.dom != DOMID_SELF && x.dom != dom.info.domid {
+                return Err(ESRCH);
+            }
+            let st = dom.state().evtchn.status(x.port)?;
+            g.write_obj(arg, &ev::Status { dom: x.dom, ..st })?;
+            Ok(0)
+        }
+        ev::EVTCHNOP_UNMASK => {
+            let port: u32 = g.read_obj(arg)?;
+            let st = dom.state();
+            st.evtchn.state(port).ok_or(EINVAL)?;
+            if let Some(events) = st.events {
+                if events.unmask(&dom.ram, port) {
+                    dom.wake_vcpu(&st);
+                }
+            }
+            Ok(0)
+        }
+        ev::EVTCHNOP_BIND_VCPU => {
+            let x: [u32; 2] = [g.read_obj(arg)?, g.read_obj(arg + 4)?];
+            if x[1] != 0 {
+                return Err(ENOENT);
+            }
+            dom.state().evtchn.state(x[0]).ok_or(EINVAL)?;
+            Ok(0)
+        }
+        _ => Err(ENOSYS),
+    }
+}
+
+/// EVTCHNOP_send: notify the other end of `port`.
+fn send(dom: &Domain, port: u32) -> HcResult {
+    let state = dom.state().evtchn.state(port).ok_or(EINVAL)?;
+    match state {
+        PortState::Interdomain { backend } => {
+            backends::notify(dom, backend);
+            Ok(0)
+        }
+        PortState::Ipi => {
+            dom.raise(port);
+            Ok(0)
+        }
+        // Xen silently drops sends on unbound ports and rejects VIRQ ports.
+        PortState::Unbound { .. } => Ok(0),
+        PortState::Virq { .. } | PortState::Free => Err(EINVAL),
+    }
+}
+
+fn sched_op(dom: &Domain, g: &GuestView<'_, '_>, a: &Args) -> HcResult {
+    let (cmd, arg) = (a.0[0] as u32, a.0[1]);
+    match cmd {
+        sched::SCHEDOP_YIELD => {
+            std::thread::yield_now();
+            Ok(0)
+        }
+        sched::SCHEDOP_BLOCK => {
+            dom.block(None, |st| dom.upcall_pending(st));
+            Ok(0)
+        }
+        sched::SCHEDOP_SHUTDOWN => {
+            let s: sched::Shutdown = g.read_obj(arg)?;
+            let reason = ShutdownReason::from_code(s.reason).ok_or(EINVAL)?;
+            dom.shutdown(reason);
+            Ok(0)
+        }
+        sched::SCHEDOP_POLL => {
+            let (ports_addr, nr, timeout) = if g.compat() {
+                let raw: [u32; 2] = [g.read_obj(arg)?, g.read_obj(arg + 4)?];
+                (u64::from(raw[0]), raw[1], g.read_obj::<u64>(arg + 8)?)
+            } else {
+                let p: sched::Poll = g.read_obj(arg)?;
+                (p.ports, p.nr_ports, p.timeout)
+            };
+            if nr > 128 {
+                return Err(EINVAL);
+            }
+            let mut ports = vec![0u32; nr as usize];
+            for (i, p) in ports.iter_mut().enumerate() {
+                *p = g.read_obj(ports_addr + 4 * i as u64)?;
+            }
+            let until = (timeout != 0).then(|| dom.clock.instant_at(timeout));
+            dom.block(until, |st| st.events.is_some_and(|e| ports.iter().any(|&p| e.is_pending(&dom.ram, p))));
+            Ok(0)
+        }
+        sched::SCHEDOP_SHUTDOWN_CODE | sched::SCHEDOP_WATCHDOG => Ok(0),
+        _ => Err(ENOSYS),
+    }
+}
+
+fn vcpu_op(dom: &Domain, g: &GuestView<'_, '_>, a: &Args) -> HcResult {
+    let (cmd, vcpu_id, arg) = (a.0[0] as u32, a.0[1], a.0[2]);
+    if vcpu_id != 0 {
+        return Err(ENOENT);
+    }
+    match cmd {
+        vcpu::VCPUOP_IS_UP => Ok(1),
+        vcpu::VCPUOP_SET_SINGLESHOT_TIMER => {
+            let t: vcpu::SetSingleshotTimer = g.read_obj(arg)?;
+            if t.flags & vcpu::SSHOTTMR_FUTURE != 0 && t.timeout_abs_ns < dom.clock.now_ns() {
+                return Err(ETIME);
+            }
+            let mut st = dom.state();
+            dom.set_timer(&mut st, Some(t.timeout_abs_ns));
+            Ok(0)
+        }
+        vcpu::VCPUOP_STOP_SINGLESHOT_TIMER => {
+            let mut st = dom.state();
+            dom.set_timer(&mut st, None);
+            Ok(0)
+        }
+        vcpu::VCPUOP_STOP_PERIODIC_TIMER => Ok(0),
+        vcpu::VCPUOP_REGISTER_VCPU_INFO => {
+            let r: vcpu::RegisterVcpuInfo = g.read_obj(arg)?;
+            let size = std::mem::size_of::<xen_abi::shared_info::VcpuInfo>() as u64;
+            if u64::from(r.offset) + size > 4096 {
+                return Err(EINVAL);
+            }
+            let gpa = r.mfn.checked_mul(4096).and_then(|b| b.checked_add(r.offset.into())).ok_or(EINVAL)?;
+            if !dom.ram.contains(gpa, size as usize) || gpa % 8 != 0 {
+                return Err(EINVAL);
+            }
+            let mut st = dom.state();
+            let Some(mut events) = st.events else { return Err(EINVAL) };
+            if events.vcpu_info != events.shared_info {
+                return Err(EEXIST); // Xen allows registering once.
+            }
+            // Carry the pending state over, as Xen does.
+            let mut info = [0u8; 64];
+            dom.ram.read(events.vcpu_info, &mut info).map_err(|_| EFAULT)?;
+            dom.ram.write(gpa, &info).map_err(|_| EFAULT)?;
+            events.vcpu_info = gpa;
+            st.events = Some(events);
+            dom.publish_time(&st);
+            Ok(0)
+        }
+        _ => Err(ENOSYS),
+    }
+}
+
+fn set_timer_op(dom: &Domain, g: &GuestView<'_, '_>, a: &Args) -> HcResult {
+    // The 32-bit ABI passes the 64-bit deadline in EBX (low) and ECX (high).
+    let deadline = if g.compat() { a.0[0] | (a.0[1] << 32) } else { a.0[0] };
+    let mut st = dom.state();
+    dom.set_timer(&mut st, (deadline != 0).then_some(deadline));
+    Ok(0)
+}

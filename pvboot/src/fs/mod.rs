@@ -1,0 +1,279 @@
+//! Read-only file systems behind one trait, [`FileSystem`], and [`mount`],
+//! which probes a volume and opens the right one.
+
+pub mod ext;
+pub mod fat;
+pub mod ffs;
+pub mod probe;
+
+use alloc::boxed::Box;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
+
+use crate::disk::{DiskError, ReadAt};
+pub use probe::{probe, FsKind};
+
+/// Most symlinks followed while resolving one path (Linux's MAXSYMLINKS is 40).
+pub const MAX_SYMLINKS: u32 = 40;
+/// Longest path accepted (PATH_MAX).
+pub const MAX_PATH: usize = 4096;
+
+/// Why a file-system operation failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FsError {
+    /// Reading the volume failed.
+    Disk(DiskError),
+    /// No file system pvboot knows is on the volume.
+    Unrecognized,
+    /// A path component does not exist.
+    NotFound,
+    /// A path component other than the last is not a directory.
+    NotADirectory,
+    /// A directory was given where a file is needed.
+    IsADirectory,
+    /// `read_link` on something that is not a symlink.
+    NotASymlink,
+    /// Too many symlinks, or a symlink loop.
+    SymlinkLoop,
+    /// The path is empty, too long or not valid.
+    BadPath,
+    /// The on-disk structures are inconsistent.
+    Corrupt(String),
+    /// A feature pvboot does not read.
+    Unsupported(String),
+}
+
+impl fmt::Display for FsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FsError::Disk(e) => write!(f, "{e}"),
+            FsError::Unrecognized => f.write_str("no recognized file system"),
+            FsError::NotFound => f.write_str("no such file or directory"),
+            FsError::NotADirectory => f.write_str("not a directory"),
+            FsError::IsADirectory => f.write_str("is a directory"),
+            FsError::NotASymlink => f.write_str("not a symbolic link"),
+            FsError::SymlinkLoop => f.write_str("too many levels of symbolic links"),
+            FsError::BadPath => f.write_str("invalid path"),
+            FsError::Corrupt(s) => write!(f, "corrupt file system: {s}"),
+            FsError::Unsupported(s) => write!(f, "unsupported: {s}"),
+        }
+    }
+}
+
+impl From<DiskError> for FsError {
+    fn from(e: DiskError) -> Self {
+        FsError::Disk(e)
+    }
+}
+
+/// What a directory entry or inode is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileType {
+    /// A regular file.
+    File,
+    /// A directory.
+    Dir,
+    /// A symbolic link.
+    Symlink,
+    /// A character device.
+    CharDevice,
+    /// A block device.
+    BlockDevice,
+    /// A named pipe.
+    Fifo,
+    /// A socket.
+    Socket,
+    /// Anything else (e.g. a whiteout).
+    Other,
+}
+
+impl FileType {
+    /// The `ls -l` type letter.
+    pub fn letter(self) -> char {
+        match self {
+            FileType::File => '-',
+            FileType::Dir => 'd',
+            FileType::Symlink => 'l',
+            FileType::CharDevice => 'c',
+            FileType::BlockDevice => 'b',
+            FileType::Fifo => 'p',
+            FileType::Socket => 's',
+            FileType::Other => '?',
+        }
+    }
+
+    /// From the `S_IFMT` bits of a POSIX mode.
+    pub fn from_mode(mode: u32) -> Self {
+        match mode & 0o170000 {
+            0o100000 => FileType::File,
+            0o040000 => FileType::Dir,
+            0o120000 => FileType::Symlink,
+            0o020000 => FileType::CharDevice,
+            0o060000 => FileType::BlockDevice,
+            0o010000 => FileType::Fifo,
+            0o140000 => FileType::Socket,
+            _ => FileType::Other,
+        }
+    }
+}
+
+/// What `stat` shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Metadata {
+    /// File type.
+    pub kind: FileType,
+    /// Permission bits, including set-id and sticky (`mode & 0o7777`).
+    pub perm: u16,
+    /// Size in bytes.
+    pub size: u64,
+    /// Modification time, seconds since the Unix epoch (FAT: local time read as UTC).
+    pub mtime: i64,
+    /// Nanoseconds part of the modification time.
+    pub mtime_nsec: u32,
+    /// Owner.
+    pub uid: u32,
+    /// Group.
+    pub gid: u32,
+    /// Hard links; `None` when the file system library does not report it.
+    pub nlink: Option<u32>,
+    /// Inode number, or the FAT first cluster; `None` when not reported.
+    pub ino: Option<u64>,
+}
+
+impl Metadata {
+    /// `ls -l` mode string, e.g. `drwxr-xr-x`.
+    pub fn mode_string(&self) -> String {
+        let p = self.perm;
+        let mut s = String::with_capacity(10);
+        s.push(self.kind.letter());
+        for (shift, special, lower, upper) in [(6, 0o4000, 's', 'S'), (3, 0o2000, 's', 'S'), (0, 0o1000, 't', 'T')] {
+            let bits = (p >> shift) & 7;
+            s.push(if bits & 4 != 0 { 'r' } else { '-' });
+            s.push(if bits & 2 != 0 { 'w' } else { '-' });
+            s.push(match (bits & 1 != 0, p & special != 0) {
+                (true, true) => lower,
+                (false, true) => upper,
+                (true, false) => 'x',
+                (false, false) => '-',
+            });
+        }
+        s
+    }
+}
+
+/// A resolved file: its (path-normalized) location and metadata.
+///
+/// `handle` is file-system specific (FFS: inode number; FAT: first cluster).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Node {
+    /// Absolute path it was found by, normalized (no `.`, `..` or `//`).
+    pub path: String,
+    /// Metadata.
+    pub meta: Metadata,
+    /// File-system specific locator.
+    pub handle: u64,
+}
+
+/// One directory entry (never `.` or `..`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirEntry {
+    /// Name within the directory.
+    pub name: String,
+    /// The entry itself (symlinks not followed).
+    pub node: Node,
+}
+
+/// A readable file system.
+pub trait FileSystem {
+    /// Which file system this is.
+    fn kind(&self) -> FsKind;
+    /// Resolves an absolute path, following symlinks.
+    fn lookup(&self, path: &str) -> Result<Node, FsError>;
+    /// Resolves an absolute path without following a symlink in the last component.
+    fn lookup_nofollow(&self, path: &str) -> Result<Node, FsError>;
+    /// Reads file bytes at `offset`; returns how many (0 at end of file).
+    ///
+    /// Fills `buf` unless the file ends first.
+    fn read_at(&self, node: &Node, offset: u64, buf: &mut [u8]) -> Result<usize, FsError>;
+    /// Lists a directory (without `.` and `..`), in on-disk order.
+    fn read_dir(&self, node: &Node) -> Result<Vec<DirEntry>, FsError>;
+    /// A symlink's target.
+    fn read_link(&self, node: &Node) -> Result<String, FsError>;
+
+    /// Metadata of a path's last component, symlinks not followed (`lstat`).
+    fn stat(&self, path: &str) -> Result<Metadata, FsError> {
+        Ok(self.lookup_nofollow(path)?.meta)
+    }
+
+    /// Reads a whole file (following symlinks), refusing files over `max` bytes.
+    fn read_file(&self, path: &str, max: u64) -> Result<Vec<u8>, FsError> {
+        let node = self.lookup(path)?;
+        if node.meta.kind == FileType::Dir {
+            return Err(FsError::IsADirectory);
+        }
+        if node.meta.size > max {
+            return Err(FsError::Unsupported(alloc::format!("file larger than {max} bytes")));
+        }
+        let mut buf = alloc::vec![0u8; node.meta.size as usize];
+        let n = self.read_at(&node, 0, &mut buf)?;
+        buf.truncate(n);
+        Ok(buf)
+    }
+}
+
+/// Probes `vol` and opens the file system on it.
+pub fn mount<R: ReadAt + Clone + 'static>(vol: R) -> Result<Box<dyn FileSystem>, FsError> {
+    match probe(&vol)? {
+        Some(k @ (FsKind::Fat12 | FsKind::Fat16 | FsKind::Fat32)) => {
+            let _ = k;
+            Ok(Box::new(fat::FatFs::open(vol)?))
+        }
+        Some(FsKind::Ext2 | FsKind::Ext3 | FsKind::Ext4) => Ok(Box::new(ext::ExtFs::open(vol)?)),
+        Some(FsKind::Ffs1 | FsKind::Ffs2) => Ok(Box::new(ffs::FfsFs::open(vol)?)),
+        None => Err(FsError::Unrecognized),
+    }
+}
+
+/// Splits an absolute path into its normalized components (`.` dropped, `..`
+/// applied, so `/a/../b` is `[b]`); relative paths are taken from `/`.
+pub fn normalize(path: &str) -> Result<Vec<&str>, FsError> {
+    if path.len() > MAX_PATH || path.contains('\0') {
+        return Err(FsError::BadPath);
+    }
+    let mut out = Vec::new();
+    for c in path.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                out.pop();
+            }
+            c => out.push(c),
+        }
+    }
+    Ok(out)
+}
+
+/// Joins components into an absolute path.
+pub fn join(parts: &[&str]) -> String {
+    let mut s = String::new();
+    for p in parts {
+        s.push('/');
+        s.push_str(p);
+    }
+    if s.is_empty() {
+        s.push('/');
+    }
+    s
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+pub(crate) fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (i64::from(m) + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}

@@ -1,0 +1,58 @@
+//! The memory_op hypercall (memory.h).
+
+pub const XENMEM_INCREASE_RESERVATION: u32 = 0;
+pub const XENMEM_DECREASE_RESERVATION: u32 = 1;
+pub const XENMEM_MAXIMUM_RAM_PAGE: u32 = 2;
+/// Returns the domain's current number of pages.
+pub const XENMEM_CURRENT_RESERVATION: u32 = 3;
+/// Returns the domain's maximum number of pages.
+pub const XENMEM_MAXIMUM_RESERVATION: u32 = 4;
+pub const XENMEM_MACHPHYS_MFN_LIST: u32 = 5;
+pub const XENMEM_POPULATE_PHYSMAP: u32 = 6;
+/// Maps a Xen-owned page (shared info, grant table frame) into the physmap.
+pub const XENMEM_ADD_TO_PHYSMAP: u32 = 7;
+/// Reads the guest's E820 memory map.
+pub const XENMEM_MEMORY_MAP: u32 = 9;
+pub const XENMEM_MACHINE_MEMORY_MAP: u32 = 10;
+pub const XENMEM_SET_MEMORY_MAP: u32 = 13;
+pub const XENMEM_MAXIMUM_GPFN: u32 = 14;
+
+/// The shared info page.
+pub const XENMAPSPACE_SHARED_INFO: u32 = 0;
+/// A grant table frame.
+pub const XENMAPSPACE_GRANT_TABLE: u32 = 1;
+/// A guest frame (moves it).
+pub const XENMAPSPACE_GMFN: u32 = 2;
+
+/// struct xen_add_to_physmap.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct AddToPhysmap {
+    /// Domain (DOMID_SELF).
+    pub domid: u16,
+    /// Number of pages for XENMAPSPACE_gmfn_range.
+    pub size: u16,
+    /// XENMAPSPACE_*.
+    pub space: u32,
+    /// Index within the space.
+    pub idx: u64,
+    /// Where to map it in the guest's physical address space.
+    pub gpfn: u64,
+}
+crate::assert_size!(AddToPhysmap, 24);
+
+/// struct xen_memory_map: argument of XENMEM_memory_map.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct MemoryMap {
+    /// In: room in `buffer` (entries); out: entries written.
+    pub nr_entries: u32,
+    /// Padding.
+    pub pad: u32,
+    /// Guest address of an array of [`E820_ENTRY_SIZE`]-byte e820 entries.
+    pub buffer: u64,
+}
+crate::assert_size!(MemoryMap, 16);
+
+/// Size of Xen's packed `struct e820entry { u64 addr; u64 size; u32 type; }`.
+pub const E820_ENTRY_SIZE: usize = 20;

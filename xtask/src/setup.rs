@@ -1,0 +1,73 @@
+//! Set-up on a fresh machine: the Debian packages the tests and benchmarks
+//! use as real peers, the guest target, and cargo-fuzz.
+
+use std::process::Command;
+
+use anyhow::{bail, Result};
+
+/// Debian packages the project uses, with why.
+const PACKAGES: &[(&str, &str)] = &[
+    ("makefs", "NetBSD FFS images for fs-ffs tests"),
+    ("dosfstools", "FAT images"),
+    ("mtools", "FAT long names without mounting"),
+    ("e2fsprogs", "ext2/3/4 images (mke2fs -d)"),
+    ("fdisk", "MBR and GPT partition tables (sfdisk)"),
+    ("gdisk", "GPT partition tables (sgdisk)"),
+    ("grub-xen-bin", "GRUB's PVH image, a real peer guest"),
+    ("grub-common", "grub-mkimage"),
+    ("xenstore-utils", "real xenstore clients"),
+    ("python3-pyxs", "a real xenstore client library"),
+    ("iproute2", "network namespaces, bridges, TAP"),
+    ("fio", "host disk baseline for benchmarks"),
+    ("valgrind", "instruction counts for guest-side code"),
+];
+
+/// Installs whatever is missing; quiet when everything is there.
+pub fn run() -> Result<()> {
+    let missing: Vec<&str> = PACKAGES
+        .iter()
+        .map(|(p, _)| *p)
+        .filter(|p| !Command::new("dpkg-query").args(["-W", "-f=${Status}", p]).output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("install ok installed")))
+        .collect();
+    if !missing.is_empty() {
+        println!("setup: installing Debian packages: {}", missing.join(" "));
+        // SAFETY: geteuid has no preconditions.
+        let root = unsafe { libc_geteuid() } == 0;
+        let apt = |args: &[&str]| {
+            let mut c = if root { Command::new("apt-get") } else { let mut c = Command::new("sudo"); c.arg("apt-get"); c };
+            c.args(args).env("DEBIAN_FRONTEND", "noninteractive");
+            crate::run(&mut c)
+        };
+        apt(&["update", "-qq"])?;
+        let mut args = vec!["install", "-y", "-qq", "--no-install-recommends"];
+        args.extend(&missing);
+        apt(&args)?;
+    }
+    ensure_target()?;
+    Ok(())
+}
+
+/// rust-toolchain.toml names the guest target; older rustups need it added by hand.
+fn ensure_target() -> Result<()> {
+    let out = Command::new("rustup").args(["target", "list", "--installed"]).current_dir(crate::root()).output();
+    match out {
+        Ok(o) if String::from_utf8_lossy(&o.stdout).contains("x86_64-unknown-none") => Ok(()),
+        Ok(_) => crate::run(Command::new("rustup").args(["target", "add", "x86_64-unknown-none"])),
+        Err(_) => bail!("rustup is needed to install the x86_64-unknown-none target"),
+    }
+}
+
+/// Whether cargo-fuzz and a nightly toolchain are available; installs cargo-fuzz if not.
+pub fn ensure_cargo_fuzz() -> Result<()> {
+    let have = Command::new("cargo").args(["fuzz", "--version"]).output().is_ok_and(|o| o.status.success());
+    if !have {
+        println!("setup: installing cargo-fuzz");
+        crate::run(Command::new("cargo").args(["install", "--locked", "cargo-fuzz"]))?;
+    }
+    Ok(())
+}
+
+extern "C" {
+    #[link_name = "geteuid"]
+    fn libc_geteuid() -> u32;
+}
