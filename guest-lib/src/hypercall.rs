@@ -308,6 +308,13 @@ pub unsafe fn xen_version<T>(cmd: u32, arg: &mut T) -> Result<u64, Errno> {
     guarded(|| unsafe { hypercall2(nr::XEN_VERSION, cmd as u64, arg as *mut T as u64) })
 }
 
+/// The Xen version as (major, minor): XENVER_version, which needs no buffer.
+pub fn version() -> Result<(u16, u16), Errno> {
+    // SAFETY: XENVER_version reads and writes no guest memory.
+    let v = guarded(|| unsafe { hypercall2(nr::XEN_VERSION, xen_abi::version::XENVER_VERSION.into(), 0) })?;
+    Ok(((v >> 16) as u16, v as u16))
+}
+
 /// Reads an HVM parameter of this domain (HVMOP_get_param).
 pub fn hvm_get_param(index: u32) -> Result<u64, Errno> {
     use xen_abi::hvm::{HvmParam, HVMOP_GET_PARAM};

@@ -99,7 +99,9 @@ mod imp {
     /// Brings the guest up and runs the application. Called by the arch
     /// entry with interrupts disabled and the IDT loaded.
     pub fn start(mode: BootMode) -> ! {
-        let Some(xen) = hypercall::init() else { not_on_xen(mode) };
+        let Some(xen) = hypercall::init() else {
+            not_on_xen(mode)
+        };
 
         // SAFETY: this is the only writer, single-threaded, interrupts off,
         // and no shared reference to BOOT exists before the line below.
@@ -127,7 +129,7 @@ mod imp {
         }
         let boot: &'static BootInfo = boot;
 
-        arch::paging::map_ram(boot.ram_end());
+        let mapped = arch::paging::map_ram(boot.ram_end());
         if let Err(e) = shared_info::init() {
             fatal("cannot map shared info", &e);
         }
@@ -153,7 +155,11 @@ mod imp {
             boot.start_info_version()
         );
         match heap {
-            Some(h) => log::debug!("xenolith: heap {:#x}..{:#x}", h.start, h.end),
+            Some(h) => log::debug!(
+                "xenolith: heap {:#x}..{:#x}, identity map 0..{mapped:#x}",
+                h.start,
+                h.end
+            ),
             None => log::warn!("xenolith: no free RAM for a heap"),
         }
         let w = boot.warnings();

@@ -55,42 +55,42 @@ unsafe fn field<T>(offset: usize) -> &'static T {
     unsafe { &*base().add(offset).cast::<T>() }
 }
 
-/// vcpu_info[vcpu].evtchn_upcall_pending.
+/// `vcpu_info[vcpu].evtchn_upcall_pending`.
 pub fn upcall_pending(vcpu: usize) -> &'static AtomicU8 {
     assert!(vcpu < si::LEGACY_MAX_VCPUS);
     // SAFETY: a u8 field at its xen-abi offset.
     unsafe { field(si::vcpu_info_offset(vcpu) + si::VCPU_UPCALL_PENDING) }
 }
 
-/// vcpu_info[vcpu].evtchn_upcall_mask (meaningful for PV only).
+/// `vcpu_info[vcpu].evtchn_upcall_mask` (meaningful for PV only).
 pub fn upcall_mask(vcpu: usize) -> &'static AtomicU8 {
     assert!(vcpu < si::LEGACY_MAX_VCPUS);
     // SAFETY: a u8 field at its xen-abi offset.
     unsafe { field(si::vcpu_info_offset(vcpu) + si::VCPU_UPCALL_MASK) }
 }
 
-/// vcpu_info[vcpu].evtchn_pending_sel: which pending words to scan.
+/// `vcpu_info[vcpu].evtchn_pending_sel`: which pending words to scan.
 pub fn pending_sel(vcpu: usize) -> &'static AtomicU64 {
     assert!(vcpu < si::LEGACY_MAX_VCPUS);
     // SAFETY: a u64 field at its xen-abi offset.
     unsafe { field(si::vcpu_info_offset(vcpu) + si::VCPU_PENDING_SEL) }
 }
 
-/// evtchn_pending[word]: one bit per port.
+/// `evtchn_pending[word]`: one bit per port.
 pub fn pending(word: usize) -> &'static AtomicU64 {
     assert!(word < 64);
     // SAFETY: a u64 array element at its xen-abi offset.
     unsafe { field(si::EVTCHN_PENDING + word * 8) }
 }
 
-/// evtchn_mask[word]: one bit per port.
+/// `evtchn_mask[word]`: one bit per port.
 pub fn mask(word: usize) -> &'static AtomicU64 {
     assert!(word < 64);
     // SAFETY: a u64 array element at its xen-abi offset.
     unsafe { field(si::EVTCHN_MASK + word * 8) }
 }
 
-/// A consistent copy of vcpu_info[vcpu].time (the pvclock record).
+/// A consistent copy of `vcpu_info[vcpu].time` (the pvclock record).
 ///
 /// Xen makes `version` odd while it updates the record; a copy is kept only
 /// if `version` was even and unchanged around it.

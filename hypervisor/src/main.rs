@@ -92,6 +92,28 @@ fn report(err: &dyn std::error::Error) -> ExitCode {
     ExitCode::from(toolstack::EXIT_ERROR)
 }
 
+/// Checks that the kernel loads into the configured memory without building a VM.
+fn dry_run(cfg: &toolstack::config::DomainConfig) -> Result<String, Box<dyn std::error::Error>> {
+    let bytes = std::fs::read(&cfg.kernel).map_err(|e| format!("cannot read kernel {}: {e}", cfg.kernel.display()))?;
+    let kernel = loader::PvhKernel::parse(&bytes).map_err(|e| format!("{}: {e}", cfg.kernel.display()))?;
+    let ramdisk = match &cfg.ramdisk {
+        Some(p) => Some(std::fs::read(p).map_err(|e| format!("cannot read ramdisk {}: {e}", p.display()))?),
+        None => None,
+    };
+    let layout = loader::MemoryLayout::new(cfg.memory_mib << 20);
+    let params = loader::BootParams { layout: &layout, cmdline: cfg.cmdline.as_deref(), ramdisk: ramdisk.as_deref() };
+    let boot = loader::plan(&kernel, &params).map_err(|e| format!("{}: {e}", cfg.kernel.display()))?;
+    Ok(format!(
+        "name: {}\nkernel: {} ({kernel})\nentry: {:#x}, start info at {:#x}\nmemory: {} MiB\ncmdline: {}",
+        cfg.name,
+        cfg.kernel.display(),
+        boot.entry,
+        boot.start_info,
+        cfg.memory_mib,
+        cfg.cmdline.as_deref().unwrap_or("")
+    ))
+}
+
 fn create(args: &CreateArgs) -> ExitCode {
     let cfg = match toolstack::config::DomainConfig::load(&args.config, &args.overrides) {
         Ok(cfg) => cfg,
@@ -101,18 +123,12 @@ fn create(args: &CreateArgs) -> ExitCode {
         log::warn!("{warning}");
     }
     if args.dry_run {
-        return match std::fs::read(&cfg.kernel)
-            .map_err(|e| e.to_string())
-            .and_then(|bytes| loader::PvhKernel::parse(&bytes).map_err(|e| e.to_string()))
-        {
-            Ok(kernel) => {
-                println!("name: {}\nkernel: {} ({kernel})\nmemory: {} MiB\ncmdline: {}", cfg.name, cfg.kernel.display(), cfg.memory_mib, cfg.cmdline.as_deref().unwrap_or(""));
+        return match dry_run(&cfg) {
+            Ok(summary) => {
+                println!("{summary}");
                 ExitCode::SUCCESS
             }
-            Err(e) => {
-                eprintln!("xenolith: {}: {e}", cfg.kernel.display());
-                ExitCode::from(toolstack::EXIT_ERROR)
-            }
+            Err(e) => report(&*e),
         };
     }
     let console = if args.console {

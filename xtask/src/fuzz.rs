@@ -47,8 +47,12 @@ struct Target {
 pub fn run(args: &[String]) -> Result<()> {
     let (seconds, only) = parse_args(args)?;
     let root = workspace_root();
-    let target_dir =
-        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+    // Commands below run in other directories: a relative CARGO_TARGET_DIR
+    // (relative to here, as cargo reads it) is made absolute first.
+    let target_dir = match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => std::env::current_dir()?.join(dir),
+        None => root.join("target"),
+    };
 
     let mut targets = find_targets(&root)?;
     if !only.is_empty() {
@@ -250,13 +254,13 @@ fn fuzz_one(t: &Target, target_dir: &Path, seconds: u64) -> Result<String> {
 
     let output = fs::read_to_string(&log_path).unwrap_or_default();
     if !status.success() {
-        let tail: Vec<&str> = output.lines().rev().take(30).collect();
-        for line in tail.into_iter().rev() {
+        for line in failure_lines(&output) {
             eprintln!("  | {line}");
         }
         bail!(
-            "{status}; crashing inputs (if any) in {}",
-            artifacts.display()
+            "{status}; crashing input in {}, full log in {}",
+            artifacts.display(),
+            log_path.display()
         );
     }
     // libFuzzer ends with "Done N runs in S second(s)".
@@ -266,4 +270,32 @@ fn fuzz_one(t: &Target, target_dir: &Path, seconds: u64) -> Result<String> {
         .find(|l| l.starts_with("Done "))
         .unwrap_or("no summary");
     Ok(done.to_string())
+}
+
+/// The lines of a failed run's log that say what happened: the panic and its
+/// message, libFuzzer's verdict and where it saved the input; the last lines
+/// if none of those are there (a build error, say).
+fn failure_lines(log: &str) -> Vec<&str> {
+    const KEYS: [&str; 5] = [
+        "panicked at",
+        "ERROR:",
+        "SUMMARY:",
+        "Test unit written",
+        "error",
+    ];
+    let lines: Vec<&str> = log.lines().collect();
+    let mut picked = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        if KEYS.iter().any(|k| line.contains(k)) {
+            picked.push(*line);
+            // A panic's message is on the next line.
+            if line.contains("panicked at") {
+                picked.extend(lines.get(i + 1));
+            }
+        }
+    }
+    if picked.is_empty() {
+        picked = lines[lines.len().saturating_sub(20)..].to_vec();
+    }
+    picked
 }

@@ -29,6 +29,20 @@ fn hello(boot: &BootInfo) {
     time::sleep(Duration::from_millis(100));
     let us = start.elapsed().as_micros();
     println!("slept 100 ms (measured {}.{:03} ms)", us / 1000, us % 1000);
+    if boot.cmdline().split_ascii_whitespace().any(|w| w == "hypercall-bench") {
+        hypercall_bench();
+    }
+}
+
+/// Times trapped hypercalls (`cargo xtask bench` reads this line).
+fn hypercall_bench() {
+    const CALLS: u64 = 1000;
+    let start = time::now_ns();
+    for _ in 0..CALLS {
+        let _ = guest_lib::hypercall::version();
+    }
+    let ns = (time::now_ns() - start) / CALLS;
+    println!("hypercall round trip: {}.{:03} us ({CALLS} xen_version calls)", ns / 1000, ns % 1000);
 }
 
 /// On the host there is nothing to run: hello is a Xen guest.

@@ -4,6 +4,12 @@
 
 pub mod console;
 
+/// A device backend that a guest notifies through an event channel.
+pub trait Device: Send + Sync {
+    /// The guest sent an event on the device's channel (runs on the vCPU thread: keep it short).
+    fn notify(&self, dom: &Domain);
+}
+
 use crate::xen::evtchn::Backend;
 use crate::xen::Domain;
 
@@ -13,5 +19,10 @@ pub fn notify(dom: &Domain, backend: Backend) {
         Backend::Console => dom.console.on_guest_event(dom),
         // xenstored arrives with the control plane; its port stays quiet until then.
         Backend::Store => {}
+        Backend::Device(index) => {
+            if let Some(dev) = dom.device(index) {
+                dev.notify(dom);
+            }
+        }
     }
 }

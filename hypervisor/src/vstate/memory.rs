@@ -101,30 +101,6 @@ impl GuestRam {
         self.write(addr, value.as_bytes())
     }
 
-    /// Reads a NUL-terminated string of at most `max` bytes.
-    pub fn read_cstr(&self, addr: u64, max: usize) -> Result<Vec<u8>> {
-        let mut out = Vec::new();
-        let mut chunk = [0u8; 256];
-        while out.len() < max {
-            let n = chunk.len().min(max - out.len());
-            // Read byte-wise near the end of a region rather than failing.
-            if self.read(addr + out.len() as u64, &mut chunk[..n]).is_err() {
-                let b = self.read_obj::<u8>(addr + out.len() as u64)?;
-                if b == 0 {
-                    return Ok(out);
-                }
-                out.push(b);
-                continue;
-            }
-            if let Some(end) = chunk[..n].iter().position(|&b| b == 0) {
-                out.extend_from_slice(&chunk[..end]);
-                return Ok(out);
-            }
-            out.extend_from_slice(&chunk[..n]);
-        }
-        Ok(out)
-    }
-
     /// The 8-bit word at `addr`, shared with the guest.
     pub fn atomic_u8(&self, addr: u64) -> Result<&AtomicU8> {
         self.atomic(addr)
@@ -237,15 +213,5 @@ mod tests {
         assert!(ram.test_and_set_bit(0x1000, 3).unwrap());
         assert!(ram.test_and_clear_bit(0x1000, 3).unwrap());
         assert!(!ram.test_bit(0x1000, 3).unwrap());
-    }
-
-    #[test]
-    fn cstr_stops_at_nul_or_limit() {
-        let ram = GuestRam::new(&[(0, 0x1000)]).unwrap();
-        ram.write(0x10, b"hello\0world").unwrap();
-        assert_eq!(ram.read_cstr(0x10, 100).unwrap(), b"hello");
-        assert_eq!(ram.read_cstr(0x10, 3).unwrap(), b"hel");
-        ram.write(0xffc, b"abcd").unwrap();
-        assert!(ram.read_cstr(0xffc, 100).is_err());
     }
 }

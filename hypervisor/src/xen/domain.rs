@@ -113,6 +113,7 @@ pub struct Domain {
     vcpu_thread: OnceLock<libc::pthread_t>,
     stopped: AtomicBool,
     unhandled_io_logged: Mutex<HashSet<u64>>,
+    devices: Mutex<Vec<Arc<dyn crate::backends::Device>>>,
 }
 
 impl Domain {
@@ -139,6 +140,7 @@ impl Domain {
             vcpu_thread: OnceLock::new(),
             stopped: AtomicBool::new(false),
             unhandled_io_logged: Mutex::new(HashSet::new()),
+            devices: Mutex::new(Vec::new()),
         }
     }
 
@@ -156,6 +158,18 @@ impl Domain {
     /// Connects a guest port to a backend and returns it.
     pub fn connect_backend(&self, backend: Backend) -> u32 {
         self.state().evtchn.connect_backend(backend).expect("a fresh domain has free ports")
+    }
+
+    /// Registers a device backend; returns its index for [`Backend::Device`].
+    pub fn add_device(&self, dev: Arc<dyn crate::backends::Device>) -> usize {
+        let mut devices = self.devices.lock().unwrap_or_else(|e| e.into_inner());
+        devices.push(dev);
+        devices.len() - 1
+    }
+
+    /// The device backend at `index`.
+    pub fn device(&self, index: usize) -> Option<Arc<dyn crate::backends::Device>> {
+        self.devices.lock().unwrap_or_else(|e| e.into_inner()).get(index).cloned()
     }
 
     /// Raises an event on the guest's `port` (from a backend or a timer).

@@ -14,6 +14,8 @@ pub enum Backend {
     Console,
     /// xenstored.
     Store,
+    /// A device backend (block, net), by its index in the domain's device list.
+    Device(usize),
 }
 
 /// The state of one port.
@@ -80,6 +82,19 @@ impl EventChannels {
         self.alloc(PortState::Interdomain { backend })
     }
 
+    /// A backend in domain 0 binds to the guest's unbound `port`
+    /// (EVTCHNOP_bind_interdomain issued by the backend side).
+    pub fn bind_backend(&mut self, port: u32, backend: Backend) -> Result<(), i64> {
+        match self.state(port) {
+            Some(PortState::Unbound { remote_dom: 0 }) => {
+                self.ports[port as usize] = PortState::Interdomain { backend };
+                Ok(())
+            }
+            Some(PortState::Unbound { .. }) => Err(EPERM),
+            _ => Err(EINVAL),
+        }
+    }
+
     /// EVTCHNOP_alloc_unbound.
     pub fn alloc_unbound(&mut self, remote_dom: u16) -> Result<u32, i64> {
         self.alloc(PortState::Unbound { remote_dom })
@@ -139,7 +154,11 @@ impl EventChannels {
             PortState::Interdomain { backend } => {
                 st.status = EVTCHNSTAT_INTERDOMAIN;
                 st.u0 = 0; // domain 0
-                st.u1 = backend as u32 + 1;
+                st.u1 = match backend {
+                    Backend::Console => 1,
+                    Backend::Store => 2,
+                    Backend::Device(i) => 3 + i as u32,
+                };
             }
             PortState::Virq { virq } => {
                 st.status = EVTCHNSTAT_VIRQ;

@@ -75,7 +75,8 @@ pub fn time_scale(ticks_per_sec: u64) -> (u32, i8) {
 }
 
 /// Converts a TSC delta to nanoseconds with a (mul, shift) pair, as a guest does.
-pub fn scale_delta(delta: u64, mul: u32, shift: i8) -> u64 {
+#[cfg(test)]
+fn scale_delta(delta: u64, mul: u32, shift: i8) -> u64 {
     let d = if shift < 0 { delta >> (-shift) } else { delta << shift };
     ((u128::from(d) * u128::from(mul)) >> 32) as u64
 }

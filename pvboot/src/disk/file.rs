@@ -35,7 +35,7 @@ impl BlockDevice for FileDisk {
     }
 
     fn read_sectors(&self, lba: u64, buf: &mut [u8]) -> Result<(), DiskError> {
-        if buf.len() % 512 != 0 {
+        if !buf.len().is_multiple_of(512) {
             return Err(DiskError::Unaligned);
         }
         let offset = lba.checked_mul(512).ok_or(DiskError::Io { lba, errno: 0 })?;

@@ -33,7 +33,7 @@ impl BlockDevice for MemDisk {
 
     fn read_sectors(&self, lba: u64, buf: &mut [u8]) -> Result<(), DiskError> {
         let ss = u64::from(self.sector.max(1));
-        if buf.len() as u64 % ss != 0 {
+        if !(buf.len() as u64).is_multiple_of(ss) {
             return Err(DiskError::Unaligned);
         }
         let io = DiskError::Io { lba, errno: 0 };

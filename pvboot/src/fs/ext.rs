@@ -9,7 +9,16 @@
 //! transactions (honouring revoke records; uncommitted or corrupt tail
 //! transactions are dropped), and every later block read goes through that
 //! map. So a dirty ext3/4 image reads as if the journal had been replayed,
-//! without modifying the disk. External journal devices are refused.
+//! without modifying the disk. Only journals with the 64bit and checksum-v3
+//! features (what mke2fs/the kernel use for ext4 with 64bit+metadata_csum,
+//! the e2fsprogs 1.47 default) can be replayed: any other journal that needs
+//! recovery (ext3's, or ext4 without those features) fails the mount with
+//! [`FsError::Unsupported`] ("missing required journal features"), as do
+//! external journal devices. A clean journal is never read.
+//!
+//! Known ext4-view 1.0 gap: in block-mapped (ext2/ext3-style) files, a hole
+//! covering a whole indirect block makes it read block 0, so such sparse
+//! files fail with [`FsError::Corrupt`] (tests/ext.rs keeps a test for it).
 //!
 //! ext4-view does not expose inode numbers or link counts, so [`Metadata`]
 //! has `ino` and `nlink` set to `None` here.

@@ -225,10 +225,7 @@ pub trait FileSystem {
 /// Probes `vol` and opens the file system on it.
 pub fn mount<R: ReadAt + Clone + 'static>(vol: R) -> Result<Box<dyn FileSystem>, FsError> {
     match probe(&vol)? {
-        Some(k @ (FsKind::Fat12 | FsKind::Fat16 | FsKind::Fat32)) => {
-            let _ = k;
-            Ok(Box::new(fat::FatFs::open(vol)?))
-        }
+        Some(FsKind::Fat12 | FsKind::Fat16 | FsKind::Fat32) => Ok(Box::new(fat::FatFs::open(vol)?)),
         Some(FsKind::Ext2 | FsKind::Ext3 | FsKind::Ext4) => Ok(Box::new(ext::ExtFs::open(vol)?)),
         Some(FsKind::Ffs1 | FsKind::Ffs2) => Ok(Box::new(ffs::FfsFs::open(vol)?)),
         None => Err(FsError::Unrecognized),

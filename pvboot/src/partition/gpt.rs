@@ -64,7 +64,7 @@ fn parse_header(s: &[u8], lba: u64, total: u64) -> Result<Header, &'static str> 
         entry_size: le32(s, 84),
         entries_crc: le32(s, 88),
     };
-    if hd.entry_size < 128 || hd.entry_size % 8 != 0 {
+    if hd.entry_size < 128 || !hd.entry_size.is_multiple_of(8) {
         return Err("has a bad entry size");
     }
     let bytes = u64::from(hd.count) * u64::from(hd.entry_size);

@@ -16,7 +16,8 @@
 //! GRUB names (disk `hd0`): `(hd0,msdos1)`, logicals from `(hd0,msdos5)`,
 //! `(hd0,gpt2)` by entry index, disklabel partitions inside an MBR partition
 //! `(hd0,msdos1,bsd1)` for `a` (GRUB numbers BSD partitions from 1), and
-//! `(hd0,bsd1)` on a disk without MBR.
+//! `(hd0,bsd1)` on a disk without MBR. An MBR's extended container is
+//! listed too (under the number of its slot), though GRUB does not expose it.
 
 use alloc::format;
 use alloc::string::{String, ToString};

@@ -3,7 +3,7 @@
 //! Every vector we install goes through one assembly path: the stub pushes
 //! an error code (a 0 when the CPU pushes none) and the vector number, the
 //! common code pushes the 15 integer registers and calls
-//! [`xenolith_trap`] with a pointer to the resulting [`TrapFrame`]. There is
+//! `xenolith_trap` with a pointer to the resulting [`TrapFrame`]. There is
 //! no SSE/x87 state to save: guests are built soft-float.
 //!
 //! Installed vectors: the 32 exceptions (fatal: report and crash the domain)
