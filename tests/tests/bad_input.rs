@@ -16,7 +16,7 @@ fn assert_one_line_error(run: &Run, needles: &[&str]) {
     let err = run.stderr.trim_end();
     assert_eq!(err.lines().filter(|l| l.starts_with("xenolith:")).count(), 1, "one error line\n{run}");
     for n in needles {
-        assert!(err.contains(n), "error should mention {n:?}\n{run}");
+        assert!(err.to_lowercase().contains(&n.to_lowercase()), "error should mention {n:?}\n{run}");
     }
     assert!(!err.contains("panicked"), "{run}");
 }

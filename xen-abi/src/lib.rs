@@ -20,6 +20,7 @@ pub mod sched;
 pub mod shared_info;
 pub mod vcpu;
 pub mod version;
+pub mod xenstore;
 
 /// A domain identifier (domid_t).
 pub type DomId = u16;

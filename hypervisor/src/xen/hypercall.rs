@@ -200,10 +200,8 @@ fn memory_op(dom: &Domain, g: &GuestView<'_, '_>, a: &Args) -> HcResult {
                 let m: memory::MemoryMap = g.read_obj(arg)?;
                 (m.nr_entries, m.buffer)
             };
-            let entries = &dom.info.memmap;
-            if (nr as usize) < entries.len() {
-                return Err(EINVAL);
-            }
+            // Xen copies as many entries as fit and says how many it copied.
+            let entries = &dom.info.memmap[..dom.info.memmap.len().min(nr as usize)];
             let mut buf = Vec::with_capacity(entries.len() * memory::E820_ENTRY_SIZE);
             for e in entries {
                 buf.extend_from_slice(&e.addr.to_le_bytes());

@@ -1,0 +1,117 @@
+//! abi-check: makes hypercalls with bad arguments (invalid ports, unmapped
+//! buffers, unknown operations, out-of-range indices) and checks that each
+//! returns the errno Xen 4.17 returns. Prints `ok NAME` or `FAIL NAME: ...`
+//! per check and `abi-check: N passed, M failed`, then powers off (or
+//! crashes when a check failed). Run on Xenolith and on real Xen, it shows
+//! that both behave alike and that a hostile guest only hurts itself.
+#![cfg_attr(target_os = "none", no_std)]
+#![cfg_attr(target_os = "none", no_main)]
+#![cfg_attr(not(target_os = "none"), allow(dead_code, unused_imports))]
+
+use guest_lib::hypercall::{self, hypercall2, hypercall3};
+use guest_lib::xen_abi::{errno::*, event_channel as ev, hvm, hypercall as nr, memory, sched, vcpu, version};
+use guest_lib::{println, BootInfo};
+
+#[cfg(target_os = "none")]
+guest_lib::main!(abi_check);
+
+/// An address no guest maps: hypercall buffers there must give -EFAULT.
+const UNMAPPED: u64 = 0x0000_7fff_dead_0000;
+
+struct Tally {
+    passed: u32,
+    failed: u32,
+}
+
+impl Tally {
+    fn expect(&mut self, name: &str, got: i64, want: i64) {
+        if got == want {
+            self.passed += 1;
+            println!("ok {name}");
+        } else {
+            self.failed += 1;
+            println!("FAIL {name}: got {got}, want {want}");
+        }
+    }
+}
+
+fn raw2(op: u32, a: u64, b: u64) -> i64 {
+    // SAFETY: the arguments are either plain integers or deliberately
+    // invalid guest addresses that the hypervisor must refuse.
+    unsafe { hypercall2(op, a, b) }
+}
+
+fn raw3(op: u32, a: u64, b: u64, c: u64) -> i64 {
+    // SAFETY: as for raw2.
+    unsafe { hypercall3(op, a, b, c) }
+}
+
+fn evtchn_op<T>(cmd: u32, arg: &mut T) -> i64 {
+    raw2(nr::EVENT_CHANNEL_OP, cmd.into(), arg as *mut T as u64)
+}
+
+fn abi_check(_boot: &BootInfo) {
+    let mut t = Tally { passed: 0, failed: 0 };
+    let (major, minor) = hypercall::version().unwrap_or((0, 0));
+    println!("abi-check on Xen {major}.{minor}");
+
+    t.expect("unknown hypercall is ENOSYS", raw2(60, 0, 0), -ENOSYS);
+    t.expect("unknown xen_version op is ENOSYS", raw2(nr::XEN_VERSION, 99, 0), -ENOSYS);
+    t.expect("xen_version to an unmapped buffer is EFAULT", raw2(nr::XEN_VERSION, version::XENVER_EXTRAVERSION.into(), UNMAPPED), -EFAULT);
+    t.expect("unknown sched_op is ENOSYS", raw2(nr::SCHED_OP, 99, 0), -ENOSYS);
+    t.expect("sched_op shutdown with an unmapped argument is EFAULT", raw2(nr::SCHED_OP, sched::SCHEDOP_SHUTDOWN.into(), UNMAPPED), -EFAULT);
+
+    let mut port = 0u32;
+    t.expect("send on port 0 is EINVAL", evtchn_op(ev::EVTCHNOP_SEND, &mut port), -EINVAL);
+    let mut port = 4000u32;
+    t.expect("send on a port never allocated is EINVAL", evtchn_op(ev::EVTCHNOP_SEND, &mut port), -EINVAL);
+    let mut port = 1_000_000u32;
+    t.expect("close of an out-of-range port is EINVAL", evtchn_op(ev::EVTCHNOP_CLOSE, &mut port), -EINVAL);
+    let mut virq = ev::BindVirq { virq: ev::NR_VIRQS + 7, vcpu: 0, port: 0 };
+    t.expect("bind_virq of an unknown VIRQ is EINVAL", evtchn_op(ev::EVTCHNOP_BIND_VIRQ, &mut virq), -EINVAL);
+    let mut virq = ev::BindVirq { virq: ev::VIRQ_TIMER, vcpu: 0, port: 0 };
+    t.expect("binding VIRQ_TIMER twice is EEXIST", evtchn_op(ev::EVTCHNOP_BIND_VIRQ, &mut virq), -EEXIST);
+    let mut virq = ev::BindVirq { virq: ev::VIRQ_DEBUG, vcpu: 5, port: 0 };
+    t.expect("bind_virq on a vCPU that does not exist is ENOENT", evtchn_op(ev::EVTCHNOP_BIND_VIRQ, &mut virq), -ENOENT);
+    t.expect("event_channel_op with an unmapped argument is EFAULT", raw2(nr::EVENT_CHANNEL_OP, ev::EVTCHNOP_SEND.into(), UNMAPPED), -EFAULT);
+    t.expect("unknown event_channel_op is ENOSYS", raw2(nr::EVENT_CHANNEL_OP, 99, 0), -ENOSYS);
+
+    // Allocate and close a port: status follows it.
+    let mut unbound = ev::AllocUnbound { dom: xen_abi_domid_self(), remote_dom: 0, port: 0 };
+    t.expect("alloc_unbound for domain 0 succeeds", evtchn_op(ev::EVTCHNOP_ALLOC_UNBOUND, &mut unbound), 0);
+    let mut st = ev::Status { dom: xen_abi_domid_self(), port: unbound.port, ..Default::default() };
+    evtchn_op(ev::EVTCHNOP_STATUS, &mut st);
+    t.expect("status of an unbound port is EVTCHNSTAT_unbound", st.status.into(), ev::EVTCHNSTAT_UNBOUND.into());
+    let mut close = unbound.port;
+    t.expect("close of the unbound port succeeds", evtchn_op(ev::EVTCHNOP_CLOSE, &mut close), 0);
+    let mut close = unbound.port;
+    t.expect("closing it again is EINVAL", evtchn_op(ev::EVTCHNOP_CLOSE, &mut close), -EINVAL);
+
+    let mut param = hvm::HvmParam { domid: xen_abi_domid_self(), index: 1000, ..Default::default() };
+    t.expect("get_param of an out-of-range index is EINVAL", raw2(nr::HVM_OP, hvm::HVMOP_GET_PARAM.into(), &mut param as *mut _ as u64), -EINVAL);
+    t.expect("hvm_op with an unmapped argument is EFAULT", raw2(nr::HVM_OP, hvm::HVMOP_GET_PARAM.into(), UNMAPPED), -EFAULT);
+
+    let mut xatp = memory::AddToPhysmap { domid: xen_abi_domid_self(), space: 77, ..Default::default() };
+    let ret = raw2(nr::MEMORY_OP, memory::XENMEM_ADD_TO_PHYSMAP.into(), &mut xatp as *mut _ as u64);
+    t.expect("add_to_physmap of an unknown space is EINVAL/ENOSYS", if ret == -EINVAL || ret == -ENOSYS { 0 } else { ret }, 0);
+    t.expect("memory_op with an unmapped argument is EFAULT", raw2(nr::MEMORY_OP, memory::XENMEM_ADD_TO_PHYSMAP.into(), UNMAPPED), -EFAULT);
+
+    t.expect("vcpu_op is_up on a vCPU that does not exist is ENOENT", raw3(nr::VCPU_OP, vcpu::VCPUOP_IS_UP.into(), 5, 0), -ENOENT);
+    let mut past = vcpu::SetSingleshotTimer { timeout_abs_ns: 1, flags: vcpu::SSHOTTMR_FUTURE, pad: 0 };
+    t.expect("a singleshot timer in the past with SSHOTTMR_future is ETIME", raw3(nr::VCPU_OP, vcpu::VCPUOP_SET_SINGLESHOT_TIMER.into(), 0, &mut past as *mut _ as u64), -ETIME);
+
+    println!("abi-check: {} passed, {} failed", t.passed, t.failed);
+    if t.failed != 0 {
+        panic!("{} ABI checks failed", t.failed);
+    }
+}
+
+fn xen_abi_domid_self() -> u16 {
+    guest_lib::xen_abi::DOMID_SELF
+}
+
+/// On the host there is nothing to run: abi-check is a Xen guest.
+#[cfg(not(target_os = "none"))]
+fn main() {
+    eprintln!("abi-check is a Xen PVH guest: build it with --target x86_64-unknown-none");
+}

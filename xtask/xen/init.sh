@@ -1,0 +1,65 @@
+#!/bin/busybox sh
+# dom0's /init for `cargo xtask test-xen` (xtask/src/xen/initramfs.rs packs it).
+# Starts the Xen tools, runs every case under /cases in order, reports each
+# on the console with "@@xt" marker lines that xtask/src/xen/report.rs parses,
+# then reboots (QEMU runs with -no-reboot, so that ends the run).
+/bin/busybox --install -s /bin
+export PATH=/bin:/sbin:/usr/bin:/usr/sbin:/usr/lib/xen-4.17/bin
+export LD_LIBRARY_PATH=/lib/x86_64-linux-gnu
+
+say() { echo "@@xt $*"; }
+die() { say "dom0-failed $*"; reboot -f; }
+
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+mkdir -p /dev/pts /run /tmp && mount -t devpts devpts /dev/pts
+mount -t tmpfs tmpfs /run
+for m in $(cat /etc/xt/modules); do insmod "$m" || die "insmod $m"; done
+mount -t xenfs xenfs /proc/xen || die "mount xenfs"
+mkdir -p /run/xen /run/xenstored /var/lib/xen /var/lib/xenstored /var/log/xen/console /var/run
+ln -sf /run/xen /var/run/xen
+
+xenstored --pid-file /run/xenstored.pid || die "xenstored"
+xen-init-dom0 >/tmp/init-dom0.log 2>&1 || { cat /tmp/init-dom0.log; die "xen-init-dom0"; }
+xenconsoled --log=guest --pid-file=/run/xenconsoled.pid || die "xenconsoled"
+say "dom0-ready $(cut -d' ' -f1 /proc/uptime)"
+
+# section CASE NAME FILE: prints FILE between markers.
+section() {
+    say "case $1 section $2 begin"
+    [ -f "$3" ] && cat "$3"
+    echo
+    say "case $1 section $2 end"
+}
+
+# run_case DIR: xl create -F, wait for the domain to stop, report.
+run_case() {
+    id=$(basename "$1")
+    name=$(cat "$1/name")
+    limit=$(cat "$1/timeout")
+    say "case $id begin $(cut -d' ' -f1 /proc/uptime)"
+    xl dmesg -c >/dev/null
+    # -F: xl stays in the foreground and logs the shutdown reason code.
+    timeout "$limit" xl -v create -F "$1/xl.cfg" >/tmp/xl.log 2>&1
+    rc=$?
+    say "case $id xl-exit $rc $(cut -d' ' -f1 /proc/uptime)"
+    sleep 0.3 # let xenconsoled drain the last console output
+    domid=$(xl domid "$name" 2>/dev/null)
+    say "case $id domid ${domid:-none}"
+    say "case $id state $(xl list "$name" 2>/dev/null | awk 'NR==2 {print $5}')"
+    section "$id" xl /tmp/xl.log
+    section "$id" console "/var/log/xen/console/guest-$name.log"
+    xl dmesg -c >/tmp/dmesg.log 2>&1
+    section "$id" xen /tmp/dmesg.log
+    dmesg -c >/tmp/kmsg.log 2>&1
+    section "$id" dom0 /tmp/kmsg.log
+    if [ -x "$1/check" ]; then "$1/check" >/tmp/check.log 2>&1; section "$id" check /tmp/check.log; fi
+    [ -n "$domid" ] && xl destroy "$name" >/dev/null 2>&1
+    say "case $id end"
+}
+
+dmesg -c >/dev/null
+for c in /cases/*; do [ -f "$c/xl.cfg" ] && run_case "$c"; done
+say "done $(cut -d' ' -f1 /proc/uptime)"
+reboot -f
