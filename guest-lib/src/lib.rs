@@ -34,6 +34,7 @@ pub mod shared_info;
 pub mod shutdown;
 pub mod sync;
 pub mod time;
+pub mod xenstore;
 
 #[cfg(all(target_os = "none", not(test)))]
 mod panic;

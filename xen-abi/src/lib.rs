@@ -7,19 +7,23 @@
 //! at compile time. No code with behaviour lives here beyond tiny helpers.
 #![no_std]
 
+pub mod blkif;
 pub mod console;
 pub mod cpuid;
 pub mod elfnote;
 pub mod errno;
 pub mod event_channel;
 pub mod features;
+pub mod grant_table;
 pub mod hvm;
 pub mod hypercall;
 pub mod memory;
+pub mod ring;
 pub mod sched;
 pub mod shared_info;
 pub mod vcpu;
 pub mod version;
+pub mod xenbus;
 pub mod xenstore;
 
 /// A domain identifier (domid_t).

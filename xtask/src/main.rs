@@ -6,11 +6,14 @@
 //! - `cargo xtask test`: every test (unit, end-to-end, fuzz smoke runs).
 //! - `cargo xtask bench`: every benchmark, each against a real peer.
 //! - `cargo xtask fuzz [--seconds N]`: the fuzz targets.
+//! - `cargo xtask test-xen [--verbose]`: the guests on Debian's real Xen 4.17
+//!   under QEMU (part of `test` unless XENOLITH_SKIP_XEN=1).
 //! - `cargo xtask setup`: installs what the others need (also run by them).
 
 mod bench;
 mod fuzz;
 mod setup;
+mod xen;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -45,7 +48,12 @@ fn main() -> Result<()> {
             bench::run(rest)
         }
         Some("fuzz") => fuzz::run(rest),
-        _ => bail!("usage: cargo xtask (setup|build|demo|test|bench|fuzz)"),
+        Some("test-xen") => {
+            setup::run()?;
+            build()?;
+            xen::run(rest)
+        }
+        _ => bail!("usage: cargo xtask (setup|build|demo|test|test-xen|bench|fuzz)"),
     }
 }
 
@@ -80,11 +88,16 @@ pub fn build() -> Result<()> {
     let out = root().join("target/guests");
     std::fs::create_dir_all(&out)?;
     for g in GUESTS {
-        let built = root().join("target/x86_64-unknown-none/release").join(g);
+        let built = target_dir().join("x86_64-unknown-none/release").join(g);
         std::fs::copy(&built, out.join(g)).with_context(|| format!("copying {}", built.display()))?;
     }
     println!("built target/release/xenolith and {} guest(s) in target/guests/", GUESTS.len());
     Ok(())
+}
+
+/// Where cargo builds: $CARGO_TARGET_DIR (relative to the root) or target/.
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), |d| root().join(d))
 }
 
 fn demo() -> Result<()> {
@@ -98,6 +111,11 @@ fn test() -> Result<()> {
     // guest-lib's host-testable parts.
     run(cargo().args(["test", "-p", "guest-lib", "--lib"]))?;
     fuzz::run(&["--seconds".into(), "5".into()])?;
+    if std::env::var_os("XENOLITH_SKIP_XEN").is_some_and(|v| v == "1") {
+        println!("test-xen skipped (XENOLITH_SKIP_XEN=1)");
+    } else {
+        xen::run(&[])?;
+    }
     println!("all tests passed");
     Ok(())
 }

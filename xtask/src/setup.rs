@@ -20,6 +20,8 @@ const PACKAGES: &[(&str, &str)] = &[
     ("iproute2", "network namespaces, bridges, TAP"),
     ("fio", "host disk baseline for benchmarks"),
     ("valgrind", "instruction counts for guest-side code"),
+    ("qemu-system-x86", "test-xen: boots Debian's real Xen under TCG"),
+    ("xz-utils", "test-xen: unpacks the dom0 kernel from its bzImage"),
 ];
 
 /// Installs whatever is missing; quiet when everything is there.

@@ -143,6 +143,8 @@ fn boot(
         pages: layout.ram_bytes() >> 12,
     };
     let dom = Arc::new(Domain::new(info, vm.ram.clone(), clock, Console::new(loader::CONSOLE_RING, sink)));
+    // Grant-table frames (and shared info) placed in holes get KVM slots.
+    dom.gnttab.set_memory_slots(vm.memory_slots());
     {
         let console_port = dom.connect_backend(Backend::Console);
         dom.console.set_port(console_port);

@@ -4,8 +4,17 @@
 //! exist; a guest-supplied address never becomes a raw pointer outside this
 //! module. Shared words (event-channel bitmaps, ring indices) are reached as
 //! atomics because the guest updates them concurrently.
+//!
+//! Besides the memory present at boot, Xen-owned pages that a guest maps
+//! into holes of its physical address space after boot (grant-table frames,
+//! XENMEM_add_to_physmap) are backed here as "extra" regions, so every
+//! accessor reaches them too. Backends move disk data straight between a
+//! file and guest pages with [`GuestRam::read_from_file`] and
+//! [`GuestRam::write_to_file`], without a bounce buffer.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 
 use vm_memory::{
     Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion, VolatileMemory,
@@ -27,6 +36,16 @@ pub type Result<T> = std::result::Result<T, BadAddress>;
 /// The guest's physical memory.
 pub struct GuestRam {
     mem: GuestMemoryMmap,
+    /// Pages mapped after boot over holes (see [`GuestRam::map_extra`]);
+    /// looked up only when an address is not in `mem`, so RAM accesses cost
+    /// nothing more.
+    extra: RwLock<Vec<Arc<GuestMemoryMmap>>>,
+    /// Whether `extra` is non-empty, checked without the lock.
+    has_extra: AtomicBool,
+    /// Extra regions taken out of the guest's view. They stay mapped until
+    /// `self` is dropped, because references handed out by the atomic
+    /// accessors live as long as `&self`.
+    retired: Mutex<Vec<Arc<GuestMemoryMmap>>>,
 }
 
 impl GuestRam {
@@ -35,16 +54,17 @@ impl GuestRam {
         let ranges: Vec<_> = ranges.iter().map(|&(a, s)| (GuestAddress(a), s)).collect();
         let mem = GuestMemoryMmap::from_ranges(&ranges)
             .map_err(|e| std::io::Error::other(format!("cannot map guest memory: {e}")))?;
-        Ok(Self { mem })
+        Ok(Self { mem, extra: RwLock::new(Vec::new()), has_extra: AtomicBool::new(false), retired: Mutex::new(Vec::new()) })
     }
 
     /// The underlying vm-memory object (itself bounds-checked), for loaders
-    /// written against vm-memory's `GuestMemory`.
+    /// written against vm-memory's `GuestMemory`. It holds the memory present
+    /// at boot, not the extra regions mapped later.
     pub fn mmap(&self) -> &GuestMemoryMmap {
         &self.mem
     }
 
-    /// The regions as `(guest address, host address, size)`, for KVM slots.
+    /// The boot-time regions as `(guest address, host address, size)`, for KVM slots.
     pub fn regions(&self) -> Vec<(u64, u64, u64)> {
         self.mem
             .iter()
@@ -55,23 +75,51 @@ impl GuestRam {
             .collect()
     }
 
-    /// Whether `[addr, addr + len)` lies entirely in guest memory.
+    /// Whether `[addr, addr + len)` lies entirely in guest memory (boot
+    /// memory or one extra region).
     pub fn contains(&self, addr: u64, len: usize) -> bool {
+        len == 0 || self.is_boot_memory(addr, len) || self.extra_at(addr, len).is_some()
+    }
+
+    /// Whether `[addr, addr + len)` lies entirely in memory the guest had at
+    /// boot (its RAM and special pages), as opposed to Xen-owned pages
+    /// mapped later. Only such pages may be granted to a backend.
+    pub fn is_boot_memory(&self, addr: u64, len: usize) -> bool {
         len == 0 || self.mem.get_slice(GuestAddress(addr), len).is_ok()
+    }
+
+    /// The extra region holding `[addr, addr + len)`, if any.
+    fn extra_at(&self, addr: u64, len: usize) -> Option<Arc<GuestMemoryMmap>> {
+        if !self.has_extra.load(Ordering::Acquire) {
+            return None;
+        }
+        let extra = self.extra.read().unwrap_or_else(|e| e.into_inner());
+        extra.iter().find(|m| m.get_slice(GuestAddress(addr), len.max(1)).is_ok()).cloned()
     }
 
     /// Copies guest bytes into `buf`.
     pub fn read(&self, addr: u64, buf: &mut [u8]) -> Result<()> {
-        self.mem
-            .read_slice(buf, GuestAddress(addr))
-            .map_err(|_| BadAddress { addr, len: buf.len() })
+        let len = buf.len();
+        let bad = || BadAddress { addr, len };
+        match self.mem.read_slice(buf, GuestAddress(addr)) {
+            Ok(()) => Ok(()),
+            Err(_) => {
+                let extra = self.extra_at(addr, buf.len()).ok_or_else(bad)?;
+                extra.read_slice(buf, GuestAddress(addr)).map_err(|_| bad())
+            }
+        }
     }
 
     /// Copies `buf` into guest memory.
     pub fn write(&self, addr: u64, buf: &[u8]) -> Result<()> {
-        self.mem
-            .write_slice(buf, GuestAddress(addr))
-            .map_err(|_| BadAddress { addr, len: buf.len() })
+        let bad = || BadAddress { addr, len: buf.len() };
+        match self.mem.write_slice(buf, GuestAddress(addr)) {
+            Ok(()) => Ok(()),
+            Err(_) => {
+                let extra = self.extra_at(addr, buf.len()).ok_or_else(bad)?;
+                extra.write_slice(buf, GuestAddress(addr)).map_err(|_| bad())
+            }
+        }
     }
 
     /// Fills guest bytes with zeros.
@@ -118,15 +166,23 @@ impl GuestRam {
 
     fn atomic<T: vm_memory::AtomicInteger>(&self, addr: u64) -> Result<&T> {
         let len = std::mem::size_of::<T>();
-        let bad = BadAddress { addr, len };
-        let slice = self.mem.get_slice(GuestAddress(addr), len).map_err(|_| bad)?;
+        let bad = || BadAddress { addr, len };
+        let extra;
+        let slice = match self.mem.get_slice(GuestAddress(addr), len) {
+            Ok(slice) => slice,
+            Err(_) => {
+                extra = self.extra_at(addr, len).ok_or_else(bad)?;
+                extra.get_slice(GuestAddress(addr), len).map_err(|_| bad())?
+            }
+        };
         // get_atomic_ref checks alignment; the reference lives as long as the
         // mapping, which lives as long as `self`.
-        let r: &T = slice.get_atomic_ref(0).map_err(|_| BadAddress { addr, len })?;
-        // SAFETY: the slice borrows `self.mem`, and the mapping it points into
-        // is only unmapped when `self` is dropped, so extending the borrow to
-        // `&self` is sound; the value is an atomic, so concurrent guest
-        // writes are fine.
+        let r: &T = slice.get_atomic_ref(0).map_err(|_| bad())?;
+        // SAFETY: the slice points into `self.mem` or into an extra region;
+        // both stay mapped until `self` is dropped (extra regions taken out
+        // of the guest's view move to `retired`, never unmapped early), so
+        // extending the borrow to `&self` is sound; the value is an atomic,
+        // so concurrent guest writes are fine.
         Ok(unsafe { &*(r as *const T) })
     }
 
@@ -145,6 +201,133 @@ impl GuestRam {
     /// Whether `bit` is set in the 64-bit word at `addr`.
     pub fn test_bit(&self, addr: u64, bit: u32) -> Result<bool> {
         Ok(self.atomic_u64(addr)?.load(Ordering::SeqCst) & (1u64 << (bit % 64)) != 0)
+    }
+}
+
+/// Extra regions: Xen-owned pages placed in holes after boot.
+impl GuestRam {
+    /// Maps `len` bytes of fresh zeroed host memory at guest address `addr`,
+    /// which must not overlap any memory already present. Returns the host
+    /// address, for the caller to give KVM a memory slot for it.
+    pub fn map_extra(&self, addr: u64, len: usize) -> std::io::Result<u64> {
+        let end = addr.checked_add(len as u64).ok_or_else(|| std::io::Error::other("address overflow"))?;
+        let overlaps = |m: &GuestMemoryMmap| m.iter().any(|r| r.start_addr().0 < end && addr < r.start_addr().0 + r.len());
+        let mut extra = self.extra.write().unwrap_or_else(|e| e.into_inner());
+        if overlaps(&self.mem) || extra.iter().any(|m| overlaps(m)) {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                format!("guest range [{addr:#x}, {end:#x}) is already backed"),
+            ));
+        }
+        let region = GuestMemoryMmap::from_ranges(&[(GuestAddress(addr), len)])
+            .map_err(|e| std::io::Error::other(format!("cannot map {len:#x} bytes at {addr:#x}: {e}")))?;
+        let host = region.iter().next().map(|r| r.as_ptr() as u64).unwrap_or(0);
+        extra.push(Arc::new(region));
+        self.has_extra.store(true, Ordering::Release);
+        Ok(host)
+    }
+
+    /// Takes the extra region starting at `addr` out of the guest's view (the
+    /// caller has removed its KVM slot first). Its memory stays mapped until
+    /// `self` is dropped. Returns whether there was one.
+    pub fn unmap_extra(&self, addr: u64) -> bool {
+        let mut extra = self.extra.write().unwrap_or_else(|e| e.into_inner());
+        let Some(i) = extra.iter().position(|m| m.iter().next().is_some_and(|r| r.start_addr().0 == addr)) else {
+            return false;
+        };
+        let region = extra.remove(i);
+        self.has_extra.store(!extra.is_empty(), Ordering::Release);
+        self.retired.lock().unwrap_or_else(|e| e.into_inner()).push(region);
+        true
+    }
+}
+
+/// Direct file I/O to and from guest pages.
+impl GuestRam {
+    /// Reads `file` at `offset` straight into the guest ranges `iov`
+    /// (`(guest address, length)` pairs, filled in order) with preadv: the
+    /// data lands in the guest's pages with no intermediate copy. Reading
+    /// past the end of the file is an `UnexpectedEof` error.
+    pub fn read_from_file(&self, file: &impl AsRawFd, offset: u64, iov: &[(u64, usize)]) -> std::io::Result<()> {
+        self.file_io(file, offset, iov, false)
+    }
+
+    /// Writes the guest ranges `iov`, in order, to `file` at `offset` with pwritev.
+    pub fn write_to_file(&self, file: &impl AsRawFd, offset: u64, iov: &[(u64, usize)]) -> std::io::Result<()> {
+        self.file_io(file, offset, iov, true)
+    }
+
+    fn file_io(&self, file: &impl AsRawFd, mut offset: u64, iov: &[(u64, usize)], write: bool) -> std::io::Result<()> {
+        let iov: Vec<(u64, usize)> = iov.iter().copied().filter(|&(_, len)| len > 0).collect();
+        // Resolve every range first: a bad address fails the whole transfer
+        // before any byte moves. Extra regions are held by Arc for the call.
+        let bad = |addr: u64, len: usize| std::io::Error::new(std::io::ErrorKind::InvalidInput, BadAddress { addr, len });
+        let mut extras = Vec::with_capacity(iov.len());
+        for &(addr, len) in &iov {
+            extras.push(if self.is_boot_memory(addr, len) { None } else { Some(self.extra_at(addr, len).ok_or_else(|| bad(addr, len))?) });
+        }
+        let mut slices = Vec::with_capacity(iov.len());
+        for (&(addr, len), extra) in iov.iter().zip(&extras) {
+            let region: &GuestMemoryMmap = extra.as_deref().unwrap_or(&self.mem);
+            slices.push(region.get_slice(GuestAddress(addr), len).map_err(|_| bad(addr, len))?);
+        }
+        let guards: Vec<_> = slices.iter().map(|s| s.ptr_guard_mut()).collect();
+        let mut vecs: Vec<libc::iovec> =
+            guards.iter().zip(&slices).map(|(g, s)| libc::iovec { iov_base: g.as_ptr().cast(), iov_len: s.len() }).collect();
+        let fd = file.as_raw_fd();
+        let mut first = 0usize;
+        while first < vecs.len() {
+            if vecs[first].iov_len == 0 {
+                first += 1;
+                continue;
+            }
+            let batch = &vecs[first..vecs.len().min(first + 1024)];
+            let off = libc::off_t::try_from(offset).map_err(|_| std::io::Error::other("file offset too large"))?;
+            // SAFETY: every iovec points into a live guest mapping (held by
+            // `self` or `extras`, with `guards` alive) of exactly its length,
+            // checked by get_slice above; the kernel only reads or writes
+            // those bytes. The guest may change them concurrently, which is
+            // the nature of shared memory and harmless to us (no Rust
+            // reference to them exists).
+            let n = unsafe {
+                if write {
+                    libc::pwritev(fd, batch.as_ptr(), batch.len() as libc::c_int, off)
+                } else {
+                    libc::preadv(fd, batch.as_ptr(), batch.len() as libc::c_int, off)
+                }
+            };
+            if n < 0 {
+                let err = std::io::Error::last_os_error();
+                if err.kind() == std::io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(err);
+            }
+            if n == 0 {
+                return Err(std::io::Error::new(
+                    if write { std::io::ErrorKind::WriteZero } else { std::io::ErrorKind::UnexpectedEof },
+                    format!("{} stopped at file offset {offset}", if write { "write" } else { "read" }),
+                ));
+            }
+            offset += n as u64;
+            // Advance past what was transferred (short transfers resume mid-iovec).
+            let mut left = n as usize;
+            while left > 0 && first < vecs.len() {
+                let v = &mut vecs[first];
+                if left >= v.iov_len {
+                    left -= v.iov_len;
+                    v.iov_len = 0;
+                    first += 1;
+                } else {
+                    // SAFETY: advancing within the same iovec's buffer.
+                    v.iov_base = unsafe { v.iov_base.cast::<u8>().add(left) }.cast();
+                    v.iov_len -= left;
+                    left = 0;
+                }
+            }
+        }
+        drop(guards);
+        Ok(())
     }
 }
 
@@ -196,11 +379,60 @@ pod!(
     xen_abi::vcpu::RegisterVcpuInfo,
     xen_abi::shared_info::VcpuTimeInfo,
     xen_abi::version::FeatureInfo,
+    xen_abi::grant_table::QuerySize,
+    xen_abi::grant_table::SetupTable,
+    xen_abi::grant_table::SetVersion,
+    xen_abi::grant_table::GetVersion,
+    xen_abi::grant_table::Copy,
 );
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn extra_regions_are_reachable_and_retired() {
+        let ram = GuestRam::new(&[(0, 0x2000)]).unwrap();
+        assert!(ram.map_extra(0x1000, 0x1000).is_err(), "overlaps RAM");
+        assert!(ram.map_extra(0x5000, 0x1000).unwrap() != 0);
+        assert!(ram.map_extra(0x5000, 0x1000).is_err(), "already there");
+        assert!(ram.contains(0x5000, 0x1000) && !ram.is_boot_memory(0x5000, 1));
+        ram.write_obj(0x5008, &7u64).unwrap();
+        assert_eq!(ram.read_obj::<u64>(0x5008).unwrap(), 7);
+        let a = ram.atomic_u64(0x5008).unwrap();
+        assert!(ram.read(0x4ff8, &mut [0; 16]).is_err(), "no access across a hole");
+        assert!(ram.unmap_extra(0x5000));
+        assert!(!ram.unmap_extra(0x5000));
+        assert!(!ram.contains(0x5000, 1));
+        // A reference taken before stays valid (the mapping was retired).
+        assert_eq!(a.load(Ordering::SeqCst), 7);
+        assert!(ram.map_extra(0x5000, 0x1000).is_ok(), "the address is free again");
+    }
+
+    #[test]
+    fn file_io_goes_straight_to_guest_pages() {
+        use std::io::Write;
+        let ram = GuestRam::new(&[(0, 0x4000)]).unwrap();
+        ram.map_extra(0x10000, 0x1000).unwrap();
+        let path = std::env::temp_dir().join(format!("xenolith-memtest-{}", std::process::id()));
+        let mut f = std::fs::File::create(&path).unwrap();
+        f.write_all(&(0..8192u32).map(|i| (i % 251) as u8).collect::<Vec<_>>()).unwrap();
+        let f = std::fs::OpenOptions::new().read(true).write(true).open(&path).unwrap();
+        ram.read_from_file(&f, 100, &[(0x1000, 10), (0x3000, 0), (0x10000, 20)]).unwrap();
+        let mut b = [0u8; 10];
+        ram.read(0x1000, &mut b).unwrap();
+        assert_eq!(b[0], 100);
+        let mut c = [0u8; 20];
+        ram.read(0x10000, &mut c).unwrap();
+        assert_eq!(c[0], 110);
+        assert!(ram.read_from_file(&f, 8190, &[(0, 4)]).is_err(), "past EOF");
+        assert!(ram.read_from_file(&f, 0, &[(0x3ff0, 32)]).is_err(), "outside memory");
+        ram.write(0x2000, b"hello").unwrap();
+        ram.write_to_file(&f, 1, &[(0x2000, 5)]).unwrap();
+        let data = std::fs::read(&path).unwrap();
+        assert_eq!(&data[1..6], b"hello");
+        let _ = std::fs::remove_file(&path);
+    }
 
     #[test]
     fn accesses_are_bounds_checked() {

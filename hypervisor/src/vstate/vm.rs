@@ -2,7 +2,8 @@
 //! that trapping the Xen ABI needs (MSR exits for the hypercall MSR, no
 //! hypercall-instruction patching).
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use kvm_bindings::{
     kvm_enable_cap, kvm_userspace_memory_region, CpuId, KVM_CAP_DISABLE_QUIRKS2,
@@ -77,11 +78,12 @@ impl std::fmt::Display for Backend {
 /// A KVM virtual machine with its memory.
 pub struct Vm {
     kvm: Kvm,
-    fd: VmFd,
+    fd: Arc<VmFd>,
     /// The guest's memory.
     pub ram: Arc<GuestRam>,
     /// The KVM implementation in use.
     pub backend: Backend,
+    slots: Arc<MemorySlots>,
 }
 
 impl Vm {
@@ -102,7 +104,13 @@ impl Vm {
             // the Vm keeps alive for as long as the VM fd exists.
             unsafe { fd.set_user_memory_region(region) }.map_err(kvm("KVM_SET_USER_MEMORY_REGION"))?;
         }
-        let vm = Vm { kvm: kvm_fd, fd, ram, backend: Backend::detect() };
+        let fd = Arc::new(fd);
+        let slots = Arc::new(MemorySlots {
+            fd: fd.clone(),
+            ram: ram.clone(),
+            table: Mutex::new(SlotTable { next: ram.regions().len() as u32, free: Vec::new(), by_addr: HashMap::new() }),
+        });
+        let vm = Vm { kvm: kvm_fd, fd, ram, backend: Backend::detect(), slots };
         vm.trap_msrs(trapped_msrs)?;
         vm.disable_hypercall_patching();
         Ok(vm)
@@ -158,8 +166,79 @@ impl Vm {
         self.fd.create_vcpu(id).map_err(kvm("KVM_CREATE_VCPU"))
     }
 
+    /// The handle that backs holes with memory after boot (grant-table frames).
+    pub fn memory_slots(&self) -> Arc<MemorySlots> {
+        self.slots.clone()
+    }
+
     /// Whether KVM offers in-kernel Xen support (used only for logging today).
     pub fn has_xen_hvm(&self) -> bool {
         self.kvm.check_extension_raw(kvm_bindings::KVM_CAP_XEN_HVM.into()) > 0
+    }
+}
+
+/// Adds KVM memory slots after boot, for Xen-owned pages a guest maps into
+/// holes of its physical address space (XENMEM_add_to_physmap of a
+/// grant-table frame at a guest frame that is not RAM).
+///
+/// Each region is fresh host memory registered both as a KVM slot (so the
+/// guest sees it) and as an extra region of [`GuestRam`] (so every accessor
+/// in the VMM reaches it).
+pub struct MemorySlots {
+    // Declared first so the VM fd closes before this struct's `ram` handle
+    // is released: KVM must never point at unmapped memory.
+    fd: Arc<VmFd>,
+    ram: Arc<GuestRam>,
+    table: Mutex<SlotTable>,
+}
+
+struct SlotTable {
+    next: u32,
+    free: Vec<u32>,
+    by_addr: HashMap<u64, (u32, u64)>,
+}
+
+impl MemorySlots {
+    /// Backs `[addr, addr + len)` with zeroed memory. Fails if any of it is
+    /// already backed or KVM refuses the slot.
+    pub fn map(&self, addr: u64, len: usize) -> Result<(), VmError> {
+        let mut table = self.table.lock().unwrap_or_else(|e| e.into_inner());
+        let host = self.ram.map_extra(addr, len)?;
+        let slot = table.free.pop().unwrap_or(table.next);
+        let region = kvm_userspace_memory_region {
+            slot,
+            flags: 0,
+            guest_phys_addr: addr,
+            memory_size: len as u64,
+            userspace_addr: host,
+        };
+        // SAFETY: `host` is a live mapping of `len` bytes owned by `ram`,
+        // which keeps it mapped (even once taken out of view) for as long as
+        // `ram` lives, and `ram` outlives the VM fd (field order above).
+        if let Err(err) = unsafe { self.fd.set_user_memory_region(region) } {
+            self.ram.unmap_extra(addr);
+            table.free.push(slot);
+            return Err(VmError::Kvm { what: "KVM_SET_USER_MEMORY_REGION (extra page)", err });
+        }
+        if slot == table.next {
+            table.next += 1;
+        }
+        table.by_addr.insert(addr, (slot, len as u64));
+        Ok(())
+    }
+
+    /// Removes the region [`map`](Self::map) placed at `addr`; returns whether there was one.
+    pub fn unmap(&self, addr: u64) -> bool {
+        let mut table = self.table.lock().unwrap_or_else(|e| e.into_inner());
+        let Some((slot, _)) = table.by_addr.remove(&addr) else { return false };
+        let region = kvm_userspace_memory_region { slot, flags: 0, guest_phys_addr: addr, memory_size: 0, userspace_addr: 0 };
+        // SAFETY: a zero-sized region deletes the slot; no memory is named.
+        if let Err(e) = unsafe { self.fd.set_user_memory_region(region) } {
+            log::warn!("cannot remove KVM slot {slot} at {addr:#x}: {e}");
+            return false;
+        }
+        table.free.push(slot);
+        self.ram.unmap_extra(addr);
+        true
     }
 }

@@ -107,6 +107,8 @@ pub struct Domain {
     pub clock: Clock,
     /// The PV console backend.
     pub console: Console,
+    /// The grant table (its own locking: backends use it off the vCPU thread).
+    pub gnttab: super::gnttab::GrantTable,
     state: Mutex<State>,
     vcpu_wake: Condvar,
     timer_wake: Condvar,
@@ -124,6 +126,7 @@ impl Domain {
             ram,
             clock,
             console,
+            gnttab: super::gnttab::GrantTable::default(),
             state: Mutex::new(State {
                 hypercall_page: None,
                 events: None,

@@ -30,6 +30,7 @@ pub fn dispatch(dom: &Domain, g: &GuestView<'_, '_>, nr: u32) -> i64 {
         hc::SCHED_OP => sched_op(dom, g, &a),
         hc::VCPU_OP => vcpu_op(dom, g, &a),
         hc::SET_TIMER_OP => set_timer_op(dom, g, &a),
+        hc::GRANT_TABLE_OP => super::gnttab::grant_table_op(dom, g, a.0[0] as u32, a.0[1], a.0[2] as u32),
         _ => Err(ENOSYS),
     };
     log::trace!("hypercall {}({:#x}, {:#x}, {:#x}) -> {result:?}", hc::name(nr), a.0[0], a.0[1], a.0[2]);
@@ -244,11 +245,10 @@ fn add_to_physmap(dom: &Domain, x: &memory::AddToPhysmap) -> HcResult {
             if x.idx != 0 {
                 return Err(EINVAL);
             }
-            // The shared info page replaces the guest page at gpfn: it must be
-            // a page of the guest's memory, which then holds Xen's structure.
-            if !dom.ram.contains(gpa, 4096) {
-                return Err(EINVAL);
-            }
+            // The shared info page replaces the guest page at gpfn; a hole
+            // (GRUB uses the page after its grant-table frame, past the end
+            // of RAM) gets host memory first, as grant-table frames do.
+            dom.gnttab.replace_page(&dom.ram, gpa)?;
             let mut st = dom.state();
             let old = st.events;
             dom.ram.zero(gpa, 4096).map_err(|_| EFAULT)?;
@@ -260,7 +260,7 @@ fn add_to_physmap(dom: &Domain, x: &memory::AddToPhysmap) -> HcResult {
             dom.publish_time(&st);
             Ok(0)
         }
-        // Grant tables arrive with the block path; until then they are absent.
+        memory::XENMAPSPACE_GRANT_TABLE => dom.gnttab.map_frame(&dom.ram, x.idx, x.gpfn).map(|()| 0),
         _ => Err(ENOSYS),
     }
 }

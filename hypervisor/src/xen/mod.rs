@@ -5,6 +5,7 @@
 
 pub mod domain;
 pub mod evtchn;
+pub mod gnttab;
 pub mod guest_access;
 pub mod hypercall;
 pub mod time;

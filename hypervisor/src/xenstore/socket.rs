@@ -1,0 +1,152 @@
+//! Where the host-side unix socket lives, and binding it.
+//!
+//! The rule (what `xenolith xenstore-path` prints):
+//!
+//! * the run directory is `$XENOLITH_RUN_DIR`, or `/run/xenolith`;
+//! * the socket is `<run dir>/xenstored/socket`;
+//! * if another live xenolith already serves that path, this one uses
+//!   `<run dir>/xenstored/socket.<pid>` and logs it; a stale socket file
+//!   (nobody listening) is replaced.
+//!
+//! Point Xen's tools at it with `XENSTORED_PATH` (libxenstore 4.17's
+//! xs_daemon_socket() and pyxs both honour it), e.g.
+//! `XENSTORED_PATH=$(xenolith xenstore-path) xenstore-ls`.
+//! Clients of the socket are domain 0 (privileged), so the socket is
+//! created mode 0600.
+
+use std::io::ErrorKind;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+
+/// The environment variable that moves the run directory.
+pub const RUN_DIR_ENV: &str = "XENOLITH_RUN_DIR";
+/// The run directory without it.
+pub const DEFAULT_RUN_DIR: &str = "/run/xenolith";
+
+/// Why the socket could not be served.
+#[derive(Debug, thiserror::Error)]
+pub enum SocketError {
+    /// The directory could not be created.
+    #[error("cannot create {path}: {err}")]
+    Dir {
+        /// The directory.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        err: std::io::Error,
+    },
+    /// The socket could not be bound.
+    #[error("cannot listen on {path}: {err}")]
+    Bind {
+        /// The socket path.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        err: std::io::Error,
+    },
+}
+
+/// The run directory.
+pub fn run_dir() -> PathBuf {
+    std::env::var_os(RUN_DIR_ENV).filter(|v| !v.is_empty()).map_or_else(|| PathBuf::from(DEFAULT_RUN_DIR), PathBuf::from)
+}
+
+/// The usual socket path: `<run dir>/xenstored/socket`.
+pub fn default_path() -> PathBuf {
+    run_dir().join("xenstored").join("socket")
+}
+
+/// The socket path of the xenolith with process id `pid` when the usual
+/// path was taken.
+pub fn per_pid_path(pid: u32) -> PathBuf {
+    run_dir().join("xenstored").join(format!("socket.{pid}"))
+}
+
+/// The process serving the socket at `path`, if one is listening.
+pub fn server_pid(path: &Path) -> Option<u32> {
+    let s = UnixStream::connect(path).ok()?;
+    let mut cred = libc::ucred { pid: 0, uid: 0, gid: 0 };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    use std::os::fd::AsRawFd;
+    // SAFETY: getsockopt writes at most `len` bytes into the local `cred`.
+    let r = unsafe { libc::getsockopt(s.as_raw_fd(), libc::SOL_SOCKET, libc::SO_PEERCRED, (&raw mut cred).cast(), &mut len) };
+    (r == 0).then_some(cred.pid as u32)
+}
+
+/// The socket of xenolith `pid` (or, without one, the usual path): the
+/// usual path if that process serves it or none is given, otherwise its
+/// per-pid path.
+pub fn locate(pid: Option<u32>) -> PathBuf {
+    let usual = default_path();
+    match pid {
+        None => usual,
+        Some(p) if server_pid(&usual) == Some(p) => usual,
+        Some(p) => per_pid_path(p),
+    }
+}
+
+/// Binds the socket by the rule above; `at` overrides the path (no
+/// fallback then). Returns the listener (non-blocking) and its path.
+pub fn bind(at: Option<&Path>) -> Result<(UnixListener, PathBuf), SocketError> {
+    let usual = at.map_or_else(default_path, Path::to_path_buf);
+    if let Some(dir) = usual.parent() {
+        std::fs::create_dir_all(dir).map_err(|err| SocketError::Dir { path: dir.to_owned(), err })?;
+    }
+    let path = match try_bind(&usual) {
+        Ok(l) => return finish(l, usual),
+        Err(err) if err.kind() == ErrorKind::AddrInUse && at.is_none() => {
+            let p = per_pid_path(std::process::id());
+            log::warn!("xenstored: {} is served by another xenolith; using {}", usual.display(), p.display());
+            p
+        }
+        Err(err) => return Err(SocketError::Bind { path: usual, err }),
+    };
+    let l = try_bind(&path).map_err(|err| SocketError::Bind { path: path.clone(), err })?;
+    finish(l, path)
+}
+
+/// Binds `path`, replacing a stale socket file; AddrInUse if it is live.
+fn try_bind(path: &Path) -> std::io::Result<UnixListener> {
+    match UnixListener::bind(path) {
+        Err(e) if e.kind() == ErrorKind::AddrInUse => {
+            if UnixStream::connect(path).is_ok() {
+                return Err(e);
+            }
+            // Only replace a socket: never delete some unrelated file.
+            use std::os::unix::fs::FileTypeExt;
+            if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket()) {
+                std::fs::remove_file(path)?;
+            }
+            UnixListener::bind(path)
+        }
+        r => r,
+    }
+}
+
+fn finish(l: UnixListener, path: PathBuf) -> Result<(UnixListener, PathBuf), SocketError> {
+    let err = |err| SocketError::Bind { path: path.clone(), err };
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).map_err(err)?;
+    l.set_nonblocking(true).map_err(err)?;
+    Ok((l, path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stale_sockets_are_replaced_live_ones_are_not() {
+        let dir = std::env::temp_dir().join(format!("xenolith-xs-sock-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let p = dir.join("xenstored/socket");
+        let (l, got) = bind(Some(&p)).unwrap();
+        assert_eq!(got, p);
+        assert_eq!(server_pid(&p), Some(std::process::id()));
+        assert!(matches!(bind(Some(&p)), Err(SocketError::Bind { .. })), "live: not stolen");
+        drop(l);
+        let (_l2, got2) = bind(Some(&p)).unwrap();
+        assert_eq!(got2, p, "stale: replaced");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

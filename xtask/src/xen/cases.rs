@@ -1,0 +1,236 @@
+//! What runs on real Xen and what it must show: each example guest in each
+//! boot mode it supports, with the assertions the tests on our hypervisor
+//! make (tests/tests/hello.rs).
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+use super::elf;
+use super::report::Outcome;
+
+/// How Xen boots the guest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// type = "pvh": entered at XEN_ELFNOTE_PHYS32_ENTRY.
+    Pvh,
+    /// type = "pv": classic 64-bit PV, entered at XEN_ELFNOTE_ENTRY.
+    Pv,
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Mode::Pvh => "pvh",
+            Mode::Pv => "pv",
+        })
+    }
+}
+
+/// libxl_shutdown_reason, as xl logs it ("reason code N").
+pub const REASONS: &[&str] = &["poweroff", "reboot", "suspend", "crash", "watchdog", "soft_reset"];
+
+/// A check on a finished case: one message per thing that is wrong.
+type Check = fn(&Case, &Outcome) -> Vec<String>;
+
+/// One `xl create` in dom0.
+pub struct Case {
+    /// What the report calls it, e.g. "hello" or "hello-panic".
+    pub label: String,
+    pub mode: Mode,
+    /// The guest image on the host.
+    pub image: PathBuf,
+    pub extra: String,
+    pub memory_mib: u32,
+    /// A disk image on the host (attached as xvda) and its sha256.
+    pub disk: Option<(PathBuf, String)>,
+    /// How long dom0 waits for the domain to stop.
+    pub timeout_secs: u32,
+    /// The shutdown reason expected (one of REASONS).
+    pub reason: &'static str,
+    pub check: Check,
+    /// Position in the run (names the case's folder in dom0).
+    pub index: usize,
+}
+
+/// A guest/mode pair that does not run, and why.
+pub struct Skipped {
+    pub label: String,
+    pub mode: Mode,
+    pub why: String,
+}
+
+impl Case {
+    /// "hello pvh".
+    pub fn name(&self) -> String {
+        format!("{} {}", self.label, self.mode)
+    }
+
+    /// The folder under /cases in dom0 (sorted order is run order).
+    pub fn dir_name(&self) -> String {
+        format!("{:02}-{}-{}", self.index, self.label, self.mode)
+    }
+
+    pub fn domain_name(&self) -> String {
+        format!("{}-{}", self.label, self.mode)
+    }
+
+    fn image_inside(&self) -> String {
+        format!("/guests/{}", self.image.file_name().unwrap_or_default().to_string_lossy())
+    }
+
+    fn disk_inside(&self) -> Option<String> {
+        let (host, _) = self.disk.as_ref()?;
+        Some(format!("/disks/{}", host.file_name().unwrap_or_default().to_string_lossy()))
+    }
+
+    /// Files to put into dom0, as (host path, path inside without the leading /).
+    pub fn files(&self) -> Vec<(PathBuf, String)> {
+        let mut v = vec![(self.image.clone(), self.image_inside()[1..].to_owned())];
+        if let (Some((host, _)), Some(inside)) = (&self.disk, self.disk_inside()) {
+            v.push((host.clone(), inside[1..].to_owned()));
+        }
+        v
+    }
+
+    pub fn xl_cfg(&self) -> String {
+        let mut cfg = format!(
+            "# {} (written by cargo xtask test-xen)\nname = \"{}\"\ntype = \"{}\"\nkernel = \"{}\"\nmemory = {}\n",
+            self.name(),
+            self.domain_name(),
+            self.mode,
+            self.image_inside(),
+            self.memory_mib
+        );
+        if !self.extra.is_empty() {
+            cfg += &format!("extra = \"{}\"\n", self.extra);
+        }
+        if let Some(disk) = self.disk_inside() {
+            cfg += &format!("disk = [ 'file:{disk},xvda,w' ]\n");
+        }
+        cfg += "on_poweroff = \"preserve\"\non_reboot = \"preserve\"\non_crash = \"preserve\"\n";
+        cfg
+    }
+}
+
+/// Every case for `guests` (image paths in target/guests), plus the modes
+/// that cannot run and why. `scratch` receives generated disk images.
+pub fn plan(guests: &[PathBuf], scratch: &Path) -> Result<(Vec<Case>, Vec<Skipped>)> {
+    let mut cases = Vec::new();
+    let mut skipped = Vec::new();
+    for image in guests {
+        let name = image.file_name().unwrap_or_default().to_string_lossy().into_owned();
+        let notes = elf::xen_notes(&std::fs::read(image).with_context(|| format!("reading {}", image.display()))?)
+            .with_context(|| format!("reading the ELF notes of {}", image.display()))?;
+        for mode in [Mode::Pvh, Mode::Pv] {
+            match mode_support(&notes, mode) {
+                Ok(()) => cases.extend(guest_cases(&name, image, mode, scratch)?),
+                Err(why) => skipped.push(Skipped { label: name.clone(), mode, why }),
+            }
+        }
+    }
+    for (i, c) in cases.iter_mut().enumerate() {
+        c.index = i + 1;
+    }
+    Ok((cases, skipped))
+}
+
+/// Whether the image's notes let Xen boot it in `mode`.
+fn mode_support(notes: &[u32], mode: Mode) -> Result<(), String> {
+    let has = |t| notes.contains(&t);
+    match mode {
+        Mode::Pvh if has(elf::PHYS32_ENTRY) => Ok(()),
+        Mode::Pvh => Err("guest has no PVH entry (no XEN_ELFNOTE_PHYS32_ENTRY note)".into()),
+        Mode::Pv if has(elf::ENTRY) && has(elf::HYPERCALL_PAGE) => Ok(()),
+        Mode::Pv => Err("guest has no PV entry (no XEN_ELFNOTE_ENTRY/HYPERCALL_PAGE notes)".into()),
+    }
+}
+
+fn case(label: &str, image: &Path, mode: Mode, extra: &str, reason: &'static str, check: Check) -> Case {
+    Case {
+        label: label.to_owned(),
+        mode,
+        image: image.to_owned(),
+        extra: extra.to_owned(),
+        memory_mib: 64,
+        disk: None,
+        timeout_secs: 30,
+        reason,
+        check,
+        index: 0,
+    }
+}
+
+fn guest_cases(name: &str, image: &Path, mode: Mode, scratch: &Path) -> Result<Vec<Case>> {
+    Ok(match name {
+        "hello" => vec![
+            case("hello", image, mode, "SOME TEXT", "poweroff", check_hello),
+            case("hello-panic", image, mode, "please panic now", "crash", check_panic),
+        ],
+        "disk-check" => {
+            let mut c = case("disk-check", image, mode, "", "poweroff", check_disk);
+            c.disk = Some(disk_image(scratch)?);
+            vec![c]
+        }
+        // A guest without its own assertions must at least boot and power off.
+        _ => vec![case(name, image, mode, "", "poweroff", |_, _| Vec::new())],
+    })
+}
+
+/// hello: greeting, command line, memory, a pvclock sleep of about 100 ms.
+fn check_hello(case: &Case, out: &Outcome) -> Vec<String> {
+    let console = &out.console;
+    let mut bad = Vec::new();
+    for want in ["Hello from Xenolith!".to_owned(), format!("command line: {}", case.extra), format!("memory: {} MiB", case.memory_mib)] {
+        if !console.lines().any(|l| l.trim_end() == want) {
+            bad.push(format!("no line {want:?} on the console"));
+        }
+    }
+    let measured = console.lines().find_map(|l| l.strip_prefix("slept 100 ms (measured ")?.trim_end().strip_suffix(" ms)"));
+    match measured.map(|m| m.trim().parse::<f64>()) {
+        None => bad.push("no \"slept 100 ms (measured X ms)\" line on the console".into()),
+        Some(Err(_)) => bad.push(format!("bad duration in the sleep line: {:?}", measured.unwrap_or_default())),
+        Some(Ok(ms)) if !(100.0..2000.0).contains(&ms) => bad.push(format!("pvclock sleep measured {ms} ms, not within [100, 2000)")),
+        Some(Ok(_)) => {}
+    }
+    bad
+}
+
+/// hello with "panic" on its command line: the panic message reaches the console.
+fn check_panic(_: &Case, out: &Outcome) -> Vec<String> {
+    if out.console.contains("panic") {
+        Vec::new()
+    } else {
+        vec!["the panic message did not reach the console".into()]
+    }
+}
+
+/// disk-check: the checksum it prints is the host's sha256 of the image.
+fn check_disk(case: &Case, out: &Outcome) -> Vec<String> {
+    let Some((_, sha)) = &case.disk else { return vec!["no disk image".into()] };
+    if out.console.to_ascii_lowercase().contains(sha.as_str()) {
+        Vec::new()
+    } else {
+        vec![format!("the console does not show the image's sha256 {sha}")]
+    }
+}
+
+/// A deterministic 4 MiB image (xorshift bytes) and its sha256.
+fn disk_image(scratch: &Path) -> Result<(PathBuf, String)> {
+    let path = scratch.join("disk-check.img");
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let data: Vec<u8> = (0..4 << 20)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    std::fs::write(&path, &data)?;
+    let out = std::process::Command::new("sha256sum").arg(&path).output().context("running sha256sum")?;
+    let sha = String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap_or_default().to_owned();
+    anyhow::ensure!(sha.len() == 64, "sha256sum {} printed no checksum", path.display());
+    Ok((path, sha))
+}

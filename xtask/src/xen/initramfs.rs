@@ -1,0 +1,194 @@
+//! dom0's initramfs: two concatenated newc archives.
+//!
+//! 1. The dom0 system: static busybox, the Xen tools (xl, xenstored,
+//!    xenconsoled, xen-init-dom0, xenstore-*), their shared libraries as ldd
+//!    resolves them, the kernel modules Xen's backends need, the init script
+//!    (xtask/xen/init.sh) and a small block hotplug script (xtask/xen/block).
+//! 2. The cases: for each, /cases/NN-label/{xl.cfg,name,timeout}, plus the
+//!    guest images in /guests and disk images in /disks.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, ensure, Context, Result};
+
+use super::cases::Case;
+use super::cpio::Archive;
+use super::elf;
+use super::fetch::Stage;
+
+/// Programs dom0 runs, as (path in the packages, path in the initramfs).
+const PROGRAMS: &[(&str, &str)] = &[
+    ("usr/lib/xen-4.17/bin/xl", "usr/sbin/xl"),
+    ("usr/lib/xen-4.17/bin/xenstored", "usr/sbin/xenstored"),
+    ("usr/lib/xen-4.17/bin/xenconsoled", "usr/sbin/xenconsoled"),
+    ("usr/lib/xen-4.17/bin/xen-init-dom0", "usr/sbin/xen-init-dom0"),
+    ("usr/bin/xenstore", "usr/bin/xenstore"),
+];
+
+/// xenstore is one program answering to several names.
+const XENSTORE_NAMES: &[&str] = &["read", "write", "ls", "list", "rm", "exists", "chmod", "watch"];
+
+/// Kernel modules for xl, xenstored, blkback and file-backed disks; their
+/// dependencies (modules.dep) are added and loaded first.
+const MODULES: &[&str] = &["xen-evtchn", "xen-gntdev", "xen-gntalloc", "xen-privcmd", "xenfs", "xen-blkback", "loop"];
+
+/// Not in any package's ldd output but loaded by glibc at run time:
+/// pthread_cancel needs it, and xl aborts without it.
+const DLOPENED: &[&str] = &["libgcc_s.so.1"];
+
+const LIB_DIR: &str = "lib/x86_64-linux-gnu";
+
+/// The dom0 system archive (1.).
+pub fn dom0(stage: &Stage) -> Result<Vec<u8>> {
+    let mut a = Archive::default();
+    for d in ["proc", "sys", "dev", "run", "tmp", "var/log/xen/console", "var/lib/xen", "var/lib/xenstored", "sbin", "usr/bin"] {
+        a.dir(d);
+    }
+    add_busybox(&mut a, stage)?;
+    for (from, to) in PROGRAMS {
+        a.file(to, 0o755, &read(&stage.root.join(from))?);
+    }
+    for name in XENSTORE_NAMES {
+        a.symlink(&format!("usr/bin/xenstore-{name}"), "xenstore");
+    }
+    add_libraries(&mut a, stage)?;
+    let modules = add_modules(&mut a, stage)?;
+    a.file("etc/xt/modules", 0o644, modules.join("\n").as_bytes());
+    a.file("etc/xen/xl.conf", 0o644, b"# empty: xl's defaults\n");
+    let data = crate::root().join("xtask/xen");
+    a.file("init", 0o755, &read(&data.join("init.sh"))?);
+    a.file("etc/xen/scripts/block", 0o755, &read(&data.join("block"))?);
+    Ok(a.finish())
+}
+
+/// The cases archive (2.): guest and disk images are stored once each.
+pub fn cases(cases: &[Case]) -> Result<Vec<u8>> {
+    let mut a = Archive::default();
+    let mut stored = std::collections::BTreeSet::new();
+    for case in cases {
+        for (host, inside) in case.files() {
+            if stored.insert(inside.clone()) {
+                a.file(&inside, 0o644, &read(&host)?);
+            }
+        }
+        let dir = format!("cases/{}", case.dir_name());
+        a.file(&format!("{dir}/xl.cfg"), 0o644, case.xl_cfg().as_bytes());
+        a.file(&format!("{dir}/name"), 0o644, case.domain_name().as_bytes());
+        a.file(&format!("{dir}/timeout"), 0o644, case.timeout_secs.to_string().as_bytes());
+    }
+    Ok(a.finish())
+}
+
+fn read(path: &Path) -> Result<Vec<u8>> {
+    fs::read(path).with_context(|| format!("reading {}", path.display()))
+}
+
+fn add_busybox(a: &mut Archive, stage: &Stage) -> Result<()> {
+    let busybox = read(&stage.root.join("bin/busybox"))?;
+    ensure!(elf::is_static(&busybox)?, "busybox-static's /bin/busybox is not a static program");
+    a.file("bin/busybox", 0o755, &busybox);
+    a.symlink("bin/sh", "busybox");
+    Ok(())
+}
+
+/// Each library the programs need: from the packages if they have it (ldd
+/// runs with their library folder first), else from the host (glibc and
+/// friends, which Debian bookworm shares with this host).
+fn add_libraries(a: &mut Archive, stage: &Stage) -> Result<()> {
+    let pkg_libs = stage.root.join("usr").join(LIB_DIR);
+    let mut libs = std::collections::BTreeMap::new();
+    let mut loader = None;
+    for (from, _) in PROGRAMS {
+        let needs = ldd(&stage.root.join(from), &pkg_libs)?;
+        libs.extend(needs.libs);
+        loader = loader.or(needs.loader);
+    }
+    for name in DLOPENED {
+        libs.insert(name.to_string(), host_library(name)?);
+    }
+    for (soname, path) in &libs {
+        a.file(&format!("{LIB_DIR}/{soname}"), 0o755, &read(path)?);
+    }
+    let loader = loader.context("ldd named no dynamic loader")?;
+    let inside = loader.to_string_lossy().trim_start_matches('/').to_owned();
+    a.file(&inside, 0o755, &read(&loader)?);
+    Ok(())
+}
+
+/// What ldd says a program needs.
+struct Needs {
+    /// (soname, resolved path) of each library.
+    libs: Vec<(String, PathBuf)>,
+    /// The dynamic loader.
+    loader: Option<PathBuf>,
+}
+
+/// Runs ldd on `program`, with the packages' `lib_dir` searched first.
+fn ldd(program: &Path, lib_dir: &Path) -> Result<Needs> {
+    let out = Command::new("ldd").arg(program).env("LD_LIBRARY_PATH", lib_dir).output().context("running ldd")?;
+    ensure!(out.status.success(), "ldd {} failed: {}", program.display(), String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut libs = Vec::new();
+    let mut loader = None;
+    for line in text.lines().map(str::trim) {
+        match line.split_once(" => ") {
+            Some((soname, rest)) if rest.starts_with("not found") => {
+                bail!("{} needs {soname}, which neither the downloaded packages nor the host have", program.display())
+            }
+            Some((soname, rest)) => {
+                let path = rest.split(" (").next().unwrap_or_default();
+                if !path.is_empty() {
+                    libs.push((soname.to_owned(), PathBuf::from(path)));
+                }
+            }
+            None if line.starts_with('/') => loader = line.split(" (").next().map(PathBuf::from),
+            None => {} // linux-vdso
+        }
+    }
+    Ok(Needs { libs, loader })
+}
+
+fn host_library(name: &str) -> Result<PathBuf> {
+    ["/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib64", "/usr/lib64"]
+        .iter()
+        .map(|d| Path::new(d).join(name))
+        .find(|p| p.exists())
+        .with_context(|| format!("the host has no {name} (Debian package libgcc-s1)"))
+}
+
+/// Adds MODULES and their dependencies; returns the insmod order.
+fn add_modules(a: &mut Archive, stage: &Stage) -> Result<Vec<String>> {
+    let dir = stage.root.join("lib/modules").join(&stage.kernel_release);
+    let dep = fs::read_to_string(dir.join("modules.dep")).context("reading modules.dep")?;
+    let deps: std::collections::HashMap<&str, Vec<&str>> = dep
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .map(|(m, d)| (m, d.split_whitespace().collect()))
+        .collect();
+    let mut order = Vec::new();
+    for name in MODULES {
+        let file = format!("/{name}.ko");
+        let path = deps.keys().find(|k| k.ends_with(&file)).with_context(|| format!("module {name} is not in modules.dep"))?;
+        add_module(path, &deps, &mut order);
+    }
+    let mut inside = Vec::new();
+    for path in order {
+        let target = format!("lib/modules/{}", Path::new(path).file_name().unwrap_or_default().to_string_lossy());
+        a.file(&target, 0o644, &read(&dir.join(path))?);
+        inside.push(format!("/{target}"));
+    }
+    Ok(inside)
+}
+
+/// Depth-first: dependencies before the module.
+fn add_module<'a>(path: &'a str, deps: &std::collections::HashMap<&str, Vec<&'a str>>, order: &mut Vec<&'a str>) {
+    if order.contains(&path) {
+        return;
+    }
+    for d in deps.get(path).into_iter().flatten() {
+        add_module(d, deps, order);
+    }
+    order.push(path);
+}

@@ -1,0 +1,256 @@
+//! Reading the serial log: dom0's init (xtask/xen/init.sh) frames each case
+//! with "@@xt" marker lines. This module collects each case's outcome,
+//! judges it and prints PASS/FAIL lines with the evidence for failures.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::path::Path;
+
+use anyhow::Result;
+
+use super::cases::{Case, Skipped, REASONS};
+
+const MARK: &str = "@@xt ";
+
+/// What dom0 reported about one case.
+#[derive(Default, Debug)]
+pub struct Outcome {
+    /// dom0 uptime (s) when `xl create` started and when xl returned.
+    pub began: Option<f64>,
+    pub xl_done: Option<f64>,
+    /// xl's exit status (124: dom0's timeout killed it).
+    pub xl_exit: Option<i32>,
+    pub domid: Option<u32>,
+    /// The state column of `xl list` after xl returned (e.g. "---s--").
+    pub state: String,
+    /// Sections: xl's output, the guest console, Xen's log, dom0's kernel log.
+    pub xl: String,
+    pub console: String,
+    pub xen: String,
+    pub dom0: String,
+    /// The "end" marker was seen.
+    pub ended: bool,
+}
+
+impl Outcome {
+    /// The shutdown reason xl logged ("Domain N has shut down, reason code R").
+    pub fn reason(&self) -> Option<&'static str> {
+        let code = self.xl.lines().find_map(|l| l.split_once("has shut down, reason code ")?.1.split_whitespace().next()?.parse::<usize>().ok())?;
+        Some(REASONS.get(code).copied().unwrap_or("unknown"))
+    }
+}
+
+/// Everything the serial log says.
+#[derive(Default, Debug)]
+pub struct Serial {
+    pub dom0_ready: Option<f64>,
+    pub dom0_failed: Option<String>,
+    pub done: Option<f64>,
+    pub cases: HashMap<String, Outcome>,
+}
+
+/// Splits the serial log into per-case outcomes.
+pub fn parse(log: &str) -> Serial {
+    let mut s = Serial::default();
+    let mut section: Option<(String, String)> = None;
+    for line in log.lines().map(|l| l.trim_end_matches('\r')) {
+        let Some(rest) = line.strip_prefix(MARK) else {
+            if let Some((id, name)) = &section {
+                // Xen may print on the same serial line while dom0 dumps a
+                // section; only the "xen" section is Xen's own.
+                if name == "xen" || !line.starts_with("(XEN) ") {
+                    let o = s.cases.entry(id.clone()).or_default();
+                    let text = match name.as_str() {
+                        "xl" => &mut o.xl,
+                        "console" => &mut o.console,
+                        "xen" => &mut o.xen,
+                        _ => &mut o.dom0,
+                    };
+                    text.push_str(line);
+                    text.push('\n');
+                }
+            }
+            continue;
+        };
+        let words: Vec<&str> = rest.split_whitespace().collect();
+        let num = |i: usize| words.get(i).and_then(|w| w.parse::<f64>().ok());
+        match words.as_slice() {
+            ["dom0-ready", ..] => s.dom0_ready = num(1),
+            ["dom0-failed", what @ ..] => s.dom0_failed = Some(what.join(" ")),
+            ["done", ..] => s.done = num(1),
+            ["case", id, "section", name, "begin"] => section = Some((id.to_string(), name.to_string())),
+            ["case", _, "section", _, "end"] => section = None,
+            ["case", id, event, ..] => {
+                let o = s.cases.entry(id.to_string()).or_default();
+                match *event {
+                    "begin" => o.began = num(3),
+                    "xl-exit" => {
+                        o.xl_exit = words.get(3).and_then(|w| w.parse().ok());
+                        o.xl_done = num(4);
+                    }
+                    "domid" => o.domid = words.get(3).and_then(|w| w.parse().ok()),
+                    "state" => o.state = words.get(3).unwrap_or(&"").to_string(),
+                    "end" => o.ended = true,
+                    _ => {}
+                }
+            }
+            _ => {}
+        }
+    }
+    s
+}
+
+/// Judges `case`; `Ok(summary)` or `Err(what is wrong)`.
+fn judge(case: &Case, out: Option<&Outcome>, serial: &Serial, why_stopped: &str) -> Result<String, Vec<String>> {
+    let Some(out) = out.filter(|o| o.ended) else {
+        let why = match (&serial.dom0_failed, serial.dom0_ready) {
+            (Some(f), _) => format!("dom0 failed to start: {f}"),
+            (None, None) => format!("dom0 never became ready ({why_stopped})"),
+            (None, Some(_)) => format!("the case did not finish ({why_stopped})"),
+        };
+        return Err(vec![why]);
+    };
+    let mut bad = Vec::new();
+    match out.xl_exit {
+        Some(0) => {}
+        Some(124) | Some(143) => bad.push(format!(
+            "the domain did not stop within {} s (xl list state {:?}: r running, b blocked, p paused)",
+            case.timeout_secs, out.state
+        )),
+        Some(rc) => bad.push(format!("xl create failed (exit {rc})")),
+        None => bad.push("xl create did not report".into()),
+    }
+    let reason = out.reason();
+    match reason {
+        Some(r) if r == case.reason => {}
+        Some(r) => bad.push(format!("shut down with reason {r}, expected {}", case.reason)),
+        None if out.xl_exit == Some(0) => bad.push("xl logged no shutdown reason".into()),
+        None => {}
+    }
+    if bad.is_empty() {
+        bad.extend((case.check)(case, out));
+    }
+    if !bad.is_empty() {
+        return Err(bad);
+    }
+    let secs = match (out.began, out.xl_done) {
+        (Some(a), Some(b)) => format!(" ({:.1} s in xl create)", b - a),
+        _ => String::new(),
+    };
+    Ok(format!("{}{secs}", reason.unwrap_or_default()))
+}
+
+/// Prints the lines that explain a failure: xl's errors, Xen's log for the
+/// domain, the guest console, dom0's kernel messages.
+fn evidence(out: Option<&Outcome>, serial_tail: &str) -> String {
+    let mut e = String::new();
+    let Some(out) = out.filter(|o| o.began.is_some()) else {
+        let _ = writeln!(e, "    last lines of the serial log:");
+        for l in serial_tail.lines() {
+            let _ = writeln!(e, "      | {l}");
+        }
+        return e;
+    };
+    let xl: Vec<&str> = out.xl.lines().filter(|l| !l.contains(": detail: ") && !l.contains("xl.conf") && !l.trim().is_empty()).collect();
+    let noise = |l: &&str| l.contains(" save: ") || (l.contains("HVM") && l.contains(" restore: ")) || l.trim().is_empty();
+    let xen: Vec<&str> = out.xen.lines().filter(|l| !noise(l) && !l.contains("xl.conf")).collect();
+    let blocks = [("xl", xl), ("Xen (xl dmesg)", xen), ("guest console", out.console.lines().collect()), ("dom0 kernel", out.dom0.lines().filter(|l| !l.trim().is_empty()).collect())];
+    for (name, lines) in blocks {
+        if lines.is_empty() {
+            let _ = writeln!(e, "    {name}: (nothing)");
+            continue;
+        }
+        let _ = writeln!(e, "    {name}:");
+        for l in lines.iter().rev().take(40).rev() {
+            let _ = writeln!(e, "      | {l}");
+        }
+    }
+    e
+}
+
+/// Prints the verdicts; returns the number of failures.
+pub fn print(cases: &[Case], skipped: &[Skipped], serial: &Serial, log: &str, why_stopped: &str, out_dir: &Path) -> Result<usize> {
+    let tail: String = {
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(30)..].join("\n")
+    };
+    let mut failures = 0;
+    for case in cases {
+        let out = serial.cases.get(&case.dir_name());
+        save(case, out, out_dir)?;
+        match judge(case, out, serial, why_stopped) {
+            Ok(summary) => println!("PASS {}: {summary}", case.name()),
+            Err(bad) => {
+                failures += 1;
+                println!("FAIL {}: {}", case.name(), bad.join("; "));
+                print!("{}", evidence(out, &tail));
+                println!("    logs: {}", out_dir.join(case.dir_name()).display());
+            }
+        }
+    }
+    for s in skipped {
+        println!("SKIP {} {}: {}", s.label, s.mode, s.why);
+    }
+    Ok(failures)
+}
+
+/// Keeps each case's sections as files for a closer look.
+fn save(case: &Case, out: Option<&Outcome>, out_dir: &Path) -> Result<()> {
+    let dir = out_dir.join(case.dir_name());
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(dir.join("xl.cfg"), case.xl_cfg())?;
+    if let Some(o) = out {
+        for (file, text) in [("xl.log", &o.xl), ("console.log", &o.console), ("xen.log", &o.xen), ("dom0.log", &o.dom0)] {
+            std::fs::write(dir.join(file), text)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LOG: &str = "\
+(XEN) Xen version 4.17
+@@xt dom0-ready 6.18
+@@xt case 01-hello-pvh begin 6.30
+(XEN) HVM d1v0 save: CPU
+@@xt case 01-hello-pvh xl-exit 0 7.41
+@@xt case 01-hello-pvh domid 1
+@@xt case 01-hello-pvh state ---s--
+@@xt case 01-hello-pvh section xl begin
+Domain 1 has shut down, reason code 3 0x3
+@@xt case 01-hello-pvh section xl end
+@@xt case 01-hello-pvh section console begin
+Hello from Xenolith!
+(XEN) interleaved
+@@xt case 01-hello-pvh section console end
+@@xt case 01-hello-pvh section xen begin
+(XEN) (d1) panic
+@@xt case 01-hello-pvh section xen end
+@@xt case 01-hello-pvh end
+@@xt done 11.76
+";
+
+    #[test]
+    fn markers_become_outcomes() {
+        let s = parse(LOG);
+        assert_eq!(s.dom0_ready, Some(6.18));
+        assert_eq!(s.done, Some(11.76));
+        let o = &s.cases["01-hello-pvh"];
+        assert!(o.ended);
+        assert_eq!((o.xl_exit, o.domid, o.state.as_str()), (Some(0), Some(1), "---s--"));
+        assert_eq!(o.reason(), Some("crash"));
+        assert_eq!(o.console, "Hello from Xenolith!\n");
+        assert_eq!(o.xen, "(XEN) (d1) panic\n");
+        assert_eq!((o.began, o.xl_done), (Some(6.30), Some(7.41)));
+    }
+
+    #[test]
+    fn a_cut_off_log_leaves_the_case_unfinished() {
+        let s = parse(&LOG[..LOG.find("section console").unwrap()]);
+        assert!(!s.cases["01-hello-pvh"].ended);
+        assert_eq!(s.done, None);
+    }
+}
