@@ -4,8 +4,16 @@
 //! PVH hands over `hvm_start_info` (xen/include/public/arch-x86/hvm/
 //! start_info.h); version 1 adds the memory map. When there is none
 //! (version 0, or no entries), the runtime asks Xen with XENMEM_memory_map
-//! and feeds the raw E820 entries to [`BootInfo::set_e820`]. Classic PV
-//! will add a parser for its `start_info` here that fills the same type.
+//! and feeds the raw E820 entries to [`BootInfo::set_e820`].
+//!
+//! Classic PV hands over `start_info` (xen.h) in the initial virtual
+//! mapping, which guest-lib lays out as virtual = pseudo-physical (VIRT_BASE
+//! 0), so the same [`PhysMem`] reads it. [`PvStartInfo`] holds its checked
+//! fields (the arch code needs the machine frames and page-table facts);
+//! [`BootInfo::parse_pv_start_info`] fills the same `BootInfo` from it: PV
+//! has no memory map (XENMEM_memory_map is -ENOSYS for a plain PV domU), so
+//! RAM is `[0, nr_pages * 4 KiB)`, and the bootstrap elements Xen placed
+//! after the image are reserved.
 //!
 //! Everything is validated: every address and length is checked against
 //! what [`PhysMem`] can reach, counts are capped, structures are read
@@ -17,6 +25,7 @@
 use core::fmt;
 
 use xen_abi::hvm::{self, HvmMemmapEntry, HvmModlistEntry, HvmStartInfo};
+use xen_abi::pv::{self as xpv, StartInfo};
 
 /// Memory map entries kept (Xen's maps have a handful).
 pub const MAX_MEMMAP: usize = 64;
@@ -44,6 +53,10 @@ pub enum BootError {
     BadAddress(u64),
     /// The start info's magic is not XEN_HVM_START_MAGIC_VALUE.
     BadMagic(u32),
+    /// A PV start info whose magic does not start with "xen-".
+    BadPvMagic([u8; 8]),
+    /// A PV start info with no pages.
+    NoPvPages,
 }
 
 impl fmt::Display for BootError {
@@ -57,6 +70,12 @@ impl fmt::Display for BootError {
                 "start info magic {m:#x}, expected {:#x}",
                 hvm::START_MAGIC
             ),
+            BootError::BadPvMagic(m) => write!(
+                f,
+                "PV start info magic {:?}, expected \"xen-...\"",
+                m.escape_ascii()
+            ),
+            BootError::NoPvPages => write!(f, "PV start info gives the domain no pages"),
         }
     }
 }
@@ -172,6 +191,114 @@ pub struct Warnings {
     pub modules_truncated: bool,
     /// Entries skipped because their addresses were unreachable or absurd.
     pub bad_entries: u32,
+}
+
+/// The fields of a classic PV `start_info` the guest uses, read byte-wise
+/// from guest memory and checked. Addresses are virtual in the initial
+/// mapping, which is pseudo-physical here (VIRT_BASE 0); `shared_info_maddr`
+/// and the two `*_mfn` are machine addresses/frames.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PvStartInfo {
+    /// Where the start info itself is.
+    pub vaddr: u64,
+    /// The domain's pages: pseudo-physical frames `0..nr_pages`.
+    pub nr_pages: u64,
+    /// Machine address of the shared info page.
+    pub shared_info_maddr: u64,
+    /// SIF_* flags.
+    pub flags: u32,
+    /// Machine frame of the xenstore ring.
+    pub store_mfn: u64,
+    /// Event channel of the xenstore ring.
+    pub store_evtchn: u32,
+    /// Machine frame of the console ring.
+    pub console_mfn: u64,
+    /// Event channel of the console ring.
+    pub console_evtchn: u32,
+    /// Virtual address of the L4 page table.
+    pub pt_base: u64,
+    /// Number of bootstrap page-table frames.
+    pub nr_pt_frames: u64,
+    /// Virtual address of the p2m list (`nr_pages` u64 machine frames).
+    pub mfn_list: u64,
+    /// The module's address (a PFN with SIF_MOD_START_PFN), 0 if none.
+    pub mod_start: u64,
+    /// The module's size in bytes.
+    pub mod_len: u64,
+}
+
+/// Offsets in the PV start_info (checked against xen-abi's layout).
+mod pvsi {
+    use core::mem::offset_of;
+    use xen_abi::pv::StartInfo as S;
+    pub const NR_PAGES: usize = offset_of!(S, nr_pages);
+    pub const SHARED_INFO: usize = offset_of!(S, shared_info);
+    pub const FLAGS: usize = offset_of!(S, flags);
+    pub const STORE_MFN: usize = offset_of!(S, store_mfn);
+    pub const STORE_EVTCHN: usize = offset_of!(S, store_evtchn);
+    pub const CONSOLE_MFN: usize = offset_of!(S, console_mfn);
+    pub const CONSOLE_EVTCHN: usize = offset_of!(S, console_evtchn);
+    pub const PT_BASE: usize = offset_of!(S, pt_base);
+    pub const NR_PT_FRAMES: usize = offset_of!(S, nr_pt_frames);
+    pub const MFN_LIST: usize = offset_of!(S, mfn_list);
+    pub const MOD_START: usize = offset_of!(S, mod_start);
+    pub const MOD_LEN: usize = offset_of!(S, mod_len);
+    pub const CMD_LINE: usize = offset_of!(S, cmd_line);
+}
+
+const PV_START_INFO_SIZE: usize = core::mem::size_of::<StartInfo>();
+
+impl PvStartInfo {
+    /// Reads and checks the start info at virtual address `vaddr`.
+    pub fn read(mem: &impl PhysMem, vaddr: u64) -> Result<PvStartInfo, BootError> {
+        let b = mem
+            .bytes(vaddr, PV_START_INFO_SIZE)
+            .ok_or(BootError::BadAddress(vaddr))?;
+        if !b.starts_with(xpv::START_INFO_MAGIC_PREFIX) {
+            let mut m = [0u8; 8];
+            m.copy_from_slice(&b[..8]);
+            return Err(BootError::BadPvMagic(m));
+        }
+        let si = PvStartInfo {
+            vaddr,
+            nr_pages: le_u64(b, pvsi::NR_PAGES),
+            shared_info_maddr: le_u64(b, pvsi::SHARED_INFO),
+            flags: le_u32(b, pvsi::FLAGS),
+            store_mfn: le_u64(b, pvsi::STORE_MFN),
+            store_evtchn: le_u32(b, pvsi::STORE_EVTCHN),
+            console_mfn: le_u64(b, pvsi::CONSOLE_MFN),
+            console_evtchn: le_u32(b, pvsi::CONSOLE_EVTCHN),
+            pt_base: le_u64(b, pvsi::PT_BASE),
+            nr_pt_frames: le_u64(b, pvsi::NR_PT_FRAMES),
+            mfn_list: le_u64(b, pvsi::MFN_LIST),
+            mod_start: le_u64(b, pvsi::MOD_START),
+            mod_len: le_u64(b, pvsi::MOD_LEN),
+        };
+        // A domain always has pages; more than 2^52 bytes of them is garbage.
+        if si.nr_pages == 0 || si.nr_pages > 1 << 40 {
+            return Err(BootError::NoPvPages);
+        }
+        Ok(si)
+    }
+
+    /// The pseudo-physical RAM size in bytes.
+    pub fn ram_bytes(&self) -> u64 {
+        self.nr_pages << xen_abi::PAGE_SHIFT
+    }
+
+    /// The module as (address, size), if there is one. With
+    /// SIF_MOD_START_PFN `mod_start` is a frame number.
+    pub fn module(&self) -> Option<(u64, u64)> {
+        if self.mod_start == 0 || self.mod_len == 0 {
+            return None;
+        }
+        let addr = if self.flags & xpv::SIF_MOD_START_PFN != 0 {
+            self.mod_start.checked_mul(xen_abi::PAGE_SIZE as u64)?
+        } else {
+            self.mod_start
+        };
+        Some((addr, self.mod_len))
+    }
 }
 
 /// Boot information in safe Rust types.
@@ -335,6 +462,73 @@ impl BootInfo {
         Ok(())
     }
 
+    /// Fills `self` from a classic PV start info (already read with
+    /// [`PvStartInfo::read`]). `bootstrap_end` is the end of Xen's bootstrap
+    /// elements: the top of the boot stack it entered us on (RSP).
+    ///
+    /// The memory map becomes one RAM range `[0, nr_pages * 4 KiB)`. The
+    /// reserved ranges are the start info page, the module, and
+    /// `[mfn_list, bootstrap_end)`: xen.h fixes the order p2m list, start
+    /// info, xenstore page, console page, page tables, boot stack, so that
+    /// covers every bootstrap element; the p2m list and the page tables are
+    /// also reserved on their own in case a builder orders them otherwise.
+    pub fn parse_pv_start_info(
+        &mut self,
+        mem: &impl PhysMem,
+        si: &PvStartInfo,
+        bootstrap_end: u64,
+    ) {
+        *self = BootInfo::EMPTY;
+        self.add_boot_range(si.vaddr, xen_abi::PAGE_SIZE as u64);
+        if si.mfn_list != 0 && si.mfn_list < bootstrap_end {
+            self.add_boot_range(si.mfn_list, bootstrap_end - si.mfn_list);
+        }
+        self.add_boot_range(si.mfn_list, si.nr_pages.saturating_mul(8));
+        self.add_boot_range(si.pt_base, si.nr_pt_frames.saturating_mul(xen_abi::PAGE_SIZE as u64));
+        self.push_region(0, si.ram_bytes(), hvm::MEMMAP_TYPE_RAM);
+
+        // The command line is inside the start info page; Xen NUL-terminates
+        // it within MAX_GUEST_CMDLINE bytes, but do not trust that.
+        if let Some(raw) = mem.bytes(si.vaddr + pvsi::CMD_LINE as u64, xpv::MAX_GUEST_CMDLINE) {
+            let (bytes, truncated) = match raw.iter().position(|&c| c == 0) {
+                Some(n) => (&raw[..n], false),
+                None => (raw, true),
+            };
+            let (s, ok) = utf8_prefix(bytes);
+            self.cmdline_bytes = bytes;
+            self.cmdline = s;
+            self.warnings.cmdline_truncated = truncated;
+            self.warnings.cmdline_not_utf8 = !ok;
+        } else {
+            self.warnings.bad_entries += 1;
+        }
+
+        if let Some((paddr, size)) = si.module() {
+            let data = usize::try_from(size)
+                .ok()
+                .and_then(|len| mem.bytes(paddr, len));
+            match data {
+                Some(data) => {
+                    self.add_boot_range(paddr, size);
+                    self.modules[0] = Module {
+                        paddr,
+                        size,
+                        data,
+                        cmdline: "",
+                    };
+                    self.modules_len = 1;
+                }
+                None => self.warnings.bad_entries += 1,
+            }
+        }
+    }
+
+    /// Keeps the heap away from `[start, start + len)` (memory the arch
+    /// code took for itself during boot, e.g. page tables).
+    pub fn reserve(&mut self, start: u64, len: u64) {
+        self.add_boot_range(start, len);
+    }
+
     fn parse_modules(&mut self, mem: &impl PhysMem, list: u64, count: u32) {
         if count == 0 || list == 0 {
             return;
@@ -463,7 +657,7 @@ impl BootInfo {
         self.rsdp
     }
 
-    /// hvm_start_info's version field.
+    /// hvm_start_info's version field (0 for a classic PV start info).
     pub fn start_info_version(&self) -> u32 {
         self.start_info_version
     }
@@ -700,5 +894,112 @@ mod tests {
         // A count larger than the buffer is clipped to it.
         b.set_e820(&raw, 100);
         assert_eq!(b.memory_map().len(), 3);
+    }
+
+    /// A PV start info at `pa(SI)` with a command line and one module.
+    fn pv_image() -> Vec<u8> {
+        let mut m = vec![0u8; 0x1000 + 0x800];
+        m[SI..SI + 14].copy_from_slice(b"xen-3.0-x86_64");
+        put64(&mut m, SI + pvsi::NR_PAGES, 8192);
+        put64(&mut m, SI + pvsi::SHARED_INFO, 0x1234_5000);
+        put64(&mut m, SI + pvsi::STORE_MFN, 0x777);
+        put32(&mut m, SI + pvsi::STORE_EVTCHN, 1);
+        put64(&mut m, SI + pvsi::CONSOLE_MFN, 0x778);
+        put32(&mut m, SI + pvsi::CONSOLE_EVTCHN, 2);
+        put64(&mut m, SI + pvsi::PT_BASE, 0x40_0000);
+        put64(&mut m, SI + pvsi::NR_PT_FRAMES, 5);
+        put64(&mut m, SI + pvsi::MFN_LIST, 0x30_0000);
+        put64(&mut m, SI + pvsi::MOD_START, pa(0x1600));
+        put64(&mut m, SI + pvsi::MOD_LEN, 16);
+        m[SI + pvsi::CMD_LINE..SI + pvsi::CMD_LINE + 12].copy_from_slice(b"hello panic\0");
+        m[0x1600..0x1610].copy_from_slice(b"0123456789abcdef");
+        m
+    }
+
+    #[test]
+    fn parses_a_pv_start_info() {
+        let f = fake(pv_image());
+        let si = PvStartInfo::read(&f, pa(SI)).unwrap();
+        assert_eq!(si.nr_pages, 8192);
+        assert_eq!(si.shared_info_maddr, 0x1234_5000);
+        assert_eq!((si.store_mfn, si.store_evtchn), (0x777, 1));
+        assert_eq!((si.console_mfn, si.console_evtchn), (0x778, 2));
+        assert_eq!((si.pt_base, si.nr_pt_frames, si.mfn_list), (0x40_0000, 5, 0x30_0000));
+        assert_eq!(si.module(), Some((pa(0x1600), 16)));
+
+        let mut b = BootInfo::EMPTY;
+        b.parse_pv_start_info(&f, &si, 0x40_6000);
+        assert_eq!(b.cmdline(), "hello panic");
+        assert_eq!(
+            b.memory_map(),
+            &[MemoryRegion {
+                start: 0,
+                size: 32 << 20,
+                kind: MemoryKind::Ram
+            }]
+        );
+        assert_eq!(b.total_ram(), 32 << 20);
+        assert_eq!(b.modules().len(), 1);
+        assert_eq!(b.modules()[0].data(), b"0123456789abcdef");
+        let r = b.boot_ranges();
+        for want in [
+            PhysRange { start: pa(SI), end: pa(SI) + 4096 },
+            PhysRange { start: 0x30_0000, end: 0x40_6000 },
+            PhysRange { start: 0x30_0000, end: 0x30_0000 + 8192 * 8 },
+            PhysRange { start: 0x40_0000, end: 0x40_5000 },
+            PhysRange { start: pa(0x1600), end: pa(0x1610) },
+        ] {
+            assert!(r.contains(&want), "{want:?} missing from {r:?}");
+        }
+        assert_eq!(b.warnings(), Warnings::default());
+        b.reserve(0x50_0000, 0x1000);
+        assert!(b.boot_ranges().contains(&PhysRange { start: 0x50_0000, end: 0x50_1000 }));
+    }
+
+    #[test]
+    fn pv_module_by_pfn_and_bad_module() {
+        let mut m = pv_image();
+        put32(&mut m, SI + pvsi::FLAGS, xpv::SIF_MOD_START_PFN);
+        put64(&mut m, SI + pvsi::MOD_START, 2); // pfn 2 = 0x2000: in the fake
+        let f = fake(m);
+        let si = PvStartInfo::read(&f, pa(SI)).unwrap();
+        assert_eq!(si.module(), Some((0x2000, 16)));
+        let mut b = BootInfo::EMPTY;
+        b.parse_pv_start_info(&f, &si, 0);
+        assert_eq!(b.modules()[0].data(), &f.data[0x1000..0x1010]);
+
+        let mut m = pv_image();
+        put64(&mut m, SI + pvsi::MOD_LEN, u64::MAX);
+        let f = fake(m);
+        let si = PvStartInfo::read(&f, pa(SI)).unwrap();
+        b.parse_pv_start_info(&f, &si, 0);
+        assert!(b.modules().is_empty());
+        assert_eq!(b.warnings().bad_entries, 1);
+    }
+
+    #[test]
+    fn pv_rejects_bad_magic_no_pages_and_unterminated_cmdline() {
+        let mut m = pv_image();
+        m[SI..SI + 4].copy_from_slice(b"XEN-");
+        assert!(matches!(
+            PvStartInfo::read(&fake(m), pa(SI)),
+            Err(BootError::BadPvMagic(_))
+        ));
+        let mut m = pv_image();
+        put64(&mut m, SI + pvsi::NR_PAGES, 0);
+        assert_eq!(PvStartInfo::read(&fake(m), pa(SI)), Err(BootError::NoPvPages));
+        assert_eq!(
+            PvStartInfo::read(&fake(pv_image()), pa(0x1700)),
+            Err(BootError::BadAddress(pa(0x1700)))
+        );
+
+        let mut m = pv_image();
+        m[SI + pvsi::CMD_LINE..SI + pvsi::CMD_LINE + 1024].fill(b'x');
+        let f = fake(m);
+        let si = PvStartInfo::read(&f, pa(SI)).unwrap();
+        let mut b = BootInfo::EMPTY;
+        b.parse_pv_start_info(&f, &si, 0);
+        assert_eq!(b.cmdline().len(), 1024);
+        assert!(b.warnings().cmdline_truncated);
     }
 }

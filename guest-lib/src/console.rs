@@ -21,7 +21,7 @@ use xen_abi::console::{self as xc, IN_RING_SIZE, OUT_RING_SIZE};
 use xen_abi::event_channel::Port;
 
 use crate::arch::cpu;
-use crate::hypercall::{self, Errno};
+use crate::hypercall::Errno;
 use crate::sync::IrqMutex;
 use crate::{evtchn, sched, time};
 
@@ -232,24 +232,24 @@ impl fmt::Display for ConsoleError {
     }
 }
 
-/// Finds the PVH/HVM console (HVM params CONSOLE_PFN and CONSOLE_EVTCHN)
-/// and switches output to it.
+/// Finds the console ring the toolstack set up ([`crate::arch::console_ring`]:
+/// HVM params for PVH, start_info for PV) and switches output to it.
 pub fn init() -> Result<(), ConsoleError> {
-    let pfn = hypercall::hvm_get_param(xen_abi::hvm::PARAM_CONSOLE_PFN)?;
-    let port = hypercall::hvm_get_param(xen_abi::hvm::PARAM_CONSOLE_EVTCHN)? as Port;
-    let page = pfn
-        .checked_mul(xen_abi::PAGE_SIZE as u64)
-        .ok_or(ConsoleError::BadPage(pfn))?;
-    if pfn == 0 || page.saturating_add(xen_abi::PAGE_SIZE as u64) > crate::arch::mapped_limit() {
-        return Err(ConsoleError::BadPage(pfn));
+    let ring = crate::arch::console_ring()?;
+    let page = ring.addr;
+    if page == 0
+        || page % xen_abi::PAGE_SIZE as u64 != 0
+        || page.saturating_add(xen_abi::PAGE_SIZE as u64) > crate::arch::mapped_limit()
+    {
+        return Err(ConsoleError::BadPage(page >> xen_abi::PAGE_SHIFT));
     }
-    // SAFETY: the page is the console ring Xen named, identity-mapped
-    // (checked), reserved in the memory map so nothing else uses it.
-    unsafe { attach(page, port) }
+    // SAFETY: the page is the console ring Xen named, mapped (checked),
+    // reserved in the memory map so nothing else uses it.
+    unsafe { attach(page, ring.port) }
 }
 
-/// Switches output to the console ring at physical `page` with event
-/// channel `port` (PV guests find both in start_info).
+/// Switches output to the console ring at `page` (an address in the 1:1
+/// map) with event channel `port`.
 ///
 /// # Safety
 /// `page` must be the identity-mapped console page, used for nothing else.

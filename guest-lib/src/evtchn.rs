@@ -49,13 +49,19 @@ pub fn upcall_count() -> u64 {
 /// # Safety
 /// The IDT must have a gate for `vector` that ends in [`handle_upcall`].
 pub unsafe fn init(vector: u8) -> Result<(), Errno> {
-    for w in 0..64 {
-        shared_info::mask(w).store(u64::MAX, Ordering::Relaxed);
-    }
+    mask_all();
     let via =
         (xen_abi::hvm::CALLBACK_TYPE_VECTOR << xen_abi::hvm::CALLBACK_TYPE_SHIFT) | vector as u64;
     // SAFETY: the caller guarantees the gate for `vector`.
     unsafe { hypercall::hvm_set_param(xen_abi::hvm::PARAM_CALLBACK_IRQ, via) }
+}
+
+/// Masks every port (64 stores). A PV guest, whose upcall is a callback
+/// registered at entry rather than a vector, needs only this.
+pub fn mask_all() {
+    for w in 0..64 {
+        shared_info::mask(w).store(u64::MAX, Ordering::Relaxed);
+    }
 }
 
 /// Installs `handler` for `port` and unmasks it.

@@ -11,7 +11,8 @@
 //! This is the crate's main `unsafe` module. Its invariants:
 //! - the hypercall page is a 4 KiB-aligned page of our executable image,
 //!   reserved for Xen to write (`.text.hypercall_page`), identity-mapped;
-//! - no stub is called before [`init`] has registered the page ([`ready`]);
+//! - no stub is called before [`init`] has registered the page, or (PV)
+//!   [`init_prefilled`] has noted that the domain builder filled it ([`ready`]);
 //! - every argument pointer handed to Xen points to a live object of the
 //!   layout Xen expects for that command (the xen-abi types), for the
 //!   duration of the call. The typed wrappers below guarantee it.
@@ -163,6 +164,23 @@ pub fn init() -> Option<XenCpuid> {
 #[cfg(not(target_os = "none"))]
 pub fn init() -> Option<XenCpuid> {
     None
+}
+
+/// Classic PV: the domain builder already filled the hypercall page (the
+/// XEN_ELFNOTE_HYPERCALL_PAGE note names it) with SYSCALL stubs, and a PV
+/// guest need not see Xen's CPUID leaves (CPUID is not intercepted without
+/// CPUID faulting) nor may it write MSRs. So only mark the page ready, then
+/// ask XENVER_version. Idempotent.
+#[cfg(target_os = "none")]
+pub fn init_prefilled() -> XenCpuid {
+    READY.store(true, Ordering::Release);
+    let (major, minor) = version().unwrap_or((0, 0));
+    XenCpuid {
+        base: 0,
+        major,
+        minor,
+        msr: 0,
+    }
 }
 
 /// Raw hypercall with up to five arguments.

@@ -1,9 +1,10 @@
 //! The start-up sequence and the [`main!`](crate::main) macro.
 //!
-//! After the arch entry (long mode, IDT loaded, interrupts off), [`start`]
-//! brings the hypervisor interface up in dependency order, enables
-//! interrupts, runs the application's main, and powers off when it returns.
-//! Hypercalls made, in order (PVH on Xen):
+//! After the arch entry (long mode, IDT or PV trap table loaded, interrupts
+//! off), [`start`] brings the hypervisor interface up in dependency order,
+//! enables interrupts, runs the application's main, and powers off when it
+//! returns. The order is the same in both boot modes; only `arch` calls
+//! differ. Hypercalls made, in order (PVH on Xen):
 //!
 //! 1. WRMSR to the hypercall MSR (not a hypercall: installs the page);
 //! 2. `memory_op(XENMEM_memory_map)`, only if the start info has no map;
@@ -12,6 +13,12 @@
 //! 5. `hvm_op(get_param CONSOLE_PFN)`, `hvm_op(get_param CONSOLE_EVTCHN)`;
 //! 6. `event_channel_op(unmask)` for the console port;
 //! 7. `event_channel_op(bind_virq VIRQ_TIMER)`, `event_channel_op(unmask)`.
+//!
+//! Classic PV (after the entry's own calls, see `arch::x86_64::pv`):
+//! `xen_version`; `mmu_update` batches mapping the rest of RAM;
+//! `update_va_mapping` of the shared info frame; `event_channel_op(unmask)`
+//! for the console port; bind and unmask VIRQ_TIMER; `xen_version` when an
+//! upcall is already pending as interrupts are enabled.
 
 /// How the guest was entered.
 #[derive(Clone, Copy, Debug)]
@@ -20,6 +27,13 @@ pub enum BootMode {
     Pvh {
         /// Physical address of `hvm_start_info`.
         start_info_paddr: u64,
+    },
+    /// Classic 64-bit PV: entry with RSI = `start_info`.
+    Pv {
+        /// The start info, as the arch entry read it.
+        start_info: crate::boot::PvStartInfo,
+        /// The end of Xen's bootstrap elements (its boot stack top).
+        bootstrap_end: u64,
     },
 }
 
@@ -48,9 +62,9 @@ mod imp {
     use xen_abi::memory::{MemoryMap, E820_ENTRY_SIZE, XENMEM_MEMORY_MAP};
 
     use super::BootMode;
-    use crate::arch::{self, cpu, traps};
+    use crate::arch::{self, cpu};
     use crate::boot::BootInfo;
-    use crate::{console, evtchn, heap, hypercall, logger, shared_info, shutdown, time};
+    use crate::{console, heap, hypercall, logger, shared_info, shutdown, time};
 
     unsafe extern "Rust" {
         /// Defined by the application through `guest_lib::main!`.
@@ -79,7 +93,10 @@ mod imp {
     /// boot parsing work), then end the run.
     fn not_on_xen(mode: BootMode) -> ! {
         early!("xenolith: not running on Xen (no XenVMMXenVMM CPUID signature); halting\n");
-        let BootMode::Pvh { start_info_paddr } = mode;
+        let BootMode::Pvh { start_info_paddr } = mode else {
+            // A PV entry means Xen built the domain: cannot happen.
+            cpu::halt_forever()
+        };
         match BootInfo::from_hvm_start_info(&arch::IdentityMem, start_info_paddr) {
             Ok(b) => early!(
                 "xenolith: start info v{} at {:#x}: command line \"{}\", {} KiB RAM in {} ranges, {} modules\n",
@@ -97,11 +114,13 @@ mod imp {
     }
 
     /// Brings the guest up and runs the application. Called by the arch
-    /// entry with interrupts disabled and the IDT loaded.
+    /// entry with interrupts disabled and the IDT (or PV trap table) loaded.
     pub fn start(mode: BootMode) -> ! {
-        let Some(xen) = hypercall::init() else {
-            not_on_xen(mode)
+        let xen = match mode {
+            BootMode::Pvh { .. } => hypercall::init(),
+            BootMode::Pv { .. } => Some(hypercall::init_prefilled()),
         };
+        let Some(xen) = xen else { not_on_xen(mode) };
 
         // SAFETY: this is the only writer, single-threaded, interrupts off,
         // and no shared reference to BOOT exists before the line below.
@@ -112,6 +131,10 @@ mod imp {
                     fatal("bad hvm_start_info", &e);
                 }
             }
+            BootMode::Pv {
+                start_info,
+                bootstrap_end,
+            } => boot.parse_pv_start_info(&arch::IdentityMem, &start_info, bootstrap_end),
         }
         if boot.memory_map().is_empty() {
             let mut raw = [0u8; E820_MAX * E820_ENTRY_SIZE];
@@ -127,15 +150,14 @@ mod imp {
                 Err(e) => fatal("no memory map (XENMEM_memory_map)", &e),
             }
         }
+        let mapped = arch::map_ram(boot);
         let boot: &'static BootInfo = boot;
 
-        let mapped = arch::paging::map_ram(boot.ram_end());
         if let Err(e) = shared_info::init() {
             fatal("cannot map shared info", &e);
         }
-        // SAFETY: traps::init installed the upcall gate for UPCALL_VECTOR.
-        if let Err(e) = unsafe { evtchn::init(traps::UPCALL_VECTOR) } {
-            fatal("cannot set the upcall vector (HVM_PARAM_CALLBACK_IRQ)", &e);
+        if let Err(e) = arch::init_event_delivery() {
+            fatal("cannot route event upcalls (HVM_PARAM_CALLBACK_IRQ)", &e);
         }
         if let Err(e) = console::init() {
             early!("xenolith: no PV console ({e}); printing to port 0xE9\n");
@@ -148,15 +170,16 @@ mod imp {
         cpu::enable_interrupts();
 
         log::debug!(
-            "xenolith: Xen {}.{} (CPUID base {:#x}), start info v{}",
+            "xenolith: Xen {}.{} ({:?}, CPUID base {:#x}), start info v{}",
             xen.major,
             xen.minor,
+            arch::mode(),
             xen.base,
             boot.start_info_version()
         );
         match heap {
             Some(h) => log::debug!(
-                "xenolith: heap {:#x}..{:#x}, identity map 0..{mapped:#x}",
+                "xenolith: heap {:#x}..{:#x}, 1:1 map 0..{mapped:#x}",
                 h.start,
                 h.end
             ),

@@ -1,20 +1,20 @@
 //! The shared info page: event-channel bitmaps, per-vCPU upcall flags and
 //! pvclock records, and the wallclock, all written by Xen concurrently.
 //!
-//! An HVM/PVH guest chooses where the page appears: XENMEM_add_to_physmap
-//! (space XENMAPSPACE_shared_info, index 0) places it over one of our own
-//! page-aligned frames. Rust never forms references to its plain fields:
+//! The page appears over one of our own page-aligned frames: a PVH guest
+//! places it there with XENMEM_add_to_physmap, a PV guest maps the machine
+//! frame start_info names at that address ([`crate::arch::map_shared_info`]
+//! does either). Rust never forms references to its plain fields:
 //! every access goes through an atomic or a volatile read at the xen-abi
 //! offsets, because Xen may change any of them at any moment.
 
 use core::cell::UnsafeCell;
 use core::sync::atomic::{fence, AtomicU32, AtomicU64, AtomicU8, Ordering};
 
-use xen_abi::memory::{AddToPhysmap, XENMAPSPACE_SHARED_INFO, XENMEM_ADD_TO_PHYSMAP};
 use xen_abi::shared_info as si;
-use xen_abi::shared_info::VcpuTimeInfo;
+use xen_abi::shared_info::{VcpuInfo, VcpuTimeInfo};
 
-use crate::hypercall::{self, Errno};
+use crate::hypercall::Errno;
 
 /// The frame Xen's shared info is placed over (zeroed BSS until then).
 #[repr(C, align(4096))]
@@ -27,19 +27,11 @@ fn base() -> *mut u8 {
     PAGE.0.get().cast()
 }
 
-/// Places Xen's shared info page over our reserved frame.
+/// Makes Xen's shared info page appear over our reserved frame.
 pub fn init() -> Result<(), Errno> {
-    let mut arg = AddToPhysmap {
-        domid: xen_abi::DOMID_SELF,
-        size: 0,
-        space: XENMAPSPACE_SHARED_INFO,
-        idx: 0,
-        gpfn: base() as u64 >> xen_abi::PAGE_SHIFT,
-    };
     // SAFETY: the target frame is `PAGE`, reserved for exactly this and only
     // accessed atomically, so replacing its contents breaks nothing.
-    unsafe { hypercall::memory_op(XENMEM_ADD_TO_PHYSMAP, &mut arg) }?;
-    Ok(())
+    unsafe { crate::arch::map_shared_info(base()) }
 }
 
 /// An atomic view of a naturally aligned field at `offset` in the page.
@@ -74,6 +66,16 @@ pub fn pending_sel(vcpu: usize) -> &'static AtomicU64 {
     assert!(vcpu < si::LEGACY_MAX_VCPUS);
     // SAFETY: a u64 field at its xen-abi offset.
     unsafe { field(si::vcpu_info_offset(vcpu) + si::VCPU_PENDING_SEL) }
+}
+
+/// `vcpu_info[vcpu].arch.cr2`: where a PV guest's last page fault was
+/// (Xen writes it there because a ring-3 kernel cannot read CR2).
+pub fn cr2(vcpu: usize) -> u64 {
+    assert!(vcpu < si::LEGACY_MAX_VCPUS);
+    const CR2: usize = core::mem::offset_of!(VcpuInfo, cr2);
+    // SAFETY: a u64 field at its xen-abi offset.
+    let v: &AtomicU64 = unsafe { field(si::vcpu_info_offset(vcpu) + CR2) };
+    v.load(Ordering::Relaxed)
 }
 
 /// `evtchn_pending[word]`: one bit per port.

@@ -5,6 +5,7 @@ mod fstest;
 mod loader;
 mod toolstack;
 mod vstate;
+mod xenstore;
 mod xen;
 
 use std::path::PathBuf;
@@ -37,6 +38,21 @@ enum Command {
     Create(CreateArgs),
     /// Show what pvboot sees on a disk image (like grub-fstest).
     Fstest(fstest::FstestArgs),
+    /// Print the unix socket of xenolith's xenstored, for Xen's tools:
+    /// `XENSTORED_PATH=$(xenolith xenstore-path) xenstore-ls`.
+    ///
+    /// It is $XENOLITH_RUN_DIR/xenstored/socket (default run dir:
+    /// /run/xenolith); a xenolith that finds that socket served by another
+    /// one uses socket.<pid> next to it and logs it.
+    XenstorePath(XenstorePathArgs),
+}
+
+/// `xenolith xenstore-path [--pid PID]`
+#[derive(clap::Args)]
+struct XenstorePathArgs {
+    /// The socket of the xenolith with this process id.
+    #[arg(long)]
+    pid: Option<u32>,
 }
 
 /// `xenolith create [-c] CONFIG [KEY=VALUE ...]`
@@ -73,6 +89,10 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Create(args) => create(&args),
         Command::Fstest(args) => fstest::run(&args),
+        Command::XenstorePath(args) => {
+            println!("{}", xenstore::socket::locate(args.pid).display());
+            ExitCode::SUCCESS
+        }
     }
 }
 

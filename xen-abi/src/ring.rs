@@ -433,7 +433,7 @@ impl RingMemory for AtomicWords<'_> {
         let mut i = 0;
         while i < buf.len() {
             let at = offset + i;
-            if at % 4 == 0 && buf.len() - i >= 4 {
+            if at.is_multiple_of(4) && buf.len() - i >= 4 {
                 let w = self.0[at / 4].load(Ordering::Relaxed).to_le_bytes();
                 buf[i..i + 4].copy_from_slice(&w);
                 i += 4;
@@ -448,7 +448,7 @@ impl RingMemory for AtomicWords<'_> {
         let mut i = 0;
         while i < buf.len() {
             let at = offset + i;
-            if at % 4 == 0 && buf.len() - i >= 4 {
+            if at.is_multiple_of(4) && buf.len() - i >= 4 {
                 let w = u32::from_le_bytes([buf[i], buf[i + 1], buf[i + 2], buf[i + 3]]);
                 self.0[at / 4].store(w, Ordering::Relaxed);
                 i += 4;

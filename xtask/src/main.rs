@@ -6,8 +6,8 @@
 //! - `cargo xtask test`: every test (unit, end-to-end, fuzz smoke runs).
 //! - `cargo xtask bench`: every benchmark, each against a real peer.
 //! - `cargo xtask fuzz [--seconds N]`: the fuzz targets.
-//! - `cargo xtask test-xen [--verbose]`: the guests on Debian's real Xen 4.17
-//!   under QEMU (part of `test` unless XENOLITH_SKIP_XEN=1).
+//! - `cargo xtask test-xen [--verbose] [--no-build]`: the guests on Debian's
+//!   real Xen 4.17 under QEMU (part of `test` unless XENOLITH_SKIP_XEN=1).
 //! - `cargo xtask setup`: installs what the others need (also run by them).
 
 mod bench;
@@ -50,7 +50,9 @@ fn main() -> Result<()> {
         Some("fuzz") => fuzz::run(rest),
         Some("test-xen") => {
             setup::run()?;
-            build()?;
+            if !rest.iter().any(|a| a == "--no-build") {
+                build()?;
+            }
             xen::run(rest)
         }
         _ => bail!("usage: cargo xtask (setup|build|demo|test|test-xen|bench|fuzz)"),

@@ -8,6 +8,7 @@ export PATH=/bin:/sbin:/usr/bin:/usr/sbin:/usr/lib/xen-4.17/bin
 export LD_LIBRARY_PATH=/lib/x86_64-linux-gnu
 
 say() { echo "@@xt $*"; }
+uptime_s() { cut -d' ' -f1 /proc/uptime; }
 die() { say "dom0-failed $*"; reboot -f; }
 
 mount -t proc proc /proc
@@ -23,7 +24,7 @@ ln -sf /run/xen /var/run/xen
 xenstored --pid-file /run/xenstored.pid || die "xenstored"
 xen-init-dom0 >/tmp/init-dom0.log 2>&1 || { cat /tmp/init-dom0.log; die "xen-init-dom0"; }
 xenconsoled --log=guest --pid-file=/run/xenconsoled.pid || die "xenconsoled"
-say "dom0-ready $(cut -d' ' -f1 /proc/uptime)"
+say "dom0-ready $(uptime_s)"
 
 # section CASE NAME FILE: prints FILE between markers.
 section() {
@@ -38,28 +39,35 @@ run_case() {
     id=$(basename "$1")
     name=$(cat "$1/name")
     limit=$(cat "$1/timeout")
-    say "case $id begin $(cut -d' ' -f1 /proc/uptime)"
-    xl dmesg -c >/dev/null
-    # -F: xl stays in the foreground and logs the shutdown reason code.
+    say "case $id begin $(uptime_s)"
+    # -F: xl stays in the foreground until the domain stops and logs the
+    # shutdown reason code; on_* = "preserve" keeps the domain to look at.
     timeout "$limit" xl -v create -F "$1/xl.cfg" >/tmp/xl.log 2>&1
     rc=$?
-    say "case $id xl-exit $rc $(cut -d' ' -f1 /proc/uptime)"
-    sleep 0.3 # let xenconsoled drain the last console output
-    domid=$(xl domid "$name" 2>/dev/null)
-    say "case $id domid ${domid:-none}"
-    say "case $id state $(xl list "$name" 2>/dev/null | awk 'NR==2 {print $5}')"
+    say "case $id xl-exit $rc $(uptime_s)"
+    if [ $rc -ne 0 ]; then
+        # Still running (timeout) or never built: say what state it is in.
+        say "case $id state $(xl list "$name" 2>/dev/null | awk 'NR==2 {print $5}')"
+        if domid=$(xl domid "$name" 2>/dev/null); then
+            xenctx -a "$domid" >/tmp/ctx.log 2>&1
+            section "$id" vcpu /tmp/ctx.log
+        fi
+    fi
+    sleep 0.2 # let xenconsoled write out the last console output
     section "$id" xl /tmp/xl.log
     section "$id" console "/var/log/xen/console/guest-$name.log"
     xl dmesg -c >/tmp/dmesg.log 2>&1
     section "$id" xen /tmp/dmesg.log
     dmesg -c >/tmp/kmsg.log 2>&1
     section "$id" dom0 /tmp/kmsg.log
-    if [ -x "$1/check" ]; then "$1/check" >/tmp/check.log 2>&1; section "$id" check /tmp/check.log; fi
-    [ -n "$domid" ] && xl destroy "$name" >/dev/null 2>&1
-    say "case $id end"
+    # Xen tears the domain down while the next case starts.
+    xl destroy "$name" >/dev/null 2>&1 &
+    say "case $id end $(uptime_s)"
 }
 
+xl dmesg -c >/dev/null
 dmesg -c >/dev/null
 for c in /cases/*; do [ -f "$c/xl.cfg" ] && run_case "$c"; done
-say "done $(cut -d' ' -f1 /proc/uptime)"
+wait
+say "done $(uptime_s)"
 reboot -f

@@ -2,6 +2,7 @@
 //! They act as domain 0 and see the guest only through guest memory and
 //! event channels.
 
+pub mod block;
 pub mod console;
 
 /// A device backend that a guest notifies through an event channel.
@@ -17,8 +18,12 @@ use crate::xen::Domain;
 pub fn notify(dom: &Domain, backend: Backend) {
     match backend {
         Backend::Console => dom.console.on_guest_event(dom),
-        // xenstored arrives with the control plane; its port stays quiet until then.
-        Backend::Store => {}
+        // Only wakes xenstored's thread: the vCPU never waits for it.
+        Backend::Store => {
+            if let Some(xs) = dom.store.get() {
+                xs.notify();
+            }
+        }
         Backend::Device(index) => {
             if let Some(dev) = dom.device(index) {
                 dev.notify(dom);

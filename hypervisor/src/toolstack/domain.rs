@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use xen_abi::hvm;
 
 use super::config::{Action, DomainConfig};
+use crate::backends::block;
 use crate::backends::console::{Console, Sink};
 use crate::loader::{self, BootParams, PvhKernel};
 use crate::vstate::cpuid::{self, XenLeaves};
@@ -16,6 +17,7 @@ use crate::xen::domain::DomainInfo;
 use crate::xen::evtchn::Backend;
 use crate::xen::time::Clock;
 use crate::xen::{Domain, ShutdownReason};
+use crate::xenstore::{self, Xenstored};
 
 /// Why a domain could not be built or run.
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +48,9 @@ pub enum DomainError {
     /// The vCPU failed.
     #[error(transparent)]
     Vcpu(#[from] crate::vstate::vcpu::VcpuError),
+    /// A `disk` entry could not be served.
+    #[error(transparent)]
+    Disk(#[from] block::DiskConfigError),
     /// The console log could not be opened.
     #[error("cannot open console log {path}: {err}")]
     ConsoleLog {
@@ -89,8 +94,9 @@ pub fn run(cfg: &DomainConfig, opts: &RunOptions) -> Result<ShutdownReason, Doma
     if matches!(opts.console, ConsoleTarget::Terminal) {
         spawn_terminal_input(input.clone());
     }
+    let store = XenstoreLink::start(cfg);
     loop {
-        let reason = boot(cfg, opts, &kernel, ramdisk.as_deref(), &input)?;
+        let reason = boot(cfg, opts, &kernel, ramdisk.as_deref(), &input, store.as_ref())?;
         let action = match reason {
             ShutdownReason::Poweroff => cfg.on_poweroff,
             ShutdownReason::Reboot => cfg.on_reboot,
@@ -112,6 +118,7 @@ fn boot(
     kernel: &PvhKernel,
     ramdisk: Option<&[u8]>,
     input: &InputTarget,
+    store: Option<&XenstoreLink>,
 ) -> Result<ShutdownReason, DomainError> {
     let layout = loader::MemoryLayout::new(cfg.memory_mib << 20);
     let vm = Vm::new(&layout.guest_ranges(), &[xen_abi::cpuid::HYPERCALL_MSR])?;
@@ -155,6 +162,18 @@ fn boot(
         st.params[hvm::PARAM_STORE_PFN as usize] = loader::XENSTORE_RING >> 12;
         st.params[hvm::PARAM_STORE_EVTCHN as usize] = store_port.into();
     }
+    if let Some(store) = store {
+        store.attach(&dom, cfg);
+    }
+    let mut disks = match attach_disks(cfg, &dom) {
+        Ok(d) => d,
+        Err(e) => {
+            if let Some(store) = store {
+                store.detach(&dom);
+            }
+            return Err(e);
+        }
+    };
     *input.lock().unwrap_or_else(|e| e.into_inner()) = Some(dom.clone());
 
     let result = std::thread::scope(|s| {
@@ -175,9 +194,90 @@ fn boot(
         r
     });
     dom.console.flush(&dom);
+    disks.stop();
+    if let Some(store) = store {
+        store.detach(&dom);
+    }
     *input.lock().unwrap_or_else(|e| e.into_inner()) = None;
     result?;
     Ok(dom.shutdown_reason().unwrap_or(ShutdownReason::Crash))
+}
+
+// --- xenstore: the control plane a domain is introduced to ---
+
+/// xenstored for the domains this process runs, and what stays the same
+/// across a domain's reboots (its UUID, as libxl keeps it).
+struct XenstoreLink {
+    xs: Arc<Xenstored>,
+    uuid: String,
+}
+
+impl XenstoreLink {
+    /// Starts xenstored with its host socket (see `xenstore::socket` for the
+    /// path); without the socket if it cannot be bound, and not at all if
+    /// the daemon cannot start (the guest then finds no xenstore replies).
+    fn start(cfg: &DomainConfig) -> Option<Self> {
+        let xs = match Xenstored::start(xenstore::Options::default()) {
+            Ok(xs) => xs,
+            Err(e) => {
+                log::warn!("{e}; serving xenstore to the guest only");
+                Xenstored::start(xenstore::Options { socket: xenstore::SocketChoice::None, ..Default::default() })
+                    .map_err(|e| log::warn!("{e}; the domain runs without xenstore"))
+                    .ok()?
+            }
+        };
+        let uuid = cfg.uuid.as_ref().map_or_else(xenstore::layout::random_uuid, ToString::to_string);
+        Some(XenstoreLink { xs, uuid })
+    }
+
+    /// Writes the domain's standard entries (as libxl does) and introduces
+    /// it to xenstored on its ring page and store port.
+    fn attach(&self, dom: &Arc<Domain>, cfg: &DomainConfig) {
+        let (store_port, console_port) = {
+            let st = dom.state();
+            (st.params[hvm::PARAM_STORE_EVTCHN as usize] as u32, st.params[hvm::PARAM_CONSOLE_EVTCHN as usize] as u32)
+        };
+        let domid = dom.info.domid;
+        let info = xenstore::layout::DomainInfo {
+            domid,
+            name: cfg.name.clone(),
+            uuid: self.uuid.clone(),
+            domain_type: "pvh",
+            target_kib: cfg.memory_mib * 1024,
+            max_kib: cfg.maxmem_mib * 1024,
+            vcpus: cfg.vcpus,
+            store_port,
+            store_pfn: loader::XENSTORE_RING >> 12,
+            console_port,
+            console_pfn: loader::CONSOLE_RING >> 12,
+        };
+        if let Err(e) = xenstore::layout::create(&self.xs, &info) {
+            log::warn!("xenstored: cannot write domain {domid}'s entries: {e}");
+        }
+        let weak = Arc::downgrade(dom);
+        let ring = xenstore::GuestRing::new(dom.ram.clone(), loader::XENSTORE_RING, move || {
+            if let Some(d) = weak.upgrade() {
+                d.raise(store_port);
+            }
+        });
+        match ring.map_err(|e| e.to_string()).and_then(|r| self.xs.introduce_domain(domid, r).map_err(|e| e.to_string())) {
+            Ok(()) => {
+                let _ = dom.store.set(self.xs.clone());
+            }
+            Err(e) => log::warn!("xenstored: cannot introduce domain {domid}: {e}"),
+        }
+    }
+
+    /// The domain stopped: fire @releaseDomain, release it and remove its
+    /// entries, as xl does when it destroys a domain.
+    fn detach(&self, dom: &Domain) {
+        let domid = dom.info.domid;
+        self.xs.domain_shutdown(domid);
+        if let Err(e) = self.xs.release_domain(domid) {
+            log::debug!("xenstored: releasing domain {domid}: {e}");
+        }
+        xenstore::layout::destroy(&self.xs, domid);
+    }
 }
 
 /// Ctrl-]: the escape that detaches from a console in xl; here it destroys the domain.
@@ -245,4 +345,16 @@ impl Drop for RawTerminal {
     fn drop(&mut self) {
         restore_terminal();
     }
+}
+
+// --- block devices (xl-disk-configuration(5)) ---
+
+/// Creates a block backend per `disk` entry: writes the backend and
+/// frontend directories as libxl does and brings each device to InitWait,
+/// so the guest finds its disks ready when it starts.
+fn attach_disks(cfg: &DomainConfig, dom: &Arc<Domain>) -> Result<block::Backends, DomainError> {
+    if cfg.disks.is_empty() {
+        return Ok(block::Backends::default());
+    }
+    Ok(block::Backends::create(cfg, dom, dom.store.get())?)
 }

@@ -116,6 +116,8 @@ pub struct Domain {
     stopped: AtomicBool,
     unhandled_io_logged: Mutex<HashSet<u64>>,
     devices: Mutex<Vec<Arc<dyn crate::backends::Device>>>,
+    /// The xenstored serving this domain's store ring (set by the toolstack).
+    pub store: OnceLock<Arc<crate::xenstore::Xenstored>>,
 }
 
 impl Domain {
@@ -144,6 +146,7 @@ impl Domain {
             stopped: AtomicBool::new(false),
             unhandled_io_logged: Mutex::new(HashSet::new()),
             devices: Mutex::new(Vec::new()),
+            store: OnceLock::new(),
         }
     }
 

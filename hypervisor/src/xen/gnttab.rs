@@ -15,6 +15,7 @@
 //!   PVH uses unpopulated address space) the frame gets fresh host memory in
 //!   a new KVM memory slot ([`MemorySlots`]), reachable through `GuestRam`
 //!   like any guest page.
+//!
 //! A frame moved to another gpfn keeps its content; a hole it leaves is
 //! unmapped. Frames grown by setup_table but never mapped have no storage:
 //! their entries read as "no grant", which is what the guest could observe
@@ -748,6 +749,38 @@ mod tests {
         gt.map_frame(&ram, 0, 0x14).unwrap();
         assert_eq!(ram.read_obj::<u16>(0x14000 + 64).unwrap(), GTF_PERMIT_ACCESS);
         assert_eq!(gt.frame_gfns(4), vec![0x14, INVALID_GFN, 0x11, INVALID_GFN]);
+    }
+
+    #[test]
+    fn copy_between_own_frames_and_self_grants() {
+        use crate::backends::console::{Console, Sink};
+        let ram = std::sync::Arc::new(GuestRam::new(&[(0, 0x10_0000)]).unwrap());
+        let info = crate::xen::domain::DomainInfo { domid: 1, name: "t".into(), memmap: Vec::new(), pages: 256 };
+        let dom = Domain::new(info, ram.clone(), crate::xen::time::Clock::new(1_000_000, 0), Console::new(0, Sink::Stdout));
+        dom.gnttab.map_frame(&ram, 0, 0x10).unwrap();
+        grant(&ram, 8, GTF_PERMIT_ACCESS, 1, 0x21); // to itself
+        grant(&ram, 9, GTF_PERMIT_ACCESS | GTF_READONLY, 1, 0x22);
+        ram.write(0x20000 + 100, b"copied").unwrap();
+        let ptr = |u: u64, domid: u16, offset: u16| CopyPtr { u, domid, offset, pad: 0 };
+        let op = |source, dest, len, flags| Copy { source, dest, len, flags, status: 0, pad: 0 };
+        let ok = op(ptr(0x20, DOMID_SELF, 100), ptr(8, DOMID_SELF, 10), 6, GNTCOPY_DEST_GREF);
+        assert_eq!(copy(&dom, &ok), GNTST_OKAY);
+        let mut b = [0u8; 6];
+        ram.read(0x21000 + 10, &mut b).unwrap();
+        assert_eq!(&b, b"copied");
+        assert_eq!(flags(&ram, 8), GTF_PERMIT_ACCESS, "released after the copy");
+        let ro = op(ptr(0x20, DOMID_SELF, 0), ptr(9, DOMID_SELF, 0), 6, GNTCOPY_DEST_GREF);
+        assert_eq!(copy(&dom, &ro), GNTST_GENERAL_ERROR, "read-only grant as destination");
+        let cross = op(ptr(0x20, DOMID_SELF, 4000), ptr(8, DOMID_SELF, 0), 200, GNTCOPY_DEST_GREF);
+        assert_eq!(copy(&dom, &cross), GNTST_BAD_COPY_ARG);
+        let foreign_frame = op(ptr(0x20, 0, 0), ptr(8, DOMID_SELF, 0), 6, GNTCOPY_DEST_GREF);
+        assert_eq!(copy(&dom, &foreign_frame), GNTST_PERMISSION_DENIED);
+        let foreign_grant = op(ptr(0x20, DOMID_SELF, 0), ptr(8, 0, 0), 6, GNTCOPY_DEST_GREF);
+        assert_eq!(copy(&dom, &foreign_grant), GNTST_BAD_DOMAIN);
+        let bad_frame = op(ptr(0x5000, DOMID_SELF, 0), ptr(8, DOMID_SELF, 0), 6, GNTCOPY_DEST_GREF);
+        assert_eq!(copy(&dom, &bad_frame), GNTST_BAD_PAGE);
+        assert_eq!(copy(&dom, &op(ptr(0, 0, 0), ptr(0, 0, 0), 0, 0)), GNTST_OKAY, "empty copies succeed");
+        assert_eq!(dom.gnttab.pinned(), 0);
     }
 
     #[test]

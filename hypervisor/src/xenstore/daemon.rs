@@ -82,9 +82,7 @@ struct Conn {
     watches: Vec<Watch>,
     txs: BTreeMap<u32, Transaction>,
     next_tx: u32,
-    out: VecDeque<Out>,
-    out_bytes: usize,
-    outstanding: usize,
+    q: OutQueue,
     decoder: Decoder,
     /// Stopped being served (bad ring indices, protocol violation).
     broken: bool,
@@ -98,20 +96,10 @@ impl Conn {
             watches: Vec::new(),
             txs: BTreeMap::new(),
             next_tx: 1,
-            out: VecDeque::new(),
-            out_bytes: 0,
-            outstanding: 0,
+            q: OutQueue::default(),
             decoder: Decoder::new(),
             broken: false,
         }
-    }
-
-    fn push(&mut self, bytes: Vec<u8>, reply: bool) {
-        self.out_bytes += bytes.len();
-        if reply {
-            self.outstanding += 1;
-        }
-        self.out.push_back(Out { bytes, sent: 0, reply });
     }
 
     /// Drops the connection's state, as C's ignore_connection does.
@@ -119,10 +107,27 @@ impl Conn {
         self.broken = true;
         self.watches.clear();
         self.txs.clear();
-        self.out.clear();
-        self.out_bytes = 0;
-        self.outstanding = 0;
+        self.q = OutQueue::default();
         self.decoder = Decoder::new();
+    }
+}
+
+/// A connection's output not yet taken by its client.
+#[derive(Default)]
+struct OutQueue {
+    out: VecDeque<Out>,
+    out_bytes: usize,
+    /// Replies queued (quota-req-outstanding counts these, not events).
+    outstanding: usize,
+}
+
+impl OutQueue {
+    fn push(&mut self, bytes: Vec<u8>, reply: bool) {
+        self.out_bytes += bytes.len();
+        if reply {
+            self.outstanding += 1;
+        }
+        self.out.push_back(Out { bytes, sent: 0, reply });
     }
 
     /// Writes queued output into `sink` until it takes no more. Returns
@@ -159,15 +164,6 @@ struct DomainEntry {
     conn: Option<ConnId>,
     /// @releaseDomain has fired for its shutdown.
     shutdown: bool,
-}
-
-/// What the daemon thread must do after a pass, outside the lock.
-#[derive(Default)]
-pub struct Wakeups {
-    /// Domains whose store channel must be raised.
-    pub notify: Vec<Arc<GuestRing>>,
-    /// API watch events: (watch id, event path).
-    pub api_events: Vec<(u64, String)>,
 }
 
 /// The whole daemon state.
@@ -250,13 +246,18 @@ impl State {
         self.add_conn(Caller::DOM0, Transport::Socket(stream))
     }
 
-    /// The socket clients, with whether each has output waiting.
-    pub fn sockets(&self) -> Vec<(ConnId, std::os::fd::RawFd, bool)> {
+    /// The socket clients, with the poll(2) events each waits for: input
+    /// unless its output is backed up, output while some is queued.
+    pub fn sockets(&self) -> Vec<(ConnId, std::os::fd::RawFd, i16)> {
         use std::os::fd::AsRawFd;
         self.conns
             .iter()
             .filter_map(|(&id, c)| match &c.transport {
-                Transport::Socket(s) => Some((id, s.as_raw_fd(), !c.out.is_empty())),
+                Transport::Socket(s) => {
+                    let input = if c.q.out_bytes > SOCKET_OUT_LIMIT { 0 } else { libc::POLLIN };
+                    let output = if c.q.out.is_empty() { 0 } else { libc::POLLOUT };
+                    Some((id, s.as_raw_fd(), input | output))
+                }
                 _ => None,
             })
             .collect()
@@ -384,14 +385,14 @@ impl State {
             return; // C xenstored does not send over-long events either
         }
         // An identical event still waiting adds nothing (special events excepted).
-        if !event_path.starts_with('@') && conn.out.iter().any(|o| !o.reply && o.sent == 0 && o.bytes == msg) {
+        if !event_path.starts_with('@') && conn.q.out.iter().any(|o| !o.reply && o.sent == 0 && o.bytes == msg) {
             return;
         }
-        if !conn.caller.privileged && conn.out_bytes + msg.len() > self.quota.queued_bytes {
+        if !conn.caller.privileged && conn.q.out_bytes + msg.len() > self.quota.queued_bytes {
             log::debug!("xenstored: domain {}: output quota reached, watch event dropped", conn.caller.domid);
             return;
         }
-        conn.push(msg, false);
+        conn.q.push(msg, false);
         self.dirty = true;
     }
 
@@ -402,7 +403,7 @@ impl State {
         let reply = self.handle(id, msg);
         let h = msg.header;
         if let Some(conn) = self.conns.get_mut(&id) {
-            conn.push(wire::encode(reply.ty, h.req_id, h.tx_id, &reply.payload), true);
+            conn.q.push(wire::encode(reply.ty, h.req_id, h.tx_id, &reply.payload), true);
             self.dirty = true;
         }
         for (cid, p, token) in std::mem::take(&mut self.after_reply) {
@@ -649,7 +650,7 @@ impl State {
             if conn.broken {
                 break;
             }
-            match conn.flush(|b| ring.ring.write(b).map_err(std::io::Error::other)) {
+            match conn.q.flush(|b| ring.ring.write(b).map_err(std::io::Error::other)) {
                 Ok(m) => moved |= m,
                 Err(e) => {
                     self.break_ring(id, &ring, XENSTORE_ERROR_RINGIDX, &e.to_string());
@@ -657,7 +658,7 @@ impl State {
                 }
             }
             let conn = self.conns.get_mut(&id)?;
-            if !conn.caller.privileged && conn.outstanding >= self.quota.outstanding {
+            if !conn.caller.privileged && conn.q.outstanding >= self.quota.outstanding {
                 break;
             }
             let mut buf = [0u8; XENSTORE_RING_SIZE as usize];
@@ -721,11 +722,11 @@ impl State {
             let Some(conn) = self.conns.get_mut(&id) else { return false };
             let Transport::Socket(s) = &conn.transport else { return false };
             let mut s = s;
-            if let Err(e) = conn.flush(|b| s.write(b)) {
+            if let Err(e) = conn.q.flush(|b| s.write(b)) {
                 log::debug!("xenstored: socket client {id}: {e}");
                 return false;
             }
-            if conn.out_bytes > SOCKET_OUT_LIMIT {
+            if conn.q.out_bytes > SOCKET_OUT_LIMIT {
                 return true;
             }
             let n = match s.read(&mut buf) {
@@ -810,6 +811,56 @@ mod tests {
         // Relative paths of domain 0 (socket clients, the API) resolve to its home.
         assert_eq!(req(&mut st, d, XS_WRITE, 0, b"name\0Domain-0").payload, b"OK\0");
         assert_eq!(req(&mut st, d, XS_READ, 0, b"/local/domain/0/name\0").payload, b"Domain-0");
+    }
+
+    #[test]
+    fn watch_firing_rules() {
+        let mut st = State::default();
+        let d = st.internal();
+        let w = guest_conn(&mut st, 0);
+        let events = |st: &mut State| -> Vec<String> {
+            let q = std::mem::take(&mut st.conns.get_mut(&w).unwrap().q);
+            q.out.iter().filter(|o| !o.reply).map(|o| String::from_utf8_lossy(&o.bytes[HEADER_SIZE..]).replace('\0', "|")).collect()
+        };
+        req(&mut st, d, XS_WRITE, 0, b"/a/b/c/d\0");
+        for (p, t) in [("/a/b/c", "deep"), ("/a", "top"), ("/a/b/c/missing", "gone")] {
+            st.handle(w, &msg(XS_WATCH, 1, 0, format!("{p}\0{t}\0").as_bytes()));
+        }
+        st.flush_after_reply();
+        assert_eq!(events(&mut st), vec!["/a/b/c|deep|", "/a|top|", "/a/b/c/missing|gone|"], "each fires when set");
+        // A change below fires the watches above it.
+        req(&mut st, d, XS_WRITE, 0, b"/a/b/c/d\0x");
+        assert_eq!(events(&mut st), vec!["/a/b/c/d|deep|", "/a/b/c/d|top|"]);
+        // Removing an ancestor fires a watch on an existing descendant with
+        // its own path, not one on a node that never existed; a watch above
+        // the removed node hears of the removed node only.
+        req(&mut st, d, XS_RM, 0, b"/a/b\0");
+        assert_eq!(events(&mut st), vec!["/a/b/c|deep|", "/a/b|top|"]);
+        // Changes in a transaction fire at commit, not before; an abort fires nothing.
+        let t: u32 = String::from_utf8(req(&mut st, d, XS_TRANSACTION_START, 0, b"\0").payload).unwrap().trim_end_matches('\0').parse().unwrap();
+        req(&mut st, d, XS_WRITE, t, b"/a/tx\0v");
+        req(&mut st, d, XS_MKDIR, t, b"/a/tx2\0");
+        assert!(events(&mut st).is_empty());
+        req(&mut st, d, XS_TRANSACTION_END, t, b"T\0");
+        assert_eq!(events(&mut st), vec!["/a/tx|top|", "/a/tx2|top|"]);
+        let t: u32 = String::from_utf8(req(&mut st, d, XS_TRANSACTION_START, 0, b"\0").payload).unwrap().trim_end_matches('\0').parse().unwrap();
+        req(&mut st, d, XS_WRITE, t, b"/a/tx3\0v");
+        req(&mut st, d, XS_TRANSACTION_END, t, b"F\0");
+        assert!(events(&mut st).is_empty());
+        // Identical pending events are merged.
+        req(&mut st, d, XS_WRITE, 0, b"/a\x001");
+        req(&mut st, d, XS_WRITE, 0, b"/a\x002");
+        assert_eq!(events(&mut st), vec!["/a|top|"]);
+        // A guest only hears about nodes it may read.
+        let g = guest_conn(&mut st, 3);
+        st.handle(g, &msg(XS_WATCH, 1, 0, b"/a\0g\0"));
+        st.flush_after_reply();
+        std::mem::take(&mut st.conns.get_mut(&g).unwrap().q);
+        req(&mut st, d, XS_WRITE, 0, b"/a/secret\0s");
+        assert!(st.conns[&g].q.out.is_empty());
+        req(&mut st, d, XS_SET_PERMS, 0, b"/a\0n0\0r3\0");
+        req(&mut st, d, XS_WRITE, 0, b"/a/open\0o");
+        assert_eq!(st.conns[&g].q.out.len(), 2, "the permission change and the new child");
     }
 
     #[test]
@@ -920,15 +971,18 @@ mod tests {
         stream.extend(wire::encode(XS_READ, 3, 0, b"data/big\0"));
         let mut replies = Vec::new();
         let mut sent = 0;
+        let mut notify = 0;
         while sent < stream.len() {
             sent += guest_send(&ram, &stream[sent..]);
-            st.pump_ring(id);
+            notify += st.pump_ring(id).is_some() as usize;
             replies.extend(guest_recv(&ram));
         }
         for _ in 0..4 {
             st.pump_ring(id);
             replies.extend(guest_recv(&ram));
         }
+        assert!(notify >= 2, "the guest is notified as its requests are taken");
+        gr.notify();
         let msgs = parse(&replies);
         let kinds: Vec<(u32, u32)> = msgs.iter().map(|m| (m.header.ty, m.header.req_id)).collect();
         assert_eq!(kinds, vec![(XS_WATCH, 1), (XS_WATCH_EVENT, 0), (XS_WATCH_EVENT, 0), (XS_WRITE, 2), (XS_READ, 3)]);
@@ -942,6 +996,12 @@ mod tests {
         st.pump_ring(id);
         let ev = parse(&guest_recv(&ram));
         assert_eq!(ev[0].payload, b"data/k\0tok\0");
+
+        // Over its ring, the guest is refused what it may not read.
+        guest_send(&ram, &wire::encode(XS_READ, 4, 0, b"/tool/xenstored\0"));
+        st.pump_ring(id);
+        let r = parse(&guest_recv(&ram));
+        assert_eq!((r[0].header.ty, r[0].header.req_id, r[0].payload.as_slice()), (XS_ERROR, 4, &b"EACCES\0"[..]));
 
         // Hostile indices: the connection is dropped and the error recorded.
         ram.atomic_u32(BASE + REQ_PROD as u64).unwrap().store(0xdead_beef, Ordering::SeqCst);
@@ -976,27 +1036,27 @@ mod tests {
         let mut st = State::default();
         st.introduce(1, Some(gr)).unwrap();
         let id = st.rings()[0];
-        // 60 reads of a missing node; the guest never takes replies.
+        // 200 reads of a missing node (21 bytes each); the guest takes no replies.
         let one = wire::encode(XS_READ, 9, 0, b"nope\0");
-        let stream: Vec<u8> = one.iter().copied().cycle().take(one.len() * 60).collect();
+        let stream: Vec<u8> = one.iter().copied().cycle().take(one.len() * 200).collect();
         let mut sent = 0;
         for _ in 0..40 {
             sent += guest_send(&ram, &stream[sent..]);
             st.pump_ring(id);
         }
-        // The response ring holds 1024 bytes (46 replies of 22); 20 more wait.
-        let out = guest_recv(&ram);
-        let first = parse(&out).len();
-        assert!(first < 60 && sent < stream.len(), "reading stopped: {first} replies, {sent} bytes taken");
-        for _ in 0..40 {
+        // The response ring holds 44 replies of 23 bytes; 20 more may wait
+        // in the queue, then reading stops.
+        let taken = ram.read_obj::<u32>(BASE + REQ_CONS as u64).unwrap() as usize;
+        assert_eq!(taken, 64 * one.len());
+        let mut replies = Vec::new();
+        for _ in 0..100 {
             sent += guest_send(&ram, &stream[sent..]);
             st.pump_ring(id);
-            let more = guest_recv(&ram);
-            if more.is_empty() && sent == stream.len() {
-                break;
-            }
+            replies.extend(guest_recv(&ram));
         }
-        assert_eq!(sent, stream.len());
+        let replies = parse(&replies);
+        assert_eq!((sent, replies.len()), (stream.len(), 200));
+        assert!(replies.iter().all(|m| m.header.ty == XS_ERROR && m.payload == b"EACCES\0" && m.header.req_id == 9));
     }
 
     #[test]
@@ -1011,14 +1071,14 @@ mod tests {
         st.handle(tool, &msg(XS_WATCH, 1, 0, b"@releaseDomain\0r\0"));
         st.handle(g, &msg(XS_WATCH, 1, 0, b"@releaseDomain\0r\0"));
         st.flush_after_reply();
-        let before = st.conns[&tool].out.len();
+        let before = st.conns[&tool].q.out.len();
         st.introduce(1, Some(gr)).unwrap();
         st.domain_shutdown(1);
         st.domain_shutdown(1); // once per shutdown
         st.release(1).unwrap();
-        let events: Vec<Vec<u8>> = st.conns[&tool].out.iter().skip(before).map(|o| o.bytes[HEADER_SIZE..].to_vec()).collect();
+        let events: Vec<Vec<u8>> = st.conns[&tool].q.out.iter().skip(before).map(|o| o.bytes[HEADER_SIZE..].to_vec()).collect();
         assert_eq!(events, vec![b"@introduceDomain\0i\0".to_vec(), b"@releaseDomain\0r\0".to_vec(), b"@releaseDomain\0r\0".to_vec()]);
-        assert_eq!(st.conns[&g].out.len(), 1, "only its own first firing: the guest may not see @releaseDomain");
+        assert_eq!(st.conns[&g].q.out.len(), 1, "only its own first firing: the guest may not see @releaseDomain");
         let _ = d;
     }
 }

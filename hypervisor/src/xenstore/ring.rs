@@ -42,7 +42,7 @@ impl Ring {
     /// The ring page at guest-physical `base`; checked to lie in guest RAM.
     pub fn new(ram: Arc<GuestRam>, base: u64) -> Result<Self, RingError> {
         let len = std::mem::size_of::<XenstoreDomainInterface>();
-        if base % xen_abi::PAGE_SIZE as u64 != 0 || !ram.contains(base, len) {
+        if !base.is_multiple_of(xen_abi::PAGE_SIZE as u64) || !ram.contains(base, len) {
             return Err(RingError::Fault(BadAddress { addr: base, len }));
         }
         Ok(Ring { ram, base })

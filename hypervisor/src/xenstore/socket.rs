@@ -128,7 +128,26 @@ fn finish(l: UnixListener, path: PathBuf) -> Result<(UnixListener, PathBuf), Soc
     let err = |err| SocketError::Bind { path: path.clone(), err };
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).map_err(err)?;
     l.set_nonblocking(true).map_err(err)?;
+    if let Some(dir) = path.parent() {
+        sweep(dir);
+    }
     Ok((l, path))
+}
+
+/// Removes the per-pid sockets of xenolith processes that no longer exist
+/// (killed ones cannot remove their own).
+fn sweep(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(pid) = name.to_str().and_then(|n| n.strip_prefix("socket.")).and_then(|p| p.parse::<libc::pid_t>().ok()) else { continue };
+        // SAFETY: kill with signal 0 only checks whether the process exists.
+        let gone = unsafe { libc::kill(pid, 0) } != 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
+        use std::os::unix::fs::FileTypeExt;
+        if gone && e.file_type().is_ok_and(|t| t.is_socket()) {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
 }
 
 #[cfg(test)]

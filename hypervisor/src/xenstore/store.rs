@@ -642,8 +642,8 @@ mod tests {
             g.write(&format!("/local/domain/1/n{i}"), b"").unwrap();
         }
         assert_eq!(g.write("/local/domain/1/n4", b""), Err(XsError::NoSpc));
-        assert_eq!(g.write("/local/domain/1/n0", &[b'x'; 2000]), Err(XsError::NoSpc), "entry size");
-        g.write("/local/domain/1/n0", &[b'x'; 1900]).unwrap();
+        assert_eq!(g.write("/local/domain/1/n0", &[b'x'; 2016]), Err(XsError::NoSpc), "entry size");
+        g.write("/local/domain/1/n0", &[b'x'; 2015]).unwrap(); // 24 + 8 + 2015 < 2048
         let six = Perms::new((0..6).map(|d| Perm::new(d, Access::Read)).collect()).unwrap();
         let six = Perms::new([Perm::new(1, Access::None)].into_iter().chain(six.entries()[1..].iter().copied()).collect()).unwrap();
         assert_eq!(g.set_perms("/local/domain/1/n0", six), Err(XsError::NoSpc), "perms per node");

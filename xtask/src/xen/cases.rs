@@ -130,6 +130,11 @@ pub fn plan(guests: &[PathBuf], scratch: &Path) -> Result<(Vec<Case>, Vec<Skippe
             }
         }
     }
+    if let Some(img) = std::env::var_os("XT_HANG") {
+        let mut c = case("hang", Path::new(&img), Mode::Pvh, "", "poweroff", |_, _| Vec::new());
+        c.timeout_secs = 8;
+        cases.insert(0, c);
+    }
     for (i, c) in cases.iter_mut().enumerate() {
         c.index = i + 1;
     }
@@ -168,6 +173,11 @@ fn guest_cases(name: &str, image: &Path, mode: Mode, scratch: &Path) -> Result<V
             case("hello", image, mode, "SOME TEXT", "poweroff", check_hello),
             case("hello-panic", image, mode, "please panic now", "crash", check_panic),
         ],
+        "abi-check" => {
+            let mut c = case("abi-check", image, mode, "", "poweroff", check_abi);
+            c.memory_mib = 32;
+            vec![c]
+        }
         "disk-check" => {
             let mut c = case("disk-check", image, mode, "", "poweroff", check_disk);
             c.disk = Some(disk_image(scratch)?);
@@ -204,6 +214,21 @@ fn check_panic(_: &Case, out: &Outcome) -> Vec<String> {
     } else {
         vec!["the panic message did not reach the console".into()]
     }
+}
+
+/// abi-check: every bad hypercall got Xen's errno (tests/tests/abi.rs).
+fn check_abi(_: &Case, out: &Outcome) -> Vec<String> {
+    let mut bad: Vec<String> = out.console.lines().filter(|l| l.starts_with("FAIL")).map(|l| format!("abi-check says {l:?}")).collect();
+    match out.console.lines().find(|l| l.starts_with("abi-check: ")) {
+        None => bad.push("no \"abi-check: N passed, M failed\" summary on the console".into()),
+        Some(summary) => {
+            let passed: u32 = summary.split_whitespace().nth(1).and_then(|n| n.parse().ok()).unwrap_or(0);
+            if !summary.trim_end().ends_with(" 0 failed") || passed < 20 {
+                bad.push(format!("summary {summary:?}: want at least 20 passed and 0 failed"));
+            }
+        }
+    }
+    bad
 }
 
 /// disk-check: the checksum it prints is the host's sha256 of the image.

@@ -35,6 +35,24 @@ pub fn is_static(image: &[u8]) -> Result<bool> {
     Ok(!program_headers(image).any(|(kind, _, _)| kind == PT_INTERP))
 }
 
+/// The contents of the section called `name` (e.g. ".modinfo").
+pub fn section<'a>(image: &'a [u8], name: &str) -> Result<Option<&'a [u8]>> {
+    check_elf64(image)?;
+    let (off, size, count, names_index) = (u64_at(image, 0x28), u16_at(image, 0x3a), u16_at(image, 0x3c), u16_at(image, 0x3e));
+    let header = |i: usize| off + i * size;
+    let names = header(names_index);
+    let names = image.get(u64_at(image, names + 24)..).unwrap_or(&[]);
+    for h in (0..count).map(header) {
+        let n = u32_at(image, h) as usize;
+        let this = names.get(n..).and_then(|s| s.split(|&c| c == 0).next()).unwrap_or(&[]);
+        if this == name.as_bytes() {
+            let (start, len) = (u64_at(image, h + 24), u64_at(image, h + 32));
+            return Ok(image.get(start..start.saturating_add(len)));
+        }
+    }
+    Ok(None)
+}
+
 /// Section kinds are offset so they never collide with segment kinds.
 const SECTION: u32 = 1 << 31;
 

@@ -3,9 +3,9 @@
 //!
 //! - `debs/`: the .deb files. A package whose .deb is already there is not
 //!   fetched again, so a second run asks the network for nothing.
-//! - `root/`: the packages unpacked (`dpkg-deb -x`; only the boot image, the
-//!   module index and the block and Xen drivers of the kernel package), with
-//!   a stamp naming the .debs it came from.
+//! - `root/`: the packages unpacked (`dpkg-deb -x`; of the kernel package
+//!   only the boot image and the block and Xen drivers), with a stamp naming
+//!   the .debs it came from.
 //! - `xen`: the hypervisor, gunzipped (QEMU's multiboot loader needs the
 //!   ELF32 image, not the .gz).
 //! - `vmlinux`: the dom0 kernel's uncompressed ELF, cut out of the bzImage
@@ -44,8 +44,6 @@ const KERNEL_META: &str = "linux-image-amd64";
 /// What the kernel package contributes to `root/` (tar patterns).
 const KERNEL_PATHS: &[&str] = &[
     "./boot/vmlinuz-*",
-    "./lib/modules/*/modules.dep",
-    "./lib/modules/*/modules.builtin",
     "./lib/modules/*/kernel/drivers/xen/*",
     "./lib/modules/*/kernel/drivers/block/*",
 ];

@@ -1,7 +1,7 @@
 //! dom0's initramfs: two concatenated newc archives.
 //!
 //! 1. The dom0 system: static busybox, the Xen tools (xl, xenstored,
-//!    xenconsoled, xen-init-dom0, xenstore-*), their shared libraries as ldd
+//!    xenconsoled, xen-init-dom0, xenctx, xenstore-*), their shared libraries as ldd
 //!    resolves them, the kernel modules Xen's backends need, the init script
 //!    (xtask/xen/init.sh) and a small block hotplug script (xtask/xen/block).
 //! 2. The cases: for each, /cases/NN-label/{xl.cfg,name,timeout}, plus the
@@ -19,11 +19,13 @@ use super::elf;
 use super::fetch::Stage;
 
 /// Programs dom0 runs, as (path in the packages, path in the initramfs).
+/// xenctx dumps the registers of a guest that does not stop.
 const PROGRAMS: &[(&str, &str)] = &[
     ("usr/lib/xen-4.17/bin/xl", "usr/sbin/xl"),
     ("usr/lib/xen-4.17/bin/xenstored", "usr/sbin/xenstored"),
     ("usr/lib/xen-4.17/bin/xenconsoled", "usr/sbin/xenconsoled"),
     ("usr/lib/xen-4.17/bin/xen-init-dom0", "usr/sbin/xen-init-dom0"),
+    ("usr/lib/xen-4.17/bin/xenctx", "usr/sbin/xenctx"),
     ("usr/bin/xenstore", "usr/bin/xenstore"),
 ];
 
@@ -160,35 +162,52 @@ fn host_library(name: &str) -> Result<PathBuf> {
 
 /// Adds MODULES and their dependencies; returns the insmod order.
 fn add_modules(a: &mut Archive, stage: &Stage) -> Result<Vec<String>> {
-    let dir = stage.root.join("lib/modules").join(&stage.kernel_release);
-    let dep = fs::read_to_string(dir.join("modules.dep")).context("reading modules.dep")?;
-    let deps: std::collections::HashMap<&str, Vec<&str>> = dep
-        .lines()
-        .filter_map(|l| l.split_once(':'))
-        .map(|(m, d)| (m, d.split_whitespace().collect()))
-        .collect();
+    let dir = stage.root.join("lib/modules").join(&stage.kernel_release).join("kernel");
+    let mut all = std::collections::HashMap::new();
+    find_modules(&dir, &mut all)?;
     let mut order = Vec::new();
     for name in MODULES {
-        let file = format!("/{name}.ko");
-        let path = deps.keys().find(|k| k.ends_with(&file)).with_context(|| format!("module {name} is not in modules.dep"))?;
-        add_module(path, &deps, &mut order);
+        add_module(&module_key(name), &all, &mut order)?;
     }
     let mut inside = Vec::new();
-    for path in order {
-        let target = format!("lib/modules/{}", Path::new(path).file_name().unwrap_or_default().to_string_lossy());
-        a.file(&target, 0o644, &read(&dir.join(path))?);
+    for key in order {
+        let target = format!("lib/modules/{key}.ko");
+        a.file(&target, 0o644, &read(&all[&key])?);
         inside.push(format!("/{target}"));
     }
     Ok(inside)
 }
 
-/// Depth-first: dependencies before the module.
-fn add_module<'a>(path: &'a str, deps: &std::collections::HashMap<&str, Vec<&'a str>>, order: &mut Vec<&'a str>) {
-    if order.contains(&path) {
-        return;
+/// Module names treat '-' and '_' alike; the key uses '_'.
+fn module_key(name: &str) -> String {
+    name.replace('-', "_")
+}
+
+/// Every .ko under `dir`, by key.
+fn find_modules(dir: &Path, all: &mut std::collections::HashMap<String, PathBuf>) -> Result<()> {
+    for entry in fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+        let path = entry?.path();
+        if path.is_dir() {
+            find_modules(&path, all)?;
+        } else if let Some(stem) = path.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix(".ko")) {
+            all.insert(module_key(stem), path);
+        }
     }
-    for d in deps.get(path).into_iter().flatten() {
-        add_module(d, deps, order);
+    Ok(())
+}
+
+/// Depth-first: the module's dependencies (its .modinfo "depends=") first.
+fn add_module(key: &str, all: &std::collections::HashMap<String, PathBuf>, order: &mut Vec<String>) -> Result<()> {
+    if order.iter().any(|k| k == key) {
+        return Ok(());
     }
-    order.push(path);
+    let path = all.get(key).with_context(|| format!("kernel module {key} is not in the kernel package"))?;
+    let image = read(path)?;
+    let info = elf::section(&image, ".modinfo")?.with_context(|| format!("{} has no .modinfo", path.display()))?;
+    let depends = info.split(|&c| c == 0).find_map(|kv| kv.strip_prefix(b"depends=")).unwrap_or_default();
+    for dep in String::from_utf8_lossy(depends).split(',').filter(|d| !d.is_empty()) {
+        add_module(&module_key(dep), all, order)?;
+    }
+    order.push(key.to_owned());
+    Ok(())
 }

@@ -13,8 +13,9 @@
 //! - [`report`]: PASS/FAIL per case, with the Xen, dom0 and console lines
 //!   that explain a failure.
 //!
-//! Options: `--verbose` (echo the serial console), `--timeout SECS` (the
-//! whole QEMU run; default 300). Logs go to target/xen-test/.
+//! Options: `--verbose` (echo the serial console), `--no-build` (use the
+//! images already in target/guests), `--timeout SECS` (the whole QEMU run;
+//! default 300). Logs go to target/xen-test/.
 
 mod cases;
 mod cpio;
@@ -41,11 +42,12 @@ fn options(args: &[String]) -> Result<Options> {
     while let Some(a) = it.next() {
         match a.as_str() {
             "--verbose" | "-v" => o.verbose = true,
+            "--no-build" => {} // main.rs skips `cargo xtask build`
             "--timeout" => {
                 let secs = it.next().context("--timeout needs a number of seconds")?;
                 o.timeout = Duration::from_secs(secs.parse().context("--timeout needs a number of seconds")?);
             }
-            _ => bail!("usage: cargo xtask test-xen [--verbose] [--timeout SECS]"),
+            _ => bail!("usage: cargo xtask test-xen [--verbose] [--no-build] [--timeout SECS]"),
         }
     }
     Ok(o)

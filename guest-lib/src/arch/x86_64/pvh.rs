@@ -17,6 +17,13 @@
 //! which matters when every guest instruction is emulated).
 
 use xen_abi::elfnote;
+use xen_abi::event_channel::Port;
+use xen_abi::memory::{
+    AddToPhysmap, XENMAPSPACE_GRANT_TABLE, XENMAPSPACE_SHARED_INFO, XENMEM_ADD_TO_PHYSMAP,
+};
+
+use crate::arch::RingPage;
+use crate::hypercall::{self, Errno};
 
 /// Size of the boot stack (the only stack: one vCPU, interrupts on it too).
 const STACK_SIZE: usize = 128 * 1024;
@@ -93,10 +100,12 @@ boot_gdt_ptr:
     .word boot_gdt_end - boot_gdt - 1
     .long boot_gdt
 
+    /* The only stack; the PV entry (pv.rs) switches to it too. */
     .section .bss.boot_stack, "aw", @nobits
     .balign 16
 boot_stack:
     .space {stack_size}
+    .globl boot_stack_top
 boot_stack_top:
     "#,
     phys32_entry = const elfnote::PHYS32_ENTRY,
@@ -115,4 +124,55 @@ boot_stack_top:
 extern "C" fn xenolith_pvh_main(start_info_paddr: u64) -> ! {
     super::traps::init();
     crate::runtime::start(crate::runtime::BootMode::Pvh { start_info_paddr })
+}
+
+/// Places Xen page `idx` of `space` over the guest frame holding `page`.
+///
+/// # Safety
+/// `page` must be an identity-mapped page reserved for this (its contents
+/// are replaced).
+unsafe fn add_to_physmap(space: u32, idx: u64, page: u64) -> Result<(), Errno> {
+    let mut arg = AddToPhysmap {
+        domid: xen_abi::DOMID_SELF,
+        size: 0,
+        space,
+        idx,
+        gpfn: page >> xen_abi::PAGE_SHIFT,
+    };
+    // SAFETY: the caller reserved the frame for this.
+    unsafe { hypercall::memory_op(XENMEM_ADD_TO_PHYSMAP, &mut arg) }?;
+    Ok(())
+}
+
+/// PVH [`crate::arch::map_shared_info`]: XENMEM_add_to_physmap.
+///
+/// # Safety
+/// As for [`crate::arch::map_shared_info`].
+pub unsafe fn map_shared_info(page: *mut u8) -> Result<(), Errno> {
+    // SAFETY: forwarded to the caller.
+    unsafe { add_to_physmap(XENMAPSPACE_SHARED_INFO, 0, page as u64) }
+}
+
+/// PVH [`crate::arch::map_grant_frames`]: one XENMEM_add_to_physmap per
+/// frame (Xen grows the table up to the frame asked for).
+///
+/// # Safety
+/// As for [`crate::arch::map_grant_frames`].
+pub unsafe fn map_grant_frames(first: *mut u8, nr_frames: u32) -> Result<(), Errno> {
+    for i in 0..nr_frames {
+        let page = first as u64 + u64::from(i) * xen_abi::PAGE_SIZE as u64;
+        // SAFETY: the caller reserved these frames for the grant table.
+        unsafe { add_to_physmap(XENMAPSPACE_GRANT_TABLE, u64::from(i), page) }?;
+    }
+    Ok(())
+}
+
+/// A ring page named by two HVM params (its pfn and its event channel).
+pub fn ring_from_params(pfn_param: u32, port_param: u32) -> Result<RingPage, Errno> {
+    let pfn = hypercall::hvm_get_param(pfn_param)?;
+    let port = hypercall::hvm_get_param(port_param)? as Port;
+    Ok(RingPage {
+        addr: pfn.checked_mul(xen_abi::PAGE_SIZE as u64).unwrap_or(0),
+        port,
+    })
 }

@@ -1,0 +1,60 @@
+//! I/O engines: how request data moves between the disk image and the
+//! guest's pages. The synchronous engine (pread/pwrite family on the
+//! backend's worker threads) is the only one today; an io_uring engine
+//! would sit beside it behind [`Engine`].
+
+pub mod sync_io;
+
+use std::path::PathBuf;
+
+use crate::vstate::memory::GuestRam;
+
+pub use sync_io::SyncDisk;
+
+/// Why a disk image cannot be served.
+#[derive(Debug, thiserror::Error)]
+pub enum DiskError {
+    /// The file or device could not be opened.
+    #[error("cannot open {path}: {err}")]
+    Open {
+        /// The target.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        err: std::io::Error,
+    },
+    /// Another process holds a conflicting lock on it.
+    #[error("{path} is in use by another process (locked)")]
+    Locked {
+        /// The target.
+        path: PathBuf,
+    },
+    /// Neither a regular file nor a block device.
+    #[error("{path} is not a regular file or a block device")]
+    NotADisk {
+        /// The target.
+        path: PathBuf,
+    },
+    /// Its size or geometry could not be read.
+    #[error("cannot get the size of {path}: {err}")]
+    Size {
+        /// The target.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        err: std::io::Error,
+    },
+}
+
+/// Moves data between a disk and guest memory. All offsets and lengths are
+/// in bytes and already checked against the disk size.
+pub trait Engine: Send + Sync {
+    /// Reads `offset..` into the guest ranges `iov`, in order.
+    fn read(&self, ram: &GuestRam, offset: u64, iov: &[(u64, usize)]) -> std::io::Result<()>;
+    /// Writes the guest ranges `iov`, in order, at `offset`.
+    fn write(&self, ram: &GuestRam, offset: u64, iov: &[(u64, usize)]) -> std::io::Result<()>;
+    /// Makes completed writes durable.
+    fn flush(&self) -> std::io::Result<()>;
+    /// Discards (deallocates) a byte range; reads of it then return zeros.
+    fn discard(&self, offset: u64, len: u64) -> std::io::Result<()>;
+}
