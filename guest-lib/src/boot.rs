@@ -484,7 +484,10 @@ impl BootInfo {
             self.add_boot_range(si.mfn_list, bootstrap_end - si.mfn_list);
         }
         self.add_boot_range(si.mfn_list, si.nr_pages.saturating_mul(8));
-        self.add_boot_range(si.pt_base, si.nr_pt_frames.saturating_mul(xen_abi::PAGE_SIZE as u64));
+        self.add_boot_range(
+            si.pt_base,
+            si.nr_pt_frames.saturating_mul(xen_abi::PAGE_SIZE as u64),
+        );
         self.push_region(0, si.ram_bytes(), hvm::MEMMAP_TYPE_RAM);
 
         // The command line is inside the start info page; Xen NUL-terminates
@@ -924,7 +927,10 @@ mod tests {
         assert_eq!(si.shared_info_maddr, 0x1234_5000);
         assert_eq!((si.store_mfn, si.store_evtchn), (0x777, 1));
         assert_eq!((si.console_mfn, si.console_evtchn), (0x778, 2));
-        assert_eq!((si.pt_base, si.nr_pt_frames, si.mfn_list), (0x40_0000, 5, 0x30_0000));
+        assert_eq!(
+            (si.pt_base, si.nr_pt_frames, si.mfn_list),
+            (0x40_0000, 5, 0x30_0000)
+        );
         assert_eq!(si.module(), Some((pa(0x1600), 16)));
 
         let mut b = BootInfo::EMPTY;
@@ -943,17 +949,35 @@ mod tests {
         assert_eq!(b.modules()[0].data(), b"0123456789abcdef");
         let r = b.boot_ranges();
         for want in [
-            PhysRange { start: pa(SI), end: pa(SI) + 4096 },
-            PhysRange { start: 0x30_0000, end: 0x40_6000 },
-            PhysRange { start: 0x30_0000, end: 0x30_0000 + 8192 * 8 },
-            PhysRange { start: 0x40_0000, end: 0x40_5000 },
-            PhysRange { start: pa(0x1600), end: pa(0x1610) },
+            PhysRange {
+                start: pa(SI),
+                end: pa(SI) + 4096,
+            },
+            PhysRange {
+                start: 0x30_0000,
+                end: 0x40_6000,
+            },
+            PhysRange {
+                start: 0x30_0000,
+                end: 0x30_0000 + 8192 * 8,
+            },
+            PhysRange {
+                start: 0x40_0000,
+                end: 0x40_5000,
+            },
+            PhysRange {
+                start: pa(0x1600),
+                end: pa(0x1610),
+            },
         ] {
             assert!(r.contains(&want), "{want:?} missing from {r:?}");
         }
         assert_eq!(b.warnings(), Warnings::default());
         b.reserve(0x50_0000, 0x1000);
-        assert!(b.boot_ranges().contains(&PhysRange { start: 0x50_0000, end: 0x50_1000 }));
+        assert!(b.boot_ranges().contains(&PhysRange {
+            start: 0x50_0000,
+            end: 0x50_1000
+        }));
     }
 
     #[test]
@@ -987,7 +1011,10 @@ mod tests {
         ));
         let mut m = pv_image();
         put64(&mut m, SI + pvsi::NR_PAGES, 0);
-        assert_eq!(PvStartInfo::read(&fake(m), pa(SI)), Err(BootError::NoPvPages));
+        assert_eq!(
+            PvStartInfo::read(&fake(m), pa(SI)),
+            Err(BootError::NoPvPages)
+        );
         assert_eq!(
             PvStartInfo::read(&fake(pv_image()), pa(0x1700)),
             Err(BootError::BadAddress(pa(0x1700)))

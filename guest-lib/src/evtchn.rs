@@ -9,8 +9,12 @@
 //! port clears the pending bit before calling the port's handler, so an
 //! event arriving during the handler is seen again.
 //!
-//! All ports start masked ([`init`]); [`bind`] installs a handler and
-//! unmasks the port.
+//! A classic PV guest gets the same upcall as a callback Xen enters while
+//! `evtchn_upcall_mask` is 0 (see `arch::x86_64::pv`); both paths end in
+//! [`handle_upcall`].
+//!
+//! All ports start masked ([`init`], or [`mask_all`] for PV); [`bind`]
+//! installs a handler and unmasks the port.
 
 use core::sync::atomic::{AtomicU64, Ordering};
 

@@ -22,9 +22,12 @@
 extern crate alloc;
 
 pub mod arch;
+pub mod blkdev;
+pub mod blkfront;
 pub mod boot;
 pub mod console;
 pub mod evtchn;
+pub mod gnttab;
 pub mod heap;
 pub mod hypercall;
 pub mod logger;
@@ -34,6 +37,7 @@ pub mod shared_info;
 pub mod shutdown;
 pub mod sync;
 pub mod time;
+pub mod xenbus;
 pub mod xenstore;
 
 #[cfg(all(target_os = "none", not(test)))]

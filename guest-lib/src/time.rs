@@ -26,7 +26,7 @@ use crate::{evtchn, sched, shared_info};
 /// A TSC reading older than the record (possible right after Xen updated
 /// it on another pCPU) counts as no time elapsed rather than wrapping.
 pub fn pvclock_ns(t: &VcpuTimeInfo, tsc: u64) -> u64 {
-    let delta = tsc.saturating_sub(t.tsc_timestamp);
+    let delta = (tsc.wrapping_sub(t.tsc_timestamp) as i64).max(0) as u64; // Xen's HVM stamp may be "negative" (wrapped)
     let delta = if t.tsc_shift >= 0 {
         delta.checked_shl(t.tsc_shift as u32).unwrap_or(0)
     } else {

@@ -243,22 +243,11 @@ impl Request {
                 for (i, s) in seg.iter_mut().enumerate() {
                     *s = Segment::decode(&b[after + i * SEGMENT_SIZE..]);
                 }
-                Request::ReadWrite(ReadWrite {
-                    operation: b[0],
-                    nr_segments: b[1],
-                    handle: u16_at(b, 2),
-                    id,
-                    sector_number,
-                    seg,
-                })
+                Request::ReadWrite(ReadWrite { operation: b[0], nr_segments: b[1], handle: u16_at(b, 2), id, sector_number, seg })
             }
-            BLKIF_OP_DISCARD => Request::Discard(Discard {
-                flag: b[1],
-                handle: u16_at(b, 2),
-                id,
-                sector_number,
-                nr_sectors: u64_at(b, after),
-            }),
+            BLKIF_OP_DISCARD => {
+                Request::Discard(Discard { flag: b[1], handle: u16_at(b, 2), id, sector_number, nr_sectors: u64_at(b, after) })
+            }
             BLKIF_OP_INDIRECT => {
                 // handle is a u16 after sector_number; the grant array is
                 // 4-byte aligned after it.

@@ -18,7 +18,7 @@ pub const MAX_GUEST_CMDLINE: usize = 1024;
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct StartInfo {
-    /// "xen-<version>-<platform>", NUL-padded.
+    /// `"xen-<version>-<platform>"`, NUL-padded.
     pub magic: [u8; 32],
     /// Pages allocated to the domain (the pseudo-physical size).
     pub nr_pages: u64,
@@ -241,4 +241,3 @@ pub mod notes {
     /// XEN_ELFNOTE_LOADER: libelf accepts "generic" (or a Linux GUEST_OS).
     pub const LOADER: &str = "generic";
 }
-

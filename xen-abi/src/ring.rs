@@ -600,10 +600,7 @@ mod tests {
         init_shared(&AtomicWords(&mem));
         let mut back = BackRing::new(AtomicWords(&mem), layout);
         mem[REQ_PROD / 4].store(33, Ordering::Relaxed);
-        assert_eq!(
-            back.unconsumed_requests(),
-            Err(RingError::RequestOverflow { req_prod: 33, rsp_prod_pvt: 0, size: 32 })
-        );
+        assert_eq!(back.unconsumed_requests(), Err(RingError::RequestOverflow { req_prod: 33, rsp_prod_pvt: 0, size: 32 }));
         assert!(back.final_check_for_requests().is_err());
         mem[REQ_PROD / 4].store(u32::MAX, Ordering::Relaxed);
         assert!(back.unconsumed_requests().is_err(), "backwards is a huge jump");

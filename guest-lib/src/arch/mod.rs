@@ -31,8 +31,8 @@
 //!
 //! The mode-dependent services the rest of guest-lib uses are the functions
 //! below: [`mapped_limit`], [`map_ram`], [`map_shared_info`],
-//! [`init_event_delivery`], [`console_ring`], [`xenstore_ring`] and
-//! [`map_grant_frames`].
+//! [`init_event_delivery`], [`console_ring`], [`xenstore_ring`],
+//! [`map_grant_frames`] and [`xen_frame`].
 
 pub mod x86_64;
 
@@ -228,6 +228,27 @@ pub unsafe fn map_grant_frames(first: *mut u8, nr_frames: u32) -> Result<(), Err
 #[cfg(not(target_os = "none"))]
 pub unsafe fn map_grant_frames(_first: *mut u8, _nr_frames: u32) -> Result<(), Errno> {
     Err(Errno(xen_abi::errno::ENOSYS))
+}
+
+/// The frame number Xen and other domains know the page at `addr` (an
+/// address in the 1:1 map) by, as grant entries and other frame-number
+/// fields of the ABI want it: the pseudo-physical frame for PVH (an
+/// auto-translated guest), the machine frame for PV (from the p2m list).
+/// `None` if a PV guest has no such page.
+#[cfg(target_os = "none")]
+pub fn xen_frame(addr: u64) -> Option<u64> {
+    let pfn = addr >> xen_abi::PAGE_SHIFT;
+    if x86_64::is_pv() {
+        pv::mm::p2m(pfn)
+    } else {
+        Some(pfn)
+    }
+}
+
+/// Host builds behave as an auto-translated (PVH) guest.
+#[cfg(not(target_os = "none"))]
+pub fn xen_frame(addr: u64) -> Option<u64> {
+    Some(addr >> xen_abi::PAGE_SHIFT)
 }
 
 /// The range of the loaded image (text, data and BSS), from the linker

@@ -37,7 +37,7 @@ use core::sync::atomic::{AtomicBool, Ordering};
 use xen_abi::event_channel::Port;
 
 use crate::arch::cpu;
-use crate::hypercall::{self, Errno};
+use crate::hypercall::Errno;
 use crate::sync::IrqMutex;
 use crate::{evtchn, sched, time};
 
@@ -177,22 +177,24 @@ impl Transport for Live {
 fn on_store_event(_port: Port, _ctx: usize) {}
 
 fn connect() -> Result<Client<Live>, XsError> {
-    use xen_abi::hvm::{PARAM_STORE_EVTCHN, PARAM_STORE_PFN};
-    let pfn = hypercall::hvm_get_param(PARAM_STORE_PFN).map_err(XsError::NoStore)?;
-    let port = hypercall::hvm_get_param(PARAM_STORE_EVTCHN).map_err(XsError::NoStore)? as Port;
-    let page = pfn
-        .checked_mul(xen_abi::PAGE_SIZE as u64)
-        .filter(|&p| p != 0)
-        .filter(|&p| p.saturating_add(xen_abi::PAGE_SIZE as u64) <= crate::arch::mapped_limit())
-        .ok_or(XsError::BadPage(pfn))?;
-    // SAFETY: the frame is the store ring Xen named, identity-mapped
-    // (checked above) and reserved in the memory map, so nothing else in
-    // the guest uses it; this client is its only user.
+    // PVH: HVM params STORE_PFN/STORE_EVTCHN; PV: start_info's store_mfn
+    // and store_evtchn, found in the 1:1 map.
+    let r = crate::arch::xenstore_ring().map_err(XsError::NoStore)?;
+    let page = r.addr;
+    if page == 0
+        || !page.is_multiple_of(xen_abi::PAGE_SIZE as u64)
+        || page.saturating_add(xen_abi::PAGE_SIZE as u64) > crate::arch::mapped_limit()
+    {
+        return Err(XsError::BadPage(page >> xen_abi::PAGE_SHIFT));
+    }
+    // SAFETY: the page is the store ring Xen named, mapped (checked above)
+    // and reserved (memory map / boot ranges), so nothing else in the guest
+    // uses it; this client is its only user.
     let ring = unsafe { StoreRing::new(page as *mut u8) };
-    evtchn::bind(port, on_store_event, 0).map_err(XsError::NoStore)?;
-    log::debug!("xenstore: ring at {page:#x}, event channel {port}");
+    evtchn::bind(r.port, on_store_event, 0).map_err(XsError::NoStore)?;
+    log::debug!("xenstore: ring at {page:#x}, event channel {}", r.port);
     let seen_req_cons = ring.req_cons();
-    Ok(Client::new(Live { ring, port, seen_req_cons }))
+    Ok(Client::new(Live { ring, port: r.port, seen_req_cons }))
 }
 
 enum Slot {

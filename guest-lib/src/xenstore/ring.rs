@@ -142,7 +142,6 @@ pub(crate) mod tests {
         assert_eq!(ring.read(&mut buf).unwrap(), 6);
         assert_eq!(&buf[..6], b"abcdef");
         assert!(!ring.has_response());
-        drop(ring);
         assert_eq!(get(&page, xs::REQ_PROD), 1030);
         assert_eq!(&page.0[xs::REQ + 1020..xs::REQ + 1024], b"0123");
         assert_eq!(&page.0[xs::REQ..xs::REQ + 6], b"456789");
@@ -156,7 +155,6 @@ pub(crate) mod tests {
         // SAFETY: as above.
         let mut ring = unsafe { StoreRing::new(page.0.as_mut_ptr()) };
         assert_eq!(ring.write(b"x").unwrap(), 0, "full");
-        drop(ring);
         set(&mut page, xs::REQ_PROD, 5000);
         set(&mut page, xs::RSP_PROD, 2000);
         // SAFETY: as above.

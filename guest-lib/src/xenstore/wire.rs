@@ -181,7 +181,7 @@ mod tests {
         assert_eq!(error_from_payload(b"ENOENT\0"), XsError::Store(2));
         assert_eq!(error_from_payload(b"EAGAIN"), XsError::Store(11));
         assert!(matches!(error_from_payload(b"EWHAT\0"), XsError::Protocol(_)));
-        assert_eq!(split_strings(b"0\0768\0").unwrap(), ["0", "768"]);
+        assert_eq!(split_strings(b"0\x00768\x00").unwrap(), ["0", "768"]);
         assert_eq!(split_strings(b"a\0b").unwrap(), ["a", "b"]);
         assert!(split_strings(b"").unwrap().is_empty());
         assert!(split_strings(b"\0").unwrap().is_empty());

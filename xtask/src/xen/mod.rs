@@ -15,7 +15,8 @@
 //!
 //! Options: `--verbose` (echo the serial console), `--no-build` (use the
 //! images already in target/guests), `--timeout SECS` (the whole QEMU run;
-//! default 300). Logs go to target/xen-test/.
+//! default 5 minutes, more if the cases' own limits add up to more). Logs go
+//! to target/xen-test/.
 
 mod cases;
 mod cpio;
@@ -33,11 +34,12 @@ use anyhow::{bail, Context, Result};
 /// Command-line options.
 struct Options {
     verbose: bool,
-    timeout: Duration,
+    /// The whole QEMU run; by default [`default_limit`].
+    timeout: Option<Duration>,
 }
 
 fn options(args: &[String]) -> Result<Options> {
-    let mut o = Options { verbose: false, timeout: Duration::from_secs(300) };
+    let mut o = Options { verbose: false, timeout: None };
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -45,7 +47,7 @@ fn options(args: &[String]) -> Result<Options> {
             "--no-build" => {} // main.rs skips `cargo xtask build`
             "--timeout" => {
                 let secs = it.next().context("--timeout needs a number of seconds")?;
-                o.timeout = Duration::from_secs(secs.parse().context("--timeout needs a number of seconds")?);
+                o.timeout = Some(Duration::from_secs(secs.parse().context("--timeout needs a number of seconds")?));
             }
             _ => bail!("usage: cargo xtask test-xen [--verbose] [--no-build] [--timeout SECS]"),
         }
@@ -76,7 +78,8 @@ pub fn run(args: &[String]) -> Result<()> {
 
     println!("test-xen: booting Xen under QEMU (TCG) for {} case(s): {}", cases.len(), cases.iter().map(|c| c.name()).collect::<Vec<_>>().join(", "));
     let serial_log = out_dir.join("serial.log");
-    let boot = qemu::boot(&stage.xen, &stage.vmlinux, &initrd, &serial_log, opts.timeout, |line| progress(line, opts.verbose))?;
+    let limit = opts.timeout.unwrap_or_else(|| default_limit(&cases));
+    let boot = qemu::boot(&stage.xen, &stage.vmlinux, &initrd, &serial_log, limit, |line| progress(line, opts.verbose))?;
     let serial = report::parse(&boot.log);
     let why_stopped = boot.cut_short.clone().unwrap_or_else(|| "dom0 finished".into());
     println!("test-xen: QEMU ran {:.1} s; serial log in {}", boot.elapsed.as_secs_f64(), serial_log.display());
@@ -89,6 +92,13 @@ pub fn run(args: &[String]) -> Result<()> {
     }
     println!("test-xen: all {} case(s) passed on Xen", cases.len());
     Ok(())
+}
+
+/// Five minutes, or enough for every case to use its whole time limit
+/// after a slow dom0 boot.
+fn default_limit(cases: &[cases::Case]) -> Duration {
+    let worst: u64 = 60 + cases.iter().map(|c| u64::from(c.timeout_secs) + 10).sum::<u64>();
+    Duration::from_secs(worst.max(300))
 }
 
 /// The built images of crate::GUESTS.

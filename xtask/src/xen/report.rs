@@ -128,37 +128,71 @@ fn judge(case: &Case, out: Option<&Outcome>, serial: &Serial, why_stopped: &str)
         None if out.xl_exit == Some(0) => bad.push("xl logged no shutdown reason".into()),
         None => {}
     }
+    let mut notes = Vec::new();
     if !out.console.trim().is_empty() {
-        bad.extend((case.check)(case, out));
+        let found = (case.check)(case, out);
+        bad.extend(found.bad);
+        notes = found.notes;
     }
     if !bad.is_empty() {
         return Err(bad);
     }
-    let secs = match (out.began, out.xl_done) {
-        (Some(a), Some(b)) => format!(" ({:.1} s in xl create)", b - a),
-        _ => String::new(),
-    };
-    Ok(format!("{}{secs}", reason.unwrap_or_default()))
+    if let (Some(a), Some(b)) = (out.began, out.xl_done) {
+        notes.insert(0, format!("{:.1} s in xl create", b - a));
+    }
+    Ok(format!("{} ({})", reason.unwrap_or_default(), notes.join("; ")))
 }
 
-/// Prints the lines that explain a failure: xl's errors, Xen's log for the
-/// domain, the guest console, dom0's kernel messages.
-fn evidence<'a>(out: Option<&'a Outcome>, serial_tail: &str) -> String {
+/// The line without terminal escape sequences and control characters
+/// (GRUB, for one, paints its console with colours).
+fn plain(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\x1b' => {
+                // CSI: ESC [ parameters final-byte; other escapes: ESC + one char.
+                if chars.next_if_eq(&'[').is_some() {
+                    while chars.next().is_some_and(|c| !c.is_ascii_alphabetic()) {}
+                } else {
+                    chars.next();
+                }
+            }
+            '\t' => out.push(c),
+            c if c.is_control() => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Xen's per-domain save/restore chatter at creation, which explains nothing.
+fn noise(line: &str) -> bool {
+    line.contains(" save: ") || (line.contains("HVM") && line.contains(" restore: ")) || line.contains("xl.conf") || line.trim().is_empty()
+}
+
+/// The lines that explain a failure: xl's errors, Xen's log for the domain,
+/// the guest console, dom0's kernel messages (and the guest's registers if
+/// it did not stop). A case that never finished has none of these: the end
+/// of the serial log is shown instead, once (`tail` is taken).
+fn evidence(out: Option<&Outcome>, tail: &mut Option<String>) -> String {
     let mut e = String::new();
-    let Some(out) = out.filter(|o| o.began.is_some()) else {
-        let _ = writeln!(e, "    last lines of the serial log:");
-        for l in serial_tail.lines() {
-            let _ = writeln!(e, "      | {l}");
+    let Some(out) = out.filter(|o| o.ended) else {
+        match tail.take() {
+            Some(t) => {
+                let _ = writeln!(e, "    last lines of the serial log:");
+                for l in t.lines() {
+                    let _ = writeln!(e, "      | {}", plain(l));
+                }
+            }
+            None => e.push_str("    (serial log shown above)\n"),
         }
         return e;
     };
-    let xl: Vec<&str> = out.xl.lines().filter(|l| !l.contains(": detail: ") && !l.contains("xl.conf") && !l.trim().is_empty()).collect();
-    let noise = |l: &&str| l.contains(" save: ") || (l.contains("HVM") && l.contains(" restore: ")) || l.trim().is_empty();
-    let xen: Vec<&str> = out.xen.lines().filter(|l| !noise(l) && !l.contains("xl.conf")).collect();
-    let nonblank = |text: &'a str| -> Vec<&'a str> { text.lines().filter(|l| !l.trim().is_empty()).collect() };
+    let nonblank = |text: &str| -> Vec<String> { text.lines().filter(|l| !noise(l)).map(plain).collect() };
     let blocks = [
-        ("xl", xl),
-        ("Xen (xl dmesg)", xen),
+        ("xl", out.xl.lines().filter(|l| !l.contains(": detail: ") && !noise(l)).map(plain).collect()),
+        ("Xen (xl dmesg)", nonblank(&out.xen)),
         ("guest console", nonblank(&out.console)),
         ("dom0 kernel", nonblank(&out.dom0)),
         ("guest vCPU (xenctx)", nonblank(&out.vcpu)),
@@ -180,9 +214,9 @@ fn evidence<'a>(out: Option<&'a Outcome>, serial_tail: &str) -> String {
 
 /// Prints the verdicts; returns the number of failures.
 pub fn print(cases: &[Case], skipped: &[Skipped], serial: &Serial, log: &str, why_stopped: &str, out_dir: &Path) -> Result<usize> {
-    let tail: String = {
-        let lines: Vec<&str> = log.lines().collect();
-        lines[lines.len().saturating_sub(30)..].join("\n")
+    let mut tail = {
+        let lines: Vec<&str> = log.lines().filter(|l| !noise(l)).collect();
+        Some(lines[lines.len().saturating_sub(30)..].join("\n"))
     };
     let mut failures = 0;
     for case in cases {
@@ -193,7 +227,7 @@ pub fn print(cases: &[Case], skipped: &[Skipped], serial: &Serial, log: &str, wh
             Err(bad) => {
                 failures += 1;
                 println!("FAIL {}: {}", case.name(), bad.join("; "));
-                print!("{}", evidence(out, &tail));
+                print!("{}", evidence(out, &mut tail));
                 println!("    logs: {}", out_dir.join(case.dir_name()).display());
             }
         }
@@ -254,6 +288,12 @@ Hello from Xenolith!
         assert_eq!(o.console, "Hello from Xenolith!\n");
         assert_eq!(o.xen, "(XEN) (d1) panic\n");
         assert_eq!((o.began, o.xl_done), (Some(6.30), Some(7.41)));
+    }
+
+    #[test]
+    fn escapes_and_controls_are_dropped() {
+        assert_eq!(plain("\x1b[30m\x1b[47mWelcome\x1b[1;1H to GRUB!\r\x07"), "Welcome to GRUB!");
+        assert_eq!(plain("a\tb"), "a\tb");
     }
 
     #[test]

@@ -15,7 +15,7 @@
 //!    ready and `xen_version(XENVER_version)`;
 //! 2. `set_trap_table` (vectors 0-31, delivered with upcalls masked) and
 //!    `callback_op(CALLBACKOP_register)` for the event and failsafe
-//!    callbacks ([`traps`]);
+//!    callbacks (`pv/traps.rs`);
 //! 3. read start_info; find the console ring through the machine-to-phys
 //!    table and attach it (`event_channel_op(unmask)`), so even early
 //!    failures are printed;
@@ -36,7 +36,9 @@ mod traps;
 use core::cell::UnsafeCell;
 
 use xen_abi::elfnote;
-use xen_abi::grant_table::{SetupTable, DEFAULT_MAX_GRANT_FRAMES, GNTST_OKAY, GNTTABOP_SETUP_TABLE};
+use xen_abi::grant_table::{
+    SetupTable, DEFAULT_MAX_GRANT_FRAMES, GNTST_OKAY, GNTTABOP_SETUP_TABLE,
+};
 use xen_abi::hypercall as nr;
 
 use crate::arch::{IdentityMem, RingPage};

@@ -459,7 +459,10 @@ mod tests {
     #[test]
     fn positional_forms() {
         let d = ok("/dev/vg/guest-volume,,hda");
-        assert_eq!((d.target.to_str(), d.format, d.vdev.as_str(), d.readonly), (Some("/dev/vg/guest-volume"), Format::Raw, "hda", false));
+        assert_eq!(
+            (d.target.to_str(), d.format, d.vdev.as_str(), d.readonly),
+            (Some("/dev/vg/guest-volume"), Format::Raw, "hda", false)
+        );
         let d = ok("/dev/vg/guest-volume,raw,hda,rw");
         assert_eq!((d.devid, d.readonly), (768, false));
         let d = ok("/img/disk.img,raw,xvdb,ro");

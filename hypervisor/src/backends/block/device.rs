@@ -560,7 +560,15 @@ type Outcome = (Result<(), i16>, Option<(metrics::Op, u64)>);
 
 /// Pushes the response (with the notify check), counts it, and wakes the
 /// control thread if requests wait for ring space.
-fn finish(sh: &Shared, dom: &Domain, c: &Connection, id: u64, operation: u8, status: Result<(), i16>, m: Option<(metrics::Op, u64)>) {
+fn finish(
+    sh: &Shared,
+    dom: &Domain,
+    c: &Connection,
+    id: u64,
+    operation: u8,
+    status: Result<(), i16>,
+    m: Option<(metrics::Op, u64)>,
+) {
     match (status, m) {
         (Ok(()), Some((op, bytes))) => sh.metrics.completed(op, bytes),
         (Ok(()), None) => sh.metrics.completed(metrics::Op::Flush, 0),

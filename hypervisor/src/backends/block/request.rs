@@ -290,15 +290,29 @@ mod tests {
     use super::*;
     use xen_abi::blkif::*;
 
-    const LIM: Limits =
-        Limits { sectors: 1000, sector_size: 512, readonly: false, flush: true, barrier: true, discard: true, max_indirect_segments: 256 };
+    const LIM: Limits = Limits {
+        sectors: 1000,
+        sector_size: 512,
+        readonly: false,
+        flush: true,
+        barrier: true,
+        discard: true,
+        max_indirect_segments: 256,
+    };
 
     fn rw(op: u8, sector: u64, segs: &[(u8, u8)]) -> Request {
         let mut seg = [Segment::default(); 11];
         for (s, &(first_sect, last_sect)) in seg.iter_mut().zip(segs) {
             *s = Segment { gref: 9, first_sect, last_sect };
         }
-        Request::ReadWrite(ReadWrite { operation: op, nr_segments: segs.len() as u8, handle: 0, id: 42, sector_number: sector, seg })
+        Request::ReadWrite(ReadWrite {
+            operation: op,
+            nr_segments: segs.len() as u8,
+            handle: 0,
+            id: 42,
+            sector_number: sector,
+            seg,
+        })
     }
 
     #[test]
@@ -372,7 +386,14 @@ mod tests {
     #[test]
     fn indirect_requests() {
         let ind = |op, n| {
-            Request::Indirect(Indirect { indirect_op: op, nr_segments: n, id: 3, sector_number: 0, handle: 0, indirect_grefs: [1, 2, 3, 4, 5, 6, 7, 8] })
+            Request::Indirect(Indirect {
+                indirect_op: op,
+                nr_segments: n,
+                id: 3,
+                sector_number: 0,
+                handle: 0,
+                indirect_grefs: [1, 2, 3, 4, 5, 6, 7, 8],
+            })
         };
         let p = parse(&ind(BLKIF_OP_READ, 513), &Limits { max_indirect_segments: 4096, ..LIM }).unwrap();
         assert_eq!(p.operation, BLKIF_OP_INDIRECT);

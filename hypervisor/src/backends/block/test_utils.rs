@@ -222,7 +222,14 @@ pub fn rw(op: u8, id: u64, sector: u64, segs: &[(u32, u8, u8)]) -> Request {
     for (s, &(gref, first_sect, last_sect)) in seg.iter_mut().zip(segs) {
         *s = blkif::Segment { gref, first_sect, last_sect };
     }
-    Request::ReadWrite(blkif::ReadWrite { operation: op, nr_segments: segs.len() as u8, handle: 0, id, sector_number: sector, seg })
+    Request::ReadWrite(blkif::ReadWrite {
+        operation: op,
+        nr_segments: segs.len() as u8,
+        handle: 0,
+        id,
+        sector_number: sector,
+        seg,
+    })
 }
 
 /// Sends the frontend's state.

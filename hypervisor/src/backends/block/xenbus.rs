@@ -13,7 +13,7 @@ use xen_abi::xenbus::XenbusState;
 use xen_abi::DomId;
 
 use super::config::DiskSpec;
-use crate::xenstore::{Access, Perm, Tx, XsError, Xenstored};
+use crate::xenstore::{Access, Perm, Tx, Xenstored, XsError};
 
 /// The most ring pages a frontend may use: order 4 = 16 pages, Linux's
 /// default (xen_blkif_max_ring_order).
@@ -313,10 +313,7 @@ impl Xenbus {
 
     /// The frontend's state (Unknown if the node is missing).
     pub fn frontend_state(&self) -> XenbusState {
-        self.xs
-            .read(&format!("{}/state", self.paths.frontend))
-            .map(|v| XenbusState::parse(&v))
-            .unwrap_or(XenbusState::Unknown)
+        self.xs.read(&format!("{}/state", self.paths.frontend)).map(|v| XenbusState::parse(&v)).unwrap_or(XenbusState::Unknown)
     }
 
     fn read_opt(&self, key: &str) -> Option<String> {

@@ -4,7 +4,7 @@
 //! The invariant the rest of guest-lib relies on: virtual address = pseudo-
 //! physical address for every RAM page below [`mapped_limit`]. Xen's initial
 //! region already is such a map (VIRT_BASE 0, xen.h start-of-day rule 5);
-//! [`map_ram`] extends it over the rest of RAM. Debian's Xen 4.17 supports no
+//! `map_ram` extends it over the rest of RAM. Debian's Xen 4.17 supports no
 //! PV superpages, so that takes 4 KiB L1 tables: one per 2 MiB, plus an L2
 //! per GiB beyond the first. Their pages come from a bump allocator that
 //! starts right after Xen's boot stack (the initial region guarantees at
@@ -72,10 +72,13 @@ pub(super) fn set_early_limit(bootstrap_end: u64) {
 /// Xen built is full).
 pub(super) fn init(si: &PvStartInfo, bootstrap_end: u64) -> Result<(), Errno> {
     let early = mapped_limit();
-    let p2m_end = si.nr_pages.checked_mul(8).and_then(|n| si.mfn_list.checked_add(n));
-    if si.pt_base % PAGE != 0
+    let p2m_end = si
+        .nr_pages
+        .checked_mul(8)
+        .and_then(|n| si.mfn_list.checked_add(n));
+    if !si.pt_base.is_multiple_of(PAGE)
         || si.pt_base + PAGE > early
-        || si.mfn_list % 8 != 0
+        || !si.mfn_list.is_multiple_of(8)
         || p2m_end.is_none_or(|e| e > early)
     {
         return Err(Errno(xen_abi::errno::EINVAL));
@@ -87,11 +90,12 @@ pub(super) fn init(si: &PvStartInfo, bootstrap_end: u64) -> Result<(), Errno> {
 
     let ram_end = si.ram_bytes().min(L3_REACH);
     let mut end = (bootstrap_end - 1) & !(L1_REACH - 1);
-    while end < ram_end && table_for(end, 2).is_some_and(|l2| l2.entry(index(end, 2)) & pte::PRESENT != 0)
+    while end < ram_end
+        && table_for(end, 2).is_some_and(|l2| l2.entry(index(end, 2)) & pte::PRESENT != 0)
     {
         end += L1_REACH;
     }
-    if end <= bootstrap_end - 1 {
+    if end < bootstrap_end {
         return Err(Errno(xen_abi::errno::EFAULT));
     }
     CHUNKS_END.store(end, Ordering::Relaxed);
@@ -195,7 +199,7 @@ fn read_only(va: u64) -> Result<MmuUpdate, Errno> {
     let l1 = table_for(va, 1).ok_or(Errno(xen_abi::errno::EFAULT))?;
     Ok(MmuUpdate {
         ptr: l1.entry_maddr(index(va, 1)) | MMU_NORMAL_PT_UPDATE,
-        val: mfn_of(va)? * PAGE | (pte::L1_KERNEL & !pte::RW),
+        val: (mfn_of(va)? * PAGE) | (pte::L1_KERNEL & !pte::RW),
     })
 }
 
@@ -287,7 +291,8 @@ pub(super) fn map_ram() -> Result<PhysRange, Errno> {
     while mapped < ram_end {
         // Table pages must be mapped (and writable) already.
         let usable = mapped.min(ram_end);
-        let mut building: Option<(u64, u64)> = None; // (GiB base, L2 va)
+        // An L2 table built this round: (GiB base, its address).
+        let mut building: Option<(u64, u64)> = None;
         // Each step adds at most two remaps and two links to one call.
         while mapped < ram_end && batch.len + links.len + 4 <= BATCH {
             let gib = mapped & !(L2_REACH - 1);
@@ -304,7 +309,7 @@ pub(super) fn map_ram() -> Result<PhysRange, Errno> {
                     batch.push(read_only(l2)?);
                     links.push(MmuUpdate {
                         ptr: l3.entry_maddr(index(mapped, 3)) | MMU_NORMAL_PT_UPDATE,
-                        val: mfn_of(l2)? * PAGE | pte::TABLE,
+                        val: (mfn_of(l2)? * PAGE) | pte::TABLE,
                     });
                     building = Some((gib, l2));
                     L2Slot::Building(l2)
@@ -318,12 +323,12 @@ pub(super) fn map_ram() -> Result<PhysRange, Errno> {
             fill(l1, |i| {
                 let pfn = first_pfn + i;
                 match p2m(pfn) {
-                    Some(mfn) if pfn < nr_pages => mfn * PAGE | pte::L1_KERNEL,
+                    Some(mfn) if pfn < nr_pages => (mfn * PAGE) | pte::L1_KERNEL,
                     _ => 0,
                 }
             });
             batch.push(read_only(l1)?);
-            let entry = mfn_of(l1)? * PAGE | pte::TABLE;
+            let entry = (mfn_of(l1)? * PAGE) | pte::TABLE;
             match slot {
                 L2Slot::Live(maddr) => links.push(MmuUpdate {
                     ptr: maddr | MMU_NORMAL_PT_UPDATE,
@@ -371,7 +376,7 @@ pub unsafe fn map_frame(va: u64, mfn: u64) -> Result<(), Errno> {
         hypercall::hypercall3(
             nr::UPDATE_VA_MAPPING,
             va,
-            mfn * PAGE | pte::L1_KERNEL,
+            (mfn * PAGE) | pte::L1_KERNEL,
             xpv::UVMF_INVLPG | xpv::UVMF_LOCAL,
         )
     };
@@ -392,7 +397,7 @@ pub unsafe fn map_frames(va: u64, mfns: &[u64]) -> Result<(), Errno> {
             let l1 = table_for(page, 1).ok_or(Errno(xen_abi::errno::EFAULT))?;
             batch.push(MmuUpdate {
                 ptr: l1.entry_maddr(index(page, 1)) | MMU_NORMAL_PT_UPDATE,
-                val: mfn * PAGE | pte::L1_KERNEL,
+                val: (mfn * PAGE) | pte::L1_KERNEL,
             });
         }
         // SAFETY: the caller gave up the old pages.

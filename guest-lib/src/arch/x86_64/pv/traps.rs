@@ -60,9 +60,9 @@ pv_event_callback:
     pushq ${upcall}
     jmp pv_trap_common
 
-    /* Xen could not load a segment or return to us. The frame below RCX
-       and R11 holds DS, ES, FS, GS, then the iret frame. Nothing to
-       return to: report and crash. */
+    /* Xen could not load a segment register or return to us. Nothing to
+       return to: report the stack (Xen 4.17 puts DS, ES, FS, GS and an
+       iret frame there after segment-load failures) and crash. */
     .globl pv_failsafe_callback
 pv_failsafe_callback:
     popq %rcx
@@ -137,8 +137,8 @@ unsafe extern "C" {
 /// NMI callback we do not register) and the event and failsafe callbacks.
 pub(super) fn init() -> Result<(), Errno> {
     let mut table = [TrapInfo::default(); 33];
-    // SAFETY: a 32-entry table of stub addresses defined above.
-    let stubs = unsafe { &*(&raw const pv_trap_stubs) };
+    // SAFETY: a 32-entry read-only table of stub addresses defined above.
+    let stubs = unsafe { &pv_trap_stubs };
     let mut n = 0;
     for (v, &address) in stubs.iter().enumerate() {
         if v == 2 {
@@ -156,9 +156,7 @@ pub(super) fn init() -> Result<(), Errno> {
     // table[n] stays zero: the terminator.
     // SAFETY: a zero-terminated trap_info array; Xen copies it. Every
     // address is a stub above that ends in xenolith_trap.
-    Errno::check(unsafe {
-        hypercall::hypercall1(nr::SET_TRAP_TABLE, table.as_ptr() as u64)
-    })?;
+    Errno::check(unsafe { hypercall::hypercall1(nr::SET_TRAP_TABLE, table.as_ptr() as u64) })?;
     register(CALLBACKTYPE_EVENT, 0, pv_event_callback as *const () as u64)?;
     register(
         CALLBACKTYPE_FAILSAFE,
@@ -187,15 +185,16 @@ fn register(ty: u16, flags: u16, address: u64) -> Result<(), Errno> {
 }
 
 /// The failsafe callback: Xen failed to load a segment register or to
-/// return to us, with `frame` = ds, es, fs, gs, rip, cs, rflags, rsp, ss.
+/// return to us. `stack` points at what Xen left above RCX and R11.
 #[unsafe(no_mangle)]
-extern "C" fn xenolith_pv_failsafe(frame: *const [u64; 9]) -> ! {
-    // SAFETY: Xen built these nine words on our stack below the callback.
-    let f = unsafe { &*frame };
+extern "C" fn xenolith_pv_failsafe(stack: *const [u64; 9]) -> ! {
+    // SAFETY: Xen built at least an iret frame on our stack there, and the
+    // boot stack extends well beyond nine words above any frame.
+    let w = unsafe { &*stack };
     crate::console::emergency_print(format_args!(
-        "xenolith: Xen failsafe callback: ds {:#x} es {:#x} fs {:#x} gs {:#x} \
-         rip {:#x} cs {:#x} rflags {:#x} rsp {:#x} ss {:#x}\n",
-        f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[7], f[8]
+        "xenolith: Xen failsafe callback (a segment load or a return to the \
+         guest failed); stack: {:#x} {:#x} {:#x} {:#x} {:#x} {:#x} {:#x} {:#x} {:#x}\n",
+        w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7], w[8]
     ));
     crate::shutdown::crash()
 }
