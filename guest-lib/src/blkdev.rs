@@ -202,7 +202,14 @@ mod tests {
     fn ranges_are_checked() {
         assert_eq!(check_range(0, 1024, 512, 4), Ok(2));
         assert_eq!(check_range(2, 1024, 512, 4), Ok(2));
-        assert_eq!(check_range(3, 1024, 512, 4), Err(BlkError::OutOfRange { lba: 3, count: 2, sectors: 4 }));
+        assert_eq!(
+            check_range(3, 1024, 512, 4),
+            Err(BlkError::OutOfRange {
+                lba: 3,
+                count: 2,
+                sectors: 4
+            })
+        );
         assert_eq!(check_range(u64::MAX, 512, 512, 4).unwrap_err().lba(), Some(u64::MAX));
         assert_eq!(check_range(0, 100, 512, 4), Err(BlkError::Unaligned));
         assert_eq!(check_range(0, 4096, 4096, 1), Ok(1));
@@ -217,7 +224,8 @@ mod tests {
         assert_eq!(d.write_sectors(0, &[0; 512]), Err(BlkError::ReadOnly));
         assert_eq!(d.flush(), Ok(()));
         let (mut a, mut b) = ([0u8; 512], [0u8; 1024]);
-        d.read_many(&mut [ReadRequest { lba: 3, buf: &mut a }, ReadRequest { lba: 1, buf: &mut b }]).unwrap();
+        d.read_many(&mut [ReadRequest { lba: 3, buf: &mut a }, ReadRequest { lba: 1, buf: &mut b }])
+            .unwrap();
         assert!(a.iter().all(|&x| x == 3));
         assert_eq!((b[0], b[1023]), (1, 2));
         assert_eq!(BlkError::ReadOnly.errno(), 30);

@@ -217,7 +217,10 @@ unsafe fn grant_table_op<T>(cmd: u32, arg: *mut T, count: u32) -> Result<u64, Er
 
 /// GNTTABOP_query_size for this domain: (current frames, maximum frames).
 pub fn query_size() -> Result<(u32, u32), GnttabError> {
-    let mut q = gt::QuerySize { dom: xen_abi::DOMID_SELF, ..Default::default() };
+    let mut q = gt::QuerySize {
+        dom: xen_abi::DOMID_SELF,
+        ..Default::default()
+    };
     // SAFETY: one struct gnttab_query_size.
     unsafe { grant_table_op(gt::GNTTABOP_QUERY_SIZE, &mut q, 1) }.map_err(GnttabError::Hypercall)?;
     if q.status != gt::GNTST_OKAY {
@@ -398,7 +401,10 @@ mod tests {
         assert_eq!(e.grant(512, 0, 1, false), Err(GnttabError::BadRef(512)));
         assert_eq!(e.grant(11, 0, 1 << 32, false), Err(GnttabError::FrameTooBig(1 << 32)));
         let ent = &page.0[9 * 8..9 * 8 + 8];
-        assert_eq!(u16::from_le_bytes([ent[0], ent[1]]), gt::GTF_PERMIT_ACCESS | gt::GTF_READONLY);
+        assert_eq!(
+            u16::from_le_bytes([ent[0], ent[1]]),
+            gt::GTF_PERMIT_ACCESS | gt::GTF_READONLY
+        );
         assert_eq!(u16::from_le_bytes([ent[2], ent[3]]), 0);
         assert_eq!(u32::from_le_bytes([ent[4], ent[5], ent[6], ent[7]]), 0x1234);
         let ent = &page.0[80..88];

@@ -152,7 +152,12 @@ impl Device {
         if backend.is_empty() {
             return Err(XenbusError::BadNode(format!("{nodename}/backend")));
         }
-        Ok(Device { nodename, id: id.into(), backend, backend_id })
+        Ok(Device {
+            nodename,
+            id: id.into(),
+            backend,
+            backend_id,
+        })
     }
 
     /// `<nodename>/<key>`.
@@ -220,7 +225,10 @@ impl Device {
                 return if done(s) {
                     Ok(s)
                 } else {
-                    Err(XenbusError::Timeout { waiting_for, backend: s })
+                    Err(XenbusError::Timeout {
+                        waiting_for,
+                        backend: s,
+                    })
                 };
             }
         }
@@ -229,7 +237,11 @@ impl Device {
     /// Takes a backend left over from an earlier frontend back to InitWait:
     /// Closed, wait for its Closed, Initialising, wait for InitWait.
     pub fn reset(&self, timeout_ns: u64) -> Result<(), XenbusError> {
-        log::debug!("xenbus: resetting {} (backend {})", self.nodename, self.backend_state()?.name());
+        log::debug!(
+            "xenbus: resetting {} (backend {})",
+            self.nodename,
+            self.backend_state()?.name()
+        );
         self.switch_state(Tx::NONE, XenbusState::Closed)?;
         self.wait_backend("Closed", timeout_ns, |s| s == XenbusState::Closed)?;
         self.switch_state(Tx::NONE, XenbusState::Initialising)?;

@@ -1,20 +1,15 @@
 //! `xenolith`: an xl-style command line for the Xenolith hypervisor.
 
-mod backends;
 mod fstest;
-mod loader;
-mod toolstack;
-mod vstate;
-mod xenstore;
-mod xen;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{ArgAction, Parser, Subcommand};
 
-use toolstack::domain::{ConsoleTarget, RunOptions};
-use xen::ShutdownReason;
+use xenolith::toolstack::domain::{ConsoleTarget, RunOptions};
+use xenolith::xen::ShutdownReason;
+use xenolith::{loader, toolstack, xenstore};
 
 /// Run Xen PVH guests on any Linux host with /dev/kvm.
 ///

@@ -20,7 +20,9 @@ const IMAGE: usize = 256 * 1024;
 const SCRATCH: u64 = 64 * 1024;
 
 fn hypervisor() -> PathBuf {
-    std::env::var_os("XENOLITH_TEST_BIN").map(PathBuf::from).unwrap_or_else(xenolith)
+    std::env::var_os("XENOLITH_TEST_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(xenolith)
 }
 
 fn disk_check() -> PathBuf {
@@ -102,7 +104,11 @@ fn boot(cfg: &Path) -> Run {
 fn sha256sum(path: &Path) -> String {
     let out = Command::new("sha256sum").arg(path).output().expect("run sha256sum");
     assert!(out.status.success(), "sha256sum failed");
-    String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap().to_owned()
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned()
 }
 
 #[test]
@@ -114,7 +120,11 @@ fn the_guest_hashes_its_disk_as_the_host_does() {
     // nowrite: the image must stay what was hashed.
     let run = boot(&cfg(&dir, &img, "w", "nowrite"));
     assert_eq!(run.code(), 0, "{run}");
-    assert!(run.stdout.contains(&format!("{IMAGE} bytes, 512-byte sectors, read-write")), "{run}");
+    assert!(
+        run.stdout
+            .contains(&format!("{IMAGE} bytes, 512-byte sectors, read-write")),
+        "{run}"
+    );
     let got = run
         .stdout
         .lines()
@@ -146,7 +156,11 @@ fn the_written_pattern_is_on_the_image_after_the_domain_ends() {
     }
     let after = std::fs::read(&img).unwrap();
     expect_pattern(&after, IMAGE as u64 - SCRATCH, SCRATCH, 0x1234);
-    assert_eq!(&after[..IMAGE - SCRATCH as usize], &orig[..IMAGE - SCRATCH as usize], "outside the scratch region");
+    assert_eq!(
+        &after[..IMAGE - SCRATCH as usize],
+        &orig[..IMAGE - SCRATCH as usize],
+        "outside the scratch region"
+    );
 
     let run = boot(&cfg(&dir, &img, "w", "hash-max=0 seed=5 scratch=4096:12288"));
     assert_eq!(run.code(), 0, "{run}");
@@ -166,10 +180,15 @@ fn limited_negotiation_still_moves_the_data() {
     let run = boot(&cfg(&dir, &img, "w", &extra));
     assert_eq!(run.code(), 0, "{run}");
     assert!(
-        run.stdout.contains("features: ring 1 page(s) (32 slots), 11 segments per request, persistent grants no"),
+        run.stdout
+            .contains("features: ring 1 page(s) (32 slots), 11 segments per request, persistent grants no"),
         "{run}"
     );
-    assert!(run.stdout.contains(&format!("verify: ok ({IMAGE} bytes at offset 0, unaligned)")), "{run}");
+    assert!(
+        run.stdout
+            .contains(&format!("verify: ok ({IMAGE} bytes at offset 0, unaligned)")),
+        "{run}"
+    );
     expect_pattern(&std::fs::read(&img).unwrap(), 0, IMAGE as u64, 77);
 }
 
@@ -220,8 +239,14 @@ fn a_read_only_disk_refuses_writes_and_the_guest_says_so() {
     let run = boot(&cfg(&dir, &img, "r", "hash-max=0"));
     assert_eq!(run.code(), 0, "a refused write is reported, not a crash\n{run}");
     assert!(run.stdout.contains("read-only"), "{run}");
-    assert!(run.stdout.contains("error: write refused: device is read-only"), "{run}");
-    assert!(run.stdout.contains("disk-check: read-only disk, write test skipped"), "{run}");
+    assert!(
+        run.stdout.contains("error: write refused: device is read-only"),
+        "{run}"
+    );
+    assert!(
+        run.stdout.contains("disk-check: read-only disk, write test skipped"),
+        "{run}"
+    );
     assert!(!run.stdout.contains("disk-check: flushed"), "{run}");
     assert_eq!(std::fs::read(&img).unwrap(), orig, "the image changed");
 }

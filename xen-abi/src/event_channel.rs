@@ -3,19 +3,33 @@
 /// An event channel port number.
 pub type Port = u32;
 
+/// `EVTCHNOP_BIND_INTERDOMAIN`.
 pub const EVTCHNOP_BIND_INTERDOMAIN: u32 = 0;
+/// `EVTCHNOP_BIND_VIRQ`.
 pub const EVTCHNOP_BIND_VIRQ: u32 = 1;
+/// `EVTCHNOP_BIND_PIRQ`.
 pub const EVTCHNOP_BIND_PIRQ: u32 = 2;
+/// `EVTCHNOP_CLOSE`.
 pub const EVTCHNOP_CLOSE: u32 = 3;
+/// `EVTCHNOP_SEND`.
 pub const EVTCHNOP_SEND: u32 = 4;
+/// `EVTCHNOP_STATUS`.
 pub const EVTCHNOP_STATUS: u32 = 5;
+/// `EVTCHNOP_ALLOC_UNBOUND`.
 pub const EVTCHNOP_ALLOC_UNBOUND: u32 = 6;
+/// `EVTCHNOP_BIND_IPI`.
 pub const EVTCHNOP_BIND_IPI: u32 = 7;
+/// `EVTCHNOP_BIND_VCPU`.
 pub const EVTCHNOP_BIND_VCPU: u32 = 8;
+/// `EVTCHNOP_UNMASK`.
 pub const EVTCHNOP_UNMASK: u32 = 9;
+/// `EVTCHNOP_RESET`.
 pub const EVTCHNOP_RESET: u32 = 10;
+/// `EVTCHNOP_INIT_CONTROL`.
 pub const EVTCHNOP_INIT_CONTROL: u32 = 11;
+/// `EVTCHNOP_EXPAND_ARRAY`.
 pub const EVTCHNOP_EXPAND_ARRAY: u32 = 12;
+/// `EVTCHNOP_SET_PRIORITY`.
 pub const EVTCHNOP_SET_PRIORITY: u32 = 13;
 
 /// The per-vCPU timer.
@@ -102,9 +116,15 @@ pub struct Status {
 }
 crate::assert_size!(Status, 24);
 
+/// `EVTCHNSTAT_CLOSED`.
 pub const EVTCHNSTAT_CLOSED: u32 = 0;
+/// `EVTCHNSTAT_UNBOUND`.
 pub const EVTCHNSTAT_UNBOUND: u32 = 1;
+/// `EVTCHNSTAT_INTERDOMAIN`.
 pub const EVTCHNSTAT_INTERDOMAIN: u32 = 2;
+/// `EVTCHNSTAT_PIRQ`.
 pub const EVTCHNSTAT_PIRQ: u32 = 3;
+/// `EVTCHNSTAT_VIRQ`.
 pub const EVTCHNSTAT_VIRQ: u32 = 4;
+/// `EVTCHNSTAT_IPI`.
 pub const EVTCHNSTAT_IPI: u32 = 5;

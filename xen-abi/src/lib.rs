@@ -6,6 +6,7 @@
 //! and the errno values hypercalls return. Layouts are for x86_64 and checked
 //! at compile time. No code with behaviour lives here beyond tiny helpers.
 #![no_std]
+#![warn(missing_docs)]
 
 pub mod blkif;
 pub mod console;

@@ -1,20 +1,28 @@
 //! The memory_op hypercall (memory.h).
 
+/// `XENMEM_INCREASE_RESERVATION`.
 pub const XENMEM_INCREASE_RESERVATION: u32 = 0;
+/// `XENMEM_DECREASE_RESERVATION`.
 pub const XENMEM_DECREASE_RESERVATION: u32 = 1;
+/// `XENMEM_MAXIMUM_RAM_PAGE`.
 pub const XENMEM_MAXIMUM_RAM_PAGE: u32 = 2;
 /// Returns the domain's current number of pages.
 pub const XENMEM_CURRENT_RESERVATION: u32 = 3;
 /// Returns the domain's maximum number of pages.
 pub const XENMEM_MAXIMUM_RESERVATION: u32 = 4;
+/// `XENMEM_MACHPHYS_MFN_LIST`.
 pub const XENMEM_MACHPHYS_MFN_LIST: u32 = 5;
+/// `XENMEM_POPULATE_PHYSMAP`.
 pub const XENMEM_POPULATE_PHYSMAP: u32 = 6;
 /// Maps a Xen-owned page (shared info, grant table frame) into the physmap.
 pub const XENMEM_ADD_TO_PHYSMAP: u32 = 7;
 /// Reads the guest's E820 memory map.
 pub const XENMEM_MEMORY_MAP: u32 = 9;
+/// `XENMEM_MACHINE_MEMORY_MAP`.
 pub const XENMEM_MACHINE_MEMORY_MAP: u32 = 10;
+/// `XENMEM_SET_MEMORY_MAP`.
 pub const XENMEM_SET_MEMORY_MAP: u32 = 13;
+/// `XENMEM_MAXIMUM_GPFN`.
 pub const XENMEM_MAXIMUM_GPFN: u32 = 14;
 
 /// The shared info page.

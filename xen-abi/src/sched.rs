@@ -1,11 +1,18 @@
 //! The sched_op hypercall (sched.h).
 
+/// `SCHEDOP_YIELD`.
 pub const SCHEDOP_YIELD: u32 = 0;
+/// `SCHEDOP_BLOCK`.
 pub const SCHEDOP_BLOCK: u32 = 1;
+/// `SCHEDOP_SHUTDOWN`.
 pub const SCHEDOP_SHUTDOWN: u32 = 2;
+/// `SCHEDOP_POLL`.
 pub const SCHEDOP_POLL: u32 = 3;
+/// `SCHEDOP_REMOTE_SHUTDOWN`.
 pub const SCHEDOP_REMOTE_SHUTDOWN: u32 = 4;
+/// `SCHEDOP_SHUTDOWN_CODE`.
 pub const SCHEDOP_SHUTDOWN_CODE: u32 = 5;
+/// `SCHEDOP_WATCHDOG`.
 pub const SCHEDOP_WATCHDOG: u32 = 6;
 
 /// struct sched_shutdown.

@@ -201,7 +201,9 @@ fn check_read(dev: &BlkFront, size: u64, args: &Args<'_>) {
     }
     let ss = dev.sector_size() as u64;
     let chunk = (CHUNK as u64).min(size.max(ss)) as usize;
-    let Some(mut buf) = PageBuf::new(chunk) else { fail("no memory for the read buffer") };
+    let Some(mut buf) = PageBuf::new(chunk) else {
+        fail("no memory for the read buffer")
+    };
     let mut hasher = Sha256::new();
     let start = time::Instant::now();
     let mut read_time = Duration::ZERO;
@@ -216,18 +218,28 @@ fn check_read(dev: &BlkFront, size: u64, args: &Args<'_>) {
         hasher.update(&buf.as_slice()[..n]);
         off += n as u64;
     }
-    println!("read: {size} bytes in {} ms (I/O {} ms)", start.elapsed().as_millis(), read_time.as_millis());
+    println!(
+        "read: {size} bytes in {} ms (I/O {} ms)",
+        start.elapsed().as_millis(),
+        read_time.as_millis()
+    );
     println!("sha256: {}", hex(&hasher.finalize()));
 }
 
 /// Writes the pattern to the scratch region, flushes, reads it back.
 fn check_write(dev: &BlkFront, size: u64, args: &Args<'_>) {
     let ss = dev.sector_size() as u64;
-    let (offset, len) = args.scratch.unwrap_or((size.saturating_sub(SCRATCH), SCRATCH.min(size)));
+    let (offset, len) = args
+        .scratch
+        .unwrap_or((size.saturating_sub(SCRATCH), SCRATCH.min(size)));
     if offset % ss != 0 || len % ss != 0 || len == 0 || offset.checked_add(len).is_none_or(|e| e > size) {
-        fail(&alloc::format!("scratch region {offset}:{len} is not whole sectors inside the disk"));
+        fail(&alloc::format!(
+            "scratch region {offset}:{len} is not whole sectors inside the disk"
+        ));
     }
-    let Some(mut buf) = PageBuf::new(len as usize) else { fail("no memory for the scratch buffer") };
+    let Some(mut buf) = PageBuf::new(len as usize) else {
+        fail("no memory for the scratch buffer")
+    };
     for (i, w) in buf.as_mut().chunks_exact_mut(8).enumerate() {
         w.copy_from_slice(&pattern_word(offset + i as u64 * 8, args.seed).to_le_bytes());
     }
@@ -255,13 +267,21 @@ fn check_write(dev: &BlkFront, size: u64, args: &Args<'_>) {
     // Read back as two ranges in one batch (both in flight together); with
     // `unaligned`, into a buffer one byte past a page boundary.
     let skew = usize::from(args.unaligned);
-    let Some(mut back_buf) = PageBuf::new(len as usize + skew) else { fail("no memory for the verify buffer") };
+    let Some(mut back_buf) = PageBuf::new(len as usize + skew) else {
+        fail("no memory for the verify buffer")
+    };
     let back = &mut back_buf.as_mut()[skew..];
     let half = (len / ss / 2 * ss) as usize;
     let (a, b) = back.split_at_mut(half);
     let mut reqs = [
-        ReadRequest { lba: offset / ss, buf: a },
-        ReadRequest { lba: (offset + half as u64) / ss, buf: b },
+        ReadRequest {
+            lba: offset / ss,
+            buf: a,
+        },
+        ReadRequest {
+            lba: (offset + half as u64) / ss,
+            buf: b,
+        },
     ];
     if let Err(e) = dev.read_many(&mut reqs) {
         fail(&alloc::format!("read back at byte {offset}: {e}"));
@@ -269,9 +289,16 @@ fn check_write(dev: &BlkFront, size: u64, args: &Args<'_>) {
     let back = &back_buf.as_slice()[skew..];
     // Word by word: every guest instruction is emulated here.
     let word = |c: &[u8]| u64::from_ne_bytes(c.try_into().unwrap_or([0; 8]));
-    let diff = buf.as_slice().chunks_exact(8).zip(back.chunks_exact(8)).position(|(a, b)| word(a) != word(b));
+    let diff = buf
+        .as_slice()
+        .chunks_exact(8)
+        .zip(back.chunks_exact(8))
+        .position(|(a, b)| word(a) != word(b));
     match diff {
-        None => println!("verify: ok ({len} bytes at offset {offset}{})", if skew > 0 { ", unaligned" } else { "" }),
+        None => println!(
+            "verify: ok ({len} bytes at offset {offset}{})",
+            if skew > 0 { ", unaligned" } else { "" }
+        ),
         Some(i) => fail(&alloc::format!("verify: mismatch at byte {}", offset + i as u64 * 8)),
     }
 }

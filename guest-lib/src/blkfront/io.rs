@@ -54,7 +54,11 @@ pub struct DataGrants {
 impl DataGrants {
     /// Grants for `backend`; `persistent` when both ends offered it.
     pub fn new(backend: DomId, persistent: bool) -> Self {
-        DataGrants { backend, persistent: persistent.then(BTreeMap::new), deferred: Vec::new() }
+        DataGrants {
+            backend,
+            persistent: persistent.then(BTreeMap::new),
+            deferred: Vec::new(),
+        }
     }
 
     /// Whether persistent grants are in use.
@@ -155,7 +159,11 @@ impl Engine<'_> {
         let mut granted: Vec<GrantedSeg> = Vec::new();
         let mut err: Option<BlkError> = None;
         let mut deadline = time::now_ns().saturating_add(self.timeout_ns);
-        let op = if write { xen_abi::blkif::BLKIF_OP_WRITE } else { xen_abi::blkif::BLKIF_OP_READ };
+        let op = if write {
+            xen_abi::blkif::BLKIF_OP_WRITE
+        } else {
+            xen_abi::blkif::BLKIF_OP_READ
+        };
         loop {
             // Queue as much as fits.
             let mut queued = false;
@@ -174,14 +182,20 @@ impl Engine<'_> {
                     }
                 };
                 let mut trial = planner.clone();
-                let Some((sector, bytes)) = trial.next(self.max_segs, &mut segs) else { break };
+                let Some((sector, bytes)) = trial.next(self.max_segs, &mut segs) else {
+                    break;
+                };
                 granted.clear();
                 let mut owned = Vec::with_capacity(segs.len());
                 let mut out_of_grants = false;
                 for s in &segs {
                     match self.grants.grant(s.gfn, write) {
                         Ok((gref, own)) => {
-                            granted.push(GrantedSeg { gref, first_sect: s.first_sect, last_sect: s.last_sect });
+                            granted.push(GrantedSeg {
+                                gref,
+                                first_sect: s.first_sect,
+                                last_sect: s.last_sect,
+                            });
                             if own {
                                 owned.push(gref);
                             }
@@ -199,7 +213,13 @@ impl Engine<'_> {
                     }
                     break;
                 }
-                let shadow = Shadow { op, sector, grants: owned, part, bytes };
+                let shadow = Shadow {
+                    op,
+                    sector,
+                    grants: owned,
+                    part,
+                    bytes,
+                };
                 match self.ring.queue_rw(write, sector, &granted, shadow) {
                     Ok(()) => {
                         *planner = trial;
@@ -218,15 +238,18 @@ impl Engine<'_> {
                 let _ = evtchn::send(self.port);
             }
             if self.ring.in_flight() == 0 {
-                if self.ring.broken().is_some() {
-                    err.get_or_insert(BlkError::Disconnected);
+                // Nothing in flight and nothing queued this round: done, or
+                // stuck (a broken ring, no grant or memory for even one
+                // request), which must not spin.
+                let more = next_part < parts.len() || cur.as_ref().is_some_and(|(_, p)| !p.done());
+                if more && err.is_none() {
+                    err = Some(if self.ring.broken().is_some() {
+                        BlkError::Disconnected
+                    } else {
+                        BlkError::NoResources
+                    });
                 }
-                let more = err.is_none()
-                    && (next_part < parts.len() || cur.as_ref().is_some_and(|(_, p)| !p.done()));
-                if !more {
-                    break;
-                }
-                continue;
+                break;
             }
             // Collect what completed.
             let grants = &mut *self.grants;
@@ -264,9 +287,16 @@ impl Engine<'_> {
     /// and waits for it.
     pub fn flush(&mut self, op: u8) -> Result<(), BlkError> {
         let deadline = time::now_ns().saturating_add(self.timeout_ns);
-        let shadow = Shadow { op, ..Default::default() };
+        let shadow = Shadow {
+            op,
+            ..Default::default()
+        };
         if self.ring.queue_flush(op, shadow).is_err() {
-            return Err(if self.ring.broken().is_some() { BlkError::Disconnected } else { BlkError::NoResources });
+            return Err(if self.ring.broken().is_some() {
+                BlkError::Disconnected
+            } else {
+                BlkError::NoResources
+            });
         }
         if self.ring.push() {
             let _ = evtchn::send(self.port);

@@ -38,10 +38,10 @@ use self::io::{DataGrants, Engine, Part};
 use self::ring::{Pages, Ring, RingSetupError};
 use self::xenbus::FlushMethod;
 use crate::blkdev::{check_range, BlkError, BlockDevice, ReadRequest};
+use crate::evtchn;
 use crate::hypercall::Errno;
 use crate::xenbus::{self as xb, Device, XenbusError};
 use crate::xenstore::XsError;
-use crate::evtchn;
 
 /// Choices a caller may make when opening a device.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -224,7 +224,9 @@ impl BlkFront {
             }
         };
         let Some((mut ring, port)) = made else {
-            return Err(OpenError::Xenbus(XenbusError::BackendFailed(xb::XenbusState::Connected)));
+            return Err(OpenError::Xenbus(XenbusError::BackendFailed(
+                xb::XenbusState::Connected,
+            )));
         };
         let persistent = cfg.persistent_grants && disk.backend_persistent;
         ring.set_indirect_writable(persistent);
@@ -232,7 +234,7 @@ impl BlkFront {
             vdev,
             backend_id: dev.backend_id,
             sector_size: disk.sector_size,
-            sectors: disk.sectors_512 * SECTOR_SIZE / disk.sector_size as u64,
+            sectors: disk.sectors_512.saturating_mul(SECTOR_SIZE) / disk.sector_size as u64,
             read_only: disk.read_only,
             info: disk.info,
             flush: disk.flush,
@@ -252,7 +254,11 @@ impl BlkFront {
             timeout_ns: cfg.timeout_ns,
             max_segments: disk.max_segments,
         };
-        Ok(BlkFront { dev, info, inner: RefCell::new(inner) })
+        Ok(BlkFront {
+            dev,
+            info,
+            inner: RefCell::new(inner),
+        })
     }
 
     /// What was negotiated.
@@ -310,9 +316,21 @@ impl BlkFront {
             State::Connected => {}
             _ => return Err(BlkError::Disconnected),
         }
-        let Inner { ring, grants, port, timeout_ns, max_segments, .. } = inner;
-        let mut engine =
-            Engine { ring, grants, port: *port, max_segs: *max_segments, timeout_ns: *timeout_ns };
+        let Inner {
+            ring,
+            grants,
+            port,
+            timeout_ns,
+            max_segments,
+            ..
+        } = inner;
+        let mut engine = Engine {
+            ring,
+            grants,
+            port: *port,
+            max_segs: *max_segments,
+            timeout_ns: *timeout_ns,
+        };
         let r = engine.transfer(write, parts);
         if let Err(e) = &r {
             if io::is_fatal(e) {
@@ -321,7 +339,10 @@ impl BlkFront {
             }
         }
         r.map_err(|e| match e {
-            BlkError::Io { lba, status } => BlkError::Io { lba: self.lba_of(lba), status },
+            BlkError::Io { lba, status } => BlkError::Io {
+                lba: self.lba_of(lba),
+                status,
+            },
             e => e,
         })
     }
@@ -346,7 +367,11 @@ impl BlkFront {
         let mut done = 0;
         while done < len {
             let n = chunk.min(len - done);
-            let part = [Part { sector: self.to_sector_512(lba + (done / ss) as u64), addr, len: n }];
+            let part = [Part {
+                sector: self.to_sector_512(lba + (done / ss) as u64),
+                addr,
+                len: n,
+            }];
             match &mut buf {
                 BufRef::Write(src) => {
                     if let Some(b) = &inner.bounce {
@@ -404,7 +429,11 @@ impl BlockDevice for BlkFront {
         }
         let mut inner = self.inner.borrow_mut();
         if self.aligned(buf.as_ptr() as usize) {
-            let part = Part { sector: self.to_sector_512(lba), addr: buf.as_mut_ptr() as usize, len: buf.len() };
+            let part = Part {
+                sector: self.to_sector_512(lba),
+                addr: buf.as_mut_ptr() as usize,
+                len: buf.len(),
+            };
             self.transfer(&mut inner, false, &[part])
         } else {
             self.bounced(&mut inner, lba, BufRef::Read(buf))
@@ -421,7 +450,11 @@ impl BlockDevice for BlkFront {
         }
         let mut inner = self.inner.borrow_mut();
         if self.aligned(buf.as_ptr() as usize) {
-            let part = Part { sector: self.to_sector_512(lba), addr: buf.as_ptr() as usize, len: buf.len() };
+            let part = Part {
+                sector: self.to_sector_512(lba),
+                addr: buf.as_ptr() as usize,
+                len: buf.len(),
+            };
             self.transfer(&mut inner, true, &[part])
         } else {
             self.bounced(&mut inner, lba, BufRef::Write(buf))
@@ -439,9 +472,21 @@ impl BlockDevice for BlkFront {
             FlushMethod::Barrier => BLKIF_OP_WRITE_BARRIER,
             FlushMethod::None => return Ok(()),
         };
-        let Inner { ring, grants, port, timeout_ns, max_segments, .. } = &mut *inner;
-        let mut engine =
-            Engine { ring, grants, port: *port, max_segs: *max_segments, timeout_ns: *timeout_ns };
+        let Inner {
+            ring,
+            grants,
+            port,
+            timeout_ns,
+            max_segments,
+            ..
+        } = &mut *inner;
+        let mut engine = Engine {
+            ring,
+            grants,
+            port: *port,
+            max_segs: *max_segments,
+            timeout_ns: *timeout_ns,
+        };
         let r = engine.flush(op);
         match r {
             Err(BlkError::Unsupported(_)) => {
@@ -470,7 +515,11 @@ impl BlockDevice for BlkFront {
                 continue;
             }
             if self.aligned(r.buf.as_ptr() as usize) {
-                parts.push(Part { sector: self.to_sector_512(r.lba), addr: r.buf.as_mut_ptr() as usize, len: r.buf.len() });
+                parts.push(Part {
+                    sector: self.to_sector_512(r.lba),
+                    addr: r.buf.as_mut_ptr() as usize,
+                    len: r.buf.len(),
+                });
             } else if let Err(e) = self.bounced(&mut inner, r.lba, BufRef::Read(&mut *r.buf)) {
                 first_err.get_or_insert(e);
             }

@@ -43,7 +43,11 @@ impl Planner {
         if !addr.is_multiple_of(s) || !len.is_multiple_of(s) {
             return None;
         }
-        Some(Planner { addr, end: addr.checked_add(len)?, sector })
+        Some(Planner {
+            addr,
+            end: addr.checked_add(len)?,
+            sector,
+        })
     }
 
     /// Whether everything has been planned.
@@ -100,8 +104,22 @@ mod tests {
         assert_eq!(r.len(), 1);
         assert_eq!(r[0].0, 100);
         assert_eq!(r[0].1, 3 * 4096);
-        assert_eq!(r[0].2[0], SegSpec { gfn: 0x10, first_sect: 0, last_sect: 7 });
-        assert_eq!(r[0].2[2], SegSpec { gfn: 0x12, first_sect: 0, last_sect: 7 });
+        assert_eq!(
+            r[0].2[0],
+            SegSpec {
+                gfn: 0x10,
+                first_sect: 0,
+                last_sect: 7
+            }
+        );
+        assert_eq!(
+            r[0].2[2],
+            SegSpec {
+                gfn: 0x12,
+                first_sect: 0,
+                last_sect: 7
+            }
+        );
     }
 
     #[test]
@@ -117,7 +135,14 @@ mod tests {
         assert_eq!(s.iter().map(SegSpec::bytes).sum::<usize>(), 0x2200);
         // One sector in the middle of a page.
         let r = all(0x10400, 512, 11);
-        assert_eq!(r[0].2, [SegSpec { gfn: 0x10, first_sect: 2, last_sect: 2 }]);
+        assert_eq!(
+            r[0].2,
+            [SegSpec {
+                gfn: 0x10,
+                first_sect: 2,
+                last_sect: 2
+            }]
+        );
     }
 
     #[test]

@@ -72,7 +72,10 @@ impl Pages {
 
     /// A handle for the ring code (valid while `self` lives).
     fn mem(&self) -> SharedMem {
-        SharedMem { ptr: self.ptr, bytes: self.bytes }
+        SharedMem {
+            ptr: self.ptr,
+            bytes: self.bytes,
+        }
     }
 
     /// Copies `buf` to `offset`; out-of-range parts are dropped.
@@ -309,11 +312,17 @@ impl Ring {
         if !self.has_room() || segs.len() > BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST * SEGS_PER_INDIRECT_FRAME {
             return Err(shadow);
         }
-        let Some(&id) = self.free_ids.last() else { return Err(shadow) };
+        let Some(&id) = self.free_ids.last() else {
+            return Err(shadow);
+        };
         let req = if segs.len() <= BLKIF_MAX_SEGMENTS_PER_REQUEST {
             let mut seg = [Segment::default(); BLKIF_MAX_SEGMENTS_PER_REQUEST];
             for (d, s) in seg.iter_mut().zip(segs) {
-                *d = Segment { gref: s.gref, first_sect: s.first_sect, last_sect: s.last_sect };
+                *d = Segment {
+                    gref: s.gref,
+                    first_sect: s.first_sect,
+                    last_sect: s.last_sect,
+                };
             }
             Request::ReadWrite(ReadWrite {
                 operation: op,
@@ -329,10 +338,17 @@ impl Ring {
             if segs.len() > SEGS_PER_INDIRECT_FRAME {
                 return Err(shadow);
             }
-            let Some(ind) = self.indirect_page(id as usize) else { return Err(shadow) };
+            let Some(ind) = self.indirect_page(id as usize) else {
+                return Err(shadow);
+            };
             let mut desc = [0u8; SEGMENT_SIZE];
             for (i, s) in segs.iter().enumerate() {
-                Segment { gref: s.gref, first_sect: s.first_sect, last_sect: s.last_sect }.encode(&mut desc);
+                Segment {
+                    gref: s.gref,
+                    first_sect: s.first_sect,
+                    last_sect: s.last_sect,
+                }
+                .encode(&mut desc);
                 ind.page.write(i * SEGMENT_SIZE, &desc);
             }
             let mut indirect_grefs = [0u32; BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST];
@@ -354,7 +370,9 @@ impl Ring {
         if !self.has_room() {
             return Err(shadow);
         }
-        let Some(&id) = self.free_ids.last() else { return Err(shadow) };
+        let Some(&id) = self.free_ids.last() else {
+            return Err(shadow);
+        };
         let req = Request::ReadWrite(ReadWrite {
             operation: op,
             nr_segments: 0,
@@ -418,7 +436,10 @@ impl Ring {
                 self.front.take_response(&mut raw);
                 let Some(rsp) = Response::decode(&raw) else { continue };
                 let id = rsp.id;
-                let Some(shadow) = usize::try_from(id).ok().and_then(|i| self.shadow.get_mut(i)).and_then(Option::take)
+                let Some(shadow) = usize::try_from(id)
+                    .ok()
+                    .and_then(|i| self.shadow.get_mut(i))
+                    .and_then(Option::take)
                 else {
                     log::warn!("blkfront: response for unknown request id {id} ignored");
                     continue;
@@ -516,12 +537,21 @@ mod tests {
     }
 
     fn seg(gref: u32) -> GrantedSeg {
-        GrantedSeg { gref, first_sect: 0, last_sect: 7 }
+        GrantedSeg {
+            gref,
+            first_sect: 0,
+            last_sect: 7,
+        }
     }
 
     fn respond(back: &mut BackRing<SharedMem>, id: u64, status: i16) {
         let mut raw = [0u8; 16];
-        Response { id, operation: 0, status }.encode(Protocol::X86_64, &mut raw);
+        Response {
+            id,
+            operation: 0,
+            status,
+        }
+        .encode(Protocol::X86_64, &mut raw);
         back.put_response(&raw);
     }
 
@@ -530,7 +560,13 @@ mod tests {
         let mut ring = Ring::for_test(1);
         assert_eq!(ring.size(), 64);
         for (i, sector) in [8u64, 16, 24].iter().enumerate() {
-            let sh = Shadow { op: 0, sector: *sector, part: i, bytes: 4096, ..Default::default() };
+            let sh = Shadow {
+                op: 0,
+                sector: *sector,
+                part: i,
+                bytes: 4096,
+                ..Default::default()
+            };
             ring.queue_rw(i == 1, *sector, &[seg(100 + i as u32)], sh).unwrap();
         }
         assert!(ring.push(), "the backend asked for a notification");
@@ -542,9 +578,18 @@ mod tests {
         for want_sector in [8u64, 16, 24] {
             let mut raw = [0u8; 112];
             back.take_request(&mut raw);
-            let Some(Request::ReadWrite(r)) = Request::decode(Protocol::X86_64, &raw) else { panic!() };
+            let Some(Request::ReadWrite(r)) = Request::decode(Protocol::X86_64, &raw) else {
+                panic!()
+            };
             assert_eq!((r.sector_number, r.nr_segments, r.handle), (want_sector, 1, 7));
-            assert_eq!(r.operation, if want_sector == 16 { bi::BLKIF_OP_WRITE } else { bi::BLKIF_OP_READ });
+            assert_eq!(
+                r.operation,
+                if want_sector == 16 {
+                    bi::BLKIF_OP_WRITE
+                } else {
+                    bi::BLKIF_OP_READ
+                }
+            );
             ids.push(r.id);
         }
         // Out of order, with an error, a duplicate and an id never issued.
@@ -573,7 +618,9 @@ mod tests {
         }
         assert!(!ring.has_room());
         assert!(ring.queue_rw(false, 99, &[seg(1)], Shadow::default()).is_err());
-        assert!(ring.queue_flush(bi::BLKIF_OP_FLUSH_DISKCACHE, Shadow::default()).is_err());
+        assert!(ring
+            .queue_flush(bi::BLKIF_OP_FLUSH_DISKCACHE, Shadow::default())
+            .is_err());
         ring.push();
         // rsp_prod claims more responses than the ring has slots.
         let back = ring.back();
@@ -587,12 +634,21 @@ mod tests {
     #[test]
     fn flushes_carry_no_segments() {
         let mut ring = Ring::for_test(0);
-        ring.queue_flush(bi::BLKIF_OP_FLUSH_DISKCACHE, Shadow { op: 3, ..Default::default() }).unwrap();
+        ring.queue_flush(
+            bi::BLKIF_OP_FLUSH_DISKCACHE,
+            Shadow {
+                op: 3,
+                ..Default::default()
+            },
+        )
+        .unwrap();
         ring.push();
         let mut back = ring.back();
         let mut raw = [0u8; 112];
         back.take_request(&mut raw);
-        let Some(Request::ReadWrite(r)) = Request::decode(Protocol::X86_64, &raw) else { panic!() };
+        let Some(Request::ReadWrite(r)) = Request::decode(Protocol::X86_64, &raw) else {
+            panic!()
+        };
         assert_eq!((r.operation, r.nr_segments), (bi::BLKIF_OP_FLUSH_DISKCACHE, 0));
         // More segments than an indirect page holds are refused outright.
         let many = alloc::vec![seg(1); SEGS_PER_INDIRECT_FRAME + 1];

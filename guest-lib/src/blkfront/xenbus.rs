@@ -93,7 +93,15 @@ pub fn parse_disk(mut get: impl FnMut(&str) -> Option<String>, max_indirect: usi
     } else {
         BLKIF_MAX_SEGMENTS_PER_REQUEST
     };
-    Ok(Disk { sectors_512, sector_size, info, read_only, flush, backend_persistent, max_segments })
+    Ok(Disk {
+        sectors_512,
+        sector_size,
+        info,
+        read_only,
+        flush,
+        backend_persistent,
+        max_segments,
+    })
 }
 
 /// Reads what the backend offers before we publish.
@@ -116,7 +124,11 @@ pub fn publish(dev: &Device, refs: &[GrantRef], order: u32, port: Port, persiste
     };
     xenstore::transaction(|tx| {
         if order == 0 {
-            xenstore::write(tx, &dev.front_path("ring-ref"), &num(refs.first().copied().unwrap_or(0) as u64))?;
+            xenstore::write(
+                tx,
+                &dev.front_path("ring-ref"),
+                &num(refs.first().copied().unwrap_or(0) as u64),
+            )?;
             // A previous kernel's multi-page keys would contradict ours.
             ignore_missing(xenstore::rm(tx, &dev.front_path("ring-page-order")))?;
         } else {
@@ -128,7 +140,11 @@ pub fn publish(dev: &Device, refs: &[GrantRef], order: u32, port: Port, persiste
         }
         xenstore::write(tx, &dev.front_path("event-channel"), &num(port as u64))?;
         xenstore::write(tx, &dev.front_path("protocol"), bi::Protocol::X86_64.name())?;
-        xenstore::write(tx, &dev.front_path("feature-persistent"), if persistent { "1" } else { "0" })?;
+        xenstore::write(
+            tx,
+            &dev.front_path("feature-persistent"),
+            if persistent { "1" } else { "0" },
+        )?;
         dev.switch_state(tx, XenbusState::Initialised)
     })
 }
@@ -136,8 +152,10 @@ pub fn publish(dev: &Device, refs: &[GrantRef], order: u32, port: Port, persiste
 /// Removes what [`publish`] wrote (after the backend closed), as Mini-OS
 /// does, so the next frontend starts clean.
 pub fn unpublish(dev: &Device, order: u32) {
-    let mut keys: alloc::vec::Vec<String> =
-        ["ring-ref", "ring-page-order", "event-channel"].iter().map(|k| dev.front_path(k)).collect();
+    let mut keys: alloc::vec::Vec<String> = ["ring-ref", "ring-page-order", "event-channel"]
+        .iter()
+        .map(|k| dev.front_path(k))
+        .collect();
     for i in 0..(1u32 << order.min(MAX_RING_ORDER)) {
         keys.push(dev.front_path(&format!("ring-ref{i}")));
     }
@@ -170,7 +188,11 @@ pub fn connect<E: From<XenbusError> + From<XsError>>(
                     let s = dev.backend_state()?;
                     if connect_step(s, published, reset_done) == ConnectStep::Wait {
                         let waiting_for = if published { "Connected" } else { "InitWait" };
-                        return Err(XenbusError::Timeout { waiting_for, backend: s }.into());
+                        return Err(XenbusError::Timeout {
+                            waiting_for,
+                            backend: s,
+                        }
+                        .into());
                     }
                 }
             }
@@ -237,11 +259,29 @@ mod tests {
             256,
         )
         .unwrap();
-        assert_eq!((d.flush, d.backend_persistent, d.max_segments), (FlushMethod::FlushCache, true, 256));
+        assert_eq!(
+            (d.flush, d.backend_persistent, d.max_segments),
+            (FlushMethod::FlushCache, true, 256)
+        );
         // Our cap wins, and a cap at or under 11 means direct requests only.
-        assert_eq!(disk(&[("sectors", "1"), ("feature-max-indirect-segments", "256")], 32).unwrap().max_segments, 32);
-        assert_eq!(disk(&[("sectors", "1"), ("feature-max-indirect-segments", "256")], 8).unwrap().max_segments, 11);
-        assert_eq!(disk(&[("sectors", "1"), ("feature-max-indirect-segments", "4096")], 9999).unwrap().max_segments, 512);
+        assert_eq!(
+            disk(&[("sectors", "1"), ("feature-max-indirect-segments", "256")], 32)
+                .unwrap()
+                .max_segments,
+            32
+        );
+        assert_eq!(
+            disk(&[("sectors", "1"), ("feature-max-indirect-segments", "256")], 8)
+                .unwrap()
+                .max_segments,
+            11
+        );
+        assert_eq!(
+            disk(&[("sectors", "1"), ("feature-max-indirect-segments", "4096")], 9999)
+                .unwrap()
+                .max_segments,
+            512
+        );
     }
 
     #[test]
@@ -249,10 +289,24 @@ mod tests {
         assert!(disk(&[("sectors", "8"), ("mode", "r")], 0).unwrap().read_only);
         assert!(disk(&[("sectors", "8"), ("info", "4")], 0).unwrap().read_only);
         assert!(disk(&[("sectors", "8"), ("info", "5")], 0).unwrap().read_only);
-        assert_eq!(disk(&[("sectors", "8"), ("sector-size", "4096")], 0).unwrap().sector_size, 4096);
-        assert_eq!(disk(&[("sectors", "8"), ("sector-size", "1000")], 0), Err("sector-size".into()));
-        assert_eq!(disk(&[("sectors", "8"), ("sector-size", "0")], 0), Err("sector-size".into()));
-        assert_eq!(disk(&[("sectors", "8"), ("feature-barrier", "1")], 0).unwrap().flush, FlushMethod::Barrier);
+        assert_eq!(
+            disk(&[("sectors", "8"), ("sector-size", "4096")], 0)
+                .unwrap()
+                .sector_size,
+            4096
+        );
+        assert_eq!(
+            disk(&[("sectors", "8"), ("sector-size", "1000")], 0),
+            Err("sector-size".into())
+        );
+        assert_eq!(
+            disk(&[("sectors", "8"), ("sector-size", "0")], 0),
+            Err("sector-size".into())
+        );
+        assert_eq!(
+            disk(&[("sectors", "8"), ("feature-barrier", "1")], 0).unwrap().flush,
+            FlushMethod::Barrier
+        );
     }
 
     #[test]

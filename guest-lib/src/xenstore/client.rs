@@ -243,8 +243,7 @@ impl<T: Transport> Client<T> {
 
     /// XS_WRITE: sets a node's value (creating it and missing parents).
     pub fn write(&mut self, tx: Tx, path: &str, value: &[u8]) -> Result<(), XsError> {
-        self.request(xs::XS_WRITE, tx, &[&wire::cstr(path)?, value])
-            .map(drop)
+        self.request(xs::XS_WRITE, tx, &[&wire::cstr(path)?, value]).map(drop)
     }
 
     /// XS_DIRECTORY: the names of a node's children.
@@ -291,11 +290,13 @@ impl<T: Transport> Client<T> {
 
     /// Runs `body` in a transaction, retrying it from the start while the
     /// commit conflicts (see [`transaction`]).
-    pub fn transaction<R>(
-        &mut self,
-        body: impl FnMut(&mut Self, Tx) -> Result<R, XsError>,
-    ) -> Result<R, XsError> {
-        transaction(self, |c| c.transaction_start(), |c, tx, commit| c.transaction_end(tx, commit), body)
+    pub fn transaction<R>(&mut self, body: impl FnMut(&mut Self, Tx) -> Result<R, XsError>) -> Result<R, XsError> {
+        transaction(
+            self,
+            |c| c.transaction_start(),
+            |c, tx, commit| c.transaction_end(tx, commit),
+            body,
+        )
     }
 
     /// XS_WATCH on `path` with a fresh token; events queue on the watch
@@ -335,11 +336,7 @@ impl<T: Transport> Client<T> {
 
     /// Takes the oldest queued event (its path) of the watch `token`.
     pub fn take_event(&mut self, token: &str) -> Option<String> {
-        self.watches
-            .iter_mut()
-            .find(|w| w.token == token)?
-            .events
-            .pop_front()
+        self.watches.iter_mut().find(|w| w.token == token)?.events.pop_front()
     }
 
     /// Events dropped on the watch `token` because its queue was full.
@@ -483,7 +480,13 @@ pub(crate) mod tests {
                 .cloned()
                 .collect();
             for (_, tok) in hits {
-                let ev = wire::encode(xs::XS_WATCH_EVENT, 0, 0, &[&wire::cstr(path).unwrap(), &wire::cstr(&tok).unwrap()]).unwrap();
+                let ev = wire::encode(
+                    xs::XS_WATCH_EVENT,
+                    0,
+                    0,
+                    &[&wire::cstr(path).unwrap(), &wire::cstr(&tok).unwrap()],
+                )
+                .unwrap();
                 self.outbuf.extend(ev);
             }
         }
@@ -564,7 +567,8 @@ pub(crate) mod tests {
             let prod = get(&self.page, xs::REQ_PROD);
             let mut i = cons;
             while i != prod {
-                self.inbuf.push(self.page.0[xs::REQ + (i % XENSTORE_RING_SIZE) as usize]);
+                self.inbuf
+                    .push(self.page.0[xs::REQ + (i % XENSTORE_RING_SIZE) as usize]);
                 i = i.wrapping_add(1);
             }
             set(&mut self.page, xs::REQ_CONS, prod);
@@ -666,7 +670,12 @@ pub(crate) mod tests {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let s2 = seen.clone();
         let cb_tok = c
-            .watch("control", Some(Box::new(move |p: &str, _t: &str| s2.lock().unwrap().push(p.to_string()))))
+            .watch(
+                "control",
+                Some(Box::new(move |p: &str, _t: &str| {
+                    s2.lock().unwrap().push(p.to_string())
+                })),
+            )
             .unwrap();
         c.write(Tx::NONE, "control/shutdown", b"poweroff").unwrap();
         let soon = c.transport().now + 10_000_000;

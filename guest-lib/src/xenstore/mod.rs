@@ -194,7 +194,11 @@ fn connect() -> Result<Client<Live>, XsError> {
     evtchn::bind(r.port, on_store_event, 0).map_err(XsError::NoStore)?;
     log::debug!("xenstore: ring at {page:#x}, event channel {}", r.port);
     let seen_req_cons = ring.req_cons();
-    Ok(Client::new(Live { ring, port: r.port, seen_req_cons }))
+    Ok(Client::new(Live {
+        ring,
+        port: r.port,
+        seen_req_cons,
+    }))
 }
 
 enum Slot {

@@ -29,7 +29,12 @@ pub fn encode(ty: u32, req_id: u32, tx_id: u32, parts: &[&[u8]]) -> Result<Vec<u
     if len > XENSTORE_PAYLOAD_MAX as usize {
         return Err(XsError::TooBig);
     }
-    let header = Header { ty, req_id, tx_id, len: len as u32 };
+    let header = Header {
+        ty,
+        req_id,
+        tx_id,
+        len: len as u32,
+    };
     let mut out = Vec::with_capacity(HEADER_SIZE + len);
     out.extend_from_slice(&header.to_bytes());
     for p in parts {
@@ -101,11 +106,7 @@ pub fn split_strings(payload: &[u8]) -> Result<Vec<String>, XsError> {
         return Ok(Vec::new());
     }
     body.split(|&b| b == 0)
-        .map(|s| {
-            core::str::from_utf8(s)
-                .map(String::from)
-                .map_err(|_| XsError::BadValue)
-        })
+        .map(|s| core::str::from_utf8(s).map(String::from).map_err(|_| XsError::BadValue))
         .collect()
 }
 
@@ -141,7 +142,15 @@ mod tests {
         assert_eq!(m.len(), 16 + 7);
         let mut h = [0u8; 16];
         h.copy_from_slice(&m[..16]);
-        assert_eq!(Header::from_bytes(&h), Header { ty: XS_READ, req_id: 7, tx_id: 3, len: 7 });
+        assert_eq!(
+            Header::from_bytes(&h),
+            Header {
+                ty: XS_READ,
+                req_id: 7,
+                tx_id: 3,
+                len: 7
+            }
+        );
         assert_eq!(&m[16..], b"device\0");
         let big = alloc::vec![b'x'; 4097];
         assert_eq!(encode(XS_READ, 1, 0, &[&big]), Err(XsError::TooBig));
@@ -171,7 +180,12 @@ mod tests {
     #[test]
     fn decoder_rejects_oversized_payloads() {
         let mut d = Decoder::new();
-        let h = Header { ty: XS_READ, req_id: 1, tx_id: 0, len: 5000 };
+        let h = Header {
+            ty: XS_READ,
+            req_id: 1,
+            tx_id: 0,
+            len: 5000,
+        };
         d.feed(&h.to_bytes());
         assert!(matches!(d.next_message(), Err(XsError::Protocol(_))));
     }

@@ -13,8 +13,14 @@ use kvm_ioctls::VcpuFd;
 use vmm_sys_util::ioctl::ioctl_with_ref;
 use vmm_sys_util::ioctl_iow_nr;
 
-ioctl_iow_nr!(KVM_INTERRUPT, KVMIO, 0x86, kvm_interrupt);
-ioctl_iow_nr!(KVM_SET_SIGNAL_MASK, KVMIO, 0x8b, kvm_signal_mask);
+/// The ioctl numbers, from linux/kvm.h.
+#[allow(missing_docs)]
+mod nr {
+    use super::*;
+    ioctl_iow_nr!(KVM_INTERRUPT, KVMIO, 0x86, kvm_interrupt);
+    ioctl_iow_nr!(KVM_SET_SIGNAL_MASK, KVMIO, 0x8b, kvm_signal_mask);
+}
+use nr::{KVM_INTERRUPT, KVM_SET_SIGNAL_MASK};
 
 /// Queues external interrupt `vector` for injection at the next entry.
 ///

@@ -66,17 +66,32 @@ pub struct Stage {
 pub fn stage(cache: &Path) -> Result<Stage> {
     let debs_dir = cache.join("debs");
     fs::create_dir_all(&debs_dir)?;
-    let mut debs = Vec::new();
-    for pkg in XEN_PACKAGES {
-        debs.push(ensure_deb(&debs_dir, pkg)?);
+    let mut wanted: Vec<String> = XEN_PACKAGES.iter().map(|p| p.to_string()).collect();
+    wanted.push(match cached_kernel_package(&debs_dir)? {
+        Some(pkg) => pkg,
+        None => kernel_package()?,
+    });
+    let missing: Vec<&str> = wanted.iter().map(String::as_str).filter(|p| cached_deb(&debs_dir, p).ok().flatten().is_none()).collect();
+    if !missing.is_empty() {
+        apt_download(&debs_dir, &missing)?;
     }
-    let kernel_deb = ensure_kernel_deb(&debs_dir)?;
-    debs.push(kernel_deb.clone());
+    let debs = wanted
+        .iter()
+        .map(|p| cached_deb(&debs_dir, p)?.with_context(|| format!("apt-get download {p} left no {p}_*.deb in {}", debs_dir.display())))
+        .collect::<Result<Vec<_>>>()?;
+    let kernel_deb = debs.last().expect("the kernel is wanted").clone();
 
     let root = cache.join("root");
-    unpack(&root, &debs, &kernel_deb)?;
-    let kernel_release = kernel_release(&root)?;
     let xen = cache.join("xen");
+    if unpack(&root, &debs, &kernel_deb)? {
+        // New packages: what was made from the old ones goes.
+        for old in fs::read_dir(cache)?.filter_map(|e| e.ok().map(|e| e.path())) {
+            if old.is_file() && old.file_name().is_some_and(|n| n == "xen" || n.to_string_lossy().starts_with("vmlinux-")) {
+                fs::remove_file(old)?;
+            }
+        }
+    }
+    let kernel_release = kernel_release(&root)?;
     if !xen.exists() {
         gunzip(&root.join("boot/xen-4.17-amd64.gz"), &xen)?;
     }
@@ -97,41 +112,26 @@ fn deb_label(deb: &Path) -> String {
     format!("{pkg} {ver}")
 }
 
-/// The cached .deb of `pkg`, downloading it if there is none.
-fn ensure_deb(dir: &Path, pkg: &str) -> Result<PathBuf> {
-    if let Some(d) = cached_deb(dir, pkg)? {
-        return Ok(d);
-    }
-    apt_download(dir, pkg)?;
-    cached_deb(dir, pkg)?.with_context(|| format!("apt-get download {pkg} left no {pkg}_*.deb in {}", dir.display()))
-}
-
-fn cached_deb(dir: &Path, pkg: &str) -> Result<Option<PathBuf>> {
-    let prefix = format!("{pkg}_");
+/// The .deb files in `dir` whose names start with `prefix`, sorted.
+fn debs_starting_with(dir: &Path, prefix: &str) -> Result<Vec<PathBuf>> {
     let mut found: Vec<PathBuf> = fs::read_dir(dir)?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with(&prefix) && n.to_string_lossy().ends_with(".deb")))
+        .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with(prefix) && n.to_string_lossy().ends_with(".deb")))
         .collect();
     found.sort();
-    Ok(found.pop())
+    Ok(found)
 }
 
-/// The dom0 kernel's .deb: a cached linux-image-6.1.*-amd64 if there is one,
-/// else whatever linux-image-amd64 currently depends on.
-fn ensure_kernel_deb(dir: &Path) -> Result<PathBuf> {
-    let mut cached: Vec<PathBuf> = fs::read_dir(dir)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            let n = p.file_name().unwrap_or_default().to_string_lossy().into_owned();
-            n.starts_with("linux-image-6.1.") && n.contains("-amd64_") && n.ends_with(".deb")
-        })
-        .collect();
-    cached.sort();
-    if let Some(d) = cached.pop() {
-        return Ok(d);
-    }
-    let pkg = kernel_package()?;
-    ensure_deb(dir, &pkg)
+/// The cached .deb of `pkg` (the newest if several).
+fn cached_deb(dir: &Path, pkg: &str) -> Result<Option<PathBuf>> {
+    Ok(debs_starting_with(dir, &format!("{pkg}_"))?.pop())
+}
+
+/// The package name of a cached linux-image-6.1.*-amd64 .deb: once a
+/// kernel is cached, later runs keep it and need no package index.
+fn cached_kernel_package(dir: &Path) -> Result<Option<String>> {
+    let newest = debs_starting_with(dir, "linux-image-6.1.")?.pop();
+    Ok(newest.and_then(|d| Some(d.file_name()?.to_string_lossy().split('_').next()?.to_owned())).filter(|p| p.ends_with("-amd64")))
 }
 
 /// `apt-cache depends linux-image-amd64` -> "linux-image-6.1.0-N-amd64".
@@ -150,8 +150,10 @@ fn kernel_package() -> Result<String> {
         .with_context(|| format!("apt-cache depends {KERNEL_META} names no linux-image-6.1.*-amd64 (is this Debian bookworm?):\n{text}"))
 }
 
-fn apt_download(dir: &Path, pkg: &str) -> Result<()> {
-    println!("test-xen: apt-get download {pkg}");
+/// One `apt-get download` for all of `pkgs` (apt resolves each name to its
+/// candidate version and checks the archive's signatures).
+fn apt_download(dir: &Path, pkgs: &[&str]) -> Result<()> {
+    println!("test-xen: apt-get download {}", pkgs.join(" "));
     let download = || {
         let mut apt = Command::new("apt-get");
         // SAFETY: geteuid has no preconditions.
@@ -159,14 +161,14 @@ fn apt_download(dir: &Path, pkg: &str) -> Result<()> {
             // apt's _apt user may not write into target/; root may.
             apt.args(["-o", "APT::Sandbox::User=root"]);
         }
-        apt.args(["download", "-q", pkg]).current_dir(dir).stdout(Stdio::null()).status()
+        apt.args(["download", "-q"]).args(pkgs).current_dir(dir).stdout(Stdio::null()).status()
     };
     if download().context("running apt-get")?.success() {
         return Ok(());
     }
     // A fresh machine may have no package lists yet.
     apt_update()?;
-    ensure!(download().context("running apt-get")?.success(), "apt-get download {pkg} failed (Debian bookworm's sources are needed)");
+    ensure!(download().context("running apt-get")?.success(), "apt-get download failed (Debian bookworm's package sources are needed)");
     Ok(())
 }
 
@@ -174,12 +176,13 @@ fn apt_update() -> Result<()> {
     crate::run(Command::new("apt-get").args(["update", "-qq"]))
 }
 
-/// Unpacks `debs` into `root` unless its stamp says that is done already.
-fn unpack(root: &Path, debs: &[PathBuf], kernel_deb: &Path) -> Result<()> {
+/// Unpacks `debs` into `root` unless its stamp says that is done already;
+/// true if it unpacked.
+fn unpack(root: &Path, debs: &[PathBuf], kernel_deb: &Path) -> Result<bool> {
     let stamp_path = root.join(".unpacked-from");
     let stamp: String = debs.iter().map(|d| format!("{}\n", d.file_name().unwrap_or_default().to_string_lossy())).collect();
     if fs::read_to_string(&stamp_path).is_ok_and(|s| s == stamp) {
-        return Ok(());
+        return Ok(false);
     }
     println!("test-xen: unpacking {} packages into {}", debs.len(), root.display());
     if root.exists() {
@@ -198,7 +201,7 @@ fn unpack(root: &Path, debs: &[PathBuf], kernel_deb: &Path) -> Result<()> {
     );
     crate::run(Command::new("sh").args(["-ec", &pipeline]))?;
     fs::write(stamp_path, stamp)?;
-    Ok(())
+    Ok(true)
 }
 
 /// The one directory under root/lib/modules.

@@ -1,9 +1,10 @@
 //! dom0's initramfs: two concatenated newc archives.
 //!
 //! 1. The dom0 system: static busybox, the Xen tools (xl, xenstored,
-//!    xenconsoled, xen-init-dom0, xenctx, xenstore-*), their shared libraries as ldd
-//!    resolves them, the kernel modules Xen's backends need, the init script
-//!    (xtask/xen/init.sh) and a small block hotplug script (xtask/xen/block).
+//!    xenconsoled, xen-init-dom0, xenctx, xenstore-*), their shared
+//!    libraries as ldd resolves them, the kernel modules Xen's backends
+//!    need, the init script (xtask/xen/init.sh) and a small block hotplug
+//!    script (xtask/xen/block).
 //! 2. The cases: for each, /cases/NN-label/{xl.cfg,name,timeout}, plus the
 //!    guest images in /guests and disk images in /disks.
 
@@ -33,7 +34,7 @@ const PROGRAMS: &[(&str, &str)] = &[
 const XENSTORE_NAMES: &[&str] = &["read", "write", "ls", "list", "rm", "exists", "chmod", "watch"];
 
 /// Kernel modules for xl, xenstored, blkback and file-backed disks; their
-/// dependencies (modules.dep) are added and loaded first.
+/// dependencies (the "depends=" of each .modinfo) are added and loaded first.
 const MODULES: &[&str] = &["xen-evtchn", "xen-gntdev", "xen-gntalloc", "xen-privcmd", "xenfs", "xen-blkback", "loop"];
 
 /// Not in any package's ldd output but loaded by glibc at run time:
@@ -65,7 +66,7 @@ pub fn dom0(stage: &Stage) -> Result<Vec<u8>> {
     Ok(a.finish())
 }
 
-/// The cases archive (2.): guest and disk images are stored once each.
+/// The cases archive (2.): each guest image is stored once.
 pub fn cases(cases: &[Case]) -> Result<Vec<u8>> {
     let mut a = Archive::default();
     let mut stored = std::collections::BTreeSet::new();

@@ -1,9 +1,11 @@
 //! Boots Xen with dom0 under qemu-system-x86_64 (TCG: no KVM needed) and
 //! captures the serial console, where Xen, dom0 and the cases all print.
 //!
-//! The machine follows docs in /work/shared/design/real-xen.md: `+svm,+npt`
-//! because Debian's Xen has no shadow paging (PVH needs HAP), `+rdrand` so
-//! dom0's entropy is ready at once (xl create is 6x faster).
+//! The machine is the one the design notes found to work (real-xen.md):
+//! `+svm,+npt` because Debian's Xen has no shadow paging (PVH guests need
+//! HAP), `+rdrand` so dom0's entropy is ready at once (xl create is 6x
+//! faster). Xen is the `-kernel` (multiboot); dom0's kernel and initramfs
+//! are its modules (`-initrd "kernel args,initrd"`).
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;

@@ -140,7 +140,8 @@ fn judge(case: &Case, out: Option<&Outcome>, serial: &Serial, why_stopped: &str)
     if let (Some(a), Some(b)) = (out.began, out.xl_done) {
         notes.insert(0, format!("{:.1} s in xl create", b - a));
     }
-    Ok(format!("{} ({})", reason.unwrap_or_default(), notes.join("; ")))
+    let reason = reason.unwrap_or_default();
+    Ok(if notes.is_empty() { reason.to_owned() } else { format!("{reason} ({})", notes.join("; ")) })
 }
 
 /// The line without terminal escape sequences and control characters

@@ -1,0 +1,17 @@
+//! Xenolith's hypervisor: a KVM VMM that speaks the Xen guest ABI.
+//!
+//! Layers, each talking only to the one below (docs/architecture.md):
+//! [`vstate`] (KVM VM, vCPU, guest memory) → [`xen`] (hypercalls, event
+//! channels, grant tables, time) → [`xenstore`] (xenstored) → [`backends`]
+//! (console, block) → [`toolstack`] (xl.cfg, domain lifecycle), with
+//! [`loader`] building the PVH boot state. The `xenolith` binary is a thin CLI
+//! over this library; the parsers here are also fuzzed (hypervisor/fuzz/).
+
+#![warn(missing_docs)]
+
+pub mod backends;
+pub mod loader;
+pub mod toolstack;
+pub mod vstate;
+pub mod xen;
+pub mod xenstore;
