@@ -23,10 +23,12 @@ use crate::{evtchn, sched, shared_info};
 
 /// Converts a pvclock record and a TSC reading into system time (ns).
 ///
-/// A TSC reading older than the record (possible right after Xen updated
-/// it on another pCPU) counts as no time elapsed rather than wrapping.
+/// The delta is taken modulo 2^64: Xen's stamp for an HVM guest is in the
+/// guest's TSC, which can be "negative" (wrapped) when the guest's TSC offset
+/// is below the host's. A reading older than the record (right after Xen
+/// updated it on another pCPU) counts as no time elapsed.
 pub fn pvclock_ns(t: &VcpuTimeInfo, tsc: u64) -> u64 {
-    let delta = (tsc.wrapping_sub(t.tsc_timestamp) as i64).max(0) as u64; // Xen's HVM stamp may be "negative" (wrapped)
+    let delta = (tsc.wrapping_sub(t.tsc_timestamp) as i64).max(0) as u64;
     let delta = if t.tsc_shift >= 0 {
         delta.checked_shl(t.tsc_shift as u32).unwrap_or(0)
     } else {
@@ -220,6 +222,14 @@ mod tests {
     #[test]
     fn pvclock_tsc_behind_record_is_zero_elapsed() {
         assert_eq!(pvclock_ns(&rec(5000, 77, 1 << 31, 0), 4000), 77);
+    }
+
+    #[test]
+    fn pvclock_stamp_that_wrapped_below_zero_still_counts_forward() {
+        // Seen on real Xen 4.17: tsc_timestamp = 2^64 - 712_889_757 while the
+        // guest's TSC has already wrapped to a small value.
+        let r = rec(u64::MAX - 712_889_756, 1_000, 1 << 31, 0);
+        assert_eq!(pvclock_ns(&r, 2_000_000), 1_000 + (712_889_757 + 2_000_000) / 2);
     }
 
     #[test]

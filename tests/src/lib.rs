@@ -11,16 +11,18 @@ pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ is in the workspace").to_path_buf()
 }
 
-/// The hypervisor CLI, built by `cargo xtask build`.
+/// The hypervisor CLI, built by `cargo xtask build` (or `$XENOLITH_TEST_BIN`,
+/// to run the tests against another build).
 pub fn xenolith() -> PathBuf {
-    let p = root().join("target/release/xenolith");
+    let p = std::env::var_os("XENOLITH_TEST_BIN").map_or_else(|| root().join("target/release/xenolith"), PathBuf::from);
     assert!(p.exists(), "{} is missing: run `cargo xtask build` (or `cargo xtask test`)", p.display());
     p
 }
 
-/// A guest image from target/guests/.
+/// A guest image from target/guests/ (or from the folder `$XENOLITH_TEST_GUESTS`).
 pub fn guest(name: &str) -> PathBuf {
-    let p = root().join("target/guests").join(name);
+    let dir = std::env::var_os("XENOLITH_TEST_GUESTS").map_or_else(|| root().join("target/guests"), PathBuf::from);
+    let p = dir.join(name);
     assert!(p.exists(), "{} is missing: run `cargo xtask build` (or `cargo xtask test`)", p.display());
     p
 }

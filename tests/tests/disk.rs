@@ -2,9 +2,6 @@
 //! blkfront (grant tables, xenstore, xenbus) from the hypervisor's blkback,
 //! hashes it, writes and flushes a pattern, and the host checks the image.
 //!
-//! `XENOLITH_TEST_BIN` and `XENOLITH_TEST_GUESTS` (a folder) override where
-//! the hypervisor and the guest image are taken from, for running these
-//! against another target directory.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -18,19 +15,6 @@ use xenolith_tests::*;
 const LIMIT: Duration = Duration::from_secs(180);
 const IMAGE: usize = 256 * 1024;
 const SCRATCH: u64 = 64 * 1024;
-
-fn hypervisor() -> PathBuf {
-    std::env::var_os("XENOLITH_TEST_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(xenolith)
-}
-
-fn disk_check() -> PathBuf {
-    match std::env::var_os("XENOLITH_TEST_GUESTS") {
-        Some(d) => PathBuf::from(d).join("disk-check"),
-        None => guest("disk-check"),
-    }
-}
 
 /// Deterministic, non-repeating image contents.
 fn image_bytes(len: usize, seed: u64) -> Vec<u8> {
@@ -62,43 +46,15 @@ fn cfg(dir: &Path, img: &Path, mode: &str, extra: &str) -> PathBuf {
     let text = format!(
         "# written by the disk test\nname = \"disk-check\"\ntype = \"pvh\"\nkernel = \"{}\"\nmemory = 64\n\
          disk = [ 'file:{},xvda,{mode}' ]\nextra = \"{extra}\"\n",
-        disk_check().display(),
+        guest("disk-check").display(),
         img.display()
     );
     write_cfg(dir, "disk.cfg", &text)
 }
 
-/// Boots disk-check with `cfg` and waits for the end, as `xenolith_run`
-/// does, with the overridable hypervisor binary.
+/// Boots disk-check with `cfg` and waits for it to end.
 fn boot(cfg: &Path) -> Run {
-    let child = Command::new(hypervisor())
-        .args(["create", "-c"])
-        .arg(cfg)
-        .current_dir(root())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn xenolith");
-    let pid = child.id();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    match rx.recv_timeout(LIMIT) {
-        Ok(out) => {
-            let out = out.expect("wait for xenolith");
-            Run {
-                status: out.status,
-                stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-                stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-            }
-        }
-        Err(_) => {
-            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
-            panic!("xenolith did not finish within {LIMIT:?}");
-        }
-    }
+    xenolith_run(&["create", "-c", cfg.to_str().unwrap()], LIMIT)
 }
 
 fn sha256sum(path: &Path) -> String {
@@ -198,7 +154,7 @@ fn data_acknowledged_after_a_flush_survives_kill_9_of_the_hypervisor() {
     let img = dir.join("disk.img");
     std::fs::write(&img, image_bytes(IMAGE, 3)).unwrap();
     let cfg = cfg(&dir, &img, "w", "hash-max=0 seed=99 hold");
-    let mut child = Command::new(hypervisor())
+    let mut child = Command::new(xenolith())
         .args(["create", "-c"])
         .arg(&cfg)
         .current_dir(root())

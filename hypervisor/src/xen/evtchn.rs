@@ -170,6 +170,13 @@ impl EventChannels {
     }
 }
 
+/// A port's words in the 2-level bitmaps, and its bit in them.
+struct PortBits {
+    pending: u64,
+    mask: u64,
+    bit: u32,
+}
+
 /// Where a domain's event bits live in guest memory.
 #[derive(Clone, Copy, Debug)]
 pub struct EventPages {
@@ -183,13 +190,7 @@ impl EventPages {
     /// Marks `port` pending; returns true when the vCPU newly has an upcall
     /// pending (the caller must wake it). Mirrors evtchn_2l_set_pending.
     pub fn set_pending(&self, ram: &GuestRam, port: u32) -> bool {
-        if port >= NR_EVENT_CHANNELS {
-            return false;
-        }
-        let word = u64::from(port / 64) * 8;
-        let bit = port % 64;
-        let pending = self.shared_info + shared_info::EVTCHN_PENDING as u64 + word;
-        let mask = self.shared_info + shared_info::EVTCHN_MASK as u64 + word;
+        let Some(PortBits { pending, mask, bit }) = self.bits(port) else { return false };
         if ram.test_and_set_bit(pending, bit).unwrap_or(true) {
             return false;
         }
@@ -201,13 +202,7 @@ impl EventPages {
 
     /// EVTCHNOP_unmask: clears the mask and re-raises a pending event.
     pub fn unmask(&self, ram: &GuestRam, port: u32) -> bool {
-        if port >= NR_EVENT_CHANNELS {
-            return false;
-        }
-        let word = u64::from(port / 64) * 8;
-        let bit = port % 64;
-        let pending = self.shared_info + shared_info::EVTCHN_PENDING as u64 + word;
-        let mask = self.shared_info + shared_info::EVTCHN_MASK as u64 + word;
+        let Some(PortBits { pending, mask, bit }) = self.bits(port) else { return false };
         let was_masked = ram.test_and_clear_bit(mask, bit).unwrap_or(false);
         if was_masked && ram.test_bit(pending, bit).unwrap_or(false) {
             return self.mark_word_pending(ram, port / 64);
@@ -240,11 +235,20 @@ impl EventPages {
 
     /// Whether `port` is pending (for SCHEDOP_poll).
     pub fn is_pending(&self, ram: &GuestRam, port: u32) -> bool {
+        self.bits(port).is_some_and(|b| ram.test_bit(b.pending, b.bit).unwrap_or(false))
+    }
+
+    /// Where `port`'s pending and mask bits live, if it is a 2-level port.
+    fn bits(&self, port: u32) -> Option<PortBits> {
         if port >= NR_EVENT_CHANNELS {
-            return false;
+            return None;
         }
-        let addr = self.shared_info + shared_info::EVTCHN_PENDING as u64 + u64::from(port / 64) * 8;
-        ram.test_bit(addr, port % 64).unwrap_or(false)
+        let word = u64::from(port / 64) * 8;
+        Some(PortBits {
+            pending: self.shared_info + shared_info::EVTCHN_PENDING as u64 + word,
+            mask: self.shared_info + shared_info::EVTCHN_MASK as u64 + word,
+            bit: port % 64,
+        })
     }
 }
 

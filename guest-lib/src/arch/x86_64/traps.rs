@@ -51,7 +51,56 @@ pub struct TrapFrame {
 }
 const _: () = assert!(core::mem::size_of::<TrapFrame>() == 22 * 8);
 
+/// The trap path both boot modes share, as assembly text: save the 15
+/// general-purpose registers above the vector and error code that the entry
+/// stub pushed, call `xenolith_trap` with the frame, restore the registers
+/// and drop vector and error code. RSP is 16-byte aligned at the call: the
+/// CPU (PVH) or Xen (PV) aligns it before its 5-word frame, and 2 + 15 more
+/// words keep it so. Returning (iretq, or PV's iret hypercall) is the caller's.
+macro_rules! save_call_restore {
+    () => {
+        "
+    pushq %rax
+    pushq %rbx
+    pushq %rcx
+    pushq %rdx
+    pushq %rsi
+    pushq %rdi
+    pushq %rbp
+    pushq %r8
+    pushq %r9
+    pushq %r10
+    pushq %r11
+    pushq %r12
+    pushq %r13
+    pushq %r14
+    pushq %r15
+    movq %rsp, %rdi
+    cld
+    call xenolith_trap
+    popq %r15
+    popq %r14
+    popq %r13
+    popq %r12
+    popq %r11
+    popq %r10
+    popq %r9
+    popq %r8
+    popq %rbp
+    popq %rdi
+    popq %rsi
+    popq %rdx
+    popq %rcx
+    popq %rbx
+    popq %rax
+    addq $16, %rsp
+"
+    };
+}
+pub(crate) use save_call_restore;
+
 core::arch::global_asm!(
+    concat!(
     r#"
     .section .text.traps, "ax"
     .code64
@@ -82,43 +131,9 @@ upcall_stub:
     jmp trap_common
 
 trap_common:
-    pushq %rax
-    pushq %rbx
-    pushq %rcx
-    pushq %rdx
-    pushq %rsi
-    pushq %rdi
-    pushq %rbp
-    pushq %r8
-    pushq %r9
-    pushq %r10
-    pushq %r11
-    pushq %r12
-    pushq %r13
-    pushq %r14
-    pushq %r15
-    /* The CPU aligned RSP to 16 before its 5-word frame; 2 + 15 more words
-       keep it aligned for the call. */
-    movq %rsp, %rdi
-    cld
-    call xenolith_trap
-    popq %r15
-    popq %r14
-    popq %r13
-    popq %r12
-    popq %r11
-    popq %r10
-    popq %r9
-    popq %r8
-    popq %rbp
-    popq %rdi
-    popq %rsi
-    popq %rdx
-    popq %rcx
-    popq %rbx
-    popq %rax
-    addq $16, %rsp
-    iretq
+"#,
+    save_call_restore!(),
+    r#"    iretq
 
     .section .rodata.trap_stub_table, "a"
     .balign 8
@@ -127,7 +142,8 @@ trap_stub_table:
     .irp v, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
     .quad trap_stub_\v
     .endr
-    "#,
+    "#
+    ),
     upcall = const UPCALL_VECTOR,
     options(att_syntax)
 );

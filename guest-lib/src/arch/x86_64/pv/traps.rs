@@ -21,10 +21,11 @@ use xen_abi::pv::{
     CALLBACKTYPE_FAILSAFE, FLAT_KERNEL_CS, TI_MASK_EVENTS,
 };
 
-use crate::arch::x86_64::traps::UPCALL_VECTOR;
+use crate::arch::x86_64::traps::{save_call_restore, UPCALL_VECTOR};
 use crate::hypercall::{self, Errno};
 
 core::arch::global_asm!(
+    concat!(
     r#"
     .section .text.pv_traps, "ax"
     .code64
@@ -74,43 +75,9 @@ pv_failsafe_callback:
     ud2
 
 pv_trap_common:
-    pushq %rax
-    pushq %rbx
-    pushq %rcx
-    pushq %rdx
-    pushq %rsi
-    pushq %rdi
-    pushq %rbp
-    pushq %r8
-    pushq %r9
-    pushq %r10
-    pushq %r11
-    pushq %r12
-    pushq %r13
-    pushq %r14
-    pushq %r15
-    /* Xen aligned the frame as the CPU would: 5 + 2 + 15 words keep RSP
-       16-byte aligned for the call. */
-    movq %rsp, %rdi
-    cld
-    call xenolith_trap
-    popq %r15
-    popq %r14
-    popq %r13
-    popq %r12
-    popq %r11
-    popq %r10
-    popq %r9
-    popq %r8
-    popq %rbp
-    popq %rdi
-    popq %rsi
-    popq %rdx
-    popq %rcx
-    popq %rbx
-    popq %rax
-    addq $16, %rsp
-    /* iret_context: the stub pushes RCX, R11, RAX below these flags (0: a
+"#,
+    save_call_restore!(),
+    r#"    /* iret_context: the stub pushes RCX, R11, RAX below these flags (0: a
        full return, RCX and R11 restored) and the frame. */
     pushq $0
     jmp hypercall_page + {iret}
@@ -121,7 +88,8 @@ pv_trap_stubs:
     .irp v, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
     .quad pv_trap_\v
     .endr
-    "#,
+    "#
+    ),
     upcall = const UPCALL_VECTOR,
     iret = const nr::IRET as usize * xen_abi::hypercall::STUB_SIZE,
     options(att_syntax)
