@@ -8,19 +8,18 @@
 //! grub-xen-bin, grub-common).
 
 use std::fs;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+mod common;
+
+use common::{Run, XENOLITH};
 
 const LIMIT: Duration = Duration::from_secs(120);
-const GRUB_MODULES: &str = "/usr/lib/grub/i386-xen_pvh";
 
 fn scratch(name: &str) -> PathBuf {
-    let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join("block").join(name);
-    let _ = fs::remove_dir_all(&d);
-    fs::create_dir_all(&d).unwrap();
-    d
+    common::scratch("block", name)
 }
 
 fn tool(cmd: &str, args: &[&str]) {
@@ -30,36 +29,8 @@ fn tool(cmd: &str, args: &[&str]) {
 
 /// GRUB's PVH image with `script` as its embedded configuration.
 fn grub(dir: &Path, script: &str) -> PathBuf {
-    assert!(
-        Path::new(GRUB_MODULES).join("xen.mod").exists() || Path::new(GRUB_MODULES).join("kernel.img").exists(),
-        "{GRUB_MODULES} is missing: install grub-xen-bin (cargo xtask setup)"
-    );
-    let cfg = dir.join("embedded.cfg");
-    fs::write(&cfg, script).unwrap();
-    let elf = dir.join("grub.elf");
-    tool(
-        "grub-mkimage",
-        &[
-            "-O",
-            "i386-xen_pvh",
-            "-o",
-            elf.to_str().unwrap(),
-            "-p",
-            "(memdisk)/boot/grub",
-            "-c",
-            cfg.to_str().unwrap(),
-            "normal",
-            "echo",
-            "ls",
-            "cat",
-            "fat",
-            "ext2",
-            "part_msdos",
-            "loadenv",
-            "halt",
-        ],
-    );
-    elf
+    let modules = ["normal", "echo", "ls", "cat", "fat", "ext2", "part_msdos", "loadenv", "halt"];
+    common::grub_image(dir, "grub", "(memdisk)/boot/grub", script, &modules)
 }
 
 /// A FAT image of `kib` KiB holding `files` (name, content).
@@ -74,59 +45,13 @@ fn fat_image(dir: &Path, name: &str, kib: u32, files: &[(&str, &[u8])]) -> PathB
     img
 }
 
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-impl std::fmt::Display for Run {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "exit {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}", self.code, self.stdout, self.stderr)
-    }
-}
-
 /// `xenolith -v create -c CFG`, killed after LIMIT.
 fn create(dir: &Path, cfg_text: &str) -> Run {
     let cfg = dir.join("guest.cfg");
     fs::write(&cfg, cfg_text).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_xenolith"))
-        .args(["-v", "create", "-c", cfg.to_str().unwrap()])
-        .env("XENOLITH_RUN_DIR", dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let t_out = std::thread::spawn(move || {
-        let mut s = Vec::new();
-        let _ = out.read_to_end(&mut s);
-        s
-    });
-    let t_err = std::thread::spawn(move || {
-        let mut s = Vec::new();
-        let _ = err.read_to_end(&mut s);
-        s
-    });
-    let start = Instant::now();
-    let status = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break Some(st);
-        }
-        if start.elapsed() > LIMIT {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let stdout = String::from_utf8_lossy(&t_out.join().unwrap()).into_owned();
-    let stderr = String::from_utf8_lossy(&t_err.join().unwrap()).into_owned();
-    let run = Run { code: status.and_then(|s| s.code()), stdout, stderr };
-    assert!(status.is_some(), "timed out after {LIMIT:?}\n{run}");
-    run
+    let mut cmd = Command::new(XENOLITH);
+    cmd.args(["-v", "create", "-c", cfg.to_str().unwrap()]).env("XENOLITH_RUN_DIR", dir).stdin(Stdio::null());
+    common::run(&mut cmd, b"", LIMIT)
 }
 
 fn cfg(kernel: &Path, disks: &[String]) -> String {

@@ -14,7 +14,9 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
-const XENOLITH: &str = env!("CARGO_BIN_EXE_xenolith");
+mod common;
+
+use common::{need, XENOLITH};
 
 /// Guests run one at a time: the host has few cores and software KVM.
 static GUESTS: Mutex<()> = Mutex::new(());
@@ -24,36 +26,12 @@ fn serial() -> MutexGuard<'static, ()> {
 }
 
 fn scratch(name: &str) -> PathBuf {
-    let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join("xenstore").join(name);
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn need(tool: &str, package: &str) {
-    let found = std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()));
-    assert!(found, "{tool} is missing: apt-get install {package}");
+    common::scratch("xenstore", name)
 }
 
 /// A GRUB PVH image whose embedded config runs `script`.
 fn grub_image(name: &str, script: &str, modules: &[&str]) -> PathBuf {
-    need("grub-mkimage", "grub-common grub-xen-bin");
-    assert!(Path::new("/usr/lib/grub/i386-xen_pvh").is_dir(), "GRUB's i386-xen_pvh modules are missing: apt-get install grub-xen-bin");
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("xenstore-grub");
-    std::fs::create_dir_all(&dir).unwrap();
-    let cfg = dir.join(format!("{name}.cfg"));
-    let img = dir.join(format!("{name}.elf"));
-    std::fs::write(&cfg, script).unwrap();
-    let out = Command::new("grub-mkimage")
-        .args(["-O", "i386-xen_pvh", "-o"])
-        .arg(&img)
-        .args(["-p", "/boot/grub", "-c"])
-        .arg(&cfg)
-        .args(modules)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "grub-mkimage: {}", String::from_utf8_lossy(&out.stderr));
-    img
+    common::grub_image(&Path::new(env!("CARGO_TARGET_TMPDIR")).join("xenstore-grub"), name, "/boot/grub", script, modules)
 }
 
 /// GRUB that boots (reading device/vbd from xenstore over its ring) and

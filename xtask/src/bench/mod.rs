@@ -2,12 +2,13 @@
 //! peer measured in the same run; results are printed and recorded in
 //! docs/benchmarks.md.
 
+mod block;
 mod boot;
 mod fs;
 
 use anyhow::Result;
 
-/// Runs the benchmarks named in `args` (all when empty): boot, fs.
+/// Runs the benchmarks named in `args` (all when empty): boot, fs, block.
 pub fn run(args: &[String]) -> Result<()> {
     let want = |name: &str| args.is_empty() || args.iter().any(|a| a == name);
     if want("boot") {
@@ -17,6 +18,11 @@ pub fn run(args: &[String]) -> Result<()> {
     }
     if want("fs") {
         fs::run()?;
+    }
+    if want("block") {
+        let report = block::run()?;
+        print!("{report}");
+        record("block", &report)?;
     }
     Ok(())
 }
