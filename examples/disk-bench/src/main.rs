@@ -1,8 +1,9 @@
 //! disk-bench: the guest side of `cargo xtask bench block`.
 //!
 //! Opens its disk through blkfront, prints the pvclock system time at which
-//! `BlkFront::open` returned (system time is 0 when the domain is created,
-//! so this is "domain start to Connected"), then runs the phases its
+//! `BlkFront::open` returned (on Xenolith system time is 0 when the domain
+//! is created, so this is "domain start to Connected"; on Xen it counts from
+//! the host's boot), then runs the phases its
 //! command line names, timing each with pvclock. Data is never touched by
 //! the guest: no hashing, no copying, no checking (every guest instruction
 //! is emulated on a software KVM backend; the benchmark measures the

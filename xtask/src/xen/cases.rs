@@ -187,6 +187,12 @@ fn guest_cases(name: &str, image: &Path, mode: Mode, scratch: &Path) -> Result<V
             c.disk = Some(disk_image(&scratch.join(format!("disk-check-{mode}.img")))?);
             vec![c]
         }
+        "disk-bench" => {
+            // A short run of both phases against Linux's blkback.
+            let mut c = case("disk-bench", image, mode, "seq rand reads=64", "poweroff", check_bench);
+            c.disk = Some(disk_image(&scratch.join(format!("disk-bench-{mode}.img")))?);
+            vec![c]
+        }
         // A guest without its own assertions must at least boot and power off.
         _ => vec![case(name, image, mode, "", "poweroff", |_, _| Findings::default())],
     })
@@ -234,6 +240,23 @@ fn check_abi(_: &Case, out: &Outcome) -> Findings {
         }
     }
     Findings { bad, ..Default::default() }
+}
+
+/// disk-bench: both phases ran and it said so.
+fn check_bench(_: &Case, out: &Outcome) -> Findings {
+    let mut f = Findings::default();
+    let lines: Vec<&str> = out.console.lines().map(str::trim_end).collect();
+    for phase in ["disk-bench: connected-ns=", "disk-bench: seq bytes=", "disk-bench: rand reads=64 "] {
+        match lines.iter().find(|l| l.starts_with(phase)) {
+            Some(l) => f.notes.push((*l).to_string()),
+            None => f.bad.push(format!("no line starting {phase:?} on the console")),
+        }
+    }
+    f.bad.extend(lines.iter().filter(|l| l.contains("FAILED")).map(|l| format!("disk-bench says {l:?}")));
+    if !lines.contains(&"disk-bench: done") {
+        f.bad.push("no line \"disk-bench: done\" on the console".into());
+    }
+    f
 }
 
 /// disk-check: the sha256 it prints is the host's sha256 of the image (it
