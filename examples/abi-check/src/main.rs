@@ -87,6 +87,28 @@ fn abi_check(_boot: &BootInfo) {
     let mut close = unbound.port;
     t.expect("closing it again is EINVAL", evtchn_op(ev::EVTCHNOP_CLOSE, &mut close), -EINVAL);
 
+    // bind_interdomain: to a domain that does not exist, to a domain-0 port
+    // not offered to us, and (loopback) to our own unbound port.
+    let mut bind = ev::BindInterdomain { remote_dom: 0x7000, remote_port: 1, ..Default::default() };
+    t.expect("bind_interdomain to a domain that does not exist is ESRCH", evtchn_op(ev::EVTCHNOP_BIND_INTERDOMAIN, &mut bind), -ESRCH);
+    let mut bind = ev::BindInterdomain { remote_dom: 0, remote_port: 1, ..Default::default() };
+    t.expect("bind_interdomain to a domain-0 port not unbound for us is EINVAL", evtchn_op(ev::EVTCHNOP_BIND_INTERDOMAIN, &mut bind), -EINVAL);
+    let mut own = ev::AllocUnbound { dom: xen_abi_domid_self(), remote_dom: xen_abi_domid_self(), port: 0 };
+    evtchn_op(ev::EVTCHNOP_ALLOC_UNBOUND, &mut own);
+    let mut bind = ev::BindInterdomain { remote_dom: xen_abi_domid_self(), remote_port: own.port, ..Default::default() };
+    t.expect("bind_interdomain to our own unbound port succeeds", evtchn_op(ev::EVTCHNOP_BIND_INTERDOMAIN, &mut bind), 0);
+    let mut st = ev::Status { dom: xen_abi_domid_self(), port: own.port, ..Default::default() };
+    evtchn_op(ev::EVTCHNOP_STATUS, &mut st);
+    t.expect("both ends are then interdomain", st.status.into(), ev::EVTCHNSTAT_INTERDOMAIN.into());
+    t.expect("and the status names the other end", st.u1.into(), bind.local_port.into());
+    let mut close = bind.local_port;
+    evtchn_op(ev::EVTCHNOP_CLOSE, &mut close);
+    let mut st = ev::Status { dom: xen_abi_domid_self(), port: own.port, ..Default::default() };
+    evtchn_op(ev::EVTCHNOP_STATUS, &mut st);
+    t.expect("closing one end leaves the other unbound", st.status.into(), ev::EVTCHNSTAT_UNBOUND.into());
+    let mut close = own.port;
+    evtchn_op(ev::EVTCHNOP_CLOSE, &mut close);
+
     let mut param = hvm::HvmParam { domid: xen_abi_domid_self(), index: 1000, ..Default::default() };
     t.expect("get_param of an out-of-range index is EINVAL", raw2(nr::HVM_OP, hvm::HVMOP_GET_PARAM.into(), &mut param as *mut _ as u64), -EINVAL);
     t.expect("hvm_op with an unmapped argument is EFAULT", raw2(nr::HVM_OP, hvm::HVMOP_GET_PARAM.into(), UNMAPPED), -EFAULT);

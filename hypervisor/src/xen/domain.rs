@@ -123,6 +123,7 @@ pub struct Domain {
 impl Domain {
     /// A domain with nothing mapped yet.
     pub fn new(info: DomainInfo, ram: Arc<GuestRam>, clock: Clock, console: Console) -> Self {
+        let domid = info.domid;
         Domain {
             info,
             ram,
@@ -134,7 +135,7 @@ impl Domain {
                 events: None,
                 callback_vector: None,
                 params: [0; NR_PARAMS as usize],
-                evtchn: EventChannels::new(),
+                evtchn: EventChannels::new(domid),
                 timer: None,
                 halted: false,
                 shutdown: None,

@@ -40,6 +40,12 @@ pub enum PortState {
     },
     /// An IPI channel to a vCPU.
     Ipi,
+    /// Connected to another port of the same domain (bind_interdomain with
+    /// the domain itself as the remote end).
+    Loopback {
+        /// The other end.
+        peer: u32,
+    },
 }
 
 /// Ports the 2-level ABI lets a domain use here; Xen allows 4096, a guest
@@ -49,20 +55,16 @@ pub const MAX_PORTS: u32 = 1024;
 
 /// A domain's event channels.
 pub struct EventChannels {
+    /// The domain these ports belong to.
+    owner: u16,
     ports: Vec<PortState>,
     virqs: [u32; NR_VIRQS as usize],
 }
 
-impl Default for EventChannels {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl EventChannels {
-    /// An empty table (port 0 is never valid).
-    pub fn new() -> Self {
-        EventChannels { ports: vec![PortState::Free; MAX_PORTS as usize], virqs: [0; NR_VIRQS as usize] }
+    /// An empty table for domain `owner` (port 0 is never valid).
+    pub fn new(owner: u16) -> Self {
+        EventChannels { owner, ports: vec![PortState::Free; MAX_PORTS as usize], virqs: [0; NR_VIRQS as usize] }
     }
 
     fn alloc(&mut self, state: PortState) -> Result<u32, i64> {
@@ -93,6 +95,17 @@ impl EventChannels {
             Some(PortState::Unbound { .. }) => Err(EPERM),
             _ => Err(EINVAL),
         }
+    }
+
+    /// EVTCHNOP_bind_interdomain to `remote_port` of this same domain `me`:
+    /// that port must be unbound and waiting for `me`; both become connected.
+    pub fn bind_loopback(&mut self, me: u16, remote_port: u32) -> Result<u32, i64> {
+        if self.state(remote_port) != Some(PortState::Unbound { remote_dom: me }) {
+            return Err(EINVAL);
+        }
+        let port = self.alloc(PortState::Loopback { peer: remote_port })?;
+        self.ports[remote_port as usize] = PortState::Loopback { peer: port };
+        Ok(port)
     }
 
     /// EVTCHNOP_alloc_unbound.
@@ -135,6 +148,8 @@ impl EventChannels {
         match state {
             PortState::Free => return Err(EINVAL),
             PortState::Virq { virq } => self.virqs[virq as usize] = 0,
+            // As in Xen, the other end falls back to waiting for a partner.
+            PortState::Loopback { peer } => self.ports[peer as usize] = PortState::Unbound { remote_dom: self.owner },
             _ => {}
         }
         self.ports[port as usize] = PortState::Free;
@@ -165,6 +180,11 @@ impl EventChannels {
                 st.u0 = virq;
             }
             PortState::Ipi => st.status = EVTCHNSTAT_IPI,
+            PortState::Loopback { peer } => {
+                st.status = EVTCHNSTAT_INTERDOMAIN;
+                st.u0 = self.owner.into();
+                st.u1 = peer;
+            }
         }
         Ok(st)
     }
@@ -258,7 +278,7 @@ mod tests {
 
     #[test]
     fn port_lifecycle() {
-        let mut e = EventChannels::new();
+        let mut e = EventChannels::new(1);
         let p = e.bind_virq(VIRQ_TIMER, 0).unwrap();
         assert_eq!(e.bind_virq(VIRQ_TIMER, 0), Err(EEXIST));
         assert_eq!(e.virq_port(VIRQ_TIMER), Some(p));
@@ -270,6 +290,20 @@ mod tests {
         assert_eq!(e.bind_virq(NR_VIRQS, 0), Err(EINVAL));
         let u = e.alloc_unbound(0).unwrap();
         assert_eq!(e.status(u).unwrap().status, EVTCHNSTAT_UNBOUND);
+    }
+
+    #[test]
+    fn loopback_binds_to_own_unbound_port_and_unbinds_on_close() {
+        let mut e = EventChannels::new(3);
+        let a = e.alloc_unbound(3).unwrap();
+        let other = e.alloc_unbound(0).unwrap();
+        assert_eq!(e.bind_loopback(3, other), Err(EINVAL), "waiting for domain 0, not us");
+        let b = e.bind_loopback(3, a).unwrap();
+        assert_eq!(e.state(a), Some(PortState::Loopback { peer: b }));
+        assert_eq!(e.status(b).unwrap().status, EVTCHNSTAT_INTERDOMAIN);
+        assert_eq!(e.bind_loopback(3, a), Err(EINVAL), "already bound");
+        e.close(b).unwrap();
+        assert_eq!(e.state(a), Some(PortState::Unbound { remote_dom: 3 }));
     }
 
     #[test]

@@ -282,6 +282,21 @@ fn event_channel_op(dom: &Domain, g: &GuestView<'_, '_>, a: &Args) -> HcResult {
             g.write_obj(arg, &x)?;
             Ok(0)
         }
+        ev::EVTCHNOP_BIND_INTERDOMAIN => {
+            let mut x: ev::BindInterdomain = g.read_obj(arg)?;
+            let me = dom.info.domid;
+            x.local_port = match x.remote_dom {
+                DOMID_SELF => dom.state().evtchn.bind_loopback(me, x.remote_port)?,
+                d if d == me => dom.state().evtchn.bind_loopback(me, x.remote_port)?,
+                // Domain 0's backends bind to the guest's ports, never the
+                // other way round, so it has no port unbound for a guest:
+                // Xen's answer for that is -EINVAL.
+                0 => return Err(EINVAL),
+                _ => return Err(ESRCH),
+            };
+            g.write_obj(arg, &x)?;
+            Ok(0)
+        }
         ev::EVTCHNOP_BIND_VIRQ => {
             let mut x: ev::BindVirq = g.read_obj(arg)?;
             x.port = dom.state().evtchn.bind_virq(x.virq, x.vcpu)?;
@@ -341,6 +356,10 @@ fn send(dom: &Domain, port: u32) -> HcResult {
         }
         PortState::Ipi => {
             dom.raise(port);
+            Ok(0)
+        }
+        PortState::Loopback { peer } => {
+            dom.raise(peer);
             Ok(0)
         }
         // Xen silently drops sends on unbound ports and rejects VIRQ ports.
