@@ -1,14 +1,18 @@
-//! Xenolith's `no_std` library OS for Xen PVH (and, later, PV) guests.
+//! Xenolith's `no_std` library OS for Xen guests, booting as PVH or as classic 64-bit PV.
 //!
 //! The module map follows Xen's own vocabulary (as Mini-OS does), in layers:
 //!
-//! - [`arch`]: everything CPU- and boot-mode-specific: the PVH entry, the
-//!   boot page tables, the IDT and its entry stubs, CPU instructions.
+//! - [`arch`]: everything CPU- and boot-mode-specific: the PVH and PV
+//!   entries, page tables, traps and their entry stubs, CPU instructions,
+//!   and the few hooks the rest uses where the modes differ.
 //! - The hypervisor interface: [`hypercall`], [`shared_info`], [`evtchn`],
-//!   [`time`], [`sched`], [`shutdown`].
+//!   [`gnttab`], [`time`], [`sched`], [`shutdown`].
 //! - Boot data: [`boot`] turns what the domain builder handed over into safe
 //!   Rust types, whatever the boot mode.
-//! - Devices: [`console`] (the PV console ring).
+//! - The control plane: [`xenstore`] (the client) and [`xenbus`] (device
+//!   discovery and the frontend state machine).
+//! - Frontends: [`console`] (the PV console ring) and [`blkfront`], behind
+//!   [`blkdev::BlockDevice`].
 //! - A small runtime: [`heap`], [`logger`], [`runtime`] (the [`main!`] macro
 //!   and the start-up sequence) and the panic handler.
 //!
