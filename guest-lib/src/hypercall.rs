@@ -12,7 +12,7 @@
 //! - the hypercall page is a 4 KiB-aligned page of our executable image,
 //!   reserved for Xen to write (`.text.hypercall_page`), identity-mapped;
 //! - no stub is called before [`init`] has registered the page, or (PV)
-//!   [`init_prefilled`] has noted that the domain builder filled it ([`ready`]);
+//!   `init_prefilled` has noted that the domain builder filled it ([`ready`]);
 //! - every argument pointer handed to Xen points to a live object of the
 //!   layout Xen expects for that command (the xen-abi types), for the
 //!   duration of the call. The typed wrappers below guarantee it.

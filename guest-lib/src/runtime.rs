@@ -1,7 +1,7 @@
 //! The start-up sequence and the [`main!`](crate::main) macro.
 //!
 //! After the arch entry (long mode, IDT or PV trap table loaded, interrupts
-//! off), [`start`] brings the hypervisor interface up in dependency order,
+//! off), `start` brings the hypervisor interface up in dependency order,
 //! enables interrupts, runs the application's main, and powers off when it
 //! returns. The order is the same in both boot modes; only `arch` calls
 //! differ. Hypercalls made, in order (PVH on Xen):

@@ -353,6 +353,30 @@ impl BlkFront {
 
     /// Moves a misaligned buffer through the bounce pages, a chunk at a
     /// time (the only path on which the guest copies data).
+    /// One read or write of `buf` at `lba`: straight from/to the caller's
+    /// pages when they are aligned for the backend, else through the bounce
+    /// pages.
+    fn rw(&self, lba: u64, mut buf: BufRef<'_>) -> Result<(), BlkError> {
+        let (addr, write) = match &mut buf {
+            BufRef::Read(b) => (b.as_mut_ptr() as usize, false),
+            BufRef::Write(b) => (b.as_ptr() as usize, true),
+        };
+        check_range(lba, buf.len(), self.info.sector_size, self.info.sectors)?;
+        if write && self.info.read_only {
+            return Err(BlkError::ReadOnly);
+        }
+        if buf.len() == 0 {
+            return Ok(());
+        }
+        let mut inner = self.inner.borrow_mut();
+        if self.aligned(addr) {
+            let part = Part { sector: self.to_sector_512(lba), addr, len: buf.len() };
+            self.transfer(&mut inner, write, &[part])
+        } else {
+            self.bounced(&mut inner, lba, buf)
+        }
+    }
+
     fn bounced(&self, inner: &mut Inner, lba: u64, mut buf: BufRef<'_>) -> Result<(), BlkError> {
         if inner.bounce.is_none() {
             inner.bounce = Some(Pages::alloc(BOUNCE_PAGES).ok_or(BlkError::NoResources)?);
@@ -423,42 +447,11 @@ impl BlockDevice for BlkFront {
     }
 
     fn read_sectors(&self, lba: u64, buf: &mut [u8]) -> Result<(), BlkError> {
-        check_range(lba, buf.len(), self.info.sector_size, self.info.sectors)?;
-        if buf.is_empty() {
-            return Ok(());
-        }
-        let mut inner = self.inner.borrow_mut();
-        if self.aligned(buf.as_ptr() as usize) {
-            let part = Part {
-                sector: self.to_sector_512(lba),
-                addr: buf.as_mut_ptr() as usize,
-                len: buf.len(),
-            };
-            self.transfer(&mut inner, false, &[part])
-        } else {
-            self.bounced(&mut inner, lba, BufRef::Read(buf))
-        }
+        self.rw(lba, BufRef::Read(buf))
     }
 
     fn write_sectors(&self, lba: u64, buf: &[u8]) -> Result<(), BlkError> {
-        check_range(lba, buf.len(), self.info.sector_size, self.info.sectors)?;
-        if self.info.read_only {
-            return Err(BlkError::ReadOnly);
-        }
-        if buf.is_empty() {
-            return Ok(());
-        }
-        let mut inner = self.inner.borrow_mut();
-        if self.aligned(buf.as_ptr() as usize) {
-            let part = Part {
-                sector: self.to_sector_512(lba),
-                addr: buf.as_ptr() as usize,
-                len: buf.len(),
-            };
-            self.transfer(&mut inner, true, &[part])
-        } else {
-            self.bounced(&mut inner, lba, BufRef::Write(buf))
-        }
+        self.rw(lba, BufRef::Write(buf))
     }
 
     fn flush(&self) -> Result<(), BlkError> {

@@ -70,8 +70,8 @@ fn xen_version(_dom: &Domain, g: &GuestView<'_, '_>, a: &Args) -> HcResult {
         version::XENVER_VERSION => Ok((i64::from(major) << 16) | i64::from(minor)),
         version::XENVER_EXTRAVERSION => copy_string(g, arg, ".0-xenolith", version::EXTRAVERSION_LEN),
         version::XENVER_CAPABILITIES => {
-            let caps = if g.compat() { "hvm-3.0-x86_32 hvm-3.0-x86_32p hvm-3.0-x86_64" } else { "hvm-3.0-x86_32 hvm-3.0-x86_32p hvm-3.0-x86_64" };
-            copy_string(g, arg, caps, version::CAPABILITIES_LEN)
+            // What Xen 4.17 reports on x86 to an HVM guest of either width.
+            copy_string(g, arg, "hvm-3.0-x86_32 hvm-3.0-x86_32p hvm-3.0-x86_64", version::CAPABILITIES_LEN)
         }
         version::XENVER_CHANGESET => copy_string(g, arg, "xenolith", version::CHANGESET_LEN),
         version::XENVER_COMPILE_INFO => {
@@ -278,7 +278,7 @@ fn event_channel_op(dom: &Domain, g: &GuestView<'_, '_>, a: &Args) -> HcResult {
                 return Err(EPERM);
             }
             let remote = if x.remote_dom == DOMID_SELF { dom.info.domid } else { x.remote_dom };
-            x.port = dom.state().evtchn.alloc_unbound(remote)? as u32;
+            x.port = dom.state().evtchn.alloc_unbound(remote)?;
             g.write_obj(arg, &x)?;
             Ok(0)
         }

@@ -95,6 +95,11 @@ impl Tree {
         self.nodes.len()
     }
 
+    /// Whether the tree has no nodes (never true once created: "/" exists).
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
     /// Nodes owned by `domid`.
     pub fn owned(&self, domid: DomId) -> usize {
         self.owned.get(&domid).copied().unwrap_or(0)

@@ -3,7 +3,7 @@
 //!
 //! Threads:
 //! - the control thread waits for a wake-up (the frontend's event channel
-//!   via [`Device::notify`], a watch on the frontend's `state` node, or
+//!   via [`crate::backends::Device::notify`], a watch on the frontend's `state` node, or
 //!   responses freeing ring space), runs the xenbus state machine, and
 //!   takes requests off the ring (with RING_FINAL_CHECK_FOR_REQUESTS);
 //! - a few worker threads execute requests (map grants, preadv/pwritev
