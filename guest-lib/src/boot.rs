@@ -370,6 +370,15 @@ fn utf8_prefix(b: &'static [u8]) -> (&'static str, bool) {
     }
 }
 
+/// Parses a number from a `key=value` command-line word: decimal, or
+/// hexadecimal with a `0x` prefix.
+pub fn parse_number(text: &str) -> Option<u64> {
+    match text.strip_prefix("0x") {
+        Some(hex) => u64::from_str_radix(hex, 16).ok(),
+        None => text.parse().ok(),
+    }
+}
+
 impl BootInfo {
     /// An empty `BootInfo` (usable as a static's initial value).
     pub const EMPTY: BootInfo = BootInfo {
@@ -693,6 +702,15 @@ impl BootInfo {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn command_line_numbers_are_decimal_or_0x_hex() {
+        assert_eq!(parse_number("4096"), Some(4096));
+        assert_eq!(parse_number("0x1000"), Some(4096));
+        assert_eq!(parse_number("0x"), None);
+        assert_eq!(parse_number("-1"), None);
+        assert_eq!(parse_number("12k"), None);
+    }
 
     /// Guest memory for tests: `data` at physical address `base`.
     struct Fake {

@@ -102,13 +102,7 @@ fn parse_args(cmdline: &str) -> Result<Args<'_>, String> {
         unaligned: false,
         config: Config::default(),
     };
-    let num = |k: &str, v: &str| {
-        let (digits, radix) = match v.strip_prefix("0x") {
-            Some(h) => (h, 16),
-            None => (v, 10),
-        };
-        u64::from_str_radix(digits, radix).map_err(|_| alloc::format!("bad number for {k}: {v}"))
-    };
+    let num = |k: &str, v: &str| guest_lib::boot::parse_number(v).ok_or_else(|| alloc::format!("bad number for {k}: {v}"));
     for w in cmdline.split_ascii_whitespace() {
         match w.split_once('=') {
             Some(("disk", v)) => a.disk = Some(v),
@@ -118,9 +112,7 @@ fn parse_args(cmdline: &str) -> Result<Args<'_>, String> {
                 let (o, l) = v.split_once(':').ok_or_else(|| String::from("scratch=OFFSET:LEN"))?;
                 a.scratch = Some((num("scratch", o)?, num("scratch", l)?));
             }
-            Some(("persistent", v)) => a.config.persistent_grants = num("persistent", v)? != 0,
-            Some(("indirect", v)) => a.config.max_indirect_segments = num("indirect", v)? as usize,
-            Some(("ring-order", v)) => a.config.max_ring_order = num("ring-order", v)? as u32,
+            Some((k, v)) if a.config.set_option(k, v).map_err(|v| alloc::format!("bad number for {k}: {v}"))? => {}
             None if w == "nowrite" => a.nowrite = true,
             None if w == "unaligned" => a.unaligned = true,
             None if w == "hold" => a.hold = true,

@@ -58,6 +58,22 @@ pub struct Config {
     pub timeout_ns: u64,
 }
 
+impl Config {
+    /// Applies a `key=value` command-line option that limits what is
+    /// negotiated (`persistent=0|1`, `indirect=N`, `ring-order=N`). Returns
+    /// whether `key` was one of them, or the value when it is not a number.
+    pub fn set_option<'a>(&mut self, key: &str, value: &'a str) -> Result<bool, &'a str> {
+        let n = || crate::boot::parse_number(value).ok_or(value);
+        match key {
+            "persistent" => self.persistent_grants = n()? != 0,
+            "indirect" => self.max_indirect_segments = n()? as usize,
+            "ring-order" => self.max_ring_order = n()? as u32,
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
