@@ -287,17 +287,8 @@ impl Engine<'_> {
                 }
             });
             match got {
-                Err(_) => {
-                    self.abandon();
-                    return Err(BlkError::Disconnected);
-                }
-                Ok(0) => {
-                    let ring = &*self.ring;
-                    if !xenstore::wait_until(deadline, || ring.has_responses()) {
-                        self.abandon();
-                        return Err(BlkError::Timeout);
-                    }
-                }
+                Err(_) => return Err(self.fail(BlkError::Disconnected)),
+                Ok(0) => self.await_responses(deadline)?,
                 Ok(_) => deadline = time::now_ns().saturating_add(self.timeout_ns),
             }
         }
@@ -308,6 +299,23 @@ impl Engine<'_> {
             Some(e) => Err(e),
             None => Ok(()),
         }
+    }
+
+    /// Halts until the backend has responded, or gives the device up when
+    /// `deadline` (pvclock ns) passes first.
+    fn await_responses(&mut self, deadline: u64) -> Result<(), BlkError> {
+        let ring = &*self.ring;
+        if xenstore::wait_until(deadline, || ring.has_responses()) {
+            Ok(())
+        } else {
+            Err(self.fail(BlkError::Timeout))
+        }
+    }
+
+    /// Gives the device up (the ring is broken or the backend went quiet).
+    fn fail(&mut self, err: BlkError) -> BlkError {
+        self.abandon();
+        err
     }
 
     /// Sends one request without data (FLUSH_DISKCACHE or WRITE_BARRIER)
@@ -335,17 +343,8 @@ impl Engine<'_> {
                     status = Some(s);
                 }
             }) {
-                Err(_) => {
-                    self.abandon();
-                    return Err(BlkError::Disconnected);
-                }
-                Ok(0) => {
-                    let ring = &*self.ring;
-                    if !xenstore::wait_until(deadline, || ring.has_responses()) {
-                        self.abandon();
-                        return Err(BlkError::Timeout);
-                    }
-                }
+                Err(_) => return Err(self.fail(BlkError::Disconnected)),
+                Ok(0) => self.await_responses(deadline)?,
                 Ok(_) => {}
             }
         }
