@@ -2,8 +2,8 @@
 //! bounded time and fails if any of them finds a crash.
 //!
 //! Usage: `cargo xtask fuzz [--seconds N] [TARGET...]` (N defaults to 10;
-//! naming targets runs only those). Needs a nightly toolchain and cargo-fuzz:
-//! `rustup toolchain install nightly && cargo install cargo-fuzz`.
+//! naming targets runs only those). Needs a nightly toolchain and cargo-fuzz,
+//! which `setup::ensure_cargo_fuzz` installs when they are missing.
 //!
 //! Conventions, so that a crate only has to add files to take part:
 //! - A fuzz dir is `<crate>/fuzz/` under the workspace root, in cargo-fuzz's
@@ -162,8 +162,8 @@ fn file_name(p: &Path) -> String {
         .unwrap_or_default()
 }
 
-/// Installs cargo-fuzz if needed; fails early, with the fix, when nightly
-/// is missing.
+/// Installs cargo-fuzz and nightly if needed, then checks that they run
+/// together (failing early, with the fix, when they do not).
 fn check_cargo_fuzz() -> Result<()> {
     crate::setup::ensure_cargo_fuzz()?;
     let ok = Command::new("cargo")

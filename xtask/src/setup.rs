@@ -59,8 +59,14 @@ fn ensure_target() -> Result<()> {
     }
 }
 
-/// Whether cargo-fuzz and a nightly toolchain are available; installs cargo-fuzz if not.
+/// Makes sure cargo-fuzz and the nightly toolchain it needs are there,
+/// installing whichever is missing.
 pub fn ensure_cargo_fuzz() -> Result<()> {
+    let toolchains = Command::new("rustup").args(["toolchain", "list"]).output();
+    if !toolchains.is_ok_and(|o| String::from_utf8_lossy(&o.stdout).lines().any(|l| l.starts_with("nightly"))) {
+        println!("setup: installing the nightly toolchain (cargo-fuzz needs it)");
+        crate::run(Command::new("rustup").args(["toolchain", "install", "nightly", "--profile", "minimal"]))?;
+    }
     let have = Command::new("cargo").args(["fuzz", "--version"]).output().is_ok_and(|o| o.status.success());
     if !have {
         println!("setup: installing cargo-fuzz");
