@@ -95,9 +95,9 @@ impl Console {
             return false;
         }
         let mut buf = vec![0u8; len as usize];
-        for (i, b) in buf.iter_mut().enumerate() {
-            let idx = c.wrapping_add(i as u32) % OUT_RING_SIZE;
-            *b = ram.read_obj(self.ring + OUTPUT as u64 + u64::from(idx)).unwrap_or(b'?');
+        if ram.read_ring(self.ring + OUTPUT as u64, OUT_RING_SIZE, c, &mut buf).is_err() {
+            inner.broken = true;
+            return false;
         }
         write_sink(&mut inner.sink, &buf);
         self.output_seen.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -135,9 +135,9 @@ impl Console {
             return false;
         }
         let n = ((IN_RING_SIZE - used) as usize).min(inner.pending_input.len());
-        for (i, &b) in inner.pending_input[..n].iter().enumerate() {
-            let idx = p.wrapping_add(i as u32) % IN_RING_SIZE;
-            let _ = ram.write_obj(self.ring + INPUT as u64 + u64::from(idx), &b);
+        if ram.write_ring(self.ring + INPUT as u64, IN_RING_SIZE, p, &inner.pending_input[..n]).is_err() {
+            inner.broken = true;
+            return false;
         }
         prod.store(p.wrapping_add(n as u32), Release);
         inner.pending_input.drain(..n);

@@ -122,6 +122,22 @@ impl GuestRam {
         }
     }
 
+    /// Copies `buf.len()` bytes out of a byte ring of `size` bytes (a power
+    /// of two) at `ring`, starting at free-running index `idx` and wrapping
+    /// to its start once: how console and xenstore rings are read.
+    pub fn read_ring(&self, ring: u64, size: u32, idx: u32, buf: &mut [u8]) -> Result<()> {
+        let (start, first) = ring_split(size, idx, buf.len());
+        self.read(ring + start, &mut buf[..first])?;
+        self.read(ring, &mut buf[first..])
+    }
+
+    /// Copies `data` into a byte ring (see [`GuestRam::read_ring`]).
+    pub fn write_ring(&self, ring: u64, size: u32, idx: u32, data: &[u8]) -> Result<()> {
+        let (start, first) = ring_split(size, idx, data.len());
+        self.write(ring + start, &data[..first])?;
+        self.write(ring, &data[first..])
+    }
+
     /// Fills guest bytes with zeros.
     pub fn zero(&self, addr: u64, len: usize) -> Result<()> {
         const ZEROS: [u8; 4096] = [0; 4096];
@@ -331,6 +347,14 @@ impl GuestRam {
     }
 }
 
+/// Where `len` bytes at free-running index `idx` of a `size`-byte ring
+/// start, and how many of them fit before the wrap (`len` is at most `size`).
+fn ring_split(size: u32, idx: u32, len: usize) -> (u64, usize) {
+    debug_assert!(size.is_power_of_two() && len <= size as usize);
+    let start = (idx & (size - 1)) as usize;
+    (start as u64, len.min(size as usize - start))
+}
+
 /// Plain data: any bit pattern is a valid value and there is no padding
 /// that matters, so it can be copied to and from guest bytes.
 ///
@@ -445,5 +469,20 @@ mod tests {
         assert!(ram.test_and_set_bit(0x1000, 3).unwrap());
         assert!(ram.test_and_clear_bit(0x1000, 3).unwrap());
         assert!(!ram.test_bit(0x1000, 3).unwrap());
+    }
+
+    #[test]
+    fn ring_copies_wrap_once() {
+        let ram = GuestRam::new(&[(0, 0x1000)]).unwrap();
+        // A 16-byte ring at 0x100, written from index u32::MAX - 2: wraps after 3 bytes.
+        ram.write_ring(0x100, 16, u32::MAX - 2, b"abcdefg").unwrap();
+        let mut raw = [0u8; 16];
+        ram.read(0x100, &mut raw).unwrap();
+        assert_eq!(&raw[13..], b"abc");
+        assert_eq!(&raw[..4], b"defg");
+        let mut back = [0u8; 7];
+        ram.read_ring(0x100, 16, u32::MAX - 2, &mut back).unwrap();
+        assert_eq!(&back, b"abcdefg");
+        assert!(ram.read_ring(0xff8, 16, 0, &mut [0u8; 16]).is_err(), "past the end of RAM");
     }
 }

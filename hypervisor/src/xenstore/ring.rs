@@ -81,10 +81,7 @@ impl Ring {
             return Err(RingError::BadIndex { cons, prod });
         }
         let n = (avail as usize).min(buf.len());
-        let start = mask_idx(cons);
-        let first = n.min(SIZE as usize - start);
-        self.ram.read(self.base + (REQ + start) as u64, &mut buf[..first])?;
-        self.ram.read(self.base + REQ as u64, &mut buf[first..n])?;
+        self.ram.read_ring(self.base + REQ as u64, SIZE, cons, &mut buf[..n])?;
         // Release: the copies complete before the guest may reuse the space.
         cons_w.store(cons.wrapping_add(n as u32), Release);
         Ok(n)
@@ -101,10 +98,7 @@ impl Ring {
             return Err(RingError::BadIndex { cons, prod });
         }
         let n = ((SIZE - used) as usize).min(data.len());
-        let start = mask_idx(prod);
-        let first = n.min(SIZE as usize - start);
-        self.ram.write(self.base + (RSP + start) as u64, &data[..first])?;
-        self.ram.write(self.base + RSP as u64, &data[first..n])?;
+        self.ram.write_ring(self.base + RSP as u64, SIZE, prod, &data[..n])?;
         // Release: the data is visible before the new producer index.
         prod_w.store(prod.wrapping_add(n as u32), Release);
         Ok(n)
