@@ -180,18 +180,14 @@ fn boot(
         s.spawn(|| dom.run_timer());
         let vcpu_thread = s.spawn(|| {
             dom.set_vcpu_thread();
-            let r = vcpu.run(&*dom, &Probes::from_env());
-            if r.is_err() {
-                dom.shutdown(ShutdownReason::Crash);
-            }
-            r
+            vcpu.run(&*dom, &Probes::from_env())
         });
-        let r = vcpu_thread.join().unwrap_or_else(|_| {
-            dom.shutdown(ShutdownReason::Crash);
-            Ok(())
-        });
-        dom.shutdown(ShutdownReason::Crash); // stops the timer thread if the vCPU returned early
-        r
+        let r = vcpu_thread.join();
+        // The vCPU returns once the domain has shut down, or on a KVM error
+        // or a panic: then the domain counts as crashed (the first reason
+        // wins). Either way this also stops the timer thread.
+        dom.shutdown(ShutdownReason::Crash);
+        r.unwrap_or(Ok(()))
     });
     dom.console.flush(&dom);
     disks.stop();
