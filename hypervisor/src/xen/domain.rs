@@ -81,8 +81,6 @@ pub struct State {
     pub halted: bool,
     /// Set once the domain has shut down.
     pub shutdown: Option<ShutdownReason>,
-    /// Unimplemented (hypercall, sub-op) pairs already logged.
-    pub unimplemented_logged: HashSet<(u32, u32)>,
 }
 
 /// Static facts about the domain the hypercalls report.
@@ -114,7 +112,8 @@ pub struct Domain {
     timer_wake: Condvar,
     vcpu_thread: OnceLock<libc::pthread_t>,
     stopped: AtomicBool,
-    unhandled_io_logged: Mutex<HashSet<u64>>,
+    /// What `log_once` has logged: hypercalls, I/O ports, physical addresses.
+    logged: Mutex<HashSet<u64>>,
     devices: Mutex<Vec<Arc<dyn crate::backends::Device>>>,
     /// The xenstored serving this domain's store ring (set by the toolstack).
     pub store: OnceLock<Arc<crate::xenstore::Xenstored>>,
@@ -139,13 +138,12 @@ impl Domain {
                 timer: None,
                 halted: false,
                 shutdown: None,
-                unimplemented_logged: HashSet::new(),
             }),
             vcpu_wake: Condvar::new(),
             timer_wake: Condvar::new(),
             vcpu_thread: OnceLock::new(),
             stopped: AtomicBool::new(false),
-            unhandled_io_logged: Mutex::new(HashSet::new()),
+            logged: Mutex::new(HashSet::new()),
             devices: Mutex::new(Vec::new()),
             store: OnceLock::new(),
         }
@@ -308,8 +306,11 @@ impl Domain {
         let _ = self.ram.write_obj(wc, &next);
     }
 
-    fn log_unhandled_once(&self, key: u64, what: std::fmt::Arguments<'_>) {
-        let mut seen = self.unhandled_io_logged.lock().unwrap_or_else(|e| e.into_inner());
+    /// Warns about something the guest did that is not emulated, once per
+    /// `key` (bits 63:62 say what it is: 0 a port, 1 an address, 2 a
+    /// hypercall), and at most 256 times in all, so a guest cannot flood the log.
+    pub fn log_once(&self, key: u64, what: std::fmt::Arguments<'_>) {
+        let mut seen = self.logged.lock().unwrap_or_else(|e| e.into_inner());
         if seen.len() < 256 && seen.insert(key) {
             log::warn!("domain {}: {what}", self.info.domid);
         }
@@ -329,22 +330,22 @@ impl ExitHandler for Domain {
         } else if port == super::DEBUG_PORT {
             self.console.debug_output(data);
         } else {
-            self.log_unhandled_once(u64::from(port), format_args!("ignored write to I/O port {port:#x}"));
+            self.log_once(u64::from(port), format_args!("ignored write to I/O port {port:#x}"));
         }
     }
 
     fn io_in(&self, port: u16, data: &mut [u8]) {
         // No device: the bus floats high.
         data.fill(0xff);
-        self.log_unhandled_once(u64::from(port), format_args!("read of unemulated I/O port {port:#x}"));
+        self.log_once(u64::from(port), format_args!("read of unemulated I/O port {port:#x}"));
     }
 
     fn mmio(&self, addr: u64, data: &mut [u8], write: bool) {
         if !write {
             data.fill(0xff);
         }
-        self.log_unhandled_once(
-            addr | (1 << 63),
+        self.log_once(
+            (1 << 62) | (addr & ((1 << 62) - 1)),
             format_args!("{} of unbacked physical address {addr:#x}", if write { "write" } else { "read" }),
         );
     }

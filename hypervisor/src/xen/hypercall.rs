@@ -39,14 +39,10 @@ pub fn dispatch(dom: &Domain, g: &GuestView<'_, '_>, nr: u32) -> i64 {
         Err(e) => {
             if e == ENOSYS {
                 let sub = a.0[0] as u32;
-                let mut st = dom.state();
-                if st.unimplemented_logged.len() < 256 && st.unimplemented_logged.insert((nr, sub)) {
-                    log::warn!(
-                        "domain {}: hypercall {} ({nr}) sub-op {sub} is not implemented: -ENOSYS",
-                        dom.info.domid,
-                        hc::name(nr)
-                    );
-                }
+                dom.log_once(
+                    (2 << 62) | (u64::from(nr) << 32) | u64::from(sub),
+                    format_args!("hypercall {} ({nr}) sub-op {sub} is not implemented: -ENOSYS", hc::name(nr)),
+                );
             }
             -e
         }
