@@ -70,13 +70,6 @@ fn image(dir: &Path) -> Result<PathBuf> {
 }
 
 /// Reads the whole file (page cache warm-up).
-fn warm(img: &Path) -> Result<()> {
-    let mut f = File::open(img)?;
-    let mut buf = vec![0u8; 1 << 20];
-    while f.read(&mut buf)? > 0 {}
-    Ok(())
-}
-
 fn write_cfg(dir: &Path, name: &str, img: &Path, extra: &str) -> Result<PathBuf> {
     let cfg = dir.join(format!("{name}.cfg"));
     fs::write(
@@ -267,12 +260,12 @@ pub fn run() -> Result<String> {
     let dir = root().join("target/bench");
     fs::create_dir_all(&dir)?;
     let img = image(&dir)?;
-    warm(&img)?;
+    super::warm_page_cache(&img)?;
 
     // Guest, sequential.
     let cfg = write_cfg(&dir, "block-seq", &img, &format!("seq chunk={SEQ_CHUNK}"))?;
     let seq = boot(&cfg, true, &[])?;
-    let backend_kind = seq.lines().find_map(|l| l.split("KVM backend: ").nth(1)).unwrap_or("unknown").to_string();
+    let backend_kind = super::kvm_backend(&seq.stderr);
     let seq_conn = field(seq.guest("connected-ns=")?, "connected-ns")?;
     let seq_line = seq.guest("seq ")?;
     let (seq_bytes, seq_ns) = (field(seq_line, "bytes")?, field(seq_line, "ns")?);
@@ -300,7 +293,7 @@ pub fn run() -> Result<String> {
     let guest_iops = RAND_READS as f64 * 1e9 / rand_ns.max(1) as f64;
 
     // Host, same file, page cache hot.
-    warm(&img)?;
+    super::warm_page_cache(&img)?;
     let host_seq = fio(&img, &["psync"], &["--rw=read", "--bs=1M", "--loops=8"])?;
     let host_rand = fio(
         &img,

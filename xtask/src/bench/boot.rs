@@ -97,7 +97,7 @@ pub fn run() -> Result<String> {
     let off = median(samples.iter().map(|s| s.poweroff_ms).collect());
 
     let info = probe_stderr(&cfg, ("XENOLITH_COUNT_INSTRUCTIONS", "1"), &["-v"])?;
-    let backend = info.lines().find_map(|l| l.split("KVM backend: ").nth(1)).unwrap_or("unknown").to_string();
+    let backend = super::kvm_backend(&info);
     let insns = info
         .lines()
         .find_map(|l| l.strip_prefix("xenolith-bench: instructions-before-output="))

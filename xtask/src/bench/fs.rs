@@ -94,19 +94,6 @@ fn make_image(dir: &Path, src: &Path, case: &Case) -> Result<PathBuf> {
 }
 
 /// Reads the image once so both contenders find it in the page cache.
-fn warm(img: &Path) -> Result<()> {
-    let f = File::open(img)?;
-    let mut buf = vec![0u8; 4 << 20];
-    let mut off = 0;
-    loop {
-        let n = f.read_at(&mut buf, off)?;
-        if n == 0 {
-            return Ok(());
-        }
-        off += n as u64;
-    }
-}
-
 fn best(mut f: impl FnMut() -> Result<()>) -> Result<Duration> {
     let mut best = Duration::MAX;
     for _ in 0..ROUNDS {
@@ -160,7 +147,7 @@ pub fn run() -> Result<()> {
     let mut buf = vec![0u8; CHUNK];
     for case in &CASES {
         let img = make_image(&dir, &src, case)?;
-        warm(&img)?;
+        super::warm_page_cache(&img)?;
         // One checked read first: a fast wrong answer is no result.
         let reads = pvboot_read(&img, &mut buf, Some(&want))?;
         let fs_time = best(|| pvboot_read(&img, &mut buf, None).map(|_| ()))?;
