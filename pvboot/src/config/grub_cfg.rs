@@ -191,11 +191,12 @@ impl Lexer<'_> {
                 b' ' | b'\t' | b'\r' | b'\n' | b';' => break,
                 b'\'' => {
                     w.quoted = true;
+                    let start_line = self.line;
                     self.pos += 1;
                     loop {
                         match self.text.get(self.pos) {
                             None => {
-                                self.unterminated.get_or_insert(self.line);
+                                self.unterminated.get_or_insert(start_line);
                                 break;
                             }
                             Some(b'\'') => {
@@ -214,11 +215,12 @@ impl Lexer<'_> {
                 }
                 b'"' => {
                     w.quoted = true;
+                    let start_line = self.line;
                     self.pos += 1;
                     loop {
                         match self.text.get(self.pos) {
                             None => {
-                                self.unterminated.get_or_insert(self.line);
+                                self.unterminated.get_or_insert(start_line);
                                 break;
                             }
                             Some(b'"') => {
@@ -415,6 +417,10 @@ impl Parser<'_> {
                             cur.push_str(value);
                             continue;
                         }
+                        if !value.bytes().any(|b| matches!(b, b' ' | b'\t' | b'\n')) {
+                            cur.push_str(value);
+                            continue;
+                        }
                         for (i, part) in value.split([' ', '\t', '\n']).enumerate() {
                             if i > 0 && !cur.is_empty() {
                                 out.push(core::mem::take(&mut cur));
@@ -520,7 +526,8 @@ impl Parser<'_> {
     /// `Some(value)` for conditions pvboot evaluates, else `None` (reported).
     fn condition(&mut self, line: usize, cond: &[Word]) -> Option<bool> {
         let words = self.expand(line, cond);
-        let inner = match words.split_first() {
+        let negated = words.first().is_some_and(|w| w == "!");
+        let inner = match words[usize::from(negated)..].split_first() {
             Some((first, rest)) if first == "[" => match rest.split_last() {
                 Some((last, inner)) if last == "]" => Some(inner),
                 _ => None,
@@ -528,7 +535,7 @@ impl Parser<'_> {
             Some((first, rest)) if first == "test" => Some(rest),
             _ => None,
         };
-        let v = inner.and_then(|i| test(i));
+        let v = inner.and_then(test).map(|v| v != negated);
         if v.is_none() {
             let shown: Vec<&str> = words.iter().map(String::as_str).take(8).collect();
             self.diag(line, format!("cannot evaluate 'if {}', the whole if is skipped", shown.join(" ")));
@@ -683,9 +690,14 @@ impl Parser<'_> {
     }
 
     fn assign(&mut self, line: usize, name: &str, value: &str) {
-        if name.is_empty() || !name.bytes().all(is_name_byte) {
+        if name.is_empty() || name.starts_with(|c: char| c.is_ascii_digit()) || !name.bytes().all(is_name_byte) {
             return self.diag(line, format!("bad variable name '{name}', skipped"));
         }
+        let value = if name == "root" {
+            value.strip_prefix('(').and_then(|v| v.strip_suffix(')')).unwrap_or(value)
+        } else {
+            value
+        };
         match name {
             "root" => self.set_root(line, value),
             "default" if !self.in_entry() => self.default = Some((line, value.to_string())),
@@ -925,6 +937,13 @@ impl Parser<'_> {
 
 /// Evaluates `test` arguments pvboot understands.
 fn test(args: &[String]) -> Option<bool> {
+    // -o binds looser than -a; both need a test on each side.
+    for op in ["-o", "-a"] {
+        if let Some(i) = args.iter().rposition(|a| a == op).filter(|&i| i > 0 && i + 1 < args.len()) {
+            let (l, r) = (test(&args[..i])?, test(&args[i + 1..])?);
+            return Some(if op == "-o" { l || r } else { l && r });
+        }
+    }
     match args {
         [not, rest @ ..] if not == "!" => test(rest).map(|v| !v),
         [] => Some(false),

@@ -53,7 +53,7 @@ pub const MAX_DIAGNOSTICS: usize = 256;
 /// Longest single expanded grub.cfg word or variable value.
 pub const MAX_VALUE_BYTES: usize = 64 << 10;
 /// Total bytes grub.cfg variable expansion may produce for one file.
-pub const MAX_EXPANSION_BYTES: usize = 16 * MAX_CONFIG_BYTES;
+pub const MAX_EXPANSION_BYTES: usize = 4 * MAX_CONFIG_BYTES;
 /// Longest banner kept (boot.cfg allows 12 lines).
 pub const MAX_BANNER_LINES: usize = 12;
 
