@@ -1015,6 +1015,10 @@ mod tests {
         assert_eq!(test(&s(&[""])), Some(false));
         assert_eq!(test(&s(&["!", "a"])), Some(false));
         assert_eq!(test(&s(&["-s", "/grubenv"])), None);
-        assert_eq!(test(&s(&["a", "=", "b", "-a", "c"])), None);
+        assert_eq!(test(&s(&["a", "=", "b", "-a", "-f", "x"])), None);
+        assert_eq!(test(&s(&["a", "=", "b", "-a", "c"])), Some(false));
+        assert_eq!(test(&s(&["a", "=", "b", "-o", "c"])), Some(true));
+        assert_eq!(test(&s(&["a", "-o", "", "-a", "b"])), Some(true), "-a binds tighter");
+        assert_eq!(test(&s(&["", "-o", "b", "-a", ""])), Some(false));
     }
 }
