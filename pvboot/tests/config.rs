@@ -247,8 +247,8 @@ fn boot_cfg_errors_and_global_load() {
         "boot.cfg:1: menu without ':' between label and commands, skipped",
         "boot.cfg:3: unknown directive 'foo', skipped",
         "boot.cfg:4: 'junk line' is not keyword=value, skipped",
-        "boot.cfg:5: default '0' is not a menu number (1, 2, ...), ignored",
-        "boot.cfg:6: timeout 'abc' is not a number, ignored",
+        "boot.cfg:5: default '0' is not a menu number (1, 2, ...); using the first",
+        "boot.cfg:6: timeout 'abc' is not a number; waiting for a choice, as NetBSD's boot does",
         "boot.cfg:7: device 'NAME=root': wedge names are not supported, use hd0a-style names",
         "boot.cfg:7: entry 'Wedge' has no kernel; it cannot boot",
         "boot.cfg:9: 'userconf' ignored: pvboot passes no userconf commands",
@@ -270,11 +270,19 @@ fn boot_cfg_errors_and_global_load() {
 
 #[test]
 fn boot_cfg_without_menu_boots_netbsd() {
-    let m = Menu::parse("/boot.cfg", b"banner=Hi\ntimeout=3\n");
+    let m = Menu::parse("/boot.cfg", b"banner=Hi # a comment\ntimeout=3\n");
     assert_eq!(m.entries.len(), 1);
+    assert_eq!(m.banner, ["Hi "]);
     assert_eq!(m.entries[0].kernel, Some(file(None, "/netbsd")));
     assert_eq!(m.timeout, Some(3));
     assert_diag(&m, "/boot.cfg:0: no menu= lines: the menu has one entry booting /netbsd");
+    // No timeout line: NetBSD's default of 10 seconds.
+    let m = Menu::parse("/boot.cfg", b"menu=A:boot\nmenu=B:boot netbsd.old # old kernel\ndefault=7\n");
+    assert_eq!(m.timeout, Some(10));
+    assert_eq!(m.entries[1].kernel, Some(file(None, "/netbsd.old")));
+    assert_eq!(m.entries[1].args, "");
+    assert_eq!(m.default, 1, "clamped to the last, as bootcfg.c does");
+    assert_diag(&m, "/boot.cfg:3: default entry 7 does not exist; using the last (2)");
 }
 
 // ---------------------------------------------------------------- grub.cfg
