@@ -850,6 +850,16 @@ fn oversized_and_non_utf8_files() {
     assert_eq!(m.entries[0].kernel, Some(file(None, "/\u{fffd}\u{fffd}")));
     let m = Menu::parse("boot.cfg", b"menu=\xf0\x9f:boot \xf0\n");
     assert_eq!(m.entries.len(), 1);
+    // A byte-order mark and CRLF line ends.
+    let m = Menu::parse("menu.lst", b"\xef\xbb\xbftimeout 3\r\ntitle T\r\nkernel /k a\r\n");
+    assert!(m.diagnostics.is_empty(), "{:?}", diags(&m));
+    assert_eq!((m.timeout, m.entries[0].title.as_str(), m.entries[0].args.as_str()), (Some(3), "T", "a"));
+    let m = Menu::parse("grub.cfg", b"\xef\xbb\xbfset timeout=4\r\nmenuentry 'T' {\r\n linux /k a\r\n}\r\n");
+    assert!(m.diagnostics.is_empty(), "{:?}", diags(&m));
+    assert_eq!((m.timeout, m.entries[0].args.as_str()), (Some(4), "a"));
+    let m = Menu::parse("boot.cfg", b"\xef\xbb\xbftimeout=4\r\nmenu=T:boot netbsd -s\r\n");
+    assert!(m.diagnostics.is_empty(), "{:?}", diags(&m));
+    assert_eq!((m.timeout, m.entries[0].args.as_str()), (Some(4), "-s"));
 }
 
 #[test]

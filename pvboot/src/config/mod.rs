@@ -248,7 +248,8 @@ impl Menu {
             m.diag(path, 0, format!("file is {} bytes, over the {MAX_CONFIG_BYTES}-byte limit; not read", text.len()));
             return m;
         }
-        let text = String::from_utf8_lossy(text);
+        // A byte-order mark (Windows editors write one) is not part of the first line.
+        let text = String::from_utf8_lossy(text.strip_prefix(b"\xef\xbb\xbf").unwrap_or(text));
         match Syntax::from_path(path) {
             Some(s) => Self::parse_as(s, path, &text),
             None => {
