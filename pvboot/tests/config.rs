@@ -188,7 +188,7 @@ banner==========================================================================
 banner=
 menu=Boot normally:rndseed /var/db/entropy-file;boot netbsd
 menu=Boot single user:rndseed /var/db/entropy-file;boot netbsd -s
-menu=Disable ACPI:rndseed /var/db/entropy-file;boot netbsd -2
+menu=Disable ACPI:rndseed /var/db/entropy-file;modules off;boot netbsd -2
 menu=Drop to boot prompt:prompt
 menu=Xen:load /netbsd-XEN3_DOM0.gz console=pc;multiboot /xen.gz dom0_mem=512M
 menu=Xen on hd0e:dev hd0e:;load netbsd-XEN3_DOM0 root=xbd0a;multiboot hd0a:/xen.gz dom0_mem=256M;boot netbsd
@@ -215,8 +215,9 @@ fn boot_cfg_netbsd_examples() {
     assert_diag(&m, "/boot.cfg:4: 'rndseed' ignored: pvboot passes no entropy file");
     assert_eq!(m.entries[1].args, "-s");
     assert_eq!(m.entries[2].args, "-2");
+    assert_diag(&m, "/boot.cfg:6: 'modules' ignored: pvboot loads the modules an entry names");
     assert!(!m.entries[3].is_bootable());
-    assert_diag(&m, "/boot.cfg:7: unknown command 'prompt' in menu 'Drop to boot prompt', skipped");
+    assert_diag(&m, "/boot.cfg:7: 'prompt' drops to NetBSD's boot prompt; pvboot's prompt is 'c' in the menu");
     assert_diag(&m, "/boot.cfg:7: menu 'Drop to boot prompt' has no boot or multiboot command; it cannot boot");
     assert!(!has_diag(&m, "/boot.cfg:7: entry 'Drop to boot prompt' has no kernel; it cannot boot"), "reported once");
     let xen = &m.entries[4];
@@ -241,7 +242,7 @@ fn boot_cfg_netbsd_examples() {
 fn boot_cfg_errors_and_global_load() {
     let text = "menu=nolabel\nload=/stand/solaris.kmod\nfoo=bar\njunk line\ndefault=0\ntimeout=abc\n\
                 menu=Wedge:boot NAME=root:netbsd\nmenu=Dev only:boot hd0:\nmenu=Userconf:userconf disable ath*;boot\n\
-                userconf=disable ath*\nmenu=Bad dev:dev zz:;boot netbsd\n";
+                userconf=disable ath*\nmenu=Bad dev:dev zz:;boot netbsd\nmenu=Unknown:frob;boot\n";
     let m = Menu::parse("boot.cfg", text.as_bytes());
     for want in [
         "boot.cfg:1: menu without ':' between label and commands, skipped",
@@ -253,11 +254,12 @@ fn boot_cfg_errors_and_global_load() {
         "boot.cfg:7: entry 'Wedge' has no kernel; it cannot boot",
         "boot.cfg:9: 'userconf' ignored: pvboot passes no userconf commands",
         "boot.cfg:10: userconf ignored: pvboot passes no userconf commands",
+        "boot.cfg:12: unknown command 'frob' in menu 'Unknown', skipped",
     ] {
         assert_diag(&m, want);
     }
     assert!(diags(&m).iter().any(|d| d.starts_with("boot.cfg:11: device 'zz': bad partition name")), "{:#?}", diags(&m));
-    assert_eq!(m.entries.len(), 4);
+    assert_eq!(m.entries.len(), 5);
     // `hd0:` is partition a; `boot` alone is netbsd; global loads come first.
     assert_eq!(m.entries[1].kernel, Some(file(Some("hd0a"), "/netbsd")));
     assert_eq!(m.entries[2].kernel, Some(file(None, "/netbsd")));
@@ -805,6 +807,20 @@ fn grub_cfg_expansion_is_bounded() {
     assert!(start.elapsed() < Duration::from_secs(2), "{:?}", start.elapsed());
     assert!(m.entries[0].args.len() <= pvboot::config::MAX_VALUE_BYTES);
     assert_diag(&m, "grub.cfg:13: variable expansion too large; expanded as empty");
+}
+
+/// Inputs that would make a naive lexer rescan: unclosed `${`, quotes, braces.
+#[test]
+fn grub_cfg_pathological_lines_are_linear() {
+    for unit in ["${", "$", "'", "\"", "{ ", "} ", "if [ a = a ]; then ", "\\"] {
+        let text = unit.repeat(MAX_CONFIG_BYTES / unit.len());
+        let start = Instant::now();
+        let m = Menu::parse("grub.cfg", text.as_bytes());
+        let took = start.elapsed();
+        eprintln!("{unit:?} x {}: {took:?}", text.len() / unit.len());
+        assert!(took < Duration::from_millis(if cfg!(debug_assertions) { 3000 } else { 500 }), "{unit:?}: {took:?}");
+        assert!(m.entries.is_empty());
+    }
 }
 
 // ---------------------------------------------------------------- all parsers

@@ -14,8 +14,9 @@
 //! NetBSD's boot passes them: the Xen HOWTO's `load /netbsd-XEN3_DOM0.gz
 //! console=pc;multiboot /xen.gz dom0_mem=512M`), `load [dev:]file [args]`
 //! (not decompressed), `dev dev:` (the device of later commands);
-//! `userconf`, `rndseed`, `fs`, `es`, `consdev`, `vesa`, `gop`, `splash`
-//! are ignored with a note. Commands after `boot` or `multiboot` never run
+//! `userconf`, `rndseed`, `fs`, `es`, `consdev`, `vesa`, `gop`, `splash`,
+//! `text`, `modules` and the commands that only print are ignored with a
+//! note; `prompt` (NetBSD's "go to the boot prompt" entry) cannot boot. Commands after `boot` or `multiboot` never run
 //! (both start the kernel), and are reported. A `menu` that never boots
 //! gets a diagnostic.
 //!
@@ -38,6 +39,12 @@ const IGNORED: &[(&str, &str)] = &[
     ("vesa", "the Xen console is text only"),
     ("gop", "the Xen console is text only"),
     ("splash", "the Xen console is text only"),
+    ("text", "the Xen console is text only"),
+    ("modules", "pvboot loads the modules an entry names"),
+    ("version", "it only prints"),
+    ("help", "it only prints"),
+    ("ls", "it only prints"),
+    ("memmap", "it only prints"),
 ];
 
 struct Parser<'a> {
@@ -201,6 +208,7 @@ impl Parser<'_> {
                         e.modules.push(m);
                     }
                 }
+                "prompt" => self.diag(n, "'prompt' drops to NetBSD's boot prompt; pvboot's prompt is 'c' in the menu".to_string()),
                 "dev" => match netbsd_device(arg.trim_end_matches(':')) {
                     Ok(d) => dev = Some(d),
                     Err(err) => self.diag(n, err),
