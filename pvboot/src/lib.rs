@@ -1,5 +1,6 @@
 //! The pvgrub replacement: disk, partition, file-system, boot-config and kernel-image code, plus the guest that uses it.
 //!
+//! - [`compress`]: compressed kernels and modules (gzip, xz, zstd, bzip2, lz4, lzo, lzma), detected by magic.
 //! - [`disk`]: the block-device trait, the shared metadata cache and partition windows.
 //! - [`partition`]: MBR, GPT and BSD disklabel tables, partition names and selectors.
 //! - [`fs`]: the read-only file-system trait with FAT, ext2/3/4 and FFS behind it, and probing.
@@ -12,6 +13,7 @@ extern crate alloc;
 #[cfg(any(test, feature = "std"))]
 extern crate std;
 
+pub mod compress;
 pub mod disk;
 pub mod fs;
 pub mod partition;
