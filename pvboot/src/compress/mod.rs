@@ -20,6 +20,8 @@ use core::convert::Infallible;
 use core::fmt;
 
 mod gzip;
+mod lzma;
+mod xz;
 
 /// A compression format of a kernel or module file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -248,6 +250,8 @@ pub fn decompress<S: Sink>(
     let mut out = Output { sink, written: 0, limit: max_out };
     match c {
         Compression::Gzip => gzip::stream(input, &mut out)?,
+        Compression::Xz => xz::stream(input, &mut out)?,
+        Compression::Lzma => lzma::stream(input, &mut out)?,
         other => {
             return Err(DecompressError::Unsupported { format: other, what: "format not built in yet" })
         }
@@ -261,6 +265,8 @@ pub fn decompress<S: Sink>(
 pub fn decompress_into(c: Compression, input: &[u8], out: &mut [u8]) -> Result<usize, DecompressError<Infallible>> {
     match c {
         Compression::Gzip => gzip::into(input, out),
+        Compression::Xz => xz::into(input, out),
+        Compression::Lzma => lzma::into(input, out),
         other => Err(DecompressError::Unsupported { format: other, what: "format not built in yet" }),
     }
 }
