@@ -316,6 +316,47 @@ fn lzma_with_known_size() {
 }
 
 #[test]
+fn zstd() {
+    check_tool(
+        Compression::Zstd,
+        "zstd",
+        "zstd",
+        &[
+            // Linux's cmd_zstd22 (kernels) and cmd_zstd (modules), on a pipe as there.
+            &["--ultra", "-22", "-c"],
+            &["-19", "-c"],
+            &["--long=27", "-3", "-c"],
+        ],
+        true,
+    );
+    check_tool(Compression::Zstd, "zstd", "zstd", &[&["-1", "--no-check", "-c"]], false);
+}
+
+#[test]
+fn zstd_frames_and_skippable() {
+    let a = real_elf();
+    let b = random(5000, 5);
+    let mut file = tool("zstd", "zstd", &["-c"], &a);
+    // A skippable frame between two frames.
+    file.extend_from_slice(&0x184d_2a53u32.to_le_bytes());
+    file.extend_from_slice(&3u32.to_le_bytes());
+    file.extend_from_slice(b"abc");
+    file.extend(tool("zstd", "zstd", &["-19", "-c"], &b));
+    let mut plain = a.clone();
+    plain.extend_from_slice(&b);
+    assert!(tool("zstd", "zstd", &["-d", "-c"], &file) == plain);
+    decodes_to(Compression::Zstd, &file, &plain, "two zstd frames and a skippable one");
+}
+
+#[test]
+fn zstd_window_over_the_cap_is_refused() {
+    let file = tool("zstd", "zstd", &["--long=30", "-c"], &random(100, 1));
+    let mut v = Vec::new();
+    let e = decompress(Compression::Zstd, &file, &mut v, 1 << 20).unwrap_err();
+    assert!(matches!(e, DecompressError::Unsupported { .. }), "{e}");
+}
+
+#[test]
 fn wrong_format_is_an_error_not_a_panic() {
     let elf = real_elf();
     for c in Compression::ALL {

@@ -22,6 +22,7 @@ use core::fmt;
 mod gzip;
 mod lzma;
 mod xz;
+mod zstd;
 
 /// A compression format of a kernel or module file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -252,6 +253,7 @@ pub fn decompress<S: Sink>(
         Compression::Gzip => gzip::stream(input, &mut out)?,
         Compression::Xz => xz::stream(input, &mut out)?,
         Compression::Lzma => lzma::stream(input, &mut out)?,
+        Compression::Zstd => zstd::stream(input, &mut out)?,
         other => {
             return Err(DecompressError::Unsupported { format: other, what: "format not built in yet" })
         }
@@ -267,6 +269,7 @@ pub fn decompress_into(c: Compression, input: &[u8], out: &mut [u8]) -> Result<u
         Compression::Gzip => gzip::into(input, out),
         Compression::Xz => xz::into(input, out),
         Compression::Lzma => lzma::into(input, out),
+        Compression::Zstd => zstd::into(input, out),
         other => Err(DecompressError::Unsupported { format: other, what: "format not built in yet" }),
     }
 }
