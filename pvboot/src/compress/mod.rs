@@ -20,6 +20,7 @@ use core::convert::Infallible;
 use core::fmt;
 
 mod gzip;
+mod lz4;
 mod lzma;
 mod xz;
 mod zstd;
@@ -254,6 +255,7 @@ pub fn decompress<S: Sink>(
         Compression::Xz => xz::stream(input, &mut out)?,
         Compression::Lzma => lzma::stream(input, &mut out)?,
         Compression::Zstd => zstd::stream(input, &mut out)?,
+        Compression::Lz4Legacy => lz4::stream(input, &mut out)?,
         other => {
             return Err(DecompressError::Unsupported { format: other, what: "format not built in yet" })
         }
@@ -270,6 +272,7 @@ pub fn decompress_into(c: Compression, input: &[u8], out: &mut [u8]) -> Result<u
         Compression::Xz => xz::into(input, out),
         Compression::Lzma => lzma::into(input, out),
         Compression::Zstd => zstd::into(input, out),
+        Compression::Lz4Legacy => lz4::into(input, out),
         other => Err(DecompressError::Unsupported { format: other, what: "format not built in yet" }),
     }
 }
