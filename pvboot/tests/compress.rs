@@ -392,6 +392,26 @@ fn lz4_legacy_many_blocks_and_frames() {
 }
 
 #[test]
+fn lzo() {
+    // Linux's cmd_lzo is `lzop -9`; lzop checks its blocks with Adler-32 unless told otherwise.
+    check_tool(Compression::Lzo, "lzop", "lzop", &[&["-9", "-c"], &["-1", "-c"], &["-3", "--crc32", "-c"]], true);
+}
+
+#[test]
+fn lzo_with_name_and_compressed_data_checksum() {
+    let plain = few_mib();
+    let dir = std::env::temp_dir().join(format!("pvboot-lzo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("vmlinux");
+    std::fs::write(&path, &plain).unwrap();
+    let st = Command::new("lzop").args(["-9", "-f", "--crc32"]).arg(&path).status().expect("lzop (install lzop)");
+    assert!(st.success());
+    let file = std::fs::read(dir.join("vmlinux.lzo")).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    decodes_to(Compression::Lzo, &file, &plain, "lzop -9 --crc32 of a named file");
+}
+
+#[test]
 fn wrong_format_is_an_error_not_a_panic() {
     let elf = real_elf();
     for c in Compression::ALL {

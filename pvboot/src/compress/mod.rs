@@ -22,6 +22,7 @@ use core::fmt;
 mod gzip;
 mod lz4;
 mod lzma;
+pub mod lzo;
 mod xz;
 mod zstd;
 
@@ -256,6 +257,7 @@ pub fn decompress<S: Sink>(
         Compression::Lzma => lzma::stream(input, &mut out)?,
         Compression::Zstd => zstd::stream(input, &mut out)?,
         Compression::Lz4Legacy => lz4::stream(input, &mut out)?,
+        Compression::Lzo => lzo::stream(input, &mut out)?,
         other => {
             return Err(DecompressError::Unsupported { format: other, what: "format not built in yet" })
         }
@@ -273,6 +275,7 @@ pub fn decompress_into(c: Compression, input: &[u8], out: &mut [u8]) -> Result<u
         Compression::Lzma => lzma::into(input, out),
         Compression::Zstd => zstd::into(input, out),
         Compression::Lz4Legacy => lz4::into(input, out),
+        Compression::Lzo => lzo::into(input, out),
         other => Err(DecompressError::Unsupported { format: other, what: "format not built in yet" }),
     }
 }
@@ -283,7 +286,6 @@ fn le32(data: &[u8], at: usize) -> Option<u32> {
 }
 
 /// Big-endian u32 at `at`, if `data` holds it.
-#[allow(dead_code)]
 fn be32(data: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_be_bytes(data.get(at..at.checked_add(4)?)?.try_into().ok()?))
 }
