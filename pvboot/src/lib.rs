@@ -1,5 +1,6 @@
 //! The pvgrub replacement: disk, partition, file-system, boot-config and kernel-image code, plus the guest that uses it.
 //!
+//! - [`compress`]: compressed kernels and modules (gzip, xz, zstd, bzip2, lz4, lzo, lzma), detected by magic.
 //! - [`disk`]: the block-device trait, the shared metadata cache and partition windows.
 //! - [`partition`]: MBR, GPT and BSD disklabel tables, partition names and selectors.
 //! - [`config`]: menu.lst, boot.cfg and grub.cfg into one menu model, and the domain command line.
@@ -13,6 +14,7 @@ extern crate alloc;
 #[cfg(any(test, feature = "std"))]
 extern crate std;
 
+pub mod compress;
 pub mod config;
 pub mod disk;
 pub mod fs;
