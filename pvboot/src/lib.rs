@@ -4,6 +4,7 @@
 //! - [`partition`]: MBR, GPT and BSD disklabel tables, partition names and selectors.
 //! - [`fs`]: the read-only file-system trait with FAT, ext2/3/4 and FFS behind it, and probing.
 //! - [`volume`]: from a disk and an optional selector to a mounted file system.
+//! - [`ui`]: the console menu, line editor and command prompt.
 #![no_std]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -15,4 +16,5 @@ extern crate std;
 pub mod disk;
 pub mod fs;
 pub mod partition;
+pub mod ui;
 pub mod volume;
