@@ -199,9 +199,12 @@ impl LineEditor {
     /// Replaces the whole line with `chars`, cursor at the end.
     fn replace(&mut self, chars: Vec<char>, out: &mut dyn Output) {
         left(out, self.cursor);
+        let old_len = self.chars.len();
         self.chars = chars;
         put_chars(out, &self.chars);
-        out.write(b"\x1b[K");
+        if self.chars.len() < old_len {
+            out.write(b"\x1b[K");
+        }
         self.cursor = self.chars.len();
     }
 
@@ -303,7 +306,7 @@ mod tests {
         let (_, out) = type_keys(&mut ed, &h, &chars("ro"));
         assert_eq!(out, "ro");
         let (_, out) = type_keys(&mut ed, &h, &[Key::Up]);
-        assert_eq!(out, "\x1b[2Dcat /hello.txt\x1b[K");
+        assert_eq!(out, "\x1b[2Dcat /hello.txt");
         assert_eq!(ed.text(), "cat /hello.txt");
         type_keys(&mut ed, &h, &[Key::Up, Key::Up]);
         assert_eq!(ed.text(), "ls /");

@@ -206,7 +206,7 @@ impl KeyDecoder {
             0x10 => Key::Up,
             0x15 => Key::KillToStart,
             0x20..=0x7e => Key::Char(byte as char),
-            0xc2..=0xdf | 0xe0..=0xef | 0xf0..=0xf4 => {
+            0xc2..=0xf4 => {
                 self.buf[0] = byte;
                 self.len = 1;
                 let left = match byte {

@@ -117,6 +117,80 @@ fn line(out: &mut dyn Output, text: &str) {
     out.write(b"\r\n");
 }
 
+/// Turns file bytes into safe terminal text: valid UTF-8 passes, lines end
+/// in CR LF, tabs stay, and control characters (C0, DEL, C1, which could be
+/// escape codes) and invalid bytes become '.'.
+#[derive(Default)]
+struct TextFilter {
+    /// The start of a UTF-8 character that has not ended yet.
+    pending: [u8; 4],
+    len: usize,
+    /// Bytes the pending character still needs.
+    need: usize,
+    /// The last byte shown ended a line.
+    at_line_start: bool,
+    /// Anything was shown.
+    any: bool,
+}
+
+impl TextFilter {
+    fn push(&mut self, b: u8, out: &mut Vec<u8>) {
+        self.any = true;
+        if self.need > 0 {
+            if b & 0xc0 == 0x80 {
+                self.pending[self.len] = b;
+                self.len += 1;
+                self.need -= 1;
+                if self.need == 0 {
+                    let ok = core::str::from_utf8(&self.pending[..self.len])
+                        .ok()
+                        .and_then(|s| s.chars().next())
+                        .is_some_and(|c| !c.is_control());
+                    if ok {
+                        out.extend_from_slice(&self.pending[..self.len]);
+                    } else {
+                        out.push(b'.');
+                    }
+                    self.len = 0;
+                }
+                return;
+            }
+            // A character cut short: one '.', then this byte afresh.
+            out.push(b'.');
+            self.need = 0;
+            self.len = 0;
+        }
+        self.at_line_start = b == b'\n';
+        match b {
+            b'\n' => out.extend_from_slice(b"\r\n"),
+            b'\r' => {}
+            b'\t' | 0x20..=0x7e => out.push(b),
+            0xc2..=0xf4 => {
+                self.pending[0] = b;
+                self.len = 1;
+                self.need = match b {
+                    0xc2..=0xdf => 1,
+                    0xe0..=0xef => 2,
+                    _ => 3,
+                };
+            }
+            _ => out.push(b'.'),
+        }
+    }
+
+    /// Ends the text: a cut-off character and a missing last newline.
+    fn finish(&mut self, out: &mut Vec<u8>) {
+        if self.need > 0 {
+            out.push(b'.');
+            self.need = 0;
+            self.len = 0;
+        }
+        if self.any && !self.at_line_start {
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+}
+
 /// What a command line asks of the UI.
 enum Next {
     Prompt,
@@ -257,30 +331,22 @@ impl<E: MenuEntry> Ui<E> {
             return Err(String::from("which file? (cat [(dev)]path)"));
         }
         let mut shown = 0u64;
-        let mut at_line_start = true;
+        let mut text = TextFilter::default();
         let mut cut = false;
         let r = shell.cat(self.device(dev), &path, &mut |data: &[u8]| {
             let room = (CAT_LIMIT - shown).min(data.len() as u64) as usize;
-            let mut text = Vec::with_capacity(room + room / 8);
+            let mut shown_text = Vec::with_capacity(room + room / 8);
             for &b in &data[..room] {
-                // Raw bytes could be escape codes: show controls as '.', lines as CR LF.
-                match b {
-                    b'\n' => text.extend_from_slice(b"\r\n"),
-                    b'\r' => continue,
-                    b'\t' => text.push(b),
-                    0..=0x1f | 0x7f => text.push(b'.'),
-                    _ => text.push(b),
-                }
-                at_line_start = b == b'\n';
+                text.push(b, &mut shown_text);
             }
-            out.write(&text);
+            out.write(&shown_text);
             shown += room as u64;
             cut = room < data.len();
             !cut && shown < CAT_LIMIT
         });
-        if !at_line_start {
-            out.write(b"\r\n");
-        }
+        let mut rest = Vec::new();
+        text.finish(&mut rest);
+        out.write(&rest);
         if cut {
             line(out, &format!("(stopped after {CAT_LIMIT} bytes)"));
         }
@@ -375,6 +441,29 @@ impl<E: MenuEntry> Ui<E> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn filter(data: &[&[u8]]) -> String {
+        let mut f = TextFilter::default();
+        let mut out = Vec::new();
+        for piece in data {
+            for &b in *piece {
+                f.push(b, &mut out);
+            }
+        }
+        f.finish(&mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn cat_text_is_safe() {
+        assert_eq!(filter(&[b"a\tb\r\nc"]), "a\tb\r\nc\r\n");
+        assert_eq!(filter(&[b"\x1b[31m\x9b2J\x7f\x00"]), ".[31m.2J..\r\n");
+        // UTF-8 split across chunks passes; C1 controls and broken characters do not.
+        let snow = "☃".as_bytes();
+        assert_eq!(filter(&[&snow[..2], &snow[2..], b"\n"]), "☃\r\n");
+        assert_eq!(filter(&[b"\xc2\x9b", b"\xe2\x98x", b"\xf0"]), "..x.\r\n");
+        assert_eq!(filter(&[b""]), "");
+    }
 
     #[test]
     fn device_split() {
