@@ -2,6 +2,7 @@
 //!
 //! - [`disk`]: the block-device trait, the shared metadata cache and partition windows.
 //! - [`partition`]: MBR, GPT and BSD disklabel tables, partition names and selectors.
+//! - [`config`]: menu.lst, boot.cfg and grub.cfg into one menu model, and the domain command line.
 //! - [`fs`]: the read-only file-system trait with FAT, ext2/3/4 and FFS behind it, and probing.
 //! - [`volume`]: from a disk and an optional selector to a mounted file system.
 //! - [`ui`]: the console menu, line editor and command prompt.
@@ -13,6 +14,7 @@ extern crate alloc;
 #[cfg(any(test, feature = "std"))]
 extern crate std;
 
+pub mod config;
 pub mod disk;
 pub mod fs;
 pub mod partition;
