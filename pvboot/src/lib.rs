@@ -6,6 +6,7 @@
 //! - [`config`]: menu.lst, boot.cfg and grub.cfg into one menu model, and the domain command line.
 //! - [`fs`]: the read-only file-system trait with FAT, ext2/3/4 and FFS behind it, and probing.
 //! - [`volume`]: from a disk and an optional selector to a mounted file system.
+//! - [`ui`]: the console menu, line editor and command prompt.
 #![no_std]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -19,4 +20,5 @@ pub mod config;
 pub mod disk;
 pub mod fs;
 pub mod partition;
+pub mod ui;
 pub mod volume;
