@@ -7,6 +7,7 @@
 //! - [`fs`]: the read-only file-system trait with FAT, ext2/3/4 and FFS behind it, and probing.
 //! - [`volume`]: from a disk and an optional selector to a mounted file system.
 //! - [`ui`]: the console menu, line editor and command prompt.
+//! - [`kernel`]: kernel images (ELF PVH/PV) loaded straight into guest memory.
 #![no_std]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -19,6 +20,7 @@ pub mod compress;
 pub mod config;
 pub mod disk;
 pub mod fs;
+pub mod kernel;
 pub mod partition;
 pub mod ui;
 pub mod volume;
