@@ -11,6 +11,13 @@ use pvboot::config::{
 };
 use pvboot::partition::Selector;
 
+/// The time a 1 MiB / 100k-line parse may take: "well under a second" in a
+/// release build (they take 30-90 ms), with room for an unoptimized build on
+/// a loaded machine (0.1-0.5 s there). A quadratic parser takes minutes.
+fn time_limit() -> Duration {
+    Duration::from_millis(if cfg!(debug_assertions) { 4000 } else { 1000 })
+}
+
 fn file(device: Option<&str>, path: &str) -> FileRef {
     FileRef { device: device.map(str::to_string), path: path.to_string() }
 }
@@ -804,7 +811,7 @@ fn grub_cfg_expansion_is_bounded() {
     }
     let start = Instant::now();
     let m = Menu::parse("grub.cfg", text.as_bytes());
-    assert!(start.elapsed() < Duration::from_secs(2), "{:?}", start.elapsed());
+    assert!(start.elapsed() < time_limit(), "{:?}", start.elapsed());
     assert!(m.entries[0].args.len() <= pvboot::config::MAX_VALUE_BYTES);
     assert_diag(&m, "grub.cfg:13: variable expansion too large; expanded as empty");
 }
@@ -818,7 +825,7 @@ fn grub_cfg_pathological_lines_are_linear() {
         let m = Menu::parse("grub.cfg", text.as_bytes());
         let took = start.elapsed();
         eprintln!("{unit:?} x {}: {took:?}", text.len() / unit.len());
-        assert!(took < Duration::from_millis(if cfg!(debug_assertions) { 3000 } else { 500 }), "{unit:?}: {took:?}");
+        assert!(took < time_limit(), "{unit:?}: {took:?}");
         assert!(m.entries.is_empty());
     }
 }
@@ -911,7 +918,7 @@ fn parsing_is_linear() {
         let took = start.elapsed();
         eprintln!("{name}: {} lines, {} bytes in {took:?}", text.lines().count(), text.len());
         assert_eq!(m.entries.len(), MAX_ENTRIES, "{name}");
-        assert!(took < Duration::from_millis(if cfg!(debug_assertions) { 900 } else { 250 }), "{name}: {took:?}");
+        assert!(took < time_limit(), "{name}: {took:?}");
     }
 }
 
