@@ -10,8 +10,8 @@
 //!   the config (xl `extra="(hd0,0)/boot/grub/menu.lst"`); it counts
 //!   partitions from 0, as GRUB legacy does.
 //! - `kernel=FILE`: boot this file, with no menu ([`Overrides::kernel_menu`]).
-//! - `timeout=N` (seconds, `-1` waits forever), `entry=N|title|id` (`N`
-//!   counts from 0, as GRUB's `default`).
+//! - `timeout=N` (seconds, `-1` waits forever), `entry=N|title|id` (`N` is
+//!   the number the menu shows, counting from 1).
 //! - `--`: everything after it is appended to the booted kernel's command line.
 //!
 //! Anything else is reported and ignored.
@@ -32,7 +32,7 @@ pub const MAX_CMDLINE_BYTES: usize = 64 << 10;
 /// Which entry `entry=` picks.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EntryChoice {
-    /// By position, from 0.
+    /// By position in [`Menu::entries`] (from 0; `entry=1` is `Index(0)`).
     Index(usize),
     /// By title (or grub.cfg `--id`).
     Title(String),
@@ -162,13 +162,17 @@ pub fn parse(cmdline: &str) -> Overrides {
                 }
                 None => Err(format!("timeout '{v}' is not a number")),
             },
-            Some(("entry", v)) if !v.is_empty() => {
-                o.entry = Some(match small_number(v) {
-                    Some(n) => EntryChoice::Index(n as usize),
-                    None => EntryChoice::Title(v.to_string()),
-                });
-                Ok(())
-            }
+            Some(("entry", v)) if !v.is_empty() => match small_number(v) {
+                Some(0) => Err("entry=0: entries are numbered from 1, as the menu shows them".to_string()),
+                Some(n) => {
+                    o.entry = Some(EntryChoice::Index(n as usize - 1));
+                    Ok(())
+                }
+                None => {
+                    o.entry = Some(EntryChoice::Title(v.to_string()));
+                    Ok(())
+                }
+            },
             _ if w.starts_with('(') => grub_file(&w, true).map(|f| o.config = Some(f)),
             _ => Err(format!("unknown word '{w}' (kernel arguments go after --)")),
         };
@@ -191,7 +195,7 @@ impl Overrides {
             Some(EntryChoice::Title(t)) if menu.find(t).is_some() => menu.default = menu.find(t).unwrap_or(0),
             Some(choice) => {
                 let shown = match choice {
-                    EntryChoice::Index(n) => format!("{n}"),
+                    EntryChoice::Index(n) => format!("{}", n + 1),
                     EntryChoice::Title(t) => t.clone(),
                 };
                 menu.diag(CMDLINE_FILE, 1, format!("entry={shown}: no such entry; keeping the default"));
