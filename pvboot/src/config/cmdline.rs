@@ -4,6 +4,7 @@
 //! - `root=DEV`: the partition to read config files from and to boot a
 //!   `kernel=` from: `xvda1` (Linux's name: `(hd0,1)`), `(hd0,1)` or
 //!   `(hd0,msdos1)` (GRUB 2, counting from 1), `xbd0a`/`hd0a` (NetBSD),
+//!   `/dev/xvda1` and `/dev/xbd0a` as well,
 //!   `UUID=...` and `LABEL=...` (searched for).
 //! - `config=FILE`: the config file, `[(dev)]/path` or `dev:/path`.
 //! - A bare `(hd0,0)/boot/grub/menu.lst` word is pv-grub's way of naming
@@ -87,6 +88,8 @@ fn words(text: &str) -> Vec<(String, usize)> {
 
 /// A partition name from the command line, as a [`crate::partition::Selector`] string.
 fn device(d: &str) -> Result<String, String> {
+    // `root=/dev/xvda1`, as a Linux command line would say it.
+    let d = d.strip_prefix("/dev/").unwrap_or(d);
     if d.starts_with('(') {
         return match grub_device(d, false)? {
             Some(s) => Ok(s),
@@ -244,6 +247,8 @@ mod tests {
     fn devices() {
         assert_eq!(device("xvda1"), Ok("(hd0,1)".into()));
         assert_eq!(device("xvdb3"), Ok("(hd1,3)".into()));
+        assert_eq!(device("/dev/xvdb3"), Ok("(hd1,3)".into()));
+        assert_eq!(device("/dev/xbd0e"), Ok("xbd0e".into()));
         assert_eq!(device("xvdaa1"), Ok("(hd26,1)".into()));
         assert!(device("xvda").is_err());
         assert!(device("xvda0").is_err());

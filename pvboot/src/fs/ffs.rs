@@ -124,7 +124,7 @@ impl<R: ReadAt> FileSystem for FfsFs<R> {
         (!name.is_empty()).then(|| String::from_utf8_lossy(&name).to_string())
     }
 
-    /// GRUB's ufs.c form: fs_id[0] and fs_id[1] as "%08x%08x"; none when both are 0.
+    /// GRUB's ufs.c form: `fs_id[0]` and `fs_id[1]` as `%08x%08x`; none when both are 0.
     fn uuid(&self) -> Option<String> {
         let [hi, lo] = self.fs.info().id;
         (hi != 0 || lo != 0).then(|| format!("{hi:08x}{lo:08x}"))
