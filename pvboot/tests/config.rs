@@ -769,6 +769,62 @@ fn grub_cfg_unclosed_blocks_and_quotes() {
 }
 
 #[test]
+fn grub_cfg_scopes_submenus_and_functions() {
+    let text = r#"set k=/outer
+function setup {
+  set timeout=99
+  menuentry 'never' { linux /never; }
+}
+setup
+submenu 'A' {
+  set k=/in-a
+  set root=hd0,gpt3
+  submenu "B" --id b {
+    menuentry 'C' --id c { linux $k; }
+  }
+  menuentry 'D' { linux $k; set k=/changed; initrd $k; }
+  menuentry 'E' { linux $k; }
+}
+menuentry 'F' { linux $k; }
+set default=b>c
+"#;
+    let m = Menu::parse("grub.cfg", text.as_bytes());
+    assert!(m.diagnostics.is_empty(), "{:#?}", diags(&m));
+    assert_eq!(m.timeout, None, "function bodies do not run");
+    let got: Vec<(&str, &str, Option<RootSpec>)> = m
+        .entries
+        .iter()
+        .map(|e| (e.title.as_str(), e.kernel.as_ref().unwrap().path.as_str(), e.root.clone()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("A>B>C", "/in-a", dev("(hd0,gpt3)")),
+            ("A>D", "/in-a", dev("(hd0,gpt3)")),
+            ("A>E", "/in-a", dev("(hd0,gpt3)")),
+            ("F", "/outer", None),
+        ]
+    );
+    assert_eq!(m.entries[1].modules[0].file.path, "/changed", "a set inside an entry applies to its later lines");
+    assert_eq!(m.default, 0, "default by id path");
+}
+
+#[test]
+fn grub_cfg_variables_are_bounded() {
+    let mut text = String::new();
+    for i in 0..pvboot::config::MAX_VARIABLES + 10 {
+        text.push_str(&format!("set v{i}=x\n"));
+    }
+    text.push_str("menuentry t { linux /k; }\n");
+    let m = Menu::parse("grub.cfg", text.as_bytes());
+    // The preset variables count too.
+    let first_refused = diags(&m).into_iter().next().expect("a diagnostic");
+    assert!(first_refused.ends_with("' not set"), "{first_refused}");
+    assert!(first_refused.contains(&format!("more than {} variables", pvboot::config::MAX_VARIABLES)));
+    assert_eq!(m.entries.len(), 1);
+}
+
+#[test]
 fn grub_cfg_if_elif_else() {
     let text = "set a=2\nif [ $a = 1 ]; then\n set timeout=1\nelif [ \"$a\" == 2 ]; then\n set timeout=2\nelse\n set timeout=3\nfi\n\
                 if ! [ -n \"$a\" ]; then set default=1; elif test -z \"\"; then set default=2; fi\n\
