@@ -389,8 +389,12 @@ fn prompt_disks(name: &str) -> DiskShell<Disk> {
     std::fs::write(ffs_tree.join("netbsd"), noise(100_000, 9)).unwrap();
     std::fs::write(ffs_tree.join("boot.cfg"), "menu=NetBSD:boot /netbsd\n").unwrap();
     std::os::unix::fs::symlink("netbsd", ffs_tree.join("netbsd.link")).unwrap();
+    std::fs::create_dir(ffs_tree.join("many")).unwrap();
+    for i in 0..pvboot::ui::prompt::LS_LINES + 4 {
+        std::fs::write(ffs_tree.join(format!("many/f{i:05}")), b"").unwrap();
+    }
     let disk1 = dir.join("disk1.img");
-    run("makefs", &["-t", "ffs", "-o", "version=2,bsize=16384,fsize=2048", "-s", "4m", disk1.to_str().unwrap(), ffs_tree.to_str().unwrap()]);
+    run("makefs", &["-t", "ffs", "-o", "version=2,bsize=16384,fsize=2048", "-s", "8m", disk1.to_str().unwrap(), ffs_tree.to_str().unwrap()]);
 
     let open = |p: &Path| ShellDisk { disk: open_disk(p), sector_size: 512 };
     DiskShell::new(vec![open(&disk0), open(&disk1)], None)
@@ -425,7 +429,7 @@ fn prompt_lists_and_reads_real_fat_and_ffs_images() {
         "ls\r\n\
          (hd0) xbd0: 24 MiB, msdos partition table\r\n  \
          (hd0,msdos1) xbd0e: fat16, 16 MiB\r\n\
-         (hd1) xbd1: 4 MiB, no partition table, ffs2\r\n\
+         (hd1) xbd1: 8 MiB, no partition table, ffs2\r\n\
          pvboot> "
     );
     let (_, s) = session(&mut ui, &mut shell, b"ls /\r");
@@ -433,7 +437,13 @@ fn prompt_lists_and_reads_real_fat_and_ffs_images() {
     let (_, s) = session(&mut ui, &mut shell, b"ls (hd0,1)/boot\r");
     assert_eq!(s, "ls (hd0,1)/boot\r\n       <dir>  grub/\r\n        1000  initrd.img\r\n       54321  vmlinuz\r\npvboot> ");
     let (_, s) = session(&mut ui, &mut shell, b"ls (hd1)/\r");
-    assert_eq!(s, "ls (hd1)/\r\n          25  boot.cfg\r\n      100000  netbsd\r\n      <link>  netbsd.link -> netbsd\r\npvboot> ");
+    assert_eq!(s, "ls (hd1)/\r\n          25  boot.cfg\r\n       <dir>  many/\r\n      100000  netbsd\r\n      <link>  netbsd.link -> netbsd\r\npvboot> ");
+    // A huge directory: bounded output.
+    let (_, s) = session(&mut ui, &mut shell, b"ls (hd1)/many\r");
+    assert_eq!(s.lines().count(), 1 + pvboot::ui::prompt::LS_LINES + 1 + 1);
+    assert!(s.ends_with("           0  f00999\r\n(4 more lines not shown)\r\npvboot> "), "{}", &s[s.len() - 100..]);
+    let (_, s) = session(&mut ui, &mut shell, b"help\r");
+    assert!(s.starts_with("help\r\nls [(dev)][path]       list the disks") && s.lines().count() == 13, "{s}");
     let (_, s) = session(&mut ui, &mut shell, b"ls xbd1:/nothing\r");
     assert_eq!(s, "ls xbd1:/nothing\r\nls: /nothing: no such file or directory\r\npvboot> ");
     // cat: lines end in CR LF, the escape byte is shown as '.', and the file's

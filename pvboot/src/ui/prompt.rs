@@ -2,6 +2,7 @@
 //!
 //! - `ls` lists the disks and their partitions; `ls (hd0)` one disk's
 //!   partitions; `ls [(dev)]path` a directory or a file (`dev:path` works too).
+//!   At most [`LS_LINES`] lines are shown.
 //! - `cat [(dev)]path` shows a file (at most [`CAT_LIMIT`] bytes).
 //! - `root [dev]` shows or sets the device that paths without one are on.
 //! - `kernel path [args]` (or `multiboot path [args]`), `initrd path`,
@@ -26,6 +27,8 @@ use super::{one_line, Boot, MenuEntry, Mode, Output, Reason, Ui, LINE_CHARS};
 pub const PROMPT: &str = "pvboot> ";
 /// Most bytes `cat` shows of one file.
 pub const CAT_LIMIT: u64 = 1 << 20;
+/// Most lines `ls` shows.
+pub const LS_LINES: usize = 1000;
 /// Most modules the prompt collects.
 pub const MAX_MODULES: usize = 16;
 
@@ -72,17 +75,17 @@ pub fn split_device(arg: &str) -> (Option<&str>, String) {
 }
 
 const HELP: &[&str] = &[
-    "ls [(dev)][path]    list the disks and partitions, or a directory",
-    "cat [(dev)]path     show a file",
-    "root [dev]          show or set the root device: (hd0,1), (hd0,msdos1), xbd0a",
-    "kernel path [args]  choose the kernel and its command line",
-    "multiboot path [args] choose a multiboot kernel (e.g. xen.gz)",
-    "initrd path         add an initial ramdisk",
-    "module path [args]  add a module",
-    "boot                boot the chosen kernel",
-    "set [name=value]    show or set root, default, timeout",
-    "menu                back to the menu (Esc too)",
-    "help                this list",
+    "ls [(dev)][path]       list the disks and partitions, or a directory",
+    "cat [(dev)]path        show a file",
+    "root [dev]             show or set the root device: (hd0,1), (hd0,msdos1), xbd0a",
+    "kernel path [args]     choose the kernel and its command line",
+    "multiboot path [args]  choose a multiboot kernel (e.g. xen.gz)",
+    "initrd path            add an initial ramdisk",
+    "module path [args]     add a module",
+    "boot                   boot the chosen kernel",
+    "set [name=value]       show or set root, default, timeout",
+    "menu                   back to the menu (Esc too)",
+    "help                   this list",
 ];
 
 fn line(out: &mut dyn Output, text: &str) {
@@ -185,8 +188,7 @@ impl<E: MenuEntry> Ui<E> {
     }
 
     fn new_prompt(&mut self, out: &mut dyn Output) {
-        out.write(PROMPT.as_bytes());
-        self.editor.start("", out);
+        self.editor.start(PROMPT, "", out);
     }
 
     pub(super) fn prompt_key(
@@ -293,12 +295,23 @@ impl<E: MenuEntry> Ui<E> {
     }
 
     fn ls(&mut self, arg: &str, shell: &mut dyn Shell, out: &mut dyn Output) -> Result<(), String> {
-        let mut show = |l: &str| line(out, l);
-        if arg.is_empty() {
-            return shell.ls(None, "", &mut show);
+        let mut lines = 0usize;
+        let mut show = |l: &str| {
+            lines += 1;
+            if lines <= LS_LINES {
+                line(out, l);
+            }
+        };
+        let r = if arg.is_empty() {
+            shell.ls(None, "", &mut show)
+        } else {
+            let (dev, path) = split_device(arg);
+            shell.ls(self.device(dev), &path, &mut show)
+        };
+        if lines > LS_LINES {
+            line(out, &format!("({} more lines not shown)", lines - LS_LINES));
         }
-        let (dev, path) = split_device(arg);
-        shell.ls(self.device(dev), &path, &mut show)
+        r
     }
 
     fn cat(&mut self, arg: &str, shell: &mut dyn Shell, out: &mut dyn Output) -> Result<(), String> {
