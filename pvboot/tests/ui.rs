@@ -464,6 +464,13 @@ fn prompt_lists_and_reads_real_fat_and_ffs_images() {
     assert_eq!(s, "root xbd1\r\nroot is xbd1: ffs2\r\npvboot> ");
     let (_, s) = session(&mut ui, &mut shell, b"root (hd0,msdos2)\r");
     assert_eq!(s, "root (hd0,msdos2)\r\nroot: (hd0,msdos2): no partition '(hd0,msdos2)' on this disk\r\npvboot> ");
+    // Every way of naming the FAT partition reaches it.
+    for dev in ["xbd0e", "xvda1", "(hd0,msdos1)", "msdos1", "hd0"] {
+        let (_, s) = session(&mut ui, &mut shell, format!("ls {dev}:/boot/grub\r").as_bytes());
+        assert!(s.ends_with("\r\n          42  menu.lst\r\npvboot> "), "{dev}: {s:?}");
+    }
+    let (_, s) = session(&mut ui, &mut shell, b"ls (hd2)\rls (fd0)/\r");
+    assert_eq!(s, "ls (hd2)\r\nls: no disk 2 (there are 2)\r\npvboot> ls (fd0)/\r\nls: unknown disk 'fd0'\r\npvboot> ");
     let (_, s) = session(&mut ui, &mut shell, b"root (hd0,1)\r");
     assert_eq!(s, "root (hd0,1)\r\nroot is (hd0,1): fat16 on (hd0,msdos1) (xbd0e)\r\npvboot> ");
     let (_, s) = session(&mut ui, &mut shell, b"kernel /boot/vmlinuz console=hvc0 root=/dev/xvda1\r");

@@ -10,6 +10,21 @@
 //! reached through a [`Shell`]; [`disks::DiskShell`] is the one over pvboot's
 //! own disk, partition and file-system code.
 //!
+//! The guest's side, in outline (`Console` implements [`Terminal`] over the
+//! PV console ring and pvclock; `load_and_enter` never returns on success):
+//!
+//! ```text
+//! let mut ui = Ui::from_menu(menu);
+//! let mut shell = DiskShell::new(disks, Some(config_partition));
+//! loop {
+//!     let entry = match ui.run(&mut console, &mut shell) {
+//!         Boot::Entry { entry, .. } | Boot::Custom(entry) => entry,
+//!     };
+//!     let err = load_and_enter(&entry);           // "file: reason"
+//!     ui.boot_failed(&err, console.now_ms(), &mut console);
+//! }
+//! ```
+//!
 //! The screen is plain text with a few ANSI codes (reverse video for the
 //! selection, `ESC [ K`, cursor up/down for redrawing menu rows) so that a
 //! dumb `xl console` log still reads as a menu, a countdown and a choice.
