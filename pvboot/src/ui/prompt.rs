@@ -63,7 +63,9 @@ pub(super) struct State {
 pub fn split_device(arg: &str) -> (Option<&str>, String) {
     let (dev, path) = if arg.starts_with('(') && arg.contains(')') {
         let end = arg.find(')').unwrap_or(0);
-        (Some(&arg[..=end]), &arg[end + 1..])
+        // `(hd0,1)/x`, and `(hd0,1):/x` as NetBSD's form would have it.
+        let path = &arg[end + 1..];
+        (Some(&arg[..=end]), path.strip_prefix(':').unwrap_or(path))
     } else {
         match arg.split_once(':') {
             Some((d, p)) if !d.is_empty() && !d.contains('/') => (Some(d), p),
@@ -459,6 +461,7 @@ mod tests {
     fn device_split() {
         assert_eq!(split_device("(hd0,1)/boot"), (Some("(hd0,1)"), String::from("/boot")));
         assert_eq!(split_device("(hd0)"), (Some("(hd0)"), String::new()));
+        assert_eq!(split_device("(hd0,1):/x"), (Some("(hd0,1)"), String::from("/x")));
         assert_eq!(split_device("xbd0a:/netbsd"), (Some("xbd0a"), String::from("/netbsd")));
         assert_eq!(split_device("/a:b"), (None, String::from("/a:b")));
         assert_eq!(split_device("boot/x"), (None, String::from("/boot/x")));
