@@ -542,6 +542,18 @@ fn prompt_history_and_line_editing() {
         "cat /boot/grub/menu.lst\x1b[23D\x1b[Kls /bot\x08\x08oot\x1b[2D\r\n\
          \x20      <dir>  grub/\r\n        1000  initrd.img\r\n       54321  vmlinuz\r\npvboot> "
     );
+    // Tab completes commands and paths, or lists what matches.
+    let (_, s) = session(&mut ui, &mut shell, b"ca\t/he\t\r");
+    assert_eq!(s, "cat /hello.txt \r\nhello, pvboot\r\nsecond line.[31m red?\r\npvboot> ");
+    let (_, s) = session(&mut ui, &mut shell, b"ls /bo\t\t");
+    assert_eq!(s, "ls /boot/\r\ngrub/  initrd.img  vmlinuz  \r\n\rpvboot> ls /boot/\x1b[K");
+    let (_, s) = session(&mut ui, &mut shell, b"\x15m\t");
+    assert_eq!(s, "\x1b[9D\x1b[Km\r\nmenu  module  multiboot  \r\n\rpvboot> m\x1b[K");
+    let (_, s) = session(&mut ui, &mut shell, b"u\t(hd1)/n\t\t");
+    // u, then Tab adds "ltiboot "; (hd1)/n, then Tab adds the shared "etbsd"; Tab lists.
+    assert_eq!(s, "ultiboot (hd1)/netbsd\r\nnetbsd  netbsd.link  \r\n\rpvboot> multiboot (hd1)/netbsd\x1b[K");
+    let (_, s) = session(&mut ui, &mut shell, b"\x15ls (hd0,1)\t\x03");
+    assert!(s.ends_with("ls (hd0,1)/^C\r\npvboot> "), "{s:?}");
     // Ctrl-C drops the line; Esc goes back to the menu.
     let (_, s) = session(&mut ui, &mut shell, b"cat /x\x03");
     assert_eq!(s, "cat /x^C\r\npvboot> ");

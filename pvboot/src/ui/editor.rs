@@ -137,6 +137,28 @@ impl LineEditor {
         self.cursor
     }
 
+    /// The word before the cursor (from the last space), and whether it is
+    /// the line's first word.
+    pub fn word_before_cursor(&self) -> (bool, String) {
+        let before = &self.chars[..self.cursor];
+        let start = before.iter().rposition(|c| c.is_whitespace()).map_or(0, |i| i + 1);
+        let first = before[..start].iter().all(|c| c.is_whitespace());
+        (first, before[start..].iter().collect())
+    }
+
+    /// Inserts `text` at the cursor as if typed.
+    pub fn insert(&mut self, text: &str, out: &mut dyn Output) {
+        let none = History::new();
+        for c in text.chars().filter(|c| !c.is_control()) {
+            self.key(Key::Char(c), &none, out);
+        }
+    }
+
+    /// Writes the prompt and the line again (after other output), cursor in place.
+    pub fn redraw_line(&mut self, out: &mut dyn Output) {
+        self.redraw(out);
+    }
+
     /// End of the part of the line on screen.
     fn window_end(&self) -> usize {
         self.chars.len().min(self.view + self.width)

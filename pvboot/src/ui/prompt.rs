@@ -11,6 +11,8 @@
 //! - `set` shows `root`, `default` and `timeout`; `set name=value` sets one
 //!   (`timeout` takes effect when the menu is shown again).
 //! - `help`; `menu` (or Esc) returns to the menu.
+//! - Tab completes a command or a path: the whole name when one matches,
+//!   else as much as all matches share, else it lists them.
 //!
 //! Disks and files are reached through a [`Shell`].
 
@@ -29,6 +31,10 @@ pub const PROMPT: &str = "pvboot> ";
 pub const CAT_LIMIT: u64 = 1 << 20;
 /// Most lines `ls` shows.
 pub const LS_LINES: usize = 1000;
+/// Most names Tab lists when several match.
+pub const COMPLETION_NAMES: usize = 100;
+/// The commands, for Tab completion.
+const COMMANDS: &[&str] = &["boot", "cat", "help", "initrd", "kernel", "ls", "menu", "module", "multiboot", "root", "set"];
 /// Most modules the prompt collects.
 pub const MAX_MODULES: usize = 16;
 
@@ -44,6 +50,9 @@ pub trait Shell {
     fn ls(&mut self, dev: Option<&str>, path: &str, out: &mut dyn FnMut(&str)) -> Result<(), String>;
     /// Streams a file's bytes to `out`, stopping early when it returns false.
     fn cat(&mut self, dev: Option<&str>, path: &str, out: &mut dyn FnMut(&[u8]) -> bool) -> Result<(), String>;
+    /// The entries of directory `dir` (absolute, ending in `/`) for Tab
+    /// completion: `out(name, is_directory)`, in any order.
+    fn names(&mut self, dev: Option<&str>, dir: &str, out: &mut dyn FnMut(&str, bool)) -> Result<(), String>;
     /// Checks that `dev` holds a readable file system; describes it in one line.
     fn set_root(&mut self, dev: &str) -> Result<String, String>;
     /// The size of a (non-directory) file.
@@ -169,6 +178,13 @@ impl TextFilter {
     }
 }
 
+/// The longest common prefix of `a` and `b`, on a character boundary.
+fn common_prefix<'a>(a: &'a str, b: &str) -> &'a str {
+    // Up to the first differing character; else all of the shorter one.
+    let end = a.char_indices().zip(b.chars()).find(|((_, x), y)| x != y).map_or(a.len().min(b.len()), |((i, _), _)| i);
+    &a[..end]
+}
+
 /// What a command line asks of the UI.
 enum Next {
     Prompt,
@@ -200,6 +216,10 @@ impl<E: MenuEntry> Ui<E> {
         shell: &mut dyn Shell,
         out: &mut dyn Output,
     ) -> Option<Boot<E>> {
+        if key == Key::Tab {
+            self.complete(shell, out);
+            return None;
+        }
         match self.editor.key(key, &self.history, out) {
             Edit::Editing => None,
             Edit::Done(text) => {
@@ -229,6 +249,74 @@ impl<E: MenuEntry> Ui<E> {
                 out.write(b"^C\r\n");
                 self.new_prompt(out);
                 None
+            }
+        }
+    }
+
+    /// Tab: completes the word before the cursor.
+    fn complete(&mut self, shell: &mut dyn Shell, out: &mut dyn Output) {
+        let (first, word) = self.editor.word_before_cursor();
+        let mut names: Vec<(String, bool)> = Vec::new();
+        let typed = if first {
+            names.extend(COMMANDS.iter().map(|c| (String::from(*c), false)));
+            word.clone()
+        } else {
+            if word.starts_with('(') && !word.contains(')') {
+                return; // Devices are not completed.
+            }
+            let (dev, path) = split_device(&word);
+            if path.is_empty() {
+                // `(hd0,1)`, `xbd0a:` or nothing complete to a root directory.
+                self.editor.insert("/", out);
+                return;
+            }
+            let cut = path.rfind('/').map_or(0, |i| i + 1);
+            let typed = String::from(&path[cut..]);
+            let mut add = |name: &str, dir: bool| {
+                if name.starts_with(typed.as_str()) {
+                    names.push((String::from(name), dir));
+                }
+            };
+            if shell.names(self.device(dev), &path[..cut], &mut add).is_err() {
+                return;
+            }
+            typed
+        };
+        names.retain(|(n, _)| n.starts_with(typed.as_str()));
+        names.sort();
+        match names.as_slice() {
+            [] => {}
+            [(name, dir)] => {
+                let rest = format!("{}{}", &name[typed.len()..], if *dir { "/" } else { " " });
+                self.editor.insert(&rest, out);
+            }
+            many => {
+                let shared = many.iter().skip(1).fold(many[0].0.as_str(), |acc, (n, _)| common_prefix(acc, n));
+                if shared.len() > typed.len() {
+                    let rest = String::from(&shared[typed.len()..]);
+                    self.editor.insert(&rest, out);
+                    return;
+                }
+                // Nothing more is shared: list them under the line, then the line again.
+                out.write(b"\r\n");
+                let mut width = 0;
+                for (n, (name, dir)) in many.iter().enumerate() {
+                    if n == COMPLETION_NAMES {
+                        out.write(format!("  ... {} more", many.len() - n).as_bytes());
+                        break;
+                    }
+                    let shown = format!("{}{}", one_line(name, LINE_CHARS / 2), if *dir { "/" } else { "" });
+                    let cols = shown.chars().count() + 2;
+                    if width > 0 && width + cols > super::editor::COLUMNS - 2 {
+                        out.write(b"\r\n");
+                        width = 0;
+                    }
+                    out.write(shown.as_bytes());
+                    out.write(b"  ");
+                    width += cols;
+                }
+                out.write(b"\r\n");
+                self.editor.redraw_line(out);
             }
         }
     }
@@ -455,6 +543,14 @@ mod tests {
         assert_eq!(filter(&[&snow[..2], &snow[2..], b"\n"]), "☃\r\n");
         assert_eq!(filter(&[b"\xc2\x9b", b"\xe2\x98x", b"\xf0"]), "..x.\r\n");
         assert_eq!(filter(&[b""]), "");
+    }
+
+    #[test]
+    fn prefixes() {
+        assert_eq!(common_prefix("netbsd", "netbsd.link"), "netbsd");
+        assert_eq!(common_prefix("menu", "module"), "m");
+        assert_eq!(common_prefix("Grüße", "Grün"), "Grü");
+        assert_eq!(common_prefix("a", "b"), "");
     }
 
     #[test]
