@@ -199,6 +199,7 @@ scripts = {
     'prompt': b'cls\rls /\rls /dir\rls (hd0)\rcat /SHORT.TXT\rcat /multi\rroot (hd0)\rroot xbd0a\r'
               b'kernel /multi a b\rinitrd /SHORT.TXT\rmodule /dir/zero x\rset\rset timeout=1\r'
               b'set default=2\rhelp\r\x1b[A\x1b[A\x01\x0b\x15bogus\r\x03boot\rmenu\r\xfe\x30\xfe\x30c\x1b\xfe\x02',
+    'complete': b'cca\t/S\t\rls /d\t\t\x15m\t\tls (hd0)\t\x15ls /dir/sub\t\t\r',
 }
 for name, script in scripts.items():
     head = bytes([3, 1, 2, 0x21]) + struct.pack('<H', len(script))
