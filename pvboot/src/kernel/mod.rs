@@ -364,7 +364,7 @@ pub fn unpack<D: stream::Decompressor>(
         }
         let mut out = Out(Vec::new());
         d.decompress(input, &mut out, max_bytes).map_err(|e| match e {
-            stream::DecodeError::Failed(e) => KernelError::Malformed(format!("{} data: {e}", d.name())),
+            stream::DecodeError::Failed(e) => KernelError::Malformed(e),
             stream::DecodeError::Sink(never) => match never {},
         })?;
         Ok(out.0)
@@ -375,17 +375,17 @@ pub fn unpack<D: stream::Decompressor>(
     }
     if bzimage::is_bzimage(head) {
         let bz = bzimage::parse(head, file.len() as u64)?;
-        let container = Some(format!("bzImage {}.{:02}", bz.version >> 8, bz.version & 0xff));
+        let name = format!("bzImage {}.{:02}", bz.version >> 8, bz.version & 0xff);
         // parse() checked the range against the file's length.
         let payload = &file[bz.payload.start as usize..bz.payload.end as usize];
         if payload.starts_with(elf::MAGIC) {
-            return Ok(Unpacked { elf: payload.into(), container, compression: None });
+            return Ok(Unpacked { elf: payload.into(), container: Some(name), compression: None });
         }
         let Some(d) = detect(payload) else {
-            let what = describe_magic(payload);
-            return Err(KernelError::UnknownFormat(format!("{} payload {what}", container.unwrap_or_default())));
+            return Err(KernelError::UnknownFormat(format!("{name} payload {}", describe_magic(payload))));
         };
-        return Ok(Unpacked { elf: decompress(&d, payload)?.into(), container, compression: Some(d.name()) });
+        let elf = decompress(&d, payload)?.into();
+        return Ok(Unpacked { elf, container: Some(name), compression: Some(d.name()) });
     }
     if let Some(d) = detect(head) {
         return Ok(Unpacked { elf: decompress(&d, file)?.into(), container: None, compression: Some(d.name()) });
@@ -397,20 +397,22 @@ pub fn unpack<D: stream::Decompressor>(
 pub const HEAD_BYTES: usize = 8192;
 
 /// Recognises `image`, checks it against `mode` and `limits`, loads it into
-/// `mem` and says how to enter it: an ELF kernel, or a bzImage whose payload
-/// is an uncompressed ELF. For an uncompressed image nothing is written
-/// before every check that needs no image data has passed.
+/// `mem` and says how to enter it: an ELF kernel (PVH, PV or multiboot), a
+/// multiboot kernel with load addresses, or a bzImage, any of them
+/// compressed in a format pvboot::compress reads. For an uncompressed image
+/// nothing is written before every check that needs no image data has
+/// passed.
 pub fn load(
     image: &mut dyn Image,
     mem: &mut dyn Memory,
     limits: &Limits,
     mode: BootMode,
 ) -> Result<Loaded, KernelError> {
-    load_with(image, mem, limits, mode, |_| None::<stream::Stored>)
+    load_with(image, mem, limits, mode, crate::compress::detect)
 }
 
 /// [`load`], with `detect` naming the decompressor for a compressed file or
-/// bzImage payload from its first bytes. A compressed image is read into
+/// bzImage payload from its first bytes (tests give their own). A compressed image is read into
 /// one heap buffer (at most [`Limits::max_bytes`]) and decompressed into
 /// place ([`stream`]); the contiguous fast path may use allowed RAM past the
 /// kernel's own ranges as scratch.
