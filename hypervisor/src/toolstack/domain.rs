@@ -253,7 +253,7 @@ impl XenstoreLink {
         let weak = Arc::downgrade(dom);
         let ring = xenstore::GuestRing::new(dom.ram.clone(), loader::XENSTORE_RING, move || {
             if let Some(d) = weak.upgrade() {
-                d.raise(store_port);
+                d.raise_from(Backend::Store, store_port);
             }
         });
         match ring.map_err(|e| e.to_string()).and_then(|r| self.xs.introduce_domain(domid, r).map_err(|e| e.to_string())) {

@@ -183,6 +183,17 @@ impl Domain {
         self.raise_locked(&st, port);
     }
 
+    /// Raises `port` for `backend`, the other end of an interdomain
+    /// channel: only while the port is still connected to it (a guest that
+    /// closed the port, or reset its channels, and maybe reused the number
+    /// for something else, must not see the old backend's events).
+    pub fn raise_from(&self, backend: Backend, port: u32) {
+        let st = self.state();
+        if st.evtchn.is_bound_to(port, backend) {
+            self.raise_locked(&st, port);
+        }
+    }
+
     /// Raises `port` with the state lock already held.
     pub fn raise_locked(&self, st: &State, port: u32) {
         if let Some(events) = st.events {

@@ -307,7 +307,30 @@ fn event_channel_op(dom: &Domain, g: &GuestView<'_, '_>, a: &Args) -> HcResult {
         }
         ev::EVTCHNOP_CLOSE => {
             let port: u32 = g.read_obj(arg)?;
-            dom.state().evtchn.close(port)?;
+            let mut st = dom.state();
+            st.evtchn.close(port)?;
+            if let Some(events) = st.events {
+                events.clear_pending(&dom.ram, port);
+            }
+            Ok(0)
+        }
+        ev::EVTCHNOP_RESET => {
+            // struct evtchn_reset { domid_t dom; }
+            let domid: u16 = g.read_obj(arg)?;
+            match domid {
+                DOMID_SELF => {}
+                d if d == dom.info.domid => {}
+                0 => return Err(EPERM), // XSM: a domU may not reset domain 0
+                _ => return Err(ESRCH),
+            }
+            let mut st = dom.state();
+            let closed = st.evtchn.reset();
+            if let Some(events) = st.events {
+                for &port in &closed {
+                    events.clear_pending(&dom.ram, port);
+                }
+            }
+            log::debug!("domain {}: EVTCHNOP_reset closed {} ports", dom.info.domid, closed.len());
             Ok(0)
         }
         ev::EVTCHNOP_STATUS => {
