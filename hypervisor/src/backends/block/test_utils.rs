@@ -66,9 +66,9 @@ impl TestDomain {
     /// A fresh domain.
     pub fn new() -> Self {
         let ram = Arc::new(GuestRam::new(&[(0, RAM as usize)]).unwrap());
-        let info = DomainInfo { domid: 1, name: "blktest".into(), memmap: Vec::new(), pages: RAM >> 12 };
+        let info = DomainInfo { domid: 1, name: "blktest".into(), memmap: Vec::new(), pages: RAM >> 12, max_pages: RAM >> 12 };
         let dom = Arc::new(Domain::new(info, ram, Clock::new(1_000_000, 0), Console::new(0, Sink::Stdout)));
-        dom.gnttab.map_frame(&dom.ram, 0, GNTTAB >> 12).unwrap();
+        dom.gnttab.set_frame(0, Some(GNTTAB));
         let xs = Xenstored::start(xenstore::Options { socket: xenstore::SocketChoice::None, ..Default::default() }).unwrap();
         TestDomain { dom, xs, next_gref: 8, next_page: DATA }
     }
