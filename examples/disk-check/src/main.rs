@@ -22,7 +22,12 @@
 //!   its event channel closed) and closing and binding VIRQ_TIMER again,
 //!   open it once more as a next kernel would, negotiating less (a
 //!   one-page ring, no persistent grants, no indirect requests), and read
-//!   and hash it again: a boot loader's hand-off, in one guest.
+//!   and hash it again: a boot loader's hand-off, in one guest;
+//! - `remap` (with `reopen`): before opening again, also redo what a next
+//!   kernel redoes (PVH): move shared info and grant frame 0 to a hole and
+//!   back, populate the frames they left, set the grant table, the upcall
+//!   vector and the hypercall page up again (see `remap.rs`); a failed
+//!   check ends the run as a crash.
 //!
 //! The pattern: the little-endian u64 at disk byte offset `o` (a multiple
 //! of 8) is `((o / 8) ^ seed) * 0x9E3779B97F4A7C15` (wrapping).
@@ -44,6 +49,9 @@ use sha2::{Digest, Sha256};
 
 #[cfg(target_os = "none")]
 guest_lib::main!(disk_check);
+
+#[cfg(target_os = "none")]
+mod remap;
 
 /// Largest read issued at once (one indirect request of 256 pages).
 const CHUNK: usize = 1 << 20;
@@ -94,6 +102,7 @@ struct Args<'a> {
     hold: bool,
     unaligned: bool,
     reopen: bool,
+    remap: bool,
     config: Config,
 }
 
@@ -107,6 +116,7 @@ fn parse_args(cmdline: &str) -> Result<Args<'_>, String> {
         hold: false,
         unaligned: false,
         reopen: false,
+        remap: false,
         config: Config::default(),
     };
     let num = |k: &str, v: &str| guest_lib::boot::parse_number(v).ok_or_else(|| alloc::format!("bad number for {k}: {v}"));
@@ -124,6 +134,7 @@ fn parse_args(cmdline: &str) -> Result<Args<'_>, String> {
             None if w == "unaligned" => a.unaligned = true,
             None if w == "hold" => a.hold = true,
             None if w == "reopen" => a.reopen = true,
+            None if w == "remap" => a.remap = true,
             _ => {}
         }
     }
@@ -169,6 +180,21 @@ fn disk_check(boot: &BootInfo) {
         match time::rebind() {
             Ok(port) => println!("disk-check: VIRQ_TIMER bound again on port {port}"),
             Err(e) => fail(&alloc::format!("cannot bind VIRQ_TIMER again: {e}")),
+        }
+        #[cfg(target_os = "none")]
+        if args.remap {
+            let failed = remap::run(boot);
+            if failed > 0 {
+                fail(&alloc::format!("{failed} remap checks failed"));
+            }
+            // The clock (pvclock in shared info) and the timer still work.
+            let t = time::Instant::now();
+            time::sleep(Duration::from_millis(20));
+            let slept = t.elapsed();
+            if slept < Duration::from_millis(20) {
+                fail(&alloc::format!("slept {} us of 20 ms", slept.as_micros()));
+            }
+            println!("remap: ok timer after the moves ({} timer events so far)", time::timer_fired_count());
         }
         let again = Config {
             max_ring_order: 0,
