@@ -13,8 +13,11 @@ use std::path::Path;
 
 use fuzz_common::targets;
 
+/// A fuzz target's body.
+type Target = fn(&[u8]);
+
 /// Each fuzz target with a directory of saved inputs.
-const TARGETS: [(&str, fn(&[u8])); 6] = [
+const TARGETS: [(&str, Target); 6] = [
     ("pvboot_ext", targets::ext),
     ("pvboot_fat", targets::fat),
     ("pvboot_probe", targets::probe),
