@@ -3,10 +3,13 @@
 # (mkfs.fat + mcopy), ext2/3/4 (mke2fs -d), MBR (sfdisk) and GPT (sgdisk)
 # images, and disklabels (written by python3, as makefs writes none).
 # Usage: seeds.sh OUT_DIR   (run by `cargo xtask fuzz` before fuzzing)
-# File-system seeds lose their all-zero tails: the targets read past the
-# end of an input as zeros, so mutations land on metadata.
+# The file-system targets (fat, ext, probe) read their input as a sparse
+# image (fuzz_targets/common/sparse.rs): sparse-image.py keeps only the
+# non-zero sectors, so mutations land on metadata. The partition targets
+# take plain images. The output is committed as fuzz/seeds/ (see
+# fuzz/seeds/README); rerun `sh seeds.sh seeds` after changing this.
 set -eu
-out=$1
+out=$(mkdir -p "$1" && cd "$1" && pwd)
 mkdir -p "$out"
 
 # Config files (pvboot_config: the first line is the file name) and domain
@@ -107,13 +110,9 @@ head -c 9000 /dev/zero | tr '\0' 'f' > "$tree/multi"
 : > "$tree/dir/zero"
 ln -s "dir/sub dir" "$tree/link"
 
-trim() { # trim FILE: drop the all-zero tail
-    python3 - "$1" <<'PY'
-import sys
-p = sys.argv[1]
-d = open(p, 'rb').read().rstrip(b'\0')
-open(p, 'wb').write(d + b'\0' * (-len(d) % 512))
-PY
+here=$(cd "$(dirname "$0")" && pwd)
+sparse() { # sparse FILE...: rewrite as sparse fuzz inputs
+    python3 "$here/sparse-image.py" "$@"
 }
 
 mkdir -p "$out/pvboot_fat" "$out/pvboot_ext" "$out/pvboot_mbr" "$out/pvboot_gpt" "$out/pvboot_disklabel" "$out/pvboot_probe"
@@ -122,9 +121,10 @@ for spec in 12:1024 16:4096 32:34000; do
     bits=${spec%:*}
     kib=${spec#*:}
     img=$out/pvboot_fat/fat$bits.img
+    rm -f "$img"
     mkfs.fat -C -F "$bits" -s 1 "$img" "$kib" >/dev/null 2>&1
     (cd "$tree" && mcopy -s -i "$img" dir SHORT.TXT multi empty ::/)
-    trim "$img"
+    sparse "$img"
     cp "$img" "$out/pvboot_probe/"
 done
 
@@ -135,7 +135,7 @@ for spec in ext2:-O^has_journal:256 ext3::2048 ext4:-O^has_journal:256 ext4:-O64
     kib=${rest#*:}
     img=$out/pvboot_ext/$kind-$kib${opt:+-x}.img
     mke2fs -q -F -t "$kind" ${opt:+"$opt"} -d "$tree" "$img" "${kib}k" >/dev/null
-    trim "$img"
+    sparse "$img"
     cp "$img" "$out/pvboot_probe/"
 done
 
@@ -153,6 +153,7 @@ truncate -s 64k "$gpt"
 sgdisk -a 1 -n 1:34:60 -c 1:one -n 2:61:90 -t 2:a902 "$gpt" >/dev/null 2>&1
 cp "$gpt" "$out/pvboot_probe/gpt.img"
 cp "$gpt" "$out/pvboot_mbr/gpt.img"
+sparse "$out/pvboot_probe/gpt.img"
 
 # Disklabels: little- and big-endian at sector 1 of a bare disk (the first
 # input byte of pvboot_disklabel picks the container), and inside the MBR's
@@ -205,3 +206,12 @@ for name, script in scripts.items():
     head = bytes([3, 1, 2, 0x21]) + struct.pack('<H', len(script))
     open(f'{out}/pvboot_ui/{name}', 'wb').write(head + script + fat)
 PY
+cp "$mbr" "$out/pvboot_probe/mbr-disklabel.img"
+sparse "$out/pvboot_probe/mbr.img" "$out/pvboot_probe/mbr-disklabel.img" "$out"/pvboot_probe/bare-*.img
+
+# FFS for the probe pipeline (fs-ffs/fuzz has the full makefs spread).
+if command -v makefs >/dev/null 2>&1; then
+    makefs -t ffs -o version=2,bsize=4096,fsize=512 -M 1m "$out/pvboot_probe/ffs2.img" "$tree" >/dev/null
+    makefs -t ffs -B be -o version=1,bsize=4096,fsize=512 -M 1m "$out/pvboot_probe/ffs1-be.img" "$tree" >/dev/null
+    sparse "$out/pvboot_probe/ffs2.img" "$out/pvboot_probe/ffs1-be.img"
+fi

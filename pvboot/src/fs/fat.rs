@@ -27,7 +27,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 use core::cell::Cell;
 
-use super::{join, normalize, DirEntry, FileSystem, FileType, FsError, FsKind, Metadata, Node};
+use super::{join, normalize, DirEntry, FileSystem, FileType, FsError, FsKind, ListingBudget, Metadata, Node};
 use crate::disk::ReadAt;
 
 /// Largest directory read: 65536 entries of 32 bytes (the FAT spec's limit).
@@ -147,6 +147,10 @@ impl Bpb {
             l.copy_from_slice(&bs[ebr + 7..ebr + 18]);
             l
         });
+        // The cluster count bounds every chain walk: it must describe this volume.
+        if u64::from(total) * bps64 > vol_size {
+            return Err(corrupt("total sectors past the end of the volume"));
+        }
         Ok(Bpb {
             bytes_per_sector: bps,
             sectors_per_cluster: spc,
@@ -520,6 +524,10 @@ impl<R: ReadAt> FileSystem for FatFs<R> {
         let first = u32::try_from(node.handle).map_err(|_| corrupt("bad file handle"))?;
         self.check_cluster(first)?;
         let cs = self.bpb.cluster_size();
+        // Chain walks go as far as the size says: no further than the volume.
+        if size.div_ceil(cs) > u64::from(self.bpb.clusters) {
+            return Err(corrupt("file size larger than the data area"));
+        }
         let target = offset / cs;
         // Resume from the last position in this file when reading forward.
         let mut pos = match self.pos.get() {
@@ -574,10 +582,14 @@ impl<R: ReadAt> FileSystem for FatFs<R> {
             return Err(FsError::NotADirectory);
         }
         let entries = parse_dir(&self.dir_bytes(node.handle)?);
-        Ok(entries
-            .iter()
-            .map(|e| DirEntry { name: e.name.clone(), node: self.node(&node.path, e) })
-            .collect())
+        let mut budget = ListingBudget::default();
+        let mut out = Vec::with_capacity(entries.len().min(super::MAX_DIR_ENTRIES));
+        for e in &entries {
+            let child = self.node(&node.path, e);
+            budget.take(&e.name, &child.path)?;
+            out.push(DirEntry { name: e.name.clone(), node: child });
+        }
+        Ok(out)
     }
 
     fn read_link(&self, _node: &Node) -> Result<String, FsError> {

@@ -9,7 +9,7 @@ use core::cell::Cell;
 
 use fs_ffs::{BlockRead, Ffs, Ino, IoError, Version};
 
-use super::{DirEntry, FileSystem, FileType, FsError, FsKind, Metadata, Node};
+use super::{DirEntry, FileSystem, FileType, FsError, FsKind, ListingBudget, Metadata, Node};
 use crate::disk::{DiskError, ReadAt};
 
 /// fs-ffs's device: our volume, remembering the last disk error for the message.
@@ -150,6 +150,7 @@ impl<R: ReadAt> FileSystem for FfsFs<R> {
     fn read_dir(&self, node: &Node) -> Result<Vec<DirEntry>, FsError> {
         let entries = self.fs.read_dir(Self::ino(node)?).map_err(|e| self.err(e))?;
         let mut out = Vec::with_capacity(entries.len());
+        let mut budget = ListingBudget::default();
         for e in entries {
             if e.name == b"." || e.name == b".." || e.file_type == fs_ffs::FileType::Whiteout {
                 continue;
@@ -158,6 +159,7 @@ impl<R: ReadAt> FileSystem for FfsFs<R> {
             let mut path = String::from(node.path.trim_end_matches('/'));
             path.push('/');
             path.push_str(&name);
+            budget.take(&name, &path)?;
             out.push(DirEntry { name, node: self.node(path, e.ino)? });
         }
         Ok(out)

@@ -18,6 +18,35 @@ pub use probe::{probe, FsKind};
 pub const MAX_SYMLINKS: u32 = 40;
 /// Longest path accepted (PATH_MAX).
 pub const MAX_PATH: usize = 4096;
+/// Most entries one [`FileSystem::read_dir`] returns. A listing is built in
+/// pvboot's 48 MiB heap with a full path per entry, so its size must not be
+/// the disk's choice; boot volumes hold far fewer.
+pub const MAX_DIR_ENTRIES: usize = 16384;
+/// Most bytes of names and paths one listing holds.
+pub const MAX_LISTING_BYTES: usize = 4 << 20;
+
+/// Counts a directory listing as it grows, refusing one past
+/// [`MAX_DIR_ENTRIES`] or [`MAX_LISTING_BYTES`].
+#[derive(Default)]
+pub(crate) struct ListingBudget {
+    entries: usize,
+    bytes: usize,
+}
+
+impl ListingBudget {
+    /// Accounts for one more entry named `name` at `path`.
+    pub(crate) fn take(&mut self, name: &str, path: &str) -> Result<(), FsError> {
+        self.entries += 1;
+        self.bytes += name.len() + path.len();
+        if self.entries > MAX_DIR_ENTRIES || self.bytes > MAX_LISTING_BYTES {
+            return Err(FsError::Unsupported(alloc::format!(
+                "directory listing over {MAX_DIR_ENTRIES} entries or {} MiB",
+                MAX_LISTING_BYTES >> 20
+            )));
+        }
+        Ok(())
+    }
+}
 
 /// Why a file-system operation failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
