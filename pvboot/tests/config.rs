@@ -872,15 +872,30 @@ fn grub_cfg_expansion_is_bounded() {
     assert_diag(&m, "grub.cfg:13: variable expansion too large; expanded as empty");
 }
 
-/// Inputs that would make a naive lexer rescan: unclosed `${`, quotes, braces.
+/// Inputs that would make a naive parser rescan or recurse: unclosed `${`,
+/// quotes, braces, a million `then`s, conditions a million words long.
 #[test]
 fn grub_cfg_pathological_lines_are_linear() {
-    for unit in ["${", "$", "'", "\"", "{ ", "} ", "if [ a = a ]; then ", "\\"] {
-        let text = unit.repeat(MAX_CONFIG_BYTES / unit.len());
+    for (prefix, unit) in [
+        ("", "${"),
+        ("", "$"),
+        ("", "'"),
+        ("", "\""),
+        ("", "{ "),
+        ("", "} "),
+        ("", "if [ a = a ]; then "),
+        ("", "\\"),
+        ("", "then "),
+        ("", "else "),
+        ("if ", "! "),
+        ("if [ a", " -o a"),
+        ("if [ a", " -a a"),
+    ] {
+        let text = format!("{prefix}{}", unit.repeat((MAX_CONFIG_BYTES - prefix.len()) / unit.len()));
         let start = Instant::now();
         let m = Menu::parse("grub.cfg", text.as_bytes());
         let took = start.elapsed();
-        eprintln!("{unit:?} x {}: {took:?}", text.len() / unit.len());
+        eprintln!("{prefix:?} {unit:?} x {}: {took:?}", text.len() / unit.len());
         assert!(took < time_limit(), "{unit:?}: {took:?}");
         assert!(m.entries.is_empty());
     }

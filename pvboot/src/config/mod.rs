@@ -245,7 +245,7 @@ impl Menu {
     pub fn parse(path: &str, text: &[u8]) -> Menu {
         if text.len() > MAX_CONFIG_BYTES {
             let mut m = Menu::default();
-            m.diag(path, 0, format!("file is {} bytes, over the {MAX_CONFIG_BYTES}-byte limit; not read", text.len()));
+            m.diag(path, 0, format_args!("file is {} bytes, over the {MAX_CONFIG_BYTES}-byte limit; not read", text.len()));
             return m;
         }
         // A byte-order mark (Windows editors write one) is not part of the first line.
@@ -296,9 +296,10 @@ impl Menu {
     }
 
     /// Records a diagnostic, up to [`MAX_DIAGNOSTICS`].
-    pub(crate) fn diag(&mut self, file: &str, line: usize, message: String) {
+    /// The message is formatted only when kept, so floods of junk cost little.
+    pub(crate) fn diag(&mut self, file: &str, line: usize, message: fmt::Arguments<'_>) {
         if self.diagnostics.len() < MAX_DIAGNOSTICS {
-            self.diagnostics.push(Diagnostic { file: file.to_string(), line, message });
+            self.diagnostics.push(Diagnostic { file: file.to_string(), line, message: alloc::fmt::format(message) });
         } else if self.diagnostics.len() == MAX_DIAGNOSTICS {
             self.diagnostics.push(Diagnostic {
                 file: file.to_string(),
@@ -316,11 +317,11 @@ impl Menu {
     /// [`Menu::push_entry`], where `reported` says a missing kernel was already reported.
     pub(crate) fn push_entry_reported(&mut self, file: &str, entry: Entry, reported: bool) {
         if self.entries.len() >= MAX_ENTRIES {
-            self.diag(file, entry.line, format!("more than {MAX_ENTRIES} entries; '{}' dropped", entry.title));
+            self.diag(file, entry.line, format_args!("more than {MAX_ENTRIES} entries; '{}' dropped", entry.title));
             return;
         }
         if entry.kernel.is_none() && !reported {
-            self.diag(file, entry.line, format!("entry '{}' has no kernel; it cannot boot", entry.title));
+            self.diag(file, entry.line, format_args!("entry '{}' has no kernel; it cannot boot", entry.title));
         }
         self.entries.push(entry);
     }
@@ -331,7 +332,7 @@ impl Menu {
             self.default = n;
         } else {
             self.default = 0;
-            self.diag(file, line, format!("default entry {n} does not exist; using the first"));
+            self.diag(file, line, format_args!("default entry {n} does not exist; using the first"));
         }
     }
 }
