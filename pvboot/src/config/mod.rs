@@ -35,7 +35,7 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::fmt;
 
-use crate::fs::{uuid_matches, FileSystem};
+use crate::fs::{uuid_matches, FileSystem, FileType, FsError};
 use crate::partition::Selector;
 
 /// Largest config file read; the caller refuses bigger files (and
@@ -66,6 +66,29 @@ pub const CONFIG_PATHS: [&str; 5] = [
     "/boot/grub/grub.cfg",
     "/grub/grub.cfg",
 ];
+
+/// Reads the config file at `path` on `fs` and parses it (by its name);
+/// files over [`MAX_CONFIG_BYTES`] are refused.
+pub fn load(fs: &dyn FileSystem, path: &str) -> Result<Menu, FsError> {
+    let bytes = fs.read_file(path, MAX_CONFIG_BYTES as u64)?;
+    Ok(Menu::parse(path, &bytes))
+}
+
+/// The first of [`CONFIG_PATHS`] present on `fs`, with its menu or why it
+/// could not be read; `None` when there is none. A read error other than
+/// "not found" stops the search there, so a damaged menu.lst is reported
+/// rather than silently replaced by a grub.cfg.
+pub fn find(fs: &dyn FileSystem) -> Option<(&'static str, Result<Menu, FsError>)> {
+    for path in CONFIG_PATHS {
+        match fs.lookup(path) {
+            Ok(node) if node.meta.kind == FileType::Dir => {}
+            Ok(_) => return Some((path, load(fs, path))),
+            Err(FsError::NotFound | FsError::NotADirectory) => {}
+            Err(e) => return Some((path, Err(e))),
+        }
+    }
+    None
+}
 
 /// One problem found while reading a config: `file:line: message`.
 #[derive(Debug, Clone, PartialEq, Eq)]
