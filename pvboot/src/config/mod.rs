@@ -3,7 +3,8 @@
 //! Three syntaxes are read: GRUB legacy / pvgrub 1 `menu.lst`
 //! ([`menu_lst`]), NetBSD's `boot.cfg(5)` ([`boot_cfg`]) and a written-down
 //! subset of GRUB 2's `grub.cfg` ([`grub_cfg`]). The domain command line
-//! (xl `extra=`) is read by [`cmdline`] and applied on top.
+//! (xl `extra=`) is read by [`cmdline`] and applied on top. [`find`] looks
+//! for the first of [`CONFIG_PATHS`] on a mounted volume; [`load`] reads one.
 //!
 //! Parsing never fails: what pvboot does not understand becomes a
 //! [`Diagnostic`] (`file:line: message`) and parsing goes on. An entry
