@@ -2,11 +2,13 @@
 //! on realistic files (pv-grub's menu.lst, NetBSD's HOWTO boot.cfg lines,
 //! the grub.cfg Debian bookworm's grub-mkconfig writes).
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use pvboot::config::cmdline::{self, EntryChoice};
 use pvboot::config::{
-    FileRef, Menu, ModuleRef, RootSpec, SearchBy, Syntax, CONFIG_PATHS, MAX_CONFIG_BYTES, MAX_DIAGNOSTICS,
+    self, FileRef, Menu, ModuleRef, RootSpec, SearchBy, Syntax, CONFIG_PATHS, MAX_CONFIG_BYTES, MAX_DIAGNOSTICS,
     MAX_ENTRIES, MAX_MODULES, MAX_NESTING,
 };
 use pvboot::partition::Selector;
@@ -872,15 +874,30 @@ fn grub_cfg_expansion_is_bounded() {
     assert_diag(&m, "grub.cfg:13: variable expansion too large; expanded as empty");
 }
 
-/// Inputs that would make a naive lexer rescan: unclosed `${`, quotes, braces.
+/// Inputs that would make a naive parser rescan or recurse: unclosed `${`,
+/// quotes, braces, a million `then`s, conditions a million words long.
 #[test]
 fn grub_cfg_pathological_lines_are_linear() {
-    for unit in ["${", "$", "'", "\"", "{ ", "} ", "if [ a = a ]; then ", "\\"] {
-        let text = unit.repeat(MAX_CONFIG_BYTES / unit.len());
+    for (prefix, unit) in [
+        ("", "${"),
+        ("", "$"),
+        ("", "'"),
+        ("", "\""),
+        ("", "{ "),
+        ("", "} "),
+        ("", "if [ a = a ]; then "),
+        ("", "\\"),
+        ("", "then "),
+        ("", "else "),
+        ("if ", "! "),
+        ("if [ a", " -o a"),
+        ("if [ a", " -a a"),
+    ] {
+        let text = format!("{prefix}{}", unit.repeat((MAX_CONFIG_BYTES - prefix.len()) / unit.len()));
         let start = Instant::now();
         let m = Menu::parse("grub.cfg", text.as_bytes());
         let took = start.elapsed();
-        eprintln!("{unit:?} x {}: {took:?}", text.len() / unit.len());
+        eprintln!("{prefix:?} {unit:?} x {}: {took:?}", text.len() / unit.len());
         assert!(took < time_limit(), "{unit:?}: {took:?}");
         assert!(m.entries.is_empty());
     }
@@ -1078,4 +1095,71 @@ fn cmdline_errors() {
     let mut g = Menu::parse("grub.cfg", debian_grub_cfg().as_bytes());
     cmdline::parse(&format!("entry=gnulinux-6.1.0-13-amd64-recovery-{UUID}")).apply(&mut g);
     assert_eq!(g.default, 2);
+}
+
+// ---------------------------------------------------------------- on real file systems
+
+/// Config files found on images made by the real tools, in CONFIG_PATHS order.
+#[test]
+fn configs_found_on_real_file_systems() {
+    use common::{mount_whole, run, scratch};
+    use pvboot::fs::FsError;
+
+    // FAT: a /boot partition with /grub/menu.lst (as the demo disk has).
+    let dir = scratch("config-fat");
+    let img = dir.join("fat.img");
+    run("mkfs.fat", &["-C", "-F", "16", "-s", "1", img.to_str().unwrap(), "8192"]);
+    std::fs::write(dir.join("menu.lst"), PVGRUB_MENU_LST).unwrap();
+    std::fs::write(dir.join("grub.cfg"), "menuentry 'not me' { linux /x; }\n").unwrap();
+    let i = img.to_str().unwrap();
+    run("mmd", &["-i", i, "::/grub"]);
+    run("mcopy", &["-i", i, dir.join("menu.lst").to_str().unwrap(), "::/grub/menu.lst"]);
+    run("mcopy", &["-i", i, dir.join("grub.cfg").to_str().unwrap(), "::/grub/grub.cfg"]);
+    let fs = mount_whole(&img);
+    let (path, menu) = config::find(&*fs).expect("a config");
+    assert_eq!(path, "/grub/menu.lst", "menu.lst comes before grub.cfg");
+    let menu = menu.unwrap();
+    assert_eq!(menu, Menu::parse("/grub/menu.lst", PVGRUB_MENU_LST.as_bytes()));
+    assert_eq!(menu.entries.len(), 3);
+    assert_eq!(config::load(&*fs, "/grub/grub.cfg").unwrap().entries[0].title, "not me");
+    assert_eq!(config::load(&*fs, "/boot.cfg"), Err(FsError::NotFound));
+
+    // FFS (makefs): /boot.cfg, and a /boot/grub directory without configs.
+    let dir = scratch("config-ffs");
+    let src = dir.join("src");
+    std::fs::create_dir_all(src.join("boot/grub")).unwrap();
+    std::fs::write(src.join("boot.cfg"), NETBSD_BOOT_CFG).unwrap();
+    std::fs::write(src.join("netbsd"), b"kernel").unwrap();
+    let img = dir.join("ffs.img");
+    run("makefs", &["-t", "ffs", "-o", "version=2", "-s", "4m", img.to_str().unwrap(), src.to_str().unwrap()]);
+    let fs = mount_whole(&img);
+    let (path, menu) = config::find(&*fs).unwrap();
+    assert_eq!(path, "/boot.cfg");
+    let menu = menu.unwrap();
+    assert_eq!(menu.entries[4].title, "Xen");
+    assert!(fs.lookup(&menu.entries[0].kernel.as_ref().unwrap().path).is_ok(), "the entry's kernel is on the same volume");
+
+    // ext4 (mke2fs -d): Debian's /boot/grub/grub.cfg, and a config over the size limit.
+    let dir = scratch("config-ext");
+    let src = dir.join("src");
+    std::fs::create_dir_all(src.join("boot/grub")).unwrap();
+    std::fs::write(src.join("boot/grub/grub.cfg"), debian_grub_cfg()).unwrap();
+    std::fs::create_dir_all(src.join("grub")).unwrap();
+    std::fs::write(src.join("grub/grub.cfg"), vec![b'#'; MAX_CONFIG_BYTES + 1]).unwrap();
+    let img = dir.join("ext.img");
+    run("mke2fs", &["-q", "-F", "-t", "ext4", "-d", src.to_str().unwrap(), img.to_str().unwrap(), "16M"]);
+    let fs = mount_whole(&img);
+    let (path, menu) = config::find(&*fs).unwrap();
+    assert_eq!(path, "/boot/grub/grub.cfg");
+    assert_eq!(menu.unwrap().entries.len(), 4);
+    assert!(matches!(config::load(&*fs, "/grub/grub.cfg"), Err(FsError::Unsupported(_))), "over MAX_CONFIG_BYTES");
+    assert_eq!(config::load(&*fs, "/boot/grub"), Err(FsError::IsADirectory));
+
+    // No config at all.
+    let dir = scratch("config-none");
+    let src = dir.join("src");
+    std::fs::create_dir_all(src.join("boot")).unwrap();
+    let img = dir.join("ext.img");
+    run("mke2fs", &["-q", "-F", "-t", "ext2", "-d", src.to_str().unwrap(), img.to_str().unwrap(), "4M"]);
+    assert!(config::find(&*mount_whole(&img)).is_none());
 }

@@ -68,7 +68,7 @@ pub fn parse(file: &str, text: &str) -> Menu {
             continue;
         }
         let Some((key, value)) = trimmed.split_once('=') else {
-            p.diag(n, format!("'{}' is not keyword=value, skipped", trimmed.trim_end()));
+            p.diag(n, format_args!("'{}' is not keyword=value, skipped", trimmed.trim_end()));
             continue;
         };
         let key = key.trim_end();
@@ -77,7 +77,7 @@ pub fn parse(file: &str, text: &str) -> Menu {
                 if p.menu.banner.len() < MAX_BANNER_LINES {
                     p.menu.banner.push(value.to_string());
                 } else {
-                    p.diag(n, format!("more than {MAX_BANNER_LINES} banner lines, skipped"));
+                    p.diag(n, format_args!("more than {MAX_BANNER_LINES} banner lines, skipped"));
                 }
             }
             "menu" => {
@@ -87,7 +87,7 @@ pub fn parse(file: &str, text: &str) -> Menu {
             "default" => match small_number(value.trim()) {
                 Some(d) if d >= 1 => p.default = Some((n, d as usize - 1)),
                 _ => {
-                    p.diag(n, format!("default '{}' is not a menu number (1, 2, ...); using the first", value.trim()));
+                    p.diag(n, format_args!("default '{}' is not a menu number (1, 2, ...); using the first", value.trim()));
                     p.default = None;
                     p.menu.default = 0;
                 }
@@ -97,7 +97,7 @@ pub fn parse(file: &str, text: &str) -> Menu {
                 None => {
                     p.menu.timeout = None;
                     if timeout_value(value.trim()).is_none() {
-                        p.diag(n, format!("timeout '{}' is not a number; waiting for a choice, as NetBSD's boot does", value.trim()));
+                        p.diag(n, format_args!("timeout '{}' is not a number; waiting for a choice, as NetBSD's boot does", value.trim()));
                     }
                 }
             },
@@ -109,10 +109,10 @@ pub fn parse(file: &str, text: &str) -> Menu {
                 }
             }
             "clear" | "format" => {}
-            "consdev" => p.diag(n, "consdev ignored: pvboot uses the Xen console".to_string()),
-            "rndseed" | "fs" | "es" | "modules" => p.diag(n, format!("'{key}' ignored: pvboot does not pass it on")),
-            "userconf" => p.diag(n, "userconf ignored: pvboot passes no userconf commands".to_string()),
-            _ => p.diag(n, format!("unknown directive '{key}', skipped")),
+            "consdev" => p.diag(n, format_args!("consdev ignored: pvboot uses the Xen console")),
+            "rndseed" | "fs" | "es" | "modules" => p.diag(n, format_args!("'{key}' ignored: pvboot does not pass it on")),
+            "userconf" => p.diag(n, format_args!("userconf ignored: pvboot passes no userconf commands")),
+            _ => p.diag(n, format_args!("unknown directive '{key}', skipped")),
         }
     }
     if !saw_menu {
@@ -133,7 +133,7 @@ pub fn parse(file: &str, text: &str) -> Menu {
 }
 
 impl Parser<'_> {
-    fn diag(&mut self, line: usize, message: String) {
+    fn diag(&mut self, line: usize, message: core::fmt::Arguments<'_>) {
         self.menu.diag(self.file, line, message);
     }
 
@@ -147,7 +147,7 @@ impl Parser<'_> {
             Some(d) => match netbsd_device(d) {
                 Ok(d) => Some(d),
                 Err(e) => {
-                    self.diag(n, e);
+                    self.diag(n, format_args!("{e}"));
                     return None;
                 }
             },
@@ -162,7 +162,7 @@ impl Parser<'_> {
     fn module(&mut self, n: usize, arg: &str, dev: Option<&String>) -> Option<ModuleRef> {
         let (word, args) = split_word(arg);
         if word.is_empty() {
-            self.diag(n, "load without a file, skipped".to_string());
+            self.diag(n, format_args!("load without a file, skipped"));
             return None;
         }
         let file = self.file(n, word, dev)?;
@@ -171,7 +171,7 @@ impl Parser<'_> {
 
     fn menu_line(&mut self, n: usize, value: &str) {
         let Some((label, commands)) = value.split_once(':') else {
-            self.diag(n, "menu without ':' between label and commands, skipped".to_string());
+            self.diag(n, format_args!("menu without ':' between label and commands, skipped"));
             return;
         };
         let title = if label.is_empty() { commands.trim() } else { label.trim() };
@@ -182,7 +182,7 @@ impl Parser<'_> {
         for cmd in commands.split(';').map(str::trim).filter(|c| !c.is_empty()) {
             let (name, arg) = split_word(cmd);
             if booted {
-                self.diag(n, format!("'{cmd}' after the kernel starts never runs, ignored"));
+                self.diag(n, format_args!("'{cmd}' after the kernel starts never runs, ignored"));
                 continue;
             }
             match name {
@@ -191,7 +191,7 @@ impl Parser<'_> {
                     // `boot -s` boots the default kernel with flags.
                     let (word, args) = if arg.starts_with('-') { ("", arg) } else { split_word(arg) };
                     if name == "multiboot" && word.is_empty() {
-                        self.diag(n, "multiboot without a kernel file".to_string());
+                        self.diag(n, format_args!("multiboot without a kernel file"));
                         continue;
                     }
                     if let Some(f) = self.file(n, word, dev.as_ref()) {
@@ -203,24 +203,24 @@ impl Parser<'_> {
                 }
                 "load" => {
                     if e.modules.len() >= MAX_MODULES {
-                        self.diag(n, format!("more than {MAX_MODULES} modules, '{arg}' skipped"));
+                        self.diag(n, format_args!("more than {MAX_MODULES} modules, '{arg}' skipped"));
                     } else if let Some(m) = self.module(n, arg, dev.as_ref()) {
                         e.modules.push(m);
                     }
                 }
-                "prompt" => self.diag(n, "'prompt' drops to NetBSD's boot prompt; pvboot's prompt is 'c' in the menu".to_string()),
+                "prompt" => self.diag(n, format_args!("'prompt' drops to NetBSD's boot prompt; pvboot's prompt is 'c' in the menu")),
                 "dev" => match netbsd_device(arg.trim_end_matches(':')) {
                     Ok(d) => dev = Some(d),
-                    Err(err) => self.diag(n, err),
+                    Err(err) => self.diag(n, format_args!("{err}")),
                 },
                 _ => match IGNORED.iter().find(|(k, _)| *k == name) {
-                    Some((_, why)) => self.diag(n, format!("'{name}' ignored: {why}")),
-                    None => self.diag(n, format!("unknown command '{name}' in menu '{title}', skipped")),
+                    Some((_, why)) => self.diag(n, format_args!("'{name}' ignored: {why}")),
+                    None => self.diag(n, format_args!("unknown command '{name}' in menu '{title}', skipped")),
                 },
             }
         }
         if !boot_seen {
-            self.diag(n, format!("menu '{title}' has no boot or multiboot command; it cannot boot"));
+            self.diag(n, format_args!("menu '{title}' has no boot or multiboot command; it cannot boot"));
         }
         self.menu.push_entry_reported(self.file, e, !boot_seen);
     }
@@ -237,7 +237,7 @@ impl Parser<'_> {
         if let Some((n, d)) = self.default {
             let last = self.menu.entries.len().saturating_sub(1);
             if d > last {
-                self.diag(n, format!("default entry {} does not exist; using the last ({})", d + 1, last + 1));
+                self.diag(n, format_args!("default entry {} does not exist; using the last ({})", d + 1, last + 1));
             }
             self.menu.default = d.min(last);
         }

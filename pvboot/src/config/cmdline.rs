@@ -201,7 +201,7 @@ impl Overrides {
                     EntryChoice::Index(n) => format!("{}", n + 1),
                     EntryChoice::Title(t) => t.clone(),
                 };
-                menu.diag(CMDLINE_FILE, 1, format!("entry={shown}: no such entry; keeping the default"));
+                menu.diag(CMDLINE_FILE, 1, format_args!("entry={shown}: no such entry; keeping the default"));
             }
             None => {}
         }
@@ -214,7 +214,7 @@ impl Overrides {
             }
         }
         for d in &self.diagnostics {
-            menu.diag(&d.file, d.line, d.message.clone());
+            menu.diag(&d.file, d.line, format_args!("{}", d.message));
         }
     }
 

@@ -44,7 +44,6 @@
 //!   as an unknown directive and skipped.
 
 use alloc::collections::{BTreeMap, BTreeSet};
-use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
@@ -385,13 +384,13 @@ pub fn parse(file: &str, text: &str) -> Menu {
         p.command(cmd.line, &cmd.words);
     }
     if let Some(line) = lex.unterminated {
-        p.diag(line, "quote not closed before the end of the file".to_string());
+        p.diag(line, format_args!("quote not closed before the end of the file"));
     }
     p.finish()
 }
 
 impl Parser<'_> {
-    fn diag(&mut self, line: usize, message: String) {
+    fn diag(&mut self, line: usize, message: core::fmt::Arguments<'_>) {
         self.menu.diag(self.file, line, message);
     }
 
@@ -417,7 +416,7 @@ impl Parser<'_> {
                         if self.expanded + value.len() > MAX_EXPANSION_BYTES || cur.len() + value.len() > MAX_VALUE_BYTES {
                             if !self.budget_reported {
                                 self.budget_reported = true;
-                                self.menu.diag(self.file, line, "variable expansion too large; expanded as empty".to_string());
+                                self.menu.diag(self.file, line, format_args!("variable expansion too large; expanded as empty"));
                             }
                             continue;
                         }
@@ -446,15 +445,20 @@ impl Parser<'_> {
         out
     }
 
-    fn command(&mut self, line: usize, words: &[Word]) {
-        let Some(first) = words.first() else { return };
+    fn command(&mut self, line: usize, mut words: &[Word]) {
+        // `then`, `do` and `else` may start a command (`then insmod xzio`);
+        // a loop, not recursion: a line of a million `then`s must not overflow.
+        let first = loop {
+            let Some(first) = words.first() else { return };
+            match first.literal() {
+                Some("then" | "do") => {}
+                Some("else") => self.else_branch(line),
+                _ => break first,
+            }
+            words = &words[1..];
+        };
         let rest = &words[1..];
         match first.literal() {
-            Some("then" | "do") => return self.command(line, rest),
-            Some("else") => {
-                self.else_branch(line);
-                return self.command(line, rest);
-            }
             Some("if") => return self.open_if(line, rest),
             Some("elif") => return self.elif(line, rest),
             Some("fi") => return self.close(line, "fi"),
@@ -463,7 +467,7 @@ impl Parser<'_> {
             Some("menuentry" | "submenu" | "function") => return self.open_block(line, words),
             Some("for" | "while" | "until") => {
                 if self.active() {
-                    self.diag(line, "loops are not supported, skipped".to_string());
+                    self.diag(line, format_args!("loops are not supported, skipped"));
                 }
                 return self.push(Frame::Loop { line });
             }
@@ -481,7 +485,7 @@ impl Parser<'_> {
         if self.too_deep > 0 || self.frames.len() >= MAX_NESTING {
             if self.too_deep == 0 {
                 let line = frame.line();
-                self.diag(line, format!("blocks nested deeper than {MAX_NESTING}, skipped"));
+                self.diag(line, format_args!("blocks nested deeper than {MAX_NESTING}, skipped"));
             }
             self.too_deep += 1;
             return;
@@ -504,7 +508,7 @@ impl Parser<'_> {
             return;
         }
         let Some(Frame::If { outer, taken, unknown, .. }) = self.frames.last() else {
-            return self.diag(line, "'elif' without 'if', skipped".to_string());
+            return self.diag(line, format_args!("'elif' without 'if', skipped"));
         };
         let (outer, taken, unknown) = (*outer, *taken, *unknown);
         let v = if outer && !taken && !unknown { self.condition(line, cond) } else { Some(false) };
@@ -528,7 +532,7 @@ impl Parser<'_> {
         }
         match self.frames.last_mut() {
             Some(Frame::If { outer, taken, active, unknown, .. }) => *active = *outer && !*taken && !*unknown,
-            _ => self.diag(line, "'else' without 'if', skipped".to_string()),
+            _ => self.diag(line, format_args!("'else' without 'if', skipped")),
         }
     }
 
@@ -547,7 +551,7 @@ impl Parser<'_> {
         let v = inner.and_then(test).map(|v| v != negated);
         if v.is_none() {
             let shown: Vec<&str> = words.iter().map(String::as_str).take(8).collect();
-            self.diag(line, format!("cannot evaluate 'if {}', the whole if is skipped", shown.join(" ")));
+            self.diag(line, format_args!("cannot evaluate 'if {}', the whole if is skipped", shown.join(" ")));
         }
         v
     }
@@ -557,7 +561,7 @@ impl Parser<'_> {
         let has_brace = words.last().and_then(Word::literal) == Some("{") && words.len() > 1;
         if !has_brace {
             if self.active() {
-                self.diag(line, format!("'{kind}' without '{{' at the end of its line, skipped"));
+                self.diag(line, format_args!("'{kind}' without '{{' at the end of its line, skipped"));
             }
             return;
         }
@@ -611,13 +615,13 @@ impl Parser<'_> {
                 "--id" => id = it.next(),
                 "--unrestricted" => {}
                 _ if a.starts_with("--id=") => id = Some(a[5..].to_string()),
-                _ if a.starts_with("--") => self.diag(line, format!("{kind} option '{a}' ignored")),
+                _ if a.starts_with("--") => self.diag(line, format_args!("{kind} option '{a}' ignored")),
                 _ if title.is_none() => title = Some(a),
                 _ => {}
             }
         }
         let title = title.unwrap_or_else(|| {
-            self.diag(line, format!("{kind} without a title"));
+            self.diag(line, format_args!("{kind} without a title"));
             "(untitled)".to_string()
         });
         (title, id)
@@ -632,7 +636,7 @@ impl Parser<'_> {
         let want_loop = word == "done";
         loop {
             let Some(top) = self.frames.last() else {
-                return self.diag(line, format!("'{word}' without an open block, skipped"));
+                return self.diag(line, format_args!("'{word}' without an open block, skipped"));
             };
             let matches = match top {
                 Frame::If { .. } => want_if,
@@ -645,11 +649,11 @@ impl Parser<'_> {
             if matches!(top, Frame::If { .. } | Frame::Loop { .. }) && !want_if && !want_loop {
                 // A `}` closing a block whose `if` was never closed.
                 let l = top.line();
-                self.diag(l, "block not closed before '}'".to_string());
+                self.diag(l, format_args!("block not closed before '}}'"));
                 self.frames.pop();
                 continue;
             }
-            return self.diag(line, format!("'{word}' does not close the open block (line {}), skipped", top.line()));
+            return self.diag(line, format_args!("'{word}' does not close the open block (line {}), skipped", top.line()));
         }
         let Some(frame) = self.frames.pop() else { return };
         self.finish_frame(frame);
@@ -686,7 +690,7 @@ impl Parser<'_> {
 
     fn set_var(&mut self, line: usize, name: &str, value: String) {
         if !self.vars.contains_key(name) && self.vars.len() >= MAX_VARIABLES {
-            return self.diag(line, format!("more than {MAX_VARIABLES} variables; '{name}' not set"));
+            return self.diag(line, format_args!("more than {MAX_VARIABLES} variables; '{name}' not set"));
         }
         let old = self.vars.insert(name.to_string(), value);
         if self.in_entry_or_submenu() {
@@ -700,7 +704,7 @@ impl Parser<'_> {
 
     fn assign(&mut self, line: usize, name: &str, value: &str) {
         if name.is_empty() || name.starts_with(|c: char| c.is_ascii_digit()) || !name.bytes().all(is_name_byte) {
-            return self.diag(line, format!("bad variable name '{name}', skipped"));
+            return self.diag(line, format_args!("bad variable name '{name}', skipped"));
         }
         let value = if name == "root" {
             value.strip_prefix('(').and_then(|v| v.strip_suffix(')')).unwrap_or(value)
@@ -712,7 +716,7 @@ impl Parser<'_> {
             "default" if !self.in_entry() => self.default = Some((line, value.to_string())),
             "timeout" if !self.in_entry() => match timeout_value(value) {
                 Some(t) => self.menu.timeout = t,
-                None => self.diag(line, format!("timeout '{value}' is not a number, ignored")),
+                None => self.diag(line, format_args!("timeout '{value}' is not a number, ignored")),
             },
             _ => {}
         }
@@ -727,10 +731,10 @@ impl Parser<'_> {
         match grub_device(value, false) {
             Ok(Some(d)) => self.root = Some(RootSpec::Device(d)),
             Ok(None) => {
-                self.diag(line, format!("root {value}: the whole disk; pvboot picks its volume itself"));
+                self.diag(line, format_args!("root {value}: the whole disk; pvboot picks its volume itself"));
                 self.root = None;
             }
-            Err(e) => self.diag(line, format!("root: {e}, ignored")),
+            Err(e) => self.diag(line, format_args!("root: {e}, ignored")),
         }
         self.sync_entry_root();
     }
@@ -774,16 +778,16 @@ impl Parser<'_> {
             "search" | "search.file" | "search.fs_label" | "search.fs_uuid" => self.search(line, name, args),
             "linux" | "linux16" | "linuxefi" | "multiboot" | "multiboot2" => self.kernel(line, name, args),
             "initrd" | "initrd16" | "initrdefi" | "module" | "module2" => self.module(line, name, args),
-            "chainloader" => self.diag(line, "chainloader is not supported by pvboot, skipped".to_string()),
+            "chainloader" => self.diag(line, format_args!("chainloader is not supported by pvboot, skipped")),
             "source" | "configfile" | "normal" => {
-                self.diag(line, format!("'{name}' is not followed; name the file with config= on the command line"))
+                self.diag(line, format_args!("'{name}' is not followed; name the file with config= on the command line"))
             }
             _ if name.contains('=') && !name.starts_with('=') => {
                 let (n, v) = name.split_once('=').unwrap_or((name, ""));
                 self.assign(line, n, v);
             }
             _ if IGNORED.contains(&name) || self.functions.contains(name) => {}
-            _ => self.diag(line, format!("unknown directive '{name}', skipped")),
+            _ => self.diag(line, format_args!("unknown directive '{name}', skipped")),
         }
     }
 
@@ -808,7 +812,7 @@ impl Parser<'_> {
                 }
                 _ if a.starts_with("--set=") => var = Some(a[6..].to_string()),
                 _ if a.starts_with("--hint") => {}
-                _ if a.starts_with('-') && name == "search" => self.diag(line, format!("search option '{a}' ignored")),
+                _ if a.starts_with('-') && name == "search" => self.diag(line, format_args!("search option '{a}' ignored")),
                 _ if key.is_none() => key = Some(a),
                 // search.*'s second word is the variable; later ones are hints.
                 _ if name != "search" && var.is_none() => var = Some(a.clone()),
@@ -819,7 +823,7 @@ impl Parser<'_> {
             var = Some("root".to_string());
         }
         let Some(key) = key else {
-            return self.diag(line, format!("{name} without a key, skipped"));
+            return self.diag(line, format_args!("{name} without a key, skipped"));
         };
         match var.as_deref() {
             Some("root") => {
@@ -828,14 +832,14 @@ impl Parser<'_> {
                 self.set_var(line, "root", String::new());
                 self.sync_entry_root();
             }
-            Some(v) => self.diag(line, format!("{name} --set={v}: only root is used, skipped")),
-            None => self.diag(line, format!("{name} without --set does nothing, skipped")),
+            Some(v) => self.diag(line, format_args!("{name} --set={v}: only root is used, skipped")),
+            None => self.diag(line, format_args!("{name} without --set does nothing, skipped")),
         }
     }
 
     fn kernel(&mut self, line: usize, name: &str, args: &[String]) {
         if !self.in_entry() {
-            return self.diag(line, format!("'{name}' outside a menuentry, skipped"));
+            return self.diag(line, format_args!("'{name}' outside a menuentry, skipped"));
         }
         let multiboot = name.starts_with("multiboot");
         let mut rest = args;
@@ -844,11 +848,11 @@ impl Parser<'_> {
             rest = &rest[1..];
         }
         let Some((path, kargs)) = rest.split_first() else {
-            return self.diag(line, format!("{name} without a file, skipped"));
+            return self.diag(line, format_args!("{name} without a file, skipped"));
         };
         let file = match grub_file(path, false) {
             Ok(f) => f,
-            Err(e) => return self.diag(line, format!("{name}: {e}, skipped")),
+            Err(e) => return self.diag(line, format_args!("{name}: {e}, skipped")),
         };
         let args = kargs.join(" ");
         if let Some(e) = self.current_entry() {
@@ -860,7 +864,7 @@ impl Parser<'_> {
 
     fn module(&mut self, line: usize, name: &str, args: &[String]) {
         if !self.in_entry() {
-            return self.diag(line, format!("'{name}' outside a menuentry, skipped"));
+            return self.diag(line, format_args!("'{name}' outside a menuentry, skipped"));
         }
         let is_initrd = name.starts_with("initrd");
         let mut rest = args;
@@ -869,7 +873,7 @@ impl Parser<'_> {
             if opt == "--nounzip" {
                 decompress = false;
             } else {
-                self.diag(line, format!("{name} option '{opt}' ignored"));
+                self.diag(line, format_args!("{name} option '{opt}' ignored"));
             }
             rest = &rest[1..];
         }
@@ -883,16 +887,16 @@ impl Parser<'_> {
             }
         };
         if files.is_empty() {
-            return self.diag(line, format!("{name} without a file, skipped"));
+            return self.diag(line, format_args!("{name} without a file, skipped"));
         }
         if self.current_entry().is_some_and(|e| e.kernel.is_none()) {
-            self.diag(line, format!("'{name}' before the kernel; GRUB would refuse it, pvboot keeps it"));
+            self.diag(line, format_args!("'{name}' before the kernel; GRUB would refuse it, pvboot keeps it"));
         }
         let mut refs = Vec::new();
         for f in files {
             match grub_file(f, false) {
                 Ok(r) => refs.push(r),
-                Err(e) => return self.diag(line, format!("{name}: {e}, skipped")),
+                Err(e) => return self.diag(line, format_args!("{name}: {e}, skipped")),
             }
         }
         let mut overflow = false;
@@ -906,18 +910,18 @@ impl Parser<'_> {
             }
         }
         if overflow {
-            self.diag(line, format!("more than {MAX_MODULES} modules, the rest skipped"));
+            self.diag(line, format_args!("more than {MAX_MODULES} modules, the rest skipped"));
         }
     }
 
     fn finish(mut self) -> Menu {
         while let Some(frame) = self.frames.pop() {
             let line = frame.line();
-            self.diag(line, "block not closed before the end of the file".to_string());
+            self.diag(line, format_args!("block not closed before the end of the file"));
             self.finish_frame(frame);
         }
         if self.too_deep > 0 {
-            self.diag(0, "blocks not closed before the end of the file".to_string());
+            self.diag(0, format_args!("blocks not closed before the end of the file"));
         }
         if let Some((line, d)) = self.default.take() {
             self.resolve_default(line, &d);
@@ -939,13 +943,19 @@ impl Parser<'_> {
         });
         match found {
             Some(i) => self.menu.default = i,
-            None => self.diag(line, format!("default entry '{d}' not found; using the first")),
+            None => self.diag(line, format_args!("default entry '{d}' not found; using the first")),
         }
     }
 }
 
+/// Longest condition evaluated (`test` recurses on `!`, `-a` and `-o`).
+const MAX_TEST_WORDS: usize = 64;
+
 /// Evaluates `test` arguments pvboot understands.
 fn test(args: &[String]) -> Option<bool> {
+    if args.len() > MAX_TEST_WORDS {
+        return None;
+    }
     // -o binds looser than -a; both need a test on each side.
     for op in ["-o", "-a"] {
         if let Some(i) = args.iter().rposition(|a| a == op).filter(|&i| i > 0 && i + 1 < args.len()) {
@@ -968,6 +978,7 @@ fn test(args: &[String]) -> Option<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alloc::format;
 
     fn lex(text: &str) -> Vec<(usize, Vec<String>)> {
         let mut l = Lexer { text: text.as_bytes(), pos: 0, line: 1, pending_close: None, unterminated: None, no_brace_before: 0 };

@@ -15,7 +15,6 @@
 //! `module` lines is a multiboot entry (Xen's `kernel /xen.gz` plus
 //! `module /vmlinuz`).
 
-use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
@@ -58,7 +57,7 @@ pub fn parse(file: &str, text: &str) -> Menu {
 }
 
 impl Parser<'_> {
-    fn diag(&mut self, line: usize, message: String) {
+    fn diag(&mut self, line: usize, message: core::fmt::Arguments<'_>) {
         self.menu.diag(self.file, line, message);
     }
 
@@ -79,43 +78,43 @@ impl Parser<'_> {
             "default" => self.default_cmd(n, arg),
             "timeout" => match timeout_value(arg) {
                 Some(t) => self.menu.timeout = t,
-                None => self.diag(n, format!("timeout '{arg}' is not a number, ignored")),
+                None => self.diag(n, format_args!("timeout '{arg}' is not a number, ignored")),
             },
             "fallback" => {
                 for w in arg.split(|c: char| c.is_ascii_whitespace() || c == ',').filter(|w| !w.is_empty()) {
                     match small_number(w) {
                         Some(i) if self.fallback.len() < super::MAX_ENTRIES => self.fallback.push((n, i as usize)),
                         Some(_) => {}
-                        None => self.diag(n, format!("fallback '{w}' is not an entry number, ignored")),
+                        None => self.diag(n, format_args!("fallback '{w}' is not an entry number, ignored")),
                     }
                 }
             }
             "root" | "rootnoverify" => self.root_cmd(n, name, arg),
             "kernel" | "initrd" | "module" | "modulenounzip" | "boot" => {
                 let Some(mut e) = self.entry.take() else {
-                    self.diag(n, format!("'{name}' outside a title entry, skipped"));
+                    self.diag(n, format_args!("'{name}' outside a title entry, skipped"));
                     return;
                 };
                 self.entry_cmd(&mut e, n, name, arg);
                 self.entry = Some(e);
             }
-            "chainloader" => self.diag(n, "chainloader is not supported by pvboot, skipped".to_string()),
-            "configfile" => self.diag(n, format!("configfile {arg} is not followed; name it with config= on the command line")),
+            "chainloader" => self.diag(n, format_args!("chainloader is not supported by pvboot, skipped")),
+            "configfile" => self.diag(n, format_args!("configfile {arg} is not followed; name it with config= on the command line")),
             _ => match IGNORED.iter().find(|(k, _)| *k == name) {
-                Some((_, why)) => self.diag(n, format!("'{name}' ignored: {why}")),
-                None => self.diag(n, format!("unknown directive '{name}', skipped")),
+                Some((_, why)) => self.diag(n, format_args!("'{name}' ignored: {why}")),
+                None => self.diag(n, format_args!("unknown directive '{name}', skipped")),
             },
         }
     }
 
     fn default_cmd(&mut self, n: usize, arg: &str) {
         if arg == "saved" {
-            self.diag(n, "default saved: pvboot keeps no saved entry, using entry 0".to_string());
+            self.diag(n, format_args!("default saved: pvboot keeps no saved entry, using entry 0"));
             self.default = Some((n, 0));
         } else if let Some(d) = small_number(arg) {
             self.default = Some((n, d as usize));
         } else {
-            self.diag(n, format!("default '{arg}' is not an entry number, ignored"));
+            self.diag(n, format_args!("default '{arg}' is not an entry number, ignored"));
         }
     }
 
@@ -124,11 +123,11 @@ impl Parser<'_> {
         let root = match grub_device(dev, true) {
             Ok(Some(d)) => Some(RootSpec::Device(d)),
             Ok(None) => {
-                self.diag(n, format!("{name} {dev}: the whole disk; pvboot picks its volume itself"));
+                self.diag(n, format_args!("{name} {dev}: the whole disk; pvboot picks its volume itself"));
                 None
             }
             Err(e) => {
-                self.diag(n, format!("{name}: {e}, ignored"));
+                self.diag(n, format_args!("{name}: {e}, ignored"));
                 return;
             }
         };
@@ -151,13 +150,13 @@ impl Parser<'_> {
         let file = match grub_file(path, true) {
             Ok(f) => f,
             Err(err) => {
-                self.diag(n, format!("{name}: {err}, skipped"));
+                self.diag(n, format_args!("{name}: {err}, skipped"));
                 return;
             }
         };
         if name == "kernel" {
             if e.kernel.is_some() {
-                self.diag(n, "a second kernel replaces the first (and its modules)".to_string());
+                self.diag(n, format_args!("a second kernel replaces the first (and its modules)"));
                 e.modules.clear();
                 e.multiboot = false;
             }
@@ -166,10 +165,10 @@ impl Parser<'_> {
             return;
         }
         if e.kernel.is_none() {
-            self.diag(n, format!("'{name}' before 'kernel'; GRUB would refuse it, pvboot keeps it"));
+            self.diag(n, format_args!("'{name}' before 'kernel'; GRUB would refuse it, pvboot keeps it"));
         }
         if e.modules.len() >= MAX_MODULES {
-            self.diag(n, format!("more than {MAX_MODULES} modules, '{path}' skipped"));
+            self.diag(n, format_args!("more than {MAX_MODULES} modules, '{path}' skipped"));
             return;
         }
         let is_module = name != "initrd";
@@ -200,7 +199,7 @@ impl Parser<'_> {
             if f < self.menu.entries.len() {
                 self.menu.fallback.push(f);
             } else {
-                self.diag(n, format!("fallback entry {f} does not exist, ignored"));
+                self.diag(n, format_args!("fallback entry {f} does not exist, ignored"));
             }
         }
         self.menu

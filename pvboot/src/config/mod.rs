@@ -3,7 +3,8 @@
 //! Three syntaxes are read: GRUB legacy / pvgrub 1 `menu.lst`
 //! ([`menu_lst`]), NetBSD's `boot.cfg(5)` ([`boot_cfg`]) and a written-down
 //! subset of GRUB 2's `grub.cfg` ([`grub_cfg`]). The domain command line
-//! (xl `extra=`) is read by [`cmdline`] and applied on top.
+//! (xl `extra=`) is read by [`cmdline`] and applied on top. [`find`] looks
+//! for the first of [`CONFIG_PATHS`] on a mounted volume; [`load`] reads one.
 //!
 //! Parsing never fails: what pvboot does not understand becomes a
 //! [`Diagnostic`] (`file:line: message`) and parsing goes on. An entry
@@ -35,7 +36,7 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::fmt;
 
-use crate::fs::{uuid_matches, FileSystem};
+use crate::fs::{uuid_matches, FileSystem, FileType, FsError};
 use crate::partition::Selector;
 
 /// Largest config file read; the caller refuses bigger files (and
@@ -66,6 +67,29 @@ pub const CONFIG_PATHS: [&str; 5] = [
     "/boot/grub/grub.cfg",
     "/grub/grub.cfg",
 ];
+
+/// Reads the config file at `path` on `fs` and parses it (by its name);
+/// files over [`MAX_CONFIG_BYTES`] are refused.
+pub fn load(fs: &dyn FileSystem, path: &str) -> Result<Menu, FsError> {
+    let bytes = fs.read_file(path, MAX_CONFIG_BYTES as u64)?;
+    Ok(Menu::parse(path, &bytes))
+}
+
+/// The first of [`CONFIG_PATHS`] present on `fs`, with its menu or why it
+/// could not be read; `None` when there is none. A read error other than
+/// "not found" stops the search there, so a damaged menu.lst is reported
+/// rather than silently replaced by a grub.cfg.
+pub fn find(fs: &dyn FileSystem) -> Option<(&'static str, Result<Menu, FsError>)> {
+    for path in CONFIG_PATHS {
+        match fs.lookup(path) {
+            Ok(node) if node.meta.kind == FileType::Dir => {}
+            Ok(_) => return Some((path, load(fs, path))),
+            Err(FsError::NotFound | FsError::NotADirectory) => {}
+            Err(e) => return Some((path, Err(e))),
+        }
+    }
+    None
+}
 
 /// One problem found while reading a config: `file:line: message`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -245,7 +269,7 @@ impl Menu {
     pub fn parse(path: &str, text: &[u8]) -> Menu {
         if text.len() > MAX_CONFIG_BYTES {
             let mut m = Menu::default();
-            m.diag(path, 0, format!("file is {} bytes, over the {MAX_CONFIG_BYTES}-byte limit; not read", text.len()));
+            m.diag(path, 0, format_args!("file is {} bytes, over the {MAX_CONFIG_BYTES}-byte limit; not read", text.len()));
             return m;
         }
         // A byte-order mark (Windows editors write one) is not part of the first line.
@@ -296,9 +320,10 @@ impl Menu {
     }
 
     /// Records a diagnostic, up to [`MAX_DIAGNOSTICS`].
-    pub(crate) fn diag(&mut self, file: &str, line: usize, message: String) {
+    /// The message is formatted only when kept, so floods of junk cost little.
+    pub(crate) fn diag(&mut self, file: &str, line: usize, message: fmt::Arguments<'_>) {
         if self.diagnostics.len() < MAX_DIAGNOSTICS {
-            self.diagnostics.push(Diagnostic { file: file.to_string(), line, message });
+            self.diagnostics.push(Diagnostic { file: file.to_string(), line, message: alloc::fmt::format(message) });
         } else if self.diagnostics.len() == MAX_DIAGNOSTICS {
             self.diagnostics.push(Diagnostic {
                 file: file.to_string(),
@@ -316,11 +341,11 @@ impl Menu {
     /// [`Menu::push_entry`], where `reported` says a missing kernel was already reported.
     pub(crate) fn push_entry_reported(&mut self, file: &str, entry: Entry, reported: bool) {
         if self.entries.len() >= MAX_ENTRIES {
-            self.diag(file, entry.line, format!("more than {MAX_ENTRIES} entries; '{}' dropped", entry.title));
+            self.diag(file, entry.line, format_args!("more than {MAX_ENTRIES} entries; '{}' dropped", entry.title));
             return;
         }
         if entry.kernel.is_none() && !reported {
-            self.diag(file, entry.line, format!("entry '{}' has no kernel; it cannot boot", entry.title));
+            self.diag(file, entry.line, format_args!("entry '{}' has no kernel; it cannot boot", entry.title));
         }
         self.entries.push(entry);
     }
@@ -331,7 +356,7 @@ impl Menu {
             self.default = n;
         } else {
             self.default = 0;
-            self.diag(file, line, format!("default entry {n} does not exist; using the first"));
+            self.diag(file, line, format_args!("default entry {n} does not exist; using the first"));
         }
     }
 }
