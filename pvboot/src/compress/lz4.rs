@@ -1,6 +1,6 @@
 //! The LZ4 legacy frame, as `lz4 -l` and Linux's `cmd_lz4` write it and Linux's
 //! `lib/decompress_unlz4.c` reads it: the magic 0x184C2102 (little-endian), then blocks of
-//! [u32 LE compressed size][LZ4 block (lz4_flex)], each independent and at most 8 MiB decoded.
+//! (u32 LE compressed size, LZ4 block decoded by lz4_flex), each independent and at most 8 MiB decoded.
 //!
 //! The format has no end marker. The data ends where the input does, at a zero size (padding), or
 //! at a size field with nothing after it (the 4-byte uncompressed size Linux appends); a size equal
