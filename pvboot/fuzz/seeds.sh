@@ -1,5 +1,6 @@
 #!/bin/sh
-# Seeds for the pvboot fuzz targets, made by the real tools: small FAT
+# Seeds for the pvboot fuzz targets, made by the real tools: compressed files
+# (gzip, xz, zstd, bzip2, lz4 -l, lzop, lzma, with the options Linux uses), small FAT
 # (mkfs.fat + mcopy), ext2/3/4 (mke2fs -d), MBR (sfdisk) and GPT (sgdisk)
 # images, and disklabels (written by python3, as makefs writes none).
 # Usage: seeds.sh OUT_DIR   (run by `cargo xtask fuzz` before fuzzing)
@@ -94,6 +95,35 @@ printf '/etc/custom\ntitle t\nkernel /k\n' > "$out/pvboot_config/custom"
 printf 'root=xvda1 timeout=0 entry=2 config=/boot/grub/grub.cfg -- console=hvc0 init=/bin/sh' > "$out/pvboot_cmdline/full"
 printf '(hd0,0)/boot/grub/menu.lst' > "$out/pvboot_cmdline/pvgrub"
 printf "kernel=xbd0a:/netbsd root=UUID=1234-ABCD entry='Boot normally' timeout=-1 -- -s" > "$out/pvboot_cmdline/kernel"
+# Compressed files: a piece of a real ELF and a short text, by each tool.
+compress_seeds() { # compress_seeds TARGET PACKAGE TOOL [ARGS...]
+    target=$1 package=$2 tool=$3
+    shift 3
+    if ! command -v "$tool" >/dev/null 2>&1; then
+        echo "seeds.sh: $tool not found (apt-get install $package); $target fuzzes without seeds" >&2
+        return 0
+    fi
+    mkdir -p "$out/$target"
+    n=0
+    for input in "$plain_elf" "$plain_text"; do
+        n=$((n + 1))
+        "$tool" "$@" < "$input" > "$out/$target/seed-$n-$(echo "$*" | tr -c 'a-zA-Z0-9=\n' _)"
+    done
+}
+plain_elf=$(mktemp)
+plain_text=$(mktemp)
+head -c 12000 /bin/sh > "$plain_elf"
+printf 'pvboot seed text: abcabcabcabc aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa 0123456789\n' > "$plain_text"
+compress_seeds pvboot_gzip gzip gzip -9 -n -c
+compress_seeds pvboot_xz xz-utils xz --check=crc32 --x86 --lzma2=dict=32MiB -c
+compress_seeds pvboot_xz xz-utils xz -0 -c
+compress_seeds pvboot_zstd zstd zstd --ultra -22 -c
+compress_seeds pvboot_zstd zstd zstd -1 -c
+compress_seeds pvboot_bzip2 bzip2 bzip2 -9 -c
+compress_seeds pvboot_lz4 lz4 lz4 -l -9 -c
+compress_seeds pvboot_lzo lzop lzop -9 -c
+compress_seeds pvboot_lzma xz-utils lzma -9 -c
+rm -f "$plain_elf" "$plain_text"
 for t in mkfs.fat mcopy mke2fs sfdisk sgdisk python3; do
     if ! command -v $t >/dev/null 2>&1; then
         echo "seeds.sh: $t not found (apt-get install dosfstools mtools e2fsprogs fdisk gdisk python3); fuzzing without seeds" >&2

@@ -26,6 +26,8 @@ const MAX_CODE_LEN: usize = 20;
 const MAX_ALPHA: usize = 258;
 /// bzip2 1.0.8 reads any number of selectors but keeps this many (BZ_MAX_SELECTORS).
 const MAX_SELECTORS: usize = 18002;
+/// Codes this long or shorter decode through one table look-up.
+const LUT_BITS: u32 = 10;
 /// The block output's chunk handed on at a time.
 const CHUNK: usize = 64 * 1024;
 
@@ -57,6 +59,28 @@ impl Bits<'_> {
         Ok(((self.buf >> self.n) & ((1u64 << k) - 1)) as u32)
     }
 
+    /// The next `k` (<= 32) bits without taking them; past the input's end they read as zeros.
+    fn peek(&mut self, k: u32) -> u32 {
+        while self.n < k {
+            let Some(&b) = self.data.get(self.pos) else {
+                return ((self.buf << (k - self.n)) & ((1u64 << k) - 1)) as u32;
+            };
+            self.pos += 1;
+            self.buf = self.buf << 8 | u64::from(b);
+            self.n += 8;
+        }
+        ((self.buf >> (self.n - k)) & ((1u64 << k) - 1)) as u32
+    }
+
+    /// Takes `k` bits already seen by [`Self::peek`].
+    fn consume<E>(&mut self, k: u32) -> Result<(), DecompressError<E>> {
+        if self.n < k {
+            return Err(DecompressError::Truncated { format: FORMAT });
+        }
+        self.n -= k;
+        Ok(())
+    }
+
     fn bit<E>(&mut self) -> Result<bool, DecompressError<E>> {
         Ok(self.get(1)? == 1)
     }
@@ -73,7 +97,11 @@ impl Bits<'_> {
 
 /// A canonical Huffman decoding table, as bzip2's `BZ2_hbCreateDecodeTables` builds it: codes of
 /// length `l` are the values up to `limit[l]`, and `perm[code - base[l]]` is the symbol.
+///
+/// Codes up to [`LUT_BITS`] long are also found in one step through `lut`.
 struct Huffman {
+    /// Indexed by the next LUT_BITS bits: symbol << 5 | code length, or 0 for a longer code.
+    lut: [u16; 1 << LUT_BITS],
     limit: [i32; MAX_CODE_LEN + 2],
     base: [i32; MAX_CODE_LEN + 2],
     perm: [u16; MAX_ALPHA],
@@ -86,6 +114,7 @@ impl Huffman {
         let min_len = lengths.iter().copied().min().unwrap_or(1);
         let max_len = lengths.iter().copied().max().unwrap_or(1);
         let mut h = Huffman {
+            lut: [0; 1 << LUT_BITS],
             limit: [-1; MAX_CODE_LEN + 2],
             base: [0; MAX_CODE_LEN + 2],
             perm: [0; MAX_ALPHA],
@@ -118,10 +147,29 @@ impl Huffman {
             h.base[l] = ((h.limit[l - 1] + 1) << 1) - count[l];
         }
         h.base[usize::from(min_len)] = count[usize::from(min_len)];
+        // Codes of length l are limit[l] - (their count) + 1 ..= limit[l], in perm's order.
+        for l in usize::from(min_len)..=usize::from(max_len).min(LUT_BITS as usize) {
+            let first = h.limit[l] + 1 - (count[l + 1] - count[l]);
+            for code in first.max(0)..=h.limit[l] {
+                let index = code - h.base[l];
+                if code >= 1 << l || index < 0 || index as usize >= h.symbols {
+                    continue; // an over-full code set: left to the checked slow path
+                }
+                let entry = h.perm[index as usize] << 5 | l as u16;
+                let shift = LUT_BITS as usize - l;
+                let from = (code as usize) << shift;
+                h.lut[from..from + (1 << shift)].fill(entry);
+            }
+        }
         h
     }
 
     fn decode<E>(&self, bits: &mut Bits<'_>) -> Result<usize, DecompressError<E>> {
+        let entry = self.lut[bits.peek(LUT_BITS) as usize];
+        if entry != 0 {
+            bits.consume(u32::from(entry & 31))?;
+            return Ok(usize::from(entry >> 5));
+        }
         let mut len = self.min_len as usize;
         let mut code = bits.get(self.min_len)? as i32;
         while code > self.limit[len] {

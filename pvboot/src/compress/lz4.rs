@@ -1,6 +1,6 @@
 //! The LZ4 legacy frame, as `lz4 -l` and Linux's `cmd_lz4` write it and Linux's
 //! `lib/decompress_unlz4.c` reads it: the magic 0x184C2102 (little-endian), then blocks of
-//! [u32 LE compressed size][LZ4 block (lz4_flex)], each independent and at most 8 MiB decoded.
+//! (u32 LE compressed size, LZ4 block decoded by lz4_flex), each independent and at most 8 MiB decoded.
 //!
 //! The format has no end marker. The data ends where the input does, at a zero size (padding), or
 //! at a size field with nothing after it (the 4-byte uncompressed size Linux appends); a size equal
@@ -64,22 +64,34 @@ fn check_magic<E>(input: &[u8]) -> Result<(), DecompressError<E>> {
 fn block<E>(data: &[u8], dest: &mut [u8], dest_is_limit: bool, limit: u64) -> Result<usize, DecompressError<E>> {
     lz4_block(data, dest).map_err(|e| match e {
         BlockError::OutputTooSmall { .. } if dest_is_limit => DecompressError::TooLarge { limit },
-        BlockError::OutputTooSmall { .. } => corrupt("block decodes to more than 8 MiB"),
+        BlockError::OutputTooSmall { .. } => corrupt("block decodes to more than 8 MiB or 255 times its size"),
         BlockError::LiteralOutOfBounds | BlockError::ExpectedAnotherByte => corrupt("block ends inside a sequence"),
         BlockError::OffsetZero | BlockError::OffsetOutOfBounds => corrupt("match distance out of range"),
         _ => corrupt("invalid block"),
     })
 }
 
-/// Streams every block's output to `out`, through a buffer of min(8 MiB, limit + 1) bytes.
+/// The most a block of `compressed` bytes can decode to: LZ4's longest match costs 1 byte per 255
+/// output bytes, so a block never decodes to more than 255 times its size (and never past 8 MiB).
+fn decoded_bound(compressed: usize) -> usize {
+    compressed.saturating_mul(255).saturating_add(16).min(BLOCK_MAX)
+}
+
+/// Streams every block's output to `out`, through a buffer as large as the largest block's bound
+/// (at most 8 MiB).
 pub(super) fn stream<S: Sink>(input: &[u8], out: &mut Output<'_, S>) -> Result<(), DecompressError<S::Error>> {
     check_magic(input)?;
-    let mut buf = vec![0u8; BLOCK_MAX.min(usize::try_from(out.limit).unwrap_or(usize::MAX).saturating_add(1))];
+    let mut buf = vec![];
     let mut at = 4;
     while let Some((start, end)) = next_block(input, at)? {
         let room = usize::try_from(out.limit - out.written).unwrap_or(usize::MAX);
-        let dest_len = buf.len().min(room);
-        let n = block(&input[start..end], &mut buf[..dest_len], dest_len < BLOCK_MAX, out.limit)?;
+        let bound = decoded_bound(end - start);
+        // One byte over the room tells "too large" from "fits exactly".
+        let dest_len = bound.min(room.saturating_add(1));
+        if buf.len() < dest_len {
+            buf.resize(dest_len, 0);
+        }
+        let n = block(&input[start..end], &mut buf[..dest_len], dest_len < bound, out.limit)?;
         out.put(&buf[..n])?;
         at = end;
     }
@@ -92,9 +104,9 @@ pub(super) fn into(input: &[u8], out: &mut [u8]) -> Result<usize, DecompressErro
     let limit = out.len() as u64;
     let (mut at, mut done) = (4, 0);
     while let Some((start, end)) = next_block(input, at)? {
-        let room = out.len() - done;
-        let dest_len = room.min(BLOCK_MAX);
-        done += block(&input[start..end], &mut out[done..done + dest_len], dest_len < BLOCK_MAX, limit)?;
+        let bound = decoded_bound(end - start);
+        let dest_len = (out.len() - done).min(bound);
+        done += block(&input[start..end], &mut out[done..done + dest_len], dest_len < bound, limit)?;
         at = end;
     }
     Ok(done)

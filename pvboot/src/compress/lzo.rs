@@ -5,9 +5,10 @@
 //! [version needed to extract, if version >= 0x0940], method (1..3: LZO1X), [level, if >= 0x0940],
 //! flags, [filter, if F_H_FILTER], mode, mtime low, [mtime high, if >= 0x0940], name length and
 //! name, header checksum (Adler-32, or CRC-32 with F_H_CRC32), [extra field, if F_H_EXTRA_FIELD].
-//! Then blocks: [u32 decoded length (0 ends the file)][u32 stored length][decoded data's Adler-32
-//! and/or CRC-32, per F_ADLER32_D / F_CRC32_D][stored data's, per F_ADLER32_C / F_CRC32_C, only
-//! when stored < decoded][data]; stored == decoded means the data is stored uncompressed. Blocks
+//! Then blocks: u32 decoded length (0 ends the file), u32 stored length, the decoded data's
+//! Adler-32 and/or CRC-32 (per F_ADLER32_D / F_CRC32_D), the stored data's (per F_ADLER32_C /
+//! F_CRC32_C, only when stored < decoded), the data; stored == decoded means the data is stored
+//! uncompressed. Blocks
 //! are independent and at most 256 KiB decoded (lzop's block size, Linux's `LZO_BLOCK_SIZE`).
 //! Every checksum present is verified (Linux skips them; lzop checks them). What follows the end
 //! block (Linux's 4-byte size) is ignored.

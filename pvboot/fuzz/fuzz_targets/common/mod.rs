@@ -136,3 +136,29 @@ pub fn walk(fs: &dyn FileSystem) {
         }
     }
 }
+
+/// Decodes `data` as format `c` with both APIs under a small limit: neither may panic or write
+/// past the limit, and where both succeed they must agree byte for byte.
+pub fn decompress_both(c: pvboot::compress::Compression, data: &[u8]) {
+    use pvboot::compress::{decompress, decompress_into, detect};
+    const LIMIT: usize = 1 << 20;
+    let _ = detect(data);
+    let mut streamed = Vec::new();
+    let r = decompress(c, data, &mut streamed, LIMIT as u64);
+    assert!(streamed.len() <= LIMIT, "{c}: wrote past max_out");
+    if let Err(e) = &r {
+        let line = e.to_string();
+        assert!(!line.contains('\n') && line.contains(c.name()) || line.contains("limit"), "{c}: error line {line:?}");
+    }
+    let mut buf = vec![0u8; LIMIT];
+    let r2 = decompress_into(c, data, &mut buf);
+    match (r, r2) {
+        (Ok(n), Ok(m)) => {
+            assert_eq!(n as usize, m, "{c}: lengths differ");
+            assert!(streamed == buf[..m], "{c}: outputs differ");
+        }
+        (Ok(n), Err(e)) => panic!("{c}: streamed {n} bytes but decompress_into failed: {e}"),
+        (Err(e), Ok(m)) => panic!("{c}: decompress_into gave {m} bytes but streaming failed: {e}"),
+        (Err(_), Err(_)) => {}
+    }
+}
