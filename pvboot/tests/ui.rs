@@ -600,3 +600,23 @@ title Debian GNU/Linux, kernel 6.1.0-13-amd64 (single-user mode)\nroot (hd0,0)\n
     assert_eq!(boot, Boot::Entry { index: 0, entry: menu.entries[0].clone(), reason: Reason::Fallback });
     assert_eq!(term.now, 2_000);
 }
+
+#[test]
+fn input_before_start_draws_the_screen_first() {
+    let mut shell = no_disks();
+    let mut ui = Ui::new(items(&["Alpha", "Beta"]), settings(0, Some(5)));
+    let mut out = Vec::new();
+    assert!(matches!(ui.on_byte(b'\r', 10, &mut shell, &mut out), Some(Boot::Entry { index: 0, reason: Reason::Chosen, .. })));
+    let screen = String::from_utf8(out).unwrap();
+    assert!(screen.starts_with("\r\n\x1b[7m> 1. Alpha (default)"), "{screen:?}");
+    assert!(screen.ends_with("Booting 'Alpha' in 5 s; press any key to stop\r\x1b[KBooting 'Alpha'\r\n"), "{screen:?}");
+    // Without entries every key goes to the prompt.
+    let mut ui: Ui<Item> = Ui::new(Vec::new(), settings(0, None));
+    let mut out = Vec::new();
+    for b in *b"e\r\x1b[A1\r" {
+        assert!(ui.on_byte(b, 0, &mut shell, &mut out).is_none());
+    }
+    ui.on_time(1_000, &mut shell, &mut out);
+    let screen = String::from_utf8(out).unwrap();
+    assert!(screen.ends_with("pvboot> e\r\nunknown command 'e' ('help' lists the commands)\r\npvboot> e1\r\nunknown command 'e1' ('help' lists the commands)\r\npvboot> "), "{screen:?}");
+}

@@ -177,7 +177,10 @@ impl<E: MenuEntry> Ui<E> {
     }
 
     pub(super) fn menu_key(&mut self, key: Key, _now: u64, out: &mut dyn Output) -> Option<Boot<E>> {
-        let last = self.entries.len().saturating_sub(1);
+        if self.entries.is_empty() {
+            return None;
+        }
+        let last = self.entries.len() - 1;
         if !matches!(key, Key::Char('0'..='9')) {
             self.number = 0;
         }

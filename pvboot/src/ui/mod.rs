@@ -308,8 +308,12 @@ impl<E: MenuEntry> Ui<E> {
         }
     }
 
-    /// Advances the clock to `now`: the countdown line and a pending lone ESC.
+    /// Advances the clock to `now`: the countdown line and a pending lone ESC
+    /// (before [`start`](Self::start), it starts).
     pub fn on_time(&mut self, now: u64, shell: &mut dyn Shell, out: &mut dyn Output) -> Option<Boot<E>> {
+        if !self.started {
+            return self.start(now, out);
+        }
         if let Some(k) = self.decoder.on_time(now) {
             if let Some(b) = self.on_key(k, now, shell, out) {
                 return Some(b);
@@ -318,8 +322,14 @@ impl<E: MenuEntry> Ui<E> {
         self.tick(now, out)
     }
 
-    /// Handles one console byte received at `now`.
+    /// Handles one console byte received at `now` (before [`start`](Self::start), it starts first).
     pub fn on_byte(&mut self, byte: u8, now: u64, shell: &mut dyn Shell, out: &mut dyn Output) -> Option<Boot<E>> {
+        if !self.started {
+            // Input before the first screen: draw it first (the byte then counts as a key).
+            if let Some(b) = self.start(now, out) {
+                return Some(b);
+            }
+        }
         // A byte is a key press even before it decodes to a key (ESC, half a
         // sequence): the countdown stops at once.
         if self.countdown.is_some() {
