@@ -620,3 +620,16 @@ fn input_before_start_draws_the_screen_first() {
     let screen = String::from_utf8(out).unwrap();
     assert!(screen.ends_with("pvboot> e\r\nunknown command 'e' ('help' lists the commands)\r\npvboot> e1\r\nunknown command 'e1' ('help' lists the commands)\r\npvboot> "), "{screen:?}");
 }
+
+#[test]
+fn banner_and_notes_are_bounded() {
+    let lines = |n: usize, what: &str| (0..n).map(|i| format!("{what} {i}\x1b[2J")).collect::<Vec<_>>();
+    let settings = Settings { banner: lines(100, "banner"), notes: lines(100, "note"), ..settings(0, None) };
+    let mut ui = Ui::new(items(&["Alpha"]), settings);
+    let mut out = Vec::new();
+    ui.start(0, &mut out);
+    let screen = String::from_utf8(out).unwrap();
+    assert!(screen.contains("note 63?[2J\r\n(36 more notes not shown)\r\nbanner 0?[2J\r\n"), "{screen:?}");
+    assert!(screen.contains("banner 15?[2J\r\n\r\n\x1b[7m> 1. Alpha"), "{screen:?}");
+    assert!(!screen.contains("banner 16") && !screen.contains("note 64"));
+}

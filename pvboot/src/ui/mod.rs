@@ -53,6 +53,10 @@ pub const MENU_ROWS: usize = 16;
 pub const TITLE_CHARS: usize = 64;
 /// Longest message line (errors, banner, notes), in characters.
 pub const LINE_CHARS: usize = 200;
+/// Most banner lines shown above the menu.
+pub const BANNER_LINES: usize = 16;
+/// Most notes shown before the first screen.
+pub const NOTE_LINES: usize = 64;
 
 /// Where the screen goes.
 pub trait Output {
@@ -278,9 +282,13 @@ impl<E: MenuEntry> Ui<E> {
             return None;
         }
         self.started = true;
-        for n in &self.settings.notes {
+        for n in self.settings.notes.iter().take(NOTE_LINES) {
             out.write(one_line(n, LINE_CHARS).as_bytes());
             out.write(b"\r\n");
+        }
+        if self.settings.notes.len() > NOTE_LINES {
+            let more = alloc::format!("({} more notes not shown)\r\n", self.settings.notes.len() - NOTE_LINES);
+            out.write(more.as_bytes());
         }
         if self.entries.is_empty() {
             out.write(b"pvboot: no boot entries; the prompt can find and boot a kernel ('help' lists the commands).\r\n");
