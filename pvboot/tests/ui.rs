@@ -471,6 +471,8 @@ fn prompt_lists_and_reads_real_fat_and_ffs_images() {
     }
     let (_, s) = session(&mut ui, &mut shell, b"ls (hd2)\rls (fd0)/\r");
     assert_eq!(s, "ls (hd2)\r\nls: no disk 2 (there are 2)\r\npvboot> ls (fd0)/\r\nls: unknown disk 'fd0'\r\npvboot> ");
+    let (_, s) = session(&mut ui, &mut shell, b"root (hd0,0)\r");
+    assert_eq!(s, "root (hd0,0)\r\nroot: (hd0,0): partitions count from 1 here, as in GRUB 2: menu.lst's (hd0,0) is (hd0,1)\r\npvboot> ");
     let (_, s) = session(&mut ui, &mut shell, b"root (hd0,1)\r");
     assert_eq!(s, "root (hd0,1)\r\nroot is (hd0,1): fat16 on (hd0,msdos1) (xbd0e)\r\npvboot> ");
     let (_, s) = session(&mut ui, &mut shell, b"kernel /boot/vmlinuz console=hvc0 root=/dev/xvda1\r");
