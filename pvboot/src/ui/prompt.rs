@@ -21,9 +21,9 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
 use super::editor::Edit;
-use crate::config::{Entry, FileRef, ModuleRef, RootSpec};
 use super::keys::Key;
 use super::{one_line, Boot, MenuEntry, Mode, Output, Reason, Ui, LINE_CHARS};
+use crate::config::{Entry, FileRef, ModuleRef, RootSpec};
 
 /// The prompt.
 pub const PROMPT: &str = "pvboot> ";
