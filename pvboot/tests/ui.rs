@@ -363,6 +363,10 @@ fn failed_boots_fall_back_then_wait() {
     assert!(matches!(ui.run(&mut term, &mut shell), Boot::Entry { index: 0, reason: Reason::Chosen, .. }));
     ui.boot_failed("x", term.now, &mut term);
     assert_eq!(ui.deadline(), None);
+    // A failure reported twice (or with no boot asked for) names no entry.
+    term.screen();
+    ui.boot_failed("no kernel found", term.now, &mut term);
+    assert!(term.screen().starts_with("\r\nError booting: no kernel found\r\n\r\n"));
 }
 
 /// Disk 0: an MBR disk with a FAT16 partition; disk 1: a whole-disk FFSv2 (makefs).

@@ -363,13 +363,15 @@ impl<E: MenuEntry> Ui<E> {
     /// prompt, if the prompt booted) back. After an automatic boot, the next
     /// `fallback` entry boots at once.
     pub fn boot_failed(&mut self, message: &str, now: u64, out: &mut dyn Output) {
-        let (index, reason) = self.last_boot.take().unwrap_or((None, Reason::Chosen));
-        let what = match index.and_then(|i| self.entries.get(i)) {
-            Some(e) => alloc::format!("'{}'", one_line(e.title(), TITLE_CHARS)),
-            None => String::from("the prompt's kernel"),
+        let last = self.last_boot.take();
+        let (index, reason) = last.unwrap_or((None, Reason::Chosen));
+        let what = match (last, index.and_then(|i| self.entries.get(i))) {
+            (_, Some(e)) => alloc::format!(" '{}'", one_line(e.title(), TITLE_CHARS)),
+            (Some(_), None) => String::from(" the prompt's kernel"),
+            (None, None) => String::new(),
         };
         self.decoder = KeyDecoder::new();
-        out.write(alloc::format!("\r\nError booting {what}: {}\r\n", one_line(message, LINE_CHARS)).as_bytes());
+        out.write(alloc::format!("\r\nError booting{what}: {}\r\n", one_line(message, LINE_CHARS)).as_bytes());
         if self.mode == Mode::Prompt || self.entries.is_empty() {
             self.enter_prompt(out);
             return;
