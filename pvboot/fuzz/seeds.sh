@@ -215,9 +215,19 @@ d[194 * 512:194 * 512 + 212] = label([(40, 200, 7), (10, 240, 1), (60, 193, 0), 
 open(mbr, 'wb').write(bytes(d))
 PY
 
+cp "$mbr" "$out/pvboot_probe/mbr-disklabel.img"
+sparse "$out/pvboot_probe/mbr.img" "$out/pvboot_probe/mbr-disklabel.img" "$out"/pvboot_probe/bare-*.img
+
+# FFS for the probe pipeline (fs-ffs/fuzz has the full makefs spread).
+if command -v makefs >/dev/null 2>&1; then
+    makefs -t ffs -o version=2,bsize=4096,fsize=512 -M 1m "$out/pvboot_probe/ffs2.img" "$tree" >/dev/null
+    makefs -t ffs -B be -o version=1,bsize=4096,fsize=512 -M 1m "$out/pvboot_probe/ffs1-be.img" "$tree" >/dev/null
+    sparse "$out/pvboot_probe/ffs2.img" "$out/pvboot_probe/ffs1-be.img"
+fi
+
 # The console UI: a header (entries, default, timeout, fallback, script
-# length), a script of keys and clock steps (0xFE k), and the FAT12 seed
-# as the prompt's disk.
+# length), a script of keys and clock steps (0xFE k), and the (sparse) FAT12
+# seed as the prompt's disk.
 mkdir -p "$out/pvboot_ui"
 python3 - "$out" <<'PY'
 import struct, sys
@@ -236,12 +246,3 @@ for name, script in scripts.items():
     head = bytes([3, 1, 2, 0x21]) + struct.pack('<H', len(script))
     open(f'{out}/pvboot_ui/{name}', 'wb').write(head + script + fat)
 PY
-cp "$mbr" "$out/pvboot_probe/mbr-disklabel.img"
-sparse "$out/pvboot_probe/mbr.img" "$out/pvboot_probe/mbr-disklabel.img" "$out"/pvboot_probe/bare-*.img
-
-# FFS for the probe pipeline (fs-ffs/fuzz has the full makefs spread).
-if command -v makefs >/dev/null 2>&1; then
-    makefs -t ffs -o version=2,bsize=4096,fsize=512 -M 1m "$out/pvboot_probe/ffs2.img" "$tree" >/dev/null
-    makefs -t ffs -B be -o version=1,bsize=4096,fsize=512 -M 1m "$out/pvboot_probe/ffs1-be.img" "$tree" >/dev/null
-    sparse "$out/pvboot_probe/ffs2.img" "$out/pvboot_probe/ffs1-be.img"
-fi

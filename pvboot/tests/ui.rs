@@ -92,6 +92,28 @@ impl Terminal for Script {
     }
 }
 
+/// Feeds timed bytes to the state machine as [`Ui::run`] would, settling each
+/// deadline that passes between them, but returns when the input ends (or
+/// something is to be booted) instead of waiting.
+fn drive<E: MenuEntry>(ui: &mut Ui<E>, shell: &mut dyn pvboot::ui::Shell, events: &[(u64, &[u8])], out: &mut Vec<u8>) -> Option<Boot<E>> {
+    for &(t, bytes) in events {
+        let mut ticks = 0;
+        while let Some(d) = ui.deadline().filter(|&d| d <= t) {
+            ticks += 1;
+            assert!(ticks < 100_000, "the deadline {d} does not move");
+            if let Some(b) = ui.on_time(d, shell, out) {
+                return Some(b);
+            }
+        }
+        for &b in bytes {
+            if let Some(boot) = ui.on_byte(b, t, shell, out) {
+                return Some(boot);
+            }
+        }
+    }
+    None
+}
+
 type Disk = Rc<Cache<FileDisk>>;
 
 fn no_disks() -> DiskShell<Disk> {
@@ -303,19 +325,11 @@ fn escape_sequences_split_across_reads() {
 #[test]
 fn empty_menu_goes_straight_to_the_prompt() {
     let mut ui: Ui<Item> = Ui::new(Vec::new(), Settings { notes: vec!["/boot/grub/menu.lst:3: unknown directive 'foo'".into()], ..settings(0, Some(5)) });
-    let mut term = Script::new(0, &[(10, b"menu\r"), (20, b"\x1b"), (1_000, b"boot\r"), (2_000, b"bogus x\r")]);
     let mut out = Vec::new();
     assert!(ui.start(0, &mut out).is_none());
     assert_eq!(ui.deadline(), None, "no countdown without entries");
-    let mut shell = no_disks();
-    for &(t, b) in term.input.clone().iter() {
-        let now = ui.deadline().filter(|&d| d <= t).unwrap_or(t);
-        if now < t {
-            ui.on_time(now, &mut shell, &mut out);
-        }
-        assert!(ui.on_byte(b, t, &mut shell, &mut out).is_none());
-    }
-    term.input.clear();
+    let boot = drive(&mut ui, &mut no_disks(), &[(10, b"menu\r"), (20, b"\x1b"), (1_000, b"boot\r"), (2_000, b"bogus x\r")], &mut out);
+    assert!(boot.is_none());
     assert_eq!(
         String::from_utf8(out).unwrap(),
         "/boot/grub/menu.lst:3: unknown directive 'foo'\r\n\
@@ -363,6 +377,10 @@ fn failed_boots_fall_back_then_wait() {
     assert!(matches!(ui.run(&mut term, &mut shell), Boot::Entry { index: 0, reason: Reason::Chosen, .. }));
     ui.boot_failed("x", term.now, &mut term);
     assert_eq!(ui.deadline(), None);
+    // A failure reported twice (or with no boot asked for) names no entry.
+    term.screen();
+    ui.boot_failed("no kernel found", term.now, &mut term);
+    assert!(term.screen().starts_with("\r\nError booting: no kernel found\r\n\r\n"));
 }
 
 /// Disk 0: an MBR disk with a FAT16 partition; disk 1: a whole-disk FFSv2 (makefs).
@@ -471,6 +489,8 @@ fn prompt_lists_and_reads_real_fat_and_ffs_images() {
     }
     let (_, s) = session(&mut ui, &mut shell, b"ls (hd2)\rls (fd0)/\r");
     assert_eq!(s, "ls (hd2)\r\nls: no disk 2 (there are 2)\r\npvboot> ls (fd0)/\r\nls: unknown disk 'fd0'\r\npvboot> ");
+    let (_, s) = session(&mut ui, &mut shell, b"root (hd0,0)\r");
+    assert_eq!(s, "root (hd0,0)\r\nroot: (hd0,0): partitions count from 1 here, as in GRUB 2: menu.lst's (hd0,0) is (hd0,1)\r\npvboot> ");
     let (_, s) = session(&mut ui, &mut shell, b"root (hd0,1)\r");
     assert_eq!(s, "root (hd0,1)\r\nroot is (hd0,1): fat16 on (hd0,msdos1) (xbd0e)\r\npvboot> ");
     let (_, s) = session(&mut ui, &mut shell, b"kernel /boot/vmlinuz console=hvc0 root=/dev/xvda1\r");
@@ -599,4 +619,37 @@ title Debian GNU/Linux, kernel 6.1.0-13-amd64 (single-user mode)\nroot (hd0,0)\n
     let boot = ui.run(&mut term, &mut no_disks());
     assert_eq!(boot, Boot::Entry { index: 0, entry: menu.entries[0].clone(), reason: Reason::Fallback });
     assert_eq!(term.now, 2_000);
+}
+
+#[test]
+fn input_before_start_draws_the_screen_first() {
+    let mut shell = no_disks();
+    let mut ui = Ui::new(items(&["Alpha", "Beta"]), settings(0, Some(5)));
+    let mut out = Vec::new();
+    assert!(matches!(ui.on_byte(b'\r', 10, &mut shell, &mut out), Some(Boot::Entry { index: 0, reason: Reason::Chosen, .. })));
+    let screen = String::from_utf8(out).unwrap();
+    assert!(screen.starts_with("\r\n\x1b[7m> 1. Alpha (default)"), "{screen:?}");
+    assert!(screen.ends_with("Booting 'Alpha' in 5 s; press any key to stop\r\x1b[KBooting 'Alpha'\r\n"), "{screen:?}");
+    // Without entries every key goes to the prompt.
+    let mut ui: Ui<Item> = Ui::new(Vec::new(), settings(0, None));
+    let mut out = Vec::new();
+    for b in *b"e\r\x1b[A1\r" {
+        assert!(ui.on_byte(b, 0, &mut shell, &mut out).is_none());
+    }
+    ui.on_time(1_000, &mut shell, &mut out);
+    let screen = String::from_utf8(out).unwrap();
+    assert!(screen.ends_with("pvboot> e\r\nunknown command 'e' ('help' lists the commands)\r\npvboot> e1\r\nunknown command 'e1' ('help' lists the commands)\r\npvboot> "), "{screen:?}");
+}
+
+#[test]
+fn banner_and_notes_are_bounded() {
+    let lines = |n: usize, what: &str| (0..n).map(|i| format!("{what} {i}\x1b[2J")).collect::<Vec<_>>();
+    let settings = Settings { banner: lines(100, "banner"), notes: lines(100, "note"), ..settings(0, None) };
+    let mut ui = Ui::new(items(&["Alpha"]), settings);
+    let mut out = Vec::new();
+    ui.start(0, &mut out);
+    let screen = String::from_utf8(out).unwrap();
+    assert!(screen.contains("note 63?[2J\r\n(36 more notes not shown)\r\nbanner 0?[2J\r\n"), "{screen:?}");
+    assert!(screen.contains("banner 15?[2J\r\n\r\n\x1b[7m> 1. Alpha"), "{screen:?}");
+    assert!(!screen.contains("banner 16") && !screen.contains("note 64"));
 }

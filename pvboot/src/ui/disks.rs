@@ -63,6 +63,36 @@ fn disk_number(name: &str) -> Option<usize> {
     digits.parse().ok()
 }
 
+/// Which of `disks` disks and which partition selector (`None`: the whole
+/// disk) the device `dev` names (see the module docs for the forms).
+pub fn resolve_device(dev: &str, disks: usize) -> Result<(usize, Option<String>), String> {
+    let t = dev.trim();
+    let (disk, part) = if let Some(inner) = t.strip_prefix('(').and_then(|r| r.strip_suffix(')')) {
+        let (name, rest) = inner.split_once(',').unwrap_or((inner, ""));
+        let n = disk_number(name.trim()).ok_or_else(|| format!("unknown disk '{}'", name.trim()))?;
+        (n, (!rest.trim().is_empty()).then(|| t.to_string()))
+    } else if let Some(n) = disk_number(t) {
+        (n, None)
+    } else if let Some((letter, number)) = t.strip_prefix("xvd").and_then(|r| {
+        let b = r.as_bytes();
+        (b.len() > 1 && b[0].is_ascii_lowercase()).then(|| (b[0], &r[1..]))
+    }) {
+        // Linux: xvda1 is partition 1 of disk a.
+        (usize::from(letter - b'a'), Some(number.to_string()))
+    } else {
+        // NetBSD xbd1a names a disk; msdos1, gpt2, a, dk0 are on the first.
+        let letters = t.trim_start_matches(|c: char| c.is_ascii_lowercase());
+        let digits = letters.trim_start_matches(|c: char| c.is_ascii_digit());
+        let name = &t[..t.len() - digits.len()];
+        let n = if !digits.is_empty() && name.starts_with("xbd") { disk_number(name) } else { None };
+        (n.unwrap_or(0), Some(t.to_string()))
+    };
+    if disk >= disks {
+        return Err(format!("no disk {disk} (there are {disks})"));
+    }
+    Ok((disk, part))
+}
+
 impl<R: ReadAt + Clone + 'static> DiskShell<R> {
     /// A shell over `disks` (disk 0 first); `default` is the device for paths
     /// without one (e.g. where the menu was found), `None` for the first disk's
@@ -73,31 +103,7 @@ impl<R: ReadAt + Clone + 'static> DiskShell<R> {
 
     /// Which disk and which partition selector (`None`: the whole disk) `dev` names.
     fn resolve(&self, dev: &str) -> Result<(usize, Option<String>), String> {
-        let t = dev.trim();
-        let (disk, part) = if let Some(inner) = t.strip_prefix('(').and_then(|r| r.strip_suffix(')')) {
-            let (name, rest) = inner.split_once(',').unwrap_or((inner, ""));
-            let n = disk_number(name.trim()).ok_or_else(|| format!("unknown disk '{}'", name.trim()))?;
-            (n, (!rest.trim().is_empty()).then(|| t.to_string()))
-        } else if let Some(n) = disk_number(t) {
-            (n, None)
-        } else if let Some((letter, number)) = t.strip_prefix("xvd").and_then(|r| {
-            let b = r.as_bytes();
-            (b.len() > 1 && b[0].is_ascii_lowercase()).then(|| (b[0], &r[1..]))
-        }) {
-            // Linux: xvda1 is partition 1 of disk a.
-            (usize::from(letter - b'a'), Some(number.to_string()))
-        } else {
-            // NetBSD xbd1a names a disk; msdos1, gpt2, a, dk0 are on the first.
-            let letters = t.trim_start_matches(|c: char| c.is_ascii_lowercase());
-            let digits = letters.trim_start_matches(|c: char| c.is_ascii_digit());
-            let name = &t[..t.len() - digits.len()];
-            let n = if !digits.is_empty() && name.starts_with("xbd") { disk_number(name) } else { None };
-            (n.unwrap_or(0), Some(t.to_string()))
-        };
-        if disk >= self.disks.len() {
-            return Err(format!("no disk {disk} (there are {})", self.disks.len()));
-        }
-        Ok((disk, part))
+        resolve_device(dev, self.disks.len())
     }
 
     fn open(&self, dev: Option<&str>) -> Result<Volume, String> {
@@ -259,6 +265,16 @@ mod tests {
         assert_eq!(disk_number("hd"), None);
         assert_eq!(disk_number("hd99999"), None);
         assert_eq!(human(512), "512 bytes");
+        let r = |d: &str| resolve_device(d, 2);
+        assert_eq!(r("(hd1)"), Ok((1, None)));
+        assert_eq!(r("xvdb"), Ok((1, None)));
+        assert_eq!(r("(hd0,1)"), Ok((0, Some("(hd0,1)".into()))));
+        assert_eq!(r("xvda2"), Ok((0, Some("2".into()))));
+        assert_eq!(r("xbd1e"), Ok((1, Some("xbd1e".into()))));
+        assert_eq!(r("gpt2"), Ok((0, Some("gpt2".into()))));
+        assert_eq!(r("(hd2,1)"), Err("no disk 2 (there are 2)".into()));
+        assert_eq!(r("(cd0)"), Err("unknown disk 'cd0'".into()));
+        assert_eq!(r("xvdé1"), Ok((0, Some("xvdé1".into()))));
         assert_eq!(human(64 << 20), "64 MiB");
     }
 }

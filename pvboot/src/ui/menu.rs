@@ -10,7 +10,7 @@ use alloc::string::String;
 
 use super::editor::{Edit, History};
 use super::keys::Key;
-use super::{one_line, Boot, Countdown, MenuEntry, Mode, Output, Reason, Ui, LINE_CHARS, MENU_ROWS, TITLE_CHARS};
+use super::{one_line, Boot, Countdown, MenuEntry, Mode, Output, Reason, Ui, BANNER_LINES, LINE_CHARS, MENU_ROWS, TITLE_CHARS};
 
 /// The line under the entries.
 const HELP: &str = "Up/Down or a number selects, Enter boots, e edits the command line, c opens a prompt.";
@@ -50,7 +50,7 @@ impl<E: MenuEntry> Ui<E> {
     /// Draws the whole menu; the cursor ends on the (empty) status line.
     pub(super) fn draw_menu(&mut self, out: &mut dyn Output) {
         self.scroll_to_selection();
-        for line in &self.settings.banner {
+        for line in self.settings.banner.iter().take(BANNER_LINES) {
             out.write(one_line(line, LINE_CHARS).as_bytes());
             out.write(b"\r\n");
         }
@@ -177,7 +177,10 @@ impl<E: MenuEntry> Ui<E> {
     }
 
     pub(super) fn menu_key(&mut self, key: Key, _now: u64, out: &mut dyn Output) -> Option<Boot<E>> {
-        let last = self.entries.len().saturating_sub(1);
+        if self.entries.is_empty() {
+            return None;
+        }
+        let last = self.entries.len() - 1;
         if !matches!(key, Key::Char('0'..='9')) {
             self.number = 0;
         }

@@ -53,6 +53,10 @@ pub const MENU_ROWS: usize = 16;
 pub const TITLE_CHARS: usize = 64;
 /// Longest message line (errors, banner, notes), in characters.
 pub const LINE_CHARS: usize = 200;
+/// Most banner lines shown above the menu.
+pub const BANNER_LINES: usize = 16;
+/// Most notes shown before the first screen.
+pub const NOTE_LINES: usize = 64;
 
 /// Where the screen goes.
 pub trait Output {
@@ -278,9 +282,13 @@ impl<E: MenuEntry> Ui<E> {
             return None;
         }
         self.started = true;
-        for n in &self.settings.notes {
+        for n in self.settings.notes.iter().take(NOTE_LINES) {
             out.write(one_line(n, LINE_CHARS).as_bytes());
             out.write(b"\r\n");
+        }
+        if self.settings.notes.len() > NOTE_LINES {
+            let more = alloc::format!("({} more notes not shown)\r\n", self.settings.notes.len() - NOTE_LINES);
+            out.write(more.as_bytes());
         }
         if self.entries.is_empty() {
             out.write(b"pvboot: no boot entries; the prompt can find and boot a kernel ('help' lists the commands).\r\n");
@@ -308,8 +316,12 @@ impl<E: MenuEntry> Ui<E> {
         }
     }
 
-    /// Advances the clock to `now`: the countdown line and a pending lone ESC.
+    /// Advances the clock to `now`: the countdown line and a pending lone ESC
+    /// (before [`start`](Self::start), it starts).
     pub fn on_time(&mut self, now: u64, shell: &mut dyn Shell, out: &mut dyn Output) -> Option<Boot<E>> {
+        if !self.started {
+            return self.start(now, out);
+        }
         if let Some(k) = self.decoder.on_time(now) {
             if let Some(b) = self.on_key(k, now, shell, out) {
                 return Some(b);
@@ -318,8 +330,14 @@ impl<E: MenuEntry> Ui<E> {
         self.tick(now, out)
     }
 
-    /// Handles one console byte received at `now`.
+    /// Handles one console byte received at `now` (before [`start`](Self::start), it starts first).
     pub fn on_byte(&mut self, byte: u8, now: u64, shell: &mut dyn Shell, out: &mut dyn Output) -> Option<Boot<E>> {
+        if !self.started {
+            // Input before the first screen: draw it first (the byte then counts as a key).
+            if let Some(b) = self.start(now, out) {
+                return Some(b);
+            }
+        }
         // A byte is a key press even before it decodes to a key (ESC, half a
         // sequence): the countdown stops at once.
         if self.countdown.is_some() {
@@ -345,13 +363,15 @@ impl<E: MenuEntry> Ui<E> {
     /// prompt, if the prompt booted) back. After an automatic boot, the next
     /// `fallback` entry boots at once.
     pub fn boot_failed(&mut self, message: &str, now: u64, out: &mut dyn Output) {
-        let (index, reason) = self.last_boot.take().unwrap_or((None, Reason::Chosen));
-        let what = match index.and_then(|i| self.entries.get(i)) {
-            Some(e) => alloc::format!("'{}'", one_line(e.title(), TITLE_CHARS)),
-            None => String::from("the prompt's kernel"),
+        let last = self.last_boot.take();
+        let (index, reason) = last.unwrap_or((None, Reason::Chosen));
+        let what = match (last, index.and_then(|i| self.entries.get(i))) {
+            (_, Some(e)) => alloc::format!(" '{}'", one_line(e.title(), TITLE_CHARS)),
+            (Some(_), None) => String::from(" the prompt's kernel"),
+            (None, None) => String::new(),
         };
         self.decoder = KeyDecoder::new();
-        out.write(alloc::format!("\r\nError booting {what}: {}\r\n", one_line(message, LINE_CHARS)).as_bytes());
+        out.write(alloc::format!("\r\nError booting{what}: {}\r\n", one_line(message, LINE_CHARS)).as_bytes());
         if self.mode == Mode::Prompt || self.entries.is_empty() {
             self.enter_prompt(out);
             return;

@@ -21,9 +21,9 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
 use super::editor::Edit;
-use crate::config::{Entry, FileRef, ModuleRef, RootSpec};
 use super::keys::Key;
 use super::{one_line, Boot, MenuEntry, Mode, Output, Reason, Ui, LINE_CHARS};
+use crate::config::{Entry, FileRef, ModuleRef, RootSpec};
 
 /// The prompt.
 pub const PROMPT: &str = "pvboot> ";
@@ -175,6 +175,22 @@ impl TextFilter {
         if self.any && !self.at_line_start {
             out.extend_from_slice(b"\r\n");
         }
+    }
+}
+
+/// The prompt numbers partitions as GRUB 2 does; `(hd0,0)` is GRUB legacy's
+/// (menu.lst) numbering: say what to type instead.
+fn check_numbering(dev: Option<&str>) -> Result<(), String> {
+    let Some(inner) = dev.and_then(|d| d.strip_prefix('(')).and_then(|r| r.strip_suffix(')')) else {
+        return Ok(());
+    };
+    let mut parts = inner.split(',');
+    let disk = parts.next().unwrap_or("").trim();
+    match parts.next() {
+        Some(p) if p.trim() == "0" => Err(format!(
+            "({inner}): partitions count from 1 here, as in GRUB 2: menu.lst's ({disk},0) is ({disk},1)"
+        )),
+        _ => Ok(()),
     }
 }
 
@@ -396,6 +412,7 @@ impl<E: MenuEntry> Ui<E> {
             shell.ls(None, "", &mut show)
         } else {
             let (dev, path) = split_device(arg);
+            check_numbering(dev)?;
             shell.ls(self.device(dev), &path, &mut show)
         };
         if lines > LS_LINES {
@@ -406,6 +423,7 @@ impl<E: MenuEntry> Ui<E> {
 
     fn cat(&mut self, arg: &str, shell: &mut dyn Shell, out: &mut dyn Output) -> Result<(), String> {
         let (dev, path) = split_device(arg);
+        check_numbering(dev)?;
         if path.is_empty() {
             return Err(String::from("which file? (cat [(dev)]path)"));
         }
@@ -440,6 +458,7 @@ impl<E: MenuEntry> Ui<E> {
             }
             return Ok(());
         }
+        check_numbering(Some(arg))?;
         let about = shell.set_root(arg)?;
         line(out, &format!("root is {arg}: {about}"));
         self.custom.root = Some(arg.to_string());
@@ -453,6 +472,7 @@ impl<E: MenuEntry> Ui<E> {
             None => (rest, ""),
         };
         let (dev, path) = split_device(file);
+        check_numbering(dev)?;
         if path.is_empty() {
             return Err(String::from("which file?"));
         }
@@ -543,6 +563,18 @@ mod tests {
         assert_eq!(filter(&[&snow[..2], &snow[2..], b"\n"]), "☃\r\n");
         assert_eq!(filter(&[b"\xc2\x9b", b"\xe2\x98x", b"\xf0"]), "..x.\r\n");
         assert_eq!(filter(&[b""]), "");
+    }
+
+    #[test]
+    fn grub_legacy_numbering() {
+        assert_eq!(
+            check_numbering(Some("(hd0,0)")),
+            Err(String::from("(hd0,0): partitions count from 1 here, as in GRUB 2: menu.lst's (hd0,0) is (hd0,1)"))
+        );
+        assert!(check_numbering(Some("(hd1, 0,a)")).is_err());
+        for ok in [None, Some("(hd0,1)"), Some("(hd0)"), Some("xbd0a"), Some("(hd0,msdos1)"), Some("(hd0,10)")] {
+            assert_eq!(check_numbering(ok), Ok(()), "{ok:?}");
+        }
     }
 
     #[test]
