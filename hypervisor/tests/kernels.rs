@@ -118,3 +118,41 @@ fn a_corrupt_compressed_kernel_is_one_line() {
     assert!(lines[0].contains("grub.gz") && lines[0].contains("gzip"), "{r}");
     assert!(!r.stderr.contains("panicked"), "{r}");
 }
+
+/// The project's hello guest (built by `cargo xtask build`), gzipped.
+#[test]
+fn gzipped_hello_boots() {
+    let ws = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let hello = ws.join("target/guests/hello");
+    assert!(hello.is_file(), "{} is missing: run `cargo xtask build`", hello.display());
+    let dir = scratch("kernels", "hello-gz");
+    let kernel = dir.join("hello.gz");
+    std::fs::write(&kernel, compress("gzip", &["-9", "-n", "-c"], &hello)).unwrap();
+    let r = create(&dir, &kernel, &["-c"]);
+    assert_eq!(r.code, Some(0), "{r}");
+    assert!(r.stdout.contains("Hello from Xenolith!"), "{r}");
+}
+
+/// Debian's own Linux bzImage (an xz payload), when `cargo xtask test-xen`
+/// has fetched it: the dry run unpacks and checks it as a boot would.
+#[test]
+fn debian_vmlinuz_dry_run() {
+    let ws = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let boot = ws.join("target/xen-cache/root/boot");
+    let Some(vmlinuz) = std::fs::read_dir(&boot)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("vmlinuz-")))
+    else {
+        eprintln!("no vmlinuz-* in {}: run `cargo xtask test-xen` once to fetch it", boot.display());
+        return;
+    };
+    let dir = scratch("kernels", "vmlinuz");
+    let cfg = dir.join("k.cfg");
+    std::fs::write(&cfg, format!("name = \"k\"\ntype = \"pvh\"\nkernel = \"{}\"\nmemory = 256\n", vmlinuz.display()))
+        .unwrap();
+    let r = run(Command::new(XENOLITH).args(["create", "--dry-run"]).arg(&cfg), b"", LIMIT);
+    assert_eq!(r.code, Some(0), "{r}");
+    assert!(r.stdout.contains("bzImage 2.15, ELF64 PVH (xz), entry 0x1"), "{r}");
+}
