@@ -246,3 +246,70 @@ for name, script in scripts.items():
     head = bytes([3, 1, 2, 0x21]) + struct.pack('<H', len(script))
     open(f'{out}/pvboot_ui/{name}', 'wb').write(head + script + fat)
 PY
+cp "$mbr" "$out/pvboot_probe/mbr-disklabel.img"
+sparse "$out/pvboot_probe/mbr.img" "$out/pvboot_probe/mbr-disklabel.img" "$out"/pvboot_probe/bare-*.img
+
+# FFS for the probe pipeline (fs-ffs/fuzz has the full makefs spread).
+if command -v makefs >/dev/null 2>&1; then
+    makefs -t ffs -o version=2,bsize=4096,fsize=512 -M 1m "$out/pvboot_probe/ffs2.img" "$tree" >/dev/null
+    makefs -t ffs -B be -o version=1,bsize=4096,fsize=512 -M 1m "$out/pvboot_probe/ffs1-be.img" "$tree" >/dev/null
+    sparse "$out/pvboot_probe/ffs2.img" "$out/pvboot_probe/ffs1-be.img"
+fi
+
+# Kernel images for pvboot_kernel: the first byte picks PVH (even) or PV
+# (odd) and, with bit 1, the streaming router. The project's hello guest
+# (PVH and PV notes; stripped) as is, compressed by each tool, and in a
+# bzImage; a hand-made multiboot ELF32 and an a.out-kludge image; GRUB's
+# PVH image when grub-mkimage is there.
+k=$out/pvboot_kernel
+mkdir -p "$k"
+hello=$(dirname "$0")/../../target/guests/hello
+if [ -f "$hello" ]; then
+    objcopy --strip-all "$hello" "$tmp/hello"
+    for c in 0 1 2 3; do
+        python3 -c 'import sys; sys.stdout.buffer.write(bytes([int(sys.argv[1])]))' $c > "$k/hello-$c"
+        cat "$tmp/hello" >> "$k/hello-$c"
+    done
+    for z in "gzip -9" "xz --check=crc32" "zstd -19 -q" "bzip2 -9" "lz4 -l -9" "lzop -9" "lzma -9"; do
+        tool=${z%% *}
+        command -v "$tool" >/dev/null 2>&1 || continue
+        printf '\001' > "$k/hello.$tool"
+        $z -c "$tmp/hello" >> "$k/hello.$tool"
+    done
+    python3 - "$tmp/hello" "$k/bzimage-hello" <<'PY'
+import gzip, struct, sys
+payload = gzip.compress(open(sys.argv[1], 'rb').read(), 9, mtime=0)
+v = bytearray(5 * 512)
+v[0x1f1] = 4
+v[0x1fe:0x200] = b'\x55\xaa'
+v[0x202:0x206] = b'HdrS'
+struct.pack_into('<HII', v, 0x206, 0x20f, 0, 0)
+struct.pack_into('<II', v, 0x248, 0x40, len(payload))
+v += b'\xf4' * 0x40 + payload
+open(sys.argv[2], 'wb').write(b'\0' + bytes(v))
+PY
+else
+    echo "seeds.sh: target/guests/hello not built (cargo xtask build); kernel seeds without it" >&2
+fi
+python3 - "$k" <<'PY'
+import struct, sys
+k = sys.argv[1]
+def mb_header(flags, fields=()):
+    return struct.pack('<III', 0x1badb002, flags, (-(0x1badb002 + flags)) & 0xffffffff) + b''.join(struct.pack('<I', f) for f in fields)
+# ELF32, one PT_LOAD at 1 MiB from file offset 0x80, a multiboot header in it, entry inside.
+text = b'\x90' * 16 + mb_header(3) + b'\xf4' * 0x40
+ehdr = b'\x7fELF\x01\x01\x01' + b'\0' * 9 + struct.pack('<HHIIIIIHHHHHH', 2, 3, 1, 0x100010, 52, 0, 0, 52, 32, 1, 40, 0, 0)
+phdr = struct.pack('<IIIIIIII', 1, 0x80, 0x100000, 0x100000, len(text), 0x2000, 5, 0x1000)
+elf = ehdr + phdr
+elf += b'\0' * (0x80 - len(elf)) + text
+open(f'{k}/multiboot-elf', 'wb').write(b'\0' + elf)
+# A flat binary with the a.out kludge: loaded at 1 MiB, header at +0x20.
+flat = b'\x90' * 0x20 + mb_header(1 << 16 | 2, (0x100020, 0x100000, 0x100100, 0x101000, 0x100040))
+flat += b'\xcc' * (0x100 - len(flat))
+open(f'{k}/multiboot-aout', 'wb').write(b'\0' + flat)
+PY
+if command -v grub-mkimage >/dev/null 2>&1 && [ -d /usr/lib/grub/i386-xen_pvh ]; then
+    printf 'echo seed\n' > "$tmp/grub.cfg"
+    printf '\000' > "$k/grub-pvh"
+    grub-mkimage -O i386-xen_pvh -o "$tmp/grub.elf" -p / -c "$tmp/grub.cfg" echo >/dev/null 2>&1 && cat "$tmp/grub.elf" >> "$k/grub-pvh"
+fi

@@ -1301,3 +1301,30 @@ fn hello_in_every_compression() {
         }
     }
 }
+
+/// `unpack`, for host tools holding the whole file: the ELF as is, out of a
+/// bzImage, or decompressed.
+#[test]
+fn unpack_finds_the_elf() {
+    use pvboot::kernel::unpack;
+    let hello = std::fs::read(guest("hello")).unwrap();
+    let gz = gzip(&guest("hello"));
+    let u = unpack(&hello, 64 * MIB, pvboot::compress::detect).unwrap();
+    assert_eq!((&u.elf[..], u.container.as_deref(), u.compression), (&hello[..], None, None));
+    let u = unpack(&gz, 64 * MIB, pvboot::compress::detect).unwrap();
+    assert_eq!((&u.elf[..], u.compression), (&hello[..], Some("gzip")));
+    assert_eq!(u.describe("ELF64 PVH"), "ELF64 PVH (gzip)");
+    let bz = bzimage(&gz, 0x20f, 4);
+    let u = unpack(&bz, 64 * MIB, pvboot::compress::detect).unwrap();
+    assert_eq!(&u.elf[..], &hello[..]);
+    assert_eq!(u.describe("ELF64 PVH"), "bzImage 2.15, ELF64 PVH (gzip)");
+    let bz = bzimage(&hello, 0x20f, 4);
+    assert_eq!(unpack(&bz, 64 * MIB, pvboot::compress::detect).unwrap().describe("x"), "bzImage 2.15, x");
+    // The output cap holds, and garbage is one line.
+    let e = unpack(&gz, 0x1000, pvboot::compress::detect).unwrap_err().to_string();
+    assert!(e.contains("limit of 4096 bytes"), "{e}");
+    assert_eq!(
+        unpack(b"plain text", MIB, pvboot::compress::detect).unwrap_err().to_string(),
+        "unknown kernel format: starts with 70 6c 61 69 (not ELF, a bzImage, multiboot or a known compression)"
+    );
+}

@@ -1,5 +1,6 @@
-//! Kernel images: parsing and planning the PVH load never panics, and a
-//! planned load fits the RAM it was planned for.
+//! Kernel images through the hypervisor's loader, which is pvboot's kernel
+//! code (ELF, bzImage, compressed files): parsing and planning the PVH load
+//! never panics, and a planned load fits the RAM it was planned for.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

@@ -2,6 +2,11 @@
 //! guest RAM, the way Xen's toolstack builds a PVH domain (libxl/libxc's
 //! xc_dom_* for a PVH guest, minus ACPI), and say where the vCPU starts.
 //!
+//! Kernel formats are pvboot's (pvboot::kernel): an ELF with the PVH note,
+//! as is, inside a Linux bzImage, or compressed in any format pvboot reads,
+//! as Xen's xl takes them. The boot information block is xen-abi's one
+//! builder (xen_abi::start_info::build_hvm).
+//!
 //! Use:
 //! ```ignore
 //! let kernel = loader::PvhKernel::parse(&std::fs::read(&cfg.kernel)?)?; // before any VM exists
@@ -26,16 +31,17 @@
 //! 0x1_0000_0000 ─ RAM above 0xF000_0000's worth, when memory is larger
 //! ```
 
-pub mod elf;
-pub mod start_info;
-
+use std::fmt;
 use std::ops::Range;
 
-use vm_memory::{Bytes, GuestAddress, GuestMemory};
+use pvboot::compress;
+use pvboot::kernel::elf::{self as kelf, Placed, Plan};
+use pvboot::kernel::{BootMode, EntryPoint, Limits, Memory};
+use vm_memory::{Bytes, GuestAddress, GuestMemory, Permissions};
 use xen_abi::hvm::{HvmMemmapEntry, MEMMAP_TYPE_RAM, MEMMAP_TYPE_RESERVED};
+use xen_abi::start_info::{self, BootModule, BuildError};
 
-pub use elf::{ElfError, PvhKernel, Segment};
-pub use start_info::BootInfoError;
+pub use pvboot::kernel::KernelError;
 
 /// The guest page size.
 pub const PAGE_SIZE: u64 = xen_abi::PAGE_SIZE as u64;
@@ -64,6 +70,105 @@ pub const CONSOLE_RING: u64 = SPECIAL_PAGES_START + 7 * PAGE_SIZE;
 
 const _: () = assert!(SPECIAL_PAGES_END - SPECIAL_PAGES_START == NR_SPECIAL_PAGES * PAGE_SIZE);
 const _: () = assert!(LOW_RAM_LIMIT <= SPECIAL_PAGES_START);
+
+/// The most bytes a compressed kernel may unpack to (a Linux vmlinux is ~70 MB).
+pub const MAX_KERNEL_BYTES: u64 = 512 << 20;
+
+/// A PVH kernel, unpacked and checked, ready to load: its ELF (from the file,
+/// a bzImage's payload, or decompressed) and where each segment goes.
+#[derive(Clone, Debug)]
+pub struct PvhKernel {
+    elf: Vec<u8>,
+    plan: Plan,
+    entry: u32,
+}
+
+impl PvhKernel {
+    /// Recognises and checks a kernel file (the whole file): everything
+    /// that does not depend on the RAM size, including that no segment
+    /// touches the boot-info area, so a bad kernel is refused before any VM
+    /// exists.
+    pub fn parse(file: &[u8]) -> Result<Self, KernelError> {
+        let unpacked = pvboot::kernel::unpack(file, MAX_KERNEL_BYTES, compress::detect)?;
+        let mut plan = kelf::inspect(&mut &unpacked.elf[..], BootMode::Pvh)?;
+        let entry = match plan.entry {
+            EntryPoint::Pvh { entry32 } => entry32,
+            _ => {
+                return Err(KernelError::Unsupported(
+                    "a multiboot kernel: xenolith enters kernels by PVH (boot it through pvboot)".into(),
+                ))
+            }
+        };
+        let around_boot_info = Limits::new(vec![0..BOOT_INFO_START, BOOT_INFO_END..u64::MAX], u64::MAX)
+            .reserve(BOOT_INFO_START..BOOT_INFO_END, "the boot-info area");
+        plan.check(&around_boot_info)?;
+        plan.description = unpacked.describe(&plan.description);
+        let elf = unpacked.elf.into_owned();
+        Ok(PvhKernel { elf, plan, entry })
+    }
+
+    /// The 32-bit physical entry point from XEN_ELFNOTE_PHYS32_ENTRY.
+    pub fn entry(&self) -> u32 {
+        self.entry
+    }
+
+    /// The non-empty PT_LOAD segments, sorted by address, not overlapping.
+    pub fn segments(&self) -> &[Placed] {
+        &self.plan.segments
+    }
+
+    /// What it is: "bzImage 2.15, ELF64 PVH (xz)".
+    pub fn description(&self) -> &str {
+        &self.plan.description
+    }
+}
+
+/// A one-line summary for logs: "ELF64 PVH, entry 0x100000, 3 segments in [0x100000, 0x157088)".
+impl fmt::Display for PvhKernel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.plan.fmt(f)
+    }
+}
+
+/// pvboot's [`Memory`] over vm-memory guest RAM. vm-memory hands out
+/// volatile slices, not `&mut [u8]`, so each slice asked for is staged in a
+/// buffer (read from guest memory first) and written back when the next one
+/// is asked for or at [`Staged::flush`]; this keeps the adapter free of
+/// `unsafe` at the cost of a host-side copy.
+struct Staged<'m, M: GuestMemory + ?Sized> {
+    mem: &'m M,
+    pending: Option<u64>,
+    buf: Vec<u8>,
+}
+
+impl<M: GuestMemory + ?Sized> Staged<'_, M> {
+    /// Writes the staged slice, if any, to guest memory.
+    fn flush(&mut self) -> Result<(), KernelError> {
+        if let Some(paddr) = self.pending.take() {
+            self.mem.write_slice(&self.buf, GuestAddress(paddr)).map_err(|e| KernelError::Memory {
+                range: paddr..paddr + self.buf.len() as u64,
+                reason: e.to_string(),
+            })?;
+        }
+        Ok(())
+    }
+}
+
+impl<M: GuestMemory + ?Sized> Memory for Staged<'_, M> {
+    fn slice_mut(&mut self, paddr: u64, len: usize) -> Result<&mut [u8], KernelError> {
+        self.flush()?;
+        let range = paddr..paddr.saturating_add(len as u64);
+        if !self.mem.check_range(GuestAddress(paddr), len, Permissions::ReadWrite) {
+            return Err(KernelError::Memory { range, reason: "not backed by guest memory".into() });
+        }
+        self.buf.resize(len, 0);
+        self.mem
+            .read_slice(&mut self.buf, GuestAddress(paddr))
+            .map_err(|e| KernelError::Memory { range, reason: e.to_string() })?;
+        self.pending = Some(paddr);
+        Ok(&mut self.buf)
+    }
+}
 
 /// The guest-physical layout for a RAM size: where RAM is, what the guest's
 /// memory map says, and what the VMM must back with host memory.
@@ -179,9 +284,9 @@ pub struct BootInfo {
 /// Why a kernel cannot be loaded into this guest. Displays as one line.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    /// The kernel image is not a loadable PVH kernel.
+    /// The kernel image is not a loadable PVH kernel, or does not fit the RAM.
     #[error(transparent)]
-    Kernel(#[from] ElfError),
+    Kernel(#[from] KernelError),
     /// The RAM size is not whole pages.
     #[error("RAM size {0:#x} is not a multiple of the 4 KiB page size")]
     UnalignedRam(u64),
@@ -191,18 +296,6 @@ pub enum LoadError {
     /// The RAM size overflows the guest-physical address space.
     #[error("RAM size {0:#x} is too large")]
     RamTooLarge(u64),
-    /// A kernel segment is not entirely in RAM.
-    #[error("kernel segment {index} [{start:#x}, {end:#x}) is outside RAM ({ram})")]
-    SegmentOutsideRam {
-        /// Its program header index.
-        index: usize,
-        /// Its start.
-        start: u64,
-        /// Its end.
-        end: u64,
-        /// The RAM, described.
-        ram: String,
-    },
     /// The ramdisk is larger than the RAM below 4 GiB allows.
     #[error("ramdisk ({} bytes) does not fit in RAM ({ram})", .size)]
     RamdiskTooBig {
@@ -231,8 +324,8 @@ pub enum LoadError {
         ram: String,
     },
     /// The command line or memory map does not fit the boot-info area.
-    #[error(transparent)]
-    BootInfo(#[from] BootInfoError),
+    #[error("{0}")]
+    BootInfo(BuildError),
     /// Guest memory refused a write (it does not cover the planned RAM).
     #[error("cannot write {what} to guest memory at [{start:#x}, {end:#x}): {error}")]
     Memory {
@@ -247,6 +340,12 @@ pub enum LoadError {
     },
 }
 
+impl From<BuildError> for LoadError {
+    fn from(e: BuildError) -> Self {
+        LoadError::BootInfo(e)
+    }
+}
+
 /// "N MiB" when whole, else bytes in hex: sizes as a user wrote them.
 fn size(bytes: u64) -> String {
     if bytes.is_multiple_of(1 << 20) {
@@ -257,12 +356,15 @@ fn size(bytes: u64) -> String {
 }
 
 /// Everything [`load`] will write, decided without touching memory.
-struct Plan {
+struct LoadPlan {
     info: BootInfo,
-    block: start_info::BootInfoBlock,
+    /// The boot-info area's bytes.
+    block: Vec<u8>,
+    /// Where kernel segments may go.
+    limits: Limits,
 }
 
-fn make_plan(kernel: &PvhKernel, params: &BootParams<'_>) -> Result<Plan, LoadError> {
+fn make_plan(kernel: &PvhKernel, params: &BootParams<'_>) -> Result<LoadPlan, LoadError> {
     let layout = params.layout;
     let memory = layout.ram_bytes();
     if !memory.is_multiple_of(PAGE_SIZE) {
@@ -279,20 +381,18 @@ fn make_plan(kernel: &PvhKernel, params: &BootParams<'_>) -> Result<Plan, LoadEr
     }
     let ram = layout.ram_ranges();
 
-    for s in kernel.segments() {
-        let r = s.range();
-        if !ram
-            .iter()
-            .any(|ram| ram.start <= r.start && r.end <= ram.end)
-        {
-            return Err(LoadError::SegmentOutsideRam {
-                index: s.index,
-                start: r.start,
-                end: r.end,
-                ram: layout.describe(),
-            });
+    // Kernels may use the RAM around the boot-info area.
+    let mut allowed = Vec::with_capacity(ram.len() + 1);
+    for r in &ram {
+        if r.start < BOOT_INFO_END && BOOT_INFO_START < r.end {
+            allowed.push(r.start..BOOT_INFO_START);
+            allowed.push(BOOT_INFO_END..r.end);
+        } else {
+            allowed.push(r.clone());
         }
     }
+    let limits = Limits::new(allowed, memory).reserve(BOOT_INFO_START..BOOT_INFO_END, "the boot-info area");
+    kernel.plan.check(&limits)?;
 
     // The ramdisk goes at the top of low RAM, below the hole, where it is
     // out of the way of a kernel loaded low and its early allocations.
@@ -313,13 +413,13 @@ fn make_plan(kernel: &PvhKernel, params: &BootParams<'_>) -> Result<Plan, LoadEr
             if let Some(s) = kernel
                 .segments()
                 .iter()
-                .find(|s| s.paddr < r.end && r.start < s.range().end)
+                .find(|s| s.dest < r.end && r.start < s.range().end)
             {
                 return Err(LoadError::RamdiskOverlapsKernel {
                     start: r.start,
                     end: r.end,
                     index: s.index,
-                    k_start: s.paddr,
+                    k_start: s.dest,
                     k_end: s.range().end,
                     ram: layout.describe(),
                 });
@@ -328,30 +428,20 @@ fn make_plan(kernel: &PvhKernel, params: &BootParams<'_>) -> Result<Plan, LoadEr
         }
     };
 
-    let modules: Vec<start_info::Module> = ramdisk
-        .iter()
-        .map(|r| start_info::Module {
-            paddr: r.start,
-            size: r.end - r.start,
-        })
-        .collect();
-    let area = (BOOT_INFO_END - BOOT_INFO_START) as usize;
-    let block = start_info::build(
-        BOOT_INFO_START,
-        area,
-        &layout.memory_map(),
-        &modules,
-        params.cmdline,
-    )?;
+    let modules: Vec<BootModule<'_>> =
+        ramdisk.iter().map(|r| BootModule { paddr: r.start, size: r.end - r.start, cmdline: None }).collect();
+    let mut block = vec![0u8; (BOOT_INFO_END - BOOT_INFO_START) as usize];
+    let layout_of_block =
+        start_info::build_hvm(&mut block, BOOT_INFO_START, &layout.memory_map(), &modules, params.cmdline, 0)?;
     let info = BootInfo {
         entry: kernel.entry(),
         // BOOT_INFO_START is a small constant.
-        start_info: block.start_info as u32,
-        kernel: kernel.segments().iter().map(Segment::range).collect(),
+        start_info: layout_of_block.start_info as u32,
+        kernel: kernel.segments().iter().map(Placed::range).collect(),
         ramdisk,
         boot_info: BOOT_INFO_START..BOOT_INFO_END,
     };
-    Ok(Plan { info, block })
+    Ok(LoadPlan { info, block, limits })
 }
 
 /// Checks that `kernel` and `params` can be loaded into a guest of
@@ -371,14 +461,12 @@ pub fn load<M: GuestMemory + ?Sized>(
     kernel: &PvhKernel,
     params: &BootParams<'_>,
 ) -> Result<BootInfo, LoadError> {
-    let Plan { info, block } = make_plan(kernel, params)?;
-    write(mem, "boot info", BOOT_INFO_START, &block.bytes)?;
-    for s in kernel.segments() {
-        let what = format!("kernel segment {}", s.index);
-        write(mem, &what, s.paddr, kernel.file_bytes(s))?;
-        // filesz <= memsz and paddr + memsz were checked by parse().
-        zero(mem, &what, s.paddr + s.filesz, s.memsz - s.filesz)?;
-    }
+    let LoadPlan { info, block, limits } = make_plan(kernel, params)?;
+    write(mem, "boot info", BOOT_INFO_START, &block)?;
+    // pvboot's loader: file bytes into place, bss zeroed (so a reboot leaves nothing stale).
+    let mut staged = Staged { mem, pending: None, buf: Vec::new() };
+    kelf::load(&mut &kernel.elf[..], &mut staged, &limits, BootMode::Pvh)?;
+    staged.flush()?;
     if let (Some(r), Some(bytes)) = (&info.ramdisk, params.ramdisk) {
         write(mem, "ramdisk", r.start, bytes)?;
     }
@@ -407,38 +495,159 @@ fn write<M: GuestMemory + ?Sized>(
         })
 }
 
-/// Zeroes `len` bytes at `addr`, a chunk at a time (bss can be large).
-fn zero<M: GuestMemory + ?Sized>(
-    mem: &M,
-    what: &str,
-    addr: u64,
-    len: u64,
-) -> Result<(), LoadError> {
-    const CHUNK: u64 = 64 * 1024;
-    static ZEROS: [u8; CHUNK as usize] = [0; CHUNK as usize];
-    let mut done = 0;
-    while done < len {
-        let n = (len - done).min(CHUNK);
-        write(mem, what, addr + done, &ZEROS[..n as usize]).map_err(|e| match e {
-            // Report the whole range rather than the failing chunk.
-            LoadError::Memory { what, error, .. } => LoadError::Memory {
-                what,
-                start: addr,
-                end: addr + len,
-                error,
-            },
-            e => e,
-        })?;
-        done += n;
+/// Hand-made ELF images for the loader's tests.
+#[cfg(test)]
+mod test_image {
+    /// A PT_LOAD segment to put in an image.
+    pub struct Load {
+        /// p_paddr.
+        pub paddr: u64,
+        /// The file bytes.
+        pub data: Vec<u8>,
+        /// p_memsz.
+        pub memsz: u64,
     }
-    Ok(())
+
+    /// Where the image keeps its notes: a PT_NOTE segment after the PT_LOAD headers.
+    pub enum Notes {
+        /// The note records.
+        Segment(Vec<u8>),
+    }
+
+    /// One note record, padded to 4 bytes.
+    pub fn note(name: &[u8], n_type: u32, desc: &[u8]) -> Vec<u8> {
+        let mut v = Vec::new();
+        v.extend_from_slice(&(name.len() as u32).to_le_bytes());
+        v.extend_from_slice(&(desc.len() as u32).to_le_bytes());
+        v.extend_from_slice(&n_type.to_le_bytes());
+        v.extend_from_slice(name);
+        v.resize(v.len().next_multiple_of(4), 0);
+        v.extend_from_slice(desc);
+        v.resize(v.len().next_multiple_of(4), 0);
+        v
+    }
+
+    /// Xen's PHYS32_ENTRY note.
+    pub fn pvh_note(entry: u32) -> Vec<u8> {
+        note(b"Xen\0", 18, &entry.to_le_bytes())
+    }
+
+    /// The ELF header size.
+    pub fn ehsize(elf64: bool) -> usize {
+        if elf64 {
+            64
+        } else {
+            52
+        }
+    }
+
+    /// The program header size.
+    pub fn phentsize(elf64: bool) -> usize {
+        if elf64 {
+            56
+        } else {
+            32
+        }
+    }
+
+    fn put(v: &mut [u8], off: usize, bytes: &[u8]) {
+        v[off..off + bytes.len()].copy_from_slice(bytes);
+    }
+
+    fn word(v: &mut [u8], elf64: bool, off: usize, x: u64) {
+        if elf64 {
+            put(v, off, &x.to_le_bytes());
+        } else {
+            put(v, off, &(x as u32).to_le_bytes());
+        }
+    }
+
+    /// Program header `i`'s file offset.
+    pub fn phdr_at(elf64: bool, i: usize) -> usize {
+        ehsize(elf64) + i * phentsize(elf64)
+    }
+
+    /// Builds an image: header, program headers (loads, then the PT_NOTE),
+    /// the segment bytes, and section headers when notes are in a section.
+    pub fn build(elf64: bool, loads: &[Load], notes: Notes) -> Vec<u8> {
+        let nph = loads.len() + usize::from(matches!(notes, Notes::Segment(_)));
+        let mut v = vec![0u8; ehsize(elf64) + nph * phentsize(elf64)];
+        put(&mut v, 0, b"\x7fELF");
+        v[4] = if elf64 { 2 } else { 1 };
+        v[5] = 1;
+        v[6] = 1;
+        put(&mut v, 16, &2u16.to_le_bytes());
+        put(
+            &mut v,
+            18,
+            &(if elf64 { 62u16 } else { 3u16 }).to_le_bytes(),
+        );
+        put(&mut v, 20, &1u32.to_le_bytes());
+        let (phoff_at, sizes_at) = if elf64 { (32, 52) } else { (28, 40) };
+        word(&mut v, elf64, phoff_at, ehsize(elf64) as u64);
+        put(&mut v, sizes_at, &(ehsize(elf64) as u16).to_le_bytes());
+        put(
+            &mut v,
+            sizes_at + 2,
+            &(phentsize(elf64) as u16).to_le_bytes(),
+        );
+        put(&mut v, sizes_at + 4, &(nph as u16).to_le_bytes());
+
+        let phdr = |v: &mut Vec<u8>,
+                    i: usize,
+                    p_type: u32,
+                    data: &[u8],
+                    paddr: u64,
+                    memsz: u64,
+                    align: u64| {
+            let offset = v.len().next_multiple_of(16);
+            v.resize(offset, 0);
+            v.extend_from_slice(data);
+            let at = phdr_at(elf64, i);
+            put(v, at, &p_type.to_le_bytes());
+            let f = |o32: usize, o64: usize| at + if elf64 { o64 } else { o32 };
+            word(v, elf64, f(4, 8), offset as u64);
+            word(
+                v,
+                elf64,
+                f(8, 16),
+                paddr.wrapping_add(0xffff_ffff_8000_0000),
+            );
+            word(v, elf64, f(12, 24), paddr);
+            word(v, elf64, f(16, 32), data.len() as u64);
+            word(v, elf64, f(20, 40), memsz);
+            word(v, elf64, f(28, 48), align);
+        };
+        for (i, l) in loads.iter().enumerate() {
+            phdr(&mut v, i, 1, &l.data, l.paddr, l.memsz, 0x1000);
+        }
+        match notes {
+            Notes::Segment(n) => phdr(&mut v, loads.len(), 4, &n, 0, n.len() as u64, 4),
+        }
+        v
+    }
 }
+
 
 #[cfg(test)]
 mod tests {
-    use super::elf::test_image::{build, pvh_note, Load, Notes};
-    use super::start_info::decode;
+    use super::test_image::{build, pvh_note, Load, Notes};
     use super::*;
+    use xen_abi::hvm::{HvmModlistEntry, HvmStartInfo};
+
+    /// What a guest reads back from the boot-info area.
+    mod decode {
+        use super::*;
+        pub fn start_info(b: &[u8]) -> HvmStartInfo {
+            HvmStartInfo::from_bytes(b).unwrap()
+        }
+        pub fn memmap_entry(b: &[u8]) -> HvmMemmapEntry {
+            HvmMemmapEntry::from_bytes(b).unwrap()
+        }
+        pub fn modlist_entry(b: &[u8]) -> HvmModlistEntry {
+            HvmModlistEntry::from_bytes(b).unwrap()
+        }
+    }
     use vm_memory::GuestMemoryMmap;
 
     const MIB: u64 = 1 << 20;
@@ -567,8 +776,11 @@ mod tests {
     #[test]
     fn kernel_errors_convert() {
         let e: LoadError = PvhKernel::parse(b"nope").unwrap_err().into();
-        assert_eq!(e.to_string(), "not an ELF file (bad magic)");
-        assert!(matches!(e, LoadError::Kernel(ElfError::BadMagic)));
+        assert_eq!(
+            e.to_string(),
+            "unknown kernel format: starts with 6e 6f 70 65 (not ELF, a bzImage, multiboot or a known compression)"
+        );
+        assert!(matches!(e, LoadError::Kernel(KernelError::UnknownFormat(_))));
     }
 
     #[test]
@@ -719,11 +931,13 @@ mod tests {
         let k = kernel(true);
         assert_eq!(
             plan(&k, &params(MIB, None, None)).unwrap_err().to_string(),
-            "kernel segment 0 [0x100000, 0x100100) is outside RAM (1 MiB: [0x0, 0x100000))"
+            "kernel segment 0 [0x100000, 0x100100) is outside the RAM kernels may use \
+             ([0x0, 0x1000), [0x9000, 0x100000))"
         );
         assert_eq!(
             plan(&k, &params(2 * MIB + 0x1000, None, None)).unwrap_err().to_string(),
-            "kernel segment 1 [0x200000, 0x230000) is outside RAM (0x201000 bytes: [0x0, 0x201000))"
+            "kernel segment 1 [0x200000, 0x230000) is outside the RAM kernels may use \
+             ([0x0, 0x1000), [0x9000, 0x201000))"
         );
         // In the hole between low RAM and 4 GiB, or in the special pages.
         for paddr in [LOW_RAM_LIMIT, SPECIAL_PAGES_START, HIGH_RAM_START - 0x1000] {
@@ -738,7 +952,8 @@ mod tests {
                 .to_string();
             assert!(
                 e.contains(
-                    "is outside RAM (8192 MiB: [0x0, 0xf0000000) and [0x100000000, 0x210000000))"
+                    "is outside the RAM kernels may use \
+                     ([0x0, 0x1000), [0x9000, 0xf0000000), [0x100000000, 0x210000000))"
                 ),
                 "{e}"
             );
@@ -752,7 +967,7 @@ mod tests {
         .unwrap();
         assert!(matches!(
             plan(&k, &params(8192 * MIB, None, None)),
-            Err(LoadError::SegmentOutsideRam { .. })
+            Err(LoadError::Kernel(KernelError::Placement(_)))
         ));
     }
 
@@ -830,7 +1045,7 @@ mod tests {
             .to_string();
         assert!(
             e.starts_with(
-                "cannot write kernel segment 1 to guest memory at [0x200000, 0x200004): "
+                "cannot write guest memory [0x200000, 0x200004): not backed by guest memory"
             ),
             "{e}"
         );
@@ -840,7 +1055,7 @@ mod tests {
             .to_string();
         assert!(
             e.starts_with(
-                "cannot write kernel segment 1 to guest memory at [0x200004, 0x230000): "
+                "cannot write guest memory [0x200004, 0x230000): not backed by guest memory"
             ),
             "{e}"
         );

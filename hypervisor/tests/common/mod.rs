@@ -29,7 +29,10 @@ pub fn need(tool: &str, package: &str) {
 /// configuration (prefix `prefix`) and `modules` built in.
 pub fn grub_image(dir: &Path, name: &str, prefix: &str, script: &str, modules: &[&str]) -> PathBuf {
     need("grub-mkimage", "grub-common grub-xen-bin");
-    assert!(Path::new(GRUB_MODULES).is_dir(), "{GRUB_MODULES} is missing: apt-get install grub-xen-bin (cargo xtask setup)");
+    assert!(
+        Path::new(GRUB_MODULES).is_dir(),
+        "{GRUB_MODULES} is missing: apt-get install grub-xen-bin (cargo xtask setup)"
+    );
     std::fs::create_dir_all(dir).unwrap();
     let cfg = dir.join(format!("{name}.cfg"));
     let img = dir.join(format!("{name}.elf"));

@@ -1,9 +1,20 @@
 //! Kernel images: recognise a kernel, check where it would land, and load
 //! its segments straight to their final guest-physical addresses.
 //!
-//! Formats: ELF32/ELF64 with `XEN_ELFNOTE_PHYS32_ENTRY` (PVH), ELF with the
-//! Xen PV notes or a legacy `__xen_guest` section (PV), as Xen's libelf
-//! reads them ([`elf`]).
+//! Formats:
+//! - ELF32/ELF64 with `XEN_ELFNOTE_PHYS32_ENTRY` (PVH), ELF with the Xen PV
+//!   notes or a legacy `__xen_guest` section (PV), as Xen's libelf reads
+//!   them ([`elf`]);
+//! - multiboot 1 kernels under PVH: an ELF with a multiboot header and no
+//!   PVH note (Xen's xen.gz), or a flat image with the a.out kludge
+//!   ([`multiboot`]);
+//! - Linux bzImages: the payload ELF, as Xen's domain builder takes it
+//!   ([`bzimage`]);
+//! - any of these compressed in a format [`crate::compress`] reads, read into
+//!   one buffer and decompressed into place ([`stream`]).
+//!
+//! [`load`] does all of it; [`unpack`] gives a host tool holding the whole
+//! file the ELF inside it.
 //!
 //! Two small traits keep this code free of `unsafe` and of any particular
 //! environment: [`Image`] is where the kernel's bytes come from (a byte
