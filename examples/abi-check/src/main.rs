@@ -109,6 +109,14 @@ fn abi_check(_boot: &BootInfo) {
     let mut close = own.port;
     evtchn_op(ev::EVTCHNOP_CLOSE, &mut close);
 
+    // EVTCHNOP_reset of another domain: Xen's XSM refuses domain 0, and a
+    // domain that does not exist is not found. (Resetting our own channels
+    // would close the console's and xenstore's ports: not done here.)
+    let mut reset_dom: u16 = 0;
+    t.expect("EVTCHNOP_reset of domain 0 is EPERM", evtchn_op(ev::EVTCHNOP_RESET, &mut reset_dom), -EPERM);
+    let mut reset_dom: u16 = 0x7000;
+    t.expect("EVTCHNOP_reset of a domain that does not exist is ESRCH", evtchn_op(ev::EVTCHNOP_RESET, &mut reset_dom), -ESRCH);
+
     let mut param = hvm::HvmParam { domid: xen_abi_domid_self(), index: 1000, ..Default::default() };
     t.expect("get_param of an out-of-range index is EINVAL", raw2(nr::HVM_OP, hvm::HVMOP_GET_PARAM.into(), &mut param as *mut _ as u64), -EINVAL);
     t.expect("hvm_op with an unmapped argument is EFAULT", raw2(nr::HVM_OP, hvm::HVMOP_GET_PARAM.into(), UNMAPPED), -EFAULT);
@@ -123,6 +131,10 @@ fn abi_check(_boot: &BootInfo) {
     t.expect("add_to_physmap of an unknown space is refused", if refused { 0 } else { ret }, 0);
     t.expect("memory_op with an unmapped argument is EFAULT", raw2(nr::MEMORY_OP, memory::XENMEM_ADD_TO_PHYSMAP.into(), UNMAPPED), -EFAULT);
 
+    if guest_lib::arch::mode() == guest_lib::arch::Mode::Pvh {
+        reservation_checks(&mut t);
+    }
+
     t.expect("vcpu_op is_up on a vCPU that does not exist is ENOENT", raw3(nr::VCPU_OP, vcpu::VCPUOP_IS_UP.into(), 5, 0), -ENOENT);
     // Xen 4.17 ignores VCPU_SSHOTTMR_future: a past deadline fires at once.
     let mut past = vcpu::SetSingleshotTimer { timeout_abs_ns: 1, flags: vcpu::SSHOTTMR_FUTURE, pad: 0 };
@@ -132,6 +144,39 @@ fn abi_check(_boot: &BootInfo) {
     if t.failed != 0 {
         panic!("{} ABI checks failed", t.failed);
     }
+}
+
+/// XENMEM_populate_physmap and decrease_reservation count the extents they
+/// did and never return an errno, whatever is wrong with the request.
+fn reservation_checks(t: &mut Tally) {
+    let mut dom = xen_abi_domid_self();
+    let held = raw2(nr::MEMORY_OP, memory::XENMEM_CURRENT_RESERVATION.into(), &mut dom as *mut u16 as u64);
+    let mut dom = xen_abi_domid_self();
+    let max = raw2(nr::MEMORY_OP, memory::XENMEM_MAXIMUM_RESERVATION.into(), &mut dom as *mut u16 as u64);
+    t.expect("the domain holds no more pages than its maximum", i64::from(held > 0 && held <= max), 1);
+    // A frame far above RAM: a hole on Xen and here.
+    let mut gfn: u64 = 0x3_0000;
+    let mut r = memory::MemoryReservation {
+        extent_start: &mut gfn as *mut u64 as u64,
+        nr_extents: 1,
+        extent_order: 0,
+        mem_flags: 0,
+        domid: 0,
+        pad: [0; 3],
+    };
+    let op = |cmd: u32, r: &mut memory::MemoryReservation| raw2(nr::MEMORY_OP, cmd.into(), r as *mut _ as u64);
+    t.expect("populate_physmap for domain 0 does nothing", op(memory::XENMEM_POPULATE_PHYSMAP, &mut r), 0);
+    r.domid = xen_abi_domid_self();
+    r.extent_order = 10;
+    t.expect("populate_physmap above a domU's largest order does nothing", op(memory::XENMEM_POPULATE_PHYSMAP, &mut r), 0);
+    r.extent_order = 0;
+    t.expect("decrease_reservation of a hole does nothing", op(memory::XENMEM_DECREASE_RESERVATION, &mut r), 0);
+    r.extent_start = UNMAPPED;
+    t.expect("populate_physmap with an unmapped frame list does nothing", op(memory::XENMEM_POPULATE_PHYSMAP, &mut r), 0);
+    t.expect("populate_physmap with an unmapped argument does nothing", raw2(nr::MEMORY_OP, memory::XENMEM_POPULATE_PHYSMAP.into(), UNMAPPED), 0);
+    let mut dom = xen_abi_domid_self();
+    let after = raw2(nr::MEMORY_OP, memory::XENMEM_CURRENT_RESERVATION.into(), &mut dom as *mut u16 as u64);
+    t.expect("and the domain holds what it held", after, held);
 }
 
 fn xen_abi_domid_self() -> u16 {
