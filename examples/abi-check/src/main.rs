@@ -144,6 +144,41 @@ fn abi_check(_boot: &BootInfo) {
     if t.failed != 0 {
         panic!("{} ABI checks failed", t.failed);
     }
+    println!("last: EVTCHNOP_reset of our own channels (poweroff if it behaves as Xen's, crash if not)");
+    if !reset_own_channels() {
+        guest_lib::shutdown::crash();
+    }
+}
+
+/// EVTCHNOP_reset of this domain closes every port, the console's and
+/// xenstore's too: nothing can be printed afterwards, so the outcome is the
+/// shutdown reason. Checks: every port reads closed, VIRQ_TIMER binds again
+/// on port 1 (the lowest free), and the timer reaches it (masked, seen by
+/// SCHEDOP_poll).
+fn reset_own_channels() -> bool {
+    use guest_lib::{evtchn, sched, shared_info, time};
+    // The console backend must have taken everything: its port is about to close.
+    guest_lib::console::flush(core::time::Duration::from_secs(5));
+    let mut me = xen_abi_domid_self();
+    if evtchn_op(ev::EVTCHNOP_RESET, &mut me) != 0 {
+        return false;
+    }
+    let all_closed = (1..256u32).all(|port| {
+        let mut st = ev::Status { dom: xen_abi_domid_self(), port, ..Default::default() };
+        evtchn_op(ev::EVTCHNOP_STATUS, &mut st) == 0 && st.status == ev::EVTCHNSTAT_CLOSED
+    });
+    let mut virq = ev::BindVirq { virq: ev::VIRQ_TIMER, vcpu: 0, port: 0 };
+    if !all_closed || evtchn_op(ev::EVTCHNOP_BIND_VIRQ, &mut virq) != 0 || virq.port != 1 {
+        return false;
+    }
+    // Masked: the runtime's upcall handler has no business with it.
+    evtchn::mask(virq.port);
+    let start = time::now_ns();
+    if time::set_timer(start + 5_000_000).is_err() || sched::poll(&[virq.port], start + 2_000_000_000).is_err() {
+        return false;
+    }
+    let fired = shared_info::pending(0).load(core::sync::atomic::Ordering::SeqCst) & (1 << virq.port) != 0;
+    fired && time::now_ns() - start < 1_000_000_000
 }
 
 /// XENMEM_populate_physmap and decrease_reservation count the extents they
