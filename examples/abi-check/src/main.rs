@@ -109,6 +109,14 @@ fn abi_check(_boot: &BootInfo) {
     let mut close = own.port;
     evtchn_op(ev::EVTCHNOP_CLOSE, &mut close);
 
+    // Xen answers for ports in buckets it set up (64 ports each): port 0
+    // (reserved) reads closed, a port far past the ones in use is invalid.
+    let mut st = ev::Status { dom: xen_abi_domid_self(), port: 0, ..Default::default() };
+    let rc = evtchn_op(ev::EVTCHNOP_STATUS, &mut st);
+    t.expect("status of port 0 (reserved) is closed", if rc == 0 { st.status.into() } else { rc }, ev::EVTCHNSTAT_CLOSED.into());
+    let mut st = ev::Status { dom: xen_abi_domid_self(), port: 200, ..Default::default() };
+    t.expect("status of a port past the allocated buckets is EINVAL", evtchn_op(ev::EVTCHNOP_STATUS, &mut st), -EINVAL);
+
     // EVTCHNOP_reset of another domain: Xen's XSM refuses domain 0, and a
     // domain that does not exist is not found. (Resetting our own channels
     // would close the console's and xenstore's ports: not done here.)
@@ -156,29 +164,52 @@ fn abi_check(_boot: &BootInfo) {
 /// on port 1 (the lowest free), and the timer reaches it (masked, seen by
 /// SCHEDOP_poll).
 fn reset_own_channels() -> bool {
+    let failed = reset_steps();
+    if let Some(step) = failed {
+        // The console is gone; PVH guests can still leave a line in Xen's
+        // log (guest_loglvl=all) or ours through port 0xE9.
+        if guest_lib::arch::mode() == guest_lib::arch::Mode::Pvh {
+            for b in b"abi-check: EVTCHNOP_reset step failed: ".iter().chain(step.as_bytes()).chain(b"\n") {
+                // SAFETY: port 0xE9 is a debug sink with no other effect.
+                unsafe { guest_lib::arch::cpu::outb(0xe9, *b) };
+            }
+        }
+    }
+    failed.is_none()
+}
+
+/// The steps of [`reset_own_channels`]; the first that fails, by name.
+fn reset_steps() -> Option<&'static str> {
     use guest_lib::{evtchn, sched, shared_info, time};
     // The console backend must have taken everything: its port is about to close.
     guest_lib::console::flush(core::time::Duration::from_secs(5));
     let mut me = xen_abi_domid_self();
     if evtchn_op(ev::EVTCHNOP_RESET, &mut me) != 0 {
-        return false;
+        return Some("EVTCHNOP_reset");
     }
-    let all_closed = (1..256u32).all(|port| {
+    // Ports 1..63: the first bucket of ports, which every domain has.
+    let all_closed = (1..64u32).all(|port| {
         let mut st = ev::Status { dom: xen_abi_domid_self(), port, ..Default::default() };
         evtchn_op(ev::EVTCHNOP_STATUS, &mut st) == 0 && st.status == ev::EVTCHNSTAT_CLOSED
     });
+    if !all_closed {
+        return Some("every port closed");
+    }
     let mut virq = ev::BindVirq { virq: ev::VIRQ_TIMER, vcpu: 0, port: 0 };
-    if !all_closed || evtchn_op(ev::EVTCHNOP_BIND_VIRQ, &mut virq) != 0 || virq.port != 1 {
-        return false;
+    if evtchn_op(ev::EVTCHNOP_BIND_VIRQ, &mut virq) != 0 || virq.port != 1 {
+        return Some("VIRQ_TIMER bound again on port 1");
     }
     // Masked: the runtime's upcall handler has no business with it.
     evtchn::mask(virq.port);
     let start = time::now_ns();
     if time::set_timer(start + 5_000_000).is_err() || sched::poll(&[virq.port], start + 2_000_000_000).is_err() {
-        return false;
+        return Some("set_timer and SCHEDOP_poll");
     }
     let fired = shared_info::pending(0).load(core::sync::atomic::Ordering::SeqCst) & (1 << virq.port) != 0;
-    fired && time::now_ns() - start < 1_000_000_000
+    if !fired || time::now_ns() - start >= 1_000_000_000 {
+        return Some("the timer reaches the new port");
+    }
+    None
 }
 
 /// XENMEM_populate_physmap and decrease_reservation count the extents they
