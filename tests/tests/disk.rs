@@ -131,6 +131,24 @@ fn a_disk_closed_and_opened_again_after_the_domain_was_remapped_reads_the_same()
 }
 
 #[test]
+fn a_disk_left_connected_by_a_crashed_kernel_is_reset_and_read_again() {
+    let dir = scratch("disk_abandon");
+    let img = dir.join("disk.img");
+    std::fs::write(&img, image_bytes(IMAGE, 29)).unwrap();
+    let want = sha256sum(&img);
+    // The first "kernel" leaves the disk connected (ring, persistent grants,
+    // port); the next one finds the backend Connected, resets the device
+    // (Closed, Initialising) and connects afresh.
+    let run = boot(&cfg(&dir, &img, "w", "nowrite reopen abandon"));
+    assert_eq!(run.code(), 0, "{run}");
+    let hashes: Vec<&str> = run.stdout.lines().filter_map(|l| l.trim_end().strip_prefix("sha256: ")).collect();
+    assert_eq!(hashes, [want.as_str(), want.as_str()], "{run}");
+    assert!(run.stdout.contains("disk-check: abandoned device/vbd/51712 without closing it"), "{run}");
+    assert_eq!(run.stdout.matches("disk-check: closed device/vbd/51712").count(), 1, "{run}");
+    assert!(run.stdout.contains("disk-check: done"), "{run}");
+}
+
+#[test]
 fn the_written_pattern_is_on_the_image_after_the_domain_ends() {
     let dir = scratch("disk_pattern");
     let img = dir.join("disk.img");

@@ -31,6 +31,8 @@ pub const XENMAPSPACE_SHARED_INFO: u32 = 0;
 pub const XENMAPSPACE_GRANT_TABLE: u32 = 1;
 /// A guest frame (moves it).
 pub const XENMAPSPACE_GMFN: u32 = 2;
+/// A range of guest frames (`size` of them).
+pub const XENMAPSPACE_GMFN_RANGE: u32 = 3;
 
 /// struct xen_add_to_physmap.
 #[repr(C)]

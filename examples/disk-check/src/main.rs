@@ -23,6 +23,10 @@
 //!   open it once more as a next kernel would, negotiating less (a
 //!   one-page ring, no persistent grants, no indirect requests), and read
 //!   and hash it again: a boot loader's hand-off, in one guest;
+//! - `abandon` (with `reopen`): leave the disk connected instead of closing
+//!   it, as a kernel that crashed into the next one does; the second open
+//!   then resets the device first (Closed, Initialising, as Linux's
+//!   xenbus_reset_state does);
 //! - `remap` (with `reopen`): before opening again, also redo what a next
 //!   kernel redoes (PVH): move shared info and grant frame 0 to a hole and
 //!   back, populate the frames they left, set the grant table, the upcall
@@ -102,6 +106,7 @@ struct Args<'a> {
     hold: bool,
     unaligned: bool,
     reopen: bool,
+    abandon: bool,
     remap: bool,
     config: Config,
 }
@@ -116,6 +121,7 @@ fn parse_args(cmdline: &str) -> Result<Args<'_>, String> {
         hold: false,
         unaligned: false,
         reopen: false,
+        abandon: false,
         remap: false,
         config: Config::default(),
     };
@@ -135,6 +141,7 @@ fn parse_args(cmdline: &str) -> Result<Args<'_>, String> {
             None if w == "hold" => a.hold = true,
             None if w == "reopen" => a.reopen = true,
             None if w == "remap" => a.remap = true,
+            None if w == "abandon" => a.abandon = true,
             _ => {}
         }
     }
@@ -174,9 +181,16 @@ fn disk_check(boot: &BootInfo) {
     } else {
         check_write(&dev, size_of(&dev), &args);
     }
-    close(&dev);
-    if args.reopen {
+    if args.reopen && args.abandon {
+        // No Closing/Closed, no grant ended, the port left bound: what a
+        // crashed kernel leaves behind (and a leak we accept here).
+        println!("disk-check: abandoned {} without closing it", dev.nodename());
+        core::mem::forget(dev);
+    } else {
+        close(&dev);
         drop(dev);
+    }
+    if args.reopen {
         match time::rebind() {
             Ok(port) => println!("disk-check: VIRQ_TIMER bound again on port {port}"),
             Err(e) => fail(&alloc::format!("cannot bind VIRQ_TIMER again: {e}")),

@@ -844,6 +844,38 @@ mod tests {
         }
     }
 
+    /// pvboot is linked at 128 MiB (its heap above it, its kernels below):
+    /// with memory = 256 the loader takes it, with 128 it says why not.
+    #[test]
+    fn a_kernel_linked_at_128_mib() {
+        const BASE: u64 = 0x0800_0000;
+        let text: Vec<u8> = (0..0x2000u32).map(|i| (i % 253) as u8).collect();
+        let k = PvhKernel::parse(&build(
+            true,
+            &[load_seg(BASE, &text, 0x2000), load_seg(BASE + 0x10_0000, b"bss next", 0x40_0000)],
+            Notes::Segment(pvh_note(BASE as u32 + 0x40)),
+        ))
+        .unwrap();
+        let m = mem(&[(0, 256 * MIB)]);
+        let ramdisk = vec![7u8; 3 * 4096];
+        let p = params(256 * MIB, Some("pvboot"), Some(&ramdisk));
+        let boot = load(&m, &k, &p).unwrap();
+        assert_eq!(boot.entry, BASE as u32 + 0x40);
+        assert_eq!(boot.kernel, [BASE..BASE + 0x2000, BASE + 0x10_0000..BASE + 0x50_0000]);
+        assert_eq!(read(&m, BASE, 0x2000), text);
+        assert_eq!(read(&m, BASE + 0x10_0000, 8), b"bss next");
+        assert!(read(&m, BASE + 0x10_0008, 0x40_0000 - 8).iter().all(|&b| b == 0));
+        // The ramdisk goes to the top of RAM, far above the image; RAM below
+        // 128 MiB (where pvboot puts kernels) is left alone.
+        assert_eq!(boot.ramdisk, Some(256 * MIB - 3 * 4096..256 * MIB));
+        assert_eq!(read(&m, 0x10_0000, 1), [0xaa]);
+        assert_eq!(read(&m, BASE - 1, 1), [0xaa]);
+        assert_eq!(
+            plan(&k, &params(128 * MIB, None, None)).unwrap_err().to_string(),
+            "kernel segment 0 [0x8000000, 0x8002000) is outside RAM (128 MiB: [0x0, 0x8000000))"
+        );
+    }
+
     #[test]
     fn without_ramdisk_or_cmdline() {
         let m = mem(&[(0, 4 * MIB)]);

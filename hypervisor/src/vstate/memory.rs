@@ -56,6 +56,10 @@ pub struct GuestRam {
     holes: RwLock<std::collections::BTreeSet<u64>>,
     /// Whether `holes` is non-empty, checked without the lock.
     has_holes: AtomicBool,
+    /// Every hole ever made lies in [holes_lo, holes_hi): most accesses
+    /// fall outside and never take the lock.
+    holes_lo: AtomicU64,
+    holes_hi: AtomicU64,
 }
 
 impl GuestRam {
@@ -72,6 +76,8 @@ impl GuestRam {
             extra_ram: RwLock::new(Default::default()),
             holes: RwLock::new(Default::default()),
             has_holes: AtomicBool::new(false),
+            holes_lo: AtomicU64::new(u64::MAX),
+            holes_hi: AtomicU64::new(0),
         })
     }
 
@@ -125,6 +131,9 @@ impl GuestRam {
         }
         let first = addr & !0xfff;
         let end = addr.saturating_add(len.max(1) as u64);
+        if end <= self.holes_lo.load(Ordering::Acquire) || first >= self.holes_hi.load(Ordering::Acquire) {
+            return false;
+        }
         self.holes.read().unwrap_or_else(|e| e.into_inner()).range(first..end).next().is_some()
     }
 
@@ -147,6 +156,8 @@ impl GuestRam {
         }
         let mut holes = self.holes.write().unwrap_or_else(|e| e.into_inner());
         let added = holes.insert(page);
+        self.holes_lo.fetch_min(page, Ordering::AcqRel);
+        self.holes_hi.fetch_max(page + 4096, Ordering::AcqRel);
         self.has_holes.store(true, Ordering::Release);
         added
     }

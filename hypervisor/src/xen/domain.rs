@@ -209,6 +209,10 @@ impl Domain {
         if let Some(events) = st.events {
             if events.set_pending(&self.ram, port) {
                 self.wake_vcpu(st);
+            } else if st.halted {
+                // A vCPU in SCHEDOP_poll waits for its ports even when they
+                // are masked (Xen's evtchn_check_pollers): let it look.
+                self.vcpu_wake.notify_all();
             }
         }
     }

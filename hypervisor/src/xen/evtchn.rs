@@ -53,29 +53,43 @@ pub enum PortState {
 /// growing it without limit.
 pub const MAX_PORTS: u32 = 1024;
 
+/// Ports Xen sets up at a time (EVTCHNS_PER_BUCKET: a page of 64-byte
+/// `struct evtchn`). A port is valid (EVTCHNOP_status answers for it) once
+/// its bucket exists: the first at domain creation, the next when a port in
+/// it is first allocated; they are never freed, not even by EVTCHNOP_reset.
+pub const PORTS_PER_BUCKET: u32 = 64;
+
 /// A domain's event channels.
 pub struct EventChannels {
     /// The domain these ports belong to.
     owner: u16,
     ports: Vec<PortState>,
     virqs: [u32; NR_VIRQS as usize],
+    /// Ports below this are valid (Xen's `valid_evtchns`).
+    valid: u32,
 }
 
 impl EventChannels {
-    /// An empty table for domain `owner` (port 0 is never valid).
+    /// An empty table for domain `owner` (port 0 is reserved, never allocated).
     pub fn new(owner: u16) -> Self {
-        EventChannels { owner, ports: vec![PortState::Free; MAX_PORTS as usize], virqs: [0; NR_VIRQS as usize] }
+        EventChannels {
+            owner,
+            ports: vec![PortState::Free; MAX_PORTS as usize],
+            virqs: [0; NR_VIRQS as usize],
+            valid: PORTS_PER_BUCKET,
+        }
     }
 
     fn alloc(&mut self, state: PortState) -> Result<u32, i64> {
         let port = (1..MAX_PORTS).find(|&p| self.ports[p as usize] == PortState::Free).ok_or(ENOSPC)?;
         self.ports[port as usize] = state;
+        self.valid = self.valid.max((port / PORTS_PER_BUCKET + 1) * PORTS_PER_BUCKET).min(MAX_PORTS);
         Ok(port)
     }
 
-    /// The state of `port`, if it is in range.
+    /// The state of `port`, if it is valid (port 0, reserved, reads as free).
     pub fn state(&self, port: u32) -> Option<PortState> {
-        self.ports.get(port as usize).copied().filter(|_| port != 0)
+        (port < self.valid).then(|| self.ports[port as usize])
     }
 
     /// Connects a new guest port to `backend` (what the toolstack and the
@@ -329,6 +343,18 @@ mod tests {
         assert_eq!(e.close(p), Err(EINVAL));
         assert_eq!(e.close(0), Err(EINVAL));
         assert_eq!(e.close(MAX_PORTS + 5), Err(EINVAL));
+        // Port 0 is reserved: closed, never allocated. Ports past the first
+        // bucket are invalid until one of them is allocated.
+        assert_eq!(e.status(0).unwrap().status, EVTCHNSTAT_CLOSED);
+        assert_eq!(e.status(63).unwrap().status, EVTCHNSTAT_CLOSED);
+        assert_eq!(e.status(64).err(), Some(EINVAL));
+        for _ in 0..70 {
+            e.alloc_unbound(0).unwrap();
+        }
+        assert_eq!(e.status(127).unwrap().status, EVTCHNSTAT_CLOSED, "the second bucket exists now");
+        assert_eq!(e.status(128).err(), Some(EINVAL));
+        e.reset();
+        assert_eq!(e.status(127).unwrap().status, EVTCHNSTAT_CLOSED, "reset keeps the buckets");
         assert_eq!(e.bind_virq(NR_VIRQS, 0), Err(EINVAL));
         let u = e.alloc_unbound(0).unwrap();
         assert_eq!(e.status(u).unwrap().status, EVTCHNSTAT_UNBOUND);
@@ -370,7 +396,7 @@ mod tests {
         let mut want = vec![console, store, timer, blk, own, peer];
         want.sort();
         assert_eq!(open, want);
-        assert!((1..MAX_PORTS).all(|p| e.state(p) == Some(PortState::Free)));
+        assert!((1..PORTS_PER_BUCKET).all(|p| e.state(p) == Some(PortState::Free)));
         assert!(!e.is_bound_to(console, Backend::Console), "the console can no longer raise it");
         assert_eq!(e.virq_port(VIRQ_TIMER), None);
         assert_eq!(e.bind_virq(VIRQ_TIMER, 0), Ok(1), "VIRQ_TIMER binds again, on the lowest free port");

@@ -245,7 +245,10 @@ fn add_to_physmap(dom: &Domain, x: &memory::AddToPhysmap) -> HcResult {
         memory::XENMAPSPACE_SHARED_INFO if x.idx == 0 => XenPage::SharedInfo,
         memory::XENMAPSPACE_SHARED_INFO => return Err(EINVAL),
         memory::XENMAPSPACE_GRANT_TABLE => XenPage::GrantFrame(dom.gnttab.frame_index(x.idx)?),
-        _ => return Err(ENOSYS),
+        // gmfn and gmfn_range (moving the guest's own frames): not offered.
+        memory::XENMAPSPACE_GMFN | memory::XENMAPSPACE_GMFN_RANGE => return Err(ENOSYS),
+        // Xen finds no frame for any other space: -EINVAL.
+        _ => return Err(EINVAL),
     };
     // Whatever was at gpfn goes (RAM freed, a Xen page unhooked), and the
     // page leaves where it was, as xenmem_add_to_physmap_one does.

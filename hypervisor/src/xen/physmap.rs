@@ -351,6 +351,123 @@ mod tests {
         assert!(ram.is_ram(0x20000, 0x1000));
     }
 
+    /// Random operations against a model of Xen's rules: after each one,
+    /// every frame is RAM, a hole or the Xen page the model says, Xen pages
+    /// keep their content, populated RAM is zeroed, and the page count
+    /// agrees (this also drives the KVM slot bookkeeping's split and merge).
+    #[test]
+    fn random_operations_follow_the_model() {
+        #[derive(Clone, Copy, PartialEq, Debug)]
+        enum F {
+            Ram,
+            Hole,
+            Xen(XenPage),
+        }
+        const BOOT: u64 = 32;
+        const SPACE: u64 = 64;
+        let pages = [XenPage::SharedInfo, XenPage::GrantFrame(0), XenPage::GrantFrame(1), XenPage::GrantFrame(2)];
+        let tag = |p: XenPage| match p {
+            XenPage::SharedInfo => 0x5151,
+            XenPage::GrantFrame(i) => 0x6600 + u64::from(i),
+        };
+        for seed in [1u64, 7, 42, 1234] {
+            let ram = Arc::new(GuestRam::new(&[(0, (BOOT * PAGE) as usize)]).unwrap());
+            let pm = Physmap::new(ram.clone(), BOOT, BOOT + 8, BOOT - 1);
+            let mut model: Vec<F> = (0..SPACE).map(|g| if g < BOOT { F::Ram } else { F::Hole }).collect();
+            let mut tot = BOOT;
+            let mut placed_once = std::collections::HashSet::new();
+            let mut x = seed;
+            let mut rnd = |n: u64| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x % n
+            };
+            for step in 0..3000 {
+                let gfn = rnd(SPACE);
+                let gpa = gfn * PAGE;
+                match rnd(3) {
+                    0 => {
+                        let page = pages[rnd(pages.len() as u64) as usize];
+                        let evicted = pm.place(page, gpa).unwrap();
+                        let was = model[gfn as usize];
+                        if was != F::Xen(page) {
+                            assert_eq!(evicted, match was {
+                                F::Xen(q) => Some(q),
+                                _ => None,
+                            });
+                            if was == F::Ram {
+                                tot -= 1;
+                            }
+                            if let Some(old) = model.iter().position(|&f| f == F::Xen(page)) {
+                                model[old] = F::Hole;
+                            }
+                            model[gfn as usize] = F::Xen(page);
+                        }
+                        if placed_once.insert(page) {
+                            ram.write_obj(gpa, &tag(page)).unwrap();
+                        }
+                    }
+                    1 => {
+                        let order = rnd(2) as u32;
+                        let n = 1u64 << order;
+                        let r = pm.populate(gpa, order);
+                        if gfn % n != 0 || gfn + n > SPACE {
+                            if gfn % n != 0 {
+                                assert_eq!(r, Err(Stop::BadGfn), "step {step}");
+                            }
+                            continue;
+                        }
+                        if tot + n > BOOT + 8 {
+                            assert_eq!(r, Err(Stop::OverAllocation), "step {step}");
+                            continue;
+                        }
+                        let mut want = Vec::new();
+                        for g in gfn..gfn + n {
+                            if let F::Xen(q) = model[g as usize] {
+                                want.push(q);
+                            }
+                            model[g as usize] = F::Ram;
+                            assert_eq!(ram.read_obj::<u64>(g * PAGE).unwrap(), 0, "fresh RAM at gfn {g:#x}, step {step}");
+                        }
+                        assert_eq!(r, Ok(want), "step {step}");
+                        tot += n;
+                    }
+                    _ => {
+                        let r = pm.decrease(gpa, 0);
+                        match model[gfn as usize] {
+                            F::Hole => assert_eq!(r, Err(Stop::NotPresent), "step {step}"),
+                            F::Ram => {
+                                assert_eq!(r, Ok(vec![]), "step {step}");
+                                tot -= 1;
+                            }
+                            F::Xen(q) => assert_eq!(r, Ok(vec![q]), "step {step}"),
+                        }
+                        model[gfn as usize] = F::Hole;
+                    }
+                }
+                assert_eq!(pm.tot_pages(), tot, "step {step}");
+                for (g, f) in model.iter().enumerate() {
+                    let gpa = g as u64 * PAGE;
+                    match *f {
+                        F::Ram => assert!(ram.is_ram(gpa, PAGE_SIZE), "gfn {g:#x} should be RAM, step {step}"),
+                        F::Hole => assert!(!ram.contains(gpa, 1), "gfn {g:#x} should be a hole, step {step}"),
+                        F::Xen(p) => {
+                            assert!(ram.contains(gpa, PAGE_SIZE) && !ram.is_ram(gpa, 1), "gfn {g:#x}, step {step}");
+                            assert_eq!(pm.location(p), Some(gpa));
+                            assert_eq!(ram.read_obj::<u64>(gpa).unwrap(), tag(p), "{p:?}'s content, step {step}");
+                        }
+                    }
+                }
+                for p in pages {
+                    if !model.contains(&F::Xen(p)) {
+                        assert_eq!(pm.location(p), None);
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn decrease_frees_ram_unhooks_xen_pages_and_stops_at_holes() {
         let (ram, pm) = physmap();
