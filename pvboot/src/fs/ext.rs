@@ -304,6 +304,16 @@ impl FileSystem for ExtFs {
         self.kind
     }
 
+    fn label(&self) -> Option<String> {
+        let label = format!("{}", self.fs.label().display());
+        (!label.is_empty()).then_some(label)
+    }
+
+    fn uuid(&self) -> Option<String> {
+        // GRUB prints it whatever it is, as "%04x%04x-%04x-%04x-%04x-%04x%04x%04x".
+        Some(format!("{}", self.fs.uuid()))
+    }
+
     fn lookup(&self, path: &str) -> Result<Node, FsError> {
         let (p, m) = self.resolve(path, true)?;
         Ok(Node { path: p, meta: metadata(&m), handle: 0 })

@@ -52,6 +52,10 @@ pub struct Bpb {
     clusters: u32,
     root_cluster: u32,
     kind: FsKind,
+    /// Volume serial number, when the extended boot signature is there.
+    serial: Option<u32>,
+    /// The boot sector's copy of the volume label (with its 0x29 signature).
+    bpb_label: Option<[u8; 11]>,
 }
 
 fn le16(b: &[u8], o: usize) -> u32 {
@@ -134,6 +138,15 @@ impl Bpb {
         if meta * bps64 > vol_size {
             return Err(corrupt("volume truncated"));
         }
+        // The extended boot record: 0x28 has the serial, 0x29 also the label.
+        let ebr = if kind == FsKind::Fat32 { 64 } else { 36 };
+        let signature = bs[ebr + 2];
+        let serial = matches!(signature, 0x28 | 0x29).then(|| le32(bs, ebr + 3));
+        let bpb_label = (signature == 0x29).then(|| {
+            let mut l = [0u8; 11];
+            l.copy_from_slice(&bs[ebr + 7..ebr + 18]);
+            l
+        });
         // The cluster count bounds every chain walk: it must describe this volume.
         if u64::from(total) * bps64 > vol_size {
             return Err(corrupt("total sectors past the end of the volume"));
@@ -149,6 +162,8 @@ impl Bpb {
             clusters,
             root_cluster,
             kind,
+            serial,
+            bpb_label,
         })
     }
 
@@ -218,6 +233,12 @@ fn short_name(e: &[u8]) -> String {
         s.extend(ext.iter().map(|&b| conv(b, lower_ext)));
     }
     s
+}
+
+/// An 11-byte label in code page 437, trailing blanks dropped; `None` if blank.
+fn label_text(raw: &[u8]) -> Option<String> {
+    let end = raw.iter().rposition(|&b| b != b' ' && b != 0)? + 1;
+    Some(raw[..end].iter().map(|&b| cp437(b)).collect())
 }
 
 fn sfn_checksum(e: &[u8]) -> u8 {
@@ -382,6 +403,21 @@ impl<R: ReadAt> FatFs<R> {
         Ok(out)
     }
 
+    /// The root directory's volume-label entry (what GRUB and blkid read first).
+    fn root_label(&self) -> Option<String> {
+        let bytes = self.dir_bytes(self.root().handle).ok()?;
+        for e in bytes.chunks_exact(32) {
+            match (e[0], e[11]) {
+                (0, _) => break,
+                (0xE5, _) => {}
+                // Volume ID, ignoring the archive bit; not a long-name entry.
+                (_, attr) if attr & !0x20 == 0x08 => return label_text(&e[..11]),
+                _ => {}
+            }
+        }
+        None
+    }
+
     fn root(&self) -> Node {
         let handle = if self.bpb.kind == FsKind::Fat32 { u64::from(self.bpb.root_cluster) } else { FIXED_ROOT };
         Node {
@@ -451,6 +487,23 @@ impl<R: ReadAt> FatFs<R> {
 impl<R: ReadAt> FileSystem for FatFs<R> {
     fn kind(&self) -> FsKind {
         self.bpb.kind
+    }
+
+    /// The root directory's label entry, else the boot sector's (unless it
+    /// is mkfs's placeholder `NO NAME`), as blkid does.
+    fn label(&self) -> Option<String> {
+        self.root_label().or_else(|| {
+            let l = self.bpb.bpb_label?;
+            if &l == b"NO NAME    " {
+                return None;
+            }
+            label_text(&l)
+        })
+    }
+
+    /// The volume serial as `ABCD-1234` (blkid's form; GRUB prints it lower case).
+    fn uuid(&self) -> Option<String> {
+        self.bpb.serial.map(|s| format!("{:04X}-{:04X}", s >> 16, s & 0xFFFF))
     }
 
     fn lookup(&self, path: &str) -> Result<Node, FsError> {

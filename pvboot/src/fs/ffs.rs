@@ -118,6 +118,18 @@ impl<R: ReadAt> FileSystem for FfsFs<R> {
         self.kind
     }
 
+    /// fs_volname, as GRUB's ufs.c reads it (makefs `-o label=`; UFS2 sets it).
+    fn label(&self) -> Option<String> {
+        let name = self.fs.info().volume_name;
+        (!name.is_empty()).then(|| String::from_utf8_lossy(&name).to_string())
+    }
+
+    /// GRUB's ufs.c form: `fs_id[0]` and `fs_id[1]` as `%08x%08x`; none when both are 0.
+    fn uuid(&self) -> Option<String> {
+        let [hi, lo] = self.fs.info().id;
+        (hi != 0 || lo != 0).then(|| format!("{hi:08x}{lo:08x}"))
+    }
+
     fn lookup(&self, path: &str) -> Result<Node, FsError> {
         let ino = self.fs.lookup(path).map_err(|e| self.err(e))?;
         self.node(path.to_string(), ino)

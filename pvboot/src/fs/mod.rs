@@ -229,6 +229,12 @@ pub trait FileSystem {
     fn read_dir(&self, node: &Node) -> Result<Vec<DirEntry>, FsError>;
     /// A symlink's target.
     fn read_link(&self, node: &Node) -> Result<String, FsError>;
+    /// The volume label, as GRUB's `search --label` matches it; `None` when unset.
+    fn label(&self) -> Option<String>;
+    /// The volume UUID in GRUB's textual form (ext: `1b4e28ba-2fa1-11d2-883f-0016d3cca427`,
+    /// FAT: `ABCD-1234`, FFS: fs_id as 16 hex digits); `None` when the file
+    /// system has none. Compare with [`uuid_matches`], as GRUB ignores case.
+    fn uuid(&self) -> Option<String>;
 
     /// Metadata of a path's last component, symlinks not followed (`lstat`).
     fn stat(&self, path: &str) -> Result<Metadata, FsError> {
@@ -249,6 +255,13 @@ pub trait FileSystem {
         buf.truncate(n);
         Ok(buf)
     }
+}
+
+/// Whether a UUID typed by a user (`search --fs-uuid`, `root=UUID=`) names
+/// `uuid`: GRUB compares them ignoring case (FAT's are upper case in blkid,
+/// lower case in GRUB's own listing).
+pub fn uuid_matches(uuid: &str, wanted: &str) -> bool {
+    uuid.eq_ignore_ascii_case(wanted)
 }
 
 /// Probes `vol` and opens the file system on it.
