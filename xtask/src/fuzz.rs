@@ -11,14 +11,15 @@
 //!   one `fuzz_targets/<target>.rs` per target, the `[[bin]]` being named
 //!   like the file.
 //! - Seeds: a committed `seeds/<target>/` in the fuzz dir seeds that target
-//!   (made from real mkfs/makefs images by the crate's `seeds.sh`, committed
-//!   so every run starts from the same corpus). Otherwise, if the fuzz dir
-//!   holds a `seeds.sh`, it is run first as `sh seeds.sh <dir>` with an
-//!   empty `<target dir>/fuzz-seeds/<crate>/`, and writes seed inputs there:
-//!   a subdirectory named like a target seeds that target alone, else every
-//!   target of the crate gets the whole directory. A script that cannot make
-//!   seeds (a tool missing) should say so and exit 0: fuzzing still runs,
-//!   from an empty corpus.
+//!   (the output of the crate's `seeds.sh`, made from real mkfs/makefs
+//!   images and committed so that every run, on any machine, starts from the
+//!   same corpus). And if the fuzz dir holds a `seeds.sh`, it is run first as
+//!   `sh seeds.sh <dir>` with an empty `<target dir>/fuzz-seeds/<crate>/`,
+//!   and writes seed inputs there too (so a change to it counts before its
+//!   output is committed): a subdirectory named like a target seeds that
+//!   target alone, else every target of the crate gets the whole directory.
+//!   A script that cannot make seeds (a tool missing) should say so and exit
+//!   0: fuzzing still runs, from the committed seeds or an empty corpus.
 //! - The corpus grows in `<target dir>/fuzz-corpus/<crate>/<target>/` and is
 //!   kept between runs; crashing inputs land in
 //!   `<target dir>/fuzz-artifacts/<crate>/<target>/`, libFuzzer's output in
@@ -97,8 +98,7 @@ pub fn run(args: &[String]) -> Result<()> {
     let mut seeded = Vec::new();
     let mut failed = Vec::new();
     for t in &targets {
-        let committed = t.fuzz_dir.join("seeds").join(&t.name).is_dir();
-        if !committed && !seeded.contains(&t.krate) {
+        if !seeded.contains(&t.krate) {
             make_seeds(t, &target_dir)?;
             seeded.push(t.krate.clone());
         }
@@ -252,15 +252,14 @@ fn fuzz_one(t: &Target, target_dir: &Path, seconds: u64) -> Result<String> {
     for d in [&corpus, &artifacts, &logs] {
         fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
     }
-    let committed = t.fuzz_dir.join("seeds").join(&t.name);
     let seeds = seeds_dir(t, target_dir);
-    let seeds = if committed.is_dir() {
-        committed
-    } else if seeds.join(&t.name).is_dir() {
+    let seeds = if seeds.join(&t.name).is_dir() {
         seeds.join(&t.name)
     } else {
         seeds
     };
+    // libFuzzer reads every directory given and writes new inputs to the first.
+    let committed = Some(t.fuzz_dir.join("seeds").join(&t.name)).filter(|d| d.is_dir());
     let log_path = logs.join(format!("{}-{}.log", t.krate, t.name));
     let log = fs::File::create(&log_path)?;
 
@@ -278,6 +277,7 @@ fn fuzz_one(t: &Target, target_dir: &Path, seconds: u64) -> Result<String> {
         .arg("--target-dir")
         .arg(target_dir.join("fuzz"))
         .arg(&corpus)
+        .args(committed.as_ref())
         .arg(&seeds)
         .arg("--")
         .arg(format!("-max_total_time={seconds}"))

@@ -10,7 +10,11 @@
 //! Checked: no panic, the output of each event is bounded, the selection
 //! stays on an entry, and a deadline that has passed is always cleared by
 //! `on_time` within a few calls.
+//! Runs under pvboot's 48 MiB heap (common/heap.rs).
 #![no_main]
+
+#[path = "common/heap.rs"]
+mod heap;
 
 use std::rc::Rc;
 
