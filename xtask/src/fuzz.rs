@@ -11,29 +11,30 @@
 //!   one `fuzz_targets/<target>.rs` per target, the `[[bin]]` being named
 //!   like the file.
 //! - Seeds: a committed `seeds/<target>/` in the fuzz dir seeds that target
-//!   (made from real mkfs/makefs images by the crate's `seeds.sh`, committed
-//!   so every run starts from the same corpus). Otherwise, if the fuzz dir
-//!   holds a `seeds.sh`, it is run first as `sh seeds.sh <dir>` with an
-//!   empty `<target dir>/fuzz-seeds/<crate>/`, and writes seed inputs there:
-//!   a subdirectory named like a target seeds that target alone, else every
-//!   target of the crate gets the whole directory. A script that cannot make
-//!   seeds (a tool missing) should say so and exit 0: fuzzing still runs,
-//!   from an empty corpus.
+//!   (the output of the crate's `seeds.sh`, made from real mkfs/makefs
+//!   images and committed so that every run, on any machine, starts from the
+//!   same corpus). And if the fuzz dir holds a `seeds.sh`, it is run first as
+//!   `sh seeds.sh <dir>` with an empty `<target dir>/fuzz-seeds/<crate>/`,
+//!   and writes seed inputs there too (so a change to it counts before its
+//!   output is committed): a subdirectory named like a target seeds that
+//!   target alone, else every target of the crate gets the whole directory.
+//!   A script that cannot make seeds (a tool missing) should say so and exit
+//!   0: fuzzing still runs, from the committed seeds or an empty corpus.
 //! - The corpus grows in `<target dir>/fuzz-corpus/<crate>/<target>/` and is
 //!   kept between runs; crashing inputs land in
 //!   `<target dir>/fuzz-artifacts/<crate>/<target>/`, libFuzzer's output in
 //!   `<target dir>/fuzz-logs/<crate>-<target>.log`.
 //! - A crash (a panic), running out of memory or one input taking over 10
-//!   seconds (a hang) fails the run. Memory is what the guest has: pvboot's
-//!   heap is capped at 48 MiB, and the targets' global allocator
-//!   (pvboot/fuzz/fuzz_targets/common/heap.rs) refuses to hold more, so an
-//!   input-driven allocation that would crash the guest aborts the run.
-//!   `-malloc_limit_mb` says the same to libFuzzer (it checks it under a
-//!   sanitizer); `-rss_limit_mb` bounds the whole process, libFuzzer's own
-//!   corpus and tables (about 100 MB) included.
+//!   seconds (a hang) fails the run. Out of memory means 2 GiB of RSS,
+//!   unless the fuzz dir's `Cargo.toml` gives `fuzz-heap-mb = N`: then the
+//!   code runs in a guest with an N MiB heap (pvboot: 48), its targets'
+//!   global allocator refuses to hold more (pvboot/fuzz/fuzz_targets/
+//!   common/heap.rs), libFuzzer gets `-malloc_limit_mb=N` (checked under a
+//!   sanitizer) and the process `-rss_limit_mb` of N plus 464 (libFuzzer's
+//!   own corpus and tables take about 100 MB, and grow with the corpus).
 //! - Sanitizer: AddressSanitizer (cargo-fuzz's default) unless the fuzz
-//!   dir's `Cargo.toml` says `fuzz-sanitizer = "none"` (under
-//!   `[package.metadata.xtask]`): for code that is all safe Rust, as pvboot,
+//!   dir's `Cargo.toml` says `fuzz-sanitizer = "none"`: for code that is all
+//!   safe Rust, as pvboot,
 //!   fs-ffs and ext4-view are (`forbid(unsafe_code)`), ASan finds nothing
 //!   and costs over ten times the speed; panics and the heap limit need no
 //!   sanitizer.
@@ -48,13 +49,12 @@ use std::process::{Command, Stdio};
 
 use anyhow::{bail, ensure, Context, Result};
 
-/// pvboot's heap, the memory every target runs with (common/heap.rs holds
-/// the same number for the targets' allocator).
-const PVBOOT_HEAP_MB: u32 = 48;
-/// The whole fuzzing process: libFuzzer's own footprint (about 100 MB with a
-/// few MB of corpus, measured) plus pvboot's heap, with room for the corpus
-/// to grow over a long campaign.
-const RSS_LIMIT_MB: u32 = 512;
+/// RSS limit of a fuzzing process whose code has no heap cap of its own.
+const DEFAULT_RSS_LIMIT_MB: u32 = 2048;
+/// What libFuzzer itself may take on top of a capped heap: about 100 MB with
+/// a few MB of corpus (measured), and room for the corpus to grow over a
+/// long campaign.
+const LIBFUZZER_RSS_MB: u32 = 464;
 
 /// A cargo-fuzz target found in the workspace.
 struct Target {
@@ -97,8 +97,7 @@ pub fn run(args: &[String]) -> Result<()> {
     let mut seeded = Vec::new();
     let mut failed = Vec::new();
     for t in &targets {
-        let committed = t.fuzz_dir.join("seeds").join(&t.name).is_dir();
-        if !committed && !seeded.contains(&t.krate) {
+        if !seeded.contains(&t.krate) {
             make_seeds(t, &target_dir)?;
             seeded.push(t.krate.clone());
         }
@@ -207,17 +206,34 @@ fn seeds_dir(t: &Target, target_dir: &Path) -> PathBuf {
     target_dir.join("fuzz-seeds").join(&t.krate)
 }
 
-/// The sanitizer a fuzz dir asks for (`fuzz-sanitizer = "..."` in its
-/// Cargo.toml), else cargo-fuzz's default, AddressSanitizer.
-fn sanitizer(t: &Target) -> String {
+/// A `key = value` setting of the fuzz dir's Cargo.toml
+/// (`[package.metadata.xtask]`), quotes dropped.
+fn setting(t: &Target, key: &str) -> Option<String> {
     let manifest = fs::read_to_string(t.fuzz_dir.join("Cargo.toml")).unwrap_or_default();
     manifest
         .lines()
-        .filter_map(|l| l.trim().strip_prefix("fuzz-sanitizer"))
+        .filter_map(|l| l.trim().strip_prefix(key))
         .filter_map(|rest| rest.trim().strip_prefix('='))
         .map(|v| v.trim().trim_matches('"').to_string())
         .next()
-        .unwrap_or_else(|| "address".to_string())
+}
+
+/// The sanitizer a fuzz dir asks for (`fuzz-sanitizer`), else cargo-fuzz's
+/// default, AddressSanitizer.
+fn sanitizer(t: &Target) -> String {
+    setting(t, "fuzz-sanitizer").unwrap_or_else(|| "address".to_string())
+}
+
+/// libFuzzer's memory options: from `fuzz-heap-mb` (the guest heap the code
+/// runs in), else the default RSS limit.
+fn memory_limits(t: &Target) -> Result<Vec<String>> {
+    Ok(match setting(t, "fuzz-heap-mb") {
+        Some(v) => {
+            let heap: u32 = v.parse().with_context(|| format!("fuzz-heap-mb = {v}: not a number"))?;
+            vec![format!("-malloc_limit_mb={heap}"), format!("-rss_limit_mb={}", heap + LIBFUZZER_RSS_MB)]
+        }
+        None => vec![format!("-rss_limit_mb={DEFAULT_RSS_LIMIT_MB}")],
+    })
 }
 
 /// Runs the crate's `seeds.sh`, if any, into a fresh seeds directory.
@@ -252,15 +268,14 @@ fn fuzz_one(t: &Target, target_dir: &Path, seconds: u64) -> Result<String> {
     for d in [&corpus, &artifacts, &logs] {
         fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
     }
-    let committed = t.fuzz_dir.join("seeds").join(&t.name);
     let seeds = seeds_dir(t, target_dir);
-    let seeds = if committed.is_dir() {
-        committed
-    } else if seeds.join(&t.name).is_dir() {
+    let seeds = if seeds.join(&t.name).is_dir() {
         seeds.join(&t.name)
     } else {
         seeds
     };
+    // libFuzzer reads every directory given and writes new inputs to the first.
+    let committed = Some(t.fuzz_dir.join("seeds").join(&t.name)).filter(|d| d.is_dir());
     let log_path = logs.join(format!("{}-{}.log", t.krate, t.name));
     let log = fs::File::create(&log_path)?;
 
@@ -278,11 +293,11 @@ fn fuzz_one(t: &Target, target_dir: &Path, seconds: u64) -> Result<String> {
         .arg("--target-dir")
         .arg(target_dir.join("fuzz"))
         .arg(&corpus)
+        .args(committed.as_ref())
         .arg(&seeds)
         .arg("--")
         .arg(format!("-max_total_time={seconds}"))
-        .arg(format!("-malloc_limit_mb={PVBOOT_HEAP_MB}"))
-        .arg(format!("-rss_limit_mb={RSS_LIMIT_MB}"))
+        .args(memory_limits(t)?)
         .arg("-timeout=10")
         .arg(format!("-artifact_prefix={}/", artifacts.display()))
         .current_dir(crate_dir)

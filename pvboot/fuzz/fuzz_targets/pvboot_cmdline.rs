@@ -1,6 +1,10 @@
 //! The domain command line: overrides parsed, applied to a real menu, and
 //! the `kernel=` menu built.
+//! Runs under pvboot's 48 MiB heap (common/heap.rs).
 #![no_main]
+
+#[path = "common/heap.rs"]
+mod heap;
 
 use libfuzzer_sys::fuzz_target;
 use pvboot::config::{cmdline, Menu, RootSpec};

@@ -124,7 +124,7 @@ fn bad_field(field: &str, why: String) -> FsError {
 ///
 /// Counts are read as ext4-view reads them (the high half of s_blocks_count
 /// even without 64bit), so that what passes here is what it uses.
-pub fn check_geometry(sb: &[u8], vol_size: u64) -> Result<(), FsError> {
+pub fn check_geometry(sb: &[u8; 1024], vol_size: u64) -> Result<(), FsError> {
     let log_block_size = sb_u32(sb, 0x18);
     // 1 KiB to 64 KiB (EXT4_MAX_BLOCK_LOG_SIZE).
     if log_block_size > 6 {

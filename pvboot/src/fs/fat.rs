@@ -220,15 +220,17 @@ fn short_name(e: &[u8]) -> String {
         let c = cp437(b);
         if lower { c.to_ascii_lowercase() } else { c }
     };
-    let mut base: Vec<u8> = e[..8].to_vec();
-    if base[0] == 0x05 {
-        base[0] = 0xE5;
+    // Without the space padding; one allocation (every lookup parses whole directories).
+    let trim = |f: &[u8]| f.iter().rposition(|&b| b != b' ').map_or(0, |i| i + 1);
+    let mut s = String::with_capacity(12);
+    for (i, &b) in e[..trim(&e[..8])].iter().enumerate() {
+        // 0x05 in the first byte stands for 0xE5 (which marks deleted entries).
+        s.push(conv(if i == 0 && b == 0x05 { 0xE5 } else { b }, lower_base));
     }
-    let mut s: String = base.iter().rev().skip_while(|&&b| b == b' ').collect::<Vec<_>>().into_iter().rev().map(|&b| conv(b, lower_base)).collect();
-    let ext: String = e[8..11].iter().rev().skip_while(|&&b| b == b' ').collect::<Vec<_>>().into_iter().rev().map(|&b| conv(b, lower_ext)).collect();
+    let ext = &e[8..8 + trim(&e[8..11])];
     if !ext.is_empty() {
         s.push('.');
-        s.push_str(&ext);
+        s.extend(ext.iter().map(|&b| conv(b, lower_ext)));
     }
     s
 }

@@ -99,7 +99,10 @@ pub fn walk(fs: &dyn FileSystem) {
             }
         };
         let _ = node.meta.mode_string();
-        let _ = fs.stat(&path);
+        // `stat` is `lookup_nofollow` again: once per level is enough.
+        if depth <= 1 {
+            let _ = fs.stat(&path);
+        }
         match node.meta.kind {
             FileType::Dir => {
                 let Ok(entries) = fs.read_dir(&node) else { continue };
