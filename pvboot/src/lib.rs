@@ -4,6 +4,7 @@
 //! - [`partition`]: MBR, GPT and BSD disklabel tables, partition names and selectors.
 //! - [`fs`]: the read-only file-system trait with FAT, ext2/3/4 and FFS behind it, and probing.
 //! - [`volume`]: from a disk and an optional selector to a mounted file system.
+//! - [`kernel`]: kernel images (ELF PVH/PV) loaded straight into guest memory.
 #![no_std]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -14,5 +15,6 @@ extern crate std;
 
 pub mod disk;
 pub mod fs;
+pub mod kernel;
 pub mod partition;
 pub mod volume;
