@@ -175,6 +175,13 @@ pub static HEAP: GuestHeap = GuestHeap::empty();
 #[cfg(not(all(target_os = "none", not(test))))]
 pub static HEAP: GuestHeap = GuestHeap::empty();
 
+static RANGE: IrqMutex<Option<PhysRange>> = IrqMutex::new(None);
+
+/// The range the heap was given (`None` before [`init`] or without a heap).
+pub fn range() -> Option<PhysRange> {
+    *RANGE.lock()
+}
+
 /// Gives the heap the largest free RAM range `placement` allows; returns it.
 pub fn init(boot: &BootInfo, placement: Placement) -> Option<PhysRange> {
     let mut excluded = [PhysRange { start: 0, end: 0 }; crate::boot::MAX_BOOT_RANGES + 1];
@@ -200,6 +207,7 @@ pub fn init(boot: &BootInfo, placement: Placement) -> Option<PhysRange> {
             .lock()
             .init(r.start as *mut u8, (r.end - r.start) as usize)
     };
+    *RANGE.lock() = Some(r);
     Some(r)
 }
 

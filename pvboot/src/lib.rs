@@ -5,6 +5,8 @@
 //! - [`fs`]: the read-only file-system trait with FAT, ext2/3/4 and FFS behind it, and probing.
 //! - [`volume`]: from a disk and an optional selector to a mounted file system.
 //! - [`kernel`]: kernel images (ELF PVH/PV) loaded straight into guest memory.
+//! - [`bootargs`]: pvboot's own command line (`root=`, `kernel=`, `--`...).
+//! - [`nextboot`]: module placement and the multiboot 1 information for the next kernel.
 #![no_std]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -13,8 +15,10 @@ extern crate alloc;
 #[cfg(any(test, feature = "std"))]
 extern crate std;
 
+pub mod bootargs;
 pub mod disk;
 pub mod fs;
 pub mod kernel;
+pub mod nextboot;
 pub mod partition;
 pub mod volume;

@@ -1,57 +1,12 @@
-//! The PVH boot information block: `struct hvm_start_info` (version 1)
-//! followed by the memory map, the module list and the command line, as a
-//! PVH kernel finds them through EBX (xen/include/public/arch-x86/hvm/start_info.h).
-//!
-//! The block is built as bytes here and written to guest memory by the
-//! loader. Structures are serialised field by field in little-endian order
-//! (no `unsafe` transmutes of the xen-abi types), at the offsets the C
-//! layout gives them; xen-abi asserts those sizes at compile time.
+//! The PVH boot information block for the domain builder: the one builder
+//! in xen-abi ([`xen_abi::start_info`], which pvboot's hand-off uses too)
+//! writing into a buffer the loader then copies into guest RAM.
 
-use xen_abi::hvm::{HvmMemmapEntry, HvmModlistEntry, HvmStartInfo, START_MAGIC};
+use xen_abi::hvm::HvmMemmapEntry;
+#[cfg(test)]
+use xen_abi::hvm::{HvmModlistEntry, HvmStartInfo};
 
-/// Size of `struct hvm_start_info`.
-pub const START_INFO_SIZE: usize = 56;
-/// Size of `struct hvm_memmap_table_entry`.
-pub const MEMMAP_ENTRY_SIZE: usize = 24;
-/// Size of `struct hvm_modlist_entry`.
-pub const MODLIST_ENTRY_SIZE: usize = 32;
-
-const _: () = assert!(std::mem::size_of::<HvmStartInfo>() == START_INFO_SIZE);
-const _: () = assert!(std::mem::size_of::<HvmMemmapEntry>() == MEMMAP_ENTRY_SIZE);
-const _: () = assert!(std::mem::size_of::<HvmModlistEntry>() == MODLIST_ENTRY_SIZE);
-
-/// Why the boot information cannot be built. Displays as one line.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum BootInfoError {
-    /// The command line does not fit in the boot-info area.
-    #[error("command line is {len} bytes; at most {max} fit in the boot-info area")]
-    CmdlineTooLong {
-        /// Its length.
-        len: usize,
-        /// The most that fits (without the terminating NUL).
-        max: usize,
-    },
-    /// A NUL inside the command line would silently truncate it.
-    #[error("command line contains a NUL byte at offset {0}")]
-    CmdlineNul(usize),
-    /// The fixed structures alone do not fit (only with absurd inputs).
-    #[error("boot info needs {need} bytes; the boot-info area holds {have}")]
-    TooBig {
-        /// Bytes needed.
-        need: usize,
-        /// Bytes available.
-        have: usize,
-    },
-}
-
-/// A boot module (the ramdisk) as the guest sees it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Module {
-    /// Its guest-physical address.
-    pub paddr: u64,
-    /// Its size in bytes.
-    pub size: u64,
-}
+pub use xen_abi::start_info::{max_cmdline_len, BootInfoError, Module, MEMMAP_ENTRY_SIZE, MODLIST_ENTRY_SIZE, START_INFO_SIZE};
 
 /// Where each part of the block went, as guest-physical addresses.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -69,24 +24,10 @@ pub struct BootInfoBlock {
     pub cmdline: u64,
 }
 
-/// The longest command line that fits with `memmap_entries` memory map
-/// entries and `modules` modules (excluding the terminating NUL).
-pub fn max_cmdline_len(area_size: usize, memmap_entries: usize, modules: usize) -> usize {
-    let fixed = fixed_size(memmap_entries, modules);
-    area_size.saturating_sub(fixed).saturating_sub(1)
-}
-
-/// Bytes used before the command line.
-fn fixed_size(memmap_entries: usize, modules: usize) -> usize {
-    // Every part is a multiple of 8 bytes long, so each stays 8-aligned.
-    START_INFO_SIZE
-        .saturating_add(memmap_entries.saturating_mul(MEMMAP_ENTRY_SIZE))
-        .saturating_add(modules.saturating_mul(MODLIST_ENTRY_SIZE))
-}
-
 /// Builds the block for an area of `area_size` bytes at guest-physical
 /// `base`: start_info first (so EBX = `base`), then the memory map, then
-/// the module list, then the command line.
+/// the module list, then the command line. No ACPI tables: the guest finds
+/// none and does without.
 pub fn build(
     base: u64,
     area_size: usize,
@@ -94,121 +35,15 @@ pub fn build(
     modules: &[Module],
     cmdline: Option<&str>,
 ) -> Result<BootInfoBlock, BootInfoError> {
-    let need = fixed_size(memmap.len(), modules.len());
+    // Checked by `write` before it touches the buffer; refuse here first so
+    // an absurd size never drives the allocation.
+    let need = xen_abi::start_info::size_needed(memmap.len(), modules.len(), None);
     if need > area_size {
-        return Err(BootInfoError::TooBig {
-            need,
-            have: area_size,
-        });
+        return Err(BootInfoError::TooBig { need, have: area_size });
     }
-    if let Some(line) = cmdline {
-        if let Some(at) = line.bytes().position(|b| b == 0) {
-            return Err(BootInfoError::CmdlineNul(at));
-        }
-        let max = max_cmdline_len(area_size, memmap.len(), modules.len());
-        if line.len() > max {
-            return Err(BootInfoError::CmdlineTooLong {
-                len: line.len(),
-                max,
-            });
-        }
-    }
-    // Offsets are below area_size (checked above), so these cannot overflow.
-    let memmap_off = START_INFO_SIZE;
-    let modlist_off = memmap_off + memmap.len() * MEMMAP_ENTRY_SIZE;
-    let cmdline_off = modlist_off + modules.len() * MODLIST_ENTRY_SIZE;
-    let paddr = |off: usize| base + off as u64;
-
-    let info = HvmStartInfo {
-        magic: START_MAGIC,
-        version: 1,
-        flags: 0,
-        nr_modules: modules.len() as u32,
-        modlist_paddr: if modules.is_empty() {
-            0
-        } else {
-            paddr(modlist_off)
-        },
-        cmdline_paddr: if cmdline.is_some() {
-            paddr(cmdline_off)
-        } else {
-            0
-        },
-        // No ACPI tables: the guest finds none and does without.
-        rsdp_paddr: 0,
-        memmap_paddr: paddr(memmap_off),
-        memmap_entries: memmap.len() as u32,
-        reserved: 0,
-    };
     let mut bytes = vec![0u8; area_size];
-    write_start_info(&mut bytes[..START_INFO_SIZE], &info);
-    for (i, e) in memmap.iter().enumerate() {
-        let at = memmap_off + i * MEMMAP_ENTRY_SIZE;
-        write_memmap_entry(&mut bytes[at..at + MEMMAP_ENTRY_SIZE], e);
-    }
-    for (i, m) in modules.iter().enumerate() {
-        let at = modlist_off + i * MODLIST_ENTRY_SIZE;
-        let entry = HvmModlistEntry {
-            paddr: m.paddr,
-            size: m.size,
-            cmdline_paddr: 0,
-            reserved: 0,
-        };
-        write_modlist_entry(&mut bytes[at..at + MODLIST_ENTRY_SIZE], &entry);
-    }
-    if let Some(line) = cmdline {
-        // The NUL after it is already there: the buffer is zero-filled.
-        bytes[cmdline_off..cmdline_off + line.len()].copy_from_slice(line.as_bytes());
-    }
-    Ok(BootInfoBlock {
-        bytes,
-        start_info: base,
-        memmap: info.memmap_paddr,
-        modlist: info.modlist_paddr,
-        cmdline: info.cmdline_paddr,
-    })
-}
-
-/// Appends `x`'s little-endian bytes at `*at`.
-fn put(buf: &mut [u8], at: &mut usize, x: &[u8]) {
-    buf[*at..*at + x.len()].copy_from_slice(x);
-    *at += x.len();
-}
-
-/// Serialises `struct hvm_start_info` into a 56-byte buffer.
-fn write_start_info(buf: &mut [u8], s: &HvmStartInfo) {
-    let at = &mut 0;
-    put(buf, at, &s.magic.to_le_bytes());
-    put(buf, at, &s.version.to_le_bytes());
-    put(buf, at, &s.flags.to_le_bytes());
-    put(buf, at, &s.nr_modules.to_le_bytes());
-    put(buf, at, &s.modlist_paddr.to_le_bytes());
-    put(buf, at, &s.cmdline_paddr.to_le_bytes());
-    put(buf, at, &s.rsdp_paddr.to_le_bytes());
-    put(buf, at, &s.memmap_paddr.to_le_bytes());
-    put(buf, at, &s.memmap_entries.to_le_bytes());
-    put(buf, at, &s.reserved.to_le_bytes());
-    debug_assert_eq!(*at, START_INFO_SIZE);
-}
-
-/// Serialises `struct hvm_memmap_table_entry` into a 24-byte buffer.
-fn write_memmap_entry(buf: &mut [u8], e: &HvmMemmapEntry) {
-    let at = &mut 0;
-    put(buf, at, &e.addr.to_le_bytes());
-    put(buf, at, &e.size.to_le_bytes());
-    put(buf, at, &e.kind.to_le_bytes());
-    put(buf, at, &e.reserved.to_le_bytes());
-    debug_assert_eq!(*at, MEMMAP_ENTRY_SIZE);
-}
-
-/// Serialises `struct hvm_modlist_entry` into a 32-byte buffer.
-fn write_modlist_entry(buf: &mut [u8], m: &HvmModlistEntry) {
-    let at = &mut 0;
-    put(buf, at, &m.paddr.to_le_bytes());
-    put(buf, at, &m.size.to_le_bytes());
-    put(buf, at, &m.cmdline_paddr.to_le_bytes());
-    put(buf, at, &m.reserved.to_le_bytes());
-    debug_assert_eq!(*at, MODLIST_ENTRY_SIZE);
+    let l = xen_abi::start_info::write(&mut bytes, base, memmap, modules, cmdline, 0)?;
+    Ok(BootInfoBlock { bytes, start_info: l.start_info, memmap: l.memmap, modlist: l.modlist, cmdline: l.cmdline })
 }
 
 /// Decoders for tests: what a guest would read back.
