@@ -61,7 +61,7 @@ fn symbol(path: &Path, name: &str) -> u64 {
 /// Checks that `mem` holds exactly what objcopy says the loaded image is:
 /// file bytes in each segment, zeros in each bss, the fill byte elsewhere.
 fn check_memory(path: &Path, mem: &VecMemory, loaded: &Loaded) {
-    let dir = scratch(&format!("kernel-bin-{}", path.file_name().unwrap().to_str().unwrap()));
+    let dir = unique_scratch("kernel-bin");
     let bin = dir.join("flat.bin");
     run("objcopy", &["-O", "binary", path.to_str().unwrap(), bin.to_str().unwrap()]);
     let flat = std::fs::read(&bin).unwrap();
@@ -92,8 +92,14 @@ fn load_file(path: &Path, mode: BootMode) -> (Loaded, VecMemory) {
     (loaded, mem)
 }
 
+/// A scratch directory no other test (running in parallel) uses.
+fn unique_scratch(name: &str) -> PathBuf {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    scratch(&format!("{name}-{}", N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)))
+}
+
 fn hello32() -> PathBuf {
-    let dir = scratch("kernel-hello32");
+    let dir = unique_scratch("kernel-hello32");
     let out = dir.join("hello32");
     run("objcopy", &["-O", "elf32-i386", guest("hello").to_str().unwrap(), out.to_str().unwrap()]);
     out
@@ -500,7 +506,10 @@ fn header_errors() {
         err(&v, BootMode::Pvh)
     };
     assert_eq!(err(b"", BootMode::Pvh), "unknown kernel format: the file is empty");
-    assert_eq!(err(b"MZ\x90\0 not elf", BootMode::Pvh), "unknown kernel format: starts with 4d 5a 90 00 (not ELF)");
+    assert_eq!(
+        err(b"MZ\x90\0 not elf", BootMode::Pvh),
+        "unknown kernel format: starts with 4d 5a 90 00 (not ELF, a bzImage or a known compression)"
+    );
     assert_eq!(patched(4, &[3]), "corrupt kernel: unsupported ELF class 3 (expected 1 for ELF32 or 2 for ELF64)");
     assert_eq!(patched(5, &[2]), "big-endian ELF file (x86 kernels are little-endian)");
     assert_eq!(patched(5, &[0]), "corrupt kernel: unknown ELF data encoding 0 (expected 1 for little-endian)");
@@ -829,4 +838,296 @@ fn corrupted_images_never_panic() {
         }
     }
     assert!(ok > 1000 && failed > 1000, "{ok} loaded, {failed} refused");
+}
+
+// ---------------------------------------------------------------------------
+// Compressed kernels and bzImages.
+
+use pvboot::kernel::load_with;
+use pvboot::kernel::stream::{self, DecodeError, Decompressor, Sink, Stored};
+
+/// gzip, decoded by miniz_oxide: a reference decoder for these tests. It
+/// hands the output to the sink in odd-sized chunks, as a streaming decoder does.
+#[derive(Clone, Copy)]
+struct RefGzip;
+
+impl RefGzip {
+    fn inflate(input: &[u8]) -> Result<Vec<u8>, String> {
+        // RFC 1952: ID1 ID2 CM FLG MTIME(4) XFL OS [EXTRA] [NAME] [COMMENT] [HCRC] deflate CRC32 ISIZE.
+        if input.len() < 18 || input[..3] != [0x1f, 0x8b, 8] {
+            return Err("not gzip".into());
+        }
+        let flags = input[3];
+        let mut at = 10;
+        if flags & 4 != 0 {
+            at += 2 + u16::from_le_bytes([input[10], input[11]]) as usize;
+        }
+        for bit in [8, 16] {
+            if flags & bit != 0 {
+                at += input[at..].iter().position(|&b| b == 0).ok_or("unterminated name")? + 1;
+            }
+        }
+        if flags & 2 != 0 {
+            at += 2;
+        }
+        miniz_oxide::inflate::decompress_to_vec(&input[at..]).map_err(|e| format!("{e:?}"))
+    }
+}
+
+impl Decompressor for RefGzip {
+    fn name(&self) -> &'static str {
+        "gzip"
+    }
+
+    fn decompress<S: Sink>(&self, input: &[u8], sink: &mut S, max_out: u64) -> Result<u64, DecodeError<S::Error>> {
+        let out = Self::inflate(input).map_err(DecodeError::Failed)?;
+        if out.len() as u64 > max_out {
+            return Err(DecodeError::Failed("too large".into()));
+        }
+        for chunk in out.chunks(32 * 1024 - 3) {
+            sink.write(chunk).map_err(DecodeError::Sink)?;
+        }
+        Ok(out.len() as u64)
+    }
+
+    fn decompress_into(&self, input: &[u8], out: &mut [u8]) -> Result<usize, String> {
+        let data = Self::inflate(input)?;
+        out.get_mut(..data.len()).ok_or("does not fit")?.copy_from_slice(&data);
+        Ok(data.len())
+    }
+}
+
+fn detect_gzip(head: &[u8]) -> Option<RefGzip> {
+    head.starts_with(&[0x1f, 0x8b]).then_some(RefGzip)
+}
+
+/// The identity stream in chunks of `n` bytes.
+struct Chunked(usize);
+
+impl Decompressor for Chunked {
+    fn name(&self) -> &'static str {
+        "chunked"
+    }
+
+    fn decompress<S: Sink>(&self, input: &[u8], sink: &mut S, _max: u64) -> Result<u64, DecodeError<S::Error>> {
+        for c in input.chunks(self.0) {
+            sink.write(c).map_err(DecodeError::Sink)?;
+        }
+        Ok(input.len() as u64)
+    }
+
+    fn decompress_into(&self, input: &[u8], out: &mut [u8]) -> Result<usize, String> {
+        Stored.decompress_into(input, out)
+    }
+}
+
+fn gzip(path: &Path) -> Vec<u8> {
+    let out = Command::new("gzip").args(["-9", "-n", "-c"]).arg(path).output().unwrap();
+    assert!(out.status.success());
+    out.stdout
+}
+
+#[test]
+fn gzipped_hello_both_modes() {
+    let gz = gzip(&guest("hello"));
+    for mode in [BootMode::Pvh, BootMode::Pv] {
+        let mut mem = VecMemory::new(0, 4 * MIB as usize, 0xaa);
+        // pvboot's limits: the file's base (0xff000) is below 1 MiB, so the router places each segment.
+        let loaded = load_with(&mut &gz[..], &mut mem, &limits(), mode, detect_gzip).unwrap();
+        let (plain, _) = load_file(&guest("hello"), mode);
+        assert_eq!(loaded.entry, plain.entry);
+        let what = if mode == BootMode::Pvh { "PVH" } else { "PV" };
+        assert_eq!(loaded.description, format!("ELF64 {what} (gzip)"));
+        check_memory(&guest("hello"), &mem, &loaded);
+    }
+    // Without a decoder, the same file is an unknown format.
+    let mut mem = VecMemory::new(0, 4 * MIB as usize, 0xaa);
+    assert_eq!(
+        load(&mut &gz[..], &mut mem, &limits(), BootMode::Pvh).unwrap_err().to_string(),
+        "unknown kernel format: starts with 1f 8b 08 00 (not ELF, a bzImage or a known compression)"
+    );
+}
+
+/// When the whole decompressed file fits at `paddr - offset`, it is decoded
+/// in one call into place; the bss is zeroed after.
+#[test]
+fn gzipped_hello_contiguous() {
+    let gz = gzip(&guest("hello"));
+    let l = Limits::new(vec![0x8_0000..PVBOOT.start], 64 * MIB);
+    for mode in [BootMode::Pvh, BootMode::Pv] {
+        let mut mem = VecMemory::new(0, 4 * MIB as usize, 0xaa);
+        let loaded = load_with(&mut &gz[..], &mut mem, &l, mode, detect_gzip).unwrap();
+        let flat = objcopy_binary(&guest("hello"));
+        for &(paddr, filesz, memsz) in &readelf_loads(&guest("hello")) {
+            let at = (paddr - 0x10_0000) as usize;
+            assert_eq!(mem.get(paddr, filesz as usize).unwrap(), &flat[at..at + filesz as usize]);
+            assert!(mem.get(paddr + filesz, (memsz - filesz) as usize).unwrap().iter().all(|&b| b == 0));
+        }
+        // The ELF header went to the scratch area below the kernel: proof of the one-call path.
+        assert_eq!(mem.get(0xf_f000, 4).unwrap(), b"\x7fELF");
+        assert_eq!(loaded.ranges, load_file(&guest("hello"), mode).0.ranges);
+    }
+}
+
+fn objcopy_binary(path: &Path) -> Vec<u8> {
+    let dir = unique_scratch("kernel-objcopy");
+    let bin = dir.join("flat.bin");
+    run("objcopy", &["-O", "binary", path.to_str().unwrap(), bin.to_str().unwrap()]);
+    std::fs::read(bin).unwrap()
+}
+
+/// The router with the identity stream cut in every chunk size from 1 byte up.
+#[test]
+fn router_any_chunking() {
+    let img = kernel(true).build();
+    for n in [1, 2, 3, 7, 64, 100, 4093, 1 << 20] {
+        let mut mem = VecMemory::new(0, 4 * MIB as usize, 0xaa);
+        let loaded = stream::load_compressed(&Chunked(n), &img, &mut mem, &limits(), BootMode::Pvh, None).unwrap();
+        let (plain, plain_mem) = try_load(&img, BootMode::Pvh).unwrap();
+        assert_eq!(loaded, plain, "chunk {n}");
+        assert_eq!(mem.bytes, plain_mem.bytes, "chunk {n}");
+    }
+    // hello as PV through the identity: a notes pass, then the loading pass.
+    let bytes = std::fs::read(guest("hello")).unwrap();
+    let mut mem = VecMemory::new(0, 4 * MIB as usize, 0xaa);
+    let loaded = stream::load_compressed(&Stored, &bytes, &mut mem, &limits(), BootMode::Pv, None).unwrap();
+    assert_eq!(loaded.entry, load_file(&guest("hello"), BootMode::Pv).0.entry);
+    check_memory(&guest("hello"), &mem, &loaded);
+}
+
+#[test]
+fn router_refuses_what_it_cannot_stream() {
+    let stream_err = |img: &[u8], mode: BootMode| {
+        let mut mem = VecMemory::new(0, 4 * MIB as usize, 0xaa);
+        let l = Limits::new(vec![MIB..4 * MIB], 4 * MIB);
+        stream::load_compressed(&Chunked(1000), img, &mut mem, &l, mode, None).unwrap_err().to_string()
+    };
+    // Program headers after the data: moved to 0x20000 in a padded file.
+    let mut img = kernel(true).build();
+    let table = img[64..64 + 3 * 56].to_vec();
+    img.resize(0x2_0000, 0);
+    img.extend_from_slice(&table);
+    img[32..40].copy_from_slice(&0x2_0000u64.to_le_bytes());
+    assert_eq!(
+        stream_err(&img, BootMode::Pvh),
+        "the program headers end at 0x200a8, after the first 0x10000 bytes: \
+         pvboot cannot stream a compressed ELF whose program headers come after its data"
+    );
+    // But read in place, the same file loads.
+    assert!(try_load(&img, BootMode::Pvh).is_ok());
+    // Two segments from the same file bytes.
+    let k = kernel(true);
+    let mut img = k.build();
+    let (p0, p1) = (k.phdr_at(0), k.phdr_at(1));
+    let off0 = img[p0 + 8..p0 + 16].to_vec();
+    img[p1 + 8..p1 + 16].copy_from_slice(&off0);
+    assert!(
+        stream_err(&img, BootMode::Pvh).starts_with("segments 0 and 1 share file bytes at ["),
+        "{}",
+        stream_err(&img, BootMode::Pvh)
+    );
+    // A stream that ends inside a segment.
+    let k = kernel(true);
+    let img = k.build();
+    let seg1 = u64::from_le_bytes(img[k.phdr_at(1) + 8..k.phdr_at(1) + 16].try_into().unwrap()) as usize;
+    let cut = &img[..seg1 + 2];
+    assert!(stream_err(cut, BootMode::Pvh).starts_with("corrupt kernel: the decompressed ELF ends at "));
+    // Not an ELF inside.
+    assert_eq!(
+        stream_err(b"MZ not an ELF", BootMode::Pvh),
+        "unknown kernel format: decompressed chunked data starts with 4d 5a 20 6e (not ELF, a bzImage or a known compression)"
+    );
+    // Segments outside the limits are refused before any byte is written.
+    let mut mem = VecMemory::new(0, 4 * MIB as usize, 0xaa);
+    let l = Limits::new(vec![2 * MIB..4 * MIB], 4 * MIB);
+    assert!(stream::load_compressed(&Chunked(7), &kernel(true).build(), &mut mem, &l, BootMode::Pvh, None).is_err());
+    assert!(mem.bytes.iter().all(|&b| b == 0xaa));
+}
+
+/// Notes only in sections, or in a legacy __xen_guest section, are read
+/// last in the file: such kernels are decompressed whole, then loaded.
+#[test]
+fn streamed_kernels_with_notes_in_sections() {
+    let mut k = Elf::new(true, vec![load_seg(0x10_0000, &[3; 16], 16)]);
+    k.note_sections = vec![pvh_note(0x10_0004)];
+    let img = k.build();
+    let mut mem = VecMemory::new(0, 4 * MIB as usize, 0xaa);
+    let loaded = stream::load_compressed(&Chunked(5), &img, &mut mem, &limits(), BootMode::Pvh, None).unwrap();
+    assert_eq!(loaded.entry, EntryPoint::Pvh { entry32: 0x10_0004 });
+    assert_eq!(mem.get(0x10_0000, 16).unwrap(), [3; 16]);
+    let mut k = Elf::new(false, vec![load_seg(0x10_0000, &[9; 32], 32)]);
+    k.entry = 0x10_0000;
+    k.guest_info = Some("LOADER=generic,XEN_VER=xen-3.0,VIRT_BASE=0,ELF_PADDR_OFFSET=0".into());
+    let mut mem = VecMemory::new(0, 4 * MIB as usize, 0xaa);
+    let loaded = stream::load_compressed(&Chunked(5), &k.build(), &mut mem, &limits(), BootMode::Pv, None).unwrap();
+    assert_eq!(loaded.description, "ELF32 PV (__xen_guest)");
+}
+
+/// A bzImage as Linux's build lays it out: boot sector, setup sectors with
+/// the header, then the protected-mode code with the payload inside it.
+fn bzimage(payload: &[u8], version: u16, setup_sects: u8) -> Vec<u8> {
+    let sects = if setup_sects == 0 { 4 } else { setup_sects as usize };
+    let protected = (sects + 1) * 512;
+    let mut v = vec![0u8; protected];
+    v[0x1f1] = setup_sects;
+    v[0x1fe..0x200].copy_from_slice(&[0x55, 0xaa]);
+    v[0x202..0x206].copy_from_slice(b"HdrS");
+    v[0x206..0x208].copy_from_slice(&version.to_le_bytes());
+    // The decompressor stub comes first in the protected-mode part.
+    let stub = vec![0xf4u8; 0x3a1];
+    v[0x248..0x24c].copy_from_slice(&(stub.len() as u32).to_le_bytes());
+    v[0x24c..0x250].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+    v.extend_from_slice(&stub);
+    v.extend_from_slice(payload);
+    v.extend_from_slice(&[0xf4; 0x123]);
+    v
+}
+
+#[test]
+fn bzimages() {
+    let hello = std::fs::read(guest("hello")).unwrap();
+    let gz = gzip(&guest("hello"));
+    for (payload, what) in [(&gz, " (gzip)"), (&hello, "")] {
+        for setup_sects in [0, 27] {
+            let img = bzimage(payload, 0x20f, setup_sects);
+            for mode in [BootMode::Pvh, BootMode::Pv] {
+                let mut mem = VecMemory::new(0, 4 * MIB as usize, 0xaa);
+                let loaded = load_with(&mut &img[..], &mut mem, &limits(), mode, detect_gzip).unwrap();
+                let (plain, _) = load_file(&guest("hello"), mode);
+                assert_eq!(loaded.entry, plain.entry);
+                let m = if mode == BootMode::Pvh { "PVH" } else { "PV" };
+                assert_eq!(loaded.description, format!("bzImage 2.15, ELF64 {m}{what}"));
+                check_memory(&guest("hello"), &mem, &loaded);
+            }
+        }
+    }
+    let e = |img: &[u8]| {
+        let mut mem = VecMemory::new(0, 4 * MIB as usize, 0xaa);
+        load_with(&mut &img[..], &mut mem, &limits(), BootMode::Pvh, detect_gzip).unwrap_err().to_string()
+    };
+    assert_eq!(e(&bzimage(&gz, 0x207, 4)), "Linux boot protocol 2.07 has no payload fields (2.08 or later needed)");
+    let mut img = bzimage(&gz, 0x20f, 4);
+    img[0x24c..0x250].copy_from_slice(&0x7fff_0000u32.to_le_bytes());
+    assert_eq!(
+        e(&img),
+        format!(
+            "corrupt kernel: bzImage payload at [0xda1, 0x7fff0da1) extends past the end of the file ({:#x} bytes)",
+            img.len()
+        )
+    );
+    assert_eq!(
+        e(&bzimage(b"\x00\x01\x02\x03 unknown", 0x20f, 4)),
+        "unknown kernel format: bzImage 2.15 payload starts with 00 01 02 03 (not ELF, a bzImage or a known compression)"
+    );
+    // A corrupt payload: one line from the decoder.
+    let mut bad = gz.clone();
+    bad[40..60].fill(0xff);
+    assert!(e(&bzimage(&bad, 0x20f, 4)).starts_with("corrupt kernel: gzip data: "));
+    // The payload is read into memory whole, within max_bytes.
+    let mut mem = VecMemory::new(0, 4 * MIB as usize, 0xaa);
+    let l = Limits::new(vec![MIB..PVBOOT.start], 0x1000);
+    assert_eq!(
+        load_with(&mut &bzimage(&gz, 0x20f, 4)[..], &mut mem, &l, BootMode::Pvh, detect_gzip).unwrap_err(),
+        KernelError::TooLarge { what: "bzImage payload", size: gz.len() as u64, max: 0x1000 }
+    );
 }

@@ -801,18 +801,10 @@ fn pv_info(header: &Header, notes: &XenNotes, pstart: u64, pend: u64) -> Result<
     })
 }
 
-/// Decides where every segment goes and how the kernel is entered in
-/// `mode`, checking the segments against the file size, each other and the
-/// entry point. `image_size` bounds the file offsets.
-pub fn load_plan(
-    header: &Header,
-    phdrs: &[ProgramHeader],
-    notes: &XenNotes,
-    image_size: u64,
-    mode: BootMode,
-) -> Result<Plan, KernelError> {
-    let loads: Vec<&ProgramHeader> = phdrs.iter().filter(|p| p.p_type == PT_LOAD).collect();
-    for ph in &loads {
+/// Checks the PT_LOAD headers against the file (`image_size` bytes) and
+/// themselves: file bytes inside the file, no more file than memory.
+pub fn check_loads(phdrs: &[ProgramHeader], image_size: u64) -> Result<(), KernelError> {
+    for ph in phdrs.iter().filter(|p| p.p_type == PT_LOAD) {
         in_file(&format!("segment {}", ph.index), ph.offset, ph.filesz, image_size)?;
         if ph.filesz > ph.memsz {
             return Err(malformed(format!(
@@ -821,10 +813,20 @@ pub fn load_plan(
             )));
         }
     }
-    // libelf's pstart/pend: the p_paddr span of the loadable segments.
-    let pstart = loads.iter().map(|p| p.paddr).min().unwrap_or(0);
-    let pend = loads.iter().map(|p| p.paddr.saturating_add(p.memsz)).max().unwrap_or(0);
-    let (entry, shift, description) = match mode {
+    Ok(())
+}
+
+/// How the kernel is entered in `mode`, by its notes; also the amount
+/// subtracted from `p_paddr` to get each segment's destination (PV's
+/// ELF_PADDR_OFFSET, 0 for PVH) and a description ("ELF64 PVH").
+pub fn entry_for(
+    header: &Header,
+    phdrs: &[ProgramHeader],
+    notes: &XenNotes,
+    mode: BootMode,
+) -> Result<(EntryPoint, u64, String), KernelError> {
+    let loads = || phdrs.iter().filter(|p| p.p_type == PT_LOAD);
+    Ok(match mode {
         BootMode::Pvh => match notes.phys32_entry {
             Some(e) => {
                 let e = u32::try_from(e).map_err(|_| {
@@ -843,15 +845,23 @@ pub fn load_plan(
             }
         },
         BootMode::Pv => {
+            // libelf's pstart/pend: the p_paddr span of the loadable segments.
+            let pstart = loads().map(|p| p.paddr).min().unwrap_or(0);
+            let pend = loads().map(|p| p.paddr.saturating_add(p.memsz)).max().unwrap_or(0);
             let info = pv_info(header, notes, pstart, pend)?;
             let legacy = if info.legacy_guest_info { " (__xen_guest)" } else { "" };
             let description = format!("{} PV{legacy}", header.class.name());
             let shift = info.paddr_offset;
             (EntryPoint::Pv(info), shift, description)
         }
-    };
-    let mut segments = Vec::with_capacity(loads.len());
-    for ph in loads.iter().filter(|p| p.memsz > 0) {
+    })
+}
+
+/// The non-empty PT_LOAD segments at `p_paddr - shift`, in address order;
+/// fails if one wraps or two overlap.
+pub fn place_segments(phdrs: &[ProgramHeader], shift: u64) -> Result<Vec<Placed>, KernelError> {
+    let mut segments = Vec::new();
+    for ph in phdrs.iter().filter(|p| p.p_type == PT_LOAD && p.memsz > 0) {
         let dest = ph.paddr.checked_sub(shift).ok_or_else(|| {
             malformed(format!("segment {}: p_paddr {:#x} is below ELF_PADDR_OFFSET {shift:#x}", ph.index, ph.paddr))
         })?;
@@ -879,11 +889,33 @@ pub fn load_plan(
             )));
         }
     }
-    if let EntryPoint::Pvh { entry32 } = entry {
+    Ok(segments)
+}
+
+/// Checks that a physical entry point lies in a loaded segment.
+pub fn check_entry(entry: &EntryPoint, segments: &[Placed]) -> Result<(), KernelError> {
+    if let EntryPoint::Pvh { entry32 } | EntryPoint::Multiboot1 { entry32 } = *entry {
         if !segments.iter().any(|s| s.range().contains(&u64::from(entry32))) {
             return Err(malformed(format!("entry point {entry32:#x} is not inside any loaded segment")));
         }
     }
+    Ok(())
+}
+
+/// Decides where every segment goes and how the kernel is entered in
+/// `mode`, checking the segments against the file size, each other and the
+/// entry point. `image_size` bounds the file offsets.
+pub fn load_plan(
+    header: &Header,
+    phdrs: &[ProgramHeader],
+    notes: &XenNotes,
+    image_size: u64,
+    mode: BootMode,
+) -> Result<Plan, KernelError> {
+    check_loads(phdrs, image_size)?;
+    let (entry, shift, description) = entry_for(header, phdrs, notes, mode)?;
+    let segments = place_segments(phdrs, shift)?;
+    check_entry(&entry, &segments)?;
     Ok(Plan { entry, segments, description })
 }
 

@@ -16,7 +16,9 @@
 //! Every size and count read from an image is checked before it drives an
 //! allocation or a loop; bad input gives one [`KernelError`] line.
 
+pub mod bzimage;
 pub mod elf;
+pub mod stream;
 
 use alloc::boxed::Box;
 use alloc::format;
@@ -313,21 +315,107 @@ impl fmt::Display for KernelError {
 pub const HEAD_BYTES: usize = 8192;
 
 /// Recognises `image`, checks it against `mode` and `limits`, loads it into
-/// `mem` and says how to enter it. Nothing is written before every check
-/// that needs no image data has passed.
+/// `mem` and says how to enter it: an ELF kernel, or a bzImage whose payload
+/// is an uncompressed ELF. For an uncompressed image nothing is written
+/// before every check that needs no image data has passed.
 pub fn load(
     image: &mut dyn Image,
     mem: &mut dyn Memory,
     limits: &Limits,
     mode: BootMode,
 ) -> Result<Loaded, KernelError> {
-    let head_len = usize::try_from(image.size()).unwrap_or(HEAD_BYTES).min(HEAD_BYTES);
+    load_with(image, mem, limits, mode, |_| None::<stream::Stored>)
+}
+
+/// [`load`], with `detect` naming the decompressor for a compressed file or
+/// bzImage payload from its first bytes. A compressed image is read into
+/// one heap buffer (at most [`Limits::max_bytes`]) and decompressed into
+/// place ([`stream`]); the contiguous fast path may use allowed RAM past the
+/// kernel's own ranges as scratch.
+pub fn load_with<D: stream::Decompressor>(
+    image: &mut dyn Image,
+    mem: &mut dyn Memory,
+    limits: &Limits,
+    mode: BootMode,
+    detect: impl Fn(&[u8]) -> Option<D>,
+) -> Result<Loaded, KernelError> {
+    let size = image.size();
+    let head_len = usize::try_from(size).unwrap_or(HEAD_BYTES).min(HEAD_BYTES);
     let mut head = vec![0u8; head_len];
     image.read_at(0, &mut head)?;
     if head.starts_with(elf::MAGIC) {
         return elf::load(image, mem, limits, mode);
     }
+    if bzimage::is_bzimage(&head) {
+        let bz = bzimage::parse(&head, size)?;
+        let name = format!("bzImage {}.{:02}", bz.version >> 8, bz.version & 0xff);
+        let mut payload = SubImage::new(image, bz.payload.clone());
+        let mut phead = [0u8; 16];
+        let n = payload.size().min(16) as usize;
+        payload.read_at(0, &mut phead[..n])?;
+        let phead = &phead[..n];
+        let loaded = if phead.starts_with(elf::MAGIC) {
+            elf::load(&mut payload, mem, limits, mode)?
+        } else if let Some(d) = detect(phead) {
+            let bytes = read_whole(&mut payload, limits, "bzImage payload")?;
+            let hint = bzimage::uncompressed_size(&bytes);
+            let mut loaded = stream::load_compressed(&d, &bytes, mem, limits, mode, hint)?;
+            loaded.description = format!("{} ({})", loaded.description, d.name());
+            loaded
+        } else {
+            return Err(KernelError::UnknownFormat(format!("{name} payload {}", describe_magic(phead))));
+        };
+        return Ok(Loaded { description: format!("{name}, {}", loaded.description), ..loaded });
+    }
+    if let Some(d) = detect(&head) {
+        let bytes = read_whole(image, limits, "compressed kernel")?;
+        // gzip's trailer holds the size (mod 4 GiB); other formats' do not.
+        let hint = if d.name() == "gzip" { bzimage::uncompressed_size(&bytes) } else { None };
+        let mut loaded = stream::load_compressed(&d, &bytes, mem, limits, mode, hint)?;
+        loaded.description = format!("{} ({})", loaded.description, d.name());
+        return Ok(loaded);
+    }
     Err(KernelError::UnknownFormat(describe_magic(&head)))
+}
+
+/// Reads a whole image into a heap buffer of at most `limits.max_bytes`.
+fn read_whole(image: &mut dyn Image, limits: &Limits, what: &'static str) -> Result<Vec<u8>, KernelError> {
+    let size = image.size();
+    if size > limits.max_bytes {
+        return Err(KernelError::TooLarge { what, size, max: limits.max_bytes });
+    }
+    let len = usize::try_from(size).map_err(|_| KernelError::TooLarge { what, size, max: limits.max_bytes })?;
+    let mut bytes = vec![0u8; len];
+    image.read_at(0, &mut bytes)?;
+    Ok(bytes)
+}
+
+/// A byte range of another image (a bzImage's payload), read in place.
+pub struct SubImage<'a> {
+    inner: &'a mut dyn Image,
+    range: Range<u64>,
+}
+
+impl<'a> SubImage<'a> {
+    /// The bytes `range` of `inner` (clamped to its size).
+    pub fn new(inner: &'a mut dyn Image, range: Range<u64>) -> Self {
+        let end = range.end.min(inner.size());
+        SubImage { inner, range: range.start.min(end)..end }
+    }
+}
+
+impl Image for SubImage<'_> {
+    fn size(&self) -> u64 {
+        self.range.end - self.range.start
+    }
+
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<(), KernelError> {
+        let end = offset.checked_add(buf.len() as u64);
+        if end.is_none_or(|end| end > self.size()) {
+            return Err(past_end(offset, buf.len(), self.size()));
+        }
+        self.inner.read_at(self.range.start + offset, buf)
+    }
 }
 
 /// "starts with 4d 5a 90 00" for an unknown image.
@@ -336,7 +424,7 @@ fn describe_magic(head: &[u8]) -> String {
         return "the file is empty".to_string();
     }
     let bytes: Vec<String> = head.iter().take(4).map(|b| format!("{b:02x}")).collect();
-    format!("starts with {} (not ELF)", bytes.join(" "))
+    format!("starts with {} (not ELF, a bzImage or a known compression)", bytes.join(" "))
 }
 
 /// Writes zeros over `[paddr, paddr + len)`, a bounded chunk at a time so an
