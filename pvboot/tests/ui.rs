@@ -14,7 +14,8 @@ use common::*;
 use pvboot::disk::{Cache, FileDisk};
 use pvboot::ui::disks::{DiskShell, ShellDisk};
 use pvboot::ui::keys::ESC_TIMEOUT_MS;
-use pvboot::ui::{Boot, CustomEntry, FileSpec, MenuEntry, ModuleSpec, Output, Reason, Settings, Terminal, Ui};
+use pvboot::config::{Entry, FileRef, Menu, ModuleRef, RootSpec};
+use pvboot::ui::{Boot, MenuEntry, Output, Reason, Settings, Terminal, Ui};
 
 /// A menu entry as the tests need it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -461,7 +462,7 @@ fn prompt_lists_and_reads_real_fat_and_ffs_images() {
     assert_eq!(
         s,
         "initrd /boot/initrd.img\r\ninitrd /boot/initrd.img: 1000 bytes\r\npvboot> \
-         module (hd1)/netbsd -v\r\nmodule /netbsd: 100000 bytes\r\npvboot> \
+         module (hd1)/netbsd -v\r\nmodule (hd1)/netbsd: 100000 bytes\r\npvboot> \
          module /missing\r\nmodule: /missing: no such file or directory\r\npvboot> "
     );
     let (_, s) = session(&mut ui, &mut shell, b"set\rset timeout=9\rset default=4\rset color=red\r");
@@ -474,14 +475,16 @@ fn prompt_lists_and_reads_real_fat_and_ffs_images() {
     );
     let (boot, s) = session(&mut ui, &mut shell, b"boot\r");
     assert_eq!(s, "boot\r\nBooting /boot/vmlinuz\r\n");
-    let want = CustomEntry {
-        root: Some("(hd0,1)".into()),
-        kernel: FileSpec { device: None, path: "/boot/vmlinuz".into() },
+    let want = Entry {
+        title: "/boot/vmlinuz".into(),
+        root: Some(RootSpec::Device("(hd0,1)".into())),
+        kernel: Some(FileRef { device: None, path: "/boot/vmlinuz".into() }),
         args: "console=hvc0 root=/dev/xvda1".into(),
         modules: vec![
-            ModuleSpec { file: FileSpec { device: None, path: "/boot/initrd.img".into() }, args: String::new() },
-            ModuleSpec { file: FileSpec { device: Some("(hd1)".into()), path: "/netbsd".into() }, args: "-v".into() },
+            ModuleRef { file: FileRef { device: None, path: "/boot/initrd.img".into() }, args: String::new(), decompress: true },
+            ModuleRef { file: FileRef { device: Some("(hd1)".into()), path: "/netbsd".into() }, args: "-v".into(), decompress: true },
         ],
+        ..Entry::default()
     };
     assert_eq!(boot, Some(Boot::Custom(want)));
     // The prompt's boot failed: back at the prompt; `menu` shows the menu and
@@ -529,4 +532,42 @@ fn prompt_history_and_line_editing() {
     ui.on_byte(0x1b, 100, &mut shell, &mut out);
     ui.on_time(100 + ESC_TIMEOUT_MS, &mut shell, &mut out);
     assert_eq!(String::from_utf8(out).unwrap(), format!("\r\n\r\n\x1b[7m> 1. Alpha (default)\x1b[0m\r\n{HELP}"));
+}
+
+#[test]
+fn a_real_menu_lst_drives_the_menu() {
+    let text = b"# pv-grub menu\ndefault 1\ntimeout 2\nfallback 0\ncolor cyan/blue\n\n\
+title Debian GNU/Linux, kernel 6.1.0-13-amd64\nroot (hd0,0)\nkernel /boot/vmlinuz-6.1.0-13-amd64 root=/dev/xvda1 ro quiet\ninitrd /boot/initrd.img-6.1.0-13-amd64\n\n\
+title Debian GNU/Linux, kernel 6.1.0-13-amd64 (single-user mode)\nroot (hd0,0)\nkernel /boot/vmlinuz-6.1.0-13-amd64 root=/dev/xvda1 ro single\ninitrd /boot/initrd.img-6.1.0-13-amd64\n";
+    let menu = Menu::parse("/boot/grub/menu.lst", text);
+    let notes: Vec<String> = menu.diagnostics.iter().map(|d| d.to_string()).collect();
+    assert!(notes.len() == 1 && notes[0].starts_with("/boot/grub/menu.lst:5: "), "{notes:?}");
+    let mut ui = Ui::from_menu(menu.clone());
+    // One key stops the countdown; e, Ctrl-U, new args, Enter.
+    let mut term = Script::new(0, &[(1_200, b"e\x15root=/dev/xvda2 init=/bin/sh\r")]);
+    let boot = ui.run(&mut term, &mut no_disks());
+    let mut want = menu.entries[1].clone();
+    want.args = "root=/dev/xvda2 init=/bin/sh".into();
+    assert_eq!(boot, Boot::Entry { index: 1, entry: want, reason: Reason::Edited });
+    let screen = term.screen();
+    let mut expect = String::new();
+    for n in &notes {
+        expect.push_str(&format!("{n}\r\n"));
+    }
+    expect.push_str(
+        "\r\n  1. Debian GNU/Linux, kernel 6.1.0-13-amd64\r\n\
+         \x1b[7m> 2. Debian GNU/Linux, kernel 6.1.0-13-amd64 (single-user mode) (default)\x1b[0m\r\n",
+    );
+    assert!(screen.starts_with(&expect), "{screen:?}");
+    assert!(screen.contains("Command line of 'Debian GNU/Linux, kernel 6.1.0-13-amd64 (single-user mode)' (Enter boots it, Esc goes back):\r\n> root=/dev/xvda1 ro single"));
+
+    // Left alone, the default fails and the fallback (entry 1) boots at once.
+    let mut ui = Ui::from_menu(menu.clone());
+    let mut term = Script::new(0, &[]);
+    assert!(matches!(ui.run(&mut term, &mut no_disks()), Boot::Entry { index: 1, reason: Reason::Timeout, .. }));
+    assert_eq!(term.now, 2_000);
+    ui.boot_failed("/boot/vmlinuz-6.1.0-13-amd64: no such file or directory", term.now, &mut term);
+    let boot = ui.run(&mut term, &mut no_disks());
+    assert_eq!(boot, Boot::Entry { index: 0, entry: menu.entries[0].clone(), reason: Reason::Fallback });
+    assert_eq!(term.now, 2_000);
 }

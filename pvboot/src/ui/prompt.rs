@@ -4,8 +4,9 @@
 //!   partitions; `ls [(dev)]path` a directory or a file (`dev:path` works too).
 //! - `cat [(dev)]path` shows a file (at most [`CAT_LIMIT`] bytes).
 //! - `root [dev]` shows or sets the device that paths without one are on.
-//! - `kernel path [args]`, `initrd path`, `module path [args]` choose what
-//!   `boot` boots; `kernel` forgets earlier modules.
+//! - `kernel path [args]` (or `multiboot path [args]`), `initrd path`,
+//!   `module path [args]` choose what `boot` boots, as a
+//!   [`crate::config::Entry`]; `kernel` forgets earlier modules.
 //! - `set` shows `root`, `default` and `timeout`; `set name=value` sets one
 //!   (`timeout` takes effect when the menu is shown again).
 //! - `help`; `menu` (or Esc) returns to the menu.
@@ -17,6 +18,7 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
 use super::editor::Edit;
+use crate::config::{Entry, FileRef, ModuleRef, RootSpec};
 use super::keys::Key;
 use super::{one_line, Boot, MenuEntry, Mode, Output, Reason, Ui, LINE_CHARS};
 
@@ -45,43 +47,13 @@ pub trait Shell {
     fn file_size(&mut self, dev: Option<&str>, path: &str) -> Result<u64, String>;
 }
 
-/// A file named at the prompt: an optional device and an absolute path.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FileSpec {
-    /// The device typed before the path (`(hd0,1)`, `xbd0a`), if any.
-    pub device: Option<String>,
-    /// The path on it.
-    pub path: String,
-}
-
-/// A module (initrd) chosen at the prompt.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ModuleSpec {
-    /// The file.
-    pub file: FileSpec,
-    /// Its command line.
-    pub args: String,
-}
-
-/// What the prompt boots: its `root`, `kernel` and modules.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CustomEntry {
-    /// The device for files named without one (`None`: the default volume).
-    pub root: Option<String>,
-    /// The kernel.
-    pub kernel: FileSpec,
-    /// The kernel command line.
-    pub args: String,
-    /// Modules, in order (an `initrd` is one too).
-    pub modules: Vec<ModuleSpec>,
-}
-
 /// The prompt's settings so far.
 #[derive(Debug, Clone, Default)]
 pub(super) struct State {
     root: Option<String>,
-    kernel: Option<(FileSpec, String)>,
-    modules: Vec<ModuleSpec>,
+    /// The kernel, its command line, and whether it is a multiboot kernel.
+    kernel: Option<(FileRef, String, bool)>,
+    modules: Vec<ModuleRef>,
 }
 
 /// Splits `(dev)path` or `dev:path` into device and absolute path.
@@ -104,6 +76,7 @@ const HELP: &[&str] = &[
     "cat [(dev)]path     show a file",
     "root [dev]          show or set the root device: (hd0,1), (hd0,msdos1), xbd0a",
     "kernel path [args]  choose the kernel and its command line",
+    "multiboot path [args] choose a multiboot kernel (e.g. xen.gz)",
     "initrd path         add an initial ramdisk",
     "module path [args]  add a module",
     "boot                boot the chosen kernel",
@@ -195,7 +168,7 @@ impl TextFilter {
 enum Next {
     Prompt,
     Menu,
-    Boot(CustomEntry),
+    Boot(Entry),
 }
 
 impl<E: MenuEntry> Ui<E> {
@@ -231,7 +204,7 @@ impl<E: MenuEntry> Ui<E> {
                     Next::Prompt => self.new_prompt(out),
                     Next::Menu => self.leave_prompt(now, out),
                     Next::Boot(entry) => {
-                        line(out, &format!("Booting {}", entry.kernel.path));
+                        line(out, &format!("Booting {}", entry.title));
                         self.last_boot = Some((None, Reason::Chosen));
                         return Some(Boot::Custom(entry));
                     }
@@ -291,15 +264,18 @@ impl<E: MenuEntry> Ui<E> {
             "ls" => self.ls(rest, shell, out),
             "cat" => self.cat(rest, shell, out),
             "root" => self.root(rest, shell, out),
-            "kernel" => self.kernel(rest, shell, out),
+            "kernel" | "multiboot" => self.kernel(cmd, rest, shell, out),
             "initrd" | "module" => self.module(cmd, rest, shell, out),
             "boot" => match &self.custom.kernel {
-                Some((k, args)) => {
-                    return Next::Boot(CustomEntry {
-                        root: self.custom.root.clone(),
-                        kernel: k.clone(),
+                Some((k, args, multiboot)) => {
+                    return Next::Boot(Entry {
+                        title: k.to_string(),
+                        root: self.custom.root.clone().map(RootSpec::Device),
+                        kernel: Some(k.clone()),
                         args: args.clone(),
                         modules: self.custom.modules.clone(),
+                        multiboot: *multiboot,
+                        ..Entry::default()
                     })
                 }
                 None => Err(String::from("no kernel chosen (use 'kernel PATH [ARGS]' first)")),
@@ -368,7 +344,7 @@ impl<E: MenuEntry> Ui<E> {
     }
 
     /// Splits `path [args]` and checks the file; returns it, its args and its size.
-    fn file_arg(&self, rest: &str, shell: &mut dyn Shell) -> Result<(FileSpec, String, u64), String> {
+    fn file_arg(&self, rest: &str, shell: &mut dyn Shell) -> Result<(FileRef, String, u64), String> {
         let (file, args) = match rest.split_once(char::is_whitespace) {
             Some((f, a)) => (f, a.trim()),
             None => (rest, ""),
@@ -378,13 +354,13 @@ impl<E: MenuEntry> Ui<E> {
             return Err(String::from("which file?"));
         }
         let size = shell.file_size(self.device(dev), &path)?;
-        Ok((FileSpec { device: dev.map(String::from), path }, args.to_string(), size))
+        Ok((FileRef { device: dev.map(String::from), path }, args.to_string(), size))
     }
 
-    fn kernel(&mut self, rest: &str, shell: &mut dyn Shell, out: &mut dyn Output) -> Result<(), String> {
+    fn kernel(&mut self, cmd: &str, rest: &str, shell: &mut dyn Shell, out: &mut dyn Output) -> Result<(), String> {
         let (file, args, size) = self.file_arg(rest, shell)?;
-        line(out, &format!("kernel {}: {size} bytes", file.path));
-        self.custom.kernel = Some((file, args));
+        line(out, &format!("{cmd} {file}: {size} bytes"));
+        self.custom.kernel = Some((file, args, cmd == "multiboot"));
         self.custom.modules.clear();
         Ok(())
     }
@@ -395,8 +371,9 @@ impl<E: MenuEntry> Ui<E> {
         }
         let (file, args, size) = self.file_arg(rest, shell)?;
         let args = if cmd == "initrd" { String::new() } else { args };
-        line(out, &format!("{cmd} {}: {size} bytes", file.path));
-        self.custom.modules.push(ModuleSpec { file, args });
+        line(out, &format!("{cmd} {file}: {size} bytes"));
+        // As GRUB legacy, pvboot decompresses modules and initrds it loads.
+        self.custom.modules.push(ModuleRef { file, args, decompress: true });
         Ok(())
     }
 
