@@ -18,6 +18,7 @@
 
 pub mod bzimage;
 pub mod elf;
+pub mod multiboot;
 pub mod stream;
 
 use alloc::boxed::Box;
@@ -375,7 +376,57 @@ pub fn load_with<D: stream::Decompressor>(
         loaded.description = format!("{} ({})", loaded.description, d.name());
         return Ok(loaded);
     }
-    Err(KernelError::UnknownFormat(describe_magic(&head)))
+    load_multiboot_kludge(image, &head, mem, limits, mode)
+}
+
+/// Loads an uncompressed kernel: ELF, or a multiboot kernel with the a.out kludge.
+pub fn load_uncompressed(
+    image: &mut dyn Image,
+    mem: &mut dyn Memory,
+    limits: &Limits,
+    mode: BootMode,
+) -> Result<Loaded, KernelError> {
+    let head_len = usize::try_from(image.size()).unwrap_or(HEAD_BYTES).min(HEAD_BYTES);
+    let mut head = vec![0u8; head_len];
+    image.read_at(0, &mut head)?;
+    if head.starts_with(elf::MAGIC) {
+        return elf::load(image, mem, limits, mode);
+    }
+    load_multiboot_kludge(image, &head, mem, limits, mode)
+}
+
+/// A non-ELF file whose multiboot header gives the load addresses; under
+/// PVH only (multiboot is a 32-bit physical-mode protocol).
+fn load_multiboot_kludge(
+    image: &mut dyn Image,
+    head: &[u8],
+    mem: &mut dyn Memory,
+    limits: &Limits,
+    mode: BootMode,
+) -> Result<Loaded, KernelError> {
+    let Some(mb) = multiboot::find(head)? else {
+        return Err(KernelError::UnknownFormat(describe_magic(head)));
+    };
+    let Some(k) = &mb.kludge else {
+        return Err(KernelError::Unsupported(
+            "a multiboot kernel that is not ELF must give its load addresses (flag 16)".into(),
+        ));
+    };
+    if mode != BootMode::Pvh {
+        return Err(KernelError::Unsupported("a multiboot kernel boots under PVH, not PV".into()));
+    }
+    let segment = multiboot::kludge_segment(&mb, k, image.size())?;
+    let plan = elf::Plan {
+        entry: EntryPoint::Multiboot1 { entry32: k.entry_addr },
+        segments: vec![segment],
+        description: "multiboot (a.out kludge)".into(),
+    };
+    plan.check(limits)?;
+    for s in &plan.segments {
+        read_into(image, s.offset, mem, s.dest, s.filesz)?;
+        zero(mem, s.dest + s.filesz, s.memsz - s.filesz)?;
+    }
+    Ok(plan.loaded())
 }
 
 /// Reads a whole image into a heap buffer of at most `limits.max_bytes`.
@@ -424,7 +475,7 @@ fn describe_magic(head: &[u8]) -> String {
         return "the file is empty".to_string();
     }
     let bytes: Vec<String> = head.iter().take(4).map(|b| format!("{b:02x}")).collect();
-    format!("starts with {} (not ELF, a bzImage or a known compression)", bytes.join(" "))
+    format!("starts with {} (not ELF, a bzImage, multiboot or a known compression)", bytes.join(" "))
 }
 
 /// Writes zeros over `[paddr, paddr + len)`, a bounded chunk at a time so an

@@ -28,7 +28,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use super::elf::{self, Header, Placed, ProgramHeader, XenNotes, MAX_NOTE_BYTES};
-use super::{zero, BootMode, EntryPoint, KernelError, Limits, Loaded, Memory};
+use super::{multiboot, zero, BootMode, EntryPoint, KernelError, Limits, Loaded, Memory};
 
 /// Where decompressed bytes go, in order, in chunks of any size (the shape
 /// of `pvboot::compress::Sink`).
@@ -220,7 +220,7 @@ impl<'a> ElfRouter<'a> {
         let (segments, by_offset) = if self.mem.is_some() {
             let shift = match (self.mode, &self.notes) {
                 (BootMode::Pvh, _) => 0,
-                (BootMode::Pv, Some(notes)) => elf::entry_for(&header, &phdrs, notes, self.mode)?.1,
+                (BootMode::Pv, Some(notes)) => elf::entry_for(&header, &phdrs, notes, &Ok(None), self.mode)?.1,
                 (BootMode::Pv, None) => {
                     return Err(KernelError::Unsupported("a PV kernel is streamed after a notes pass".into()))
                 }
@@ -362,7 +362,8 @@ impl<'a> ElfRouter<'a> {
         if notes.source == elf::NoteSource::None && routes.header.shnum > 0 {
             return Ok(None);
         }
-        let (entry, _, description) = elf::entry_for(&routes.header, &routes.phdrs, &notes, self.mode)?;
+        let multiboot = multiboot::find(&self.head);
+        let (entry, _, description) = elf::entry_for(&routes.header, &routes.phdrs, &notes, &multiboot, self.mode)?;
         elf::check_entry(&entry, &routes.segments)?;
         for s in &routes.segments {
             zero(mem, s.dest + s.filesz, s.memsz - s.filesz)?;
@@ -422,6 +423,9 @@ pub fn load_compressed<D: Decompressor>(
         Err(DecodeError::Failed(e)) => return Err(decode_failed(d, e)),
     }
     if !prefix.bytes.starts_with(elf::MAGIC) {
+        if matches!(multiboot::find(&prefix.bytes), Ok(Some(_))) {
+            return load_whole(d, input, mem, limits, mode);
+        }
         let what = super::describe_magic(&prefix.bytes);
         return Err(KernelError::UnknownFormat(format!("decompressed {} data {what}", d.name())));
     }
@@ -483,7 +487,7 @@ fn load_whole<D: Decompressor>(
         DecodeError::Failed(e) => decode_failed(d, e),
         DecodeError::Sink(never) => match never {},
     })?;
-    elf::load(&mut &whole.0[..], mem, limits, mode)
+    super::load_uncompressed(&mut &whole.0[..], mem, limits, mode)
 }
 
 /// A loading router never asks to stop early.
@@ -511,7 +515,7 @@ fn contiguous<D: Decompressor>(
     let phdrs = elf::decode_program_headers(&header, table);
     elf::check_loads(&phdrs, size)?;
     let shift = match (mode, notes) {
-        (BootMode::Pv, Some(n)) => elf::entry_for(&header, &phdrs, n, mode)?.1,
+        (BootMode::Pv, Some(n)) => elf::entry_for(&header, &phdrs, n, &Ok(None), mode)?.1,
         _ => 0,
     };
     let segments = elf::place_segments(&phdrs, shift)?;
@@ -558,7 +562,7 @@ fn contiguous<D: Decompressor>(
             notes
         }
     };
-    let (entry, _, description) = elf::entry_for(&header, &phdrs, &notes, mode)?;
+    let (entry, _, description) = elf::entry_for(&header, &phdrs, &notes, &multiboot::find(head), mode)?;
     elf::check_entry(&entry, &plan.segments)?;
     // Bytes between and after the segments held other parts of the file: zero every bss.
     for s in &plan.segments {
