@@ -8,7 +8,6 @@
 //! - [`volume`]: from a disk and an optional selector to a mounted file system.
 //! - [`ui`]: the console menu, line editor and command prompt.
 //! - [`kernel`]: kernel images (ELF PVH/PV) loaded straight into guest memory.
-//! - [`bootargs`]: pvboot's own command line (`root=`, `kernel=`, `--`...).
 //! - [`nextboot`]: module placement and the multiboot 1 information for the next kernel.
 #![no_std]
 #![forbid(unsafe_code)]
@@ -18,7 +17,6 @@ extern crate alloc;
 #[cfg(any(test, feature = "std"))]
 extern crate std;
 
-pub mod bootargs;
 pub mod compress;
 pub mod config;
 pub mod disk;

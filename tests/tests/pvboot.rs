@@ -1,13 +1,17 @@
 //! pvboot end to end: the pvboot guest (memory = 256) finds a kernel on
 //! the domain's own disk (FFSv2, ext4, FAT32 images made by makefs, mke2fs
-//! and mkfs.fat + mcopy), loads it and hands the domain over to it; the
-//! kernel's lines follow pvboot's on the console. Also: clear one-line
-//! errors for a missing and a corrupt kernel, pvboot chain-loading pvboot,
-//! and disk-check booted through pvboot reading a disk pvboot had open.
+//! and mkfs.fat + mcopy), through `kernel=`, menu.lst, boot.cfg or
+//! grub.cfg, loads it and hands the domain over to it; the kernel's lines
+//! follow pvboot's on the console. Also: clear one-line errors for a
+//! missing and a corrupt kernel (then the menu again), menu.lst's
+//! fallback, pvboot chain-loading pvboot, and disk-check booted through
+//! pvboot reading a disk pvboot had open.
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::Duration;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use xenolith_tests::*;
 
@@ -84,6 +88,54 @@ fn boot(cfg: &Path) -> Run {
     xenolith_run(&["create", "-c", cfg.to_str().unwrap()], LIMIT)
 }
 
+/// Runs pvboot until its console shows `until` (then stops it) and returns
+/// the console output: for runs that end at a menu waiting for a key.
+fn boot_until(cfg: &Path, until: &str) -> String {
+    let mut child = Command::new(xenolith())
+        .args(["create", "-c", cfg.to_str().unwrap()])
+        .current_dir(root())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn xenolith");
+    let (tx, rx) = mpsc::channel();
+    let out = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let start = Instant::now();
+    let mut text = String::new();
+    while start.elapsed() < LIMIT {
+        match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(line) => {
+                text.push_str(&line);
+                text.push('\n');
+                if line.contains(until) {
+                    // What follows within a moment (the menu drawn again).
+                    std::thread::sleep(Duration::from_millis(500));
+                    while let Ok(l) = rx.try_recv() {
+                        text.push_str(&l);
+                        text.push('\n');
+                    }
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return text;
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("no {until:?} on the console:\n{text}");
+}
+
 fn read(name: &str) -> Vec<u8> {
     std::fs::read(guest(name)).unwrap()
 }
@@ -122,37 +174,84 @@ fn boots_hello_from_fat32() {
 }
 
 #[test]
-fn a_missing_kernel_is_one_clear_line() {
+fn a_missing_kernel_is_one_clear_line_then_the_menu() {
     let dir = scratch("pvboot_missing");
     let img = disk(&dir, Fs::Ffs2, &[("boot/hello", read("hello"))]);
-    let run = boot(&cfg(&dir, &[format!("file:{},xvda,r", img.display())], "kernel=/boot/nope"));
-    assert_eq!(run.code(), 2, "nothing bootable: the domain is stopped as crashed\n{run}");
+    let out = boot_until(&cfg(&dir, &[format!("file:{},xvda,r", img.display())], "kernel=/boot/nope"), "Error booting");
     assert!(
-        run.stdout.contains("pvboot: kernel= from the command line: /boot/nope: not found (xvda (ffs2): no such file or directory)"),
-        "{run}"
+        out.contains("pvboot: kernel=/boot/nope: /boot/nope: not found (xvda (ffs2): no such file or directory)"),
+        "{out}"
     );
-    assert!(run.stdout.contains("pvboot: no entry could be booted"), "{run}");
-    assert!(!run.stdout.contains("panic"), "{run}");
+    let err = out.find("Error booting 'kernel=/boot/nope'").unwrap();
+    assert!(out[err..].contains("kernel=/boot/nope"), "the menu is shown again\n{out}");
+    assert!(!out.contains("panic"), "{out}");
 }
 
 #[test]
-fn a_corrupt_kernel_is_one_clear_line() {
+fn a_corrupt_kernel_is_one_clear_line_then_the_menu() {
     let dir = scratch("pvboot_corrupt");
     // hello with its program headers cut off, and a file that is no kernel.
     let mut cut = read("hello");
     cut.truncate(100);
     let img = disk(&dir, Fs::Ffs2, &[("boot/cut", cut), ("boot/text", b"not a kernel at all\n".to_vec())]);
     let disks = [format!("file:{},xvda,r", img.display())];
-    let run = boot(&cfg(&dir, &disks, "kernel=/boot/cut"));
-    assert_eq!(run.code(), 2, "{run}");
-    let line = run.stdout.lines().find(|l| l.contains("/boot/cut on xvda (ffs2):")).unwrap_or_else(|| panic!("{run}"));
-    assert!(line.contains("corrupt kernel") || line.contains("read error"), "{line}\n{run}");
-    let run = boot(&cfg(&dir, &disks, "kernel=/boot/text"));
-    assert_eq!(run.code(), 2, "{run}");
+    let out = boot_until(&cfg(&dir, &disks, "kernel=/boot/cut"), "Error booting");
+    let line = out.lines().find(|l| l.contains("/boot/cut on xvda (ffs2):")).unwrap_or_else(|| panic!("{out}"));
+    assert!(line.contains("corrupt kernel: program headers"), "{line}\n{out}");
+    let out = boot_until(&cfg(&dir, &disks, "kernel=/boot/text"), "Error booting");
     assert!(
-        run.stdout.contains("/boot/text on xvda (ffs2): unknown kernel format: starts with 6e 6f 74 20 (not ELF)"),
-        "{run}"
+        out.contains("/boot/text on xvda (ffs2): unknown kernel format: starts with 6e 6f 74 20 (not ELF"),
+        "{out}"
     );
+}
+
+/// Each config syntax, on its own file system, boots hello with the
+/// entry's arguments plus the command line's `--` words.
+fn boots_hello_through(fs: Fs, config_path: &str, config: &str) {
+    let dir = scratch(&format!("pvboot_cfg_{fs:?}_{}", config_path.replace('/', "_")).to_lowercase());
+    let img = disk(&dir, fs, &[("boot/hello", read("hello")), (config_path.trim_start_matches('/'), config.as_bytes().to_vec())]);
+    let run = boot(&cfg(&dir, &[format!("file:{},xvda,r", img.display())], "-- and more"));
+    assert_eq!(run.code(), 0, "{run}");
+    let reading = at(&run, &format!("pvboot: reading {config_path} on xvda"));
+    let hello = at(&run, "Hello from Xenolith!");
+    assert!(reading < hello, "{run}");
+    assert!(run.stdout.contains("command line: from the config and more"), "{run}");
+}
+
+#[test]
+fn boots_hello_through_menu_lst_on_ffs2() {
+    boots_hello_through(
+        Fs::Ffs2,
+        "/boot/grub/menu.lst",
+        "default 0\ntimeout 0\ntitle hello\nkernel /boot/hello from the config\n",
+    );
+}
+
+#[test]
+fn boots_hello_through_boot_cfg_on_fat32() {
+    boots_hello_through(Fs::Fat32, "/boot.cfg", "menu=Hello:boot /boot/hello from the config\ndefault=1\ntimeout=0\n");
+}
+
+#[test]
+fn boots_hello_through_grub_cfg_on_ext4() {
+    boots_hello_through(
+        Fs::Ext4,
+        "/boot/grub/grub.cfg",
+        "set default=0\nset timeout=0\nmenuentry 'hello' {\n  linux /boot/hello from the config\n}\n",
+    );
+}
+
+/// menu.lst's default names a missing kernel: one line, then `fallback`.
+#[test]
+fn a_failing_default_falls_back() {
+    let dir = scratch("pvboot_fallback");
+    let menu = "default 0\nfallback 1\ntimeout 0\ntitle broken\nkernel /boot/gone\ntitle hello\nkernel /boot/hello fell back\n";
+    let img = disk(&dir, Fs::Ffs2, &[("boot/hello", read("hello")), ("boot/grub/menu.lst", menu.as_bytes().to_vec())]);
+    let run = boot(&cfg(&dir, &[format!("file:{},xvda,r", img.display())], ""));
+    assert_eq!(run.code(), 0, "{run}");
+    let err = at(&run, "pvboot: broken: /boot/gone on xvda (ffs2): no such file or directory");
+    let hello = at(&run, "command line: fell back");
+    assert!(err < hello, "{run}");
 }
 
 /// pvboot (at 128 MiB) loads a pvboot linked at 128 MiB: the second one is

@@ -17,27 +17,35 @@ use core::ops::Range;
 use guest_lib::boot::BootInfo;
 use guest_lib::handoff::{self, Abi, FinalCopy};
 use guest_lib::{println, time};
-use pvboot::bootargs::RootSpec;
+use pvboot::config::{Entry, FileRef, RootSpec, SearchBy};
 use pvboot::kernel::{self, BootMode, EntryPoint, FileImage, Image, Limits, Loaded};
 use pvboot::nextboot::{self, MbModule, E820};
 
-use super::disks::{self, Disk};
+use super::disks::{self, Disk, Found};
 use super::ram::{self, FreeRam};
 use super::Timing;
 
-/// One thing to boot.
-#[derive(Debug, Clone, Default)]
-pub struct Entry {
-    /// Shown in messages.
-    pub title: String,
-    /// Where to look (none: every disk, in order).
-    pub root: Option<RootSpec>,
-    /// The kernel's path.
-    pub kernel: String,
-    /// The kernel's command line.
-    pub args: String,
-    /// Module paths, each optionally followed by its own arguments.
-    pub modules: Vec<String>,
+/// The volume `file` is on: its own device, else the entry's root, else
+/// the volume the config came from (`config_device`), else the first
+/// volume that has it.
+pub fn volume_for(disks: &[Disk], config_device: Option<&str>, root: Option<&RootSpec>, file: &FileRef) -> Result<Found, String> {
+    if let Some(d) = &file.device {
+        return disks::open_device(disks, d);
+    }
+    match root {
+        Some(RootSpec::Device(d)) => disks::open_device(disks, d),
+        Some(RootSpec::Search { by: SearchBy::File, value }) => {
+            disks::find_file(disks, value).map_err(|e| format!("search for {value}: {e}"))
+        }
+        Some(RootSpec::Search { by, value }) => {
+            let what = if *by == SearchBy::Label { "label" } else { "UUID" };
+            Err(format!("search by file-system {what} ('{value}') is not supported; name the partition (root (hd0,1))"))
+        }
+        None => match config_device {
+            Some(d) => disks::open_device(disks, d),
+            None => disks::find_file(disks, &file.path),
+        },
+    }
 }
 
 /// A loaded module.
@@ -50,9 +58,10 @@ fn ms(ns: u64) -> String {
     format!("{}.{:03}", ns / 1_000_000, (ns / 1000) % 1000)
 }
 
-/// Tries to boot `entry`. Returns only on failure, with the one line to print.
-pub fn boot_entry(boot: &BootInfo, disks: &[Disk], entry: &Entry, timing: &mut Timing) -> String {
-    match try_boot(boot, disks, entry, timing) {
+/// Tries to boot `entry` (files without a device or root are on
+/// `config_device`). Returns only on failure, with the one line to print.
+pub fn boot_entry(boot: &BootInfo, disks: &[Disk], config_device: Option<&str>, entry: &Entry, timing: &mut Timing) -> String {
+    match try_boot(boot, disks, config_device, entry, timing) {
         Ok(never) => match never {},
         Err(e) => e,
     }
@@ -60,11 +69,15 @@ pub fn boot_entry(boot: &BootInfo, disks: &[Disk], entry: &Entry, timing: &mut T
 
 enum Never {}
 
-fn try_boot(boot: &BootInfo, disks: &[Disk], entry: &Entry, timing: &mut Timing) -> Result<Never, String> {
-    let path = entry.kernel.as_str();
-    let found = disks::find_file(disks, entry.root.as_ref(), path).map_err(|e| format!("{path}: not found ({e})"))?;
+fn try_boot(boot: &BootInfo, disks: &[Disk], config_device: Option<&str>, entry: &Entry, timing: &mut Timing) -> Result<Never, String> {
+    let Some(kfile) = &entry.kernel else { return Err(String::from("the entry has no kernel")) };
+    let path = kfile.path.as_str();
+    let found = volume_for(disks, config_device, entry.root.as_ref(), kfile).map_err(|e| format!("{kfile}: not found ({e})"))?;
     let fs = &*found.volume.fs;
-    timing.found = time::now_ns();
+    if timing.found == 0 {
+        timing.found = time::now_ns();
+    }
+    let load_start = time::now_ns();
 
     let mut ram = FreeRam::new(boot);
     let image_range = ram.image.clone();
@@ -81,6 +94,7 @@ fn try_boot(boot: &BootInfo, disks: &[Disk], entry: &Entry, timing: &mut Timing)
     let max_bytes = allowed.iter().map(|r| r.end - r.start).sum();
     let limits = Limits::new(allowed, max_bytes).reserve(heap.clone(), "pvboot's heap");
 
+    fs.lookup(path).map_err(|e| format!("{kfile} on {}: {e}", found.name))?;
     let mut image = FileImage::open(fs, path).map_err(|e| format!("{path} on {}: {e}", found.name))?;
     let size = image.size();
     let loaded = kernel::load(&mut image, &mut ram, &limits, BootMode::Pvh).map_err(|e| format!("{path} on {}: {e}", found.name))?;
@@ -92,13 +106,14 @@ fn try_boot(boot: &BootInfo, disks: &[Disk], entry: &Entry, timing: &mut Timing)
         }
     };
     timing.loaded = time::now_ns();
+    timing.load_ns = timing.loaded - load_start;
     timing.bytes = size;
 
     // The final copy for anything staged over pvboot's image.
     let copy = staged_copy(&loaded, &image_range, staging.as_ref())?;
 
     // Modules: above the heap (top-down), else after the kernel.
-    let modules = load_modules(fs, &found.name, entry, &loaded, &image_range, &mut ram)?;
+    let modules = load_modules(disks, config_device, entry, &loaded, &image_range, &mut ram)?;
     timing.bytes += modules.iter().map(|m| m.range.end - m.range.start).sum::<u64>();
 
     let cmdline = entry.args.trim();
@@ -149,8 +164,8 @@ fn staged_copy(loaded: &Loaded, image: &Range<u64>, staging: Option<&Range<u64>>
 }
 
 fn load_modules(
-    fs: &dyn pvboot::fs::FileSystem,
-    volume: &str,
+    disks: &[Disk],
+    config_device: Option<&str>,
     entry: &Entry,
     loaded: &Loaded,
     image: &Range<u64>,
@@ -159,16 +174,21 @@ fn load_modules(
     if entry.modules.is_empty() {
         return Ok(Vec::new());
     }
-    let mut images = Vec::new();
+    // Volumes first (they own the file systems the images read through).
+    let mut volumes = Vec::new();
     for m in &entry.modules {
-        let path = m.split_ascii_whitespace().next().unwrap_or("");
-        let img = FileImage::open(fs, path).map_err(|e| format!("module {path} on {volume}: {e}"))?;
-        images.push((img, m.clone()));
+        volumes.push(volume_for(disks, config_device, entry.root.as_ref(), &m.file).map_err(|e| format!("module {}: {e}", m.file))?);
+    }
+    let mut images = Vec::new();
+    for (m, v) in entry.modules.iter().zip(&volumes) {
+        let img = FileImage::open(&*v.volume.fs, &m.file.path).map_err(|e| format!("module {} on {}: {e}", m.file, v.name))?;
+        let cmdline = if m.args.is_empty() { m.file.path.clone() } else { format!("{} {}", m.file.path, m.args) };
+        images.push((img, cmdline));
     }
     let sizes: Vec<u64> = images.iter().map(|(i, _)| i.size()).collect();
     let high: Vec<Range<u64>> = ram.ranges().iter().filter(|r| r.start >= ram.heap.end).cloned().collect();
     let kernel_end = loaded.ranges.iter().filter(|r| r.end <= image.start).map(|r| r.end).max().unwrap_or(1 << 20);
-    let placed = nextboot::place_modules(&high, kernel_end..image.start, &sizes).map_err(|e| format!("{}: {e}", entry.kernel))?;
+    let placed = nextboot::place_modules(&high, kernel_end..image.start, &sizes).map_err(|e| format!("{e}"))?;
     let mut out = Vec::new();
     for ((mut img, cmdline), range) in images.into_iter().zip(placed) {
         ram.take(range.clone());

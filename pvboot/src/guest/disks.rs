@@ -9,9 +9,9 @@ use alloc::vec::Vec;
 
 use guest_lib::blkdev::{self, BlkError};
 use guest_lib::blkfront::{self, BlkFront, Config};
-use pvboot::bootargs::{DiskRef, RootSpec};
 use pvboot::disk::{BlockDevice, Cache, DiskError};
 use pvboot::partition::Kind;
+use pvboot::ui::disks::resolve_device;
 use pvboot::volume::{self, Volume};
 
 /// A blkfront device as pvboot's [`BlockDevice`]: reads go straight into
@@ -113,12 +113,15 @@ pub fn discover() -> Vec<Disk> {
     disks
 }
 
-/// A mounted volume and its name for messages (`xvda1 (ffs2)`).
+/// A mounted volume, its name for messages and a device string the rest
+/// of pvboot (the prompt, `root` of config entries) resolves back to it.
 pub struct Found {
     /// The volume.
     pub volume: Volume,
-    /// `xvda1`, `xvda` (whole disk), `xvda:a` (disklabel letter).
+    /// `xvda1 (ffs2)`, `xvda (fat32)`, `xvda:a (ffs2)`.
     pub name: String,
+    /// `(hd0,msdos1)`, `(hd0,gpt2)`, `(hd0)` for a whole disk.
+    pub device: String,
 }
 
 /// The name of a volume on `disk`.
@@ -132,39 +135,44 @@ pub fn volume_name(disk: &str, v: &Volume) -> String {
     }
 }
 
-/// Finds the first volume, on the disks `root` allows (all when `None`),
-/// that has `path`. The error names every place looked at.
-pub fn find_file(disks: &[Disk], root: Option<&RootSpec>, path: &str) -> Result<Found, String> {
+fn found(disks: &[Disk], i: usize, v: Volume) -> Found {
+    let name = format!("{} ({})", volume_name(&disks[i].name, &v), v.fs.kind());
+    let device = match &v.entry {
+        Some(e) => e.grub_name(&format!("hd{i}")),
+        None => format!("(hd{i})"),
+    };
+    Found { volume: v, name, device }
+}
+
+/// Opens the volume `dev` names (`(hd0,1)`, `xvda1`, `xbd0a`, `(hd1)`...;
+/// a whole disk means its first file system).
+pub fn open_device(disks: &[Disk], dev: &str) -> Result<Found, String> {
+    let (i, part) = resolve_device(dev, disks.len())?;
+    let d = &disks[i];
+    let v = volume::open(d.cache.clone(), d.cache.sector_size(), part.as_deref()).map_err(|e| format!("{dev}: {e}"))?;
+    Ok(found(disks, i, v))
+}
+
+/// The first volume, trying each disk's first file system in order, that
+/// has `path`. The error names every place looked at.
+pub fn find_file(disks: &[Disk], path: &str) -> Result<Found, String> {
     let mut looked = Vec::new();
     for (i, d) in disks.iter().enumerate() {
-        let wanted = match root.and_then(|r| r.disk.as_ref()) {
-            None => true,
-            Some(DiskRef::Index(n)) => *n as usize == i,
-            Some(DiskRef::Name(n)) => *n == d.name,
-        };
-        if !wanted {
-            continue;
-        }
-        let partition = root.and_then(|r| r.partition.as_deref());
-        let v = match volume::open(d.cache.clone(), d.cache.sector_size(), partition) {
+        let v = match volume::open(d.cache.clone(), d.cache.sector_size(), None) {
             Ok(v) => v,
             Err(e) => {
                 looked.push(format!("{}: {e}", d.name));
                 continue;
             }
         };
-        let name = volume_name(&d.name, &v);
-        let kind = v.fs.kind();
-        match v.fs.lookup(path) {
-            Ok(_) => return Ok(Found { volume: v, name: format!("{name} ({kind})") }),
-            Err(e) => looked.push(format!("{name} ({kind}): {e}")),
+        let f = found(disks, i, v);
+        match f.volume.fs.lookup(path) {
+            Ok(_) => return Ok(f),
+            Err(e) => looked.push(format!("{}: {e}", f.name)),
         }
     }
     if looked.is_empty() {
-        return Err(match root {
-            Some(_) if !disks.is_empty() => String::from("no disk matches root="),
-            _ => String::from("the domain has no usable disk"),
-        });
+        return Err(String::from("the domain has no usable disk"));
     }
     Err(looked.join("; "))
 }

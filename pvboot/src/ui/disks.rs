@@ -63,6 +63,36 @@ fn disk_number(name: &str) -> Option<usize> {
     digits.parse().ok()
 }
 
+/// Which of `disks` disks and which partition selector (`None`: the whole
+/// disk) the device `dev` names (see the module docs for the forms).
+pub fn resolve_device(dev: &str, disks: usize) -> Result<(usize, Option<String>), String> {
+    let t = dev.trim();
+    let (disk, part) = if let Some(inner) = t.strip_prefix('(').and_then(|r| r.strip_suffix(')')) {
+        let (name, rest) = inner.split_once(',').unwrap_or((inner, ""));
+        let n = disk_number(name.trim()).ok_or_else(|| format!("unknown disk '{}'", name.trim()))?;
+        (n, (!rest.trim().is_empty()).then(|| t.to_string()))
+    } else if let Some(n) = disk_number(t) {
+        (n, None)
+    } else if let Some((letter, number)) = t.strip_prefix("xvd").and_then(|r| {
+        let b = r.as_bytes();
+        (b.len() > 1 && b[0].is_ascii_lowercase()).then(|| (b[0], &r[1..]))
+    }) {
+        // Linux: xvda1 is partition 1 of disk a.
+        (usize::from(letter - b'a'), Some(number.to_string()))
+    } else {
+        // NetBSD xbd1a names a disk; msdos1, gpt2, a, dk0 are on the first.
+        let letters = t.trim_start_matches(|c: char| c.is_ascii_lowercase());
+        let digits = letters.trim_start_matches(|c: char| c.is_ascii_digit());
+        let name = &t[..t.len() - digits.len()];
+        let n = if !digits.is_empty() && name.starts_with("xbd") { disk_number(name) } else { None };
+        (n.unwrap_or(0), Some(t.to_string()))
+    };
+    if disk >= disks {
+        return Err(format!("no disk {disk} (there are {disks})"));
+    }
+    Ok((disk, part))
+}
+
 impl<R: ReadAt + Clone + 'static> DiskShell<R> {
     /// A shell over `disks` (disk 0 first); `default` is the device for paths
     /// without one (e.g. where the menu was found), `None` for the first disk's
@@ -73,31 +103,7 @@ impl<R: ReadAt + Clone + 'static> DiskShell<R> {
 
     /// Which disk and which partition selector (`None`: the whole disk) `dev` names.
     fn resolve(&self, dev: &str) -> Result<(usize, Option<String>), String> {
-        let t = dev.trim();
-        let (disk, part) = if let Some(inner) = t.strip_prefix('(').and_then(|r| r.strip_suffix(')')) {
-            let (name, rest) = inner.split_once(',').unwrap_or((inner, ""));
-            let n = disk_number(name.trim()).ok_or_else(|| format!("unknown disk '{}'", name.trim()))?;
-            (n, (!rest.trim().is_empty()).then(|| t.to_string()))
-        } else if let Some(n) = disk_number(t) {
-            (n, None)
-        } else if let Some((letter, number)) = t.strip_prefix("xvd").and_then(|r| {
-            let b = r.as_bytes();
-            (b.len() > 1 && b[0].is_ascii_lowercase()).then(|| (b[0], &r[1..]))
-        }) {
-            // Linux: xvda1 is partition 1 of disk a.
-            (usize::from(letter - b'a'), Some(number.to_string()))
-        } else {
-            // NetBSD xbd1a names a disk; msdos1, gpt2, a, dk0 are on the first.
-            let letters = t.trim_start_matches(|c: char| c.is_ascii_lowercase());
-            let digits = letters.trim_start_matches(|c: char| c.is_ascii_digit());
-            let name = &t[..t.len() - digits.len()];
-            let n = if !digits.is_empty() && name.starts_with("xbd") { disk_number(name) } else { None };
-            (n.unwrap_or(0), Some(t.to_string()))
-        };
-        if disk >= self.disks.len() {
-            return Err(format!("no disk {disk} (there are {})", self.disks.len()));
-        }
-        Ok((disk, part))
+        resolve_device(dev, self.disks.len())
     }
 
     fn open(&self, dev: Option<&str>) -> Result<Volume, String> {
