@@ -204,7 +204,7 @@ mod tests {
     #[test]
     fn modules_go_top_down_above_the_heap_then_after_the_kernel() {
         // 256 MiB domain: heap ends at 178 MiB; the kernel ends at 3 MiB.
-        let high = [178 * MIB..256 * MIB];
+        let high = alloc::vec![178 * MIB..256 * MIB];
         let p = place_modules(&high, 3 * MIB..128 * MIB, &[10 * MIB + 1, 4096]).unwrap();
         assert_eq!(p[0], 256 * MIB - 10 * MIB - 4096..256 * MIB - 4096 + 1);
         assert_eq!(p[1], p[0].start - 4096..p[0].start);
