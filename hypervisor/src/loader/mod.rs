@@ -231,8 +231,8 @@ pub enum LoadError {
         ram: String,
     },
     /// The command line or memory map does not fit the boot-info area.
-    #[error(transparent)]
-    BootInfo(#[from] BootInfoError),
+    #[error("{0}")]
+    BootInfo(BootInfoError),
     /// Guest memory refused a write (it does not cover the planned RAM).
     #[error("cannot write {what} to guest memory at [{start:#x}, {end:#x}): {error}")]
     Memory {
@@ -245,6 +245,12 @@ pub enum LoadError {
         /// vm-memory's reason.
         error: String,
     },
+}
+
+impl From<BootInfoError> for LoadError {
+    fn from(e: BootInfoError) -> Self {
+        LoadError::BootInfo(e)
+    }
 }
 
 /// "N MiB" when whole, else bytes in hex: sizes as a user wrote them.

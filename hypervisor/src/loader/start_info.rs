@@ -5,8 +5,18 @@
 use xen_abi::hvm::HvmMemmapEntry;
 #[cfg(test)]
 use xen_abi::hvm::{HvmModlistEntry, HvmStartInfo};
+use xen_abi::start_info::{build_hvm, BootModule};
 
-pub use xen_abi::start_info::{max_cmdline_len, BootInfoError, Module, MEMMAP_ENTRY_SIZE, MODLIST_ENTRY_SIZE, START_INFO_SIZE};
+pub use xen_abi::start_info::{BuildError as BootInfoError, HVM_START_INFO_SIZE as START_INFO_SIZE, MEMMAP_ENTRY_SIZE, MODLIST_ENTRY_SIZE};
+
+/// A boot module (the ramdisk) as the guest sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Module {
+    /// Its guest-physical address.
+    pub paddr: u64,
+    /// Its size in bytes.
+    pub size: u64,
+}
 
 /// Where each part of the block went, as guest-physical addresses.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -24,10 +34,19 @@ pub struct BootInfoBlock {
     pub cmdline: u64,
 }
 
+/// The longest command line that fits with `memmap_entries` memory map
+/// entries and `modules` modules without command lines (excluding the NUL).
+pub fn max_cmdline_len(area_size: usize, memmap_entries: usize, modules: usize) -> usize {
+    let none = BootModule { paddr: 0, size: 0, cmdline: None };
+    let mods = vec![none; modules.min(area_size / MODLIST_ENTRY_SIZE + 1)];
+    xen_abi::start_info::max_cmdline_len(area_size, memmap_entries, &mods)
+}
+
 /// Builds the block for an area of `area_size` bytes at guest-physical
-/// `base`: start_info first (so EBX = `base`), then the memory map, then
-/// the module list, then the command line. No ACPI tables: the guest finds
-/// none and does without.
+/// `base` with the one builder in xen-abi ([`xen_abi::start_info::build_hvm`],
+/// which pvboot's hand-off uses too): start_info first (so EBX = `base`),
+/// then the memory map, the module list and the command line. No ACPI
+/// tables: the guest finds none and does without.
 pub fn build(
     base: u64,
     area_size: usize,
@@ -35,14 +54,14 @@ pub fn build(
     modules: &[Module],
     cmdline: Option<&str>,
 ) -> Result<BootInfoBlock, BootInfoError> {
-    // Checked by `write` before it touches the buffer; refuse here first so
-    // an absurd size never drives the allocation.
-    let need = xen_abi::start_info::size_needed(memmap.len(), modules.len(), None);
+    let mods: Vec<BootModule<'_>> = modules.iter().map(|m| BootModule { paddr: m.paddr, size: m.size, cmdline: None }).collect();
+    // Refused before the allocation, so an absurd size never drives it.
+    let need = START_INFO_SIZE + memmap.len() * MEMMAP_ENTRY_SIZE + mods.len() * MODLIST_ENTRY_SIZE;
     if need > area_size {
         return Err(BootInfoError::TooBig { need, have: area_size });
     }
     let mut bytes = vec![0u8; area_size];
-    let l = xen_abi::start_info::write(&mut bytes, base, memmap, modules, cmdline, 0)?;
+    let l = build_hvm(&mut bytes, base, memmap, &mods, cmdline, 0)?;
     Ok(BootInfoBlock { bytes, start_info: l.start_info, memmap: l.memmap, modlist: l.modlist, cmdline: l.cmdline })
 }
 

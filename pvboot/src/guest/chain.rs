@@ -217,11 +217,22 @@ fn start_info(boot: &BootInfo, modules: &[LoadedModule], cmdline: &str) -> Resul
         .iter()
         .map(|e| HvmMemmapEntry { addr: e.addr, size: e.size, kind: e.kind, reserved: 0 })
         .collect();
-    let mods: Vec<xen_abi::start_info::Module> =
-        modules.iter().map(|m| xen_abi::start_info::Module { paddr: m.range.start, size: m.range.end - m.range.start }).collect();
-    let area = xen_abi::start_info::size_needed(memmap.len(), mods.len(), Some(cmdline));
+    let mods: Vec<xen_abi::start_info::BootModule<'_>> = modules
+        .iter()
+        .map(|m| xen_abi::start_info::BootModule {
+            paddr: m.range.start,
+            size: m.range.end - m.range.start,
+            cmdline: Some(m.cmdline.as_str()),
+        })
+        .collect();
+    let area = xen_abi::start_info::HVM_START_INFO_SIZE
+        + memmap.len() * xen_abi::start_info::MEMMAP_ENTRY_SIZE
+        + mods.len() * xen_abi::start_info::MODLIST_ENTRY_SIZE
+        + modules.iter().map(|m| m.cmdline.len() + 1).sum::<usize>()
+        + cmdline.len()
+        + 1;
     let (base, block) = ram::boot_block(area).ok_or("not enough memory for the start info")?;
-    let layout = xen_abi::start_info::write(block, base, &memmap, &mods, Some(cmdline), boot.rsdp().unwrap_or(0))
+    let layout = xen_abi::start_info::build_hvm(block, base, &memmap, &mods, Some(cmdline), boot.rsdp().unwrap_or(0))
         .map_err(|e| format!("start info: {e}"))?;
     u32::try_from(layout.start_info).map_err(|_| String::from("start info above 4 GiB"))
 }
