@@ -114,6 +114,20 @@ impl From<u32> for MemoryKind {
     }
 }
 
+impl From<MemoryKind> for u32 {
+    /// The E820 type (what a memory map handed to the next kernel says).
+    fn from(k: MemoryKind) -> u32 {
+        match k {
+            MemoryKind::Ram => hvm::MEMMAP_TYPE_RAM,
+            MemoryKind::Reserved => hvm::MEMMAP_TYPE_RESERVED,
+            MemoryKind::AcpiReclaimable => hvm::MEMMAP_TYPE_ACPI,
+            MemoryKind::AcpiNvs => hvm::MEMMAP_TYPE_NVS,
+            MemoryKind::Unusable => hvm::MEMMAP_TYPE_UNUSABLE,
+            MemoryKind::Other(t) => t,
+        }
+    }
+}
+
 /// One memory map range.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MemoryRegion {

@@ -121,6 +121,25 @@ pub fn close(port: Port) -> Result<(), Errno> {
     Ok(())
 }
 
+/// Closes every port that has a handler except those in `keep`; returns
+/// how many were closed and the first error. For the hand-off to another
+/// kernel, which must find only the ports the domain builder made.
+pub fn close_all_except(keep: &[Port]) -> (usize, Option<Errno>) {
+    let ports: alloc::vec::Vec<Port> = {
+        let table = HANDLERS.lock();
+        (0..MAX_PORTS as Port)
+            .filter(|p| table[*p as usize].is_some() && !keep.contains(p))
+            .collect()
+    };
+    let mut first = None;
+    for &p in &ports {
+        if let Err(e) = close(p) {
+            first.get_or_insert(e);
+        }
+    }
+    (ports.len(), first)
+}
+
 /// EVTCHNOP_bind_virq: a port for a virtual IRQ (e.g. VIRQ_TIMER) on `vcpu`.
 pub fn bind_virq(virq: u32, vcpu: u32) -> Result<Port, Errno> {
     let mut arg = ec::BindVirq {

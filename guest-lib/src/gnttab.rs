@@ -281,6 +281,14 @@ pub fn init() -> Result<u32, GnttabError> {
     Ok(count)
 }
 
+/// Where the grant table is placed: the address of its first frame and how
+/// many frames (`None` before [`init`]). The hand-off moves them.
+pub fn mapped_frames() -> Option<(u64, u32)> {
+    let t = TABLE.lock();
+    let t = t.as_ref()?;
+    Some((FRAMES.0.get() as u64, t.entries.count() / ENTRIES_PER_FRAME))
+}
+
 fn with_table<R>(f: impl FnOnce(&mut Table) -> Result<R, GnttabError>) -> Result<R, GnttabError> {
     if TABLE.lock().is_none() {
         init()?;

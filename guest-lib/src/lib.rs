@@ -13,6 +13,8 @@
 //!   discovery and the frontend state machine).
 //! - Frontends: [`console`] (the PV console ring) and [`blkfront`], behind
 //!   [`blkdev::BlockDevice`].
+//! - Leaving: [`handoff`] quiesces the domain and enters the next kernel
+//!   (what a boot loader does last).
 //! - A small runtime: [`heap`], [`logger`], [`runtime`] (the [`main!`] macro
 //!   and the start-up sequence) and the panic handler.
 //!
@@ -32,6 +34,7 @@ pub mod boot;
 pub mod console;
 pub mod evtchn;
 pub mod gnttab;
+pub mod handoff;
 pub mod heap;
 pub mod hypercall;
 pub mod logger;

@@ -8,6 +8,7 @@
 //! - [`volume`]: from a disk and an optional selector to a mounted file system.
 //! - [`ui`]: the console menu, line editor and command prompt.
 //! - [`kernel`]: kernel images (ELF PVH/PV) loaded straight into guest memory.
+//! - [`nextboot`]: module placement and the multiboot 1 information for the next kernel.
 #![no_std]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -21,6 +22,7 @@ pub mod config;
 pub mod disk;
 pub mod fs;
 pub mod kernel;
+pub mod nextboot;
 pub mod partition;
 pub mod ui;
 pub mod volume;

@@ -243,6 +243,12 @@ pub fn init() -> Result<(), XsError> {
     with_client(|_| Ok(()))
 }
 
+/// XS_RESET_WATCHES: drops every watch (and transaction) this domain has,
+/// so the next kernel starts with none.
+pub fn reset_watches() -> Result<(), XsError> {
+    with_client(|c| c.request(xen_abi::xenstore::XS_RESET_WATCHES, Tx::NONE, &[b"\0"]).map(|_| ()))
+}
+
 /// The raw value of `path`.
 pub fn read_bytes(tx: Tx, path: &str) -> Result<Vec<u8>, XsError> {
     with_client(|c| c.read(tx, path))

@@ -5,6 +5,7 @@
 use core::sync::atomic::{AtomicBool, Ordering};
 
 pub mod cpu;
+pub mod handoff;
 #[cfg(target_os = "none")]
 pub mod paging;
 #[cfg(target_os = "none")]

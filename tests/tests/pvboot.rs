@@ -1,0 +1,301 @@
+//! pvboot end to end: the pvboot guest (memory = 256) finds a kernel on
+//! the domain's own disk (FFSv2, ext4, FAT32 images made by makefs, mke2fs
+//! and mkfs.fat + mcopy), through `kernel=`, menu.lst, boot.cfg or
+//! grub.cfg, loads it and hands the domain over to it; the kernel's lines
+//! follow pvboot's on the console. Also: clear one-line errors for a
+//! missing and a corrupt kernel (then the menu again), menu.lst's
+//! fallback, pvboot chain-loading pvboot, and disk-check booted through
+//! pvboot reading a disk pvboot had open.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use xenolith_tests::*;
+
+/// disk-check hashes its disk in the guest (~15 million emulated
+/// instructions for 256 KiB); the others take a few seconds.
+const LIMIT: Duration = Duration::from_secs(180);
+
+/// Runs a disk tool, failing the test with its output if it fails.
+fn tool(cmd: &str, args: &[&str], dir: Option<&Path>) {
+    let mut c = Command::new(cmd);
+    c.args(args);
+    if let Some(d) = dir {
+        c.current_dir(d);
+    }
+    let out = c.output().unwrap_or_else(|e| panic!("{cmd}: {e} (cargo xtask setup installs it)"));
+    assert!(
+        out.status.success(),
+        "{cmd} {args:?} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Fs {
+    Ffs2,
+    Ext4,
+    Fat32,
+}
+
+/// A tree holding `files` (path inside the tree, contents), made into a
+/// disk image of the given file system.
+fn disk(dir: &Path, fs: Fs, files: &[(&str, Vec<u8>)]) -> PathBuf {
+    let tree = dir.join("tree");
+    let _ = std::fs::remove_dir_all(&tree);
+    for (path, bytes) in files {
+        let p = tree.join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, bytes).unwrap();
+    }
+    let img = dir.join("disk.img");
+    let _ = std::fs::remove_file(&img);
+    let (t, i) = (tree.to_str().unwrap(), img.to_str().unwrap());
+    match fs {
+        Fs::Ffs2 => tool("makefs", &["-t", "ffs", "-o", "version=2", "-M", "16m", i, t], None),
+        Fs::Ext4 => tool("mke2fs", &["-q", "-F", "-t", "ext4", "-d", t, i, "16M"], None),
+        Fs::Fat32 => {
+            tool("mkfs.fat", &["-C", "-F", "32", "-s", "8", i, "300000"], None);
+            let mut args = vec!["-s", "-i", i];
+            let names: Vec<String> = std::fs::read_dir(&tree)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().into_string().unwrap())
+                .collect();
+            args.extend(names.iter().map(String::as_str));
+            args.push("::/");
+            tool("mcopy", &args, Some(&tree));
+        }
+    }
+    img
+}
+
+/// An xl.cfg starting pvboot with `disks` (xl disk specs) and `extra`.
+fn cfg(dir: &Path, disks: &[String], extra: &str) -> PathBuf {
+    let text = format!(
+        "# written by the pvboot test\nname = \"pvboot-test\"\ntype = \"pvh\"\nkernel = \"{}\"\nmemory = 256\n\
+         disk = [ {} ]\nextra = \"{extra}\"\n",
+        guest("pvboot").display(),
+        disks.iter().map(|d| format!("'{d}'")).collect::<Vec<_>>().join(", ")
+    );
+    write_cfg(dir, "pvboot.cfg", &text)
+}
+
+fn boot(cfg: &Path) -> Run {
+    xenolith_run(&["create", "-c", cfg.to_str().unwrap()], LIMIT)
+}
+
+/// Runs pvboot until its console shows `until` (then stops it) and returns
+/// the console output: for runs that end at a menu waiting for a key.
+fn boot_until(cfg: &Path, until: &str) -> String {
+    let mut child = Command::new(xenolith())
+        .args(["create", "-c", cfg.to_str().unwrap()])
+        .current_dir(root())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn xenolith");
+    let (tx, rx) = mpsc::channel();
+    let out = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let start = Instant::now();
+    let mut text = String::new();
+    while start.elapsed() < LIMIT {
+        match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(line) => {
+                text.push_str(&line);
+                text.push('\n');
+                if line.contains(until) {
+                    // What follows within a moment (the menu drawn again).
+                    std::thread::sleep(Duration::from_millis(500));
+                    while let Ok(l) = rx.try_recv() {
+                        text.push_str(&l);
+                        text.push('\n');
+                    }
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return text;
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("no {until:?} on the console:\n{text}");
+}
+
+fn read(name: &str) -> Vec<u8> {
+    std::fs::read(guest(name)).unwrap()
+}
+
+/// Position of `needle` in the console output, or a failure showing the run.
+fn at(run: &Run, needle: &str) -> usize {
+    run.stdout.find(needle).unwrap_or_else(|| panic!("missing {needle:?}\n{run}"))
+}
+
+fn boots_hello_from(fs: Fs) {
+    let dir = scratch(&format!("pvboot_hello_{fs:?}").to_lowercase());
+    let img = disk(&dir, fs, &[("boot/hello", read("hello"))]);
+    let run = boot(&cfg(&dir, &[format!("file:{},xvda,r", img.display())], "kernel=/boot/hello -- from pvboot"));
+    assert_eq!(run.code(), 0, "{run}");
+    let booting = at(&run, "pvboot: booting /boot/hello from xvda");
+    let timing = at(&run, "pvboot: timing (ms of system time):");
+    let hello = at(&run, "Hello from Xenolith!");
+    assert!(booting < timing && timing < hello, "pvboot's lines come first\n{run}");
+    assert!(run.stdout.contains("command line: from pvboot"), "{run}");
+    assert!(run.stdout.contains("memory: 256 MiB"), "{run}");
+}
+
+#[test]
+fn boots_hello_from_ffs2() {
+    boots_hello_from(Fs::Ffs2);
+}
+
+#[test]
+fn boots_hello_from_ext4() {
+    boots_hello_from(Fs::Ext4);
+}
+
+#[test]
+fn boots_hello_from_fat32() {
+    boots_hello_from(Fs::Fat32);
+}
+
+#[test]
+fn a_missing_kernel_is_one_clear_line_then_the_menu() {
+    let dir = scratch("pvboot_missing");
+    let img = disk(&dir, Fs::Ffs2, &[("boot/hello", read("hello"))]);
+    let out = boot_until(&cfg(&dir, &[format!("file:{},xvda,r", img.display())], "kernel=/boot/nope"), "Error booting");
+    assert!(
+        out.contains("pvboot: kernel=/boot/nope: /boot/nope: not found (xvda (ffs2): no such file or directory)"),
+        "{out}"
+    );
+    let err = out.find("Error booting 'kernel=/boot/nope'").unwrap();
+    assert!(out[err..].contains("kernel=/boot/nope"), "the menu is shown again\n{out}");
+    assert!(!out.contains("panic"), "{out}");
+}
+
+#[test]
+fn a_corrupt_kernel_is_one_clear_line_then_the_menu() {
+    let dir = scratch("pvboot_corrupt");
+    // hello with its program headers cut off, and a file that is no kernel.
+    let mut cut = read("hello");
+    cut.truncate(100);
+    let img = disk(&dir, Fs::Ffs2, &[("boot/cut", cut), ("boot/text", b"not a kernel at all\n".to_vec())]);
+    let disks = [format!("file:{},xvda,r", img.display())];
+    let out = boot_until(&cfg(&dir, &disks, "kernel=/boot/cut"), "Error booting");
+    let line = out.lines().find(|l| l.contains("/boot/cut on xvda (ffs2):")).unwrap_or_else(|| panic!("{out}"));
+    assert!(line.contains("corrupt kernel: program headers"), "{line}\n{out}");
+    let out = boot_until(&cfg(&dir, &disks, "kernel=/boot/text"), "Error booting");
+    assert!(
+        out.contains("/boot/text on xvda (ffs2): unknown kernel format: starts with 6e 6f 74 20 (not ELF"),
+        "{out}"
+    );
+}
+
+/// Each config syntax, on its own file system, boots hello with the
+/// entry's arguments plus the command line's `--` words.
+fn boots_hello_through(fs: Fs, config_path: &str, config: &str) {
+    let dir = scratch(&format!("pvboot_cfg_{fs:?}_{}", config_path.replace('/', "_")).to_lowercase());
+    let img = disk(&dir, fs, &[("boot/hello", read("hello")), (config_path.trim_start_matches('/'), config.as_bytes().to_vec())]);
+    let run = boot(&cfg(&dir, &[format!("file:{},xvda,r", img.display())], "-- and more"));
+    assert_eq!(run.code(), 0, "{run}");
+    let reading = at(&run, &format!("pvboot: reading {config_path} on xvda"));
+    let hello = at(&run, "Hello from Xenolith!");
+    assert!(reading < hello, "{run}");
+    assert!(run.stdout.contains("command line: from the config and more"), "{run}");
+}
+
+#[test]
+fn boots_hello_through_menu_lst_on_ffs2() {
+    boots_hello_through(
+        Fs::Ffs2,
+        "/boot/grub/menu.lst",
+        "default 0\ntimeout 0\ntitle hello\nkernel /boot/hello from the config\n",
+    );
+}
+
+#[test]
+fn boots_hello_through_boot_cfg_on_fat32() {
+    boots_hello_through(Fs::Fat32, "/boot.cfg", "menu=Hello:boot /boot/hello from the config\ndefault=1\ntimeout=0\n");
+}
+
+#[test]
+fn boots_hello_through_grub_cfg_on_ext4() {
+    boots_hello_through(
+        Fs::Ext4,
+        "/boot/grub/grub.cfg",
+        "set default=0\nset timeout=0\nmenuentry 'hello' {\n  linux /boot/hello from the config\n}\n",
+    );
+}
+
+/// menu.lst's default names a missing kernel: one line, then `fallback`.
+#[test]
+fn a_failing_default_falls_back() {
+    let dir = scratch("pvboot_fallback");
+    let menu = "default 0\nfallback 1\ntimeout 0\ntitle broken\nkernel /boot/gone\ntitle hello\nkernel /boot/hello fell back\n";
+    let img = disk(&dir, Fs::Ffs2, &[("boot/hello", read("hello")), ("boot/grub/menu.lst", menu.as_bytes().to_vec())]);
+    let run = boot(&cfg(&dir, &[format!("file:{},xvda,r", img.display())], ""));
+    assert_eq!(run.code(), 0, "{run}");
+    let err = at(&run, "pvboot: broken: /boot/gone on xvda (ffs2): no such file or directory");
+    let hello = at(&run, "command line: fell back");
+    assert!(err < hello, "{run}");
+}
+
+/// pvboot (at 128 MiB) loads a pvboot linked at 128 MiB: the second one is
+/// staged above the first's heap and copied into place by the hand-off,
+/// then it connects the disk again and boots hello.
+#[test]
+fn pvboot_chain_loads_pvboot_which_boots_hello() {
+    let dir = scratch("pvboot_twice");
+    let img = disk(&dir, Fs::Ffs2, &[("boot/hello", read("hello")), ("boot/pvboot", read("pvboot"))]);
+    let run = boot(&cfg(
+        &dir,
+        &[format!("file:{},xvda,r", img.display())],
+        "kernel=/boot/pvboot -- kernel=/boot/hello -- twice",
+    ));
+    assert_eq!(run.code(), 0, "{run}");
+    let first = at(&run, "pvboot: booting /boot/pvboot from xvda (ffs2) (ELF64 PVH, entry 0x8000000, staged over pvboot)");
+    let second = at(&run, "command line \"kernel=/boot/hello -- twice\"");
+    let hello = at(&run, "command line: twice");
+    assert!(first < second && second < hello, "{run}");
+}
+
+/// disk-check, booted through pvboot, reads a second disk pvboot had
+/// connected and closed: blkback accepts the reconnect.
+#[test]
+fn disk_check_through_pvboot_reads_its_disk() {
+    let dir = scratch("pvboot_disk_check");
+    let img = disk(&dir, Fs::Ffs2, &[("boot/disk-check", read("disk-check"))]);
+    let data = dir.join("data.img");
+    let bytes: Vec<u8> = (0..256 * 1024u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
+    std::fs::write(&data, &bytes).unwrap();
+    let out = Command::new("sha256sum").arg(&data).output().unwrap();
+    let want = String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap().to_owned();
+    let run = boot(&cfg(
+        &dir,
+        &[format!("file:{},xvda,r", img.display()), format!("file:{},xvdb,r", data.display())],
+        "kernel=/boot/disk-check -- disk=xvdb nowrite",
+    ));
+    assert_eq!(run.code(), 0, "{run}");
+    assert!(run.stdout.contains("pvboot: disk xvdb"), "pvboot connected xvdb too\n{run}");
+    let got = run
+        .stdout
+        .lines()
+        .find_map(|l| l.trim_end().strip_prefix("sha256: ").map(str::to_owned))
+        .unwrap_or_else(|| panic!("no sha256 line\n{run}"));
+    assert_eq!(got, want, "{run}");
+    assert!(run.stdout.contains("disk-check: done"), "{run}");
+}
