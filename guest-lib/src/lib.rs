@@ -35,6 +35,7 @@ pub mod gnttab;
 pub mod heap;
 pub mod hypercall;
 pub mod logger;
+pub mod pv_handoff;
 pub mod runtime;
 pub mod sched;
 pub mod shared_info;

@@ -53,6 +53,8 @@ pub struct Case {
     pub memory_mib: u32,
     /// A disk image on the host (attached as xvda) and its sha256.
     pub disk: Option<(PathBuf, String)>,
+    /// A file on the host given as the domain's module (xl.cfg `ramdisk`).
+    pub ramdisk: Option<PathBuf>,
     /// How long dom0 waits for the domain to stop.
     pub timeout_secs: u32,
     /// The shutdown reason expected (one of REASONS).
@@ -88,6 +90,11 @@ impl Case {
         format!("/guests/{}", self.image.file_name().unwrap_or_default().to_string_lossy())
     }
 
+    fn ramdisk_inside(&self) -> Option<String> {
+        let host = self.ramdisk.as_ref()?;
+        Some(format!("/guests/{}", host.file_name().unwrap_or_default().to_string_lossy()))
+    }
+
     fn disk_inside(&self) -> Option<String> {
         let (host, _) = self.disk.as_ref()?;
         Some(format!("/disks/{}", host.file_name().unwrap_or_default().to_string_lossy()))
@@ -97,6 +104,9 @@ impl Case {
     pub fn files(&self) -> Vec<(PathBuf, String)> {
         let mut v = vec![(self.image.clone(), self.image_inside()[1..].to_owned())];
         if let (Some((host, _)), Some(inside)) = (&self.disk, self.disk_inside()) {
+            v.push((host.clone(), inside[1..].to_owned()));
+        }
+        if let (Some(host), Some(inside)) = (&self.ramdisk, self.ramdisk_inside()) {
             v.push((host.clone(), inside[1..].to_owned()));
         }
         v
@@ -114,6 +124,9 @@ impl Case {
         if !self.extra.is_empty() {
             cfg += &format!("extra = \"{}\"\n", self.extra);
         }
+        if let Some(ramdisk) = self.ramdisk_inside() {
+            cfg += &format!("ramdisk = \"{ramdisk}\"\n");
+        }
         if let Some(disk) = self.disk_inside() {
             cfg += &format!("disk = [ 'file:{disk},xvda,w' ]\n");
         }
@@ -123,8 +136,10 @@ impl Case {
 }
 
 /// Every case for `guests` (image paths in target/guests), plus the modes
-/// that cannot run and why. `scratch` receives generated disk images.
-pub fn plan(guests: &[PathBuf], scratch: &Path) -> Result<(Vec<Case>, Vec<Skipped>)> {
+/// that cannot run and why. `scratch` receives generated disk images;
+/// `linux` is Debian's kernel as an uncompressed ELF (the PV hand-off starts
+/// it). `only` keeps the cases whose name contains one of its words.
+pub fn plan(guests: &[PathBuf], scratch: &Path, linux: &Path, only: &[String]) -> Result<(Vec<Case>, Vec<Skipped>)> {
     let mut cases = Vec::new();
     let mut skipped = Vec::new();
     for image in guests {
@@ -132,11 +147,14 @@ pub fn plan(guests: &[PathBuf], scratch: &Path) -> Result<(Vec<Case>, Vec<Skippe
         let notes = elf::xen_notes(&std::fs::read(image).with_context(|| format!("reading {}", image.display()))?)
             .with_context(|| format!("reading the ELF notes of {}", image.display()))?;
         for mode in [Mode::Pvh, Mode::Pv] {
-            match mode_support(&notes, mode) {
-                Ok(()) => cases.extend(guest_cases(&name, image, mode, scratch)?),
+            match mode_support(&notes, mode).and_then(|()| guest_mode_support(&name, mode)) {
+                Ok(()) => cases.extend(guest_cases(&name, image, mode, scratch, guests, linux)?),
                 Err(why) => skipped.push(Skipped { label: name.clone(), mode, why }),
             }
         }
+    }
+    if !only.is_empty() {
+        cases.retain(|c| only.iter().any(|w| c.name().contains(w.as_str()) || c.dir_name().contains(w.as_str())));
     }
     for (i, c) in cases.iter_mut().enumerate() {
         c.index = i + 1;
@@ -155,6 +173,14 @@ fn mode_support(notes: &[u32], mode: Mode) -> Result<(), String> {
     }
 }
 
+/// Modes a guest does not run in by design.
+fn guest_mode_support(name: &str, mode: Mode) -> Result<(), String> {
+    match (name, mode) {
+        ("pv-kexec", Mode::Pvh) => Err("pv-kexec tests the classic PV hand-off only".into()),
+        _ => Ok(()),
+    }
+}
+
 fn case(label: &str, image: &Path, mode: Mode, extra: &str, reason: &'static str, check: Check) -> Case {
     Case {
         label: label.to_owned(),
@@ -163,6 +189,7 @@ fn case(label: &str, image: &Path, mode: Mode, extra: &str, reason: &'static str
         extra: extra.to_owned(),
         memory_mib: 64,
         disk: None,
+        ramdisk: None,
         timeout_secs: 30,
         reason,
         check,
@@ -170,8 +197,20 @@ fn case(label: &str, image: &Path, mode: Mode, extra: &str, reason: &'static str
     }
 }
 
-fn guest_cases(name: &str, image: &Path, mode: Mode, scratch: &Path) -> Result<Vec<Case>> {
+fn guest_cases(name: &str, image: &Path, mode: Mode, scratch: &Path, guests: &[PathBuf], linux: &Path) -> Result<Vec<Case>> {
     Ok(match name {
+        "pv-kexec" => {
+            // It lives at 128 MiB, as pvboot does: 256 MiB of RAM.
+            let hello = guests.iter().find(|g| g.file_name().is_some_and(|n| n == "hello")).context("pv-kexec needs the hello guest")?;
+            let mut c = case("pv-kexec-hello", image, mode, "SOME TEXT", "poweroff", check_kexec_hello);
+            c.memory_mib = 256;
+            c.ramdisk = Some(hello.clone());
+            let mut l = case("pv-kexec-linux", image, mode, LINUX_CMDLINE, "crash", check_kexec_linux);
+            l.memory_mib = 256;
+            l.ramdisk = Some(linux.to_owned());
+            l.timeout_secs = 180;
+            vec![c, l]
+        }
         "hello" => vec![
             case("hello", image, mode, "SOME TEXT", "poweroff", check_hello),
             case("hello-panic", image, mode, "please panic now", "crash", check_panic),
@@ -214,6 +253,47 @@ fn check_hello(case: &Case, out: &Outcome) -> Findings {
         Some(Err(_)) => bad.push(format!("bad duration in the sleep line: {:?}", measured.unwrap_or_default())),
         Some(Ok(ms)) if !(100.0..500.0).contains(&ms) => bad.push(format!("pvclock sleep measured {ms} ms, not within [100, 500)")),
         Some(Ok(ms)) => f.notes.push(format!("slept 100 ms, measured {ms} ms")),
+    }
+    f
+}
+
+/// Debian's Linux after the PV hand-off: its console on the PV console
+/// ring from the start; with no root device it panics, which ends a Xen
+/// domU as crashed.
+const LINUX_CMDLINE: &str = "console=hvc0 earlyprintk=xen root=/dev/nothing";
+
+/// The hand-off guest said what it loaded, with hello's own numbers.
+fn kexec_line(out: &Outcome, f: &mut Findings) {
+    match out.console.lines().find(|l| l.starts_with("pv-kexec: loaded ")) {
+        Some(l) => f.notes.push(l.trim_end().trim_start_matches("pv-kexec: ").to_owned()),
+        None => f.bad.push("no \"pv-kexec: loaded ...\" line: the hand-off guest did not get as far as loading".into()),
+    }
+    f.bad.extend(out.console.lines().filter(|l| l.starts_with("pv-kexec: error")).map(|l| format!("pv-kexec says {:?}", l.trim_end())));
+}
+
+/// pv-kexec starting hello: hello's lines with hello's command line (handed
+/// on) and the domain's whole memory.
+fn check_kexec_hello(case: &Case, out: &Outcome) -> Findings {
+    let mut f = check_hello(case, out);
+    kexec_line(out, &mut f);
+    f
+}
+
+/// pv-kexec starting Linux: Linux's first console lines, its command line.
+fn check_kexec_linux(case: &Case, out: &Outcome) -> Findings {
+    let mut f = Findings::default();
+    kexec_line(out, &mut f);
+    let lines: Vec<&str> = out.console.lines().map(str::trim_end).collect();
+    match lines.iter().find(|l| l.contains("Linux version ")) {
+        Some(l) => f.notes.push(l.trim().chars().take(60).collect()),
+        None => f.bad.push("no \"Linux version\" line: Linux printed nothing".into()),
+    }
+    let want = format!("Command line: {}", case.extra);
+    if !lines.iter().any(|l| l.ends_with(&want)) {
+        f.bad.push(format!("no line ending {want:?} on the console"));
+    }
+    if !lines.iter().any(|l| l.contains("Booting kernel on Xen") || l.contains("Booting paravirtualized kernel on Xen")) {
+        f.bad.push("no \"Booting paravirtualized kernel on Xen\" line".into());
     }
     f
 }

@@ -15,7 +15,9 @@
 //!
 //! Options: `--verbose` (echo the serial console), `--no-build` (use the
 //! images already in target/guests), `--timeout SECS` (the whole QEMU run;
-//! default 5 minutes, more if the cases' own limits add up to more). Logs go
+//! default 5 minutes, more if the cases' own limits add up to more),
+//! `--only NAME` (repeatable: only the cases whose name, e.g. "hello pv",
+//! or folder, e.g. "03-hello-pv", contains NAME). Logs go
 //! to target/xen-test/.
 
 mod cases;
@@ -34,22 +36,25 @@ use anyhow::{bail, Context, Result};
 /// Command-line options.
 struct Options {
     verbose: bool,
+    /// Run only the cases whose name contains one of these (--only).
+    only: Vec<String>,
     /// The whole QEMU run; by default [`default_limit`].
     timeout: Option<Duration>,
 }
 
 fn options(args: &[String]) -> Result<Options> {
-    let mut o = Options { verbose: false, timeout: None };
+    let mut o = Options { verbose: false, only: Vec::new(), timeout: None };
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
             "--verbose" | "-v" => o.verbose = true,
             "--no-build" => {} // main.rs skips `cargo xtask build`
+            "--only" => o.only.push(it.next().context("--only needs part of a case name")?.clone()),
             "--timeout" => {
                 let secs = it.next().context("--timeout needs a number of seconds")?;
                 o.timeout = Some(Duration::from_secs(secs.parse().context("--timeout needs a number of seconds")?));
             }
-            _ => bail!("usage: cargo xtask test-xen [--verbose] [--no-build] [--timeout SECS]"),
+            _ => bail!("usage: cargo xtask test-xen [--verbose] [--no-build] [--timeout SECS] [--only NAME]..."),
         }
     }
     Ok(o)
@@ -67,7 +72,7 @@ pub fn run(args: &[String]) -> Result<()> {
     println!("test-xen: {} with dom0 {} (packages ready in {:.1} s)", stage.versions.join(", "), stage.kernel_release, t.elapsed().as_secs_f64());
 
     let guests = guest_images()?;
-    let (cases, skipped) = cases::plan(&guests, &out_dir)?;
+    let (cases, skipped) = cases::plan(&guests, &out_dir, &stage.vmlinux, &opts.only)?;
     if cases.is_empty() {
         bail!("no guest can run on Xen: {}", skipped.iter().map(|s| format!("{} {}: {}", s.label, s.mode, s.why)).collect::<Vec<_>>().join("; "));
     }
