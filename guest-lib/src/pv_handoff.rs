@@ -11,7 +11,10 @@
 //! 2. the module (initrd), unless the kernel takes it by frame number
 //!    (XEN_ELFNOTE_MOD_START_PFN) and it already lies outside this layout;
 //! 3. the p2m list (start_info.mfn_list), one u64 machine frame per page;
-//! 4. the start info page;
+//! 4. the start info page, then the xenstore and console ring pages: the
+//!    kernel reaches those through its initial mapping before it maps the
+//!    rest of RAM (Linux's early console does), so their frames are moved
+//!    here from wherever the loader's builder put them, as pvgrub did;
 //! 5. the page tables (start_info.pt_base, nr_pt_frames), L4 first, then
 //!    the L3, L2 and L1 tables of the initial mapping (Linux frees the
 //!    first L4, L3 and L2 pages by that order), then any tables of the
@@ -136,6 +139,10 @@ pub struct Layout {
     pub p2m: PhysRange,
     /// The start info page.
     pub start_info: u64,
+    /// Where the xenstore ring's frame is to be.
+    pub xenstore: u64,
+    /// Where the console ring's frame is to be.
+    pub console: u64,
     /// The page tables.
     pub tables: PhysRange,
     /// The boot stack page, which also holds the trampoline.
@@ -290,7 +297,7 @@ fn lay_out(
         end: next.checked_add(p2m_bytes).ok_or(too_big(u64::MAX))?,
     };
     let start_info = p2m.end;
-    let tables_start = start_info + PAGE;
+    let tables_start = start_info + 3 * PAGE;
     if tables_start > limit {
         return Err(too_big(tables_start));
     }
@@ -315,6 +322,8 @@ fn lay_out(
                 module_by_pfn: false,
                 p2m,
                 start_info,
+                xenstore: start_info + PAGE,
+                console: start_info + 2 * PAGE,
                 tables: PhysRange {
                     start: tables_start,
                     end: 0,
@@ -552,7 +561,9 @@ mod tests {
             }
         );
         assert_eq!(l.start_info, kend + 512 * 1024);
-        assert_eq!(l.tables.start, l.start_info + PAGE);
+        assert_eq!(l.xenstore, l.start_info + PAGE);
+        assert_eq!(l.console, l.start_info + 2 * PAGE);
+        assert_eq!(l.tables.start, l.start_info + 3 * PAGE);
         // One L4, L3, L2 and two L1s (the mapping is 4 MiB).
         assert_eq!(l.nr_tables(), 5);
         assert_eq!(l.stack, l.tables.end);

@@ -6,17 +6,19 @@
 //! [`kexec_pv`] then, following the plan of [`crate::pv_handoff`]:
 //!
 //! 1. moves the module after the kernel if the plan says so;
-//! 2. writes the p2m list (a copy of ours: the frames do not move), the
-//!    start info (our console, xenstore and shared info frames; they stay
-//!    where the builder put them, and the next kernel finds them through the
-//!    machine-to-physical table), the hypercall page if the kernel names one
+//! 2. writes the p2m list (a copy of ours, except that the console and
+//!    xenstore ring frames trade places with the frames at the layout's
+//!    console and xenstore pages: the next kernel must reach them through
+//!    its initial mapping, as pvgrub's `do_exchange` ensured), the start
+//!    info (our console, xenstore and shared info frames), the hypercall page if the kernel names one
 //!    (a copy of ours: the builder's domctl that fills it is privileged, and
 //!    a 64-bit PV page is the same SYSCALL stubs in every domain), the new
 //!    page tables, and the trampoline into the boot stack page;
 //! 3. remaps the new tables read-only in our 1:1 map and pins the new L4
 //!    (MMUEXT_PIN_L4_TABLE), which makes Xen validate the whole tree; on
 //!    failure it undoes that and returns the error;
-//! 4. closes the timer's VIRQ port and stops the timer (the next kernel
+//! 4. updates the machine-to-physical table for the two moved rings and
+//!    their trade partners (MMU_MACHPHYS_UPDATE), then closes the timer's VIRQ port and stops the timer (the next kernel
 //!    binds VIRQ_TIMER again), drains the console, masks upcalls (the PV
 //!    entry state), and keeps the console and xenstore ports;
 //! 5. jumps to the trampoline at its old address, which is mapped at the
@@ -41,8 +43,8 @@ use core::mem::size_of;
 
 use xen_abi::hypercall as nr;
 use xen_abi::pv::{
-    MmuextOp, StartInfo, MAX_GUEST_CMDLINE, MMUEXT_NEW_BASEPTR, MMUEXT_PIN_L4_TABLE,
-    MMUEXT_UNPIN_TABLE, SIF_INITDOMAIN, SIF_MOD_START_PFN, SIF_PRIVILEGED,
+    MmuUpdate, MmuextOp, StartInfo, MAX_GUEST_CMDLINE, MMUEXT_NEW_BASEPTR, MMUEXT_PIN_L4_TABLE,
+    MMUEXT_UNPIN_TABLE, MMU_MACHPHYS_UPDATE, SIF_INITDOMAIN, SIF_MOD_START_PFN, SIF_PRIVILEGED,
 };
 
 use super::mm;
@@ -68,6 +70,8 @@ pub enum KexecError {
     Hypercall(&'static str, Errno),
     /// The trampoline code does not fit behind its data (a build problem).
     Trampoline,
+    /// A ring page of the start info is not ours or lies in the new layout.
+    RingFrame(&'static str, u64),
 }
 
 impl fmt::Display for KexecError {
@@ -82,6 +86,10 @@ impl fmt::Display for KexecError {
             KexecError::NoMachineFrame(pfn) => write!(f, "page {pfn:#x} has no machine frame"),
             KexecError::Hypercall(what, e) => write!(f, "{what} failed: {e}"),
             KexecError::Trampoline => write!(f, "the hand-off trampoline does not fit"),
+            KexecError::RingFrame(what, mfn) => write!(
+                f,
+                "the {what} ring (machine frame {mfn:#x}) is not a page of ours outside the new kernel's memory"
+            ),
         }
     }
 }
@@ -176,11 +184,19 @@ pub fn kexec_pv(
     let limit = crate::arch::image_range().start.min(mm::mapped_limit());
     let layout = plan(kernel, modules, si.nr_pages, limit)?;
     let p2m = mm::p2m_list();
-    let mfn = |pfn: u64| {
-        p2m.get(pfn as usize)
-            .copied()
-            .filter(|&m| m < xen_abi::pv::MACH2PHYS_NR_ENTRIES)
+    let moves = ring_moves(&layout, si, p2m)?;
+    let new_p2m = |pfn: u64| {
+        moves
+            .iter()
+            .flatten()
+            .find_map(|m| {
+                (pfn == m.to)
+                    .then_some(m.mfn)
+                    .or((pfn == m.from).then_some(m.displaced))
+            })
+            .or_else(|| p2m.get(pfn as usize).copied())
     };
+    let mfn = |pfn: u64| new_p2m(pfn).filter(|&m| m < xen_abi::pv::MACH2PHYS_NR_ENTRIES);
     let old_l4 = mm::root_mfn().ok_or(KexecError::NoMachineFrame(si.pt_base / PAGE))?;
     let new_l4 = mfn(layout.tables.start / PAGE)
         .ok_or(KexecError::NoMachineFrame(layout.tables.start / PAGE))?;
@@ -206,8 +222,9 @@ pub fn kexec_pv(
     // below our image and in the 1:1 map; the tables are still writable.
     let list = unsafe { ram(layout.p2m.start, layout.p2m.end - layout.p2m.start) };
     list.fill(0);
-    for (dst, src) in list.chunks_exact_mut(8).zip(p2m) {
-        dst.copy_from_slice(&src.to_le_bytes());
+    for (pfn, dst) in list.chunks_exact_mut(8).take(p2m.len()).enumerate() {
+        let m = new_p2m(pfn as u64).unwrap_or(xen_abi::pv::INVALID_MFN);
+        dst.copy_from_slice(&m.to_le_bytes());
     }
     write_start_info(
         unsafe { ram(layout.start_info, PAGE) },
@@ -280,7 +297,43 @@ pub fn kexec_pv(
         ));
     }
 
-    // 4. Point of no return.
+    // 4. The rings' new pseudo-physical places in the machine-to-physical
+    // table; then the point of no return.
+    let mut updates = [MmuUpdate::default(); 4];
+    let mut undo = [MmuUpdate::default(); 4];
+    let mut n = 0;
+    for m in moves.iter().flatten() {
+        for (frame, from, to) in [(m.mfn, m.from, m.to), (m.displaced, m.to, m.from)] {
+            updates[n] = MmuUpdate {
+                ptr: frame * PAGE | MMU_MACHPHYS_UPDATE,
+                val: to,
+            };
+            undo[n] = MmuUpdate {
+                ptr: frame * PAGE | MMU_MACHPHYS_UPDATE,
+                val: from,
+            };
+            n += 1;
+        }
+    }
+    // SAFETY: the machine-to-physical table changes no mapping.
+    if let Err(e) = unsafe { mm::mmu_update(&updates[..n]) } {
+        // SAFETY: as above; then the new L4 goes back to being RAM.
+        unsafe {
+            let _ = mm::mmu_update(&undo[..n]);
+            let _ = mm::mmuext(&mut [MmuextOp {
+                cmd: MMUEXT_UNPIN_TABLE,
+                pad: 0,
+                arg1: new_l4,
+                arg2: 0,
+            }]);
+            let _ = mm::set_writable(tables.start, tables.end, true);
+        }
+        return Err(KexecError::Hypercall(
+            "moving the console and xenstore rings (MMU_MACHPHYS_UPDATE)",
+            e,
+        ));
+    }
+
     log::info!(
         "pv kexec: entry {:#x}, start info {:#x}, {} page tables at {:#x}, mapping {:#x}..{:#x}",
         kernel.entry,
@@ -299,6 +352,47 @@ pub fn kexec_pv(
     // SAFETY: `code` is the trampoline just written, mapped at this address
     // in our tables and the new ones; it never returns.
     unsafe { core::arch::asm!("jmp {}", in(reg) code, options(noreturn)) }
+}
+
+/// A ring frame that moves from pseudo-physical frame `from` to `to`,
+/// trading places with the frame `displaced` that is at `to` now.
+#[derive(Clone, Copy)]
+struct RingMove {
+    mfn: u64,
+    from: u64,
+    to: u64,
+    displaced: u64,
+}
+
+/// The xenstore and console ring moves (none for a ring already in place).
+fn ring_moves(
+    layout: &Layout,
+    si: &crate::boot::PvStartInfo,
+    p2m: &[u64],
+) -> Result<[Option<RingMove>; 2], KexecError> {
+    let mut moves = [None; 2];
+    let rings = [
+        ("xenstore", si.store_mfn, layout.xenstore),
+        ("console", si.console_mfn, layout.console),
+    ];
+    for (slot, (what, mfn, to)) in moves.iter_mut().zip(rings) {
+        let from = mm::m2p(mfn).ok_or(KexecError::RingFrame(what, mfn))?;
+        let to = to / PAGE;
+        if from == to {
+            continue;
+        }
+        if from < layout.map_end / PAGE {
+            return Err(KexecError::RingFrame(what, mfn));
+        }
+        let displaced = *p2m.get(to as usize).ok_or(KexecError::NoMachineFrame(to))?;
+        *slot = Some(RingMove {
+            mfn,
+            from,
+            to,
+            displaced,
+        });
+    }
+    Ok(moves)
 }
 
 /// The trampoline template, checked to have room for its data.

@@ -489,3 +489,16 @@ pub(super) unsafe fn mmuext(ops: &mut [MmuextOp]) -> Result<(), Errno> {
     };
     Errno::check(rc).map(drop)
 }
+
+/// Sends `reqs` (at most one batch) in one mmu_update hypercall.
+///
+/// # Safety
+/// The requests must leave everything Rust uses mapped as before.
+pub(super) unsafe fn mmu_update(reqs: &[MmuUpdate]) -> Result<(), Errno> {
+    let mut batch = Batch::new();
+    for r in reqs.iter().take(BATCH) {
+        batch.push(*r);
+    }
+    // SAFETY: forwarded to the caller.
+    unsafe { batch.submit() }
+}
