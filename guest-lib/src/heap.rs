@@ -1,5 +1,4 @@
 //! The global allocator: a linked-list heap over the largest free RAM range.
-//! A guest linked above 1 MiB leaves the RAM below its image alone.
 //!
 //! "Free" means RAM in the memory map, above 1 MiB (low memory holds
 //! firmware-ish leftovers and, on some builders, the start info), inside
@@ -122,16 +121,7 @@ pub fn init(boot: &BootInfo) -> Option<PhysRange> {
     let ranges = boot.boot_ranges();
     excluded[..ranges.len()].copy_from_slice(ranges);
     let image = crate::arch::image_range();
-    // A guest linked above low memory (a boot loader: pvboot at 128 MiB)
-    // keeps the RAM below its image for the kernels it loads.
-    excluded[ranges.len()] = PhysRange {
-        start: if image.start > LOW_MEMORY_END {
-            0
-        } else {
-            image.start
-        },
-        end: image.end,
-    };
+    excluded[ranges.len()] = image;
     let r = choose_heap(
         boot.memory_map(),
         &mut excluded[..=ranges.len()],
