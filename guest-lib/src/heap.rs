@@ -1,10 +1,16 @@
 //! The global allocator: a linked-list heap over the largest free RAM range.
 //!
-//! "Free" means RAM in the memory map, above 1 MiB (low memory holds
-//! firmware-ish leftovers and, on some builders, the start info), inside
-//! the identity map, and outside the kernel image and every boot data range
-//! (start info, memory map, command lines, module list, modules). The heap
-//! is not zeroed: allocations that need zeroes ask for them.
+//! "Free" means RAM in the memory map, above a floor (by default 1 MiB: low
+//! memory holds firmware-ish leftovers and, on some builders, the start
+//! info), inside the identity map, and outside the kernel image and every
+//! boot data range (start info, memory map, command lines, module list,
+//! modules). The heap is not zeroed: allocations that need zeroes ask for
+//! them.
+//!
+//! An application can move the floor up to its own image and cap the heap's
+//! size ([`Placement`], given to [`main!`](crate::main)): pvboot, linked at
+//! 128 MiB, keeps its heap above its image so that RAM below it stays free
+//! for the kernels it loads.
 
 use core::alloc::{GlobalAlloc, Layout};
 use core::ptr::{null_mut, NonNull};
@@ -20,14 +26,60 @@ pub const LOW_MEMORY_END: u64 = 1 << 20;
 pub const MIN_HEAP: u64 = 64 * 1024;
 const PAGE: u64 = 4096;
 
+/// The lowest address the heap may use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Floor {
+    /// [`LOW_MEMORY_END`] (1 MiB).
+    LowMemory,
+    /// The start of the guest's own image (the heap then lies above it).
+    ImageStart,
+}
+
+/// Where an application wants its heap: given to [`main!`](crate::main) as
+/// `heap = ...`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Placement {
+    /// The lowest address the heap may use.
+    pub floor: Floor,
+    /// The most bytes the heap may take (its lowest part is used).
+    pub max_bytes: Option<u64>,
+}
+
+impl Placement {
+    /// The largest free range above 1 MiB, uncapped (what every guest gets
+    /// unless it asks otherwise).
+    pub const DEFAULT: Placement = Placement {
+        floor: Floor::LowMemory,
+        max_bytes: None,
+    };
+
+    /// Above the guest's image, at most `max_bytes`.
+    pub const fn above_image(max_bytes: u64) -> Placement {
+        Placement {
+            floor: Floor::ImageStart,
+            max_bytes: Some(max_bytes),
+        }
+    }
+}
+
+impl Default for Placement {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
 /// Picks the largest page-aligned range of RAM in `map` that lies in
-/// `[LOW_MEMORY_END, limit)` and overlaps none of `excluded` (which this
-/// sorts). `None` if nothing of at least [`MIN_HEAP`] bytes is left.
+/// `[max(floor, LOW_MEMORY_END), limit)` and overlaps none of `excluded`
+/// (which this sorts), cut to its first `max_bytes` (rounded down to a page)
+/// when given. `None` if nothing of at least [`MIN_HEAP`] bytes is left.
 pub fn choose_heap(
     map: &[MemoryRegion],
     excluded: &mut [PhysRange],
+    floor: u64,
     limit: u64,
+    max_bytes: Option<u64>,
 ) -> Option<PhysRange> {
+    let floor = floor.max(LOW_MEMORY_END);
     excluded.sort_unstable_by_key(|r| r.start);
     let mut best: Option<PhysRange> = None;
     let mut consider = |start: u64, end: u64| {
@@ -41,7 +93,7 @@ pub fn choose_heap(
         }
     };
     for r in map.iter().filter(|r| r.kind == MemoryKind::Ram) {
-        let start = r.start.max(LOW_MEMORY_END);
+        let start = r.start.max(floor);
         let end = r.end().min(limit);
         if start >= end {
             continue;
@@ -63,7 +115,15 @@ pub fn choose_heap(
             consider(cursor, end);
         }
     }
-    best
+    let mut best = best?;
+    if let Some(max) = max_bytes {
+        let max = max & !(PAGE - 1);
+        if max < MIN_HEAP {
+            return None;
+        }
+        best.end = best.end.min(best.start.saturating_add(max));
+    }
+    Some(best)
 }
 
 /// A [`linked_list_allocator::Heap`] behind an interrupt-masking lock.
@@ -115,17 +175,23 @@ pub static HEAP: GuestHeap = GuestHeap::empty();
 #[cfg(not(all(target_os = "none", not(test))))]
 pub static HEAP: GuestHeap = GuestHeap::empty();
 
-/// Gives the heap the largest free RAM range; returns it.
-pub fn init(boot: &BootInfo) -> Option<PhysRange> {
+/// Gives the heap the largest free RAM range `placement` allows; returns it.
+pub fn init(boot: &BootInfo, placement: Placement) -> Option<PhysRange> {
     let mut excluded = [PhysRange { start: 0, end: 0 }; crate::boot::MAX_BOOT_RANGES + 1];
     let ranges = boot.boot_ranges();
     excluded[..ranges.len()].copy_from_slice(ranges);
     let image = crate::arch::image_range();
     excluded[ranges.len()] = image;
+    let floor = match placement.floor {
+        Floor::LowMemory => LOW_MEMORY_END,
+        Floor::ImageStart => image.start,
+    };
     let r = choose_heap(
         boot.memory_map(),
         &mut excluded[..=ranges.len()],
+        floor,
         crate::arch::mapped_limit(),
+        placement.max_bytes,
     )?;
     // SAFETY: the range is RAM, identity-mapped, and overlaps neither the
     // image nor any boot data BootInfo refers to, so nothing else uses it.
@@ -163,7 +229,7 @@ mod tests {
             r(MIB, MIB + MIB / 2),
             r(2 * MIB, 2 * MIB + 100),
         ];
-        let h = choose_heap(&map, &mut ex, 4 << 30).unwrap();
+        let h = choose_heap(&map, &mut ex, 0, 4 << 30, None).unwrap();
         assert_eq!(h, r(2 * MIB + 4096, 40 * MIB));
     }
 
@@ -178,18 +244,18 @@ mod tests {
             },
             ram(200 * MIB, 100 * MIB),
         ];
-        let h = choose_heap(&map, &mut [], 210 * MIB).unwrap();
+        let h = choose_heap(&map, &mut [], 0, 210 * MIB, None).unwrap();
         assert_eq!(h, r(200 * MIB, 210 * MIB));
     }
 
     #[test]
     fn aligns_to_pages_and_refuses_tiny_ranges() {
         let map = [ram(MIB + 1, 200 * 1024)];
-        let h = choose_heap(&map, &mut [], u64::MAX).unwrap();
+        let h = choose_heap(&map, &mut [], 0, u64::MAX, None).unwrap();
         assert_eq!(h.start, MIB + 4096);
         assert_eq!(h.end, (MIB + 1 + 200 * 1024) & !4095);
-        assert_eq!(choose_heap(&[ram(MIB, 4096)], &mut [], u64::MAX), None);
-        assert_eq!(choose_heap(&[], &mut [], u64::MAX), None);
+        assert_eq!(choose_heap(&[ram(MIB, 4096)], &mut [], 0, u64::MAX, None), None);
+        assert_eq!(choose_heap(&[], &mut [], 0, u64::MAX, None), None);
     }
 
     #[test]
@@ -200,8 +266,25 @@ mod tests {
             r(5 * MIB, 20 * MIB),
             r(90 * MIB, 200 * MIB),
         ];
-        let h = choose_heap(&map, &mut ex, u64::MAX).unwrap();
+        let h = choose_heap(&map, &mut ex, 0, u64::MAX, None).unwrap();
         assert_eq!(h, r(50 * MIB, 90 * MIB));
+    }
+
+    #[test]
+    fn a_floor_and_a_cap_keep_the_heap_above_the_image() {
+        // pvboot's layout: 256 MiB of RAM, the image at 128 MiB..130 MiB,
+        // the start info low; the heap must not go below the image and must
+        // take at most 48 MiB, leaving the rest for modules.
+        let map = [ram(0, 0xA0000), ram(MIB, 255 * MIB)];
+        let mut ex = [r(128 * MIB, 130 * MIB), r(MIB, MIB + 4096)];
+        let h = choose_heap(&map, &mut ex, 128 * MIB, 4 << 30, Some(48 * MIB)).unwrap();
+        assert_eq!(h, r(130 * MIB, 178 * MIB));
+        // Without the floor the larger range below the image would win.
+        let h = choose_heap(&map, &mut ex, 0, 4 << 30, None).unwrap();
+        assert_eq!(h, r(MIB + 4096, 128 * MIB));
+        // A cap below the minimum heap is no heap; a floor above RAM neither.
+        assert_eq!(choose_heap(&map, &mut ex, 128 * MIB, 4 << 30, Some(4096)), None);
+        assert_eq!(choose_heap(&map, &mut ex, 300 * MIB, 4 << 30, None), None);
     }
 
     #[test]

@@ -39,15 +39,26 @@ pub enum BootMode {
 
 /// Defines the guest's entry point: `guest_lib::main!(my_main)` with
 /// `fn my_main(boot: &guest_lib::BootInfo)`. Returning from it powers the domain off.
+///
+/// `guest_lib::main!(my_main, heap = guest_lib::heap::Placement::above_image(48 << 20))`
+/// also says where the heap goes ([`crate::heap::Placement`]; the default
+/// is [`Placement::DEFAULT`](crate::heap::Placement::DEFAULT)).
 #[macro_export]
 macro_rules! main {
     ($main:path) => {
+        $crate::main!($main, heap = $crate::heap::Placement::DEFAULT);
+    };
+    ($main:path, heap = $placement:expr) => {
         #[doc(hidden)]
         #[unsafe(no_mangle)]
         pub fn __xenolith_main(boot: &'static $crate::BootInfo) {
             let f: fn(&'static $crate::BootInfo) = $main;
             f(boot)
         }
+
+        #[doc(hidden)]
+        #[unsafe(no_mangle)]
+        pub static __xenolith_heap_placement: $crate::heap::Placement = $placement;
     };
 }
 
@@ -69,6 +80,8 @@ mod imp {
     unsafe extern "Rust" {
         /// Defined by the application through `guest_lib::main!`.
         fn __xenolith_main(boot: &'static BootInfo);
+        /// Defined by the application through `guest_lib::main!`.
+        static __xenolith_heap_placement: heap::Placement;
     }
 
     struct BootCell(UnsafeCell<BootInfo>);
@@ -162,7 +175,10 @@ mod imp {
         if let Err(e) = console::init() {
             early!("xenolith: no PV console ({e}); printing to port 0xE9\n");
         }
-        let heap = heap::init(boot);
+        // SAFETY: `guest_lib::main!` defines the symbol with this type; it
+        // is an immutable static.
+        let placement = unsafe { __xenolith_heap_placement };
+        let heap = heap::init(boot, placement);
         logger::init(logger::level_from_cmdline(boot.cmdline()).unwrap_or(LevelFilter::Info));
         if let Err(e) = time::init() {
             fatal("cannot bind VIRQ_TIMER", &e);
