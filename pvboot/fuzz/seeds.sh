@@ -100,3 +100,24 @@ d = bytearray(open(mbr, 'rb').read())
 d[194 * 512:194 * 512 + 212] = label([(40, 200, 7), (10, 240, 1), (60, 193, 0), (512, 0, 0)], '<', 512)
 open(mbr, 'wb').write(bytes(d))
 PY
+
+# The console UI: a header (entries, default, timeout, fallback, script
+# length), a script of keys and clock steps (0xFE k), and the FAT12 seed
+# as the prompt's disk.
+mkdir -p "$out/pvboot_ui"
+python3 - "$out" <<'PY'
+import struct, sys
+out = sys.argv[1]
+fat = open(f'{out}/pvboot_fat/fat12.img', 'rb').read()
+scripts = {
+    'countdown': b'\xfe\xff\xfe\xff',
+    'select-edit': b'\xfe\x05\x1b[B\x1b[A\x1bOB2e\x05 single\x01\x1b[C\x1b[3~\x0b\r',
+    'edit-cancel': b'e\x15x\x1b\xfe\x03\x1b[6~\x1b[5~\r',
+    'prompt': b'cls\rls /\rls /dir\rls (hd0)\rcat /SHORT.TXT\rcat /multi\rroot (hd0)\rroot xbd0a\r'
+              b'kernel /multi a b\rinitrd /SHORT.TXT\rmodule /dir/zero x\rset\rset timeout=1\r'
+              b'set default=2\rhelp\r\x1b[A\x1b[A\x01\x0b\x15bogus\r\x03boot\rmenu\r\xfe\x30\xfe\x30c\x1b\xfe\x02',
+}
+for name, script in scripts.items():
+    head = bytes([3, 1, 2, 0x21]) + struct.pack('<H', len(script))
+    open(f'{out}/pvboot_ui/{name}', 'wb').write(head + script + fat)
+PY

@@ -2,7 +2,7 @@
 //! tests, the demo and the benchmarks.
 //!
 //! - `cargo xtask build`: target/release/xenolith and the guests in target/guests/.
-//! - `cargo xtask demo`: boots the hello guest with its console on the terminal.
+//! - `cargo xtask demo`: builds a demo disk and boots pvboot on it, console on the terminal.
 //! - `cargo xtask test`: every test (unit, end-to-end, fuzz smoke runs).
 //! - `cargo xtask bench`: every benchmark, each against a real peer.
 //! - `cargo xtask fuzz [--seconds N]`: the fuzz targets.
@@ -11,6 +11,7 @@
 //! - `cargo xtask setup`: installs what the others need (also run by them).
 
 mod bench;
+mod demo;
 mod fuzz;
 mod setup;
 mod xen;
@@ -35,7 +36,7 @@ fn main() -> Result<()> {
         Some("demo") => {
             setup::run()?;
             build()?;
-            demo()
+            demo::run()
         }
         Some("test") => {
             setup::run()?;
@@ -100,12 +101,6 @@ pub fn build() -> Result<()> {
 /// Where cargo builds: $CARGO_TARGET_DIR (relative to the root) or target/.
 fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), |d| root().join(d))
-}
-
-fn demo() -> Result<()> {
-    let cfg = root().join("examples/hello/hello.cfg");
-    println!("booting {} under xenolith (console attached):", cfg.display());
-    run(Command::new(root().join("target/release/xenolith")).args(["create", "-c"]).arg(&cfg))
 }
 
 fn test() -> Result<()> {

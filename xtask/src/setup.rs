@@ -21,7 +21,12 @@ const PACKAGES: &[(&str, &str)] = &[
     ("fio", "host disk baseline for benchmarks"),
     ("valgrind", "instruction counts for guest-side code"),
     ("qemu-system-x86", "test-xen: boots Debian's real Xen under TCG"),
-    ("xz-utils", "test-xen: unpacks the dom0 kernel from its bzImage"),
+    ("xz-utils", "test-xen: unpacks the dom0 kernel from its bzImage; xz and lzma for pvboot's compress tests"),
+    ("gzip", "pvboot compress tests: gzip -9"),
+    ("zstd", "pvboot compress tests: zstd -19 / --ultra -22"),
+    ("bzip2", "pvboot compress tests: bzip2 -9"),
+    ("lz4", "pvboot compress tests: lz4 -l (the legacy frame Linux uses)"),
+    ("lzop", "pvboot compress tests: lzop -9"),
 ];
 
 /// Installs whatever is missing; quiet when everything is there.

@@ -132,6 +132,9 @@ pub struct Probes {
     /// Count guest instructions by single-stepping (XENOLITH_COUNT_INSTRUCTIONS)
     /// until the handler says `counting_done`.
     pub count_instructions: bool,
+    /// With XENOLITH_COUNT_INSTRUCTIONS=all: count until the domain stops
+    /// instead (a boot loader prints long before the work being measured).
+    pub count_until_stop: bool,
 }
 
 impl Probes {
@@ -140,6 +143,7 @@ impl Probes {
         Probes {
             t0_ns: std::env::var("XENOLITH_BENCH_T0").ok().and_then(|v| v.parse().ok()),
             count_instructions: std::env::var_os("XENOLITH_COUNT_INSTRUCTIONS").is_some(),
+            count_until_stop: std::env::var_os("XENOLITH_COUNT_INSTRUCTIONS").is_some_and(|v| v == "all"),
         }
     }
 }
@@ -235,7 +239,8 @@ impl Vcpu {
         }
         loop {
             if let Some(n) = counted {
-                if handler.counting_done() {
+                let stopping = handler.should_stop();
+                if stopping || (!probes.count_until_stop && handler.counting_done()) {
                     self.single_step(false)?;
                     eprintln!("xenolith-bench: instructions-before-output={n}");
                     counted = None;

@@ -146,10 +146,8 @@ fn compare_dir(fs: &dyn FileSystem, dir: &Path, path: &str, check: Check, count:
         got.retain(|n| !check.extra.contains(&n.as_str()));
     }
     got.sort();
-    let mut want: Vec<String> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
+    let mut want: Vec<String> =
+        fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
     want.sort();
     assert_eq!(got, want, "listing of {path}");
     for name in want {

@@ -4,11 +4,12 @@
 
 mod block;
 mod boot;
+mod boot_loader;
 mod fs;
 
 use anyhow::Result;
 
-/// Runs the benchmarks named in `args` (all when empty): boot, fs, block.
+/// Runs the benchmarks named in `args` (all when empty): boot, fs, block, boot-loader.
 pub fn run(args: &[String]) -> Result<()> {
     let want = |name: &str| args.is_empty() || args.iter().any(|a| a == name);
     if want("boot") {
@@ -23,6 +24,11 @@ pub fn run(args: &[String]) -> Result<()> {
         let report = block::run()?;
         print!("{report}");
         record("block", &report)?;
+    }
+    if want("boot-loader") {
+        let report = boot_loader::run()?;
+        print!("{report}");
+        record("boot-loader", &report)?;
     }
     Ok(())
 }
