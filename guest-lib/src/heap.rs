@@ -254,7 +254,10 @@ mod tests {
         let h = choose_heap(&map, &mut [], 0, u64::MAX, None).unwrap();
         assert_eq!(h.start, MIB + 4096);
         assert_eq!(h.end, (MIB + 1 + 200 * 1024) & !4095);
-        assert_eq!(choose_heap(&[ram(MIB, 4096)], &mut [], 0, u64::MAX, None), None);
+        assert_eq!(
+            choose_heap(&[ram(MIB, 4096)], &mut [], 0, u64::MAX, None),
+            None
+        );
         assert_eq!(choose_heap(&[], &mut [], 0, u64::MAX, None), None);
     }
 
@@ -283,7 +286,10 @@ mod tests {
         let h = choose_heap(&map, &mut ex, 0, 4 << 30, None).unwrap();
         assert_eq!(h, r(MIB + 4096, 128 * MIB));
         // A cap below the minimum heap is no heap; a floor above RAM neither.
-        assert_eq!(choose_heap(&map, &mut ex, 128 * MIB, 4 << 30, Some(4096)), None);
+        assert_eq!(
+            choose_heap(&map, &mut ex, 128 * MIB, 4 << 30, Some(4096)),
+            None
+        );
         assert_eq!(choose_heap(&map, &mut ex, 300 * MIB, 4 << 30, None), None);
     }
 

@@ -195,11 +195,11 @@ pub fn plan(
     limit: u64,
 ) -> Result<Layout, PlanError> {
     let image = kernel.image;
-    if image.start >= image.end || image.start % PAGE != 0 || image.end > limit {
+    if image.start >= image.end || !image.start.is_multiple_of(PAGE) || image.end > limit {
         return Err(PlanError::BadImage(image));
     }
     let vb = kernel.virt_base;
-    if vb % PAGE != 0 {
+    if !vb.is_multiple_of(PAGE) {
         return Err(PlanError::BadVirtBase(vb));
     }
     let virt = |p: u64| vb.wrapping_add(p);
@@ -211,7 +211,7 @@ pub fn plan(
         return Err(PlanError::OutsideImage("entry point", kernel.entry));
     }
     if let Some(h) = kernel.hypercall_page {
-        if h % PAGE != 0 || !in_image(h) || !in_image(h + PAGE - 1) {
+        if !h.is_multiple_of(PAGE) || !in_image(h) || !in_image(h + PAGE - 1) {
             return Err(PlanError::OutsideImage("hypercall page", h));
         }
     }
@@ -233,7 +233,7 @@ pub fn plan(
     // With the module outside the layout first, then (if that is not
     // allowed or it would be in the way) with it moved after the kernel.
     let kernel_end = page_up(image.end).ok_or(too_big(u64::MAX))?;
-    let in_place = |m: PhysRange| kernel.mod_start_pfn && m.start % PAGE == 0;
+    let in_place = |m: PhysRange| kernel.mod_start_pfn && m.start.is_multiple_of(PAGE);
     let mut layout = lay_out(kernel, None, kernel_end, nr_pages, limit)?;
     match module {
         Some(m)
@@ -267,7 +267,7 @@ pub fn plan(
     let last = first
         .checked_add(layout.map_end - 1)
         .filter(|&l| l <= VA_MASK);
-    let canonical = |a: u64| a < (1 << 47) || a >= 0xFFFF_8000_0000_0000;
+    let canonical = |a: u64| !((1 << 47)..0xFFFF_8000_0000_0000).contains(&a);
     match last {
         Some(l)
             if canonical(virt(0))
@@ -544,7 +544,7 @@ mod tests {
             if level == 1 {
                 return Some(e);
             }
-            pos = (frame - 0x10000 - l.tables.start / PAGE) as u64;
+            pos = frame - 0x10000 - l.tables.start / PAGE;
         }
         None
     }

@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
+use super::cpio::Archive;
 use super::elf;
+use super::fetch::Stage;
 use super::report::Outcome;
 
 /// How Xen boots the guest.
@@ -29,7 +31,14 @@ impl fmt::Display for Mode {
 }
 
 /// libxl_shutdown_reason, as xl logs it ("reason code N").
-pub const REASONS: &[&str] = &["poweroff", "reboot", "suspend", "crash", "watchdog", "soft_reset"];
+pub const REASONS: &[&str] = &[
+    "poweroff",
+    "reboot",
+    "suspend",
+    "crash",
+    "watchdog",
+    "soft_reset",
+];
 
 /// What a check found in a finished case.
 #[derive(Default)]
@@ -87,17 +96,26 @@ impl Case {
     }
 
     fn image_inside(&self) -> String {
-        format!("/guests/{}", self.image.file_name().unwrap_or_default().to_string_lossy())
+        format!(
+            "/guests/{}",
+            self.image.file_name().unwrap_or_default().to_string_lossy()
+        )
     }
 
     fn ramdisk_inside(&self) -> Option<String> {
         let host = self.ramdisk.as_ref()?;
-        Some(format!("/guests/{}", host.file_name().unwrap_or_default().to_string_lossy()))
+        Some(format!(
+            "/guests/{}",
+            host.file_name().unwrap_or_default().to_string_lossy()
+        ))
     }
 
     fn disk_inside(&self) -> Option<String> {
         let (host, _) = self.disk.as_ref()?;
-        Some(format!("/disks/{}", host.file_name().unwrap_or_default().to_string_lossy()))
+        Some(format!(
+            "/disks/{}",
+            host.file_name().unwrap_or_default().to_string_lossy()
+        ))
     }
 
     /// Files to put into dom0, as (host path, path inside without the leading /).
@@ -137,24 +155,42 @@ impl Case {
 
 /// Every case for `guests` (image paths in target/guests), plus the modes
 /// that cannot run and why. `scratch` receives generated disk images;
-/// `linux` is Debian's kernel as an uncompressed ELF (the PV hand-off starts
-/// it). `only` keeps the cases whose name contains one of its words.
-pub fn plan(guests: &[PathBuf], scratch: &Path, linux: &Path, only: &[String]) -> Result<(Vec<Case>, Vec<Skipped>)> {
+/// `stage` has Debian's kernel (the PV hand-off starts it) and busybox (for
+/// its initrd). `only` keeps the cases whose name contains one of its words.
+pub fn plan(
+    guests: &[PathBuf],
+    scratch: &Path,
+    stage: &Stage,
+    only: &[String],
+) -> Result<(Vec<Case>, Vec<Skipped>)> {
     let mut cases = Vec::new();
     let mut skipped = Vec::new();
     for image in guests {
-        let name = image.file_name().unwrap_or_default().to_string_lossy().into_owned();
-        let notes = elf::xen_notes(&std::fs::read(image).with_context(|| format!("reading {}", image.display()))?)
-            .with_context(|| format!("reading the ELF notes of {}", image.display()))?;
+        let name = image
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
+        let notes = elf::xen_notes(
+            &std::fs::read(image).with_context(|| format!("reading {}", image.display()))?,
+        )
+        .with_context(|| format!("reading the ELF notes of {}", image.display()))?;
         for mode in [Mode::Pvh, Mode::Pv] {
             match mode_support(&notes, mode).and_then(|()| guest_mode_support(&name, mode)) {
-                Ok(()) => cases.extend(guest_cases(&name, image, mode, scratch, guests, linux)?),
-                Err(why) => skipped.push(Skipped { label: name.clone(), mode, why }),
+                Ok(()) => cases.extend(guest_cases(&name, image, mode, scratch, guests, stage)?),
+                Err(why) => skipped.push(Skipped {
+                    label: name.clone(),
+                    mode,
+                    why,
+                }),
             }
         }
     }
     if !only.is_empty() {
-        cases.retain(|c| only.iter().any(|w| c.name().contains(w.as_str()) || c.dir_name().contains(w.as_str())));
+        cases.retain(|c| {
+            only.iter()
+                .any(|w| c.name().contains(w.as_str()) || c.dir_name().contains(w.as_str()))
+        });
     }
     for (i, c) in cases.iter_mut().enumerate() {
         c.index = i + 1;
@@ -181,7 +217,14 @@ fn guest_mode_support(name: &str, mode: Mode) -> Result<(), String> {
     }
 }
 
-fn case(label: &str, image: &Path, mode: Mode, extra: &str, reason: &'static str, check: Check) -> Case {
+fn case(
+    label: &str,
+    image: &Path,
+    mode: Mode,
+    extra: &str,
+    reason: &'static str,
+    check: Check,
+) -> Case {
     Case {
         label: label.to_owned(),
         mode,
@@ -197,23 +240,55 @@ fn case(label: &str, image: &Path, mode: Mode, extra: &str, reason: &'static str
     }
 }
 
-fn guest_cases(name: &str, image: &Path, mode: Mode, scratch: &Path, guests: &[PathBuf], linux: &Path) -> Result<Vec<Case>> {
+fn guest_cases(
+    name: &str,
+    image: &Path,
+    mode: Mode,
+    scratch: &Path,
+    guests: &[PathBuf],
+    stage: &Stage,
+) -> Result<Vec<Case>> {
     Ok(match name {
         "pv-kexec" => {
             // It lives at 128 MiB, as pvboot does: 256 MiB of RAM.
-            let hello = guests.iter().find(|g| g.file_name().is_some_and(|n| n == "hello")).context("pv-kexec needs the hello guest")?;
-            let mut c = case("pv-kexec-hello", image, mode, "SOME TEXT", "poweroff", check_kexec_hello);
+            let hello = guests
+                .iter()
+                .find(|g| g.file_name().is_some_and(|n| n == "hello"))
+                .context("pv-kexec needs the hello guest")?;
+            let mut c = case(
+                "pv-kexec-hello",
+                image,
+                mode,
+                "SOME TEXT",
+                "poweroff",
+                check_kexec_hello,
+            );
             c.memory_mib = 256;
             c.ramdisk = Some(hello.clone());
-            let mut l = case("pv-kexec-linux", image, mode, LINUX_CMDLINE, "crash", check_kexec_linux);
+            let (module, offset) = linux_with_initrd(stage, scratch)?;
+            let mut l = case(
+                "pv-kexec-linux",
+                image,
+                mode,
+                &format!("pv-kexec.initrd={offset:#x} {LINUX_CMDLINE}"),
+                "poweroff",
+                check_kexec_linux,
+            );
             l.memory_mib = 256;
-            l.ramdisk = Some(linux.to_owned());
+            l.ramdisk = Some(module);
             l.timeout_secs = 180;
             vec![c, l]
         }
         "hello" => vec![
             case("hello", image, mode, "SOME TEXT", "poweroff", check_hello),
-            case("hello-panic", image, mode, "please panic now", "crash", check_panic),
+            case(
+                "hello-panic",
+                image,
+                mode,
+                "please panic now",
+                "crash",
+                check_panic,
+            ),
         ],
         "abi-check" => {
             let mut c = case("abi-check", image, mode, "", "poweroff", check_abi);
@@ -228,12 +303,21 @@ fn guest_cases(name: &str, image: &Path, mode: Mode, scratch: &Path, guests: &[P
         }
         "disk-bench" => {
             // A short run of both phases against Linux's blkback.
-            let mut c = case("disk-bench", image, mode, "seq rand reads=64", "poweroff", check_bench);
+            let mut c = case(
+                "disk-bench",
+                image,
+                mode,
+                "seq rand reads=64",
+                "poweroff",
+                check_bench,
+            );
             c.disk = Some(disk_image(&scratch.join(format!("disk-bench-{mode}.img")))?);
             vec![c]
         }
         // A guest without its own assertions must at least boot and power off.
-        _ => vec![case(name, image, mode, "", "poweroff", |_, _| Findings::default())],
+        _ => vec![case(name, image, mode, "", "poweroff", |_, _| {
+            Findings::default()
+        })],
     })
 }
 
@@ -242,33 +326,90 @@ fn check_hello(case: &Case, out: &Outcome) -> Findings {
     let console = &out.console;
     let mut f = Findings::default();
     let bad = &mut f.bad;
-    for want in ["Hello from Xenolith!".to_owned(), format!("command line: {}", case.extra), format!("memory: {} MiB", case.memory_mib)] {
+    for want in [
+        "Hello from Xenolith!".to_owned(),
+        format!("command line: {}", case.extra),
+        format!("memory: {} MiB", case.memory_mib),
+    ] {
         if !console.lines().any(|l| l.trim_end() == want) {
             bad.push(format!("no line {want:?} on the console"));
         }
     }
-    let measured = console.lines().find_map(|l| l.strip_prefix("slept 100 ms (measured ")?.trim_end().strip_suffix(" ms)"));
+    let measured = console.lines().find_map(|l| {
+        l.strip_prefix("slept 100 ms (measured ")?
+            .trim_end()
+            .strip_suffix(" ms)")
+    });
     match measured.map(|m| m.trim().parse::<f64>()) {
         None => bad.push("no \"slept 100 ms (measured X ms)\" line on the console".into()),
-        Some(Err(_)) => bad.push(format!("bad duration in the sleep line: {:?}", measured.unwrap_or_default())),
-        Some(Ok(ms)) if !(100.0..500.0).contains(&ms) => bad.push(format!("pvclock sleep measured {ms} ms, not within [100, 500)")),
+        Some(Err(_)) => bad.push(format!(
+            "bad duration in the sleep line: {:?}",
+            measured.unwrap_or_default()
+        )),
+        Some(Ok(ms)) if !(100.0..500.0).contains(&ms) => bad.push(format!(
+            "pvclock sleep measured {ms} ms, not within [100, 500)"
+        )),
         Some(Ok(ms)) => f.notes.push(format!("slept 100 ms, measured {ms} ms")),
     }
     f
 }
 
 /// Debian's Linux after the PV hand-off: its console on the PV console
-/// ring from the start; with no root device it panics, which ends a Xen
-/// domU as crashed.
-const LINUX_CMDLINE: &str = "console=hvc0 earlyprintk=xen root=/dev/nothing";
+/// ring from the start.
+const LINUX_CMDLINE: &str = "console=hvc0 earlyprintk=xen";
+
+/// What the initrd's /init prints before it powers the domain off.
+const INITRD_LINE: &str = "pv-kexec initrd: /init runs";
+
+/// pv-kexec's module for Linux: Debian's vmlinux, padded to a page, then an
+/// initrd (busybox and an /init that prints [`INITRD_LINE`] and powers off).
+/// Returns the file and the initrd's offset in it.
+fn linux_with_initrd(stage: &Stage, scratch: &Path) -> Result<(PathBuf, u64)> {
+    let mut image = std::fs::read(&stage.vmlinux)
+        .with_context(|| format!("reading {}", stage.vmlinux.display()))?;
+    image.resize(image.len().next_multiple_of(4096), 0);
+    let offset = image.len() as u64;
+    let mut initrd = Archive::default();
+    let busybox = stage.root.join("bin/busybox");
+    initrd.file(
+        "bin/busybox",
+        0o755,
+        &std::fs::read(&busybox).with_context(|| format!("reading {}", busybox.display()))?,
+    );
+    initrd.symlink("bin/sh", "busybox");
+    initrd.file(
+        "init",
+        0o755,
+        format!("#!/bin/sh\n/bin/busybox echo \"{INITRD_LINE}\"\n/bin/busybox poweroff -f\n")
+            .as_bytes(),
+    );
+    image.extend(initrd.finish());
+    let path = scratch.join("linux-and-initrd.img");
+    std::fs::write(&path, &image).with_context(|| format!("writing {}", path.display()))?;
+    Ok((path, offset))
+}
 
 /// The hand-off guest said what it loaded, with hello's own numbers.
 fn kexec_line(out: &Outcome, f: &mut Findings) {
-    match out.console.lines().find(|l| l.starts_with("pv-kexec: loaded ")) {
-        Some(l) => f.notes.push(l.trim_end().trim_start_matches("pv-kexec: ").to_owned()),
-        None => f.bad.push("no \"pv-kexec: loaded ...\" line: the hand-off guest did not get as far as loading".into()),
+    match out
+        .console
+        .lines()
+        .find(|l| l.starts_with("pv-kexec: loaded "))
+    {
+        Some(l) => f
+            .notes
+            .push(l.trim_end().trim_start_matches("pv-kexec: ").to_owned()),
+        None => f.bad.push(
+            "no \"pv-kexec: loaded ...\" line: the hand-off guest did not get as far as loading"
+                .into(),
+        ),
     }
-    f.bad.extend(out.console.lines().filter(|l| l.starts_with("pv-kexec: error")).map(|l| format!("pv-kexec says {:?}", l.trim_end())));
+    f.bad.extend(
+        out.console
+            .lines()
+            .filter(|l| l.starts_with("pv-kexec: error"))
+            .map(|l| format!("pv-kexec says {:?}", l.trim_end())),
+    );
 }
 
 /// pv-kexec starting hello: hello's lines with hello's command line (handed
@@ -280,21 +421,32 @@ fn check_kexec_hello(case: &Case, out: &Outcome) -> Findings {
 }
 
 /// pv-kexec starting Linux: Linux's first console lines, its command line.
-fn check_kexec_linux(case: &Case, out: &Outcome) -> Findings {
+fn check_kexec_linux(_: &Case, out: &Outcome) -> Findings {
     let mut f = Findings::default();
     kexec_line(out, &mut f);
     let lines: Vec<&str> = out.console.lines().map(str::trim_end).collect();
     match lines.iter().find(|l| l.contains("Linux version ")) {
         Some(l) => f.notes.push(l.trim().chars().take(60).collect()),
-        None => f.bad.push("no \"Linux version\" line: Linux printed nothing".into()),
+        None => f
+            .bad
+            .push("no \"Linux version\" line: Linux printed nothing".into()),
     }
-    let want = format!("Command line: {}", case.extra);
+    // pv-kexec hands on its command line without its own words.
+    let want = format!("Command line: {LINUX_CMDLINE}");
     if !lines.iter().any(|l| l.ends_with(&want)) {
-        f.bad.push(format!("no line ending {want:?} on the console"));
+        f.bad
+            .push(format!("no line ending {want:?} on the console"));
     }
-    // The whole boot: Linux sees the domain's memory and runs to the end
-    // of its init, where no root device is a panic.
-    for want in ["Booting paravirtualized kernel on Xen", "Memory: ", "VFS: Unable to mount root fs"] {
+    // The whole boot: Linux sees the domain's memory, finds the initrd the
+    // hand-off passed (by frame number) and runs its /init.
+    for want in [
+        "Hypervisor detected: Xen PV",
+        "Memory: ",
+        "Trying to unpack rootfs image as initramfs",
+        "Freeing initrd memory",
+        "Run /init as init process",
+        INITRD_LINE,
+    ] {
         if !lines.iter().any(|l| l.contains(want)) {
             f.bad.push(format!("no line with {want:?} on the console"));
         }
@@ -305,40 +457,76 @@ fn check_kexec_linux(case: &Case, out: &Outcome) -> Findings {
 /// hello with "panic" on its command line: the panic message reaches the
 /// console (a line other than the echoed command line).
 fn check_panic(_: &Case, out: &Outcome) -> Findings {
-    match out.console.lines().find(|l| l.contains("panic") && !l.starts_with("command line:")) {
-        Some(l) => Findings { notes: vec![format!("console: {:?}", l.trim())], ..Default::default() },
-        None => Findings { bad: vec!["the panic message did not reach the console".into()], ..Default::default() },
+    match out
+        .console
+        .lines()
+        .find(|l| l.contains("panic") && !l.starts_with("command line:"))
+    {
+        Some(l) => Findings {
+            notes: vec![format!("console: {:?}", l.trim())],
+            ..Default::default()
+        },
+        None => Findings {
+            bad: vec!["the panic message did not reach the console".into()],
+            ..Default::default()
+        },
     }
 }
 
 /// abi-check: every bad hypercall got Xen's errno (tests/tests/abi.rs).
 fn check_abi(_: &Case, out: &Outcome) -> Findings {
-    let mut bad: Vec<String> = out.console.lines().filter(|l| l.starts_with("FAIL")).map(|l| format!("abi-check says {l:?}")).collect();
+    let mut bad: Vec<String> = out
+        .console
+        .lines()
+        .filter(|l| l.starts_with("FAIL"))
+        .map(|l| format!("abi-check says {l:?}"))
+        .collect();
     match out.console.lines().find(|l| l.starts_with("abi-check: ")) {
         None => bad.push("no \"abi-check: N passed, M failed\" summary on the console".into()),
         Some(summary) => {
-            let passed: u32 = summary.split_whitespace().nth(1).and_then(|n| n.parse().ok()).unwrap_or(0);
+            let passed: u32 = summary
+                .split_whitespace()
+                .nth(1)
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0);
             if !summary.trim_end().ends_with(" 0 failed") || passed < 20 {
-                bad.push(format!("summary {summary:?}: want at least 20 passed and 0 failed"));
+                bad.push(format!(
+                    "summary {summary:?}: want at least 20 passed and 0 failed"
+                ));
             }
         }
     }
-    Findings { bad, ..Default::default() }
+    Findings {
+        bad,
+        ..Default::default()
+    }
 }
 
 /// disk-bench: both phases ran and it said so.
 fn check_bench(_: &Case, out: &Outcome) -> Findings {
     let mut f = Findings::default();
     let lines: Vec<&str> = out.console.lines().map(str::trim_end).collect();
-    for phase in ["disk-bench: connected-ns=", "disk-bench: seq bytes=", "disk-bench: rand reads=64 "] {
+    for phase in [
+        "disk-bench: connected-ns=",
+        "disk-bench: seq bytes=",
+        "disk-bench: rand reads=64 ",
+    ] {
         match lines.iter().find(|l| l.starts_with(phase)) {
             Some(l) => f.notes.push((*l).to_string()),
-            None => f.bad.push(format!("no line starting {phase:?} on the console")),
+            None => f
+                .bad
+                .push(format!("no line starting {phase:?} on the console")),
         }
     }
-    f.bad.extend(lines.iter().filter(|l| l.contains("FAILED")).map(|l| format!("disk-bench says {l:?}")));
+    f.bad.extend(
+        lines
+            .iter()
+            .filter(|l| l.contains("FAILED"))
+            .map(|l| format!("disk-bench says {l:?}")),
+    );
     if !lines.contains(&"disk-bench: done") {
-        f.bad.push("no line \"disk-bench: done\" on the console".into());
+        f.bad
+            .push("no line \"disk-bench: done\" on the console".into());
     }
     f
 }
@@ -348,18 +536,32 @@ fn check_bench(_: &Case, out: &Outcome) -> Findings {
 fn check_disk(case: &Case, out: &Outcome) -> Findings {
     let mut f = Findings::default();
     let lines: Vec<&str> = out.console.lines().map(str::trim_end).collect();
-    match (&case.disk, lines.iter().find_map(|l| l.strip_prefix("sha256: "))) {
-        (Some((_, want)), Some(got)) if got.eq_ignore_ascii_case(want) => f.notes.push(format!("sha256 {} matches the host's", &want[..16])),
-        (Some((_, want)), Some(got)) => f.bad.push(format!("disk sha256 {got}, but the host's sha256 of the image is {want}")),
+    match (
+        &case.disk,
+        lines.iter().find_map(|l| l.strip_prefix("sha256: ")),
+    ) {
+        (Some((_, want)), Some(got)) if got.eq_ignore_ascii_case(want) => f
+            .notes
+            .push(format!("sha256 {} matches the host's", &want[..16])),
+        (Some((_, want)), Some(got)) => f.bad.push(format!(
+            "disk sha256 {got}, but the host's sha256 of the image is {want}"
+        )),
         (_, None) => f.bad.push("no \"sha256: HEX\" line on the console".into()),
         (None, _) => f.bad.push("no disk image".into()),
     }
-    f.bad.extend(lines.iter().filter(|l| l.starts_with("error:") || l.contains("FAILED")).map(|l| format!("disk-check says {l:?}")));
+    f.bad.extend(
+        lines
+            .iter()
+            .filter(|l| l.starts_with("error:") || l.contains("FAILED"))
+            .map(|l| format!("disk-check says {l:?}")),
+    );
     if !lines.contains(&"disk-check: done") {
-        f.bad.push("no line \"disk-check: done\" on the console".into());
+        f.bad
+            .push("no line \"disk-check: done\" on the console".into());
     }
     if !lines.iter().any(|l| l.starts_with("verify: ok")) {
-        f.bad.push("no \"verify: ok\" line (write test) on the console".into());
+        f.bad
+            .push("no \"verify: ok\" line (write test) on the console".into());
     }
     f
 }
@@ -377,8 +579,19 @@ fn disk_image(path: &Path) -> Result<(PathBuf, String)> {
         })
         .collect();
     std::fs::write(path, &data)?;
-    let out = std::process::Command::new("sha256sum").arg(path).output().context("running sha256sum")?;
-    let sha = String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap_or_default().to_owned();
-    anyhow::ensure!(sha.len() == 64, "sha256sum {} printed no checksum", path.display());
+    let out = std::process::Command::new("sha256sum")
+        .arg(path)
+        .output()
+        .context("running sha256sum")?;
+    let sha = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    anyhow::ensure!(
+        sha.len() == 64,
+        "sha256sum {} printed no checksum",
+        path.display()
+    );
     Ok((path.to_owned(), sha))
 }

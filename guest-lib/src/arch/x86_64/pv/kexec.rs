@@ -305,11 +305,11 @@ pub fn kexec_pv(
     for m in moves.iter().flatten() {
         for (frame, from, to) in [(m.mfn, m.from, m.to), (m.displaced, m.to, m.from)] {
             updates[n] = MmuUpdate {
-                ptr: frame * PAGE | MMU_MACHPHYS_UPDATE,
+                ptr: (frame * PAGE) | MMU_MACHPHYS_UPDATE,
                 val: to,
             };
             undo[n] = MmuUpdate {
-                ptr: frame * PAGE | MMU_MACHPHYS_UPDATE,
+                ptr: (frame * PAGE) | MMU_MACHPHYS_UPDATE,
                 val: from,
             };
             n += 1;
