@@ -3,7 +3,9 @@
 //!
 //! The caller has loaded the kernel's segments at their pseudo-physical
 //! addresses (below our image) and describes them with a [`PvKernel`].
-//! [`kexec_pv`] then, following the plan of [`crate::pv_handoff`]:
+//! [`prepare_pv`] does steps 1 to 3 (all that can fail; the caller can
+//! still carry on), [`PreparedPv::enter`] steps 4 and 5; [`kexec_pv`] is
+//! both. Following the plan of [`crate::pv_handoff`]:
 //!
 //! 1. moves the module after the kernel if the plan says so;
 //! 2. writes the p2m list (a copy of ours, except that the console and
@@ -170,13 +172,39 @@ unsafe fn ram(paddr: u64, len: u64) -> &'static mut [u8] {
 }
 
 /// Starts `kernel` (already loaded) in this domain with `modules` (at most
-/// one, where the caller loaded it) and `cmdline`. Returns only if the
-/// hand-off cannot be done, with nothing changed that the caller relies on.
+/// one, where the caller loaded it) and `cmdline`: [`prepare_pv`], then
+/// [`PreparedPv::enter`]. Returns only if the hand-off cannot be done, with
+/// nothing changed that the caller relies on. Callers with frontends close
+/// them (and quiesce) between the two steps instead.
 pub fn kexec_pv(
     kernel: &PvKernel,
     modules: &[PhysRange],
     cmdline: &str,
 ) -> Result<Infallible, KexecError> {
+    prepare_pv(kernel, modules, cmdline)?.enter()
+}
+
+/// Everything of the hand-off that can fail, done: the next kernel's
+/// layout is written and its L4 pinned. Either [`enter`](Self::enter) it
+/// or [`cancel`](Self::cancel) it.
+#[must_use = "a prepared hand-off holds a pinned page table: enter or cancel it"]
+pub struct PreparedPv {
+    layout: Layout,
+    entry: u64,
+    new_l4: u64,
+    code: u64,
+    m2p: [MmuUpdate; 4],
+    m2p_len: usize,
+}
+
+/// Steps 1 to 3 of the module docs. Nothing the caller uses changes: the
+/// writes go to the plan's pages below our image (and the module's new
+/// place), and on failure the new tables are made plain RAM again.
+pub fn prepare_pv(
+    kernel: &PvKernel,
+    modules: &[PhysRange],
+    cmdline: &str,
+) -> Result<PreparedPv, KexecError> {
     if cmdline.len() >= MAX_GUEST_CMDLINE {
         return Err(KexecError::CommandLineTooLong(cmdline.len()));
     }
@@ -277,8 +305,14 @@ pub fn kexec_pv(
     // 3. Tables read-only in our map, then pinned (validated) as an L4.
     let tables = layout.tables;
     // SAFETY: nothing writes the tables from here on.
-    unsafe { mm::set_writable(tables.start, tables.end, false) }
-        .map_err(|e| KexecError::Hypercall("remapping the new page tables read-only", e))?;
+    if let Err(e) = unsafe { mm::set_writable(tables.start, tables.end, false) } {
+        // SAFETY: none of them is a page table yet.
+        let _ = unsafe { mm::set_writable(tables.start, tables.end, true) };
+        return Err(KexecError::Hypercall(
+            "remapping the new page tables read-only",
+            e,
+        ));
+    }
     // SAFETY: pinning changes no mapping.
     let pinned = unsafe {
         mm::mmuext(&mut [MmuextOp {
@@ -297,61 +331,77 @@ pub fn kexec_pv(
         ));
     }
 
-    // 4. The rings' new pseudo-physical places in the machine-to-physical
-    // table; then the point of no return.
-    let mut updates = [MmuUpdate::default(); 4];
-    let mut undo = [MmuUpdate::default(); 4];
-    let mut n = 0;
+    let mut m2p = [MmuUpdate::default(); 4];
+    let mut m2p_len = 0;
     for m in moves.iter().flatten() {
-        for (frame, from, to) in [(m.mfn, m.from, m.to), (m.displaced, m.to, m.from)] {
-            updates[n] = MmuUpdate {
+        for (frame, to) in [(m.mfn, m.to), (m.displaced, m.from)] {
+            m2p[m2p_len] = MmuUpdate {
                 ptr: (frame * PAGE) | MMU_MACHPHYS_UPDATE,
                 val: to,
             };
-            undo[n] = MmuUpdate {
-                ptr: (frame * PAGE) | MMU_MACHPHYS_UPDATE,
-                val: from,
-            };
-            n += 1;
+            m2p_len += 1;
         }
     }
-    // SAFETY: the machine-to-physical table changes no mapping.
-    if let Err(e) = unsafe { mm::mmu_update(&updates[..n]) } {
-        // SAFETY: as above; then the new L4 goes back to being RAM.
+    Ok(PreparedPv {
+        layout,
+        entry: kernel.entry,
+        new_l4,
+        code: layout.trampoline_va() + blob_code_offset(),
+        m2p,
+        m2p_len,
+    })
+}
+
+impl PreparedPv {
+    /// Gives the hand-off up: unpins the new L4 and makes its tables plain
+    /// RAM again.
+    pub fn cancel(self) {
+        let tables = self.layout.tables;
+        // SAFETY: the new tables are not in use; unpinned, they are RAM.
         unsafe {
-            let _ = mm::mmu_update(&undo[..n]);
             let _ = mm::mmuext(&mut [MmuextOp {
                 cmd: MMUEXT_UNPIN_TABLE,
                 pad: 0,
-                arg1: new_l4,
+                arg1: self.new_l4,
                 arg2: 0,
             }]);
             let _ = mm::set_writable(tables.start, tables.end, true);
         }
-        return Err(KexecError::Hypercall(
-            "moving the console and xenstore rings (MMU_MACHPHYS_UPDATE)",
-            e,
-        ));
     }
 
-    log::info!(
-        "pv kexec: entry {:#x}, start info {:#x}, {} page tables at {:#x}, mapping {:#x}..{:#x}",
-        kernel.entry,
-        layout.virt(layout.start_info),
-        layout.nr_tables(),
-        layout.virt(tables.start),
-        layout.virt(0),
-        layout.virt(layout.map_end)
-    );
-    let _ = crate::time::shutdown();
-    let _ = crate::console::flush(core::time::Duration::from_secs(2));
-    crate::arch::cpu::disable_interrupts();
-
-    // 5. Off we go.
-    let code = layout.trampoline_va() + blob_code_offset();
-    // SAFETY: `code` is the trampoline just written, mapped at this address
-    // in our tables and the new ones; it never returns.
-    unsafe { core::arch::asm!("jmp {}", in(reg) code, options(noreturn)) }
+    /// Steps 4 and 5: the rings move in the machine-to-physical table,
+    /// the timer's port closes (if the caller has not quiesced already),
+    /// the console drains, upcalls are masked, and the trampoline runs.
+    /// Frontends must be closed. Nothing of guest-lib that looks frames up
+    /// may run after the ring move (only the console, which has its page).
+    pub fn enter(self) -> ! {
+        let l = &self.layout;
+        log::info!(
+            "pv kexec: entry {:#x}, start info {:#x}, {} page tables at {:#x}, mapping {:#x}..{:#x}",
+            self.entry,
+            l.virt(l.start_info),
+            l.nr_tables(),
+            l.virt(l.tables.start),
+            l.virt(0),
+            l.virt(l.map_end)
+        );
+        let _ = crate::time::shutdown();
+        let _ = crate::console::flush(core::time::Duration::from_secs(2));
+        crate::arch::cpu::disable_interrupts();
+        // SAFETY: the machine-to-physical table changes no mapping; the
+        // console keeps its page pointer.
+        if let Err(e) = unsafe { mm::mmu_update(&self.m2p[..self.m2p_len]) } {
+            // Cannot happen for frames of our own; if it does, the next
+            // kernel could not find its console: stop here, visibly.
+            crate::console::emergency_print(format_args!(
+                "pv kexec: moving the console and xenstore rings (MMU_MACHPHYS_UPDATE) failed: {e}\n"
+            ));
+            crate::shutdown::crash();
+        }
+        // SAFETY: `code` is the trampoline just written, mapped at this
+        // address in our tables and the new ones; it never returns.
+        unsafe { core::arch::asm!("jmp {}", in(reg) self.code, options(noreturn)) }
+    }
 }
 
 /// A ring frame that moves from pseudo-physical frame `from` to `to`,
