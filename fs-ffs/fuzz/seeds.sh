@@ -2,13 +2,18 @@
 # Seeds for the fs-ffs fuzz targets: small FFS images made by NetBSD's
 # makefs, every version, byte order and a spread of block sizes.
 # Usage: seeds.sh OUT_DIR   (run by `cargo xtask fuzz` before fuzzing)
+# The output is committed as fuzz/seeds/ffs/; rerun `sh seeds.sh seeds/ffs`
+# after changing this.
 set -eu
-out=$1
+out=$(mkdir -p "$1" && cd "$1" && pwd)
 mkdir -p "$out"
-if ! command -v makefs >/dev/null 2>&1; then
-    echo "seeds.sh: makefs not found (apt-get install makefs); fuzzing without seeds" >&2
-    exit 0
-fi
+here=$(cd "$(dirname "$0")" && pwd)
+for t in makefs python3; do
+    if ! command -v $t >/dev/null 2>&1; then
+        echo "seeds.sh: $t not found (apt-get install makefs python3); fuzzing without seeds" >&2
+        exit 0
+    fi
+done
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 tree=$tmp/tree
@@ -29,12 +34,10 @@ for version in 1 2; do
             img=$out/v$version-$order-$bsize.img
             makefs -t ffs -B "$order" -o "version=$version,bsize=$bsize,fsize=$fsize" \
                 -M 1m "$img" "$tree" >/dev/null
-            # The fuzz target reads past the end of its input as zeros, so
-            # the free tail of each image is dropped to keep inputs small
-            # (makefs leaves one stray byte in the last 4K: dropped too).
-            if command -v python3 >/dev/null 2>&1; then
-                python3 -c 'import sys; p=sys.argv[1]; d=open(p,"rb").read()[:-4096].rstrip(b"\0"); open(p,"wb").write(d)' "$img"
-            fi
+            # The fuzz target reads its input as a sparse image
+            # (pvboot/fuzz/fuzz_targets/common/sparse.rs): only the
+            # non-zero sectors are kept, so mutations land on metadata.
+            python3 "$here/../../pvboot/fuzz/sparse-image.py" "$img"
         done
     done
 done

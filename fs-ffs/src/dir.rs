@@ -116,6 +116,9 @@ impl<D: BlockRead> Ffs<D> {
             if e.ino >= inode_count {
                 return Err(Error::Corrupt("directory entry inode out of range"));
             }
+            if out.len() >= crate::MAX_DIR_ENTRIES {
+                return Err(Error::Corrupt("directory has more than 65536 entries"));
+            }
             // 4.2BSD entries carry no type, and DT_UNKNOWN is allowed
             // anywhere: ask the inode, but a bad one must not hide the rest
             // of the listing.

@@ -64,6 +64,11 @@ use superblock::{Superblock, SBLOCKSEARCH, SBLOCKSIZE};
 pub const MAX_SYMLINKS: u32 = 32;
 /// Longest path (after symlink expansion) and longest symlink target, in bytes.
 pub const MAX_PATH_LEN: usize = 4096;
+/// Most entries [`Ffs::read_dir`] lists. The listing is held in memory and a
+/// directory's size is the image's choice (its blocks may even repeat one
+/// block full of short names), so it is capped at FAT's limit, far beyond
+/// what a boot volume holds; lookups scan directories without this limit.
+pub const MAX_DIR_ENTRIES: usize = 65536;
 
 /// A device fs-ffs reads from: byte-addressed reads.
 ///

@@ -25,6 +25,10 @@
 use core::fmt;
 
 use xen_abi::hvm::{self, HvmMemmapEntry, HvmModlistEntry, HvmStartInfo};
+use xen_abi::start_info::{
+    HVM_START_INFO_SIZE as START_INFO_SIZE, HVM_START_INFO_V0_SIZE, MEMMAP_ENTRY_SIZE, MODLIST_ENTRY_SIZE,
+    PV_START_INFO_SIZE,
+};
 use xen_abi::pv::{self as xpv, StartInfo};
 
 /// Memory map entries kept (Xen's maps have a handful).
@@ -227,26 +231,6 @@ pub struct PvStartInfo {
     pub mod_len: u64,
 }
 
-/// Offsets in the PV start_info (checked against xen-abi's layout).
-mod pvsi {
-    use core::mem::offset_of;
-    use xen_abi::pv::StartInfo as S;
-    pub const NR_PAGES: usize = offset_of!(S, nr_pages);
-    pub const SHARED_INFO: usize = offset_of!(S, shared_info);
-    pub const FLAGS: usize = offset_of!(S, flags);
-    pub const STORE_MFN: usize = offset_of!(S, store_mfn);
-    pub const STORE_EVTCHN: usize = offset_of!(S, store_evtchn);
-    pub const CONSOLE_MFN: usize = offset_of!(S, console_mfn);
-    pub const CONSOLE_EVTCHN: usize = offset_of!(S, console_evtchn);
-    pub const PT_BASE: usize = offset_of!(S, pt_base);
-    pub const NR_PT_FRAMES: usize = offset_of!(S, nr_pt_frames);
-    pub const MFN_LIST: usize = offset_of!(S, mfn_list);
-    pub const MOD_START: usize = offset_of!(S, mod_start);
-    pub const MOD_LEN: usize = offset_of!(S, mod_len);
-    pub const CMD_LINE: usize = offset_of!(S, cmd_line);
-}
-
-const PV_START_INFO_SIZE: usize = core::mem::size_of::<StartInfo>();
 
 impl PvStartInfo {
     /// Reads and checks the start info at virtual address `vaddr`.
@@ -259,20 +243,22 @@ impl PvStartInfo {
             m.copy_from_slice(&b[..8]);
             return Err(BootError::BadPvMagic(m));
         }
+        // `bytes` gave the whole structure, so decoding cannot fail.
+        let s = StartInfo::from_bytes(b).ok_or(BootError::BadAddress(vaddr))?;
         let si = PvStartInfo {
             vaddr,
-            nr_pages: le_u64(b, pvsi::NR_PAGES),
-            shared_info_maddr: le_u64(b, pvsi::SHARED_INFO),
-            flags: le_u32(b, pvsi::FLAGS),
-            store_mfn: le_u64(b, pvsi::STORE_MFN),
-            store_evtchn: le_u32(b, pvsi::STORE_EVTCHN),
-            console_mfn: le_u64(b, pvsi::CONSOLE_MFN),
-            console_evtchn: le_u32(b, pvsi::CONSOLE_EVTCHN),
-            pt_base: le_u64(b, pvsi::PT_BASE),
-            nr_pt_frames: le_u64(b, pvsi::NR_PT_FRAMES),
-            mfn_list: le_u64(b, pvsi::MFN_LIST),
-            mod_start: le_u64(b, pvsi::MOD_START),
-            mod_len: le_u64(b, pvsi::MOD_LEN),
+            nr_pages: s.nr_pages,
+            shared_info_maddr: s.shared_info,
+            flags: s.flags,
+            store_mfn: s.store_mfn,
+            store_evtchn: s.store_evtchn,
+            console_mfn: s.console_mfn,
+            console_evtchn: s.console_evtchn,
+            pt_base: s.pt_base,
+            nr_pt_frames: s.nr_pt_frames,
+            mfn_list: s.mfn_list,
+            mod_start: s.mod_start,
+            mod_len: s.mod_len,
         };
         // A domain always has pages; more than 2^52 bytes of them is garbage.
         if si.nr_pages == 0 || si.nr_pages > 1 << 40 {
@@ -323,26 +309,6 @@ fn le_u32(b: &[u8], off: usize) -> u32 {
 fn le_u64(b: &[u8], off: usize) -> u64 {
     le_u32(b, off) as u64 | (le_u32(b, off + 4) as u64) << 32
 }
-
-/// Offsets in hvm_start_info (checked against xen-abi's layout).
-mod si {
-    use core::mem::offset_of;
-    use xen_abi::hvm::HvmStartInfo as S;
-    pub const MAGIC: usize = offset_of!(S, magic);
-    pub const VERSION: usize = offset_of!(S, version);
-    pub const NR_MODULES: usize = offset_of!(S, nr_modules);
-    pub const MODLIST: usize = offset_of!(S, modlist_paddr);
-    pub const CMDLINE: usize = offset_of!(S, cmdline_paddr);
-    pub const RSDP: usize = offset_of!(S, rsdp_paddr);
-    pub const MEMMAP: usize = offset_of!(S, memmap_paddr);
-    pub const MEMMAP_ENTRIES: usize = offset_of!(S, memmap_entries);
-    /// Version 0 ends after rsdp_paddr.
-    pub const V0_SIZE: usize = MEMMAP;
-}
-
-const START_INFO_SIZE: usize = core::mem::size_of::<HvmStartInfo>();
-const MODLIST_ENTRY_SIZE: usize = core::mem::size_of::<HvmModlistEntry>();
-const MEMMAP_ENTRY_SIZE: usize = core::mem::size_of::<HvmMemmapEntry>();
 
 /// Reads a NUL-terminated string of at most [`MAX_CMDLINE`] bytes.
 /// Returns the bytes (without NUL) and whether no NUL was found.
@@ -417,13 +383,14 @@ impl BootInfo {
     ) -> Result<(), BootError> {
         *self = BootInfo::EMPTY;
         let head = mem
-            .bytes(paddr, si::V0_SIZE)
+            .bytes(paddr, HVM_START_INFO_V0_SIZE)
             .ok_or(BootError::BadAddress(paddr))?;
-        let magic = le_u32(head, si::MAGIC);
-        if magic != hvm::START_MAGIC {
-            return Err(BootError::BadMagic(magic));
+        // At least the version 0 fields are there, so decoding cannot fail.
+        let info = HvmStartInfo::from_bytes(head).ok_or(BootError::BadAddress(paddr))?;
+        if info.magic != hvm::START_MAGIC {
+            return Err(BootError::BadMagic(info.magic));
         }
-        let version = le_u32(head, si::VERSION);
+        let version = info.version;
         self.start_info_version = version;
         // Version 1+ adds the memory map fields; later versions may append
         // more, which we neither need nor read.
@@ -437,11 +404,11 @@ impl BootInfo {
             if full.is_some() {
                 START_INFO_SIZE
             } else {
-                si::V0_SIZE
+                HVM_START_INFO_V0_SIZE
             } as u64,
         );
 
-        let cmdline_paddr = le_u64(head, si::CMDLINE);
+        let cmdline_paddr = info.cmdline_paddr;
         if cmdline_paddr != 0 {
             match read_cstr(mem, cmdline_paddr) {
                 Some((bytes, truncated)) => {
@@ -456,14 +423,13 @@ impl BootInfo {
             }
         }
 
-        let rsdp = le_u64(head, si::RSDP);
+        let rsdp = info.rsdp_paddr;
         self.rsdp = (rsdp != 0).then_some(rsdp);
 
-        self.parse_modules(mem, le_u64(head, si::MODLIST), le_u32(head, si::NR_MODULES));
+        self.parse_modules(mem, info.modlist_paddr, info.nr_modules);
 
-        if let Some(full) = full {
-            let map = le_u64(full, si::MEMMAP);
-            let entries = le_u32(full, si::MEMMAP_ENTRIES);
+        if let Some(full) = full.and_then(HvmStartInfo::from_bytes) {
+            let (map, entries) = (full.memmap_paddr, full.memmap_entries);
             if map != 0 && entries != 0 {
                 self.parse_hvm_memmap(mem, map, entries);
             }
@@ -501,7 +467,8 @@ impl BootInfo {
 
         // The command line is inside the start info page; Xen NUL-terminates
         // it within MAX_GUEST_CMDLINE bytes, but do not trust that.
-        if let Some(raw) = mem.bytes(si.vaddr + pvsi::CMD_LINE as u64, xpv::MAX_GUEST_CMDLINE) {
+        let cmd_line = core::mem::offset_of!(StartInfo, cmd_line) as u64;
+        if let Some(raw) = mem.bytes(si.vaddr + cmd_line, xpv::MAX_GUEST_CMDLINE) {
             let (bytes, truncated) = match raw.iter().position(|&c| c == 0) {
                 Some(n) => (&raw[..n], false),
                 None => (raw, true),
@@ -552,10 +519,8 @@ impl BootInfo {
             return;
         };
         self.add_boot_range(list, (n * MODLIST_ENTRY_SIZE) as u64);
-        for e in raw.chunks_exact(MODLIST_ENTRY_SIZE) {
-            let paddr = le_u64(e, 0);
-            let size = le_u64(e, 8);
-            let cmdline_paddr = le_u64(e, 16);
+        for e in raw.chunks_exact(MODLIST_ENTRY_SIZE).filter_map(HvmModlistEntry::from_bytes) {
+            let (paddr, size, cmdline_paddr) = (e.paddr, e.size, e.cmdline_paddr);
             let data = usize::try_from(size)
                 .ok()
                 .and_then(|len| mem.bytes(paddr, len));
@@ -589,8 +554,8 @@ impl BootInfo {
             return;
         };
         self.add_boot_range(paddr, (n * MEMMAP_ENTRY_SIZE) as u64);
-        for e in raw.chunks_exact(MEMMAP_ENTRY_SIZE) {
-            self.push_region(le_u64(e, 0), le_u64(e, 8), le_u32(e, 16));
+        for e in raw.chunks_exact(MEMMAP_ENTRY_SIZE).filter_map(HvmMemmapEntry::from_bytes) {
+            self.push_region(e.addr, e.size, e.kind);
         }
         self.sort_memmap();
     }
@@ -701,6 +666,39 @@ impl BootInfo {
 
 #[cfg(test)]
 mod tests {
+    /// Offsets in the PV start_info, for building test images.
+    mod pvsi {
+        use core::mem::offset_of;
+        use xen_abi::pv::StartInfo as S;
+        pub const NR_PAGES: usize = offset_of!(S, nr_pages);
+        pub const SHARED_INFO: usize = offset_of!(S, shared_info);
+        pub const FLAGS: usize = offset_of!(S, flags);
+        pub const STORE_MFN: usize = offset_of!(S, store_mfn);
+        pub const STORE_EVTCHN: usize = offset_of!(S, store_evtchn);
+        pub const CONSOLE_MFN: usize = offset_of!(S, console_mfn);
+        pub const CONSOLE_EVTCHN: usize = offset_of!(S, console_evtchn);
+        pub const PT_BASE: usize = offset_of!(S, pt_base);
+        pub const NR_PT_FRAMES: usize = offset_of!(S, nr_pt_frames);
+        pub const MFN_LIST: usize = offset_of!(S, mfn_list);
+        pub const MOD_START: usize = offset_of!(S, mod_start);
+        pub const MOD_LEN: usize = offset_of!(S, mod_len);
+        pub const CMD_LINE: usize = offset_of!(S, cmd_line);
+    }
+
+    /// Offsets in hvm_start_info, for building test images.
+    mod si {
+        use core::mem::offset_of;
+        use xen_abi::hvm::HvmStartInfo as S;
+        pub const MAGIC: usize = offset_of!(S, magic);
+        pub const VERSION: usize = offset_of!(S, version);
+        pub const NR_MODULES: usize = offset_of!(S, nr_modules);
+        pub const MODLIST: usize = offset_of!(S, modlist_paddr);
+        pub const CMDLINE: usize = offset_of!(S, cmdline_paddr);
+        pub const MEMMAP: usize = offset_of!(S, memmap_paddr);
+        pub const MEMMAP_ENTRIES: usize = offset_of!(S, memmap_entries);
+    }
+
+
     use super::*;
 
     #[test]

@@ -148,6 +148,13 @@ mod page {
     }
 }
 
+/// Where the hypercall page is (its physical address = identity-mapped
+/// virtual address): a kernel handing the domain over may need it.
+#[cfg(target_os = "none")]
+pub fn page_addr() -> u64 {
+    page::addr()
+}
+
 /// Finds Xen and installs the hypercall page. Returns what CPUID said, or
 /// `None` when not running on Xen (then no hypercall may be made).
 #[cfg(target_os = "none")]

@@ -27,6 +27,11 @@ fn base() -> *mut u8 {
     PAGE.0.get().cast()
 }
 
+/// The address of the frame shared info is placed over (identity-mapped).
+pub fn page_addr() -> u64 {
+    base() as u64
+}
+
 /// Makes Xen's shared info page appear over our reserved frame.
 pub fn init() -> Result<(), Errno> {
     // SAFETY: the target frame is `PAGE`, reserved for exactly this and only

@@ -129,6 +129,17 @@ pub fn shutdown() -> Result<(), Errno> {
     }
 }
 
+/// Closes the VIRQ_TIMER port and binds VIRQ_TIMER afresh, as a next
+/// kernel does in a domain whose previous kernel closed its own ports.
+/// Returns the new port (Xen gives the lowest free one).
+pub fn rebind() -> Result<Port, Errno> {
+    let old = TIMER_PORT.swap(0, Ordering::Relaxed);
+    if old != 0 {
+        evtchn::close(old)?;
+    }
+    init()
+}
+
 /// How many times the one-shot timer has fired since boot.
 pub fn timer_fired_count() -> u64 {
     TIMER_FIRED.load(Ordering::Relaxed)

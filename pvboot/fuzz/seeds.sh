@@ -3,11 +3,97 @@
 # (mkfs.fat + mcopy), ext2/3/4 (mke2fs -d), MBR (sfdisk) and GPT (sgdisk)
 # images, and disklabels (written by python3, as makefs writes none).
 # Usage: seeds.sh OUT_DIR   (run by `cargo xtask fuzz` before fuzzing)
-# File-system seeds lose their all-zero tails: the targets read past the
-# end of an input as zeros, so mutations land on metadata.
+# The file-system targets (fat, ext, probe) read their input as a sparse
+# image (fuzz_targets/common/sparse.rs): sparse-image.py keeps only the
+# non-zero sectors, so mutations land on metadata. The partition targets
+# take plain images. The output is committed as fuzz/seeds/ (see
+# fuzz/seeds/README); rerun `sh seeds.sh seeds` after changing this.
 set -eu
-out=$1
+out=$(mkdir -p "$1" && cd "$1" && pwd)
 mkdir -p "$out"
+
+# Config files (pvboot_config: the first line is the file name) and domain
+# command lines (pvboot_cmdline): text, no tools needed.
+mkdir -p "$out/pvboot_config" "$out/pvboot_cmdline"
+cat > "$out/pvboot_config/menu.lst" <<'CFG'
+/boot/grub/menu.lst
+default=1
+timeout 5
+fallback 0 2
+hiddenmenu
+color cyan/blue white/blue
+title Debian GNU/Linux, kernel 2.6.32-5-xen-amd64
+root (hd0,0)
+kernel /boot/vmlinuz-2.6.32-5-xen-amd64 root=/dev/xvda1 ro console=hvc0
+initrd /boot/initrd.img-2.6.32-5-xen-amd64
+title Xen
+rootnoverify (hd0,1,a)
+kernel --type=multiboot (hd0,0)/boot/xen.gz dom0_mem=1024M
+module /boot/vmlinuz root=/dev/sda2 ro
+modulenounzip /boot/initrd.img
+boot
+CFG
+cat > "$out/pvboot_config/boot.cfg" <<'CFG'
+/boot.cfg
+banner=Welcome to NetBSD
+banner=
+menu=Boot normally:rndseed /var/db/entropy-file;boot netbsd
+menu=Boot single user:rndseed /var/db/entropy-file;boot netbsd -s
+menu=Xen:load /netbsd-XEN3_DOM0.gz console=pc;multiboot /xen.gz dom0_mem=512M
+menu=Other disk:dev hd1e:;load /m root=xbd0a;boot xbd1a:/onetbsd
+menu=:userconf disable ath*;boot hd0:
+load=/stand/solaris.kmod
+default=3
+timeout=-1
+consdev=pc
+CFG
+cat > "$out/pvboot_config/grub.cfg" <<'CFG'
+/boot/grub/grub.cfg
+if [ -s $prefix/grubenv ]; then
+  load_env
+fi
+if [ "${next_entry}" ] ; then
+   set default="${next_entry}"
+else
+   set default="0"
+fi
+if [ x"${feature_menuentry_id}" = xy ]; then
+  menuentry_id_option="--id"
+else
+  menuentry_id_option=""
+fi
+function load_video {
+  insmod all_video
+}
+set root='hd0,msdos1'
+if [ x$feature_platform_search_hint = xy ]; then
+  search --no-floppy --fs-uuid --set=root --hint-bios=hd0,msdos1  8a1b6c4e-2f3d-4e5a-9b7c-0d1e2f3a4b5c
+else
+  search --no-floppy --fs-uuid --set=root 8a1b6c4e-2f3d-4e5a-9b7c-0d1e2f3a4b5c
+fi
+set timeout=5
+menuentry 'Debian GNU/Linux' --class debian --class os $menuentry_id_option 'gnulinux-simple' {
+	load_video
+	insmod gzio
+	if [ x$grub_platform = xxen ]; then insmod xzio; insmod lzopio; fi
+	search.fs_label ROOT root
+	echo	'Loading Linux 6.1.0-13-amd64 ...'
+	linux	/boot/vmlinuz-6.1.0-13-amd64 root=UUID=8a1b6c4e ro  quiet "$x" \
+	   'a b'
+	initrd	/boot/initrd.img-6.1.0-13-amd64 (hd0,gpt2)/mc.img
+}
+submenu 'Advanced options' $menuentry_id_option 'adv' {
+	menuentry 'Xen' {
+		multiboot2 ($root)/boot/xen.gz ${opts}
+		module2 --nounzip /boot/vmlinuz root=/dev/xvda1
+	}
+}
+set default='Advanced options>Xen'
+CFG
+printf '/etc/custom\ntitle t\nkernel /k\n' > "$out/pvboot_config/custom"
+printf 'root=xvda1 timeout=0 entry=2 config=/boot/grub/grub.cfg -- console=hvc0 init=/bin/sh' > "$out/pvboot_cmdline/full"
+printf '(hd0,0)/boot/grub/menu.lst' > "$out/pvboot_cmdline/pvgrub"
+printf "kernel=xbd0a:/netbsd root=UUID=1234-ABCD entry='Boot normally' timeout=-1 -- -s" > "$out/pvboot_cmdline/kernel"
 for t in mkfs.fat mcopy mke2fs sfdisk sgdisk python3; do
     if ! command -v $t >/dev/null 2>&1; then
         echo "seeds.sh: $t not found (apt-get install dosfstools mtools e2fsprogs fdisk gdisk python3); fuzzing without seeds" >&2
@@ -24,13 +110,9 @@ head -c 9000 /dev/zero | tr '\0' 'f' > "$tree/multi"
 : > "$tree/dir/zero"
 ln -s "dir/sub dir" "$tree/link"
 
-trim() { # trim FILE: drop the all-zero tail
-    python3 - "$1" <<'PY'
-import sys
-p = sys.argv[1]
-d = open(p, 'rb').read().rstrip(b'\0')
-open(p, 'wb').write(d + b'\0' * (-len(d) % 512))
-PY
+here=$(cd "$(dirname "$0")" && pwd)
+sparse() { # sparse FILE...: rewrite as sparse fuzz inputs
+    python3 "$here/sparse-image.py" "$@"
 }
 
 mkdir -p "$out/pvboot_fat" "$out/pvboot_ext" "$out/pvboot_mbr" "$out/pvboot_gpt" "$out/pvboot_disklabel" "$out/pvboot_probe"
@@ -39,9 +121,10 @@ for spec in 12:1024 16:4096 32:34000; do
     bits=${spec%:*}
     kib=${spec#*:}
     img=$out/pvboot_fat/fat$bits.img
+    rm -f "$img"
     mkfs.fat -C -F "$bits" -s 1 "$img" "$kib" >/dev/null 2>&1
     (cd "$tree" && mcopy -s -i "$img" dir SHORT.TXT multi empty ::/)
-    trim "$img"
+    sparse "$img"
     cp "$img" "$out/pvboot_probe/"
 done
 
@@ -52,7 +135,7 @@ for spec in ext2:-O^has_journal:256 ext3::2048 ext4:-O^has_journal:256 ext4:-O64
     kib=${rest#*:}
     img=$out/pvboot_ext/$kind-$kib${opt:+-x}.img
     mke2fs -q -F -t "$kind" ${opt:+"$opt"} -d "$tree" "$img" "${kib}k" >/dev/null
-    trim "$img"
+    sparse "$img"
     cp "$img" "$out/pvboot_probe/"
 done
 
@@ -70,6 +153,7 @@ truncate -s 64k "$gpt"
 sgdisk -a 1 -n 1:34:60 -c 1:one -n 2:61:90 -t 2:a902 "$gpt" >/dev/null 2>&1
 cp "$gpt" "$out/pvboot_probe/gpt.img"
 cp "$gpt" "$out/pvboot_mbr/gpt.img"
+sparse "$out/pvboot_probe/gpt.img"
 
 # Disklabels: little- and big-endian at sector 1 of a bare disk (the first
 # input byte of pvboot_disklabel picks the container), and inside the MBR's
@@ -116,8 +200,18 @@ scripts = {
     'prompt': b'cls\rls /\rls /dir\rls (hd0)\rcat /SHORT.TXT\rcat /multi\rroot (hd0)\rroot xbd0a\r'
               b'kernel /multi a b\rinitrd /SHORT.TXT\rmodule /dir/zero x\rset\rset timeout=1\r'
               b'set default=2\rhelp\r\x1b[A\x1b[A\x01\x0b\x15bogus\r\x03boot\rmenu\r\xfe\x30\xfe\x30c\x1b\xfe\x02',
+    'complete': b'cca\t/S\t\rls /d\t\t\x15m\t\tls (hd0)\t\x15ls /dir/sub\t\t\r',
 }
 for name, script in scripts.items():
     head = bytes([3, 1, 2, 0x21]) + struct.pack('<H', len(script))
     open(f'{out}/pvboot_ui/{name}', 'wb').write(head + script + fat)
 PY
+cp "$mbr" "$out/pvboot_probe/mbr-disklabel.img"
+sparse "$out/pvboot_probe/mbr.img" "$out/pvboot_probe/mbr-disklabel.img" "$out"/pvboot_probe/bare-*.img
+
+# FFS for the probe pipeline (fs-ffs/fuzz has the full makefs spread).
+if command -v makefs >/dev/null 2>&1; then
+    makefs -t ffs -o version=2,bsize=4096,fsize=512 -M 1m "$out/pvboot_probe/ffs2.img" "$tree" >/dev/null
+    makefs -t ffs -B be -o version=1,bsize=4096,fsize=512 -M 1m "$out/pvboot_probe/ffs1-be.img" "$tree" >/dev/null
+    sparse "$out/pvboot_probe/ffs2.img" "$out/pvboot_probe/ffs1-be.img"
+fi

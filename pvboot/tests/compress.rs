@@ -412,6 +412,29 @@ fn lzo_with_name_and_compressed_data_checksum() {
 }
 
 #[test]
+fn bzip2() {
+    // Linux's cmd_bzip2 is `bzip2 -9`.
+    check_tool(Compression::Bzip2, "bzip2", "bzip2", &[&["-9", "-c"], &["-1", "-c"]], true);
+}
+
+#[test]
+fn bzip2_streams_runs_and_garbage() {
+    // Long runs (the first run-length stage) and several blocks at level 1.
+    let mut plain = vec![b'a'; 1000];
+    plain.extend(std::iter::repeat_n(0u8, 300_000));
+    plain.extend(random(250_000, 4));
+    plain.extend((0..200_000u32).map(|i| (i / 7) as u8));
+    let mut file = tool("bzip2", "bzip2", &["-1", "-c"], &plain);
+    let b = real_elf();
+    file.extend(tool("bzip2", "bzip2", &["-9", "-c"], &b));
+    let mut all = plain.clone();
+    all.extend_from_slice(&b);
+    decodes_to(Compression::Bzip2, &file, &all, "two bzip2 streams, several blocks");
+    file.extend_from_slice(b"garbage");
+    decodes_to(Compression::Bzip2, &file, &all, "two bzip2 streams + garbage");
+}
+
+#[test]
 fn wrong_format_is_an_error_not_a_panic() {
     let elf = real_elf();
     for c in Compression::ALL {

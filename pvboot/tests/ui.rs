@@ -14,7 +14,8 @@ use common::*;
 use pvboot::disk::{Cache, FileDisk};
 use pvboot::ui::disks::{DiskShell, ShellDisk};
 use pvboot::ui::keys::ESC_TIMEOUT_MS;
-use pvboot::ui::{Boot, CustomEntry, FileSpec, MenuEntry, ModuleSpec, Output, Reason, Settings, Terminal, Ui};
+use pvboot::config::{Entry, FileRef, Menu, ModuleRef, RootSpec};
+use pvboot::ui::{Boot, MenuEntry, Output, Reason, Settings, Terminal, Ui};
 
 /// A menu entry as the tests need it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -388,8 +389,12 @@ fn prompt_disks(name: &str) -> DiskShell<Disk> {
     std::fs::write(ffs_tree.join("netbsd"), noise(100_000, 9)).unwrap();
     std::fs::write(ffs_tree.join("boot.cfg"), "menu=NetBSD:boot /netbsd\n").unwrap();
     std::os::unix::fs::symlink("netbsd", ffs_tree.join("netbsd.link")).unwrap();
+    std::fs::create_dir(ffs_tree.join("many")).unwrap();
+    for i in 0..pvboot::ui::prompt::LS_LINES + 4 {
+        std::fs::write(ffs_tree.join(format!("many/f{i:05}")), b"").unwrap();
+    }
     let disk1 = dir.join("disk1.img");
-    run("makefs", &["-t", "ffs", "-o", "version=2,bsize=16384,fsize=2048", "-s", "4m", disk1.to_str().unwrap(), ffs_tree.to_str().unwrap()]);
+    run("makefs", &["-t", "ffs", "-o", "version=2,bsize=16384,fsize=2048", "-s", "8m", disk1.to_str().unwrap(), ffs_tree.to_str().unwrap()]);
 
     let open = |p: &Path| ShellDisk { disk: open_disk(p), sector_size: 512 };
     DiskShell::new(vec![open(&disk0), open(&disk1)], None)
@@ -424,7 +429,7 @@ fn prompt_lists_and_reads_real_fat_and_ffs_images() {
         "ls\r\n\
          (hd0) xbd0: 24 MiB, msdos partition table\r\n  \
          (hd0,msdos1) xbd0e: fat16, 16 MiB\r\n\
-         (hd1) xbd1: 4 MiB, no partition table, ffs2\r\n\
+         (hd1) xbd1: 8 MiB, no partition table, ffs2\r\n\
          pvboot> "
     );
     let (_, s) = session(&mut ui, &mut shell, b"ls /\r");
@@ -432,7 +437,13 @@ fn prompt_lists_and_reads_real_fat_and_ffs_images() {
     let (_, s) = session(&mut ui, &mut shell, b"ls (hd0,1)/boot\r");
     assert_eq!(s, "ls (hd0,1)/boot\r\n       <dir>  grub/\r\n        1000  initrd.img\r\n       54321  vmlinuz\r\npvboot> ");
     let (_, s) = session(&mut ui, &mut shell, b"ls (hd1)/\r");
-    assert_eq!(s, "ls (hd1)/\r\n          25  boot.cfg\r\n      100000  netbsd\r\n      <link>  netbsd.link -> netbsd\r\npvboot> ");
+    assert_eq!(s, "ls (hd1)/\r\n          25  boot.cfg\r\n       <dir>  many/\r\n      100000  netbsd\r\n      <link>  netbsd.link -> netbsd\r\npvboot> ");
+    // A huge directory: bounded output.
+    let (_, s) = session(&mut ui, &mut shell, b"ls (hd1)/many\r");
+    assert_eq!(s.lines().count(), 1 + pvboot::ui::prompt::LS_LINES + 1 + 1);
+    assert!(s.ends_with("           0  f00999\r\n(4 more lines not shown)\r\npvboot> "), "{}", &s[s.len() - 100..]);
+    let (_, s) = session(&mut ui, &mut shell, b"help\r");
+    assert!(s.starts_with("help\r\nls [(dev)][path]       list the disks") && s.lines().count() == 13, "{s}");
     let (_, s) = session(&mut ui, &mut shell, b"ls xbd1:/nothing\r");
     assert_eq!(s, "ls xbd1:/nothing\r\nls: /nothing: no such file or directory\r\npvboot> ");
     // cat: lines end in CR LF, the escape byte is shown as '.', and the file's
@@ -453,6 +464,13 @@ fn prompt_lists_and_reads_real_fat_and_ffs_images() {
     assert_eq!(s, "root xbd1\r\nroot is xbd1: ffs2\r\npvboot> ");
     let (_, s) = session(&mut ui, &mut shell, b"root (hd0,msdos2)\r");
     assert_eq!(s, "root (hd0,msdos2)\r\nroot: (hd0,msdos2): no partition '(hd0,msdos2)' on this disk\r\npvboot> ");
+    // Every way of naming the FAT partition reaches it.
+    for dev in ["xbd0e", "xvda1", "(hd0,msdos1)", "msdos1", "hd0"] {
+        let (_, s) = session(&mut ui, &mut shell, format!("ls {dev}:/boot/grub\r").as_bytes());
+        assert!(s.ends_with("\r\n          42  menu.lst\r\npvboot> "), "{dev}: {s:?}");
+    }
+    let (_, s) = session(&mut ui, &mut shell, b"ls (hd2)\rls (fd0)/\r");
+    assert_eq!(s, "ls (hd2)\r\nls: no disk 2 (there are 2)\r\npvboot> ls (fd0)/\r\nls: unknown disk 'fd0'\r\npvboot> ");
     let (_, s) = session(&mut ui, &mut shell, b"root (hd0,1)\r");
     assert_eq!(s, "root (hd0,1)\r\nroot is (hd0,1): fat16 on (hd0,msdos1) (xbd0e)\r\npvboot> ");
     let (_, s) = session(&mut ui, &mut shell, b"kernel /boot/vmlinuz console=hvc0 root=/dev/xvda1\r");
@@ -461,7 +479,7 @@ fn prompt_lists_and_reads_real_fat_and_ffs_images() {
     assert_eq!(
         s,
         "initrd /boot/initrd.img\r\ninitrd /boot/initrd.img: 1000 bytes\r\npvboot> \
-         module (hd1)/netbsd -v\r\nmodule /netbsd: 100000 bytes\r\npvboot> \
+         module (hd1)/netbsd -v\r\nmodule (hd1)/netbsd: 100000 bytes\r\npvboot> \
          module /missing\r\nmodule: /missing: no such file or directory\r\npvboot> "
     );
     let (_, s) = session(&mut ui, &mut shell, b"set\rset timeout=9\rset default=4\rset color=red\r");
@@ -474,14 +492,16 @@ fn prompt_lists_and_reads_real_fat_and_ffs_images() {
     );
     let (boot, s) = session(&mut ui, &mut shell, b"boot\r");
     assert_eq!(s, "boot\r\nBooting /boot/vmlinuz\r\n");
-    let want = CustomEntry {
-        root: Some("(hd0,1)".into()),
-        kernel: FileSpec { device: None, path: "/boot/vmlinuz".into() },
+    let want = Entry {
+        title: "/boot/vmlinuz".into(),
+        root: Some(RootSpec::Device("(hd0,1)".into())),
+        kernel: Some(FileRef { device: None, path: "/boot/vmlinuz".into() }),
         args: "console=hvc0 root=/dev/xvda1".into(),
         modules: vec![
-            ModuleSpec { file: FileSpec { device: None, path: "/boot/initrd.img".into() }, args: String::new() },
-            ModuleSpec { file: FileSpec { device: Some("(hd1)".into()), path: "/netbsd".into() }, args: "-v".into() },
+            ModuleRef { file: FileRef { device: None, path: "/boot/initrd.img".into() }, args: String::new(), decompress: true },
+            ModuleRef { file: FileRef { device: Some("(hd1)".into()), path: "/netbsd".into() }, args: "-v".into(), decompress: true },
         ],
+        ..Entry::default()
     };
     assert_eq!(boot, Some(Boot::Custom(want)));
     // The prompt's boot failed: back at the prompt; `menu` shows the menu and
@@ -522,6 +542,18 @@ fn prompt_history_and_line_editing() {
         "cat /boot/grub/menu.lst\x1b[23D\x1b[Kls /bot\x08\x08oot\x1b[2D\r\n\
          \x20      <dir>  grub/\r\n        1000  initrd.img\r\n       54321  vmlinuz\r\npvboot> "
     );
+    // Tab completes commands and paths, or lists what matches.
+    let (_, s) = session(&mut ui, &mut shell, b"ca\t/he\t\r");
+    assert_eq!(s, "cat /hello.txt \r\nhello, pvboot\r\nsecond line.[31m red?\r\npvboot> ");
+    let (_, s) = session(&mut ui, &mut shell, b"ls /bo\t\t");
+    assert_eq!(s, "ls /boot/\r\ngrub/  initrd.img  vmlinuz  \r\n\rpvboot> ls /boot/\x1b[K");
+    let (_, s) = session(&mut ui, &mut shell, b"\x15m\t");
+    assert_eq!(s, "\x1b[9D\x1b[Km\r\nmenu  module  multiboot  \r\n\rpvboot> m\x1b[K");
+    let (_, s) = session(&mut ui, &mut shell, b"u\t(hd1)/n\t\t");
+    // u, then Tab adds "ltiboot "; (hd1)/n, then Tab adds the shared "etbsd"; Tab lists.
+    assert_eq!(s, "ultiboot (hd1)/netbsd\r\nnetbsd  netbsd.link  \r\n\rpvboot> multiboot (hd1)/netbsd\x1b[K");
+    let (_, s) = session(&mut ui, &mut shell, b"\x15ls (hd0,1)\t\x03");
+    assert!(s.ends_with("ls (hd0,1)/^C\r\npvboot> "), "{s:?}");
     // Ctrl-C drops the line; Esc goes back to the menu.
     let (_, s) = session(&mut ui, &mut shell, b"cat /x\x03");
     assert_eq!(s, "cat /x^C\r\npvboot> ");
@@ -529,4 +561,42 @@ fn prompt_history_and_line_editing() {
     ui.on_byte(0x1b, 100, &mut shell, &mut out);
     ui.on_time(100 + ESC_TIMEOUT_MS, &mut shell, &mut out);
     assert_eq!(String::from_utf8(out).unwrap(), format!("\r\n\r\n\x1b[7m> 1. Alpha (default)\x1b[0m\r\n{HELP}"));
+}
+
+#[test]
+fn a_real_menu_lst_drives_the_menu() {
+    let text = b"# pv-grub menu\ndefault 1\ntimeout 2\nfallback 0\ncolor cyan/blue\n\n\
+title Debian GNU/Linux, kernel 6.1.0-13-amd64\nroot (hd0,0)\nkernel /boot/vmlinuz-6.1.0-13-amd64 root=/dev/xvda1 ro quiet\ninitrd /boot/initrd.img-6.1.0-13-amd64\n\n\
+title Debian GNU/Linux, kernel 6.1.0-13-amd64 (single-user mode)\nroot (hd0,0)\nkernel /boot/vmlinuz-6.1.0-13-amd64 root=/dev/xvda1 ro single\ninitrd /boot/initrd.img-6.1.0-13-amd64\n";
+    let menu = Menu::parse("/boot/grub/menu.lst", text);
+    let notes: Vec<String> = menu.diagnostics.iter().map(|d| d.to_string()).collect();
+    assert!(notes.len() == 1 && notes[0].starts_with("/boot/grub/menu.lst:5: "), "{notes:?}");
+    let mut ui = Ui::from_menu(menu.clone());
+    // One key stops the countdown; e, Ctrl-U, new args, Enter.
+    let mut term = Script::new(0, &[(1_200, b"e\x15root=/dev/xvda2 init=/bin/sh\r")]);
+    let boot = ui.run(&mut term, &mut no_disks());
+    let mut want = menu.entries[1].clone();
+    want.args = "root=/dev/xvda2 init=/bin/sh".into();
+    assert_eq!(boot, Boot::Entry { index: 1, entry: want, reason: Reason::Edited });
+    let screen = term.screen();
+    let mut expect = String::new();
+    for n in &notes {
+        expect.push_str(&format!("{n}\r\n"));
+    }
+    expect.push_str(
+        "\r\n  1. Debian GNU/Linux, kernel 6.1.0-13-amd64\r\n\
+         \x1b[7m> 2. Debian GNU/Linux, kernel 6.1.0-13-amd64 (single-user mode) (default)\x1b[0m\r\n",
+    );
+    assert!(screen.starts_with(&expect), "{screen:?}");
+    assert!(screen.contains("Command line of 'Debian GNU/Linux, kernel 6.1.0-13-amd64 (single-user mode)' (Enter boots it, Esc goes back):\r\n> root=/dev/xvda1 ro single"));
+
+    // Left alone, the default fails and the fallback (entry 1) boots at once.
+    let mut ui = Ui::from_menu(menu.clone());
+    let mut term = Script::new(0, &[]);
+    assert!(matches!(ui.run(&mut term, &mut no_disks()), Boot::Entry { index: 1, reason: Reason::Timeout, .. }));
+    assert_eq!(term.now, 2_000);
+    ui.boot_failed("/boot/vmlinuz-6.1.0-13-amd64: no such file or directory", term.now, &mut term);
+    let boot = ui.run(&mut term, &mut no_disks());
+    assert_eq!(boot, Boot::Entry { index: 0, entry: menu.entries[0].clone(), reason: Reason::Fallback });
+    assert_eq!(term.now, 2_000);
 }

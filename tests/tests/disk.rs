@@ -93,6 +93,44 @@ fn the_guest_hashes_its_disk_as_the_host_does() {
 }
 
 #[test]
+fn a_disk_closed_and_opened_again_after_the_domain_was_remapped_reads_the_same() {
+    let dir = scratch("disk_reopen");
+    let img = dir.join("disk.img");
+    std::fs::write(&img, image_bytes(IMAGE, 23)).unwrap();
+    let want = sha256sum(&img);
+    // The guest does what a boot loader and the kernel after it do: close
+    // the disk (Closing -> Closed, grants ended, port closed), close and
+    // rebind VIRQ_TIMER, move shared info and grant frame 0 to a hole and
+    // back (populating the frames they leave), set the grant table, upcall
+    // vector and hypercall page up again, then open the disk afresh with
+    // other features.
+    let run = boot(&cfg(&dir, &img, "w", "nowrite reopen remap"));
+    assert_eq!(run.code(), 0, "{run}");
+    let remap: Vec<&str> = run.stdout.lines().filter(|l| l.starts_with("remap: ")).collect();
+    assert!(remap.iter().all(|l| l.starts_with("remap: ok ")), "{run}");
+    for step in [
+        "shared info moves to a hole above RAM",
+        "the frame it left is a hole (reads all ones)",
+        "populate_physmap fills that hole with RAM",
+        "grant frame 0 moves to the hole with its entries",
+        "the domain holds as many pages as before",
+        "hypercall page written again elsewhere",
+        "timer after the moves",
+    ] {
+        assert!(remap.iter().any(|l| l.contains(step)), "missing {step:?}\n{run}");
+    }
+    let hashes: Vec<&str> = run.stdout.lines().filter_map(|l| l.trim_end().strip_prefix("sha256: ")).collect();
+    assert_eq!(hashes, [want.as_str(), want.as_str()], "{run}");
+    let features: Vec<&str> = run.stdout.lines().filter(|l| l.starts_with("features: ")).collect();
+    assert_eq!(features.len(), 2, "{run}");
+    assert!(features[0].contains("ring 4 page(s) (128 slots), 256 segments per request (indirect), persistent grants yes"), "{run}");
+    assert!(features[1].contains("ring 1 page(s) (32 slots), 11 segments per request, persistent grants no"), "{run}");
+    assert!(run.stdout.contains("disk-check: VIRQ_TIMER bound again on port"), "{run}");
+    assert_eq!(run.stdout.matches("disk-check: closed device/vbd/51712").count(), 2, "{run}");
+    assert!(run.stdout.contains("disk-check: done"), "{run}");
+}
+
+#[test]
 fn the_written_pattern_is_on_the_image_after_the_domain_ends() {
     let dir = scratch("disk_pattern");
     let img = dir.join("disk.img");

@@ -23,6 +23,7 @@ pub mod pv;
 pub mod ring;
 pub mod sched;
 pub mod shared_info;
+pub mod start_info;
 pub mod vcpu;
 pub mod version;
 pub mod xenbus;

@@ -49,6 +49,35 @@ pub struct AddToPhysmap {
 }
 crate::assert_size!(AddToPhysmap, 24);
 
+/// struct xen_memory_reservation: the argument of
+/// XENMEM_increase_reservation, XENMEM_decrease_reservation and
+/// XENMEM_populate_physmap (64-bit layout; the 32-bit one is
+/// [`COMPAT_MEMORY_RESERVATION_SIZE`] bytes of u32 handle, u32 count, u32
+/// order, u32 flags, u16 domid, with u32 frame numbers in the list).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct MemoryReservation {
+    /// Guest address of the array of frame numbers (xen_pfn_t), one per extent.
+    pub extent_start: u64,
+    /// Number of extents.
+    pub nr_extents: u64,
+    /// log2 of pages per extent.
+    pub extent_order: u32,
+    /// XENMEMF_* flags.
+    pub mem_flags: u32,
+    /// Domain (DOMID_SELF).
+    pub domid: u16,
+    /// Padding.
+    pub pad: [u16; 3],
+}
+crate::assert_size!(MemoryReservation, 32);
+
+/// Bytes of the 32-bit ABI's struct xen_memory_reservation up to its last
+/// field (20 with the tail padding).
+pub const COMPAT_MEMORY_RESERVATION_SIZE: usize = 18;
+/// XENMEMF_populate_on_demand: populate-on-demand (toolstack only).
+pub const XENMEMF_POPULATE_ON_DEMAND: u32 = 1 << 16;
+
 /// struct xen_memory_map: argument of XENMEM_memory_map.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]

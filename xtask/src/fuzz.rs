@@ -10,18 +10,33 @@
 //!   layout: its own `Cargo.toml` (with `[workspace]` and libfuzzer-sys) and
 //!   one `fuzz_targets/<target>.rs` per target, the `[[bin]]` being named
 //!   like the file.
-//! - Seeds: if the fuzz dir holds a `seeds.sh`, it is run first as
-//!   `sh seeds.sh <dir>` with an empty `<target dir>/fuzz-seeds/<crate>/`,
-//!   and writes seed inputs there. A subdirectory named like a target seeds
-//!   that target alone; otherwise every target of the crate gets the whole
-//!   directory. A script that cannot make seeds (a tool missing) should say
-//!   so and exit 0: fuzzing still runs, from an empty corpus.
+//! - Seeds: a committed `seeds/<target>/` in the fuzz dir seeds that target
+//!   (made from real mkfs/makefs images by the crate's `seeds.sh`, committed
+//!   so every run starts from the same corpus). Otherwise, if the fuzz dir
+//!   holds a `seeds.sh`, it is run first as `sh seeds.sh <dir>` with an
+//!   empty `<target dir>/fuzz-seeds/<crate>/`, and writes seed inputs there:
+//!   a subdirectory named like a target seeds that target alone, else every
+//!   target of the crate gets the whole directory. A script that cannot make
+//!   seeds (a tool missing) should say so and exit 0: fuzzing still runs,
+//!   from an empty corpus.
 //! - The corpus grows in `<target dir>/fuzz-corpus/<crate>/<target>/` and is
 //!   kept between runs; crashing inputs land in
 //!   `<target dir>/fuzz-artifacts/<crate>/<target>/`, libFuzzer's output in
 //!   `<target dir>/fuzz-logs/<crate>-<target>.log`.
-//! - A crash, a leak, running out of memory (2 GiB) or one input taking over
-//!   10 seconds (a hang) fails the run.
+//! - A crash (a panic), running out of memory or one input taking over 10
+//!   seconds (a hang) fails the run. Memory is what the guest has: pvboot's
+//!   heap is capped at 48 MiB, and the targets' global allocator
+//!   (pvboot/fuzz/fuzz_targets/common/heap.rs) refuses to hold more, so an
+//!   input-driven allocation that would crash the guest aborts the run.
+//!   `-malloc_limit_mb` says the same to libFuzzer (it checks it under a
+//!   sanitizer); `-rss_limit_mb` bounds the whole process, libFuzzer's own
+//!   corpus and tables (about 100 MB) included.
+//! - Sanitizer: AddressSanitizer (cargo-fuzz's default) unless the fuzz
+//!   dir's `Cargo.toml` says `fuzz-sanitizer = "none"` (under
+//!   `[package.metadata.xtask]`): for code that is all safe Rust, as pvboot,
+//!   fs-ffs and ext4-view are (`forbid(unsafe_code)`), ASan finds nothing
+//!   and costs over ten times the speed; panics and the heap limit need no
+//!   sanitizer.
 //!
 //! `<target dir>` is `$CARGO_TARGET_DIR` or the workspace's `target/`; the
 //! fuzz builds go to its `fuzz/` subdirectory, since their sanitizer flags
@@ -32,6 +47,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use anyhow::{bail, ensure, Context, Result};
+
+/// pvboot's heap, the memory every target runs with (common/heap.rs holds
+/// the same number for the targets' allocator).
+const PVBOOT_HEAP_MB: u32 = 48;
+/// The whole fuzzing process: libFuzzer's own footprint (about 100 MB with a
+/// few MB of corpus, measured) plus pvboot's heap, with room for the corpus
+/// to grow over a long campaign.
+const RSS_LIMIT_MB: u32 = 512;
 
 /// A cargo-fuzz target found in the workspace.
 struct Target {
@@ -74,7 +97,8 @@ pub fn run(args: &[String]) -> Result<()> {
     let mut seeded = Vec::new();
     let mut failed = Vec::new();
     for t in &targets {
-        if !seeded.contains(&t.krate) {
+        let committed = t.fuzz_dir.join("seeds").join(&t.name).is_dir();
+        if !committed && !seeded.contains(&t.krate) {
             make_seeds(t, &target_dir)?;
             seeded.push(t.krate.clone());
         }
@@ -183,6 +207,19 @@ fn seeds_dir(t: &Target, target_dir: &Path) -> PathBuf {
     target_dir.join("fuzz-seeds").join(&t.krate)
 }
 
+/// The sanitizer a fuzz dir asks for (`fuzz-sanitizer = "..."` in its
+/// Cargo.toml), else cargo-fuzz's default, AddressSanitizer.
+fn sanitizer(t: &Target) -> String {
+    let manifest = fs::read_to_string(t.fuzz_dir.join("Cargo.toml")).unwrap_or_default();
+    manifest
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("fuzz-sanitizer"))
+        .filter_map(|rest| rest.trim().strip_prefix('='))
+        .map(|v| v.trim().trim_matches('"').to_string())
+        .next()
+        .unwrap_or_else(|| "address".to_string())
+}
+
 /// Runs the crate's `seeds.sh`, if any, into a fresh seeds directory.
 fn make_seeds(t: &Target, target_dir: &Path) -> Result<()> {
     let script = t.fuzz_dir.join("seeds.sh");
@@ -215,8 +252,11 @@ fn fuzz_one(t: &Target, target_dir: &Path, seconds: u64) -> Result<String> {
     for d in [&corpus, &artifacts, &logs] {
         fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
     }
+    let committed = t.fuzz_dir.join("seeds").join(&t.name);
     let seeds = seeds_dir(t, target_dir);
-    let seeds = if seeds.join(&t.name).is_dir() {
+    let seeds = if committed.is_dir() {
+        committed
+    } else if seeds.join(&t.name).is_dir() {
         seeds.join(&t.name)
     } else {
         seeds
@@ -233,7 +273,7 @@ fn fuzz_one(t: &Target, target_dir: &Path, seconds: u64) -> Result<String> {
     let crate_dir = t.fuzz_dir.parent().unwrap_or(&t.fuzz_dir);
     let status = Command::new("cargo")
         .arg("+nightly")
-        .args(["fuzz", "run", &t.name, "--fuzz-dir"])
+        .args(["fuzz", "run", "--sanitizer", &sanitizer(t), &t.name, "--fuzz-dir"])
         .arg(&t.fuzz_dir)
         .arg("--target-dir")
         .arg(target_dir.join("fuzz"))
@@ -241,7 +281,8 @@ fn fuzz_one(t: &Target, target_dir: &Path, seconds: u64) -> Result<String> {
         .arg(&seeds)
         .arg("--")
         .arg(format!("-max_total_time={seconds}"))
-        .arg("-rss_limit_mb=2048")
+        .arg(format!("-malloc_limit_mb={PVBOOT_HEAP_MB}"))
+        .arg(format!("-rss_limit_mb={RSS_LIMIT_MB}"))
         .arg("-timeout=10")
         .arg(format!("-artifact_prefix={}/", artifacts.display()))
         .current_dir(crate_dir)

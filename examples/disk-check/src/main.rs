@@ -17,7 +17,17 @@
 //! - `unaligned`: read the scratch region back into a misaligned buffer
 //!   (blkfront's bounce path) instead of a page-aligned one;
 //! - `hold`: after the flush completes, print the marker and wait forever
-//!   (a test then kills the hypervisor to check durability).
+//!   (a test then kills the hypervisor to check durability);
+//! - `reopen`: after closing the disk (Closing -> Closed, grants ended,
+//!   its event channel closed) and closing and binding VIRQ_TIMER again,
+//!   open it once more as a next kernel would, negotiating less (a
+//!   one-page ring, no persistent grants, no indirect requests), and read
+//!   and hash it again: a boot loader's hand-off, in one guest;
+//! - `remap` (with `reopen`): before opening again, also redo what a next
+//!   kernel redoes (PVH): move shared info and grant frame 0 to a hole and
+//!   back, populate the frames they left, set the grant table, the upcall
+//!   vector and the hypercall page up again (see `remap.rs`); a failed
+//!   check ends the run as a crash.
 //!
 //! The pattern: the little-endian u64 at disk byte offset `o` (a multiple
 //! of 8) is `((o / 8) ^ seed) * 0x9E3779B97F4A7C15` (wrapping).
@@ -39,6 +49,9 @@ use sha2::{Digest, Sha256};
 
 #[cfg(target_os = "none")]
 guest_lib::main!(disk_check);
+
+#[cfg(target_os = "none")]
+mod remap;
 
 /// Largest read issued at once (one indirect request of 256 pages).
 const CHUNK: usize = 1 << 20;
@@ -88,6 +101,8 @@ struct Args<'a> {
     nowrite: bool,
     hold: bool,
     unaligned: bool,
+    reopen: bool,
+    remap: bool,
     config: Config,
 }
 
@@ -100,6 +115,8 @@ fn parse_args(cmdline: &str) -> Result<Args<'_>, String> {
         nowrite: false,
         hold: false,
         unaligned: false,
+        reopen: false,
+        remap: false,
         config: Config::default(),
     };
     let num = |k: &str, v: &str| guest_lib::boot::parse_number(v).ok_or_else(|| alloc::format!("bad number for {k}: {v}"));
@@ -116,6 +133,8 @@ fn parse_args(cmdline: &str) -> Result<Args<'_>, String> {
             None if w == "nowrite" => a.nowrite = true,
             None if w == "unaligned" => a.unaligned = true,
             None if w == "hold" => a.hold = true,
+            None if w == "reopen" => a.reopen = true,
+            None if w == "remap" => a.remap = true,
             _ => {}
         }
     }
@@ -148,16 +167,65 @@ fn disk_check(boot: &BootInfo) {
             Err(e) => fail(&alloc::format!("cannot list device/vbd: {e}")),
         },
     };
+    let dev = open(&name, args.config);
+    check_read(&dev, size_of(&dev), &args);
+    if args.nowrite {
+        println!("disk-check: write test skipped (nowrite)");
+    } else {
+        check_write(&dev, size_of(&dev), &args);
+    }
+    close(&dev);
+    if args.reopen {
+        drop(dev);
+        match time::rebind() {
+            Ok(port) => println!("disk-check: VIRQ_TIMER bound again on port {port}"),
+            Err(e) => fail(&alloc::format!("cannot bind VIRQ_TIMER again: {e}")),
+        }
+        #[cfg(target_os = "none")]
+        if args.remap {
+            let failed = remap::run(boot);
+            if failed > 0 {
+                fail(&alloc::format!("{failed} remap checks failed"));
+            }
+            // The clock (pvclock in shared info) and the timer still work.
+            let t = time::Instant::now();
+            time::sleep(Duration::from_millis(20));
+            let slept = t.elapsed();
+            if slept < Duration::from_millis(20) {
+                fail(&alloc::format!("slept {} us of 20 ms", slept.as_micros()));
+            }
+            println!("remap: ok timer after the moves ({} timer events so far)", time::timer_fired_count());
+        }
+        let again = Config {
+            max_ring_order: 0,
+            max_indirect_segments: 0,
+            persistent_grants: false,
+            ..args.config
+        };
+        let dev = open(&name, again);
+        check_read(&dev, size_of(&dev), &args);
+        close(&dev);
+    }
+    println!("disk-check: done");
+}
+
+fn size_of(dev: &BlkFront) -> u64 {
+    let info = dev.info();
+    info.sectors * info.sector_size as u64
+}
+
+/// Opens the disk and prints what was negotiated.
+fn open(name: &str, config: Config) -> BlkFront {
     let start = time::Instant::now();
-    let dev = match BlkFront::open(&name, args.config) {
+    let dev = match BlkFront::open(name, config) {
         Ok(d) => d,
         Err(e) => fail(&alloc::format!("cannot open {name}: {e}")),
     };
     let info = dev.info();
-    let size = info.sectors * info.sector_size as u64;
     println!(
-        "disk-check: {name} ({}): {size} bytes, {}-byte sectors, {}",
+        "disk-check: {name} ({}): {} bytes, {}-byte sectors, {}",
         dev.nodename(),
+        size_of(&dev),
         info.sector_size,
         if info.read_only { "read-only" } else { "read-write" }
     );
@@ -171,18 +239,14 @@ fn disk_check(boot: &BootInfo) {
         info.flush,
         start.elapsed().as_millis()
     );
+    dev
+}
 
-    check_read(&dev, size, &args);
-    if args.nowrite {
-        println!("disk-check: write test skipped (nowrite)");
-    } else {
-        check_write(&dev, size, &args);
-    }
+fn close(dev: &BlkFront) {
     match dev.close() {
         Ok(()) => println!("disk-check: closed {}", dev.nodename()),
         Err(e) => println!("error: closing: {e}"),
     }
-    println!("disk-check: done");
 }
 
 /// Reads the whole disk (hashing it if small enough).

@@ -1,32 +1,36 @@
 //! Opens the input as an FFS image and uses every read-only operation on
 //! whatever it finds: a bounded walk of the tree, file and link reads, and
 //! path lookups through the names found.
+//!
+//! The input is a sparse image (pvboot/fuzz's common/sparse.rs): a device of
+//! up to 1 GiB whose superblock, cylinder groups, inodes and directories the
+//! input supplies, the rest zeros. Runs under pvboot's 48 MiB heap
+//! (common/heap.rs there), since pvboot reads FFS through this crate.
 #![no_main]
+
+#[path = "../../../pvboot/fuzz/fuzz_targets/common/heap.rs"]
+mod heap;
+#[path = "../../../pvboot/fuzz/fuzz_targets/common/sparse.rs"]
+mod sparse;
 
 use fs_ffs::{BlockRead, Ffs, FileType, Ino, IoError};
 use libfuzzer_sys::fuzz_target;
+use sparse::SparseImage;
 
-/// The input, followed by zeros up to at least 4 MiB: seeds are images with
-/// their empty tails cut off, so mutations land on metadata.
-struct ZeroExtended<'a>(&'a [u8]);
+/// The decoded input as fs-ffs's device.
+struct Sparse(SparseImage);
 
-impl BlockRead for ZeroExtended<'_> {
+impl BlockRead for Sparse {
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), IoError> {
-        let end = offset.checked_add(buf.len() as u64).ok_or(IoError)?;
-        if end > self.size() {
-            return Err(IoError);
+        if self.0.read(offset, buf) {
+            Ok(())
+        } else {
+            Err(IoError)
         }
-        buf.fill(0);
-        let data_len = self.0.len() as u64;
-        if offset < data_len {
-            let n = (data_len - offset).min(buf.len() as u64) as usize;
-            buf[..n].copy_from_slice(&self.0[offset as usize..offset as usize + n]);
-        }
-        Ok(())
     }
 
     fn size(&self) -> u64 {
-        (self.0.len() as u64).max(4 << 20)
+        self.0.size()
     }
 }
 
@@ -36,7 +40,7 @@ const MAX_DEPTH: u32 = 8;
 const MAX_ENTRIES_PER_DIR: usize = 64;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(fs) = Ffs::open(ZeroExtended(data)) else {
+    let Ok(fs) = Ffs::open(Sparse(SparseImage::parse(data))) else {
         return;
     };
     let info = fs.info();

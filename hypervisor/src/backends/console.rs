@@ -64,7 +64,7 @@ impl Console {
         let fed = self.feed(dom, &mut inner);
         drop(inner);
         if drained || fed {
-            dom.raise(self.port());
+            dom.raise_from(crate::xen::evtchn::Backend::Console, self.port());
         }
     }
 
@@ -115,7 +115,7 @@ impl Console {
         let fed = self.feed(dom, &mut inner);
         drop(inner);
         if fed {
-            dom.raise(self.port());
+            dom.raise_from(crate::xen::evtchn::Backend::Console, self.port());
         }
     }
 

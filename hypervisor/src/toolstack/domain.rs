@@ -147,11 +147,13 @@ fn boot(
         domid: opts.domid,
         name: cfg.name.clone(),
         memmap: layout.memory_map(),
-        pages: layout.ram_bytes() >> 12,
+        pages: (layout.ram_bytes() >> 12) + loader::NR_SPECIAL_PAGES,
+        // libxl: xc_domain_setmaxmem(maxmem + LIBXL_MAXMEM_CONSTANT, 1 MiB).
+        max_pages: (cfg.maxmem_mib.max(cfg.memory_mib) << 8) + 256,
     };
     let dom = Arc::new(Domain::new(info, vm.ram.clone(), clock, Console::new(loader::CONSOLE_RING, sink)));
     // Grant-table frames (and shared info) placed in holes get KVM slots.
-    dom.gnttab.set_memory_slots(vm.memory_slots());
+    dom.physmap.set_memory_slots(vm.memory_slots());
     {
         let console_port = dom.connect_backend(Backend::Console);
         dom.console.set_port(console_port);
@@ -253,7 +255,7 @@ impl XenstoreLink {
         let weak = Arc::downgrade(dom);
         let ring = xenstore::GuestRing::new(dom.ram.clone(), loader::XENSTORE_RING, move || {
             if let Some(d) = weak.upgrade() {
-                d.raise(store_port);
+                d.raise_from(Backend::Store, store_port);
             }
         });
         match ring.map_err(|e| e.to_string()).and_then(|r| self.xs.introduce_domain(domid, r).map_err(|e| e.to_string())) {

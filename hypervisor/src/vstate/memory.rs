@@ -5,10 +5,13 @@
 //! module. Shared words (event-channel bitmaps, ring indices) are reached as
 //! atomics because the guest updates them concurrently.
 //!
-//! Besides the memory present at boot, Xen-owned pages that a guest maps
-//! into holes of its physical address space after boot (grant-table frames,
-//! XENMEM_add_to_physmap) are backed here as "extra" regions, so every
-//! accessor reaches them too. Backends move disk data straight between a
+//! Besides the memory present at boot, pages placed after boot are backed
+//! here as "extra" regions, so every accessor reaches them too: Xen-owned
+//! pages a guest maps with XENMEM_add_to_physmap (shared info, grant-table
+//! frames) and RAM it populates into holes (XENMEM_populate_physmap). Boot
+//! pages the guest gave up (XENMEM_decrease_reservation, or a Xen page
+//! placed over them) become holes: no accessor reaches them until they are
+//! populated again. Backends move disk data straight between a
 //! file and guest pages with [`GuestRam::read_from_file`] and
 //! [`GuestRam::write_to_file`], without a bounce buffer.
 
@@ -46,6 +49,13 @@ pub struct GuestRam {
     /// `self` is dropped, because references handed out by the atomic
     /// accessors live as long as `&self`.
     retired: Mutex<Vec<Arc<GuestMemoryMmap>>>,
+    /// Which extra regions are RAM (populated), by start address; the
+    /// others are Xen pages.
+    extra_ram: RwLock<std::collections::BTreeSet<u64>>,
+    /// Boot pages removed from the guest's view (page addresses).
+    holes: RwLock<std::collections::BTreeSet<u64>>,
+    /// Whether `holes` is non-empty, checked without the lock.
+    has_holes: AtomicBool,
 }
 
 impl GuestRam {
@@ -54,7 +64,15 @@ impl GuestRam {
         let ranges: Vec<_> = ranges.iter().map(|&(a, s)| (GuestAddress(a), s)).collect();
         let mem = GuestMemoryMmap::from_ranges(&ranges)
             .map_err(|e| std::io::Error::other(format!("cannot map guest memory: {e}")))?;
-        Ok(Self { mem, extra: RwLock::new(Vec::new()), has_extra: AtomicBool::new(false), retired: Mutex::new(Vec::new()) })
+        Ok(Self {
+            mem,
+            extra: RwLock::new(Vec::new()),
+            has_extra: AtomicBool::new(false),
+            retired: Mutex::new(Vec::new()),
+            extra_ram: RwLock::new(Default::default()),
+            holes: RwLock::new(Default::default()),
+            has_holes: AtomicBool::new(false),
+        })
     }
 
     /// The underlying vm-memory object (itself bounds-checked), for loaders
@@ -78,14 +96,78 @@ impl GuestRam {
     /// Whether `[addr, addr + len)` lies entirely in guest memory (boot
     /// memory or one extra region).
     pub fn contains(&self, addr: u64, len: usize) -> bool {
-        len == 0 || self.is_boot_memory(addr, len) || self.extra_at(addr, len).is_some()
+        len == 0 || self.in_boot(addr, len) || self.extra_at(addr, len).is_some()
     }
 
-    /// Whether `[addr, addr + len)` lies entirely in memory the guest had at
-    /// boot (its RAM and special pages), as opposed to Xen-owned pages
-    /// mapped later. Only such pages may be granted to a backend.
-    pub fn is_boot_memory(&self, addr: u64, len: usize) -> bool {
-        len == 0 || self.mem.get_slice(GuestAddress(addr), len).is_ok()
+    /// Whether `[addr, addr + len)` is entirely the domain's RAM: boot
+    /// memory (its RAM and special pages) not given up, or one populated
+    /// region; not Xen-owned pages nor holes. Only RAM may be granted to a
+    /// backend.
+    pub fn is_ram(&self, addr: u64, len: usize) -> bool {
+        if len == 0 || self.in_boot(addr, len) {
+            return true;
+        }
+        match self.extra_at(addr, len) {
+            Some(m) => m.iter().next().is_some_and(|r| self.extra_ram.read().unwrap_or_else(|e| e.into_inner()).contains(&r.start_addr().0)),
+            None => false,
+        }
+    }
+
+    /// Whether `[addr, addr + len)` is boot memory with no hole in it.
+    fn in_boot(&self, addr: u64, len: usize) -> bool {
+        self.mem.get_slice(GuestAddress(addr), len.max(1)).is_ok() && !self.overlaps_hole(addr, len)
+    }
+
+    /// Whether any page of `[addr, addr + len)` is a removed boot page.
+    fn overlaps_hole(&self, addr: u64, len: usize) -> bool {
+        if !self.has_holes.load(Ordering::Acquire) {
+            return false;
+        }
+        let first = addr & !0xfff;
+        let end = addr.saturating_add(len.max(1) as u64);
+        self.holes.read().unwrap_or_else(|e| e.into_inner()).range(first..end).next().is_some()
+    }
+
+    /// Whether the page at `addr` is boot memory (given up or not).
+    pub fn is_boot_page(&self, addr: u64) -> bool {
+        self.mem.get_slice(GuestAddress(addr & !0xfff), 4096).is_ok()
+    }
+
+    /// Whether the page at `addr` is a boot page the guest gave up.
+    pub fn is_removed_boot_page(&self, addr: u64) -> bool {
+        self.overlaps_hole(addr & !0xfff, 4096)
+    }
+
+    /// Takes the boot page at `addr` out of the guest's view (the caller
+    /// removes it from KVM too). Returns false if it is not a present boot page.
+    pub fn remove_boot_page(&self, addr: u64) -> bool {
+        let page = addr & !0xfff;
+        if !self.is_boot_page(page) {
+            return false;
+        }
+        let mut holes = self.holes.write().unwrap_or_else(|e| e.into_inner());
+        let added = holes.insert(page);
+        self.has_holes.store(true, Ordering::Release);
+        added
+    }
+
+    /// Gives a removed boot page back, zeroed (fresh RAM). Returns false if
+    /// it was not removed.
+    pub fn restore_boot_page(&self, addr: u64) -> bool {
+        let page = addr & !0xfff;
+        let mut holes = self.holes.write().unwrap_or_else(|e| e.into_inner());
+        if !holes.remove(&page) {
+            return false;
+        }
+        let _ = self.mem.write_slice(&[0u8; 4096], GuestAddress(page));
+        self.has_holes.store(!holes.is_empty(), Ordering::Release);
+        true
+    }
+
+    /// The host address backing boot page `addr` (for its KVM slot).
+    pub fn boot_host_addr(&self, addr: u64) -> Option<u64> {
+        let slice = self.mem.get_slice(GuestAddress(addr), 1).ok()?;
+        Some(slice.ptr_guard().as_ptr() as u64)
     }
 
     /// The extra region holding `[addr, addr + len)`, if any.
@@ -101,6 +183,10 @@ impl GuestRam {
     pub fn read(&self, addr: u64, buf: &mut [u8]) -> Result<()> {
         let len = buf.len();
         let bad = || BadAddress { addr, len };
+        if self.overlaps_hole(addr, len) {
+            let extra = self.extra_at(addr, buf.len()).ok_or_else(bad)?;
+            return extra.read_slice(buf, GuestAddress(addr)).map_err(|_| bad());
+        }
         match self.mem.read_slice(buf, GuestAddress(addr)) {
             Ok(()) => Ok(()),
             Err(_) => {
@@ -113,6 +199,10 @@ impl GuestRam {
     /// Copies `buf` into guest memory.
     pub fn write(&self, addr: u64, buf: &[u8]) -> Result<()> {
         let bad = || BadAddress { addr, len: buf.len() };
+        if self.overlaps_hole(addr, buf.len()) {
+            let extra = self.extra_at(addr, buf.len()).ok_or_else(bad)?;
+            return extra.write_slice(buf, GuestAddress(addr)).map_err(|_| bad());
+        }
         match self.mem.write_slice(buf, GuestAddress(addr)) {
             Ok(()) => Ok(()),
             Err(_) => {
@@ -184,9 +274,10 @@ impl GuestRam {
         let len = std::mem::size_of::<T>();
         let bad = || BadAddress { addr, len };
         let extra;
-        let slice = match self.mem.get_slice(GuestAddress(addr), len) {
+        let boot = if self.overlaps_hole(addr, len) { Err(()) } else { self.mem.get_slice(GuestAddress(addr), len).map_err(|_| ()) };
+        let slice = match boot {
             Ok(slice) => slice,
-            Err(_) => {
+            Err(()) => {
                 extra = self.extra_at(addr, len).ok_or_else(bad)?;
                 extra.get_slice(GuestAddress(addr), len).map_err(|_| bad())?
             }
@@ -223,13 +314,16 @@ impl GuestRam {
 /// Extra regions: Xen-owned pages placed in holes after boot.
 impl GuestRam {
     /// Maps `len` bytes of fresh zeroed host memory at guest address `addr`,
-    /// which must not overlap any memory already present. Returns the host
-    /// address, for the caller to give KVM a memory slot for it.
-    pub fn map_extra(&self, addr: u64, len: usize) -> std::io::Result<u64> {
+    /// which must not overlap any memory present (boot pages given up are
+    /// not present). `ram` says whether it is the domain's RAM (populated)
+    /// or a Xen page. Returns the host address, for the caller to give KVM
+    /// a memory slot for it.
+    pub fn map_extra(&self, addr: u64, len: usize, ram: bool) -> std::io::Result<u64> {
         let end = addr.checked_add(len as u64).ok_or_else(|| std::io::Error::other("address overflow"))?;
         let overlaps = |m: &GuestMemoryMmap| m.iter().any(|r| r.start_addr().0 < end && addr < r.start_addr().0 + r.len());
+        let boot_present = overlaps(&self.mem) && (addr..end).step_by(4096).any(|p| self.is_boot_page(p) && !self.is_removed_boot_page(p));
         let mut extra = self.extra.write().unwrap_or_else(|e| e.into_inner());
-        if overlaps(&self.mem) || extra.iter().any(|m| overlaps(m)) {
+        if boot_present || extra.iter().any(|m| overlaps(m)) {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::AlreadyExists,
                 format!("guest range [{addr:#x}, {end:#x}) is already backed"),
@@ -239,6 +333,9 @@ impl GuestRam {
             .map_err(|e| std::io::Error::other(format!("cannot map {len:#x} bytes at {addr:#x}: {e}")))?;
         let host = region.iter().next().map(|r| r.as_ptr() as u64).unwrap_or(0);
         extra.push(Arc::new(region));
+        if ram {
+            self.extra_ram.write().unwrap_or_else(|e| e.into_inner()).insert(addr);
+        }
         self.has_extra.store(true, Ordering::Release);
         Ok(host)
     }
@@ -252,6 +349,7 @@ impl GuestRam {
             return false;
         };
         let region = extra.remove(i);
+        self.extra_ram.write().unwrap_or_else(|e| e.into_inner()).remove(&addr);
         self.has_extra.store(!extra.is_empty(), Ordering::Release);
         self.retired.lock().unwrap_or_else(|e| e.into_inner()).push(region);
         true
@@ -280,7 +378,7 @@ impl GuestRam {
         let bad = |addr: u64, len: usize| std::io::Error::new(std::io::ErrorKind::InvalidInput, BadAddress { addr, len });
         let mut extras = Vec::with_capacity(iov.len());
         for &(addr, len) in &iov {
-            extras.push(if self.is_boot_memory(addr, len) { None } else { Some(self.extra_at(addr, len).ok_or_else(|| bad(addr, len))?) });
+            extras.push(if self.in_boot(addr, len) { None } else { Some(self.extra_at(addr, len).ok_or_else(|| bad(addr, len))?) });
         }
         let mut slices = Vec::with_capacity(iov.len());
         for (&(addr, len), extra) in iov.iter().zip(&extras) {
@@ -392,6 +490,7 @@ pod!(
     xen_abi::hvm::HvmParam,
     xen_abi::memory::AddToPhysmap,
     xen_abi::memory::MemoryMap,
+    xen_abi::memory::MemoryReservation,
     xen_abi::event_channel::AllocUnbound,
     xen_abi::event_channel::BindInterdomain,
     xen_abi::event_channel::BindVirq,
@@ -417,10 +516,10 @@ mod tests {
     #[test]
     fn extra_regions_are_reachable_and_retired() {
         let ram = GuestRam::new(&[(0, 0x2000)]).unwrap();
-        assert!(ram.map_extra(0x1000, 0x1000).is_err(), "overlaps RAM");
-        assert!(ram.map_extra(0x5000, 0x1000).unwrap() != 0);
-        assert!(ram.map_extra(0x5000, 0x1000).is_err(), "already there");
-        assert!(ram.contains(0x5000, 0x1000) && !ram.is_boot_memory(0x5000, 1));
+        assert!(ram.map_extra(0x1000, 0x1000, false).is_err(), "overlaps RAM");
+        assert!(ram.map_extra(0x5000, 0x1000, false).unwrap() != 0);
+        assert!(ram.map_extra(0x5000, 0x1000, false).is_err(), "already there");
+        assert!(ram.contains(0x5000, 0x1000) && !ram.is_ram(0x5000, 1));
         ram.write_obj(0x5008, &7u64).unwrap();
         assert_eq!(ram.read_obj::<u64>(0x5008).unwrap(), 7);
         let a = ram.atomic_u64(0x5008).unwrap();
@@ -430,14 +529,40 @@ mod tests {
         assert!(!ram.contains(0x5000, 1));
         // A reference taken before stays valid (the mapping was retired).
         assert_eq!(a.load(Ordering::SeqCst), 7);
-        assert!(ram.map_extra(0x5000, 0x1000).is_ok(), "the address is free again");
+        assert!(ram.map_extra(0x5000, 0x1000, true).is_ok(), "the address is free again");
+        assert!(ram.is_ram(0x5000, 0x1000), "populated RAM");
+    }
+
+    #[test]
+    fn removed_boot_pages_are_holes_until_restored() {
+        let ram = GuestRam::new(&[(0, 0x4000)]).unwrap();
+        ram.write_obj(0x1008, &9u64).unwrap();
+        assert!(ram.remove_boot_page(0x1000));
+        assert!(!ram.remove_boot_page(0x1000), "once");
+        assert!(!ram.remove_boot_page(0x8000), "not boot memory");
+        assert!(!ram.contains(0x1000, 1) && !ram.is_ram(0x1ff8, 8));
+        assert!(ram.read_obj::<u64>(0x1008).is_err());
+        assert!(ram.write_obj(0x1008, &1u64).is_err());
+        assert!(ram.atomic_u64(0x1008).is_err());
+        assert!(ram.read(0xff8, &mut [0; 16]).is_err(), "not across the hole");
+        assert!(ram.is_ram(0x2000, 0x2000), "the rest stays");
+        // A Xen page placed over the hole is reachable, but not RAM.
+        ram.map_extra(0x1000, 0x1000, false).unwrap();
+        ram.write_obj(0x1008, &5u64).unwrap();
+        assert!(ram.contains(0x1000, 0x1000) && !ram.is_ram(0x1000, 1));
+        assert!(ram.map_extra(0x2000, 0x1000, false).is_err(), "present boot page");
+        assert!(ram.unmap_extra(0x1000));
+        assert!(ram.restore_boot_page(0x1000));
+        assert!(!ram.restore_boot_page(0x1000));
+        assert_eq!(ram.read_obj::<u64>(0x1008).unwrap(), 0, "fresh RAM is zeroed");
+        assert!(ram.is_ram(0, 0x4000));
     }
 
     #[test]
     fn file_io_goes_straight_to_guest_pages() {
         use std::io::Write;
         let ram = GuestRam::new(&[(0, 0x4000)]).unwrap();
-        ram.map_extra(0x10000, 0x1000).unwrap();
+        ram.map_extra(0x10000, 0x1000, false).unwrap();
         let path = std::env::temp_dir().join(format!("xenolith-memtest-{}", std::process::id()));
         let mut f = std::fs::File::create(&path).unwrap();
         f.write_all(&(0..8192u32).map(|i| (i % 251) as u8).collect::<Vec<_>>()).unwrap();

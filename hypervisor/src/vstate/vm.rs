@@ -2,7 +2,7 @@
 //! that trapping the Xen ABI needs (MSR exits for the hypercall MSR, no
 //! hypercall-instruction patching).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use kvm_bindings::{
@@ -105,11 +105,7 @@ impl Vm {
             unsafe { fd.set_user_memory_region(region) }.map_err(kvm("KVM_SET_USER_MEMORY_REGION"))?;
         }
         let fd = Arc::new(fd);
-        let slots = Arc::new(MemorySlots {
-            fd: fd.clone(),
-            ram: ram.clone(),
-            table: Mutex::new(SlotTable { next: ram.regions().len() as u32, free: Vec::new(), by_addr: HashMap::new() }),
-        });
+        let slots = Arc::new(MemorySlots::new(Some(fd.clone()), ram.clone()));
         let vm = Vm { kvm: kvm_fd, fd, ram, backend: Backend::detect(), slots };
         vm.trap_msrs(trapped_msrs)?;
         vm.disable_hypercall_patching();
@@ -177,17 +173,23 @@ impl Vm {
     }
 }
 
-/// Adds KVM memory slots after boot, for Xen-owned pages a guest maps into
-/// holes of its physical address space (XENMEM_add_to_physmap of a
-/// grant-table frame at a guest frame that is not RAM).
+/// Changes the guest's physical memory after boot, in KVM and in
+/// [`GuestRam`] together:
+/// - Xen-owned pages a guest maps into its physical address space
+///   (XENMEM_add_to_physmap of shared info or a grant-table frame) and RAM
+///   it populates into holes get fresh host memory as a new KVM slot and an
+///   extra region of `GuestRam` ([`map`](Self::map), [`unmap`](Self::unmap));
+/// - a boot page the guest gives up (a Xen page placed over it,
+///   XENMEM_decrease_reservation) leaves the guest's view: its KVM slot is
+///   split around it ([`remove_boot_page`](Self::remove_boot_page)), and it
+///   comes back zeroed, slots merged again, when populated
+///   ([`restore_boot_page`](Self::restore_boot_page)).
 ///
-/// Each region is fresh host memory registered both as a KVM slot (so the
-/// guest sees it) and as an extra region of [`GuestRam`] (so every accessor
-/// in the VMM reaches it).
+/// Without a VM (unit tests) only `GuestRam` changes.
 pub struct MemorySlots {
     // Declared first so the VM fd closes before this struct's `ram` handle
     // is released: KVM must never point at unmapped memory.
-    fd: Arc<VmFd>,
+    fd: Option<Arc<VmFd>>,
     ram: Arc<GuestRam>,
     table: Mutex<SlotTable>,
 }
@@ -195,33 +197,60 @@ pub struct MemorySlots {
 struct SlotTable {
     next: u32,
     free: Vec<u32>,
+    /// Extra regions: start address -> (slot, length).
     by_addr: HashMap<u64, (u32, u64)>,
+    /// Slots over boot memory: start address -> (slot, length, host address).
+    boot: BTreeMap<u64, (u32, u64, u64)>,
+}
+
+impl SlotTable {
+    fn alloc(&mut self) -> u32 {
+        self.free.pop().unwrap_or_else(|| {
+            self.next += 1;
+            self.next - 1
+        })
+    }
 }
 
 impl MemorySlots {
-    /// Backs `[addr, addr + len)` with zeroed memory. Fails if any of it is
-    /// already backed or KVM refuses the slot.
-    pub fn map(&self, addr: u64, len: usize) -> Result<(), VmError> {
-        let mut table = self.table.lock().unwrap_or_else(|e| e.into_inner());
-        let host = self.ram.map_extra(addr, len)?;
-        let slot = table.free.pop().unwrap_or(table.next);
-        let region = kvm_userspace_memory_region {
-            slot,
-            flags: 0,
-            guest_phys_addr: addr,
-            memory_size: len as u64,
-            userspace_addr: host,
-        };
-        // SAFETY: `host` is a live mapping of `len` bytes owned by `ram`,
-        // which keeps it mapped (even once taken out of view) for as long as
-        // `ram` lives, and `ram` outlives the VM fd (field order above).
-        if let Err(err) = unsafe { self.fd.set_user_memory_region(region) } {
+    /// The slots of `ram`'s boot regions (numbered 0.. as [`Vm::new`]
+    /// registers them), for the VM `fd` if any.
+    pub fn new(fd: Option<Arc<VmFd>>, ram: Arc<GuestRam>) -> Self {
+        let regions = ram.regions();
+        let boot = regions.iter().enumerate().map(|(i, &(guest, host, size))| (guest, (i as u32, size, host))).collect();
+        MemorySlots {
+            fd,
+            ram,
+            table: Mutex::new(SlotTable { next: regions.len() as u32, free: Vec::new(), by_addr: HashMap::new(), boot }),
+        }
+    }
+
+    fn table(&self) -> std::sync::MutexGuard<'_, SlotTable> {
+        self.table.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Points KVM slot `slot` at `[guest, guest + size)` backed by `host` (size 0 deletes it).
+    fn set_slot(&self, slot: u32, guest: u64, size: u64, host: u64, what: &'static str) -> Result<(), VmError> {
+        let Some(fd) = &self.fd else { return Ok(()) };
+        let region = kvm_userspace_memory_region { slot, flags: 0, guest_phys_addr: guest, memory_size: size, userspace_addr: host };
+        // SAFETY: `host` is a live mapping of `size` bytes owned by `ram`
+        // (boot memory, or an extra region that stays mapped, even once
+        // taken out of view, for as long as `ram` lives), and `ram` outlives
+        // the VM fd (field order above). Size 0 names no memory.
+        unsafe { fd.set_user_memory_region(region) }.map_err(|err| VmError::Kvm { what, err })
+    }
+
+    /// Backs `[addr, addr + len)` with zeroed memory: RAM the guest
+    /// populated (`ram`) or a Xen page. Fails if any of it is already
+    /// present or KVM refuses the slot.
+    pub fn map(&self, addr: u64, len: usize, ram: bool) -> Result<(), VmError> {
+        let mut table = self.table();
+        let host = self.ram.map_extra(addr, len, ram)?;
+        let slot = table.alloc();
+        if let Err(e) = self.set_slot(slot, addr, len as u64, host, "KVM_SET_USER_MEMORY_REGION (extra page)") {
             self.ram.unmap_extra(addr);
             table.free.push(slot);
-            return Err(VmError::Kvm { what: "KVM_SET_USER_MEMORY_REGION (extra page)", err });
-        }
-        if slot == table.next {
-            table.next += 1;
+            return Err(e);
         }
         table.by_addr.insert(addr, (slot, len as u64));
         Ok(())
@@ -229,16 +258,99 @@ impl MemorySlots {
 
     /// Removes the region [`map`](Self::map) placed at `addr`; returns whether there was one.
     pub fn unmap(&self, addr: u64) -> bool {
-        let mut table = self.table.lock().unwrap_or_else(|e| e.into_inner());
-        let Some((slot, _)) = table.by_addr.remove(&addr) else { return false };
-        let region = kvm_userspace_memory_region { slot, flags: 0, guest_phys_addr: addr, memory_size: 0, userspace_addr: 0 };
-        // SAFETY: a zero-sized region deletes the slot; no memory is named.
-        if let Err(e) = unsafe { self.fd.set_user_memory_region(region) } {
+        let mut table = self.table();
+        let Some(&(slot, _)) = table.by_addr.get(&addr) else { return false };
+        if let Err(e) = self.set_slot(slot, addr, 0, 0, "remove an extra slot") {
             log::warn!("cannot remove KVM slot {slot} at {addr:#x}: {e}");
             return false;
         }
+        table.by_addr.remove(&addr);
         table.free.push(slot);
         self.ram.unmap_extra(addr);
         true
+    }
+
+    /// Takes boot page `addr` out of the guest's view: the KVM slot holding
+    /// it is split in the slots before and after it. Returns false if it is
+    /// not a present boot page.
+    pub fn remove_boot_page(&self, addr: u64) -> Result<bool, VmError> {
+        let page = addr & !0xfff;
+        let mut table = self.table();
+        let Some((&start, &(slot, size, host))) = table.boot.range(..=page).next_back() else { return Ok(false) };
+        if page >= start + size || self.ram.is_removed_boot_page(page) {
+            return Ok(false);
+        }
+        self.set_slot(slot, start, 0, 0, "remove a boot slot")?;
+        table.boot.remove(&start);
+        table.free.push(slot);
+        let before = (start, page - start, host);
+        let after = (page + 4096, start + size - page - 4096, host + (page + 4096 - start));
+        for (guest, len, h) in [before, after] {
+            if len == 0 {
+                continue;
+            }
+            let s = table.alloc();
+            self.set_slot(s, guest, len, h, "split a boot slot")?;
+            table.boot.insert(guest, (s, len, h));
+        }
+        Ok(self.ram.remove_boot_page(page))
+    }
+
+    /// Gives boot page `addr`, removed earlier, back to the guest zeroed,
+    /// merging it with the slots around it. Returns false if it was not removed.
+    pub fn restore_boot_page(&self, addr: u64) -> Result<bool, VmError> {
+        let page = addr & !0xfff;
+        if !self.ram.is_removed_boot_page(page) || self.ram.contains(page, 4096) {
+            return Ok(false); // present, or a Xen page sits there
+        }
+        let Some(host) = self.ram.boot_host_addr(page) else { return Ok(false) };
+        let mut table = self.table();
+        let (mut start, mut size, mut h) = (page, 4096u64, host);
+        // Merge with a neighbour whose host memory is contiguous with ours.
+        if let Some((&ls, &(lslot, lsize, lhost))) = table.boot.range(..page).next_back() {
+            if ls + lsize == page && lhost + lsize == host {
+                self.set_slot(lslot, ls, 0, 0, "merge boot slots")?;
+                table.boot.remove(&ls);
+                table.free.push(lslot);
+                (start, size, h) = (ls, lsize + 4096, lhost);
+            }
+        }
+        if let Some(&(rslot, rsize, rhost)) = table.boot.get(&(page + 4096)) {
+            if host + 4096 == rhost {
+                self.set_slot(rslot, page + 4096, 0, 0, "merge boot slots")?;
+                table.boot.remove(&(page + 4096));
+                table.free.push(rslot);
+                size += rsize;
+            }
+        }
+        let slot = table.alloc();
+        self.set_slot(slot, start, size, h, "restore a boot page")?;
+        table.boot.insert(start, (slot, size, h));
+        Ok(self.ram.restore_boot_page(page))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn boot_slots_split_and_merge_back() {
+        let ram = Arc::new(GuestRam::new(&[(0, 0x10000)]).unwrap());
+        let slots = MemorySlots::new(None, ram.clone());
+        assert!(slots.remove_boot_page(0x3000).unwrap());
+        assert!(!slots.remove_boot_page(0x3000).unwrap(), "already gone");
+        assert!(slots.remove_boot_page(0x4000).unwrap());
+        assert!(!slots.remove_boot_page(0x20000).unwrap(), "not boot memory");
+        let layout = |t: &SlotTable| t.boot.iter().map(|(&a, &(_, l, _))| (a, l)).collect::<Vec<_>>();
+        assert_eq!(layout(&slots.table()), [(0, 0x3000), (0x5000, 0xb000)]);
+        assert!(!ram.contains(0x3000, 1));
+        slots.map(0x3000, 0x1000, false).unwrap();
+        assert!(!slots.restore_boot_page(0x3000).unwrap(), "a Xen page is there");
+        assert!(slots.unmap(0x3000));
+        assert!(slots.restore_boot_page(0x3000).unwrap());
+        assert!(slots.restore_boot_page(0x4000).unwrap());
+        assert_eq!(layout(&slots.table()), [(0, 0x10000)], "one slot again");
+        assert!(ram.is_ram(0, 0x10000));
     }
 }

@@ -67,8 +67,10 @@ impl ShutdownReason {
 pub struct State {
     /// Guest address of the installed hypercall page.
     pub hypercall_page: Option<u64>,
-    /// Where event bits live, once shared info is mapped.
+    /// Where event bits live, while shared info is mapped.
     pub events: Option<EventPages>,
+    /// vCPU 0's vcpu_info, once registered outside shared info.
+    pub registered_vcpu_info: Option<u64>,
     /// The upcall vector (HVM_PARAM_CALLBACK_IRQ type vector).
     pub callback_vector: Option<u8>,
     /// HVM params.
@@ -91,8 +93,10 @@ pub struct DomainInfo {
     pub name: String,
     /// The E820 map XENMEM_memory_map returns.
     pub memmap: Vec<HvmMemmapEntry>,
-    /// Pages of RAM the domain has.
+    /// Pages the domain holds at boot (its RAM and special pages).
     pub pages: u64,
+    /// The most pages it may hold (xl's maxmem plus libxl's slack).
+    pub max_pages: u64,
 }
 
 /// A running domain.
@@ -107,6 +111,8 @@ pub struct Domain {
     pub console: Console,
     /// The grant table (its own locking: backends use it off the vCPU thread).
     pub gnttab: super::gnttab::GrantTable,
+    /// The physical address space: RAM, holes, Xen pages, page counts.
+    pub physmap: super::physmap::Physmap,
     state: Mutex<State>,
     vcpu_wake: Condvar,
     timer_wake: Condvar,
@@ -123,15 +129,19 @@ impl Domain {
     /// A domain with nothing mapped yet.
     pub fn new(info: DomainInfo, ram: Arc<GuestRam>, clock: Clock, console: Console) -> Self {
         let domid = info.domid;
+        let max_gfn = info.memmap.iter().map(|e| (e.addr + e.size) >> 12).max().unwrap_or(1).saturating_sub(1);
+        let physmap = super::physmap::Physmap::new(ram.clone(), info.pages, info.max_pages, max_gfn);
         Domain {
             info,
             ram,
             clock,
             console,
             gnttab: super::gnttab::GrantTable::default(),
+            physmap,
             state: Mutex::new(State {
                 hypercall_page: None,
                 events: None,
+                registered_vcpu_info: None,
                 callback_vector: None,
                 params: [0; NR_PARAMS as usize],
                 evtchn: EventChannels::new(domid),
@@ -181,6 +191,17 @@ impl Domain {
     pub fn raise(&self, port: u32) {
         let st = self.state();
         self.raise_locked(&st, port);
+    }
+
+    /// Raises `port` for `backend`, the other end of an interdomain
+    /// channel: only while the port is still connected to it (a guest that
+    /// closed the port, or reset its channels, and maybe reused the number
+    /// for something else, must not see the old backend's events).
+    pub fn raise_from(&self, backend: Backend, port: u32) {
+        let st = self.state();
+        if st.evtchn.is_bound_to(port, backend) {
+            self.raise_locked(&st, port);
+        }
     }
 
     /// Raises `port` with the state lock already held.

@@ -142,6 +142,40 @@ impl EventChannels {
         self.virqs.get(virq as usize).copied().filter(|&p| p != 0)
     }
 
+    /// The backend in domain 0 closes its end of `port` (Linux's
+    /// unbind_from_irqhandler when blkback disconnects): as in Xen's
+    /// evtchn_close, the guest's end goes back to waiting for domain 0.
+    /// Returns whether `port` was connected to `backend`.
+    pub fn unbind_backend(&mut self, port: u32, backend: Backend) -> bool {
+        if self.state(port) != Some(PortState::Interdomain { backend }) {
+            return false;
+        }
+        self.ports[port as usize] = PortState::Unbound { remote_dom: 0 };
+        true
+    }
+
+    /// Whether `port` is connected to `backend`: a backend raises an event
+    /// only through a channel that is still bound to it (after the guest
+    /// closed it, Xen's send from the other end goes nowhere).
+    pub fn is_bound_to(&self, port: u32, backend: Backend) -> bool {
+        self.state(port) == Some(PortState::Interdomain { backend })
+    }
+
+    /// EVTCHNOP_reset: closes every port of the domain, as Xen's
+    /// evtchn_reset does with evtchn_close on each. The other ends of
+    /// interdomain channels (console, xenstore, device backends) are left
+    /// unbound: nothing reaches the guest through them until a backend
+    /// binds afresh. Returns the ports that were open.
+    pub fn reset(&mut self) -> Vec<u32> {
+        let open: Vec<u32> = (1..MAX_PORTS).filter(|&p| self.ports[p as usize] != PortState::Free).collect();
+        for &p in &open {
+            // Cannot fail: the port is allocated (a loopback peer closed
+            // before it is merely unbound again).
+            let _ = self.close(p);
+        }
+        open
+    }
+
     /// EVTCHNOP_close.
     pub fn close(&mut self, port: u32) -> Result<(), i64> {
         let state = self.state(port).ok_or(EINVAL)?;
@@ -253,6 +287,14 @@ impl EventPages {
         ram.atomic_u8(flag).map(|f| f.load(std::sync::atomic::Ordering::SeqCst) != 0).unwrap_or(false)
     }
 
+    /// Clears `port`'s pending bit: Xen's evtchn_close does it so that a
+    /// port bound again does not fire at once (evtchn_port_clear_pending).
+    pub fn clear_pending(&self, ram: &GuestRam, port: u32) {
+        if let Some(PortBits { pending, bit, .. }) = self.bits(port) {
+            let _ = ram.test_and_clear_bit(pending, bit);
+        }
+    }
+
     /// Whether `port` is pending (for SCHEDOP_poll).
     pub fn is_pending(&self, ram: &GuestRam, port: u32) -> bool {
         self.bits(port).is_some_and(|b| ram.test_bit(b.pending, b.bit).unwrap_or(false))
@@ -307,6 +349,36 @@ mod tests {
     }
 
     #[test]
+    fn reset_closes_every_port_and_backends_unbind() {
+        let mut e = EventChannels::new(2);
+        let console = e.connect_backend(Backend::Console).unwrap();
+        let store = e.connect_backend(Backend::Store).unwrap();
+        let timer = e.bind_virq(VIRQ_TIMER, 0).unwrap();
+        let blk = e.alloc_unbound(0).unwrap();
+        e.bind_backend(blk, Backend::Device(0)).unwrap();
+        assert!(e.is_bound_to(blk, Backend::Device(0)));
+        assert!(!e.is_bound_to(blk, Backend::Device(1)));
+        // The backend disconnects: the guest's port waits for domain 0 again.
+        assert!(e.unbind_backend(blk, Backend::Device(0)));
+        assert_eq!(e.state(blk), Some(PortState::Unbound { remote_dom: 0 }));
+        assert!(!e.unbind_backend(blk, Backend::Device(0)), "once");
+        e.bind_backend(blk, Backend::Device(0)).unwrap();
+        let own = e.alloc_unbound(2).unwrap();
+        let peer = e.bind_loopback(2, own).unwrap();
+        let mut open = e.reset();
+        open.sort();
+        let mut want = vec![console, store, timer, blk, own, peer];
+        want.sort();
+        assert_eq!(open, want);
+        assert!((1..MAX_PORTS).all(|p| e.state(p) == Some(PortState::Free)));
+        assert!(!e.is_bound_to(console, Backend::Console), "the console can no longer raise it");
+        assert_eq!(e.virq_port(VIRQ_TIMER), None);
+        assert_eq!(e.bind_virq(VIRQ_TIMER, 0), Ok(1), "VIRQ_TIMER binds again, on the lowest free port");
+        assert!(!e.is_bound_to(1, Backend::Console), "a reused port number is not the console's");
+        assert_eq!(e.reset(), vec![1]);
+    }
+
+    #[test]
     fn delivery_follows_2l_rules() {
         let ram = GuestRam::new(&[(0, 0x2000)]).unwrap();
         let pages = EventPages { shared_info: 0x1000, vcpu_info: 0x1000 };
@@ -322,5 +394,7 @@ mod tests {
         assert!(pages.is_pending(&ram, 70));
         assert!(pages.unmask(&ram, 70), "unmask re-raises");
         assert!(!pages.set_pending(&ram, NR_EVENT_CHANNELS + 1));
+        pages.clear_pending(&ram, 70);
+        assert!(!pages.is_pending(&ram, 70), "closing a port clears its pending bit");
     }
 }

@@ -7,19 +7,13 @@
 //! XENMEM_add_to_physmap(XENMAPSPACE_grant_table, idx, gpfn), as Linux, GRUB
 //! and every PVH guest do.
 //!
-//! Where a frame lives (the storage choice):
-//! - If `gpfn` is a page of the guest's memory, that page becomes the frame,
-//!   as this hypervisor does for shared info: its content is replaced by the
-//!   frame's (zeros for a new frame).
-//! - Otherwise (a hole: GRUB puts frame 0 right after the end of RAM; Linux
-//!   PVH uses unpopulated address space) the frame gets fresh host memory in
-//!   a new KVM memory slot ([`MemorySlots`]), reachable through `GuestRam`
-//!   like any guest page.
-//!
-//! A frame moved to another gpfn keeps its content; a hole it leaves is
-//! unmapped. Frames grown by setup_table but never mapped have no storage:
-//! their entries read as "no grant", which is what the guest could observe
-//! on Xen too (it cannot write them).
+//! Where a frame lives is the physmap's business ([`super::physmap`]): a
+//! frame placed on a RAM page frees that page, a frame moved away leaves a
+//! hole, and its content goes with it, as in Xen. The table only records
+//! where each frame currently is ([`GrantTable::set_frame`]). Frames grown
+//! by setup_table but never mapped have no storage: their entries read as
+//! "no grant", which is what the guest could observe on Xen too (it cannot
+//! write them).
 //!
 //! Backends reach a granted page only through [`GrantTable::map`], which
 //! checks the entry (type GTF_permit_access, `domid` = the backend's domain,
@@ -32,7 +26,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
+use std::sync::{Mutex, MutexGuard, RwLock};
 
 use xen_abi::errno::*;
 use xen_abi::grant_table::*;
@@ -41,7 +35,6 @@ use xen_abi::{DomId, DOMID_SELF, PAGE_SIZE};
 use super::domain::Domain;
 use super::guest_access::GuestView;
 use crate::vstate::memory::GuestRam;
-use crate::vstate::vm::MemorySlots;
 
 /// Bit of an add_to_physmap index that selects a v2 status frame.
 const XENMAPIDX_GRANT_TABLE_STATUS: u64 = 1 << 31;
@@ -146,23 +139,11 @@ impl MappedGrant {
     }
 }
 
-/// Where frame `i` of the table currently is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Frame {
-    /// Guest-physical address the guest mapped it at.
-    gpa: u64,
-    /// Backed by an extra KVM slot (a hole), not a page of guest memory.
-    hole: bool,
-}
-
 struct Frames {
     /// Current number of frames (grows, never shrinks).
     nr_frames: u32,
-    /// Location of each frame, if mapped.
-    at: Vec<Option<Frame>>,
-    /// Content of frames taken out of the guest's view, restored when they
-    /// are mapped again.
-    saved: HashMap<u32, Box<[u8; PAGE_SIZE]>>,
+    /// Guest-physical address of each frame, if mapped.
+    at: Vec<Option<u64>>,
 }
 
 /// Use counts of a pinned entry (Xen's active grant entry).
@@ -179,7 +160,6 @@ struct Active {
 pub struct GrantTable {
     frames: RwLock<Frames>,
     active: Mutex<HashMap<u32, Active>>,
-    slots: OnceLock<Arc<MemorySlots>>,
     max_frames: u32,
 }
 
@@ -193,21 +173,10 @@ impl GrantTable {
     /// An empty v1 table of INITIAL_NR_GRANT_FRAMES frames that may grow to `max_frames`.
     pub fn new(max_frames: u32) -> Self {
         GrantTable {
-            frames: RwLock::new(Frames {
-                nr_frames: INITIAL_NR_GRANT_FRAMES.min(max_frames),
-                at: Vec::new(),
-                saved: HashMap::new(),
-            }),
+            frames: RwLock::new(Frames { nr_frames: INITIAL_NR_GRANT_FRAMES.min(max_frames), at: Vec::new() }),
             active: Mutex::new(HashMap::new()),
-            slots: OnceLock::new(),
             max_frames,
         }
-    }
-
-    /// Gives the table the means to back frames placed in holes. Without
-    /// it, frames can only be placed on guest memory.
-    pub fn set_memory_slots(&self, slots: Arc<MemorySlots>) {
-        let _ = self.slots.set(slots);
     }
 
     /// The current and maximum number of frames.
@@ -234,7 +203,7 @@ impl GrantTable {
             return Err(GrantError::BadRef { gref });
         }
         let frame = frames.at.get(idx as usize).copied().flatten().ok_or(GrantError::BadRef { gref })?;
-        Ok(frame.gpa + u64::from(gref % ENTRIES_PER_FRAME_V1) * ENTRY_V1_SIZE as u64)
+        Ok(frame + u64::from(gref % ENTRIES_PER_FRAME_V1) * ENTRY_V1_SIZE as u64)
     }
 
     /// Pins grant `gref` for domain `grantee` (0 for the backends): checks
@@ -262,7 +231,7 @@ impl GrantTable {
         // Xen reads the frame after pinning, so the guest cannot swap it in between.
         let frame = ram.read_obj::<u32>(entry + ENTRY_FRAME as u64).unwrap_or(u32::MAX);
         let gpa = u64::from(frame) << 12;
-        if !ram.is_boot_memory(gpa, PAGE_SIZE) {
+        if !ram.is_ram(gpa, PAGE_SIZE) {
             clear_flags(word, GTF_READING | if writable { GTF_WRITING } else { 0 });
             return Err(GrantError::BadFrame { gref, frame });
         }
@@ -322,8 +291,10 @@ impl GrantTable {
         self.active().len()
     }
 
-    /// XENMEM_add_to_physmap(XENMAPSPACE_grant_table): puts frame `idx` at `gpfn`.
-    pub fn map_frame(&self, ram: &GuestRam, idx: u64, gpfn: u64) -> Result<(), i64> {
+    /// Checks an XENMAPSPACE_grant_table index for XENMEM_add_to_physmap
+    /// (Xen's gnttab_map_frame): a v1 frame below the maximum; the table
+    /// grows to hold it. Returns the frame index.
+    pub fn frame_index(&self, idx: u64) -> Result<u32, i64> {
         if idx & XENMAPIDX_GRANT_TABLE_STATUS != 0 {
             return Err(EINVAL); // status frames exist in v2 only
         }
@@ -331,91 +302,25 @@ impl GrantTable {
         if idx >= self.max_frames {
             return Err(EINVAL);
         }
-        let gpa = gpfn.checked_mul(PAGE_SIZE as u64).filter(|a| a.checked_add(PAGE_SIZE as u64).is_some()).ok_or(EINVAL)?;
+        Ok(idx)
+    }
+
+    /// Records where frame `idx` is now (None: not mapped anywhere).
+    pub fn set_frame(&self, idx: u32, gpa: Option<u64>) {
         let mut frames = self.write_frames();
         if frames.at.len() <= idx as usize {
             frames.at.resize(idx as usize + 1, None);
         }
-        if frames.at[idx as usize].map(|f| f.gpa) == Some(gpa) {
-            return Ok(());
-        }
-        // The frame's content follows it: from where it is, or from where it
-        // was saved, or zeros for a new frame.
-        let mut content = Box::new([0u8; PAGE_SIZE]);
-        if let Some(old) = frames.at[idx as usize] {
-            ram.read(old.gpa, &mut content[..]).map_err(|_| EFAULT)?;
-        } else if let Some(saved) = frames.saved.remove(&idx) {
-            content = saved;
-        }
-        // Whatever Xen page occupied gpa (another grant frame) leaves the physmap.
-        self.evict_locked(&mut frames, ram, gpa, Some(idx));
-        let hole = if ram.is_boot_memory(gpa, PAGE_SIZE) {
-            false
-        } else if ram.contains(gpa, PAGE_SIZE) {
-            true // an extra page already there (e.g. shared info): reuse it
-        } else {
-            let slots = self.slots.get().ok_or(EINVAL)?;
-            slots.map(gpa, PAGE_SIZE).map_err(|e| {
-                log::warn!("cannot back grant-table frame {idx} at {gpa:#x}: {e}");
-                ENOMEM
-            })?;
-            true
-        };
-        ram.write(gpa, &content[..]).map_err(|_| EFAULT)?;
-        if let Some(old) = frames.at[idx as usize].take() {
-            if old.hole {
-                self.release_hole(old.gpa);
-            }
-        }
-        frames.at[idx as usize] = Some(Frame { gpa, hole });
-        frames.nr_frames = frames.nr_frames.max(idx + 1);
-        log::debug!("grant-table frame {idx} at {gpa:#x} ({})", if hole { "host memory in a hole" } else { "guest memory" });
-        Ok(())
-    }
-
-    /// Takes any grant frame (other than `keep`) at `gpa` out of the
-    /// guest's view, saving its content.
-    fn evict_locked(&self, frames: &mut Frames, ram: &GuestRam, gpa: u64, keep: Option<u32>) {
-        let victims: Vec<u32> = frames
-            .at
-            .iter()
-            .enumerate()
-            .filter(|&(i, f)| f.is_some_and(|f| f.gpa == gpa) && Some(i as u32) != keep)
-            .map(|(i, _)| i as u32)
-            .collect();
-        for i in victims {
-            let mut page = Box::new([0u8; PAGE_SIZE]);
-            let _ = ram.read(gpa, &mut page[..]);
-            frames.saved.insert(i, page);
-            frames.at[i as usize] = None;
-        }
-    }
-
-    /// Another Xen page (shared info) is being placed at `gpa`: a grant
-    /// frame there leaves the guest's view, and a hole gets memory.
-    pub fn replace_page(&self, ram: &GuestRam, gpa: u64) -> Result<(), i64> {
-        let mut frames = self.write_frames();
-        self.evict_locked(&mut frames, ram, gpa, None);
-        if ram.contains(gpa, PAGE_SIZE) {
-            return Ok(());
-        }
-        let slots = self.slots.get().ok_or(EINVAL)?;
-        slots.map(gpa, PAGE_SIZE).map_err(|e| {
-            log::warn!("cannot back page {gpa:#x}: {e}");
-            ENOMEM
-        })
-    }
-
-    fn release_hole(&self, gpa: u64) {
-        if let Some(slots) = self.slots.get() {
-            slots.unmap(gpa);
+        frames.at[idx as usize] = gpa;
+        if gpa.is_some() {
+            frames.nr_frames = frames.nr_frames.max(idx + 1);
         }
     }
 
     /// The gfn of each of the first `n` frames (INVALID_GFN if unmapped).
     fn frame_gfns(&self, n: u32) -> Vec<u64> {
         let frames = self.read_frames();
-        (0..n).map(|i| frames.at.get(i as usize).copied().flatten().map_or(INVALID_GFN, |f| f.gpa >> 12)).collect()
+        (0..n).map(|i| frames.at.get(i as usize).copied().flatten().map_or(INVALID_GFN, |gpa| gpa >> 12)).collect()
     }
 
     /// Grows the table to `n` frames (setup_table); false if over the limit.
@@ -609,7 +514,7 @@ fn copy(dom: &Domain, op: &Copy) -> i16 {
             Ok((m.gpa(), Some(m)))
         } else {
             let gpa = p.u.checked_mul(PAGE_SIZE as u64).ok_or(GNTST_BAD_PAGE)?;
-            if !dom.ram.is_boot_memory(gpa, PAGE_SIZE) {
+            if !dom.ram.is_ram(gpa, PAGE_SIZE) {
                 return Err(GNTST_BAD_PAGE);
             }
             Ok((gpa, None))
@@ -654,7 +559,7 @@ mod tests {
     fn table() -> (GuestRam, GrantTable) {
         let ram = GuestRam::new(&[(0, 0x10_0000)]).unwrap();
         let gt = GrantTable::new(4);
-        gt.map_frame(&ram, 0, 0x10).unwrap();
+        gt.set_frame(0, Some(0x10000));
         (ram, gt)
     }
 
@@ -731,33 +636,33 @@ mod tests {
     }
 
     #[test]
-    fn frames_move_with_their_content() {
+    fn frames_are_found_where_the_physmap_put_them() {
         let (ram, gt) = table();
         grant(&ram, 8, GTF_PERMIT_ACCESS, 0, 0x20);
         assert_eq!(gt.size(), (1, 4));
-        gt.map_frame(&ram, 0, 0x11).unwrap();
-        assert_eq!(ram.read_obj::<u16>(0x11000 + 64).unwrap(), GTF_PERMIT_ACCESS);
-        assert!(gt.map(&ram, 8, false, 0).map(|m| gt.unmap(&ram, m)).is_ok());
-        gt.map_frame(&ram, 2, 0x12).unwrap();
+        assert_eq!(gt.frame_index(2), Ok(2));
+        assert_eq!(gt.frame_index(4), Err(EINVAL), "beyond max");
+        assert_eq!(gt.frame_index(XENMAPIDX_GRANT_TABLE_STATUS), Err(EINVAL), "v2 status frames");
+        gt.set_frame(2, Some(0x12000));
         assert_eq!(gt.size(), (3, 4), "mapping frame 2 grows the table");
-        assert_eq!(gt.map_frame(&ram, 4, 0x13), Err(EINVAL), "beyond max");
-        assert_eq!(gt.map_frame(&ram, XENMAPIDX_GRANT_TABLE_STATUS, 0x13), Err(EINVAL));
-        // Placing frame 2 on frame 0's page evicts frame 0 (saved), and
-        // remapping frame 0 brings its content back.
-        gt.map_frame(&ram, 2, 0x11).unwrap();
+        // Frame 0 unhooked (displaced or moved): its grants are unreachable.
+        gt.set_frame(0, None);
         assert_eq!(gt.map(&ram, 8, false, 0), Err(GrantError::BadRef { gref: 8 }));
-        gt.map_frame(&ram, 0, 0x14).unwrap();
-        assert_eq!(ram.read_obj::<u16>(0x14000 + 64).unwrap(), GTF_PERMIT_ACCESS);
-        assert_eq!(gt.frame_gfns(4), vec![0x14, INVALID_GFN, 0x11, INVALID_GFN]);
+        ram.write(0x14000, &[0; 64]).unwrap();
+        ram.write_obj(0x14000 + 64 + 4, &0x20u32).unwrap();
+        ram.write_obj(0x14000 + 64, &GTF_PERMIT_ACCESS).unwrap();
+        gt.set_frame(0, Some(0x14000));
+        assert!(gt.map(&ram, 8, false, 0).map(|m| gt.unmap(&ram, m)).is_ok());
+        assert_eq!(gt.frame_gfns(4), vec![0x14, INVALID_GFN, 0x12, INVALID_GFN]);
     }
 
     #[test]
     fn copy_between_own_frames_and_self_grants() {
         use crate::backends::console::{Console, Sink};
         let ram = std::sync::Arc::new(GuestRam::new(&[(0, 0x10_0000)]).unwrap());
-        let info = crate::xen::domain::DomainInfo { domid: 1, name: "t".into(), memmap: Vec::new(), pages: 256 };
+        let info = crate::xen::domain::DomainInfo { domid: 1, name: "t".into(), memmap: Vec::new(), pages: 256, max_pages: 256 };
         let dom = Domain::new(info, ram.clone(), crate::xen::time::Clock::new(1_000_000, 0), Console::new(0, Sink::Stdout));
-        dom.gnttab.map_frame(&ram, 0, 0x10).unwrap();
+        dom.gnttab.set_frame(0, Some(0x10000));
         grant(&ram, 8, GTF_PERMIT_ACCESS, 1, 0x21); // to itself
         grant(&ram, 9, GTF_PERMIT_ACCESS | GTF_READONLY, 1, 0x22);
         ram.write(0x20000 + 100, b"copied").unwrap();
@@ -784,20 +689,31 @@ mod tests {
     }
 
     #[test]
-    fn holes_need_memory_slots() {
-        let ram = GuestRam::new(&[(0, 0x10_0000)]).unwrap();
+    fn only_ram_can_be_granted() {
+        use super::super::physmap::{Physmap, XenPage};
+        let ram = std::sync::Arc::new(GuestRam::new(&[(0, 0x10_0000)]).unwrap());
+        let pm = Physmap::new(ram.clone(), 256, 256, 255);
         let gt = GrantTable::new(4);
-        assert_eq!(gt.map_frame(&ram, 0, 0x100), Err(EINVAL), "no slots: a hole cannot be backed");
-        // An extra page already present (as shared info would be) is reused.
-        ram.map_extra(0x10_0000, PAGE_SIZE).unwrap();
-        gt.map_frame(&ram, 0, 0x100).unwrap();
-        ram.write_obj(0x10_0000 + 64 + 4, &0x20u32).unwrap();
-        ram.write_obj(0x10_0000 + 64, &GTF_PERMIT_ACCESS).unwrap();
+        // Frame 0 in a hole above RAM (as GRUB places it), frame 1 over RAM.
+        pm.place(XenPage::GrantFrame(0), 0x10_0000).unwrap();
+        gt.set_frame(0, Some(0x10_0000));
+        pm.place(XenPage::GrantFrame(1), 0x30000).unwrap();
+        gt.set_frame(1, Some(0x30000));
+        let entry = |gref: u64, frame: u32| {
+            ram.write_obj(0x10_0000 + gref * 8 + 4, &frame).unwrap();
+            ram.write_obj(0x10_0000 + gref * 8, &GTF_PERMIT_ACCESS).unwrap();
+        };
+        entry(8, 0x20);
         let m = gt.map(&ram, 8, false, 0).unwrap();
         assert_eq!(m.gpa(), 0x20000);
         gt.unmap(&ram, m);
-        // A grant of the hole page itself is refused: not guest memory.
-        ram.write_obj(0x10_0000 + 64 + 4, &0x100u32).unwrap();
-        assert!(matches!(gt.map(&ram, 8, false, 0), Err(GrantError::BadFrame { .. })));
+        entry(9, 0x100); // the frame itself
+        assert!(matches!(gt.map(&ram, 9, false, 0), Err(GrantError::BadFrame { .. })));
+        entry(10, 0x30); // the RAM page frame 1 replaced
+        assert!(matches!(gt.map(&ram, 10, false, 0), Err(GrantError::BadFrame { .. })));
+        pm.decrease(0x40000, 0).unwrap();
+        entry(11, 0x40); // a page given back to Xen
+        assert!(matches!(gt.map(&ram, 11, false, 0), Err(GrantError::BadFrame { .. })));
+        assert_eq!(gt.pinned(), 0);
     }
 }

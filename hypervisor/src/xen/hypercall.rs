@@ -8,6 +8,7 @@ use xen_abi::{event_channel as ev, hvm, hypercall as hc, memory, sched, vcpu, ve
 use super::domain::{Domain, ShutdownReason};
 use super::evtchn::{EventPages, PortState};
 use super::guest_access::GuestView;
+use super::physmap::XenPage;
 use crate::backends;
 
 /// The hypercall's arguments, from the registers of the calling ABI.
@@ -185,9 +186,13 @@ fn memory_op(dom: &Domain, g: &GuestView<'_, '_>, a: &Args) -> HcResult {
             if domid != DOMID_SELF && domid != dom.info.domid {
                 return Err(ESRCH);
             }
-            Ok(dom.info.pages as i64)
+            let pages = if cmd == memory::XENMEM_CURRENT_RESERVATION { dom.physmap.tot_pages() } else { dom.physmap.max_pages() };
+            Ok(pages as i64)
         }
-        memory::XENMEM_MAXIMUM_GPFN => Ok(dom.info.memmap.iter().map(|e| (e.addr + e.size) >> 12).max().unwrap_or(1) as i64 - 1),
+        memory::XENMEM_MAXIMUM_GPFN => Ok(dom.physmap.max_gfn() as i64),
+        memory::XENMEM_POPULATE_PHYSMAP | memory::XENMEM_DECREASE_RESERVATION | memory::XENMEM_INCREASE_RESERVATION => {
+            reservation(dom, g, cmd, arg)
+        }
         memory::XENMEM_MEMORY_MAP => {
             // compat: { u32 nr_entries; u32 buffer; }, native: { u32; pad; u64 buffer }.
             let (nr, buffer) = if g.compat() {
@@ -236,29 +241,102 @@ fn add_to_physmap(dom: &Domain, x: &memory::AddToPhysmap) -> HcResult {
         return Err(ESRCH);
     }
     let gpa = x.gpfn.checked_mul(4096).ok_or(EINVAL)?;
-    match x.space {
-        memory::XENMAPSPACE_SHARED_INFO => {
-            if x.idx != 0 {
-                return Err(EINVAL);
-            }
-            // The shared info page replaces the guest page at gpfn; a hole
-            // (GRUB uses the page after its grant-table frame, past the end
-            // of RAM) gets host memory first, as grant-table frames do.
-            dom.gnttab.replace_page(&dom.ram, gpa)?;
-            let mut st = dom.state();
-            let old = st.events;
-            dom.ram.zero(gpa, 4096).map_err(|_| EFAULT)?;
-            let vcpu_info = match old {
-                Some(e) if e.vcpu_info != e.shared_info => e.vcpu_info,
-                _ => gpa,
-            };
-            st.events = Some(EventPages { shared_info: gpa, vcpu_info });
-            dom.publish_time(&st);
-            Ok(0)
-        }
-        memory::XENMAPSPACE_GRANT_TABLE => dom.gnttab.map_frame(&dom.ram, x.idx, x.gpfn).map(|()| 0),
-        _ => Err(ENOSYS),
+    let page = match x.space {
+        memory::XENMAPSPACE_SHARED_INFO if x.idx == 0 => XenPage::SharedInfo,
+        memory::XENMAPSPACE_SHARED_INFO => return Err(EINVAL),
+        memory::XENMAPSPACE_GRANT_TABLE => XenPage::GrantFrame(dom.gnttab.frame_index(x.idx)?),
+        _ => return Err(ENOSYS),
+    };
+    // Whatever was at gpfn goes (RAM freed, a Xen page unhooked), and the
+    // page leaves where it was, as xenmem_add_to_physmap_one does.
+    let evicted = dom.physmap.place(page, gpa)?;
+    relocated(dom, page, Some(gpa));
+    if let Some(e) = evicted {
+        relocated(dom, e, None);
     }
+    Ok(0)
+}
+
+/// Tells the owner of a Xen page where it is now (None: not mapped).
+fn relocated(dom: &Domain, page: XenPage, gpa: Option<u64>) {
+    match page {
+        XenPage::GrantFrame(i) => dom.gnttab.set_frame(i, gpa),
+        XenPage::SharedInfo => {
+            let mut st = dom.state();
+            st.events = gpa.map(|shared_info| EventPages { shared_info, vcpu_info: st.registered_vcpu_info.unwrap_or(shared_info) });
+            dom.publish_time(&st);
+            if dom.upcall_pending(&st) {
+                dom.wake_vcpu(&st);
+            }
+        }
+    }
+}
+
+/// XENMEM_populate_physmap, XENMEM_decrease_reservation and
+/// XENMEM_increase_reservation, as common/memory.c does them: extent by
+/// extent, stopping at the first that fails; the result is the number of
+/// extents done (never an errno, even for a bad argument).
+fn reservation(dom: &Domain, g: &GuestView<'_, '_>, cmd: u32, arg: u64) -> HcResult {
+    let r = if g.compat() {
+        let mut raw = [0u8; memory::COMPAT_MEMORY_RESERVATION_SIZE];
+        if g.read(arg, &mut raw).is_err() {
+            return Ok(0);
+        }
+        let u32_at = |o: usize| u32::from_le_bytes([raw[o], raw[o + 1], raw[o + 2], raw[o + 3]]);
+        memory::MemoryReservation {
+            extent_start: u32_at(0).into(),
+            nr_extents: u32_at(4).into(),
+            extent_order: u32_at(8),
+            mem_flags: u32_at(12),
+            domid: u16::from_le_bytes([raw[16], raw[17]]),
+            pad: [0; 3],
+        }
+    } else {
+        match g.read_obj::<memory::MemoryReservation>(arg) {
+            Ok(r) => r,
+            Err(_) => return Ok(0),
+        }
+    };
+    // A domain that is not us: Xen's lookup or XSM check fails, and the
+    // operation returns the extents done so far, none.
+    if r.domid != DOMID_SELF && r.domid != dom.info.domid {
+        return Ok(0);
+    }
+    // The count must fit a continuation (Xen: UINT_MAX >> MEMOP_EXTENT_SHIFT).
+    if r.nr_extents > u64::from(u32::MAX >> 6) {
+        return Ok(0);
+    }
+    // increase_reservation hands out machine frames: for a translated guest
+    // it allocates nothing it could map (Xen returns 0 extents there too).
+    if cmd == memory::XENMEM_INCREASE_RESERVATION || r.mem_flags & memory::XENMEMF_POPULATE_ON_DEMAND != 0 {
+        return Ok(0);
+    }
+    let entry = if g.compat() { 4 } else { 8 };
+    let mut done = 0u64;
+    while done < r.nr_extents {
+        let at = r.extent_start.wrapping_add(done * entry);
+        let gfn = if g.compat() { g.read_obj::<u32>(at).map(u64::from) } else { g.read_obj::<u64>(at) };
+        let Ok(gfn) = gfn else { break };
+        let Some(gpa) = gfn.checked_mul(4096) else { break };
+        let result = if cmd == memory::XENMEM_POPULATE_PHYSMAP {
+            dom.physmap.populate(gpa, r.extent_order)
+        } else {
+            dom.physmap.decrease(gpa, r.extent_order)
+        };
+        match result {
+            Ok(evicted) => {
+                for e in evicted {
+                    relocated(dom, e, None);
+                }
+            }
+            Err(stop) => {
+                log::debug!("domain {}: memory_op {cmd} at gfn {gfn:#x} stopped: {stop:?}", dom.info.domid);
+                break;
+            }
+        }
+        done += 1;
+    }
+    Ok(done as i64)
 }
 
 fn event_channel_op(dom: &Domain, g: &GuestView<'_, '_>, a: &Args) -> HcResult {
@@ -307,7 +385,30 @@ fn event_channel_op(dom: &Domain, g: &GuestView<'_, '_>, a: &Args) -> HcResult {
         }
         ev::EVTCHNOP_CLOSE => {
             let port: u32 = g.read_obj(arg)?;
-            dom.state().evtchn.close(port)?;
+            let mut st = dom.state();
+            st.evtchn.close(port)?;
+            if let Some(events) = st.events {
+                events.clear_pending(&dom.ram, port);
+            }
+            Ok(0)
+        }
+        ev::EVTCHNOP_RESET => {
+            // struct evtchn_reset { domid_t dom; }
+            let domid: u16 = g.read_obj(arg)?;
+            match domid {
+                DOMID_SELF => {}
+                d if d == dom.info.domid => {}
+                0 => return Err(EPERM), // XSM: a domU may not reset domain 0
+                _ => return Err(ESRCH),
+            }
+            let mut st = dom.state();
+            let closed = st.evtchn.reset();
+            if let Some(events) = st.events {
+                for &port in &closed {
+                    events.clear_pending(&dom.ram, port);
+                }
+            }
+            log::debug!("domain {}: EVTCHNOP_reset closed {} ports", dom.info.domid, closed.len());
             Ok(0)
         }
         ev::EVTCHNOP_STATUS => {
@@ -433,20 +534,23 @@ fn vcpu_op(dom: &Domain, g: &GuestView<'_, '_>, a: &Args) -> HcResult {
                 return Err(EINVAL);
             }
             let gpa = r.mfn.checked_mul(4096).and_then(|b| b.checked_add(r.offset.into())).ok_or(EINVAL)?;
-            if !dom.ram.contains(gpa, size as usize) || gpa % 8 != 0 {
+            // map_vcpu_info: the page must be the domain's RAM.
+            if !dom.ram.is_ram(gpa, size as usize) || gpa % 8 != 0 {
                 return Err(EINVAL);
             }
             let mut st = dom.state();
-            let Some(mut events) = st.events else { return Err(EINVAL) };
-            if events.vcpu_info != events.shared_info {
-                return Err(EEXIST); // Xen allows registering once.
+            if st.registered_vcpu_info.is_some() {
+                return Err(EINVAL); // once only, as in Xen 4.17: no way back
             }
             // Carry the pending state over, as Xen does.
-            let mut info = [0u8; 64];
-            dom.ram.read(events.vcpu_info, &mut info).map_err(|_| EFAULT)?;
-            dom.ram.write(gpa, &info).map_err(|_| EFAULT)?;
-            events.vcpu_info = gpa;
-            st.events = Some(events);
+            if let Some(mut events) = st.events {
+                let mut info = [0u8; 64];
+                dom.ram.read(events.vcpu_info, &mut info).map_err(|_| EFAULT)?;
+                dom.ram.write(gpa, &info).map_err(|_| EFAULT)?;
+                events.vcpu_info = gpa;
+                st.events = Some(events);
+            }
+            st.registered_vcpu_info = Some(gpa);
             dom.publish_time(&st);
             Ok(0)
         }

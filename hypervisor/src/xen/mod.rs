@@ -8,6 +8,7 @@ pub mod evtchn;
 pub mod gnttab;
 pub mod guest_access;
 pub mod hypercall;
+pub mod physmap;
 pub mod time;
 
 pub use domain::{Domain, ShutdownReason};

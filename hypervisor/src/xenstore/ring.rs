@@ -53,12 +53,26 @@ impl Ring {
     }
 
     /// Puts the page in its initial state, as xenstored does when it
-    /// introduces a domain: empty rings, connected, no error.
+    /// introduces a domain: empty rings, connected, no error, and the
+    /// features offered (the error indicator and ring reconnection).
     pub fn reset(&self) -> Result<(), RingError> {
-        for off in [REQ_CONS, REQ_PROD, RSP_CONS, RSP_PROD, CONNECTION, ERROR] {
+        self.word(SERVER_FEATURES)?.store(XENSTORE_SERVER_FEATURE_ERROR | XENSTORE_SERVER_FEATURE_RECONNECTION, Release);
+        self.finish_reconnect()
+    }
+
+    /// Whether the guest asked for a ring reconnection (connection state
+    /// XENSTORE_RECONNECT): a kernel starting in a domain another one ran in.
+    pub fn reconnect_requested(&self) -> bool {
+        self.word(CONNECTION).is_ok_and(|w| w.load(Acquire) == XENSTORE_RECONNECT)
+    }
+
+    /// Empties both queues, clears the error and sets the connection state
+    /// back to XENSTORE_CONNECTED, last (docs/misc/xenstore-ring.txt).
+    pub fn finish_reconnect(&self) -> Result<(), RingError> {
+        for off in [REQ_CONS, REQ_PROD, RSP_CONS, RSP_PROD, ERROR] {
             self.word(off)?.store(0, Release);
         }
-        self.word(SERVER_FEATURES)?.store(XENSTORE_SERVER_FEATURE_ERROR, Release);
+        self.word(CONNECTION)?.store(XENSTORE_CONNECTED, Release);
         Ok(())
     }
 

@@ -1,22 +1,14 @@
 //! The whole pipeline: partition table, default volume choice, probe, mount
 //! and a bounded walk, as `xenolith fstest` and the guest do it.
+//!
+//! The input is a sparse image (common/sparse.rs): a disk of up to 1 GiB
+//! whose partition tables and file-system metadata the input supplies, the
+//! rest zeros. Runs under pvboot's 48 MiB heap (common/heap.rs).
 #![no_main]
 
 #[path = "common/mod.rs"]
 mod common;
 
-use std::rc::Rc;
-
 use libfuzzer_sys::fuzz_target;
-use pvboot::disk::{Cache, MemDisk};
 
-fuzz_target!(|data: &[u8]| {
-    let mut img = data.to_vec();
-    img.resize(img.len().max(1 << 20).next_multiple_of(512), 0);
-    let Ok(cache) = Cache::new(MemDisk::new(img)) else { return };
-    let disk = Rc::new(cache);
-    let _ = pvboot::fs::probe(&disk);
-    if let Ok(v) = pvboot::volume::open(disk, 512, None) {
-        common::walk(&*v.fs);
-    }
-});
+fuzz_target!(|data: &[u8]| common::targets::probe(data));

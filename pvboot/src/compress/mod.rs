@@ -19,6 +19,7 @@
 use core::convert::Infallible;
 use core::fmt;
 
+mod bzip2;
 mod gzip;
 mod lz4;
 mod lzma;
@@ -258,9 +259,7 @@ pub fn decompress<S: Sink>(
         Compression::Zstd => zstd::stream(input, &mut out)?,
         Compression::Lz4Legacy => lz4::stream(input, &mut out)?,
         Compression::Lzo => lzo::stream(input, &mut out)?,
-        other => {
-            return Err(DecompressError::Unsupported { format: other, what: "format not built in yet" })
-        }
+        Compression::Bzip2 => bzip2::decode(input, |data| out.put(data))?,
     }
     Ok(out.written)
 }
@@ -276,7 +275,17 @@ pub fn decompress_into(c: Compression, input: &[u8], out: &mut [u8]) -> Result<u
         Compression::Zstd => zstd::into(input, out),
         Compression::Lz4Legacy => lz4::into(input, out),
         Compression::Lzo => lzo::into(input, out),
-        other => Err(DecompressError::Unsupported { format: other, what: "format not built in yet" }),
+        Compression::Bzip2 => {
+            let limit = out.len() as u64;
+            let mut done = 0;
+            bzip2::decode(input, |data| {
+                let dest = out.get_mut(done..done + data.len()).ok_or(DecompressError::TooLarge { limit })?;
+                dest.copy_from_slice(data);
+                done += data.len();
+                Ok(())
+            })?;
+            Ok(done)
+        }
     }
 }
 

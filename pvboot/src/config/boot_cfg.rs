@@ -1,18 +1,22 @@
 //! NetBSD `boot.cfg(5)`.
 //!
-//! `keyword=value` lines, `#` comments. Read: `banner` (up to 12 lines),
+//! `keyword=value` lines; `#` starts a comment anywhere in a line (as
+//! NetBSD's libsa bootcfg.c reads it). Read: `banner` (up to 12 lines),
 //! `menu=Label:command;command` (an empty label shows the commands),
-//! `default=N` (1-based), `timeout=N` (negative: wait forever), `load=file
-//! [args]` (a module for every entry), and `clear`, `consdev`, `format`,
-//! `userconf` (accepted, with a note where it matters).
+//! `default=N` (1-based; out of range is clamped to the first or last entry,
+//! as bootcfg.c does), `timeout=N` (10 when absent; anything not starting
+//! with a digit, such as `-1`, waits forever), `load=file [args]` (a module
+//! for every entry), and `clear`, `consdev`, `format`, `userconf` (accepted,
+//! with a note where it matters).
 //!
 //! Menu commands: `boot [dev:][file] [args]` (file defaults to `netbsd`),
 //! `multiboot [dev:]file [args]` (earlier `load`s become its modules, as
 //! NetBSD's boot passes them: the Xen HOWTO's `load /netbsd-XEN3_DOM0.gz
 //! console=pc;multiboot /xen.gz dom0_mem=512M`), `load [dev:]file [args]`
 //! (not decompressed), `dev dev:` (the device of later commands);
-//! `userconf`, `rndseed`, `fs`, `es`, `consdev`, `vesa`, `gop`, `splash`
-//! are ignored with a note. Commands after `boot` or `multiboot` never run
+//! `userconf`, `rndseed`, `fs`, `es`, `consdev`, `vesa`, `gop`, `splash`,
+//! `text`, `modules` and the commands that only print are ignored with a
+//! note; `prompt` (NetBSD's "go to the boot prompt" entry) cannot boot. Commands after `boot` or `multiboot` never run
 //! (both start the kernel), and are reported. A `menu` that never boots
 //! gets a diagnostic.
 //!
@@ -35,6 +39,12 @@ const IGNORED: &[(&str, &str)] = &[
     ("vesa", "the Xen console is text only"),
     ("gop", "the Xen console is text only"),
     ("splash", "the Xen console is text only"),
+    ("text", "the Xen console is text only"),
+    ("modules", "pvboot loads the modules an entry names"),
+    ("version", "it only prints"),
+    ("help", "it only prints"),
+    ("ls", "it only prints"),
+    ("memmap", "it only prints"),
 ];
 
 struct Parser<'a> {
@@ -47,12 +57,14 @@ struct Parser<'a> {
 /// Parses a `boot.cfg`.
 pub fn parse(file: &str, text: &str) -> Menu {
     let mut p = Parser { file, menu: Menu::default(), global_loads: Vec::new(), default: None };
+    // bootcfg.c's DEFAULT_TIMEOUT.
+    p.menu.timeout = Some(10);
     let mut saw_menu = false;
     for (i, raw) in text.lines().enumerate() {
         let n = i + 1;
-        let line = raw.trim_end_matches('\r');
+        let line = raw.split('#').next().unwrap_or("").trim_end_matches('\r');
         let trimmed = line.trim_start();
-        if trimmed.is_empty() || trimmed.starts_with('#') {
+        if trimmed.trim_end().is_empty() {
             continue;
         }
         let Some((key, value)) = trimmed.split_once('=') else {
@@ -74,11 +86,20 @@ pub fn parse(file: &str, text: &str) -> Menu {
             }
             "default" => match small_number(value.trim()) {
                 Some(d) if d >= 1 => p.default = Some((n, d as usize - 1)),
-                _ => p.diag(n, format!("default '{}' is not a menu number (1, 2, ...), ignored", value.trim())),
+                _ => {
+                    p.diag(n, format!("default '{}' is not a menu number (1, 2, ...); using the first", value.trim()));
+                    p.default = None;
+                    p.menu.default = 0;
+                }
             },
-            "timeout" => match timeout_value(value.trim()) {
-                Some(t) => p.menu.timeout = t,
-                None => p.diag(n, format!("timeout '{}' is not a number, ignored", value.trim())),
+            "timeout" => match small_number(value.trim()) {
+                Some(t) => p.menu.timeout = Some(t),
+                None => {
+                    p.menu.timeout = None;
+                    if timeout_value(value.trim()).is_none() {
+                        p.diag(n, format!("timeout '{}' is not a number; waiting for a choice, as NetBSD's boot does", value.trim()));
+                    }
+                }
             },
             "load" => {
                 if let Some(m) = p.module(n, value.trim(), None) {
@@ -89,6 +110,7 @@ pub fn parse(file: &str, text: &str) -> Menu {
             }
             "clear" | "format" => {}
             "consdev" => p.diag(n, "consdev ignored: pvboot uses the Xen console".to_string()),
+            "rndseed" | "fs" | "es" | "modules" => p.diag(n, format!("'{key}' ignored: pvboot does not pass it on")),
             "userconf" => p.diag(n, "userconf ignored: pvboot passes no userconf commands".to_string()),
             _ => p.diag(n, format!("unknown directive '{key}', skipped")),
         }
@@ -186,6 +208,7 @@ impl Parser<'_> {
                         e.modules.push(m);
                     }
                 }
+                "prompt" => self.diag(n, "'prompt' drops to NetBSD's boot prompt; pvboot's prompt is 'c' in the menu".to_string()),
                 "dev" => match netbsd_device(arg.trim_end_matches(':')) {
                     Ok(d) => dev = Some(d),
                     Err(err) => self.diag(n, err),
@@ -212,7 +235,11 @@ impl Parser<'_> {
             }
         }
         if let Some((n, d)) = self.default {
-            self.menu.set_default_index(self.file, n, d);
+            let last = self.menu.entries.len().saturating_sub(1);
+            if d > last {
+                self.diag(n, format!("default entry {} does not exist; using the last ({})", d + 1, last + 1));
+            }
+            self.menu.default = d.min(last);
         }
         self.menu
     }

@@ -4,14 +4,15 @@
 //! - `root=DEV`: the partition to read config files from and to boot a
 //!   `kernel=` from: `xvda1` (Linux's name: `(hd0,1)`), `(hd0,1)` or
 //!   `(hd0,msdos1)` (GRUB 2, counting from 1), `xbd0a`/`hd0a` (NetBSD),
+//!   `/dev/xvda1` and `/dev/xbd0a` as well,
 //!   `UUID=...` and `LABEL=...` (searched for).
 //! - `config=FILE`: the config file, `[(dev)]/path` or `dev:/path`.
 //! - A bare `(hd0,0)/boot/grub/menu.lst` word is pv-grub's way of naming
 //!   the config (xl `extra="(hd0,0)/boot/grub/menu.lst"`); it counts
 //!   partitions from 0, as GRUB legacy does.
 //! - `kernel=FILE`: boot this file, with no menu ([`Overrides::kernel_menu`]).
-//! - `timeout=N` (seconds, `-1` waits forever), `entry=N|title|id` (`N`
-//!   counts from 0, as GRUB's `default`).
+//! - `timeout=N` (seconds, `-1` waits forever), `entry=N|title|id` (`N` is
+//!   the number the menu shows, counting from 1).
 //! - `--`: everything after it is appended to the booted kernel's command line.
 //!
 //! Anything else is reported and ignored.
@@ -32,7 +33,7 @@ pub const MAX_CMDLINE_BYTES: usize = 64 << 10;
 /// Which entry `entry=` picks.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EntryChoice {
-    /// By position, from 0.
+    /// By position in [`Menu::entries`] (from 0; `entry=1` is `Index(0)`).
     Index(usize),
     /// By title (or grub.cfg `--id`).
     Title(String),
@@ -87,6 +88,8 @@ fn words(text: &str) -> Vec<(String, usize)> {
 
 /// A partition name from the command line, as a [`crate::partition::Selector`] string.
 fn device(d: &str) -> Result<String, String> {
+    // `root=/dev/xvda1`, as a Linux command line would say it.
+    let d = d.strip_prefix("/dev/").unwrap_or(d);
     if d.starts_with('(') {
         return match grub_device(d, false)? {
             Some(s) => Ok(s),
@@ -162,13 +165,17 @@ pub fn parse(cmdline: &str) -> Overrides {
                 }
                 None => Err(format!("timeout '{v}' is not a number")),
             },
-            Some(("entry", v)) if !v.is_empty() => {
-                o.entry = Some(match small_number(v) {
-                    Some(n) => EntryChoice::Index(n as usize),
-                    None => EntryChoice::Title(v.to_string()),
-                });
-                Ok(())
-            }
+            Some(("entry", v)) if !v.is_empty() => match small_number(v) {
+                Some(0) => Err("entry=0: entries are numbered from 1, as the menu shows them".to_string()),
+                Some(n) => {
+                    o.entry = Some(EntryChoice::Index(n as usize - 1));
+                    Ok(())
+                }
+                None => {
+                    o.entry = Some(EntryChoice::Title(v.to_string()));
+                    Ok(())
+                }
+            },
             _ if w.starts_with('(') => grub_file(&w, true).map(|f| o.config = Some(f)),
             _ => Err(format!("unknown word '{w}' (kernel arguments go after --)")),
         };
@@ -191,7 +198,7 @@ impl Overrides {
             Some(EntryChoice::Title(t)) if menu.find(t).is_some() => menu.default = menu.find(t).unwrap_or(0),
             Some(choice) => {
                 let shown = match choice {
-                    EntryChoice::Index(n) => format!("{n}"),
+                    EntryChoice::Index(n) => format!("{}", n + 1),
                     EntryChoice::Title(t) => t.clone(),
                 };
                 menu.diag(CMDLINE_FILE, 1, format!("entry={shown}: no such entry; keeping the default"));
@@ -240,6 +247,8 @@ mod tests {
     fn devices() {
         assert_eq!(device("xvda1"), Ok("(hd0,1)".into()));
         assert_eq!(device("xvdb3"), Ok("(hd1,3)".into()));
+        assert_eq!(device("/dev/xvdb3"), Ok("(hd1,3)".into()));
+        assert_eq!(device("/dev/xbd0e"), Ok("xbd0e".into()));
         assert_eq!(device("xvdaa1"), Ok("(hd26,1)".into()));
         assert!(device("xvda").is_err());
         assert!(device("xvda0").is_err());

@@ -121,6 +121,9 @@ struct Lexer<'a> {
     line: usize,
     pending_close: Option<usize>,
     unterminated: Option<usize>,
+    /// Up to here no `}` closes a `${`: later `${` before it are literal at
+    /// once (so a line of `${${${...` is not rescanned, quadratically).
+    no_brace_before: usize,
 }
 
 fn is_name_byte(b: u8) -> bool {
@@ -269,11 +272,17 @@ impl Lexer<'_> {
     fn variable(&mut self, w: &mut Word, lit: &mut Vec<u8>, quoted: bool) {
         let start = self.pos + 1;
         let (name_start, name_end, next) = if self.text.get(start) == Some(&b'{') {
+            if start < self.no_brace_before {
+                lit.push(b'$');
+                self.pos += 1;
+                return;
+            }
             let mut end = start + 1;
             while self.text.get(end).is_some_and(|&b| b != b'}' && b != b'\n') {
                 end += 1;
             }
             if self.text.get(end) != Some(&b'}') {
+                self.no_brace_before = end;
                 lit.push(b'$');
                 self.pos += 1;
                 return;
@@ -371,7 +380,7 @@ pub fn parse(file: &str, text: &str) -> Menu {
         budget_reported: false,
         default: None,
     };
-    let mut lex = Lexer { text: text.as_bytes(), pos: 0, line: 1, pending_close: None, unterminated: None };
+    let mut lex = Lexer { text: text.as_bytes(), pos: 0, line: 1, pending_close: None, unterminated: None, no_brace_before: 0 };
     while let Some(cmd) = lex.next_command() {
         p.command(cmd.line, &cmd.words);
     }
@@ -961,7 +970,7 @@ mod tests {
     use super::*;
 
     fn lex(text: &str) -> Vec<(usize, Vec<String>)> {
-        let mut l = Lexer { text: text.as_bytes(), pos: 0, line: 1, pending_close: None, unterminated: None };
+        let mut l = Lexer { text: text.as_bytes(), pos: 0, line: 1, pending_close: None, unterminated: None, no_brace_before: 0 };
         let mut out = Vec::new();
         while let Some(c) = l.next_command() {
             let words = c
@@ -1015,6 +1024,10 @@ mod tests {
         assert_eq!(test(&s(&[""])), Some(false));
         assert_eq!(test(&s(&["!", "a"])), Some(false));
         assert_eq!(test(&s(&["-s", "/grubenv"])), None);
-        assert_eq!(test(&s(&["a", "=", "b", "-a", "c"])), None);
+        assert_eq!(test(&s(&["a", "=", "b", "-a", "-f", "x"])), None);
+        assert_eq!(test(&s(&["a", "=", "b", "-a", "c"])), Some(false));
+        assert_eq!(test(&s(&["a", "=", "b", "-o", "c"])), Some(true));
+        assert_eq!(test(&s(&["a", "-o", "", "-a", "b"])), Some(true), "-a binds tighter");
+        assert_eq!(test(&s(&["", "-o", "b", "-a", ""])), Some(false));
     }
 }

@@ -35,6 +35,7 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::fmt;
 
+use crate::fs::{uuid_matches, FileSystem};
 use crate::partition::Selector;
 
 /// Largest config file read; the caller refuses bigger files (and
@@ -106,6 +107,21 @@ pub enum RootSpec {
         /// The file path, label or UUID.
         value: String,
     },
+}
+
+impl RootSpec {
+    /// Whether `fs` is the file system a [`RootSpec::Search`] looks for, as
+    /// GRUB's `search` decides: the file exists, the label is equal, or the
+    /// UUID is equal ignoring case. A [`RootSpec::Device`] names a
+    /// partition, not contents: always `false`.
+    pub fn matches(&self, fs: &dyn FileSystem) -> bool {
+        match self {
+            RootSpec::Device(_) => false,
+            RootSpec::Search { by: SearchBy::File, value } => fs.lookup(value).is_ok(),
+            RootSpec::Search { by: SearchBy::Label, value } => fs.label().as_deref() == Some(value.as_str()),
+            RootSpec::Search { by: SearchBy::FsUuid, value } => fs.uuid().is_some_and(|u| uuid_matches(&u, value)),
+        }
+    }
 }
 
 /// A file, optionally on a named partition.
@@ -232,7 +248,8 @@ impl Menu {
             m.diag(path, 0, format!("file is {} bytes, over the {MAX_CONFIG_BYTES}-byte limit; not read", text.len()));
             return m;
         }
-        let text = String::from_utf8_lossy(text);
+        // A byte-order mark (Windows editors write one) is not part of the first line.
+        let text = String::from_utf8_lossy(text.strip_prefix(b"\xef\xbb\xbf").unwrap_or(text));
         match Syntax::from_path(path) {
             Some(s) => Self::parse_as(s, path, &text),
             None => {

@@ -27,7 +27,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 use core::cell::Cell;
 
-use super::{join, normalize, DirEntry, FileSystem, FileType, FsError, FsKind, Metadata, Node};
+use super::{join, normalize, DirEntry, FileSystem, FileType, FsError, FsKind, ListingBudget, Metadata, Node};
 use crate::disk::ReadAt;
 
 /// Largest directory read: 65536 entries of 32 bytes (the FAT spec's limit).
@@ -52,6 +52,10 @@ pub struct Bpb {
     clusters: u32,
     root_cluster: u32,
     kind: FsKind,
+    /// Volume serial number, when the extended boot signature is there.
+    serial: Option<u32>,
+    /// The boot sector's copy of the volume label (with its 0x29 signature).
+    bpb_label: Option<[u8; 11]>,
 }
 
 fn le16(b: &[u8], o: usize) -> u32 {
@@ -134,6 +138,19 @@ impl Bpb {
         if meta * bps64 > vol_size {
             return Err(corrupt("volume truncated"));
         }
+        // The extended boot record: 0x28 has the serial, 0x29 also the label.
+        let ebr = if kind == FsKind::Fat32 { 64 } else { 36 };
+        let signature = bs[ebr + 2];
+        let serial = matches!(signature, 0x28 | 0x29).then(|| le32(bs, ebr + 3));
+        let bpb_label = (signature == 0x29).then(|| {
+            let mut l = [0u8; 11];
+            l.copy_from_slice(&bs[ebr + 7..ebr + 18]);
+            l
+        });
+        // The cluster count bounds every chain walk: it must describe this volume.
+        if u64::from(total) * bps64 > vol_size {
+            return Err(corrupt("total sectors past the end of the volume"));
+        }
         Ok(Bpb {
             bytes_per_sector: bps,
             sectors_per_cluster: spc,
@@ -145,6 +162,8 @@ impl Bpb {
             clusters,
             root_cluster,
             kind,
+            serial,
+            bpb_label,
         })
     }
 
@@ -212,6 +231,12 @@ fn short_name(e: &[u8]) -> String {
         s.push_str(&ext);
     }
     s
+}
+
+/// An 11-byte label in code page 437, trailing blanks dropped; `None` if blank.
+fn label_text(raw: &[u8]) -> Option<String> {
+    let end = raw.iter().rposition(|&b| b != b' ' && b != 0)? + 1;
+    Some(raw[..end].iter().map(|&b| cp437(b)).collect())
 }
 
 fn sfn_checksum(e: &[u8]) -> u8 {
@@ -376,6 +401,21 @@ impl<R: ReadAt> FatFs<R> {
         Ok(out)
     }
 
+    /// The root directory's volume-label entry (what GRUB and blkid read first).
+    fn root_label(&self) -> Option<String> {
+        let bytes = self.dir_bytes(self.root().handle).ok()?;
+        for e in bytes.chunks_exact(32) {
+            match (e[0], e[11]) {
+                (0, _) => break,
+                (0xE5, _) => {}
+                // Volume ID, ignoring the archive bit; not a long-name entry.
+                (_, attr) if attr & !0x20 == 0x08 => return label_text(&e[..11]),
+                _ => {}
+            }
+        }
+        None
+    }
+
     fn root(&self) -> Node {
         let handle = if self.bpb.kind == FsKind::Fat32 { u64::from(self.bpb.root_cluster) } else { FIXED_ROOT };
         Node {
@@ -447,6 +487,23 @@ impl<R: ReadAt> FileSystem for FatFs<R> {
         self.bpb.kind
     }
 
+    /// The root directory's label entry, else the boot sector's (unless it
+    /// is mkfs's placeholder `NO NAME`), as blkid does.
+    fn label(&self) -> Option<String> {
+        self.root_label().or_else(|| {
+            let l = self.bpb.bpb_label?;
+            if &l == b"NO NAME    " {
+                return None;
+            }
+            label_text(&l)
+        })
+    }
+
+    /// The volume serial as `ABCD-1234` (blkid's form; GRUB prints it lower case).
+    fn uuid(&self) -> Option<String> {
+        self.bpb.serial.map(|s| format!("{:04X}-{:04X}", s >> 16, s & 0xFFFF))
+    }
+
     fn lookup(&self, path: &str) -> Result<Node, FsError> {
         self.resolve(path)
     }
@@ -467,6 +524,10 @@ impl<R: ReadAt> FileSystem for FatFs<R> {
         let first = u32::try_from(node.handle).map_err(|_| corrupt("bad file handle"))?;
         self.check_cluster(first)?;
         let cs = self.bpb.cluster_size();
+        // Chain walks go as far as the size says: no further than the volume.
+        if size.div_ceil(cs) > u64::from(self.bpb.clusters) {
+            return Err(corrupt("file size larger than the data area"));
+        }
         let target = offset / cs;
         // Resume from the last position in this file when reading forward.
         let mut pos = match self.pos.get() {
@@ -521,10 +582,14 @@ impl<R: ReadAt> FileSystem for FatFs<R> {
             return Err(FsError::NotADirectory);
         }
         let entries = parse_dir(&self.dir_bytes(node.handle)?);
-        Ok(entries
-            .iter()
-            .map(|e| DirEntry { name: e.name.clone(), node: self.node(&node.path, e) })
-            .collect())
+        let mut budget = ListingBudget::default();
+        let mut out = Vec::with_capacity(entries.len().min(super::MAX_DIR_ENTRIES));
+        for e in &entries {
+            let child = self.node(&node.path, e);
+            budget.take(&e.name, &child.path)?;
+            out.push(DirEntry { name: e.name.clone(), node: child });
+        }
+        Ok(out)
     }
 
     fn read_link(&self, _node: &Node) -> Result<String, FsError> {

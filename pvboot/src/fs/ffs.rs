@@ -9,7 +9,7 @@ use core::cell::Cell;
 
 use fs_ffs::{BlockRead, Ffs, Ino, IoError, Version};
 
-use super::{DirEntry, FileSystem, FileType, FsError, FsKind, Metadata, Node};
+use super::{DirEntry, FileSystem, FileType, FsError, FsKind, ListingBudget, Metadata, Node};
 use crate::disk::{DiskError, ReadAt};
 
 /// fs-ffs's device: our volume, remembering the last disk error for the message.
@@ -118,6 +118,18 @@ impl<R: ReadAt> FileSystem for FfsFs<R> {
         self.kind
     }
 
+    /// fs_volname, as GRUB's ufs.c reads it (makefs `-o label=`; UFS2 sets it).
+    fn label(&self) -> Option<String> {
+        let name = self.fs.info().volume_name;
+        (!name.is_empty()).then(|| String::from_utf8_lossy(&name).to_string())
+    }
+
+    /// GRUB's ufs.c form: `fs_id[0]` and `fs_id[1]` as `%08x%08x`; none when both are 0.
+    fn uuid(&self) -> Option<String> {
+        let [hi, lo] = self.fs.info().id;
+        (hi != 0 || lo != 0).then(|| format!("{hi:08x}{lo:08x}"))
+    }
+
     fn lookup(&self, path: &str) -> Result<Node, FsError> {
         let ino = self.fs.lookup(path).map_err(|e| self.err(e))?;
         self.node(path.to_string(), ino)
@@ -138,6 +150,7 @@ impl<R: ReadAt> FileSystem for FfsFs<R> {
     fn read_dir(&self, node: &Node) -> Result<Vec<DirEntry>, FsError> {
         let entries = self.fs.read_dir(Self::ino(node)?).map_err(|e| self.err(e))?;
         let mut out = Vec::with_capacity(entries.len());
+        let mut budget = ListingBudget::default();
         for e in entries {
             if e.name == b"." || e.name == b".." || e.file_type == fs_ffs::FileType::Whiteout {
                 continue;
@@ -146,6 +159,7 @@ impl<R: ReadAt> FileSystem for FfsFs<R> {
             let mut path = String::from(node.path.trim_end_matches('/'));
             path.push('/');
             path.push_str(&name);
+            budget.take(&name, &path)?;
             out.push(DirEntry { name, node: self.node(path, e.ino)? });
         }
         Ok(out)

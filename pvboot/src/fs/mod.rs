@@ -18,6 +18,35 @@ pub use probe::{probe, FsKind};
 pub const MAX_SYMLINKS: u32 = 40;
 /// Longest path accepted (PATH_MAX).
 pub const MAX_PATH: usize = 4096;
+/// Most entries one [`FileSystem::read_dir`] returns. A listing is built in
+/// pvboot's 48 MiB heap with a full path per entry, so its size must not be
+/// the disk's choice; boot volumes hold far fewer.
+pub const MAX_DIR_ENTRIES: usize = 16384;
+/// Most bytes of names and paths one listing holds.
+pub const MAX_LISTING_BYTES: usize = 4 << 20;
+
+/// Counts a directory listing as it grows, refusing one past
+/// [`MAX_DIR_ENTRIES`] or [`MAX_LISTING_BYTES`].
+#[derive(Default)]
+pub(crate) struct ListingBudget {
+    entries: usize,
+    bytes: usize,
+}
+
+impl ListingBudget {
+    /// Accounts for one more entry named `name` at `path`.
+    pub(crate) fn take(&mut self, name: &str, path: &str) -> Result<(), FsError> {
+        self.entries += 1;
+        self.bytes += name.len() + path.len();
+        if self.entries > MAX_DIR_ENTRIES || self.bytes > MAX_LISTING_BYTES {
+            return Err(FsError::Unsupported(alloc::format!(
+                "directory listing over {MAX_DIR_ENTRIES} entries or {} MiB",
+                MAX_LISTING_BYTES >> 20
+            )));
+        }
+        Ok(())
+    }
+}
 
 /// Why a file-system operation failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -200,6 +229,12 @@ pub trait FileSystem {
     fn read_dir(&self, node: &Node) -> Result<Vec<DirEntry>, FsError>;
     /// A symlink's target.
     fn read_link(&self, node: &Node) -> Result<String, FsError>;
+    /// The volume label, as GRUB's `search --label` matches it; `None` when unset.
+    fn label(&self) -> Option<String>;
+    /// The volume UUID in GRUB's textual form (ext: `1b4e28ba-2fa1-11d2-883f-0016d3cca427`,
+    /// FAT: `ABCD-1234`, FFS: fs_id as 16 hex digits); `None` when the file
+    /// system has none. Compare with [`uuid_matches`], as GRUB ignores case.
+    fn uuid(&self) -> Option<String>;
 
     /// Metadata of a path's last component, symlinks not followed (`lstat`).
     fn stat(&self, path: &str) -> Result<Metadata, FsError> {
@@ -220,6 +255,13 @@ pub trait FileSystem {
         buf.truncate(n);
         Ok(buf)
     }
+}
+
+/// Whether a UUID typed by a user (`search --fs-uuid`, `root=UUID=`) names
+/// `uuid`: GRUB compares them ignoring case (FAT's are upper case in blkid,
+/// lower case in GRUB's own listing).
+pub fn uuid_matches(uuid: &str, wanted: &str) -> bool {
+    uuid.eq_ignore_ascii_case(wanted)
 }
 
 /// Probes `vol` and opens the file system on it.

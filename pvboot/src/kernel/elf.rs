@@ -25,7 +25,7 @@ use core::ops::Range;
 use xen_abi::elfnote;
 use xen_abi::features as xenfeat;
 
-use super::{hex_range, read_into, zero, BootMode, EntryPoint, Image, KernelError, Limits, Loaded, Memory};
+use super::{hex_range, multiboot, read_into, zero, BootMode, EntryPoint, Image, KernelError, Limits, Loaded, Memory};
 
 /// The ELF magic, `\x7fELF`.
 pub const MAGIC: &[u8] = b"\x7fELF";
@@ -823,6 +823,7 @@ pub fn entry_for(
     header: &Header,
     phdrs: &[ProgramHeader],
     notes: &XenNotes,
+    multiboot: &Result<Option<multiboot::Header>, KernelError>,
     mode: BootMode,
 ) -> Result<(EntryPoint, u64, String), KernelError> {
     let loads = || phdrs.iter().filter(|p| p.p_type == PT_LOAD);
@@ -837,6 +838,13 @@ pub fn entry_for(
             None => {
                 if let Some(p) = &notes.pvh_problem {
                     return Err(malformed(p.clone()));
+                }
+                // No PVH note: a multiboot kernel is entered at its ELF entry.
+                if multiboot.clone()?.is_some() {
+                    let entry32 = u32::try_from(header.entry).map_err(|_| {
+                        malformed(format!("multiboot ELF entry point {:#x} is above 4 GiB", header.entry))
+                    })?;
+                    return Ok((EntryPoint::Multiboot1 { entry32 }, 0, format!("{} multiboot", header.class.name())));
                 }
                 let hint = if notes.has_pv() { " (a PV-only kernel: boot it as PV)" } else { "" };
                 return Err(KernelError::Unsupported(format!(
@@ -909,11 +917,12 @@ pub fn load_plan(
     header: &Header,
     phdrs: &[ProgramHeader],
     notes: &XenNotes,
+    multiboot: &Result<Option<multiboot::Header>, KernelError>,
     image_size: u64,
     mode: BootMode,
 ) -> Result<Plan, KernelError> {
     check_loads(phdrs, image_size)?;
-    let (entry, shift, description) = entry_for(header, phdrs, notes, mode)?;
+    let (entry, shift, description) = entry_for(header, phdrs, notes, multiboot, mode)?;
     let segments = place_segments(phdrs, shift)?;
     check_entry(&entry, &segments)?;
     Ok(Plan { entry, segments, description })
@@ -947,13 +956,13 @@ impl Plan {
 /// Reads the headers and notes of an ELF image and plans its load in `mode`
 /// (no memory touched).
 pub fn inspect(image: &mut dyn Image, mode: BootMode) -> Result<Plan, KernelError> {
-    let ehdr_len = image.size().min(64) as usize;
-    let mut head = [0u8; 64];
-    image.read_at(0, &mut head[..ehdr_len])?;
-    let header = parse_header(&head[..ehdr_len])?;
+    let head_len = image.size().min(multiboot::SEARCH_BYTES as u64) as usize;
+    let mut head = vec![0u8; head_len];
+    image.read_at(0, &mut head)?;
+    let header = parse_header(&head)?;
     let phdrs = read_program_headers(image, &header)?;
     let notes = read_notes(image, &header, &phdrs)?;
-    load_plan(&header, &phdrs, &notes, image.size(), mode)
+    load_plan(&header, &phdrs, &notes, &multiboot::find(&head), image.size(), mode)
 }
 
 /// Loads an uncompressed ELF image: every check first, then each segment's

@@ -18,6 +18,7 @@
 
 pub mod bzimage;
 pub mod elf;
+pub mod multiboot;
 pub mod stream;
 
 use alloc::boxed::Box;
@@ -311,24 +312,107 @@ impl fmt::Display for KernelError {
     }
 }
 
+#[cfg(feature = "std")]
+impl std::error::Error for KernelError {}
+
+/// The ELF inside a kernel file that is wholly in memory (a host tool's
+/// view: the hypervisor's loader): the file itself, a bzImage's payload, or
+/// the file or payload decompressed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unpacked<'a> {
+    /// The ELF file's bytes.
+    pub elf: alloc::borrow::Cow<'a, [u8]>,
+    /// The container it came out of: "bzImage 2.15".
+    pub container: Option<String>,
+    /// The compression it was in: "gzip".
+    pub compression: Option<&'static str>,
+}
+
+impl Unpacked<'_> {
+    /// The full description for a load's `description` (e.g. "ELF64 PVH"):
+    /// "bzImage 2.15, ELF64 PVH (xz)".
+    pub fn describe(&self, elf: &str) -> String {
+        let mut s = String::new();
+        if let Some(c) = &self.container {
+            s.push_str(c);
+            s.push_str(", ");
+        }
+        s.push_str(elf);
+        if let Some(c) = self.compression {
+            s.push_str(&format!(" ({c})"));
+        }
+        s
+    }
+}
+
+/// Finds the ELF in `file`: as is, inside a bzImage, or decompressed (by
+/// the decompressor `detect` names from the first bytes; at most
+/// `max_bytes` of output).
+pub fn unpack<D: stream::Decompressor>(
+    file: &[u8],
+    max_bytes: u64,
+    detect: impl Fn(&[u8]) -> Option<D>,
+) -> Result<Unpacked<'_>, KernelError> {
+    let decompress = |d: &D, input: &[u8]| -> Result<Vec<u8>, KernelError> {
+        struct Out(Vec<u8>);
+        impl stream::Sink for Out {
+            type Error = core::convert::Infallible;
+            fn write(&mut self, data: &[u8]) -> Result<(), Self::Error> {
+                self.0.extend_from_slice(data);
+                Ok(())
+            }
+        }
+        let mut out = Out(Vec::new());
+        d.decompress(input, &mut out, max_bytes).map_err(|e| match e {
+            stream::DecodeError::Failed(e) => KernelError::Malformed(e),
+            stream::DecodeError::Sink(never) => match never {},
+        })?;
+        Ok(out.0)
+    };
+    let head = &file[..file.len().min(HEAD_BYTES)];
+    if head.starts_with(elf::MAGIC) || multiboot::find(head).is_ok_and(|m| m.is_some()) {
+        return Ok(Unpacked { elf: file.into(), container: None, compression: None });
+    }
+    if bzimage::is_bzimage(head) {
+        let bz = bzimage::parse(head, file.len() as u64)?;
+        let name = format!("bzImage {}.{:02}", bz.version >> 8, bz.version & 0xff);
+        // parse() checked the range against the file's length.
+        let payload = &file[bz.payload.start as usize..bz.payload.end as usize];
+        if payload.starts_with(elf::MAGIC) {
+            return Ok(Unpacked { elf: payload.into(), container: Some(name), compression: None });
+        }
+        let Some(d) = detect(payload) else {
+            return Err(KernelError::UnknownFormat(format!("{name} payload {}", describe_magic(payload))));
+        };
+        let elf = decompress(&d, payload)?.into();
+        return Ok(Unpacked { elf, container: Some(name), compression: Some(d.name()) });
+    }
+    if let Some(d) = detect(head) {
+        return Ok(Unpacked { elf: decompress(&d, file)?.into(), container: None, compression: Some(d.name()) });
+    }
+    Err(KernelError::UnknownFormat(describe_magic(head)))
+}
+
 /// How many bytes of an image are read to recognise its format.
 pub const HEAD_BYTES: usize = 8192;
 
 /// Recognises `image`, checks it against `mode` and `limits`, loads it into
-/// `mem` and says how to enter it: an ELF kernel, or a bzImage whose payload
-/// is an uncompressed ELF. For an uncompressed image nothing is written
-/// before every check that needs no image data has passed.
+/// `mem` and says how to enter it: an ELF kernel (PVH, PV or multiboot), a
+/// multiboot kernel with load addresses, or a bzImage, any of them
+/// compressed in a format pvboot::compress reads. For an uncompressed image
+/// nothing is written before every check that needs no image data has
+/// passed.
 pub fn load(
     image: &mut dyn Image,
     mem: &mut dyn Memory,
     limits: &Limits,
     mode: BootMode,
 ) -> Result<Loaded, KernelError> {
-    load_with(image, mem, limits, mode, |_| None::<stream::Stored>)
+    load_with(image, mem, limits, mode, crate::compress::detect)
 }
 
 /// [`load`], with `detect` naming the decompressor for a compressed file or
-/// bzImage payload from its first bytes. A compressed image is read into
+/// bzImage payload from its first bytes (tests give their own). A compressed image is read into
 /// one heap buffer (at most [`Limits::max_bytes`]) and decompressed into
 /// place ([`stream`]); the contiguous fast path may use allowed RAM past the
 /// kernel's own ranges as scratch.
@@ -375,7 +459,57 @@ pub fn load_with<D: stream::Decompressor>(
         loaded.description = format!("{} ({})", loaded.description, d.name());
         return Ok(loaded);
     }
-    Err(KernelError::UnknownFormat(describe_magic(&head)))
+    load_multiboot_kludge(image, &head, mem, limits, mode)
+}
+
+/// Loads an uncompressed kernel: ELF, or a multiboot kernel with the a.out kludge.
+pub fn load_uncompressed(
+    image: &mut dyn Image,
+    mem: &mut dyn Memory,
+    limits: &Limits,
+    mode: BootMode,
+) -> Result<Loaded, KernelError> {
+    let head_len = usize::try_from(image.size()).unwrap_or(HEAD_BYTES).min(HEAD_BYTES);
+    let mut head = vec![0u8; head_len];
+    image.read_at(0, &mut head)?;
+    if head.starts_with(elf::MAGIC) {
+        return elf::load(image, mem, limits, mode);
+    }
+    load_multiboot_kludge(image, &head, mem, limits, mode)
+}
+
+/// A non-ELF file whose multiboot header gives the load addresses; under
+/// PVH only (multiboot is a 32-bit physical-mode protocol).
+fn load_multiboot_kludge(
+    image: &mut dyn Image,
+    head: &[u8],
+    mem: &mut dyn Memory,
+    limits: &Limits,
+    mode: BootMode,
+) -> Result<Loaded, KernelError> {
+    let Some(mb) = multiboot::find(head)? else {
+        return Err(KernelError::UnknownFormat(describe_magic(head)));
+    };
+    let Some(k) = &mb.kludge else {
+        return Err(KernelError::Unsupported(
+            "a multiboot kernel that is not ELF must give its load addresses (flag 16)".into(),
+        ));
+    };
+    if mode != BootMode::Pvh {
+        return Err(KernelError::Unsupported("a multiboot kernel boots under PVH, not PV".into()));
+    }
+    let segment = multiboot::kludge_segment(&mb, k, image.size())?;
+    let plan = elf::Plan {
+        entry: EntryPoint::Multiboot1 { entry32: k.entry_addr },
+        segments: vec![segment],
+        description: "multiboot (a.out kludge)".into(),
+    };
+    plan.check(limits)?;
+    for s in &plan.segments {
+        read_into(image, s.offset, mem, s.dest, s.filesz)?;
+        zero(mem, s.dest + s.filesz, s.memsz - s.filesz)?;
+    }
+    Ok(plan.loaded())
 }
 
 /// Reads a whole image into a heap buffer of at most `limits.max_bytes`.
@@ -424,7 +558,7 @@ fn describe_magic(head: &[u8]) -> String {
         return "the file is empty".to_string();
     }
     let bytes: Vec<String> = head.iter().take(4).map(|b| format!("{b:02x}")).collect();
-    format!("starts with {} (not ELF, a bzImage or a known compression)", bytes.join(" "))
+    format!("starts with {} (not ELF, a bzImage, multiboot or a known compression)", bytes.join(" "))
 }
 
 /// Writes zeros over `[paddr, paddr + len)`, a bounded chunk at a time so an

@@ -11,9 +11,9 @@
 //! ([`Decompressor::decompress_into`]: no dictionary allocation, the output
 //! is its own window).
 //!
-//! The decompressors themselves are behind [`Decompressor`], the shape of
-//! `pvboot::compress` (`decompress` to a [`Sink`] in order, `decompress_into`
-//! a slice).
+//! The decompressors are pvboot::compress's, behind [`Decompressor`] so
+//! tests can feed the router their own streams (`decompress` to a [`Sink`]
+//! in order, `decompress_into` a slice).
 //!
 //! PV kernels need their notes before any segment can be placed (the
 //! destination is `p_paddr - ELF_PADDR_OFFSET`), and Linux keeps its notes
@@ -28,16 +28,10 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use super::elf::{self, Header, Placed, ProgramHeader, XenNotes, MAX_NOTE_BYTES};
-use super::{zero, BootMode, EntryPoint, KernelError, Limits, Loaded, Memory};
+use super::{multiboot, zero, BootMode, EntryPoint, KernelError, Limits, Loaded, Memory};
 
-/// Where decompressed bytes go, in order, in chunks of any size (the shape
-/// of `pvboot::compress::Sink`).
-pub trait Sink {
-    /// Why the sink could not take more.
-    type Error;
-    /// Takes the next `data.len()` bytes of output.
-    fn write(&mut self, data: &[u8]) -> Result<(), Self::Error>;
-}
+pub use crate::compress::Sink;
+use crate::compress::{self, Compression, DecompressError};
 
 /// Why a [`Decompressor`] stopped: the sink's error, or a one-line reason.
 #[derive(Debug)]
@@ -48,7 +42,8 @@ pub enum DecodeError<E> {
     Failed(String),
 }
 
-/// A decompressor for one format (the shape of `pvboot::compress`).
+/// A decompressor for one format: [`Compression`] (pvboot::compress), or
+/// a test's own.
 pub trait Decompressor {
     /// Its name for messages: "gzip".
     fn name(&self) -> &'static str;
@@ -56,6 +51,35 @@ pub trait Decompressor {
     fn decompress<S: Sink>(&self, input: &[u8], sink: &mut S, max_out: u64) -> Result<u64, DecodeError<S::Error>>;
     /// Decodes all of `input` into `out`, which is also the decoder's window; returns the length.
     fn decompress_into(&self, input: &[u8], out: &mut [u8]) -> Result<usize, String>;
+}
+
+/// The one line a decoder's own failure reads as ("corrupt gzip data: bad block type").
+fn failure<E>(e: DecompressError<E>) -> DecodeError<E> {
+    let line = match e {
+        DecompressError::Sink(e) => return DecodeError::Sink(e),
+        DecompressError::Corrupt { format, what } => format!("corrupt {format} data: {what}"),
+        DecompressError::TooLarge { limit } => format!("decompressed data larger than the limit of {limit} bytes"),
+        DecompressError::Truncated { format } => format!("truncated {format} data"),
+        DecompressError::Unsupported { format, what } => format!("unsupported {format} data: {what}"),
+    };
+    DecodeError::Failed(line)
+}
+
+impl Decompressor for Compression {
+    fn name(&self) -> &'static str {
+        Compression::name(*self)
+    }
+
+    fn decompress<S: Sink>(&self, input: &[u8], sink: &mut S, max_out: u64) -> Result<u64, DecodeError<S::Error>> {
+        compress::decompress(*self, input, sink, max_out).map_err(failure)
+    }
+
+    fn decompress_into(&self, input: &[u8], out: &mut [u8]) -> Result<usize, String> {
+        compress::decompress_into(*self, input, out).map_err(|e| match failure(e) {
+            DecodeError::Failed(line) => line,
+            DecodeError::Sink(never) => match never {},
+        })
+    }
 }
 
 /// The "compression" of data stored as is: the identity, for tests and for
@@ -220,7 +244,7 @@ impl<'a> ElfRouter<'a> {
         let (segments, by_offset) = if self.mem.is_some() {
             let shift = match (self.mode, &self.notes) {
                 (BootMode::Pvh, _) => 0,
-                (BootMode::Pv, Some(notes)) => elf::entry_for(&header, &phdrs, notes, self.mode)?.1,
+                (BootMode::Pv, Some(notes)) => elf::entry_for(&header, &phdrs, notes, &Ok(None), self.mode)?.1,
                 (BootMode::Pv, None) => {
                     return Err(KernelError::Unsupported("a PV kernel is streamed after a notes pass".into()))
                 }
@@ -362,7 +386,8 @@ impl<'a> ElfRouter<'a> {
         if notes.source == elf::NoteSource::None && routes.header.shnum > 0 {
             return Ok(None);
         }
-        let (entry, _, description) = elf::entry_for(&routes.header, &routes.phdrs, &notes, self.mode)?;
+        let multiboot = multiboot::find(&self.head);
+        let (entry, _, description) = elf::entry_for(&routes.header, &routes.phdrs, &notes, &multiboot, self.mode)?;
         elf::check_entry(&entry, &routes.segments)?;
         for s in &routes.segments {
             zero(mem, s.dest + s.filesz, s.memsz - s.filesz)?;
@@ -399,8 +424,9 @@ impl Sink for Prefix {
     }
 }
 
-fn decode_failed(d: &impl Decompressor, e: String) -> KernelError {
-    KernelError::Malformed(format!("{} data: {e}", d.name()))
+/// A decoder's failure: its line names the format and what was wrong.
+fn decode_failed(_: &impl Decompressor, e: String) -> KernelError {
+    KernelError::Malformed(e)
 }
 
 /// Loads a compressed ELF kernel held in `input`. `size_hint` is the
@@ -422,6 +448,9 @@ pub fn load_compressed<D: Decompressor>(
         Err(DecodeError::Failed(e)) => return Err(decode_failed(d, e)),
     }
     if !prefix.bytes.starts_with(elf::MAGIC) {
+        if matches!(multiboot::find(&prefix.bytes), Ok(Some(_))) {
+            return load_whole(d, input, mem, limits, mode);
+        }
         let what = super::describe_magic(&prefix.bytes);
         return Err(KernelError::UnknownFormat(format!("decompressed {} data {what}", d.name())));
     }
@@ -483,7 +512,7 @@ fn load_whole<D: Decompressor>(
         DecodeError::Failed(e) => decode_failed(d, e),
         DecodeError::Sink(never) => match never {},
     })?;
-    elf::load(&mut &whole.0[..], mem, limits, mode)
+    super::load_uncompressed(&mut &whole.0[..], mem, limits, mode)
 }
 
 /// A loading router never asks to stop early.
@@ -511,7 +540,7 @@ fn contiguous<D: Decompressor>(
     let phdrs = elf::decode_program_headers(&header, table);
     elf::check_loads(&phdrs, size)?;
     let shift = match (mode, notes) {
-        (BootMode::Pv, Some(n)) => elf::entry_for(&header, &phdrs, n, mode)?.1,
+        (BootMode::Pv, Some(n)) => elf::entry_for(&header, &phdrs, n, &Ok(None), mode)?.1,
         _ => 0,
     };
     let segments = elf::place_segments(&phdrs, shift)?;
@@ -558,7 +587,7 @@ fn contiguous<D: Decompressor>(
             notes
         }
     };
-    let (entry, _, description) = elf::entry_for(&header, &phdrs, &notes, mode)?;
+    let (entry, _, description) = elf::entry_for(&header, &phdrs, &notes, &multiboot::find(head), mode)?;
     elf::check_entry(&entry, &plan.segments)?;
     // Bytes between and after the segments held other parts of the file: zero every bss.
     for s in &plan.segments {

@@ -204,6 +204,25 @@ impl<R: ReadAt + Clone + 'static> Shell for DiskShell<R> {
         Ok(())
     }
 
+    fn names(&mut self, dev: Option<&str>, dir: &str, out: &mut dyn FnMut(&str, bool)) -> Result<(), String> {
+        let v = self.open(dev)?;
+        let at = |e: crate::fs::FsError| format!("{dir}: {e}");
+        let node = v.fs.lookup(dir).map_err(at)?;
+        for e in v.fs.read_dir(&node).map_err(at)? {
+            // A symlink to a directory completes like one.
+            let is_dir = match e.node.meta.kind {
+                FileType::Dir => true,
+                FileType::Symlink => {
+                    let path = format!("{}/{}", dir.trim_end_matches('/'), e.name);
+                    v.fs.lookup(&path).is_ok_and(|n| n.meta.kind == FileType::Dir)
+                }
+                _ => false,
+            };
+            out(&e.name, is_dir);
+        }
+        Ok(())
+    }
+
     fn set_root(&mut self, dev: &str) -> Result<String, String> {
         let v = self.open(Some(dev))?;
         let mut s = v.fs.kind().name().to_string();

@@ -4,8 +4,8 @@
 //!
 //! It redraws with few, widely understood escape codes: BS and `ESC [ n D` to
 //! move left, `ESC [ n C` to move right, `ESC [ K` to clear to the end of the
-//! line. Characters are counted as one column each; a line longer than the
-//! terminal relies on the terminal's own wrapping.
+//! line. Characters are counted as one column each; a line wider than the
+//! console scrolls sideways (see [`LineEditor`]).
 
 use alloc::collections::VecDeque;
 use alloc::string::String;
@@ -66,11 +66,25 @@ pub enum Edit {
     Interrupt,
 }
 
+/// Columns the editor assumes the console has (the PV console cannot report
+/// its size; 80 is what every terminal offers).
+pub const COLUMNS: usize = 80;
+
 /// The line being edited.
+///
+/// A line wider than the console scrolls sideways: only the window
+/// `chars[view..view + width]` is on screen after the prompt, so the cursor
+/// never has to cross a wrapped line (BS and `ESC [ D` cannot). Moving out of
+/// the window redraws the line with the cursor near the window's middle.
 #[derive(Debug, Clone, Default)]
 pub struct LineEditor {
     chars: Vec<char>,
     cursor: usize,
+    /// First character on screen.
+    view: usize,
+    /// Characters the window shows.
+    width: usize,
+    prompt: String,
     /// Position in the history while browsing it (`None`: the line being typed).
     browsing: Option<usize>,
     /// The line being typed, kept while browsing the history.
@@ -98,14 +112,19 @@ fn right(out: &mut dyn Output, n: usize) {
 }
 
 impl LineEditor {
-    /// Starts editing `text` (cut to [`MAX_LINE`], control characters dropped)
-    /// after a prompt the caller has written; the cursor goes to the end.
-    pub fn start(&mut self, text: &str, out: &mut dyn Output) {
+    /// Writes `prompt` and starts editing `text` (cut to [`MAX_LINE`], control
+    /// characters dropped) with the cursor at its end.
+    pub fn start(&mut self, prompt: &str, text: &str, out: &mut dyn Output) {
+        self.prompt = super::one_line(prompt, COLUMNS / 2);
+        // Leave two columns: the cursor after the last character stays on the line.
+        self.width = COLUMNS - 2 - self.prompt.chars().count();
         self.chars = text.chars().filter(|c| !c.is_control()).take(MAX_LINE).collect();
         self.cursor = self.chars.len();
+        self.view = self.cursor.saturating_sub(self.width);
         self.browsing = None;
         self.draft.clear();
-        put_chars(out, &self.chars);
+        out.write(self.prompt.as_bytes());
+        put_chars(out, &self.chars[self.view..]);
     }
 
     /// The text so far.
@@ -118,6 +137,38 @@ impl LineEditor {
         self.cursor
     }
 
+    /// The word before the cursor (from the last space), and whether it is
+    /// the line's first word.
+    pub fn word_before_cursor(&self) -> (bool, String) {
+        let before = &self.chars[..self.cursor];
+        let start = before.iter().rposition(|c| c.is_whitespace()).map_or(0, |i| i + 1);
+        let first = before[..start].iter().all(|c| c.is_whitespace());
+        (first, before[start..].iter().collect())
+    }
+
+    /// Inserts `text` at the cursor as if typed.
+    pub fn insert(&mut self, text: &str, out: &mut dyn Output) {
+        let none = History::new();
+        for c in text.chars().filter(|c| !c.is_control()) {
+            self.key(Key::Char(c), &none, out);
+        }
+    }
+
+    /// Writes the prompt and the line again (after other output), cursor in place.
+    pub fn redraw_line(&mut self, out: &mut dyn Output) {
+        self.redraw(out);
+    }
+
+    /// End of the part of the line on screen.
+    fn window_end(&self) -> usize {
+        self.chars.len().min(self.view + self.width)
+    }
+
+    /// Whether the cursor is inside the window.
+    fn cursor_shown(&self) -> bool {
+        self.cursor >= self.view && self.cursor - self.view <= self.width
+    }
+
     /// Applies one key, echoing the change.
     pub fn key(&mut self, key: Key, history: &History, out: &mut dyn Output) -> Edit {
         let len = self.chars.len();
@@ -127,51 +178,46 @@ impl LineEditor {
                     return Edit::Editing;
                 }
                 self.chars.insert(self.cursor, c);
-                put_chars(out, &self.chars[self.cursor..]);
                 self.cursor += 1;
-                left(out, len + 1 - self.cursor);
+                if self.cursor_shown() {
+                    put_chars(out, &self.chars[self.cursor - 1..self.window_end()]);
+                    left(out, self.window_end() - self.cursor);
+                } else {
+                    self.redraw(out);
+                }
             }
             Key::Backspace if self.cursor > 0 => {
                 self.cursor -= 1;
                 self.chars.remove(self.cursor);
-                out.write(b"\x08");
-                self.redraw_tail(out);
+                if self.cursor_shown() {
+                    out.write(b"\x08");
+                    self.redraw_tail(out);
+                } else {
+                    self.redraw(out);
+                }
             }
             Key::Delete if self.cursor < len => {
                 self.chars.remove(self.cursor);
                 self.redraw_tail(out);
             }
-            Key::Left if self.cursor > 0 => {
-                self.cursor -= 1;
-                left(out, 1);
-            }
-            Key::Right if self.cursor < len => {
-                // Writing the character under the cursor moves past it in one byte or so.
-                put_chars(out, &self.chars[self.cursor..self.cursor + 1]);
-                self.cursor += 1;
-            }
-            Key::Home => {
-                left(out, self.cursor);
-                self.cursor = 0;
-            }
-            Key::End => {
-                // One character: writing it is shorter than the escape code.
-                if len - self.cursor == 1 {
-                    put_chars(out, &self.chars[self.cursor..]);
-                } else {
-                    right(out, len - self.cursor);
-                }
-                self.cursor = len;
-            }
+            Key::Left if self.cursor > 0 => self.move_to(self.cursor - 1, out),
+            Key::Right if self.cursor < len => self.move_to(self.cursor + 1, out),
+            Key::Home => self.move_to(0, out),
+            Key::End => self.move_to(len, out),
             Key::KillToEnd if self.cursor < len => {
                 self.chars.truncate(self.cursor);
                 out.write(b"\x1b[K");
             }
             Key::KillToStart if self.cursor > 0 => {
-                left(out, self.cursor);
-                self.chars.drain(..self.cursor);
+                let at = self.cursor;
+                self.chars.drain(..at);
                 self.cursor = 0;
-                self.redraw_tail(out);
+                if self.view == 0 {
+                    left(out, at);
+                    self.redraw_tail(out);
+                } else {
+                    self.redraw(out);
+                }
             }
             Key::Up => self.browse(history, true, out),
             Key::Down => self.browse(history, false, out),
@@ -188,24 +234,57 @@ impl LineEditor {
         Edit::Editing
     }
 
-    /// Rewrites from the cursor to the end, clears what is left of the old
+    /// Moves the cursor to `to`, within the window if it can.
+    fn move_to(&mut self, to: usize, out: &mut dyn Output) {
+        let from = self.cursor;
+        self.cursor = to;
+        if !self.cursor_shown() {
+            self.redraw(out);
+        } else if to < from {
+            left(out, from - to);
+        } else if to == from + 1 {
+            // Writing the character under the cursor moves past it in a byte or so.
+            put_chars(out, &self.chars[from..to]);
+        } else {
+            right(out, to - from);
+        }
+    }
+
+    /// Rewrites the window from the cursor on, clears what is left of the old
     /// line, and puts the cursor back.
     fn redraw_tail(&mut self, out: &mut dyn Output) {
-        put_chars(out, &self.chars[self.cursor..]);
+        let end = self.window_end();
+        put_chars(out, &self.chars[self.cursor..end]);
         out.write(b"\x1b[K");
-        left(out, self.chars.len() - self.cursor);
+        left(out, end - self.cursor);
+    }
+
+    /// Scrolls the window so the cursor is in its middle (or the line's start
+    /// is at its left edge) and rewrites the whole line.
+    fn redraw(&mut self, out: &mut dyn Output) {
+        self.view = if self.cursor <= self.width { 0 } else { self.cursor - self.width / 2 };
+        out.write(b"\r");
+        out.write(self.prompt.as_bytes());
+        let end = self.window_end();
+        put_chars(out, &self.chars[self.view..end]);
+        out.write(b"\x1b[K");
+        left(out, end - self.cursor);
     }
 
     /// Replaces the whole line with `chars`, cursor at the end.
     fn replace(&mut self, chars: Vec<char>, out: &mut dyn Output) {
-        left(out, self.cursor);
         let old_len = self.chars.len();
         self.chars = chars;
-        put_chars(out, &self.chars);
-        if self.chars.len() < old_len {
-            out.write(b"\x1b[K");
+        let at = core::mem::replace(&mut self.cursor, self.chars.len());
+        if self.view == 0 && self.chars.len() <= self.width {
+            left(out, at);
+            put_chars(out, &self.chars);
+            if self.chars.len() < old_len {
+                out.write(b"\x1b[K");
+            }
+        } else {
+            self.redraw(out);
         }
-        self.cursor = self.chars.len();
     }
 
     fn browse(&mut self, history: &History, older: bool, out: &mut dyn Output) {
@@ -251,6 +330,7 @@ mod tests {
     fn typing_echoes_exactly() {
         let mut ed = LineEditor::default();
         let h = History::new();
+        ed.start("pvboot> ", "", &mut Vec::new());
         let (_, out) = type_keys(&mut ed, &h, &chars("ls"));
         assert_eq!(out, "ls");
         // Insert in the middle: the tail is rewritten and the cursor goes back.
@@ -271,8 +351,8 @@ mod tests {
         let mut ed = LineEditor::default();
         let h = History::new();
         let mut out = Vec::new();
-        ed.start("console=hvc0 root=/dev/xvda1", &mut out);
-        assert_eq!(out, b"console=hvc0 root=/dev/xvda1");
+        ed.start("> ", "console=hvc0 root=/dev/xvda1", &mut out);
+        assert_eq!(out, b"> console=hvc0 root=/dev/xvda1");
         let mut keys = alloc::vec![Key::Left; 16];
         keys.push(Key::KillToEnd);
         let (_, out) = type_keys(&mut ed, &h, &keys);
@@ -284,14 +364,49 @@ mod tests {
         // Nothing to the left: backspace, left and Ctrl-U do nothing and print nothing.
         let (_, out) = type_keys(&mut ed, &h, &[Key::Backspace, Key::Left, Key::KillToStart, Key::Home]);
         assert_eq!(out, "");
-        // The length cap.
+        // The length cap; typing past the window scrolls it every half width.
         let mut out = Vec::new();
-        ed.start("", &mut out);
+        ed.start("", "", &mut out);
         for _ in 0..MAX_LINE + 10 {
             ed.key(Key::Char('a'), &h, &mut out);
         }
         assert_eq!(ed.text().len(), MAX_LINE);
-        assert_eq!(out.len(), MAX_LINE);
+        let redraws = out.iter().filter(|&&b| b == b'\r').count();
+        // The first at offset width + 1, then every width / 2 + 1 characters.
+        let w = COLUMNS - 2;
+        assert_eq!(redraws, (MAX_LINE - (w + 1)) / (w / 2 + 1) + 1);
+        assert!(out.len() < 3 * MAX_LINE);
+    }
+
+    #[test]
+    fn long_lines_scroll_sideways() {
+        let h = History::new();
+        let mut ed = LineEditor::default();
+        let line: String = (0..200).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+        let mut out = Vec::new();
+        ed.start("> ", &line, &mut out);
+        // 80 columns less the prompt and two: the last 76 characters are shown.
+        let w = COLUMNS - 4;
+        assert_eq!(String::from_utf8(out).unwrap(), alloc::format!("> {}", &line[200 - w..]));
+        // Home: the line's start, redrawn from the left edge.
+        let (_, s) = type_keys(&mut ed, &h, &[Key::Home]);
+        assert_eq!(s, alloc::format!("\r> {}\x1b[K\x1b[{w}D", &line[..w]));
+        // Moving within the window is cheap; past its right edge, it scrolls
+        // so the cursor is in the middle.
+        let (_, s) = type_keys(&mut ed, &h, &[Key::Right]);
+        assert_eq!(s, "a");
+        let mut keys = alloc::vec![Key::Right; w - 1];
+        keys.push(Key::Right);
+        let (_, s) = type_keys(&mut ed, &h, &keys);
+        let view = (w + 1) - w / 2;
+        assert!(s.ends_with(&alloc::format!("\r> {}\x1b[K\x1b[{}D", &line[view..view + w], w - w / 2)), "{s:?}");
+        assert_eq!(ed.cursor(), w + 1);
+        // Typing in the middle of a scrolled line rewrites only the window's tail.
+        let (_, s) = type_keys(&mut ed, &h, &[Key::Char('X')]);
+        assert_eq!(s, alloc::format!("X{}\x1b[{}D", &line[w + 1..view + w - 1], view + w - 1 - (w + 1)));
+        let mut want = line.clone();
+        want.insert(w + 1, 'X');
+        assert_eq!(ed.text(), want);
     }
 
     #[test]
@@ -303,6 +418,7 @@ mod tests {
         h.push("   ");
         assert_eq!(h.len(), 2);
         let mut ed = LineEditor::default();
+        ed.start("pvboot> ", "", &mut Vec::new());
         let (_, out) = type_keys(&mut ed, &h, &chars("ro"));
         assert_eq!(out, "ro");
         let (_, out) = type_keys(&mut ed, &h, &[Key::Up]);

@@ -214,12 +214,12 @@ impl<E: MenuEntry> Ui<E> {
         self.mode = Mode::Edit;
         let e = &self.entries[self.selected];
         let head = format!(
-            "Command line of '{}' (Enter boots it, Esc goes back):\r\n> ",
+            "Command line of '{}' (Enter boots it, Esc goes back):\r\n",
             one_line(e.title(), TITLE_CHARS)
         );
         out.write(head.as_bytes());
         let line = String::from(e.command_line());
-        self.editor.start(&line, out);
+        self.editor.start("> ", &line, out);
     }
 
     pub(super) fn edit_key(&mut self, key: Key, _now: u64, out: &mut dyn Output) -> Option<Boot<E>> {

@@ -10,6 +10,21 @@
 //! reached through a [`Shell`]; [`disks::DiskShell`] is the one over pvboot's
 //! own disk, partition and file-system code.
 //!
+//! The guest's side, in outline (`Console` implements [`Terminal`] over the
+//! PV console ring and pvclock; `load_and_enter` never returns on success):
+//!
+//! ```text
+//! let mut ui = Ui::from_menu(menu);
+//! let mut shell = DiskShell::new(disks, Some(config_partition));
+//! loop {
+//!     let entry = match ui.run(&mut console, &mut shell) {
+//!         Boot::Entry { entry, .. } | Boot::Custom(entry) => entry,
+//!     };
+//!     let err = load_and_enter(&entry);           // "file: reason"
+//!     ui.boot_failed(&err, console.now_ms(), &mut console);
+//! }
+//! ```
+//!
 //! The screen is plain text with a few ANSI codes (reverse video for the
 //! selection, `ESC [ K`, cursor up/down for redrawing menu rows) so that a
 //! dumb `xl console` log still reads as a menu, a countdown and a choice.
@@ -28,7 +43,9 @@ use alloc::vec::Vec;
 
 use editor::{History, LineEditor};
 use keys::{Key, KeyDecoder};
-pub use prompt::{CustomEntry, FileSpec, ModuleSpec, Shell};
+pub use prompt::Shell;
+
+use crate::config::{Entry, Menu};
 
 /// Entry rows shown at once; longer menus scroll.
 pub const MENU_ROWS: usize = 16;
@@ -83,6 +100,32 @@ pub struct Settings {
     pub notes: Vec<String>,
 }
 
+impl MenuEntry for Entry {
+    fn title(&self) -> &str {
+        &self.title
+    }
+    fn command_line(&self) -> &str {
+        &self.args
+    }
+    fn set_command_line(&mut self, line: String) {
+        self.args = line;
+    }
+}
+
+impl Settings {
+    /// The settings a parsed config gives: its default, timeout, fallbacks
+    /// and banner, with its diagnostics (`file:line: message`) as notes.
+    pub fn from_menu(menu: &Menu) -> Self {
+        Settings {
+            default: menu.default,
+            timeout: menu.timeout,
+            fallback: menu.fallback.clone(),
+            banner: menu.banner.clone(),
+            notes: menu.diagnostics.iter().map(|d| alloc::format!("{d}")).collect(),
+        }
+    }
+}
+
 /// Why an entry is being booted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reason {
@@ -108,8 +151,9 @@ pub enum Boot<E> {
         /// Why.
         reason: Reason,
     },
-    /// What the prompt's `root`, `kernel`, `initrd` and `module` commands set up.
-    Custom(CustomEntry),
+    /// What the prompt's `root`, `kernel`, `initrd` and `module` commands set
+    /// up (titled with the kernel's name; `root` as a [`crate::config::RootSpec::Device`]).
+    Custom(Entry),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -173,6 +217,14 @@ pub fn one_line(text: &str, max: usize) -> String {
     s
 }
 
+impl Ui<Entry> {
+    /// The UI for a parsed config file.
+    pub fn from_menu(menu: Menu) -> Self {
+        let settings = Settings::from_menu(&menu);
+        Ui::new(menu.entries, settings)
+    }
+}
+
 impl<E: MenuEntry> Ui<E> {
     /// A UI over `entries`, not yet drawn.
     pub fn new(entries: Vec<E>, settings: Settings) -> Self {
@@ -196,6 +248,12 @@ impl<E: MenuEntry> Ui<E> {
             next_fallback: 0,
             last_boot: None,
         }
+    }
+
+    /// Adds lines to show once before the first screen (e.g. what the
+    /// command line overrode); no effect once started.
+    pub fn add_notes(&mut self, notes: impl IntoIterator<Item = String>) {
+        self.settings.notes.extend(notes);
     }
 
     /// The entries.

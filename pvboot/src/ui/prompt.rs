@@ -2,13 +2,17 @@
 //!
 //! - `ls` lists the disks and their partitions; `ls (hd0)` one disk's
 //!   partitions; `ls [(dev)]path` a directory or a file (`dev:path` works too).
+//!   At most [`LS_LINES`] lines are shown.
 //! - `cat [(dev)]path` shows a file (at most [`CAT_LIMIT`] bytes).
 //! - `root [dev]` shows or sets the device that paths without one are on.
-//! - `kernel path [args]`, `initrd path`, `module path [args]` choose what
-//!   `boot` boots; `kernel` forgets earlier modules.
+//! - `kernel path [args]` (or `multiboot path [args]`), `initrd path`,
+//!   `module path [args]` choose what `boot` boots, as a
+//!   [`crate::config::Entry`]; `kernel` forgets earlier modules.
 //! - `set` shows `root`, `default` and `timeout`; `set name=value` sets one
 //!   (`timeout` takes effect when the menu is shown again).
 //! - `help`; `menu` (or Esc) returns to the menu.
+//! - Tab completes a command or a path: the whole name when one matches,
+//!   else as much as all matches share, else it lists them.
 //!
 //! Disks and files are reached through a [`Shell`].
 
@@ -17,6 +21,7 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
 use super::editor::Edit;
+use crate::config::{Entry, FileRef, ModuleRef, RootSpec};
 use super::keys::Key;
 use super::{one_line, Boot, MenuEntry, Mode, Output, Reason, Ui, LINE_CHARS};
 
@@ -24,6 +29,12 @@ use super::{one_line, Boot, MenuEntry, Mode, Output, Reason, Ui, LINE_CHARS};
 pub const PROMPT: &str = "pvboot> ";
 /// Most bytes `cat` shows of one file.
 pub const CAT_LIMIT: u64 = 1 << 20;
+/// Most lines `ls` shows.
+pub const LS_LINES: usize = 1000;
+/// Most names Tab lists when several match.
+pub const COMPLETION_NAMES: usize = 100;
+/// The commands, for Tab completion.
+const COMMANDS: &[&str] = &["boot", "cat", "help", "initrd", "kernel", "ls", "menu", "module", "multiboot", "root", "set"];
 /// Most modules the prompt collects.
 pub const MAX_MODULES: usize = 16;
 
@@ -39,56 +50,31 @@ pub trait Shell {
     fn ls(&mut self, dev: Option<&str>, path: &str, out: &mut dyn FnMut(&str)) -> Result<(), String>;
     /// Streams a file's bytes to `out`, stopping early when it returns false.
     fn cat(&mut self, dev: Option<&str>, path: &str, out: &mut dyn FnMut(&[u8]) -> bool) -> Result<(), String>;
+    /// The entries of directory `dir` (absolute, ending in `/`) for Tab
+    /// completion: `out(name, is_directory)`, in any order.
+    fn names(&mut self, dev: Option<&str>, dir: &str, out: &mut dyn FnMut(&str, bool)) -> Result<(), String>;
     /// Checks that `dev` holds a readable file system; describes it in one line.
     fn set_root(&mut self, dev: &str) -> Result<String, String>;
     /// The size of a (non-directory) file.
     fn file_size(&mut self, dev: Option<&str>, path: &str) -> Result<u64, String>;
 }
 
-/// A file named at the prompt: an optional device and an absolute path.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FileSpec {
-    /// The device typed before the path (`(hd0,1)`, `xbd0a`), if any.
-    pub device: Option<String>,
-    /// The path on it.
-    pub path: String,
-}
-
-/// A module (initrd) chosen at the prompt.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ModuleSpec {
-    /// The file.
-    pub file: FileSpec,
-    /// Its command line.
-    pub args: String,
-}
-
-/// What the prompt boots: its `root`, `kernel` and modules.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CustomEntry {
-    /// The device for files named without one (`None`: the default volume).
-    pub root: Option<String>,
-    /// The kernel.
-    pub kernel: FileSpec,
-    /// The kernel command line.
-    pub args: String,
-    /// Modules, in order (an `initrd` is one too).
-    pub modules: Vec<ModuleSpec>,
-}
-
 /// The prompt's settings so far.
 #[derive(Debug, Clone, Default)]
 pub(super) struct State {
     root: Option<String>,
-    kernel: Option<(FileSpec, String)>,
-    modules: Vec<ModuleSpec>,
+    /// The kernel, its command line, and whether it is a multiboot kernel.
+    kernel: Option<(FileRef, String, bool)>,
+    modules: Vec<ModuleRef>,
 }
 
 /// Splits `(dev)path` or `dev:path` into device and absolute path.
 pub fn split_device(arg: &str) -> (Option<&str>, String) {
     let (dev, path) = if arg.starts_with('(') && arg.contains(')') {
         let end = arg.find(')').unwrap_or(0);
-        (Some(&arg[..=end]), &arg[end + 1..])
+        // `(hd0,1)/x`, and `(hd0,1):/x` as NetBSD's form would have it.
+        let path = &arg[end + 1..];
+        (Some(&arg[..=end]), path.strip_prefix(':').unwrap_or(path))
     } else {
         match arg.split_once(':') {
             Some((d, p)) if !d.is_empty() && !d.contains('/') => (Some(d), p),
@@ -100,16 +86,17 @@ pub fn split_device(arg: &str) -> (Option<&str>, String) {
 }
 
 const HELP: &[&str] = &[
-    "ls [(dev)][path]    list the disks and partitions, or a directory",
-    "cat [(dev)]path     show a file",
-    "root [dev]          show or set the root device: (hd0,1), (hd0,msdos1), xbd0a",
-    "kernel path [args]  choose the kernel and its command line",
-    "initrd path         add an initial ramdisk",
-    "module path [args]  add a module",
-    "boot                boot the chosen kernel",
-    "set [name=value]    show or set root, default, timeout",
-    "menu                back to the menu (Esc too)",
-    "help                this list",
+    "ls [(dev)][path]       list the disks and partitions, or a directory",
+    "cat [(dev)]path        show a file",
+    "root [dev]             show or set the root device: (hd0,1), (hd0,msdos1), xbd0a",
+    "kernel path [args]     choose the kernel and its command line",
+    "multiboot path [args]  choose a multiboot kernel (e.g. xen.gz)",
+    "initrd path            add an initial ramdisk",
+    "module path [args]     add a module",
+    "boot                   boot the chosen kernel",
+    "set [name=value]       show or set root, default, timeout",
+    "menu                   back to the menu (Esc too)",
+    "help                   this list",
 ];
 
 fn line(out: &mut dyn Output, text: &str) {
@@ -191,11 +178,18 @@ impl TextFilter {
     }
 }
 
+/// The longest common prefix of `a` and `b`, on a character boundary.
+fn common_prefix<'a>(a: &'a str, b: &str) -> &'a str {
+    // Up to the first differing character; else all of the shorter one.
+    let end = a.char_indices().zip(b.chars()).find(|((_, x), y)| x != y).map_or(a.len().min(b.len()), |((i, _), _)| i);
+    &a[..end]
+}
+
 /// What a command line asks of the UI.
 enum Next {
     Prompt,
     Menu,
-    Boot(CustomEntry),
+    Boot(Entry),
 }
 
 impl<E: MenuEntry> Ui<E> {
@@ -212,8 +206,7 @@ impl<E: MenuEntry> Ui<E> {
     }
 
     fn new_prompt(&mut self, out: &mut dyn Output) {
-        out.write(PROMPT.as_bytes());
-        self.editor.start("", out);
+        self.editor.start(PROMPT, "", out);
     }
 
     pub(super) fn prompt_key(
@@ -223,6 +216,10 @@ impl<E: MenuEntry> Ui<E> {
         shell: &mut dyn Shell,
         out: &mut dyn Output,
     ) -> Option<Boot<E>> {
+        if key == Key::Tab {
+            self.complete(shell, out);
+            return None;
+        }
         match self.editor.key(key, &self.history, out) {
             Edit::Editing => None,
             Edit::Done(text) => {
@@ -231,7 +228,7 @@ impl<E: MenuEntry> Ui<E> {
                     Next::Prompt => self.new_prompt(out),
                     Next::Menu => self.leave_prompt(now, out),
                     Next::Boot(entry) => {
-                        line(out, &format!("Booting {}", entry.kernel.path));
+                        line(out, &format!("Booting {}", entry.title));
                         self.last_boot = Some((None, Reason::Chosen));
                         return Some(Boot::Custom(entry));
                     }
@@ -252,6 +249,74 @@ impl<E: MenuEntry> Ui<E> {
                 out.write(b"^C\r\n");
                 self.new_prompt(out);
                 None
+            }
+        }
+    }
+
+    /// Tab: completes the word before the cursor.
+    fn complete(&mut self, shell: &mut dyn Shell, out: &mut dyn Output) {
+        let (first, word) = self.editor.word_before_cursor();
+        let mut names: Vec<(String, bool)> = Vec::new();
+        let typed = if first {
+            names.extend(COMMANDS.iter().map(|c| (String::from(*c), false)));
+            word.clone()
+        } else {
+            if word.starts_with('(') && !word.contains(')') {
+                return; // Devices are not completed.
+            }
+            let (dev, path) = split_device(&word);
+            if path.is_empty() {
+                // `(hd0,1)`, `xbd0a:` or nothing complete to a root directory.
+                self.editor.insert("/", out);
+                return;
+            }
+            let cut = path.rfind('/').map_or(0, |i| i + 1);
+            let typed = String::from(&path[cut..]);
+            let mut add = |name: &str, dir: bool| {
+                if name.starts_with(typed.as_str()) {
+                    names.push((String::from(name), dir));
+                }
+            };
+            if shell.names(self.device(dev), &path[..cut], &mut add).is_err() {
+                return;
+            }
+            typed
+        };
+        names.retain(|(n, _)| n.starts_with(typed.as_str()));
+        names.sort();
+        match names.as_slice() {
+            [] => {}
+            [(name, dir)] => {
+                let rest = format!("{}{}", &name[typed.len()..], if *dir { "/" } else { " " });
+                self.editor.insert(&rest, out);
+            }
+            many => {
+                let shared = many.iter().skip(1).fold(many[0].0.as_str(), |acc, (n, _)| common_prefix(acc, n));
+                if shared.len() > typed.len() {
+                    let rest = String::from(&shared[typed.len()..]);
+                    self.editor.insert(&rest, out);
+                    return;
+                }
+                // Nothing more is shared: list them under the line, then the line again.
+                out.write(b"\r\n");
+                let mut width = 0;
+                for (n, (name, dir)) in many.iter().enumerate() {
+                    if n == COMPLETION_NAMES {
+                        out.write(format!("  ... {} more", many.len() - n).as_bytes());
+                        break;
+                    }
+                    let shown = format!("{}{}", one_line(name, LINE_CHARS / 2), if *dir { "/" } else { "" });
+                    let cols = shown.chars().count() + 2;
+                    if width > 0 && width + cols > super::editor::COLUMNS - 2 {
+                        out.write(b"\r\n");
+                        width = 0;
+                    }
+                    out.write(shown.as_bytes());
+                    out.write(b"  ");
+                    width += cols;
+                }
+                out.write(b"\r\n");
+                self.editor.redraw_line(out);
             }
         }
     }
@@ -291,15 +356,18 @@ impl<E: MenuEntry> Ui<E> {
             "ls" => self.ls(rest, shell, out),
             "cat" => self.cat(rest, shell, out),
             "root" => self.root(rest, shell, out),
-            "kernel" => self.kernel(rest, shell, out),
+            "kernel" | "multiboot" => self.kernel(cmd, rest, shell, out),
             "initrd" | "module" => self.module(cmd, rest, shell, out),
             "boot" => match &self.custom.kernel {
-                Some((k, args)) => {
-                    return Next::Boot(CustomEntry {
-                        root: self.custom.root.clone(),
-                        kernel: k.clone(),
+                Some((k, args, multiboot)) => {
+                    return Next::Boot(Entry {
+                        title: k.to_string(),
+                        root: self.custom.root.clone().map(RootSpec::Device),
+                        kernel: Some(k.clone()),
                         args: args.clone(),
                         modules: self.custom.modules.clone(),
+                        multiboot: *multiboot,
+                        ..Entry::default()
                     })
                 }
                 None => Err(String::from("no kernel chosen (use 'kernel PATH [ARGS]' first)")),
@@ -317,12 +385,23 @@ impl<E: MenuEntry> Ui<E> {
     }
 
     fn ls(&mut self, arg: &str, shell: &mut dyn Shell, out: &mut dyn Output) -> Result<(), String> {
-        let mut show = |l: &str| line(out, l);
-        if arg.is_empty() {
-            return shell.ls(None, "", &mut show);
+        let mut lines = 0usize;
+        let mut show = |l: &str| {
+            lines += 1;
+            if lines <= LS_LINES {
+                line(out, l);
+            }
+        };
+        let r = if arg.is_empty() {
+            shell.ls(None, "", &mut show)
+        } else {
+            let (dev, path) = split_device(arg);
+            shell.ls(self.device(dev), &path, &mut show)
+        };
+        if lines > LS_LINES {
+            line(out, &format!("({} more lines not shown)", lines - LS_LINES));
         }
-        let (dev, path) = split_device(arg);
-        shell.ls(self.device(dev), &path, &mut show)
+        r
     }
 
     fn cat(&mut self, arg: &str, shell: &mut dyn Shell, out: &mut dyn Output) -> Result<(), String> {
@@ -368,7 +447,7 @@ impl<E: MenuEntry> Ui<E> {
     }
 
     /// Splits `path [args]` and checks the file; returns it, its args and its size.
-    fn file_arg(&self, rest: &str, shell: &mut dyn Shell) -> Result<(FileSpec, String, u64), String> {
+    fn file_arg(&self, rest: &str, shell: &mut dyn Shell) -> Result<(FileRef, String, u64), String> {
         let (file, args) = match rest.split_once(char::is_whitespace) {
             Some((f, a)) => (f, a.trim()),
             None => (rest, ""),
@@ -378,13 +457,13 @@ impl<E: MenuEntry> Ui<E> {
             return Err(String::from("which file?"));
         }
         let size = shell.file_size(self.device(dev), &path)?;
-        Ok((FileSpec { device: dev.map(String::from), path }, args.to_string(), size))
+        Ok((FileRef { device: dev.map(String::from), path }, args.to_string(), size))
     }
 
-    fn kernel(&mut self, rest: &str, shell: &mut dyn Shell, out: &mut dyn Output) -> Result<(), String> {
+    fn kernel(&mut self, cmd: &str, rest: &str, shell: &mut dyn Shell, out: &mut dyn Output) -> Result<(), String> {
         let (file, args, size) = self.file_arg(rest, shell)?;
-        line(out, &format!("kernel {}: {size} bytes", file.path));
-        self.custom.kernel = Some((file, args));
+        line(out, &format!("{cmd} {file}: {size} bytes"));
+        self.custom.kernel = Some((file, args, cmd == "multiboot"));
         self.custom.modules.clear();
         Ok(())
     }
@@ -395,8 +474,9 @@ impl<E: MenuEntry> Ui<E> {
         }
         let (file, args, size) = self.file_arg(rest, shell)?;
         let args = if cmd == "initrd" { String::new() } else { args };
-        line(out, &format!("{cmd} {}: {size} bytes", file.path));
-        self.custom.modules.push(ModuleSpec { file, args });
+        line(out, &format!("{cmd} {file}: {size} bytes"));
+        // As GRUB legacy, pvboot decompresses modules and initrds it loads.
+        self.custom.modules.push(ModuleRef { file, args, decompress: true });
         Ok(())
     }
 
@@ -466,9 +546,18 @@ mod tests {
     }
 
     #[test]
+    fn prefixes() {
+        assert_eq!(common_prefix("netbsd", "netbsd.link"), "netbsd");
+        assert_eq!(common_prefix("menu", "module"), "m");
+        assert_eq!(common_prefix("Grüße", "Grün"), "Grü");
+        assert_eq!(common_prefix("a", "b"), "");
+    }
+
+    #[test]
     fn device_split() {
         assert_eq!(split_device("(hd0,1)/boot"), (Some("(hd0,1)"), String::from("/boot")));
         assert_eq!(split_device("(hd0)"), (Some("(hd0)"), String::new()));
+        assert_eq!(split_device("(hd0,1):/x"), (Some("(hd0,1)"), String::from("/x")));
         assert_eq!(split_device("xbd0a:/netbsd"), (Some("xbd0a"), String::from("/netbsd")));
         assert_eq!(split_device("/a:b"), (None, String::from("/a:b")));
         assert_eq!(split_device("boot/x"), (None, String::from("/boot/x")));

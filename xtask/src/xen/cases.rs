@@ -299,7 +299,13 @@ fn guest_cases(
             let mut c = case("disk-check", image, mode, "", "poweroff", check_disk);
             // One image per case: disk-check writes to its disk.
             c.disk = Some(disk_image(&scratch.join(format!("disk-check-{mode}.img")))?);
-            vec![c]
+            // A hand-off in one guest: close the disk, rebind the timer,
+            // (PVH) move shared info and a grant frame away and back, open
+            // the disk again with other features and hash it again.
+            let mut h = case("disk-check-handoff", image, mode, "nowrite reopen remap", "poweroff", check_handoff);
+            h.disk = Some(disk_image(&scratch.join(format!("disk-check-handoff-{mode}.img")))?);
+            h.timeout_secs = 60;
+            vec![c, h]
         }
         "disk-bench" => {
             // A short run of both phases against Linux's blkback.
@@ -562,6 +568,36 @@ fn check_disk(case: &Case, out: &Outcome) -> Findings {
     if !lines.iter().any(|l| l.starts_with("verify: ok")) {
         f.bad
             .push("no \"verify: ok\" line (write test) on the console".into());
+    }
+    f
+}
+
+/// disk-check reopen remap: both hashes are the host's, every remap check
+/// passed (PVH) or was skipped (PV), and it finishes.
+fn check_handoff(case: &Case, out: &Outcome) -> Findings {
+    let mut f = Findings::default();
+    let lines: Vec<&str> = out.console.lines().map(str::trim_end).collect();
+    let hashes: Vec<&str> = lines.iter().filter_map(|l| l.strip_prefix("sha256: ")).collect();
+    match &case.disk {
+        Some((_, want)) if hashes.len() == 2 && hashes.iter().all(|h| h.eq_ignore_ascii_case(want)) => {
+            f.notes.push(format!("both sha256 {} match the host's", &want[..16]))
+        }
+        Some((_, want)) => f.bad.push(format!("sha256 lines {hashes:?}, want twice the host's {want}")),
+        None => f.bad.push("no disk image".into()),
+    }
+    let remap: Vec<&str> = lines.iter().copied().filter(|l| l.starts_with("remap: ")).collect();
+    let passed = remap.iter().filter(|l| l.starts_with("remap: ok ")).count();
+    match case.mode {
+        Mode::Pv if remap.iter().any(|l| l.starts_with("remap: skipped")) => f.notes.push("remap skipped (PV)".into()),
+        _ if passed >= 17 && passed == remap.len() => f.notes.push(format!("{passed} remap checks passed")),
+        _ => f.bad.extend(remap.iter().filter(|l| !l.starts_with("remap: ok ")).map(|l| format!("disk-check says {l:?}"))),
+    }
+    if passed < 17 && case.mode != Mode::Pv {
+        f.bad.push(format!("only {passed} \"remap: ok\" lines, want 17"));
+    }
+    f.bad.extend(lines.iter().filter(|l| l.starts_with("error:") || l.contains("FAILED")).map(|l| format!("disk-check says {l:?}")));
+    if !lines.contains(&"disk-check: done") {
+        f.bad.push("no line \"disk-check: done\" on the console".into());
     }
     f
 }

@@ -381,6 +381,10 @@ fn frontend_changed(sh: &Shared, dom: &Arc<Domain>, bus: &mut Xenbus, conn: &mut
         Action::None => Ok(()),
         Action::InitWait => bus.switch(XenbusState::InitWait),
         Action::Closing => bus.switch(XenbusState::Closing),
+        Action::Fatal => {
+            bus.fatal(&format!("saw state {} at frontend", fe.as_str()));
+            Ok(())
+        }
         Action::Close => {
             disconnect(sh, dom, conn);
             bus.switch(XenbusState::Closed)
@@ -463,6 +467,12 @@ fn disconnect(sh: &Shared, dom: &Domain, conn: &mut Option<Arc<Connection>>) {
     }
     for m in c.ring_grants.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
         dom.gnttab.unmap(&dom.ram, m);
+    }
+    // Close our end of the event channel, as blkback's unbind does: the
+    // guest's port waits for domain 0 again (or stays closed if the guest
+    // closed it first).
+    if let Some(&index) = sh.index.get() {
+        dom.state().evtchn.unbind_backend(c.port, Backend::Device(index));
     }
     log::debug!("{}: disconnected ({} grants of the domain still pinned)", sh.name, dom.gnttab.pinned());
 }
@@ -589,7 +599,9 @@ fn finish(
     };
     if notify {
         sh.metrics.notified();
-        dom.raise(c.port);
+        if let Some(&index) = sh.index.get() {
+            dom.raise_from(Backend::Device(index), c.port);
+        }
     }
     if more {
         sh.kick(|w| w.ring = true);

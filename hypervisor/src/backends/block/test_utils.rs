@@ -56,13 +56,19 @@ pub struct TestDomain {
     next_page: u64,
 }
 
+impl Default for TestDomain {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl TestDomain {
     /// A fresh domain.
     pub fn new() -> Self {
         let ram = Arc::new(GuestRam::new(&[(0, RAM as usize)]).unwrap());
-        let info = DomainInfo { domid: 1, name: "blktest".into(), memmap: Vec::new(), pages: RAM >> 12 };
+        let info = DomainInfo { domid: 1, name: "blktest".into(), memmap: Vec::new(), pages: RAM >> 12, max_pages: RAM >> 12 };
         let dom = Arc::new(Domain::new(info, ram, Clock::new(1_000_000, 0), Console::new(0, Sink::Stdout)));
-        dom.gnttab.map_frame(&dom.ram, 0, GNTTAB >> 12).unwrap();
+        dom.gnttab.set_frame(0, Some(GNTTAB));
         let xs = Xenstored::start(xenstore::Options { socket: xenstore::SocketChoice::None, ..Default::default() }).unwrap();
         TestDomain { dom, xs, next_gref: 8, next_page: DATA }
     }
@@ -150,14 +156,22 @@ pub struct TestFrontend {
     pub protocol: Protocol,
     /// The ring's grants.
     pub ring_refs: Vec<u32>,
+    /// The frontend's event channel.
+    pub port: u32,
 }
 
 impl TestFrontend {
     /// Publishes a ring for `dev` (ring pages from `ring_base`) and waits
     /// for the backend to connect.
     pub fn connect(td: &mut TestDomain, dev: Arc<BlockDevice>, ring_base: u64, c: Connect) -> Self {
+        Self::connect_from(td, dev, ring_base, c, "2")
+    }
+
+    /// As [`TestFrontend::connect`], once the backend is in state `from`
+    /// (InitWait normally; Closed for a frontend that skips Initialising).
+    pub fn connect_from(td: &mut TestDomain, dev: Arc<BlockDevice>, ring_base: u64, c: Connect, from: &str) -> Self {
         let paths = Paths::new(1, dev.devid());
-        td.wait_for(&format!("{}/state", paths.backend), "2");
+        td.wait_for(&format!("{}/state", paths.backend), from);
         assert!(!td.read(&format!("{}/sectors", paths.backend)).is_empty());
         let pages: Vec<u64> = (0..1u64 << c.order).map(|i| ring_base + i * 4096).collect();
         let ring_refs: Vec<u32> = pages.iter().map(|&p| td.grant(p, false)).collect();
@@ -179,7 +193,18 @@ impl TestFrontend {
         w("feature-persistent", if c.persistent { "1" } else { "0" }.to_string());
         w("state", XenbusState::Initialised.as_str().to_string());
         td.wait_for(&format!("{}/state", paths.backend), "4");
-        TestFrontend { dev, paths, ring, protocol: c.protocol, ring_refs }
+        TestFrontend { dev, paths, ring, protocol: c.protocol, ring_refs, port }
+    }
+
+    /// Removes the ring's keys, as a frontend does once the backend closed
+    /// (guest-lib's and Mini-OS's unpublish), so the next one starts clean.
+    pub fn unpublish(&self, td: &TestDomain) {
+        let fe = &self.paths.frontend;
+        let mut keys = vec!["ring-ref".to_string(), "ring-page-order".into(), "event-channel".into()];
+        keys.extend((0..self.ring_refs.len()).map(|i| format!("ring-ref{i}")));
+        for k in keys {
+            let _ = td.xs.rm(&format!("{fe}/{k}"));
+        }
     }
 
     /// Puts requests on the ring, notifies the backend and collects one

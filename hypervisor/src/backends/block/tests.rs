@@ -233,27 +233,96 @@ fn a_broken_ring_closes_only_its_device() {
 
 #[test]
 fn close_and_reconnect_like_a_boot_loader_handing_over() {
+    use crate::xen::evtchn::PortState;
     let (_path, img) = image("reconnect", 64);
     let mut td = TestDomain::new();
     let dev = td.device(&format!("{img},raw,xvda,w"));
-    let fe = TestFrontend::connect(
+    // The boot loader: a big ring, persistent grants, an indirect request.
+    let mut fe = TestFrontend::connect(
         &mut td,
         dev.clone(),
         RING,
-        Connect { protocol: xen_abi::blkif::Protocol::X86_32, ..Default::default() },
+        Connect { protocol: xen_abi::blkif::Protocol::X86_32, order: 2, persistent: true },
     );
+    let p = td.page();
+    let g = td.grant(p, false);
+    assert_eq!(fe.status(&td, rw(BLKIF_OP_READ, 1, 8, &[(g, 0, 7)])), BLKIF_RSP_OKAY);
+    assert_eq!(td.grant_flags(g), GTF_PERMIT_ACCESS | GTF_READING | GTF_WRITING, "kept persistently");
     set_frontend_state(&td, &fe, XenbusState::Closing);
     td.wait_for(&format!("{}/state", fe.paths.backend), "5");
     set_frontend_state(&td, &fe, XenbusState::Closed);
     td.wait_for(&format!("{}/state", fe.paths.backend), "6");
+    // Everything of the old connection is released: ring pages, persistent
+    // grants, and the backend's end of the event channel.
+    assert_eq!(td.dom.gnttab.pinned(), 0);
+    assert_eq!(td.grant_flags(g), GTF_PERMIT_ACCESS);
+    assert_eq!(td.dom.state().evtchn.state(fe.port), Some(PortState::Unbound { remote_dom: 0 }));
+    assert_eq!(td.dom.state().evtchn.close(fe.port), Ok(()), "the frontend closes its port");
+    fe.unpublish(&td);
     set_frontend_state(&td, &fe, XenbusState::Initialising);
     td.wait_for(&format!("{}/state", fe.paths.backend), "2");
-    // A second frontend (a kernel after the boot loader) connects afresh.
-    let mut fe2 = TestFrontend::connect(&mut td, dev, RING + 0x8000, Connect::default());
+    // The next kernel connects afresh: new ring pages and grants, a new
+    // port (maybe the old number again), a one-page ring, no persistence.
+    let mut fe2 = TestFrontend::connect(&mut td, dev.clone(), RING + 0x8000, Connect::default());
+    assert_eq!(fe2.ring.layout().size(), 32);
+    let p2 = td.page();
+    let g2 = td.grant(p2, false);
+    assert_eq!(fe2.status(&td, rw(BLKIF_OP_READ, 1, 40, &[(g2, 0, 7)])), BLKIF_RSP_OKAY);
+    assert_eq!(td.dom.ram.read_obj::<u8>(p2).unwrap(), 40);
+    assert_eq!(td.grant_flags(g2), GTF_PERMIT_ACCESS, "not persistent this time");
+    assert_eq!(td.dom.ram.read_obj::<u8>(p).unwrap(), 8, "the old ring's pages are left alone");
+    let _ = &mut fe;
+}
+
+#[test]
+fn a_kernel_that_did_not_close_resets_the_device_first() {
+    let (_path, img) = image("reset", 64);
+    let mut td = TestDomain::new();
+    let dev = td.device(&format!("{img},raw,xvda,w"));
+    let fe = TestFrontend::connect(&mut td, dev.clone(), RING, Connect { persistent: true, ..Default::default() });
     let p = td.page();
     let g = td.grant(p, false);
-    assert_eq!(fe2.status(&td, rw(BLKIF_OP_READ, 1, 40, &[(g, 0, 7)])), BLKIF_RSP_OKAY);
-    assert_eq!(td.dom.ram.read_obj::<u8>(p).unwrap(), 40);
+    let mut fe = fe;
+    assert_eq!(fe.status(&td, rw(BLKIF_OP_READ, 1, 8, &[(g, 0, 7)])), BLKIF_RSP_OKAY);
+    // A crashed kernel's successor writes Initialising while the backend is
+    // Connected: Linux's blkback ignores it, and so do we.
+    set_frontend_state(&td, &fe, XenbusState::Initialising);
+    settle();
+    assert_eq!(td.read(&format!("{}/state", fe.paths.backend)), "4");
+    // What Linux's xenbus_reset_state does then: Closing, Closed,
+    // Initialising, each waiting for the backend to follow.
+    set_frontend_state(&td, &fe, XenbusState::Closing);
+    td.wait_for(&format!("{}/state", fe.paths.backend), "5");
+    set_frontend_state(&td, &fe, XenbusState::Closed);
+    td.wait_for(&format!("{}/state", fe.paths.backend), "6");
+    assert_eq!(td.dom.gnttab.pinned(), 0, "old ring and persistent grants released");
+    fe.unpublish(&td);
+    set_frontend_state(&td, &fe, XenbusState::Initialising);
+    td.wait_for(&format!("{}/state", fe.paths.backend), "2");
+    let mut fe2 = TestFrontend::connect(&mut td, dev, RING + 0x8000, Connect { order: 1, ..Default::default() });
+    let g2 = td.grant(p, false);
+    assert_eq!(fe2.status(&td, rw(BLKIF_OP_READ, 7, 16, &[(g2, 0, 7)])), BLKIF_RSP_OKAY);
+    assert_eq!(td.dom.ram.read_obj::<u8>(p).unwrap(), 16);
+}
+
+#[test]
+fn a_missed_initialising_still_connects_and_odd_states_are_fatal() {
+    let (_path, img) = image("missed", 64);
+    let mut td = TestDomain::new();
+    let dev = td.device(&format!("{img},raw,xvda,w"));
+    let fe = TestFrontend::connect(&mut td, dev.clone(), RING, Connect::default());
+    set_frontend_state(&td, &fe, XenbusState::Closed);
+    td.wait_for(&format!("{}/state", fe.paths.backend), "6");
+    fe.unpublish(&td);
+    // The frontend publishes a new ring and goes straight to Initialised
+    // (the Initialising in between coalesced into one watch event).
+    let mut fe2 = TestFrontend::connect_from(&mut td, dev, RING + 0x8000, Connect::default(), "6");
+    let p = td.page();
+    let g = td.grant(p, false);
+    assert_eq!(fe2.status(&td, rw(BLKIF_OP_READ, 2, 24, &[(g, 0, 7)])), BLKIF_RSP_OKAY);
+    set_frontend_state(&td, &fe2, XenbusState::InitWait);
+    td.wait_for(&format!("{}/state", fe2.paths.backend), "5");
+    assert!(backend_error(&td, &fe2.paths).contains("saw state 2 at frontend"), "{}", backend_error(&td, &fe2.paths));
 }
 
 #[test]

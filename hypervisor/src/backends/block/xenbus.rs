@@ -127,38 +127,49 @@ pub enum ConnectError {
 }
 
 /// What to do after the frontend's state changed (Linux's
-/// `frontend_changed`), given the backend's own state.
+/// `frontend_changed` in drivers/block/xen-blkback/xenbus.c), given the
+/// backend's own state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Action {
     /// Nothing.
     None,
-    /// Go back to InitWait (the frontend restarts after a close, as GRUB
-    /// does when it hands over to a kernel).
+    /// Go back to InitWait: the frontend restarts after a close ("prepare
+    /// for reconnect"), as a boot loader's next kernel or Linux's
+    /// xenbus_reset_state do.
     InitWait,
-    /// Drop any old connection, read the frontend's ring and connect.
+    /// Drop any old connection (rings, persistent grants, event channel),
+    /// read the frontend's ring and connect.
     Connect,
     /// Switch to Closing (the frontend is closing).
     Closing,
     /// Disconnect and switch to Closed.
     Close,
+    /// A state a frontend never writes: xenbus_dev_fatal.
+    Fatal,
 }
 
-/// The transition for frontend state `fe` while the backend is in `own`.
+/// The transition for frontend state `fe` while the backend is in `own`,
+/// exactly as Linux's blkback decides it. In particular a frontend that
+/// writes Initialised or Connected while the backend is Connected (a new
+/// kernel that did not close the old connection) is ignored, as there:
+/// such a frontend must first reset the device (Closing, Closed,
+/// Initialising), which is what Linux's xenbus_reset_state does at boot.
 pub fn on_frontend_change(own: XenbusState, fe: XenbusState) -> Action {
     use XenbusState::*;
     match fe {
         Initialising if own == Closed => Action::InitWait,
         Initialising => Action::None,
+        // "Ensure we connect even when two watches fire in close succession
+        // and we miss the intermediate value of frontend_state": from any
+        // state but Connected (Closed included) the backend connects.
         Initialised | Connected if own == Connected => Action::None,
-        // A closed device stays closed until the frontend restarts.
-        Initialised | Connected if own == Closed => Action::None,
         Initialised | Connected => Action::Connect,
-        Closing if own == Closing || own == Closed => Action::None,
+        Closing if own == Closing => Action::None,
         Closing => Action::Closing,
         Closed if own == Closed => Action::None,
         // Unknown: the frontend's directory went away.
         Closed | Unknown => Action::Close,
-        InitWait | Reconfiguring | Reconfigured => Action::None,
+        InitWait | Reconfiguring | Reconfigured => Action::Fatal,
     }
 }
 
@@ -377,9 +388,15 @@ mod tests {
         assert_eq!(on_frontend_change(Connected, Closed), Action::Close);
         assert_eq!(on_frontend_change(Closed, Initialising), Action::InitWait, "GRUB's hand-over");
         assert_eq!(on_frontend_change(InitWait, Initialising), Action::None);
-        assert_eq!(on_frontend_change(Closed, Connected), Action::None);
+        assert_eq!(on_frontend_change(Closed, Connected), Action::Connect, "a missed Initialising still connects");
+        assert_eq!(on_frontend_change(Closed, Initialised), Action::Connect);
+        assert_eq!(on_frontend_change(Connected, Initialising), Action::None, "a restart without a close is ignored");
+        assert_eq!(on_frontend_change(Connected, Initialised), Action::None);
+        assert_eq!(on_frontend_change(Closed, Closing), Action::Closing, "as xenbus_switch_state does");
         assert_eq!(on_frontend_change(Connected, Unknown), Action::Close);
         assert_eq!(on_frontend_change(Closed, Closed), Action::None);
+        assert_eq!(on_frontend_change(Connected, InitWait), Action::Fatal);
+        assert_eq!(on_frontend_change(InitWait, Reconfiguring), Action::Fatal);
     }
 
     #[test]

@@ -2,8 +2,40 @@
 //! bounded walk that uses every read-only file-system operation.
 #![allow(dead_code)]
 
+pub mod heap;
+pub mod sparse;
+pub mod targets;
+
 use pvboot::disk::{BlockDevice, DiskError};
 use pvboot::fs::{FileSystem, FileType};
+
+/// A [`sparse::SparseImage`] as a 512-byte-sector device: the file-system
+/// targets' disk, small in memory however large a device it describes.
+pub struct SparseDisk(pub sparse::SparseImage);
+
+impl SparseDisk {
+    /// The device an input describes.
+    pub fn new(input: &[u8]) -> Self {
+        SparseDisk(sparse::SparseImage::parse(input))
+    }
+}
+
+impl BlockDevice for SparseDisk {
+    fn sector_size(&self) -> u32 {
+        512
+    }
+
+    fn sector_count(&self) -> u64 {
+        self.0.size() / 512
+    }
+
+    fn read_sectors(&self, lba: u64, buf: &mut [u8]) -> Result<(), DiskError> {
+        match lba.checked_mul(512) {
+            Some(off) if self.0.read(off, buf) => Ok(()),
+            _ => Err(DiskError::Io { lba, errno: 0 }),
+        }
+    }
+}
 
 /// The input as 512-byte sectors, followed by zeros up to `min_size`: file
 /// system seeds have their empty tails cut off so mutations land on metadata.
@@ -41,7 +73,10 @@ impl BlockDevice for ZeroExtended<'_> {
 const MAX_NODES: usize = 200;
 const MAX_DEPTH: usize = 8;
 const MAX_ENTRIES_PER_DIR: usize = 64;
-const MAX_FILE_BYTES: u64 = 1 << 20;
+/// Bytes read per file, and per input: enough to cross several extents or
+/// cluster runs, small enough to keep each input fast.
+const MAX_FILE_BYTES: u64 = 128 << 10;
+const MAX_TOTAL_BYTES: u64 = 512 << 10;
 
 /// Walks the tree from `/` within fixed bounds, reading files and links and
 /// checking that lookups agree with the listing.
@@ -50,6 +85,7 @@ pub fn walk(fs: &dyn FileSystem) {
     let mut buf = vec![0u8; 64 * 1024];
     let mut stack = vec![("/".to_string(), 0usize)];
     let mut visited = 0;
+    let mut total = 0;
     while let Some((path, depth)) = stack.pop() {
         visited += 1;
         if visited > MAX_NODES {
@@ -83,14 +119,18 @@ pub fn walk(fs: &dyn FileSystem) {
             }
             _ => {
                 let mut off = 0;
-                while off < node.meta.size.min(MAX_FILE_BYTES) {
+                while off < node.meta.size.min(MAX_FILE_BYTES) && total < MAX_TOTAL_BYTES {
                     match fs.read_at(&node, off, &mut buf) {
                         Ok(0) | Err(_) => break,
-                        Ok(n) => off += n as u64,
+                        Ok(n) => {
+                            off += n as u64;
+                            total += n as u64;
+                        }
                     }
                 }
                 // A read at an odd offset, and one past the end.
-                let _ = fs.read_at(&node, node.meta.size / 3 + 1, &mut buf[..777]);
+                let odd = (node.meta.size / 3 + 1).min(MAX_FILE_BYTES + 1);
+                let _ = fs.read_at(&node, odd, &mut buf[..777]);
                 let _ = fs.read_at(&node, node.meta.size.saturating_add(10), &mut buf[..10]);
             }
         }

@@ -1,0 +1,46 @@
+//! Replays every input the fuzzers found (tests/fuzz-inputs/<target>/) through
+//! the same target code (fuzz/fuzz_targets/common/targets.rs), under the same
+//! 48 MiB heap limit (fuzz/fuzz_targets/common/heap.rs, this binary's global
+//! allocator): a regression panics, or aborts on the refused allocation.
+//!
+//! One test, so the inputs run one after another and the heap count is
+//! theirs alone.
+
+#[path = "../fuzz/fuzz_targets/common/mod.rs"]
+mod fuzz_common;
+
+use std::path::Path;
+
+use fuzz_common::targets;
+
+/// A fuzz target's body.
+type Target = fn(&[u8]);
+
+/// Each fuzz target with a directory of saved inputs.
+const TARGETS: [(&str, Target); 6] = [
+    ("pvboot_ext", targets::ext),
+    ("pvboot_fat", targets::fat),
+    ("pvboot_probe", targets::probe),
+    ("pvboot_mbr", targets::mbr),
+    ("pvboot_gpt", targets::gpt),
+    ("pvboot_disklabel", targets::disklabel),
+];
+
+#[test]
+fn replay_fuzz_findings() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz-inputs");
+    let mut replayed = 0;
+    for (target, run) in TARGETS {
+        let dir = root.join(target);
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        let mut files: Vec<_> = entries.map(|e| e.unwrap().path()).collect();
+        files.sort();
+        for f in files {
+            eprintln!("replaying {target} {}", f.display());
+            run(&std::fs::read(&f).unwrap());
+            replayed += 1;
+        }
+    }
+    // The directory holds the ext findings of issue 12 at least.
+    assert!(replayed >= 2, "no fuzz inputs found under {}", root.display());
+}
