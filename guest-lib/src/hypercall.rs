@@ -167,14 +167,6 @@ pub fn init() -> Option<XenCpuid> {
     Some(xen)
 }
 
-/// The hypercall page's address (classic PV hand-off copies it into the
-/// next kernel, as pvgrub did: a 64-bit PV page holds the same SYSCALL
-/// stubs in every domain).
-#[cfg(target_os = "none")]
-pub(crate) fn page_addr() -> u64 {
-    page::addr()
-}
-
 /// Host builds never run on Xen.
 #[cfg(not(target_os = "none"))]
 pub fn init() -> Option<XenCpuid> {
