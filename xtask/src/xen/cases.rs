@@ -279,6 +279,34 @@ fn guest_cases(
             l.timeout_secs = 180;
             vec![c, l]
         }
+        "pvboot" => {
+            // pvboot lives at 128 MiB: 256 MiB of RAM. Its disk: an ext4
+            // file system with hello, Debian's Linux and an initrd, and a
+            // grub.cfg naming both (hello first, the default).
+            let disk = pvboot_disk(stage, guests, scratch)?;
+            let mut h = case(
+                "pvboot-hello",
+                image,
+                mode,
+                "",
+                "poweroff",
+                check_pvboot_hello,
+            );
+            h.memory_mib = 256;
+            h.disk = Some((disk.clone(), String::new()));
+            let mut l = case(
+                "pvboot-linux",
+                image,
+                mode,
+                "entry=linux",
+                "poweroff",
+                check_pvboot_linux,
+            );
+            l.memory_mib = 256;
+            l.disk = Some((disk, String::new()));
+            l.timeout_secs = 180;
+            vec![h, l]
+        }
         "hello" => vec![
             case("hello", image, mode, "SOME TEXT", "poweroff", check_hello),
             case(
@@ -302,8 +330,17 @@ fn guest_cases(
             // A hand-off in one guest: close the disk, rebind the timer,
             // (PVH) move shared info and a grant frame away and back, open
             // the disk again with other features and hash it again.
-            let mut h = case("disk-check-handoff", image, mode, "nowrite reopen remap", "poweroff", check_handoff);
-            h.disk = Some(disk_image(&scratch.join(format!("disk-check-handoff-{mode}.img")))?);
+            let mut h = case(
+                "disk-check-handoff",
+                image,
+                mode,
+                "nowrite reopen remap",
+                "poweroff",
+                check_handoff,
+            );
+            h.disk = Some(disk_image(
+                &scratch.join(format!("disk-check-handoff-{mode}.img")),
+            )?);
             h.timeout_secs = 60;
             vec![c, h]
         }
@@ -329,13 +366,19 @@ fn guest_cases(
 
 /// hello: greeting, command line, memory, a pvclock sleep of about 100 ms.
 fn check_hello(case: &Case, out: &Outcome) -> Findings {
+    hello_findings(out, &case.extra, case.memory_mib)
+}
+
+/// hello's lines: the greeting, `cmdline` and `memory_mib` echoed, a
+/// pvclock sleep of about 100 ms.
+fn hello_findings(out: &Outcome, cmdline: &str, memory_mib: u32) -> Findings {
     let console = &out.console;
     let mut f = Findings::default();
     let bad = &mut f.bad;
     for want in [
         "Hello from Xenolith!".to_owned(),
-        format!("command line: {}", case.extra),
-        format!("memory: {} MiB", case.memory_mib),
+        format!("command line: {cmdline}"),
+        format!("memory: {memory_mib} MiB"),
     ] {
         if !console.lines().any(|l| l.trim_end() == want) {
             bad.push(format!("no line {want:?} on the console"));
@@ -375,6 +418,15 @@ fn linux_with_initrd(stage: &Stage, scratch: &Path) -> Result<(PathBuf, u64)> {
         .with_context(|| format!("reading {}", stage.vmlinux.display()))?;
     image.resize(image.len().next_multiple_of(4096), 0);
     let offset = image.len() as u64;
+    image.extend(initrd(stage)?);
+    let path = scratch.join("linux-and-initrd.img");
+    std::fs::write(&path, &image).with_context(|| format!("writing {}", path.display()))?;
+    Ok((path, offset))
+}
+
+/// An initrd for Linux (newc cpio): busybox and an /init that prints
+/// [`INITRD_LINE`] and powers the domain off.
+fn initrd(stage: &Stage) -> Result<Vec<u8>> {
     let mut initrd = Archive::default();
     let busybox = stage.root.join("bin/busybox");
     initrd.file(
@@ -389,10 +441,7 @@ fn linux_with_initrd(stage: &Stage, scratch: &Path) -> Result<(PathBuf, u64)> {
         format!("#!/bin/sh\n/bin/busybox echo \"{INITRD_LINE}\"\n/bin/busybox poweroff -f\n")
             .as_bytes(),
     );
-    image.extend(initrd.finish());
-    let path = scratch.join("linux-and-initrd.img");
-    std::fs::write(&path, &image).with_context(|| format!("writing {}", path.display()))?;
-    Ok((path, offset))
+    Ok(initrd.finish())
 }
 
 /// The hand-off guest said what it loaded, with hello's own numbers.
@@ -418,6 +467,88 @@ fn kexec_line(out: &Outcome, f: &mut Findings) {
     );
 }
 
+/// hello's command line in the pvboot disk's grub.cfg.
+const PVBOOT_HELLO_ARGS: &str = "SOME TEXT";
+
+/// The pvboot disk: ext4 (mke2fs -d) with /boot/hello, /boot/vmlinux (Debian's
+/// kernel, uncompressed), /boot/initrd.cpio and /boot/grub/grub.cfg.
+fn pvboot_disk(stage: &Stage, guests: &[PathBuf], scratch: &Path) -> Result<PathBuf> {
+    let hello = guests
+        .iter()
+        .find(|g| g.file_name().is_some_and(|n| n == "hello"))
+        .context("pvboot's cases need the hello guest")?;
+    let root = scratch.join("pvboot-disk");
+    if root.exists() {
+        std::fs::remove_dir_all(&root)?;
+    }
+    let boot = root.join("boot");
+    std::fs::create_dir_all(boot.join("grub"))?;
+    std::fs::copy(hello, boot.join("hello"))?;
+    std::fs::copy(&stage.vmlinux, boot.join("vmlinux"))?;
+    std::fs::write(boot.join("initrd.cpio"), initrd(stage)?)?;
+    std::fs::write(
+        boot.join("grub/grub.cfg"),
+        format!(
+            "set default=0\nset timeout=0\n\nmenuentry \"hello\" {{\n    linux /boot/hello {PVBOOT_HELLO_ARGS}\n}}\n\n\
+             menuentry \"linux\" {{\n    linux /boot/vmlinux {LINUX_CMDLINE}\n    initrd /boot/initrd.cpio\n}}\n"
+        ),
+    )?;
+    let used: u64 = ["hello", "vmlinux", "initrd.cpio"]
+        .iter()
+        .map(|f| {
+            std::fs::metadata(boot.join(f))
+                .map(|m| m.len())
+                .unwrap_or(0)
+        })
+        .sum();
+    let mib = (used >> 20) + 16;
+    let image = scratch.join("pvboot-disk.img");
+    let _ = std::fs::remove_file(&image);
+    let out = std::process::Command::new("mke2fs")
+        .args(["-q", "-F", "-t", "ext4", "-L", "pvboot-test", "-d"])
+        .arg(&root)
+        .arg(&image)
+        .arg(format!("{mib}M"))
+        .output()
+        .context("running mke2fs (Debian package e2fsprogs)")?;
+    anyhow::ensure!(
+        out.status.success(),
+        "mke2fs failed: {}",
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    Ok(image)
+}
+
+/// pvboot booting hello from its disk's grub.cfg: pvboot said what it
+/// boots, and hello shows its grub.cfg arguments and the domain's memory.
+fn check_pvboot_hello(case: &Case, out: &Outcome) -> Findings {
+    let mut f = hello_findings(out, PVBOOT_HELLO_ARGS, case.memory_mib);
+    pvboot_line(out, &mut f);
+    f
+}
+
+/// pvboot booting Linux with its initrd (grub.cfg entry "linux").
+fn check_pvboot_linux(case: &Case, out: &Outcome) -> Findings {
+    let mut f = Findings::default();
+    pvboot_line(out, &mut f);
+    linux_findings(out, case.mode, &mut f);
+    f
+}
+
+/// pvboot's "booting" line (kept as a note), and no error line of its.
+fn pvboot_line(out: &Outcome, f: &mut Findings) {
+    match out
+        .console
+        .lines()
+        .find(|l| l.starts_with("pvboot: booting "))
+    {
+        Some(l) => f.notes.push(l.trim_end().to_owned()),
+        None => f
+            .bad
+            .push("no \"pvboot: booting ...\" line: pvboot did not get to a hand-off".into()),
+    }
+}
+
 /// pv-kexec starting hello: hello's lines with hello's command line (handed
 /// on) and the domain's whole memory.
 fn check_kexec_hello(case: &Case, out: &Outcome) -> Findings {
@@ -427,9 +558,17 @@ fn check_kexec_hello(case: &Case, out: &Outcome) -> Findings {
 }
 
 /// pv-kexec starting Linux: Linux's first console lines, its command line.
-fn check_kexec_linux(_: &Case, out: &Outcome) -> Findings {
+fn check_kexec_linux(case: &Case, out: &Outcome) -> Findings {
     let mut f = Findings::default();
     kexec_line(out, &mut f);
+    linux_findings(out, case.mode, &mut f);
+    f
+}
+
+/// Debian's Linux booted with [`LINUX_CMDLINE`] and the initrd of
+/// [`initrd`]: it ran in `mode`, saw the domain's memory, found the
+/// initrd the boot loader passed and ran its /init.
+fn linux_findings(out: &Outcome, mode: Mode, f: &mut Findings) {
     let lines: Vec<&str> = out.console.lines().map(str::trim_end).collect();
     match lines.iter().find(|l| l.contains("Linux version ")) {
         Some(l) => f.notes.push(l.trim().chars().take(60).collect()),
@@ -437,16 +576,17 @@ fn check_kexec_linux(_: &Case, out: &Outcome) -> Findings {
             .bad
             .push("no \"Linux version\" line: Linux printed nothing".into()),
     }
-    // pv-kexec hands on its command line without its own words.
     let want = format!("Command line: {LINUX_CMDLINE}");
     if !lines.iter().any(|l| l.ends_with(&want)) {
         f.bad
             .push(format!("no line ending {want:?} on the console"));
     }
-    // The whole boot: Linux sees the domain's memory, finds the initrd the
-    // hand-off passed (by frame number) and runs its /init.
+    let booted = match mode {
+        Mode::Pv => "Hypervisor detected: Xen PV",
+        Mode::Pvh => "Booting kernel on Xen PVH",
+    };
     for want in [
-        "Hypervisor detected: Xen PV",
+        booted,
         "Memory: ",
         "Trying to unpack rootfs image as initramfs",
         "Freeing initrd memory",
@@ -457,7 +597,6 @@ fn check_kexec_linux(_: &Case, out: &Outcome) -> Findings {
             f.bad.push(format!("no line with {want:?} on the console"));
         }
     }
-    f
 }
 
 /// hello with "panic" on its command line: the panic message reaches the
@@ -577,27 +716,55 @@ fn check_disk(case: &Case, out: &Outcome) -> Findings {
 fn check_handoff(case: &Case, out: &Outcome) -> Findings {
     let mut f = Findings::default();
     let lines: Vec<&str> = out.console.lines().map(str::trim_end).collect();
-    let hashes: Vec<&str> = lines.iter().filter_map(|l| l.strip_prefix("sha256: ")).collect();
+    let hashes: Vec<&str> = lines
+        .iter()
+        .filter_map(|l| l.strip_prefix("sha256: "))
+        .collect();
     match &case.disk {
-        Some((_, want)) if hashes.len() == 2 && hashes.iter().all(|h| h.eq_ignore_ascii_case(want)) => {
-            f.notes.push(format!("both sha256 {} match the host's", &want[..16]))
+        Some((_, want))
+            if hashes.len() == 2 && hashes.iter().all(|h| h.eq_ignore_ascii_case(want)) =>
+        {
+            f.notes
+                .push(format!("both sha256 {} match the host's", &want[..16]))
         }
-        Some((_, want)) => f.bad.push(format!("sha256 lines {hashes:?}, want twice the host's {want}")),
+        Some((_, want)) => f.bad.push(format!(
+            "sha256 lines {hashes:?}, want twice the host's {want}"
+        )),
         None => f.bad.push("no disk image".into()),
     }
-    let remap: Vec<&str> = lines.iter().copied().filter(|l| l.starts_with("remap: ")).collect();
+    let remap: Vec<&str> = lines
+        .iter()
+        .copied()
+        .filter(|l| l.starts_with("remap: "))
+        .collect();
     let passed = remap.iter().filter(|l| l.starts_with("remap: ok ")).count();
     match case.mode {
-        Mode::Pv if remap.iter().any(|l| l.starts_with("remap: skipped")) => f.notes.push("remap skipped (PV)".into()),
-        _ if passed >= 17 && passed == remap.len() => f.notes.push(format!("{passed} remap checks passed")),
-        _ => f.bad.extend(remap.iter().filter(|l| !l.starts_with("remap: ok ")).map(|l| format!("disk-check says {l:?}"))),
+        Mode::Pv if remap.iter().any(|l| l.starts_with("remap: skipped")) => {
+            f.notes.push("remap skipped (PV)".into())
+        }
+        _ if passed >= 17 && passed == remap.len() => {
+            f.notes.push(format!("{passed} remap checks passed"))
+        }
+        _ => f.bad.extend(
+            remap
+                .iter()
+                .filter(|l| !l.starts_with("remap: ok "))
+                .map(|l| format!("disk-check says {l:?}")),
+        ),
     }
     if passed < 17 && case.mode != Mode::Pv {
-        f.bad.push(format!("only {passed} \"remap: ok\" lines, want 17"));
+        f.bad
+            .push(format!("only {passed} \"remap: ok\" lines, want 17"));
     }
-    f.bad.extend(lines.iter().filter(|l| l.starts_with("error:") || l.contains("FAILED")).map(|l| format!("disk-check says {l:?}")));
+    f.bad.extend(
+        lines
+            .iter()
+            .filter(|l| l.starts_with("error:") || l.contains("FAILED"))
+            .map(|l| format!("disk-check says {l:?}")),
+    );
     if !lines.contains(&"disk-check: done") {
-        f.bad.push("no line \"disk-check: done\" on the console".into());
+        f.bad
+            .push("no line \"disk-check: done\" on the console".into());
     }
     f
 }

@@ -56,7 +56,7 @@ pub use crate::pv_handoff::PvKernel;
 use crate::pv_handoff::{plan, Layout, PlanError, PAGE};
 
 /// The 64-bit PV start info magic.
-const MAGIC: &[u8] = b"xen-3.0-x86_64";
+const MAGIC: &str = "xen-3.0-x86_64";
 
 /// Why the hand-off did not happen (the domain is unchanged: the caller
 /// may report it and carry on).
@@ -461,45 +461,39 @@ fn blob_code_offset() -> u64 {
 }
 
 /// Fills the start info page (zeroed first), as libxenguest's
-/// `start_info_x86_64` does.
+/// `start_info_x86_64` does; xen-abi encodes the layout.
 fn write_start_info(
     page: &mut [u8],
     layout: &Layout,
     si: &crate::boot::PvStartInfo,
     cmdline: &str,
 ) {
-    use core::mem::offset_of;
-    page.fill(0);
-    let mut put = |off: usize, v: u64| page[off..off + 8].copy_from_slice(&v.to_le_bytes());
-    let mut flags = si.flags & (SIF_PRIVILEGED | SIF_INITDOMAIN);
-    let (mod_start, mod_len) = match layout.module {
+    let mut info = StartInfo::new(MAGIC);
+    info.flags = si.flags & (SIF_PRIVILEGED | SIF_INITDOMAIN);
+    match layout.module {
         Some(m) if layout.module_by_pfn => {
-            flags |= SIF_MOD_START_PFN;
-            (m.start / PAGE, m.end - m.start)
+            info.flags |= SIF_MOD_START_PFN;
+            info.mod_start = m.start / PAGE;
+            info.mod_len = m.end - m.start;
         }
-        Some(m) => (layout.virt(m.start), m.end - m.start),
-        None => (0, 0),
-    };
-    put(offset_of!(StartInfo, nr_pages), si.nr_pages);
-    put(offset_of!(StartInfo, shared_info), si.shared_info_maddr);
-    put(offset_of!(StartInfo, store_mfn), si.store_mfn);
-    put(offset_of!(StartInfo, console_mfn), si.console_mfn);
-    put(
-        offset_of!(StartInfo, pt_base),
-        layout.virt(layout.tables.start),
-    );
-    put(offset_of!(StartInfo, nr_pt_frames), layout.nr_tables());
-    put(
-        offset_of!(StartInfo, mfn_list),
-        layout.virt(layout.p2m.start),
-    );
-    put(offset_of!(StartInfo, mod_start), mod_start);
-    put(offset_of!(StartInfo, mod_len), mod_len);
-    let mut put32 = |off: usize, v: u32| page[off..off + 4].copy_from_slice(&v.to_le_bytes());
-    put32(offset_of!(StartInfo, flags), flags);
-    put32(offset_of!(StartInfo, store_evtchn), si.store_evtchn);
-    put32(offset_of!(StartInfo, console_evtchn), si.console_evtchn);
-    page[..MAGIC.len()].copy_from_slice(MAGIC);
-    let at = offset_of!(StartInfo, cmd_line);
-    page[at..at + cmdline.len()].copy_from_slice(cmdline.as_bytes());
+        Some(m) => {
+            info.mod_start = layout.virt(m.start);
+            info.mod_len = m.end - m.start;
+        }
+        None => {}
+    }
+    info.nr_pages = si.nr_pages;
+    info.shared_info = si.shared_info_maddr;
+    info.store_mfn = si.store_mfn;
+    info.store_evtchn = si.store_evtchn;
+    info.console_mfn = si.console_mfn;
+    info.console_evtchn = si.console_evtchn;
+    info.pt_base = layout.virt(layout.tables.start);
+    info.nr_pt_frames = layout.nr_tables();
+    info.mfn_list = layout.virt(layout.p2m.start);
+    // The caller checked the length: nothing is cut.
+    info.set_cmdline(cmdline.as_bytes());
+    page.fill(0);
+    let bytes = info.to_bytes();
+    page[..bytes.len()].copy_from_slice(&bytes);
 }
