@@ -44,6 +44,10 @@ use crate::boot::PhysRange;
 
 /// Bytes per page.
 pub const PAGE: u64 = xen_abi::PAGE_SIZE as u64;
+/// The highest pseudo-physical address a layout may reach (1 TiB): far
+/// beyond any domain pvboot serves, and small enough that no sum below
+/// overflows.
+pub const MAX_PHYS: u64 = 1 << 40;
 /// Mapped free space the PV ABI promises after the bootstrap elements.
 pub const PADDING: u64 = 512 * 1024;
 /// The initial mapping ends on a multiple of this.
@@ -169,11 +173,17 @@ fn table_id(va: u64, level: u32) -> u64 {
 }
 
 /// Tables of each level 3, 2, 1 needed to map `[va, va + len)`.
+/// `len` is at most [`MAX_PHYS`] and a nonzero page multiple, so nothing
+/// overflows; a range that leaves the 48-bit space is refused by `plan`.
 fn runs(va: u64, len: u64) -> [TableRun; 3] {
-    let last = va + len - 1;
-    [3, 2, 1].map(|l| TableRun {
-        first: table_id(va, l),
-        count: table_id(last, l) - table_id(va, l) + 1,
+    let first = va & VA_MASK;
+    let last = first + len - 1;
+    [3u32, 2, 1].map(|l| {
+        let shift = 12 + 9 * l;
+        TableRun {
+            first: first >> shift,
+            count: (last >> shift) - (first >> shift) + 1,
+        }
     })
 }
 
@@ -227,7 +237,7 @@ pub fn plan(
         }
     }
     let ram_end = nr_pages.saturating_mul(PAGE);
-    let limit = limit.min(ram_end);
+    let limit = limit.min(ram_end).min(MAX_PHYS);
     let too_big = |end: u64| PlanError::DoesNotFit { end, limit };
 
     // With the module outside the layout first, then (if that is not
@@ -297,7 +307,7 @@ fn lay_out(
         end: next.checked_add(p2m_bytes).ok_or(too_big(u64::MAX))?,
     };
     let start_info = p2m.end;
-    let tables_start = start_info + 3 * PAGE;
+    let tables_start = start_info.saturating_add(3 * PAGE);
     if tables_start > limit {
         return Err(too_big(tables_start));
     }
@@ -638,6 +648,69 @@ mod tests {
         let l = plan(&linux(), &[low], PAGES, LIMIT).unwrap();
         assert_eq!(l.module.unwrap().start, 60 * MIB);
         assert!(l.module_by_pfn);
+    }
+
+    /// Random inputs never panic (overflow checks are on in tests), and
+    /// every layout accepted keeps the ABI's promises.
+    #[test]
+    fn random_inputs_never_panic() {
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let pick = |r: u64, choices: &[u64]| choices[(r % choices.len() as u64) as usize];
+        let mut accepted = 0;
+        for _ in 0..20_000 {
+            let vb = pick(
+                next(),
+                &[
+                    0,
+                    0xFFFF_FFFF_8000_0000,
+                    0xFFFF_8000_0000_0000,
+                    0x1000,
+                    u64::MAX & !0xfff,
+                    next() & !0xfff,
+                    next(),
+                ],
+            );
+            let start = pick(next(), &[MIB, 16 * MIB, next() % (256 * MIB), next()]) & !0xfff;
+            let end = start.wrapping_add(pick(
+                next(),
+                &[PAGE, 40 * MIB, next() % (200 * MIB), next()],
+            ));
+            let k = PvKernel {
+                virt_base: vb,
+                image: PhysRange { start, end },
+                entry: vb.wrapping_add(start),
+                hypercall_page: [None, Some(vb.wrapping_add(start)), Some(next())]
+                    [(next() % 3) as usize],
+                mod_start_pfn: next() % 2 == 0,
+            };
+            let m = PhysRange {
+                start: next() % (512 * MIB),
+                end: next() % (512 * MIB),
+            };
+            let two = [m, m];
+            let mods = &two[..(next() % 3) as usize];
+            let pages = pick(next(), &[PAGES, 1, 1 << 40, u64::MAX, next() % (1 << 20)]);
+            let limit = pick(next(), &[LIMIT, u64::MAX, next()]);
+            if let Ok(l) = plan(&k, mods, pages, limit) {
+                accepted += 1;
+                assert!(l.map_end >= l.bootstrap_end() + PADDING);
+                assert!(l.map_end <= limit.min(pages.saturating_mul(PAGE)));
+                assert!(l.image.end <= l.p2m.start || l.module.is_some());
+                for p in 0..l.nr_tables() {
+                    for slot in [0, 1, 255, 256, 511] {
+                        let _ = l.table_entry(p, slot, Some);
+                    }
+                }
+            }
+        }
+        // The generator reaches the accepting paths too, not only refusals.
+        assert!(accepted > 200, "only {accepted} layouts accepted");
     }
 
     #[test]
