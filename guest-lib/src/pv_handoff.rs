@@ -671,7 +671,7 @@ mod tests {
                     0xFFFF_FFFF_8000_0000,
                     0xFFFF_8000_0000_0000,
                     0x1000,
-                    u64::MAX & !0xfff,
+                    !0xfff,
                     next() & !0xfff,
                     next(),
                 ],
