@@ -284,6 +284,21 @@ fn guest_cases(
             // file system with hello, Debian's Linux and an initrd, and a
             // grub.cfg naming both (hello first, the default).
             let disk = pvboot_disk(stage, guests, scratch)?;
+            // disk-check through pvboot: its own small disk (it hashes the
+            // whole disk, then writes the last 64 KiB), one per mode.
+            let mut d = case(
+                "pvboot-disk-check",
+                image,
+                mode,
+                "",
+                "poweroff",
+                check_pvboot_disk,
+            );
+            d.memory_mib = 256;
+            d.disk = Some(disk_check_disk(
+                guests,
+                &scratch.join(format!("pvboot-disk-check-{mode}.img")),
+            )?);
             let mut h = case(
                 "pvboot-hello",
                 image,
@@ -305,7 +320,7 @@ fn guest_cases(
             l.memory_mib = 256;
             l.disk = Some((disk, String::new()));
             l.timeout_secs = 180;
-            vec![h, l]
+            vec![h, d, l]
         }
         "hello" => vec![
             case("hello", image, mode, "SOME TEXT", "poweroff", check_hello),
@@ -501,13 +516,53 @@ fn pvboot_disk(stage: &Stage, guests: &[PathBuf], scratch: &Path) -> Result<Path
                 .unwrap_or(0)
         })
         .sum();
-    let mib = (used >> 20) + 16;
     let image = scratch.join("pvboot-disk.img");
-    let _ = std::fs::remove_file(&image);
+    mke2fs(&root, &image, (used >> 20) + 16)?;
+    Ok(image)
+}
+
+/// An 8 MiB ext4 disk with /boot/disk-check and a grub.cfg booting it,
+/// and the image's sha256 (disk-check prints the disk's).
+fn disk_check_disk(guests: &[PathBuf], image: &Path) -> Result<(PathBuf, String)> {
+    let guest = guests
+        .iter()
+        .find(|g| g.file_name().is_some_and(|n| n == "disk-check"))
+        .context("pvboot's cases need the disk-check guest")?;
+    let root = image.with_extension("d");
+    if root.exists() {
+        std::fs::remove_dir_all(&root)?;
+    }
+    std::fs::create_dir_all(root.join("boot/grub"))?;
+    std::fs::copy(guest, root.join("boot/disk-check"))?;
+    std::fs::write(
+        root.join("boot/grub/grub.cfg"),
+        "set timeout=0\nmenuentry \"disk-check\" {\n    linux /boot/disk-check\n}\n",
+    )?;
+    mke2fs(&root, image, 8)?;
+    let out = std::process::Command::new("sha256sum")
+        .arg(image)
+        .output()
+        .context("running sha256sum")?;
+    let sha = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    anyhow::ensure!(
+        sha.len() == 64,
+        "sha256sum {} printed no checksum",
+        image.display()
+    );
+    Ok((image.to_owned(), sha))
+}
+
+/// `mke2fs -d root`: an ext4 image of `mib` MiB holding the folder `root`.
+fn mke2fs(root: &Path, image: &Path, mib: u64) -> Result<()> {
+    let _ = std::fs::remove_file(image);
     let out = std::process::Command::new("mke2fs")
         .args(["-q", "-F", "-t", "ext4", "-L", "pvboot-test", "-d"])
-        .arg(&root)
-        .arg(&image)
+        .arg(root)
+        .arg(image)
         .arg(format!("{mib}M"))
         .output()
         .context("running mke2fs (Debian package e2fsprogs)")?;
@@ -516,7 +571,14 @@ fn pvboot_disk(stage: &Stage, guests: &[PathBuf], scratch: &Path) -> Result<Path
         "mke2fs failed: {}",
         String::from_utf8_lossy(&out.stderr).trim()
     );
-    Ok(image)
+    Ok(())
+}
+
+/// disk-check booted by pvboot: its own checks, and pvboot's line.
+fn check_pvboot_disk(case: &Case, out: &Outcome) -> Findings {
+    let mut f = check_disk(case, out);
+    pvboot_line(out, &mut f);
+    f
 }
 
 /// pvboot booting hello from its disk's grub.cfg: pvboot said what it
