@@ -6,7 +6,9 @@
 //! pvboot's kernel loader (`pvboot::kernel`) into the RAM below its image,
 //! prints one line, and hands its own command line on. With
 //! `pv-kexec.initrd=OFFSET` on its command line the module is the kernel
-//! followed, from OFFSET, by an initrd, which the hand-off passes on.
+//! followed, from OFFSET, by an initrd, which the hand-off passes on;
+//! `pv-kexec.mapped-module` passes it by virtual address even to a kernel
+//! that could take a frame number.
 #![cfg_attr(target_os = "none", no_std)]
 #![cfg_attr(target_os = "none", no_main)]
 #![cfg_attr(not(target_os = "none"), allow(dead_code))]
@@ -37,10 +39,12 @@ fn pv_kexec(boot: &guest_lib::BootInfo) {
     // `pv-kexec.initrd=OFFSET`: the module holds the kernel, then from
     // OFFSET (a page multiple) an initrd for it. The word is not handed on.
     let mut initrd_at = None;
+    let mut mapped_module = false;
     let mut rest = alloc::string::String::new();
     for w in boot.cmdline().split_ascii_whitespace() {
         match w.strip_prefix("pv-kexec.initrd=") {
             Some(v) => initrd_at = guest_lib::boot::parse_number(v),
+            None if w == "pv-kexec.mapped-module" => mapped_module = true,
             None => {
                 if !rest.is_empty() {
                     rest.push(' ');
@@ -69,6 +73,13 @@ fn pv_kexec(boot: &guest_lib::BootInfo) {
     };
     let limit = guest_lib::arch::image_range().start;
     let kernel = match load::load(kernel_bytes, limit) {
+        // pv-kexec.mapped-module: hand the module over mapped, by virtual
+        // address, as for a kernel without XEN_ELFNOTE_MOD_START_PFN (Linux
+        // takes both), so that the hand-off moves it after the kernel.
+        Ok(k) if mapped_module => kexec::PvKernel {
+            mod_start_pfn: false,
+            ..k
+        },
         Ok(k) => k,
         Err(e) => {
             println!("pv-kexec: error: {e}");

@@ -277,7 +277,20 @@ fn guest_cases(
             l.memory_mib = 256;
             l.ramdisk = Some(module);
             l.timeout_secs = 180;
-            vec![c, l]
+            // The same, with the initrd handed over mapped (moved after the
+            // kernel, mod_start a virtual address).
+            let mut m = case(
+                "pv-kexec-linux-mapped",
+                image,
+                mode,
+                &format!("pv-kexec.initrd={offset:#x} pv-kexec.mapped-module {LINUX_CMDLINE}"),
+                "poweroff",
+                check_kexec_linux,
+            );
+            m.memory_mib = 256;
+            m.ramdisk = l.ramdisk.clone();
+            m.timeout_secs = 180;
+            vec![c, l, m]
         }
         "pvboot" => {
             // pvboot lives at 128 MiB: 256 MiB of RAM. Its disk: an ext4
