@@ -82,13 +82,19 @@ impl BlkError {
 impl fmt::Display for BlkError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
-            BlkError::OutOfRange { lba, count, sectors } => write!(
+            BlkError::OutOfRange {
+                lba,
+                count,
+                sectors,
+            } => write!(
                 f,
                 "{count} sectors at {lba} do not fit in the device ({sectors} sectors)"
             ),
             BlkError::Unaligned => f.write_str("buffer is not a whole number of sectors"),
             BlkError::ReadOnly => f.write_str("device is read-only"),
-            BlkError::Io { lba, status } => write!(f, "I/O error at sector {lba} (backend status {status})"),
+            BlkError::Io { lba, status } => {
+                write!(f, "I/O error at sector {lba} (backend status {status})")
+            }
             BlkError::Unsupported(what) => write!(f, "{what} not supported by the backend"),
             BlkError::Disconnected => f.write_str("device disconnected"),
             BlkError::Timeout => f.write_str("backend did not answer in time"),
@@ -172,7 +178,11 @@ pub fn check_range(lba: u64, len: usize, sector_size: u32, sectors: u64) -> Resu
     let count = (len / ss) as u64;
     match lba.checked_add(count) {
         Some(end) if end <= sectors => Ok(count),
-        _ => Err(BlkError::OutOfRange { lba, count, sectors }),
+        _ => Err(BlkError::OutOfRange {
+            lba,
+            count,
+            sectors,
+        }),
     }
 }
 
@@ -210,7 +220,10 @@ mod tests {
                 sectors: 4
             })
         );
-        assert_eq!(check_range(u64::MAX, 512, 512, 4).unwrap_err().lba(), Some(u64::MAX));
+        assert_eq!(
+            check_range(u64::MAX, 512, 512, 4).unwrap_err().lba(),
+            Some(u64::MAX)
+        );
         assert_eq!(check_range(0, 100, 512, 4), Err(BlkError::Unaligned));
         assert_eq!(check_range(0, 4096, 4096, 1), Ok(1));
         assert_eq!(check_range(0, 0, 512, 0), Ok(0));
@@ -218,14 +231,25 @@ mod tests {
 
     #[test]
     fn defaults_and_forwarding() {
-        let m = Rc::new(Mem(RefCell::new((0..2048u32).map(|i| (i / 512) as u8).collect())));
+        let m = Rc::new(Mem(RefCell::new(
+            (0..2048u32).map(|i| (i / 512) as u8).collect(),
+        )));
         let d: &dyn BlockDevice = &m;
         assert_eq!(d.sector_count(), 4);
         assert_eq!(d.write_sectors(0, &[0; 512]), Err(BlkError::ReadOnly));
         assert_eq!(d.flush(), Ok(()));
         let (mut a, mut b) = ([0u8; 512], [0u8; 1024]);
-        d.read_many(&mut [ReadRequest { lba: 3, buf: &mut a }, ReadRequest { lba: 1, buf: &mut b }])
-            .unwrap();
+        d.read_many(&mut [
+            ReadRequest {
+                lba: 3,
+                buf: &mut a,
+            },
+            ReadRequest {
+                lba: 1,
+                buf: &mut b,
+            },
+        ])
+        .unwrap();
         assert!(a.iter().all(|&x| x == 3));
         assert_eq!((b[0], b[1023]), (1, 2));
         assert_eq!(BlkError::ReadOnly.errno(), 30);

@@ -25,11 +25,11 @@
 use core::fmt;
 
 use xen_abi::hvm::{self, HvmMemmapEntry, HvmModlistEntry, HvmStartInfo};
-use xen_abi::start_info::{
-    HVM_START_INFO_SIZE as START_INFO_SIZE, HVM_START_INFO_V0_SIZE, MEMMAP_ENTRY_SIZE, MODLIST_ENTRY_SIZE,
-    PV_START_INFO_SIZE,
-};
 use xen_abi::pv::{self as xpv, StartInfo};
+use xen_abi::start_info::{
+    HVM_START_INFO_SIZE as START_INFO_SIZE, HVM_START_INFO_V0_SIZE, MEMMAP_ENTRY_SIZE,
+    MODLIST_ENTRY_SIZE, PV_START_INFO_SIZE,
+};
 
 /// Memory map entries kept (Xen's maps have a handful).
 pub const MAX_MEMMAP: usize = 64;
@@ -244,7 +244,6 @@ pub struct PvStartInfo {
     /// The module's size in bytes.
     pub mod_len: u64,
 }
-
 
 impl PvStartInfo {
     /// Reads and checks the start info at virtual address `vaddr`.
@@ -533,7 +532,10 @@ impl BootInfo {
             return;
         };
         self.add_boot_range(list, (n * MODLIST_ENTRY_SIZE) as u64);
-        for e in raw.chunks_exact(MODLIST_ENTRY_SIZE).filter_map(HvmModlistEntry::from_bytes) {
+        for e in raw
+            .chunks_exact(MODLIST_ENTRY_SIZE)
+            .filter_map(HvmModlistEntry::from_bytes)
+        {
             let (paddr, size, cmdline_paddr) = (e.paddr, e.size, e.cmdline_paddr);
             let data = usize::try_from(size)
                 .ok()
@@ -568,7 +570,10 @@ impl BootInfo {
             return;
         };
         self.add_boot_range(paddr, (n * MEMMAP_ENTRY_SIZE) as u64);
-        for e in raw.chunks_exact(MEMMAP_ENTRY_SIZE).filter_map(HvmMemmapEntry::from_bytes) {
+        for e in raw
+            .chunks_exact(MEMMAP_ENTRY_SIZE)
+            .filter_map(HvmMemmapEntry::from_bytes)
+        {
             self.push_region(e.addr, e.size, e.kind);
         }
         self.sort_memmap();
@@ -711,7 +716,6 @@ mod tests {
         pub const MEMMAP: usize = offset_of!(S, memmap_paddr);
         pub const MEMMAP_ENTRIES: usize = offset_of!(S, memmap_entries);
     }
-
 
     use super::*;
 

@@ -76,7 +76,9 @@ impl fmt::Display for GnttabError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             GnttabError::Hypercall(e) => write!(f, "grant table hypercall failed: {e}"),
-            GnttabError::Status(s) => write!(f, "grant table operation failed: {}", status_name(*s)),
+            GnttabError::Status(s) => {
+                write!(f, "grant table operation failed: {}", status_name(*s))
+            }
             GnttabError::NotReady => f.write_str("grant table not set up"),
             GnttabError::Exhausted => f.write_str("no free grant reference"),
             GnttabError::InUse => f.write_str("grant still in use by the other domain"),
@@ -151,7 +153,13 @@ impl Entries {
     }
 
     /// Grants `domid` access to frame `gfn` through entry `r`.
-    pub fn grant(&self, r: GrantRef, domid: DomId, gfn: u64, readonly: bool) -> Result<(), GnttabError> {
+    pub fn grant(
+        &self,
+        r: GrantRef,
+        domid: DomId,
+        gfn: u64,
+        readonly: bool,
+    ) -> Result<(), GnttabError> {
         let frame = u32::try_from(gfn).map_err(|_| GnttabError::FrameTooBig(gfn))?;
         let (flags, d, f) = self.fields(r)?;
         d.store(domid, Ordering::Relaxed);
@@ -211,7 +219,12 @@ unsafe fn grant_table_op<T>(cmd: u32, arg: *mut T, count: u32) -> Result<u64, Er
     }
     // SAFETY: forwarded to the caller; the hypercall page is installed.
     Errno::check(unsafe {
-        hypercall::hypercall3(xen_abi::hypercall::GRANT_TABLE_OP, cmd as u64, arg as u64, count as u64)
+        hypercall::hypercall3(
+            xen_abi::hypercall::GRANT_TABLE_OP,
+            cmd as u64,
+            arg as u64,
+            count as u64,
+        )
     })
 }
 
@@ -222,7 +235,8 @@ pub fn query_size() -> Result<(u32, u32), GnttabError> {
         ..Default::default()
     };
     // SAFETY: one struct gnttab_query_size.
-    unsafe { grant_table_op(gt::GNTTABOP_QUERY_SIZE, &mut q, 1) }.map_err(GnttabError::Hypercall)?;
+    unsafe { grant_table_op(gt::GNTTABOP_QUERY_SIZE, &mut q, 1) }
+        .map_err(GnttabError::Hypercall)?;
     if q.status != gt::GNTST_OKAY {
         return Err(GnttabError::Status(q.status));
     }
@@ -318,7 +332,12 @@ pub fn free_count() -> usize {
 }
 
 /// Grants `domid` access to frame `gfn` through the already allocated `r`.
-pub fn grant_access_ref(r: GrantRef, domid: DomId, gfn: u64, readonly: bool) -> Result<(), GnttabError> {
+pub fn grant_access_ref(
+    r: GrantRef,
+    domid: DomId,
+    gfn: u64,
+    readonly: bool,
+) -> Result<(), GnttabError> {
     with_table(|t| t.entries.grant(r, domid, gfn, readonly))
 }
 
@@ -364,9 +383,11 @@ pub fn copy(ops: &mut [CopyOp]) -> Result<(), GnttabError> {
     if ops.is_empty() {
         return Ok(());
     }
-    let count = u32::try_from(ops.len()).map_err(|_| GnttabError::Status(gt::GNTST_BAD_COPY_ARG))?;
+    let count =
+        u32::try_from(ops.len()).map_err(|_| GnttabError::Status(gt::GNTST_BAD_COPY_ARG))?;
     // SAFETY: `ops` is `count` struct gnttab_copy, live for the call.
-    unsafe { grant_table_op(gt::GNTTABOP_COPY, ops.as_mut_ptr(), count) }.map_err(GnttabError::Hypercall)?;
+    unsafe { grant_table_op(gt::GNTTABOP_COPY, ops.as_mut_ptr(), count) }
+        .map_err(GnttabError::Hypercall)?;
     match ops.iter().find(|o| o.status != gt::GNTST_OKAY) {
         Some(o) => Err(GnttabError::Status(o.status)),
         None => Ok(()),
@@ -407,7 +428,10 @@ mod tests {
         e.grant(9, 0, 0x1234, true).unwrap();
         e.grant(10, 7, 0xfffff, false).unwrap();
         assert_eq!(e.grant(512, 0, 1, false), Err(GnttabError::BadRef(512)));
-        assert_eq!(e.grant(11, 0, 1 << 32, false), Err(GnttabError::FrameTooBig(1 << 32)));
+        assert_eq!(
+            e.grant(11, 0, 1 << 32, false),
+            Err(GnttabError::FrameTooBig(1 << 32))
+        );
         let ent = &page.0[9 * 8..9 * 8 + 8];
         assert_eq!(
             u16::from_le_bytes([ent[0], ent[1]]),
@@ -430,7 +454,11 @@ mod tests {
         let (flags, _, _) = e.fields(8).unwrap();
         flags.fetch_or(gt::GTF_WRITING, Ordering::SeqCst);
         assert_eq!(e.revoke(8), Ok(false));
-        assert_ne!(e.flags(8).unwrap() & gt::GTF_PERMIT_ACCESS, 0, "grant stays");
+        assert_ne!(
+            e.flags(8).unwrap() & gt::GTF_PERMIT_ACCESS,
+            0,
+            "grant stays"
+        );
         flags.fetch_and(!gt::GTF_WRITING, Ordering::SeqCst);
         flags.fetch_or(gt::GTF_READING, Ordering::SeqCst);
         assert_eq!(e.revoke(8), Ok(false));
@@ -444,7 +472,10 @@ mod tests {
     #[test]
     fn host_has_no_table() {
         assert!(matches!(init(), Err(GnttabError::Hypercall(_))));
-        assert!(matches!(grant_access(0, 1, false), Err(GnttabError::Hypercall(_))));
+        assert!(matches!(
+            grant_access(0, 1, false),
+            Err(GnttabError::Hypercall(_))
+        ));
         assert_eq!(status_name(gt::GNTST_BAD_GNTREF), "GNTST_bad_gntref");
         assert_eq!(virt_to_gfn(0x12345678), 0x12345);
     }

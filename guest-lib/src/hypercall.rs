@@ -336,7 +336,9 @@ pub unsafe fn xen_version<T>(cmd: u32, arg: &mut T) -> Result<u64, Errno> {
 /// The Xen version as (major, minor): XENVER_version, which needs no buffer.
 pub fn version() -> Result<(u16, u16), Errno> {
     // SAFETY: XENVER_version reads and writes no guest memory.
-    let v = guarded(|| unsafe { hypercall2(nr::XEN_VERSION, xen_abi::version::XENVER_VERSION.into(), 0) })?;
+    let v = guarded(|| unsafe {
+        hypercall2(nr::XEN_VERSION, xen_abi::version::XENVER_VERSION.into(), 0)
+    })?;
     Ok(((v >> 16) as u16, v as u16))
 }
 

@@ -38,6 +38,7 @@ pub mod handoff;
 pub mod heap;
 pub mod hypercall;
 pub mod logger;
+pub mod pv_handoff;
 pub mod runtime;
 pub mod sched;
 pub mod shared_info;

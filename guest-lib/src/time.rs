@@ -118,6 +118,17 @@ pub fn init() -> Result<Port, Errno> {
     Ok(port)
 }
 
+/// Stops the one-shot timer and closes the VIRQ_TIMER port, so that the
+/// next kernel of a hand-off can bind VIRQ_TIMER again (Xen refuses a
+/// second binding with EEXIST). Idempotent.
+pub fn shutdown() -> Result<(), Errno> {
+    let _ = stop_timer();
+    match TIMER_PORT.swap(0, Ordering::Relaxed) {
+        0 => Ok(()),
+        port => evtchn::close(port),
+    }
+}
+
 /// Closes the VIRQ_TIMER port and binds VIRQ_TIMER afresh, as a next
 /// kernel does in a domain whose previous kernel closed its own ports.
 /// Returns the new port (Xen gives the lowest free one).
@@ -240,7 +251,10 @@ mod tests {
         // Seen on real Xen 4.17: tsc_timestamp = 2^64 - 712_889_757 while the
         // guest's TSC has already wrapped to a small value.
         let r = rec(u64::MAX - 712_889_756, 1_000, 1 << 31, 0);
-        assert_eq!(pvclock_ns(&r, 2_000_000), 1_000 + (712_889_757 + 2_000_000) / 2);
+        assert_eq!(
+            pvclock_ns(&r, 2_000_000),
+            1_000 + (712_889_757 + 2_000_000) / 2
+        );
     }
 
     #[test]

@@ -63,7 +63,10 @@ impl fmt::Display for XenbusError {
         match self {
             XenbusError::Xs(e) => e.fmt(f),
             XenbusError::BadNode(p) => write!(f, "xenbus: missing or malformed node {p}"),
-            XenbusError::Timeout { waiting_for, backend } => write!(
+            XenbusError::Timeout {
+                waiting_for,
+                backend,
+            } => write!(
                 f,
                 "xenbus: backend did not reach {waiting_for} in time (it is {})",
                 backend.name()
@@ -257,14 +260,22 @@ impl Device {
     pub fn close(&self, timeout_ns: u64) -> Result<(), XenbusError> {
         use XenbusState as S;
         self.switch_state(Tx::NONE, S::Closing)?;
-        self.wait_backend("Closing", timeout_ns, |s| s >= S::Closing || s == S::Unknown)?;
+        self.wait_backend("Closing", timeout_ns, |s| {
+            s >= S::Closing || s == S::Unknown
+        })?;
         self.switch_state(Tx::NONE, S::Closed)?;
         self.wait_backend("Closed", timeout_ns, |s| s == S::Closed || s == S::Unknown)?;
         self.switch_state(Tx::NONE, S::Initialising)?;
-        match self.wait_backend("InitWait", timeout_ns.min(REINIT_WAIT_NS), |s| s == S::InitWait) {
+        match self.wait_backend("InitWait", timeout_ns.min(REINIT_WAIT_NS), |s| {
+            s == S::InitWait
+        }) {
             Ok(_) => Ok(()),
             Err(XenbusError::Timeout { backend, .. }) => {
-                log::debug!("xenbus: {} backend stays {} after close", self.nodename, backend.name());
+                log::debug!(
+                    "xenbus: {} backend stays {} after close",
+                    self.nodename,
+                    backend.name()
+                );
                 Ok(())
             }
             Err(e) => Err(e),
@@ -336,10 +347,19 @@ mod tests {
     #[test]
     fn connecting_follows_the_backend() {
         assert_eq!(connect_step(S::Unknown, false, false), ConnectStep::Wait);
-        assert_eq!(connect_step(S::Initialising, false, false), ConnectStep::Wait);
-        assert_eq!(connect_step(S::InitWait, false, false), ConnectStep::Publish);
+        assert_eq!(
+            connect_step(S::Initialising, false, false),
+            ConnectStep::Wait
+        );
+        assert_eq!(
+            connect_step(S::InitWait, false, false),
+            ConnectStep::Publish
+        );
         assert_eq!(connect_step(S::InitWait, true, false), ConnectStep::Wait);
-        assert_eq!(connect_step(S::Connected, true, false), ConnectStep::Connect);
+        assert_eq!(
+            connect_step(S::Connected, true, false),
+            ConnectStep::Connect
+        );
         assert_eq!(connect_step(S::Connected, true, true), ConnectStep::Connect);
         // Left over from an earlier kernel: reset once, then give up.
         assert_eq!(connect_step(S::Connected, false, false), ConnectStep::Reset);
@@ -350,7 +370,10 @@ mod tests {
         // The backend failing after we published.
         assert_eq!(connect_step(S::Closing, true, false), ConnectStep::Fail);
         assert_eq!(connect_step(S::Closed, true, true), ConnectStep::Fail);
-        assert_eq!(connect_step(S::Reconfiguring, true, false), ConnectStep::Wait);
+        assert_eq!(
+            connect_step(S::Reconfiguring, true, false),
+            ConnectStep::Wait
+        );
     }
 
     #[test]

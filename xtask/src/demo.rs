@@ -22,14 +22,30 @@ const ROOT_BYTES: u64 = 16 << 20;
 
 fn tool(cmd: &mut Command) -> Result<()> {
     let shown = format!("{cmd:?}");
-    let out = cmd.output().with_context(|| format!("cannot run {shown} (cargo xtask setup installs it)"))?;
-    ensure!(out.status.success(), "{shown} failed: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let out = cmd
+        .output()
+        .with_context(|| format!("cannot run {shown} (cargo xtask setup installs it)"))?;
+    ensure!(
+        out.status.success(),
+        "{shown} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     Ok(())
 }
 
 fn gzip_to(src: &Path, dst: &Path, tool_name: &str, args: &[&str]) -> Result<()> {
-    let out = Command::new(tool_name).args(args).arg("-c").arg(src).output().with_context(|| format!("cannot run {tool_name}"))?;
-    ensure!(out.status.success(), "{tool_name} failed: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(tool_name)
+        .args(args)
+        .arg("-c")
+        .arg(src)
+        .output()
+        .with_context(|| format!("cannot run {tool_name}"))?;
+    ensure!(
+        out.status.success(),
+        "{tool_name} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     fs::write(dst, out.stdout)?;
     Ok(())
 }
@@ -54,8 +70,18 @@ pub fn build_disk() -> Result<PathBuf> {
     // The FFSv2 root: kernels compressed as users ship them, and a boot.cfg.
     let tree = dir.join("root.d");
     fs::create_dir_all(&tree)?;
-    gzip_to(&guests.join("hello"), &tree.join("hello.gz"), "gzip", &["-9"])?;
-    gzip_to(&guests.join("hello"), &tree.join("hello.xz"), "xz", &["--check=crc32", "-9"])?;
+    gzip_to(
+        &guests.join("hello"),
+        &tree.join("hello.gz"),
+        "gzip",
+        &["-9"],
+    )?;
+    gzip_to(
+        &guests.join("hello"),
+        &tree.join("hello.xz"),
+        "xz",
+        &["--check=crc32", "-9"],
+    )?;
     fs::write(
         tree.join("boot.cfg"),
         "banner=pvboot demo: NetBSD's boot.cfg on the FFSv2 root\n\
@@ -63,13 +89,32 @@ pub fn build_disk() -> Result<PathBuf> {
          default=1\ntimeout=5\n",
     )?;
     let root_img = dir.join("root.img");
-    tool(Command::new("makefs").args(["-t", "ffs", "-o", "version=2,bsize=32768,fsize=4096", "-s", &ROOT_BYTES.to_string()]).arg(&root_img).arg(&tree))?;
+    tool(
+        Command::new("makefs")
+            .args([
+                "-t",
+                "ffs",
+                "-o",
+                "version=2,bsize=32768,fsize=4096",
+                "-s",
+                &ROOT_BYTES.to_string(),
+            ])
+            .arg(&root_img)
+            .arg(&tree),
+    )?;
 
     // The FAT32 /boot with GRUB legacy's menu.lst (pvgrub 1 syntax).
     let boot_img = dir.join("boot.img");
     fs::write(&boot_img, [])?;
-    fs::File::options().write(true).open(&boot_img)?.set_len(BOOT_BYTES)?;
-    tool(Command::new("mkfs.fat").args(["-F", "32", "-n", "BOOT"]).arg(&boot_img))?;
+    fs::File::options()
+        .write(true)
+        .open(&boot_img)?
+        .set_len(BOOT_BYTES)?;
+    tool(
+        Command::new("mkfs.fat")
+            .args(["-F", "32", "-n", "BOOT"])
+            .arg(&boot_img),
+    )?;
     let menu = dir.join("menu.lst");
     fs::write(
         &menu,
@@ -87,15 +132,28 @@ pub fn build_disk() -> Result<PathBuf> {
     )?;
     let img_arg = boot_img.to_str().context("non-UTF-8 path")?;
     tool(Command::new("mmd").args(["-i", img_arg, "::/grub"]))?;
-    tool(Command::new("mcopy").args(["-i", img_arg]).arg(&menu).arg("::/grub/menu.lst"))?;
-    tool(Command::new("mcopy").args(["-i", img_arg]).arg(guests.join("hello")).arg("::/hello"))?;
+    tool(
+        Command::new("mcopy")
+            .args(["-i", img_arg])
+            .arg(&menu)
+            .arg("::/grub/menu.lst"),
+    )?;
+    tool(
+        Command::new("mcopy")
+            .args(["-i", img_arg])
+            .arg(guests.join("hello"))
+            .arg("::/hello"),
+    )?;
 
     // The disk: GPT with /boot (EFI system type, as FAT /boot partitions are) and the NetBSD FFS root.
     let disk = dir.join("disk.img");
     let root_start = BOOT_START + BOOT_BYTES / SECTOR;
     let total = (root_start + ROOT_BYTES / SECTOR + 2048) * SECTOR;
     fs::write(&disk, [])?;
-    fs::File::options().write(true).open(&disk)?.set_len(total)?;
+    fs::File::options()
+        .write(true)
+        .open(&disk)?
+        .set_len(total)?;
     tool(
         Command::new("sgdisk")
             .arg(format!("--new=1:{BOOT_START}:+{}", BOOT_BYTES / SECTOR - 1))
@@ -128,5 +186,9 @@ pub fn build_disk() -> Result<PathBuf> {
 pub fn run() -> Result<()> {
     let cfg = build_disk()?;
     println!("booting pvboot on target/demo/disk.img (GPT: FAT32 /boot with menu.lst, FFSv2 root with boot.cfg); console attached, Ctrl-] leaves:");
-    crate::run(Command::new(root().join("target/release/xenolith")).args(["create", "-c"]).arg(&cfg))
+    crate::run(
+        Command::new(root().join("target/release/xenolith"))
+            .args(["create", "-c"])
+            .arg(&cfg),
+    )
 }

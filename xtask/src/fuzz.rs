@@ -288,7 +288,14 @@ fn fuzz_one(t: &Target, target_dir: &Path, seconds: u64) -> Result<String> {
     let crate_dir = t.fuzz_dir.parent().unwrap_or(&t.fuzz_dir);
     let status = Command::new("cargo")
         .arg("+nightly")
-        .args(["fuzz", "run", "--sanitizer", &sanitizer(t), &t.name, "--fuzz-dir"])
+        .args([
+            "fuzz",
+            "run",
+            "--sanitizer",
+            &sanitizer(t),
+            &t.name,
+            "--fuzz-dir",
+        ])
         .arg(&t.fuzz_dir)
         .arg("--target-dir")
         .arg(target_dir.join("fuzz"))

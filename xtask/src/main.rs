@@ -22,7 +22,7 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 
 /// The guests `cargo xtask build` produces, as (package, image name).
-pub const GUESTS: &[&str] = &["hello", "abi-check", "disk-check", "disk-bench", "pvboot"];
+pub const GUESTS: &[&str] = &["hello", "abi-check", "disk-check", "disk-bench", "pvboot", "pv-kexec"];
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -62,13 +62,19 @@ fn main() -> Result<()> {
 
 /// The workspace root.
 pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
 }
 
 /// Runs a command in the workspace root, failing on a non-zero exit.
 pub fn run(cmd: &mut Command) -> Result<()> {
     let shown = format!("{cmd:?}");
-    let status = cmd.current_dir(root()).status().with_context(|| format!("cannot run {shown}"))?;
+    let status = cmd
+        .current_dir(root())
+        .status()
+        .with_context(|| format!("cannot run {shown}"))?;
     if !status.success() {
         bail!("{shown} failed with {status}");
     }
@@ -92,9 +98,13 @@ pub fn build() -> Result<()> {
     std::fs::create_dir_all(&out)?;
     for g in GUESTS {
         let built = target_dir().join("x86_64-unknown-none/release").join(g);
-        std::fs::copy(&built, out.join(g)).with_context(|| format!("copying {}", built.display()))?;
+        std::fs::copy(&built, out.join(g))
+            .with_context(|| format!("copying {}", built.display()))?;
     }
-    println!("built target/release/xenolith and {} guest(s) in target/guests/", GUESTS.len());
+    println!(
+        "built target/release/xenolith and {} guest(s) in target/guests/",
+        GUESTS.len()
+    );
     Ok(())
 }
 
@@ -104,7 +114,16 @@ fn target_dir() -> PathBuf {
 }
 
 fn test() -> Result<()> {
-    run(cargo().args(["test", "--workspace", "--exclude", "hello", "--exclude", "abi-check", "--exclude", "guest-lib"]))?;
+    run(cargo().args([
+        "test",
+        "--workspace",
+        "--exclude",
+        "hello",
+        "--exclude",
+        "abi-check",
+        "--exclude",
+        "guest-lib",
+    ]))?;
     // guest-lib's host-testable parts.
     run(cargo().args(["test", "-p", "guest-lib", "--lib"]))?;
     fuzz::run(&["--seconds".into(), "5".into()])?;

@@ -34,14 +34,25 @@ pub fn run() -> Result<()> {
     let missing: Vec<&str> = PACKAGES
         .iter()
         .map(|(p, _)| *p)
-        .filter(|p| !Command::new("dpkg-query").args(["-W", "-f=${Status}", p]).output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("install ok installed")))
+        .filter(|p| {
+            !Command::new("dpkg-query")
+                .args(["-W", "-f=${Status}", p])
+                .output()
+                .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("install ok installed"))
+        })
         .collect();
     if !missing.is_empty() {
         println!("setup: installing Debian packages: {}", missing.join(" "));
         // SAFETY: geteuid has no preconditions.
         let root = unsafe { libc_geteuid() } == 0;
         let apt = |args: &[&str]| {
-            let mut c = if root { Command::new("apt-get") } else { let mut c = Command::new("sudo"); c.arg("apt-get"); c };
+            let mut c = if root {
+                Command::new("apt-get")
+            } else {
+                let mut c = Command::new("sudo");
+                c.arg("apt-get");
+                c
+            };
             c.args(args).env("DEBIAN_FRONTEND", "noninteractive");
             crate::run(&mut c)
         };
@@ -56,7 +67,10 @@ pub fn run() -> Result<()> {
 
 /// rust-toolchain.toml names the guest target; older rustups need it added by hand.
 fn ensure_target() -> Result<()> {
-    let out = Command::new("rustup").args(["target", "list", "--installed"]).current_dir(crate::root()).output();
+    let out = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .current_dir(crate::root())
+        .output();
     match out {
         Ok(o) if String::from_utf8_lossy(&o.stdout).contains("x86_64-unknown-none") => Ok(()),
         Ok(_) => crate::run(Command::new("rustup").args(["target", "add", "x86_64-unknown-none"])),
@@ -68,11 +82,24 @@ fn ensure_target() -> Result<()> {
 /// installing whichever is missing.
 pub fn ensure_cargo_fuzz() -> Result<()> {
     let toolchains = Command::new("rustup").args(["toolchain", "list"]).output();
-    if !toolchains.is_ok_and(|o| String::from_utf8_lossy(&o.stdout).lines().any(|l| l.starts_with("nightly"))) {
+    if !toolchains.is_ok_and(|o| {
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .any(|l| l.starts_with("nightly"))
+    }) {
         println!("setup: installing the nightly toolchain (cargo-fuzz needs it)");
-        crate::run(Command::new("rustup").args(["toolchain", "install", "nightly", "--profile", "minimal"]))?;
+        crate::run(Command::new("rustup").args([
+            "toolchain",
+            "install",
+            "nightly",
+            "--profile",
+            "minimal",
+        ]))?;
     }
-    let have = Command::new("cargo").args(["fuzz", "--version"]).output().is_ok_and(|o| o.status.success());
+    let have = Command::new("cargo")
+        .args(["fuzz", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
     if !have {
         println!("setup: installing cargo-fuzz");
         crate::run(Command::new("cargo").args(["install", "--locked", "cargo-fuzz"]))?;

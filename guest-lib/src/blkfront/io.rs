@@ -28,8 +28,8 @@
 
 use core::hash::{BuildHasherDefault, Hasher};
 
-use hashbrown::HashMap;
 use alloc::vec::Vec;
+use hashbrown::HashMap;
 
 use xen_abi::blkif::{BLKIF_RSP_EOPNOTSUPP, BLKIF_RSP_OKAY};
 use xen_abi::event_channel::Port;
@@ -83,7 +83,8 @@ impl DataGrants {
     pub fn new(backend: DomId, persistent: bool) -> Self {
         DataGrants {
             backend,
-            persistent: persistent.then(|| FrameMap::with_capacity_and_hasher(PERSISTENT_MAX, Default::default())),
+            persistent: persistent
+                .then(|| FrameMap::with_capacity_and_hasher(PERSISTENT_MAX, Default::default())),
             deferred: Vec::new(),
         }
     }
@@ -96,7 +97,11 @@ impl DataGrants {
     /// A grant of frame `gfn` for one request; `disk_write`: the backend
     /// only reads the page. Returns the reference and whether it must be
     /// ended when the request completes.
-    fn grant(&mut self, gfn: u64, disk_write: bool) -> Result<(GrantRef, bool), gnttab::GnttabError> {
+    fn grant(
+        &mut self,
+        gfn: u64,
+        disk_write: bool,
+    ) -> Result<(GrantRef, bool), gnttab::GnttabError> {
         match &mut self.persistent {
             Some(cache) => {
                 if let Some(&r) = cache.get(&gfn) {
@@ -373,6 +378,9 @@ fn status_error(status: i16, sector: u64, what: &'static str) -> BlkError {
     if status == BLKIF_RSP_EOPNOTSUPP {
         BlkError::Unsupported(what)
     } else {
-        BlkError::Io { lba: sector, status }
+        BlkError::Io {
+            lba: sector,
+            status,
+        }
     }
 }

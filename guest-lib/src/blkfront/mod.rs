@@ -302,7 +302,10 @@ impl BlkFront {
         // are leaked.
         let held = inner.grants.teardown();
         if held > 0 {
-            log::warn!("blkfront: {}: backend still holds {held} grants", self.dev.nodename);
+            log::warn!(
+                "blkfront: {}: backend still holds {held} grants",
+                self.dev.nodename
+            );
         }
         inner.ring.teardown();
         if let Some(b) = inner.bounce.take() {
@@ -386,7 +389,11 @@ impl BlkFront {
         }
         let mut inner = self.inner.borrow_mut();
         if self.aligned(addr) {
-            let part = Part { sector: self.to_sector_512(lba), addr, len: buf.len() };
+            let part = Part {
+                sector: self.to_sector_512(lba),
+                addr,
+                len: buf.len(),
+            };
             self.transfer(&mut inner, write, &[part])
         } else {
             self.bounced(&mut inner, lba, buf)

@@ -149,7 +149,10 @@ mod tests {
     fn long_buffers_split_at_the_segment_limit_and_advance_the_sector() {
         let r = all(0x100000, 30 * 4096, 11);
         assert_eq!(r.iter().map(|x| x.2.len()).collect::<Vec<_>>(), [11, 11, 8]);
-        assert_eq!(r.iter().map(|x| x.0).collect::<Vec<_>>(), [100, 100 + 88, 100 + 176]);
+        assert_eq!(
+            r.iter().map(|x| x.0).collect::<Vec<_>>(),
+            [100, 100 + 88, 100 + 176]
+        );
         let r = all(0x100000, 300 * 4096, 256);
         assert_eq!(r.iter().map(|x| x.2.len()).collect::<Vec<_>>(), [256, 44]);
         assert_eq!(r[1].2[0].gfn, 0x100 + 256);

@@ -18,8 +18,9 @@ use core::ptr::NonNull;
 use core::sync::atomic::{AtomicU32, Ordering};
 
 use xen_abi::blkif::{
-    self as bi, Indirect, Protocol, ReadWrite, Request, Response, Segment, BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST,
-    BLKIF_MAX_SEGMENTS_PER_REQUEST, SEGMENT_SIZE, SEGS_PER_INDIRECT_FRAME,
+    self as bi, Indirect, Protocol, ReadWrite, Request, Response, Segment,
+    BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST, BLKIF_MAX_SEGMENTS_PER_REQUEST, SEGMENT_SIZE,
+    SEGS_PER_INDIRECT_FRAME,
 };
 use xen_abi::grant_table::GrantRef;
 use xen_abi::ring::{FrontRing, RingError, RingLayout, RingMemory};
@@ -146,7 +147,9 @@ impl RingMemory for SharedMem {
         }
         // SAFETY: `offset + n <= bytes`; plain bytes the backend finished
         // writing before publishing the index the caller acquired.
-        unsafe { core::ptr::copy_nonoverlapping(self.ptr.as_ptr().add(offset), buf.as_mut_ptr(), n) }
+        unsafe {
+            core::ptr::copy_nonoverlapping(self.ptr.as_ptr().add(offset), buf.as_mut_ptr(), n)
+        }
     }
 
     fn write(&self, offset: usize, buf: &[u8]) {
@@ -223,7 +226,8 @@ pub enum RingSetupError {
 impl Ring {
     /// Allocates a ring of `1 << order` pages and grants them to `backend`.
     pub fn new(order: u32, handle: u16, backend: DomId) -> Result<Ring, RingSetupError> {
-        let layout = RingLayout::with_order(order, Protocol::X86_64.slot_size()).ok_or(RingSetupError::NoMemory)?;
+        let layout = RingLayout::with_order(order, Protocol::X86_64.slot_size())
+            .ok_or(RingSetupError::NoMemory)?;
         let count = 1usize << order;
         let pages = Pages::alloc(count).ok_or(RingSetupError::NoMemory)?;
         let mut refs = Vec::with_capacity(count);
@@ -297,7 +301,8 @@ impl Ring {
     fn indirect_page(&mut self, slot: usize) -> Option<&IndirectPage> {
         if self.indirect.get(slot)?.is_none() {
             let page = Pages::alloc(1)?;
-            let gref = gnttab::grant_access(self.backend, page.gfn(0), !self.indirect_writable).ok()?;
+            let gref =
+                gnttab::grant_access(self.backend, page.gfn(0), !self.indirect_writable).ok()?;
             self.indirect[slot] = Some(IndirectPage { page, gref });
         }
         self.indirect.get(slot)?.as_ref()
@@ -307,9 +312,21 @@ impl Ring {
     /// request when it fits, else an indirect one) and records `shadow`.
     /// Fails (giving `shadow` back) when the ring is full or an indirect
     /// page cannot be had. Call [`Ring::push`] to publish.
-    pub fn queue_rw(&mut self, write: bool, sector: u64, segs: &[GrantedSeg], shadow: Shadow) -> Result<(), Shadow> {
-        let op = if write { bi::BLKIF_OP_WRITE } else { bi::BLKIF_OP_READ };
-        if !self.has_room() || segs.len() > BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST * SEGS_PER_INDIRECT_FRAME {
+    pub fn queue_rw(
+        &mut self,
+        write: bool,
+        sector: u64,
+        segs: &[GrantedSeg],
+        shadow: Shadow,
+    ) -> Result<(), Shadow> {
+        let op = if write {
+            bi::BLKIF_OP_WRITE
+        } else {
+            bi::BLKIF_OP_READ
+        };
+        if !self.has_room()
+            || segs.len() > BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST * SEGS_PER_INDIRECT_FRAME
+        {
             return Err(shadow);
         }
         let Some(&id) = self.free_ids.last() else {
@@ -387,7 +404,10 @@ impl Ring {
     fn put(&mut self, id: u32, req: Request, shadow: Shadow) -> Result<(), Shadow> {
         let mut slot = [0u8; 112];
         req.encode(Protocol::X86_64, &mut slot);
-        if !self.front.put_request(&slot[..Protocol::X86_64.request_size()]) {
+        if !self
+            .front
+            .put_request(&slot[..Protocol::X86_64.request_size()])
+        {
             return Err(shadow);
         }
         self.free_ids.pop();
@@ -415,7 +435,10 @@ impl Ring {
     /// each one that matches a request in flight; then re-arms the
     /// response event (RING_FINAL_CHECK_FOR_RESPONSES) and repeats if more
     /// arrived meanwhile. Returns how many matched.
-    pub fn take_responses(&mut self, mut done: impl FnMut(Shadow, i16)) -> Result<usize, RingError> {
+    pub fn take_responses(
+        &mut self,
+        mut done: impl FnMut(Shadow, i16),
+    ) -> Result<usize, RingError> {
         if let Some(e) = self.broken {
             return Err(e);
         }
@@ -434,7 +457,9 @@ impl Ring {
             for _ in 0..n {
                 let mut raw = [0u8; 16];
                 self.front.take_response(&mut raw);
-                let Some(rsp) = Response::decode(&raw) else { continue };
+                let Some(rsp) = Response::decode(&raw) else {
+                    continue;
+                };
                 let id = rsp.id;
                 let Some(shadow) = usize::try_from(id)
                     .ok()
@@ -567,7 +592,8 @@ mod tests {
                 bytes: 4096,
                 ..Default::default()
             };
-            ring.queue_rw(i == 1, *sector, &[seg(100 + i as u32)], sh).unwrap();
+            ring.queue_rw(i == 1, *sector, &[seg(100 + i as u32)], sh)
+                .unwrap();
         }
         assert!(ring.push(), "the backend asked for a notification");
         assert_eq!(ring.in_flight(), 3);
@@ -581,7 +607,10 @@ mod tests {
             let Some(Request::ReadWrite(r)) = Request::decode(Protocol::X86_64, &raw) else {
                 panic!()
             };
-            assert_eq!((r.sector_number, r.nr_segments, r.handle), (want_sector, 1, 7));
+            assert_eq!(
+                (r.sector_number, r.nr_segments, r.handle),
+                (want_sector, 1, 7)
+            );
             assert_eq!(
                 r.operation,
                 if want_sector == 16 {
@@ -599,7 +628,10 @@ mod tests {
         respond(&mut back, ids[2], 0);
         back.push_responses();
         let mut seen = Vec::new();
-        assert_eq!(ring.take_responses(|sh, st| seen.push((sh.sector, st))), Ok(2));
+        assert_eq!(
+            ring.take_responses(|sh, st| seen.push((sh.sector, st))),
+            Ok(2)
+        );
         assert_eq!(seen, [(24, 0), (8, bi::BLKIF_RSP_ERROR)]);
         assert_eq!(ring.in_flight(), 1);
         assert!(!ring.has_responses());
@@ -614,10 +646,13 @@ mod tests {
     fn a_full_ring_refuses_and_a_runaway_backend_breaks_it() {
         let mut ring = Ring::for_test(0);
         for i in 0..32 {
-            ring.queue_rw(false, i, &[seg(1)], Shadow::default()).unwrap();
+            ring.queue_rw(false, i, &[seg(1)], Shadow::default())
+                .unwrap();
         }
         assert!(!ring.has_room());
-        assert!(ring.queue_rw(false, 99, &[seg(1)], Shadow::default()).is_err());
+        assert!(ring
+            .queue_rw(false, 99, &[seg(1)], Shadow::default())
+            .is_err());
         assert!(ring
             .queue_flush(bi::BLKIF_OP_FLUSH_DISKCACHE, Shadow::default())
             .is_err());
@@ -625,7 +660,9 @@ mod tests {
         // rsp_prod claims more responses than the ring has slots.
         let back = ring.back();
         back.memory().store_index(xen_abi::ring::RSP_PROD, 1000);
-        assert!(ring.take_responses(|_, _| panic!("nothing may match")).is_err());
+        assert!(ring
+            .take_responses(|_, _| panic!("nothing may match"))
+            .is_err());
         assert!(ring.broken().is_some());
         assert!(!ring.has_room());
         assert_eq!(ring.abandon_all().len(), 32);
@@ -649,7 +686,10 @@ mod tests {
         let Some(Request::ReadWrite(r)) = Request::decode(Protocol::X86_64, &raw) else {
             panic!()
         };
-        assert_eq!((r.operation, r.nr_segments), (bi::BLKIF_OP_FLUSH_DISKCACHE, 0));
+        assert_eq!(
+            (r.operation, r.nr_segments),
+            (bi::BLKIF_OP_FLUSH_DISKCACHE, 0)
+        );
         // More segments than an indirect page holds are refused outright.
         let many = alloc::vec![seg(1); SEGS_PER_INDIRECT_FRAME + 1];
         assert!(ring.queue_rw(false, 0, &many, Shadow::default()).is_err());

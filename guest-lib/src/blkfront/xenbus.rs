@@ -67,7 +67,10 @@ pub struct Disk {
 
 /// Parses the Connected keys (pure, so it is tested on the host). `get`
 /// reads a backend key; `max_indirect` is our own cap.
-pub fn parse_disk(mut get: impl FnMut(&str) -> Option<String>, max_indirect: usize) -> Result<Disk, String> {
+pub fn parse_disk(
+    mut get: impl FnMut(&str) -> Option<String>,
+    max_indirect: usize,
+) -> Result<Disk, String> {
     let num = |v: Option<String>| v.and_then(|s| xenstore::parse_u64(s.as_bytes()).ok());
     let sectors_512 = num(get("sectors")).ok_or_else(|| String::from("sectors"))?;
     let sector_size = match num(get("sector-size")) {
@@ -88,11 +91,12 @@ pub fn parse_disk(mut get: impl FnMut(&str) -> Option<String>, max_indirect: usi
     let backend_persistent = num(get("feature-persistent")).unwrap_or(0) != 0;
     let indirect = num(get("feature-max-indirect-segments")).unwrap_or(0) as usize;
     let cap = max_indirect.min(SEGS_PER_INDIRECT_FRAME);
-    let max_segments = if indirect > BLKIF_MAX_SEGMENTS_PER_REQUEST && cap > BLKIF_MAX_SEGMENTS_PER_REQUEST {
-        indirect.min(cap)
-    } else {
-        BLKIF_MAX_SEGMENTS_PER_REQUEST
-    };
+    let max_segments =
+        if indirect > BLKIF_MAX_SEGMENTS_PER_REQUEST && cap > BLKIF_MAX_SEGMENTS_PER_REQUEST {
+            indirect.min(cap)
+        } else {
+            BLKIF_MAX_SEGMENTS_PER_REQUEST
+        };
     Ok(Disk {
         sectors_512,
         sector_size,
@@ -117,7 +121,13 @@ pub fn ring_order(offer: &Offer, ours: u32) -> u32 {
 
 /// Publishes the ring, event channel and features and switches to
 /// Initialised, in one transaction.
-pub fn publish(dev: &Device, refs: &[GrantRef], order: u32, port: Port, persistent: bool) -> Result<(), XsError> {
+pub fn publish(
+    dev: &Device,
+    refs: &[GrantRef],
+    order: u32,
+    port: Port,
+    persistent: bool,
+) -> Result<(), XsError> {
     let ignore_missing = |r: Result<(), XsError>| match r {
         Err(e) if e.is_not_found() => Ok(()),
         r => r,
@@ -134,7 +144,11 @@ pub fn publish(dev: &Device, refs: &[GrantRef], order: u32, port: Port, persiste
         } else {
             xenstore::write(tx, &dev.front_path("ring-page-order"), &num(order as u64))?;
             for (i, r) in refs.iter().enumerate() {
-                xenstore::write(tx, &dev.front_path(&format!("ring-ref{i}")), &num(*r as u64))?;
+                xenstore::write(
+                    tx,
+                    &dev.front_path(&format!("ring-ref{i}")),
+                    &num(*r as u64),
+                )?;
             }
             ignore_missing(xenstore::rm(tx, &dev.front_path("ring-ref")))?;
         }
@@ -227,7 +241,10 @@ mod tests {
     use alloc::collections::BTreeMap;
 
     fn disk(keys: &[(&str, &str)], cap: usize) -> Result<Disk, String> {
-        let m: BTreeMap<String, String> = keys.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let m: BTreeMap<String, String> = keys
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         parse_disk(|k| m.get(k).cloned(), cap)
     }
 
@@ -265,30 +282,51 @@ mod tests {
         );
         // Our cap wins, and a cap at or under 11 means direct requests only.
         assert_eq!(
-            disk(&[("sectors", "1"), ("feature-max-indirect-segments", "256")], 32)
-                .unwrap()
-                .max_segments,
+            disk(
+                &[("sectors", "1"), ("feature-max-indirect-segments", "256")],
+                32
+            )
+            .unwrap()
+            .max_segments,
             32
         );
         assert_eq!(
-            disk(&[("sectors", "1"), ("feature-max-indirect-segments", "256")], 8)
-                .unwrap()
-                .max_segments,
+            disk(
+                &[("sectors", "1"), ("feature-max-indirect-segments", "256")],
+                8
+            )
+            .unwrap()
+            .max_segments,
             11
         );
         assert_eq!(
-            disk(&[("sectors", "1"), ("feature-max-indirect-segments", "4096")], 9999)
-                .unwrap()
-                .max_segments,
+            disk(
+                &[("sectors", "1"), ("feature-max-indirect-segments", "4096")],
+                9999
+            )
+            .unwrap()
+            .max_segments,
             512
         );
     }
 
     #[test]
     fn read_only_sector_size_and_barrier() {
-        assert!(disk(&[("sectors", "8"), ("mode", "r")], 0).unwrap().read_only);
-        assert!(disk(&[("sectors", "8"), ("info", "4")], 0).unwrap().read_only);
-        assert!(disk(&[("sectors", "8"), ("info", "5")], 0).unwrap().read_only);
+        assert!(
+            disk(&[("sectors", "8"), ("mode", "r")], 0)
+                .unwrap()
+                .read_only
+        );
+        assert!(
+            disk(&[("sectors", "8"), ("info", "4")], 0)
+                .unwrap()
+                .read_only
+        );
+        assert!(
+            disk(&[("sectors", "8"), ("info", "5")], 0)
+                .unwrap()
+                .read_only
+        );
         assert_eq!(
             disk(&[("sectors", "8"), ("sector-size", "4096")], 0)
                 .unwrap()
@@ -304,7 +342,9 @@ mod tests {
             Err("sector-size".into())
         );
         assert_eq!(
-            disk(&[("sectors", "8"), ("feature-barrier", "1")], 0).unwrap().flush,
+            disk(&[("sectors", "8"), ("feature-barrier", "1")], 0)
+                .unwrap()
+                .flush,
             FlushMethod::Barrier
         );
     }

@@ -243,7 +243,8 @@ impl<T: Transport> Client<T> {
 
     /// XS_WRITE: sets a node's value (creating it and missing parents).
     pub fn write(&mut self, tx: Tx, path: &str, value: &[u8]) -> Result<(), XsError> {
-        self.request(xs::XS_WRITE, tx, &[&wire::cstr(path)?, value]).map(drop)
+        self.request(xs::XS_WRITE, tx, &[&wire::cstr(path)?, value])
+            .map(drop)
     }
 
     /// XS_DIRECTORY: the names of a node's children.
@@ -254,7 +255,8 @@ impl<T: Transport> Client<T> {
 
     /// XS_MKDIR: creates a node if absent.
     pub fn mkdir(&mut self, tx: Tx, path: &str) -> Result<(), XsError> {
-        self.request(xs::XS_MKDIR, tx, &[&wire::cstr(path)?]).map(drop)
+        self.request(xs::XS_MKDIR, tx, &[&wire::cstr(path)?])
+            .map(drop)
     }
 
     /// XS_RM: removes a node and its children.
@@ -264,7 +266,11 @@ impl<T: Transport> Client<T> {
 
     /// XS_GET_DOMAIN_PATH: `/local/domain/<domid>`.
     pub fn domain_path(&mut self, domid: u32) -> Result<String, XsError> {
-        let p = self.request(xs::XS_GET_DOMAIN_PATH, Tx::NONE, &[&wire::cstr(&format!("{domid}"))?])?;
+        let p = self.request(
+            xs::XS_GET_DOMAIN_PATH,
+            Tx::NONE,
+            &[&wire::cstr(&format!("{domid}"))?],
+        )?;
         wire::split_strings(&p)?
             .into_iter()
             .next()
@@ -290,7 +296,10 @@ impl<T: Transport> Client<T> {
 
     /// Runs `body` in a transaction, retrying it from the start while the
     /// commit conflicts (see [`transaction`]).
-    pub fn transaction<R>(&mut self, body: impl FnMut(&mut Self, Tx) -> Result<R, XsError>) -> Result<R, XsError> {
+    pub fn transaction<R>(
+        &mut self,
+        body: impl FnMut(&mut Self, Tx) -> Result<R, XsError>,
+    ) -> Result<R, XsError> {
         transaction(
             self,
             |c| c.transaction_start(),
@@ -314,7 +323,11 @@ impl<T: Transport> Client<T> {
             wants_callback: callback.is_some(),
             callback,
         });
-        let r = self.request(xs::XS_WATCH, Tx::NONE, &[&wire::cstr(path)?, &wire::cstr(&token)?]);
+        let r = self.request(
+            xs::XS_WATCH,
+            Tx::NONE,
+            &[&wire::cstr(path)?, &wire::cstr(&token)?],
+        );
         match r {
             Ok(_) => Ok(token),
             Err(e) => {
@@ -330,18 +343,29 @@ impl<T: Transport> Client<T> {
             return Ok(());
         };
         let w = self.watches.remove(i);
-        self.request(xs::XS_UNWATCH, Tx::NONE, &[&wire::cstr(&w.path)?, &wire::cstr(token)?])
-            .map(drop)
+        self.request(
+            xs::XS_UNWATCH,
+            Tx::NONE,
+            &[&wire::cstr(&w.path)?, &wire::cstr(token)?],
+        )
+        .map(drop)
     }
 
     /// Takes the oldest queued event (its path) of the watch `token`.
     pub fn take_event(&mut self, token: &str) -> Option<String> {
-        self.watches.iter_mut().find(|w| w.token == token)?.events.pop_front()
+        self.watches
+            .iter_mut()
+            .find(|w| w.token == token)?
+            .events
+            .pop_front()
     }
 
     /// Events dropped on the watch `token` because its queue was full.
     pub fn dropped_events(&self, token: &str) -> u64 {
-        self.watches.iter().find(|w| w.token == token).map_or(0, |w| w.dropped)
+        self.watches
+            .iter()
+            .find(|w| w.token == token)
+            .map_or(0, |w| w.dropped)
     }
 
     /// The next event of a callback watch, with the callback taken out of
@@ -588,7 +612,9 @@ pub(crate) mod tests {
             let mut rprod = get(&self.page, xs::RSP_PROD);
             let mut n = 0;
             while n < self.chunk && rprod.wrapping_sub(rcons) < XENSTORE_RING_SIZE {
-                let Some(b) = self.outbuf.pop_front() else { break };
+                let Some(b) = self.outbuf.pop_front() else {
+                    break;
+                };
                 self.page.0[xs::RSP + (rprod % XENSTORE_RING_SIZE) as usize] = b;
                 rprod = rprod.wrapping_add(1);
                 n += 1;
@@ -599,10 +625,14 @@ pub(crate) mod tests {
 
     impl Transport for Fake {
         fn write(&mut self, bytes: &[u8]) -> Result<usize, XsError> {
-            self.ring.write(bytes).map_err(|_| XsError::Protocol("corrupt"))
+            self.ring
+                .write(bytes)
+                .map_err(|_| XsError::Protocol("corrupt"))
         }
         fn read(&mut self, buf: &mut [u8]) -> Result<usize, XsError> {
-            self.ring.read(buf).map_err(|_| XsError::Protocol("corrupt"))
+            self.ring
+                .read(buf)
+                .map_err(|_| XsError::Protocol("corrupt"))
         }
         fn notify(&mut self) {}
         fn wait(&mut self, deadline_ns: u64) -> bool {
@@ -688,7 +718,10 @@ pub(crate) mod tests {
         }
         // The initial event of the watch, then the write.
         assert_eq!(ran, 2);
-        assert!(seen.lock().unwrap().contains(&"control/shutdown".to_string()));
+        assert!(seen
+            .lock()
+            .unwrap()
+            .contains(&"control/shutdown".to_string()));
         c.unwatch(&cb_tok).unwrap();
         c.write(Tx::NONE, "control/x", b"1").unwrap();
         assert!(c.take_callback_job().is_none());

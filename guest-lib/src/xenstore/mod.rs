@@ -165,7 +165,9 @@ impl Transport for Live {
 
     fn wait(&mut self, deadline_ns: u64) -> bool {
         let (ring, seen) = (&self.ring, self.seen_req_cons);
-        wait_until(deadline_ns, || ring.has_response() || ring.req_cons() != seen)
+        wait_until(deadline_ns, || {
+            ring.has_response() || ring.req_cons() != seen
+        })
     }
 
     fn now_ns(&self) -> u64 {

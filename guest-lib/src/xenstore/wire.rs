@@ -106,7 +106,11 @@ pub fn split_strings(payload: &[u8]) -> Result<Vec<String>, XsError> {
         return Ok(Vec::new());
     }
     body.split(|&b| b == 0)
-        .map(|s| core::str::from_utf8(s).map(String::from).map_err(|_| XsError::BadValue))
+        .map(|s| {
+            core::str::from_utf8(s)
+                .map(String::from)
+                .map_err(|_| XsError::BadValue)
+        })
         .collect()
 }
 
@@ -194,7 +198,10 @@ mod tests {
     fn payload_helpers() {
         assert_eq!(error_from_payload(b"ENOENT\0"), XsError::Store(2));
         assert_eq!(error_from_payload(b"EAGAIN"), XsError::Store(11));
-        assert!(matches!(error_from_payload(b"EWHAT\0"), XsError::Protocol(_)));
+        assert!(matches!(
+            error_from_payload(b"EWHAT\0"),
+            XsError::Protocol(_)
+        ));
         assert_eq!(split_strings(b"0\x00768\x00").unwrap(), ["0", "768"]);
         assert_eq!(split_strings(b"a\0b").unwrap(), ["a", "b"]);
         assert!(split_strings(b"").unwrap().is_empty());

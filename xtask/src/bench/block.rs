@@ -48,7 +48,10 @@ const RUN_LIMIT: Duration = Duration::from_secs(240);
 /// The image, made once with xorshift64 data.
 fn image(dir: &Path) -> Result<PathBuf> {
     let img = dir.join("block.img");
-    if fs::metadata(&img).map(|m| m.len() == IMG_BYTES).unwrap_or(false) {
+    if fs::metadata(&img)
+        .map(|m| m.len() == IMG_BYTES)
+        .unwrap_or(false)
+    {
         return Ok(img);
     }
     let tmp = dir.join("block.img.tmp");
@@ -100,7 +103,12 @@ impl Run {
         self.stdout
             .lines()
             .find(|l| l.starts_with(&want))
-            .with_context(|| format!("no '{want}' line from the guest:\n{}{}", self.stdout, self.stderr))
+            .with_context(|| {
+                format!(
+                    "no '{want}' line from the guest:\n{}{}",
+                    self.stdout, self.stderr
+                )
+            })
     }
 
     /// blkback's counters line (logged at domain end with -v).
@@ -129,7 +137,13 @@ fn boot(cfg: &Path, verbose: bool, env: &[(&str, &str)]) -> Result<Run> {
         .spawn()
         .context("cannot start target/release/xenolith")?;
     let collect = |r: Box<dyn Read + Send>| {
-        std::thread::spawn(move || BufReader::new(r).lines().map_while(Result::ok).collect::<Vec<_>>().join("\n"))
+        std::thread::spawn(move || {
+            BufReader::new(r)
+                .lines()
+                .map_while(Result::ok)
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
     };
     let out = collect(Box::new(child.stdout.take().expect("piped")));
     let err = collect(Box::new(child.stderr.take().expect("piped")));
@@ -145,9 +159,17 @@ fn boot(cfg: &Path, verbose: bool, env: &[(&str, &str)]) -> Result<Run> {
         }
         std::thread::sleep(Duration::from_millis(50));
     };
-    let run = Run { stdout: out.join().unwrap_or_default(), stderr: err.join().unwrap_or_default() };
+    let run = Run {
+        stdout: out.join().unwrap_or_default(),
+        stderr: err.join().unwrap_or_default(),
+    };
     if !status.success() || run.stdout.contains("FAILED") {
-        bail!("{} exited with {status}:\n{}\n{}", cfg.display(), run.stdout, run.stderr);
+        bail!(
+            "{} exited with {status}:\n{}\n{}",
+            cfg.display(),
+            run.stdout,
+            run.stderr
+        );
     }
     Ok(run)
 }
@@ -218,7 +240,14 @@ fn fio(img: &Path, engines: &[&'static str], args: &[&str]) -> Result<Fio> {
         let out = Command::new("fio")
             // --invalidate=0: fio would otherwise drop the file's page cache
             // first, and the guest's reads are page-cache hot.
-            .args(["--name=bench", "--readonly", "--direct=0", "--invalidate=0", "--output-format=terse", "--terse-version=3"])
+            .args([
+                "--name=bench",
+                "--readonly",
+                "--direct=0",
+                "--invalidate=0",
+                "--output-format=terse",
+                "--terse-version=3",
+            ])
             .arg(format!("--filename={}", img.display()))
             .arg(format!("--ioengine={engine}"))
             .args(args)
@@ -230,7 +259,11 @@ fn fio(img: &Path, engines: &[&'static str], args: &[&str]) -> Result<Fio> {
             Some(l) if out.status.success() => {
                 let f: Vec<&str> = l.split(';').collect();
                 ensure!(f.len() > 8 && f[4] == "0", "fio reported an error: {l}");
-                return Ok(Fio { engine, kib_s: f[6].parse()?, iops: f[7].parse()? });
+                return Ok(Fio {
+                    engine,
+                    kib_s: f[6].parse()?,
+                    iops: f[7].parse()?,
+                });
             }
             _ => last = format!("{}{}", text, String::from_utf8_lossy(&out.stderr)),
         }
@@ -269,7 +302,10 @@ pub fn run() -> Result<String> {
     let seq_conn = field(seq.guest("connected-ns=")?, "connected-ns")?;
     let seq_line = seq.guest("seq ")?;
     let (seq_bytes, seq_ns) = (field(seq_line, "bytes")?, field(seq_line, "ns")?);
-    ensure!(seq_bytes == IMG_BYTES, "the guest read {seq_bytes} bytes, not the whole image");
+    ensure!(
+        seq_bytes == IMG_BYTES,
+        "the guest read {seq_bytes} bytes, not the whole image"
+    );
     let seq_be = backend(&seq)?;
     ensure!(
         seq_be.avg_bytes >= 512 * 1024,
@@ -284,7 +320,12 @@ pub fn run() -> Result<String> {
         .join(" ");
 
     // Guest, random.
-    let cfg = write_cfg(&dir, "block-rand", &img, &format!("rand reads={RAND_READS} qd={QD}"))?;
+    let cfg = write_cfg(
+        &dir,
+        "block-rand",
+        &img,
+        &format!("rand reads={RAND_READS} qd={QD}"),
+    )?;
     let rand = boot(&cfg, true, &[])?;
     let rand_conn = field(rand.guest("connected-ns=")?, "connected-ns")?;
     let rand_line = rand.guest("rand ")?;
@@ -298,7 +339,15 @@ pub fn run() -> Result<String> {
     let host_rand = fio(
         &img,
         &["io_uring", "libaio", "psync"],
-        &["--rw=randread", "--bs=4k", "--iodepth=32", "--time_based", "--runtime=3", "--norandommap", "--randrepeat=1"],
+        &[
+            "--rw=randread",
+            "--bs=4k",
+            "--iodepth=32",
+            "--time_based",
+            "--runtime=3",
+            "--norandommap",
+            "--randrepeat=1",
+        ],
     )?;
     let host_mb_s = host_seq.kib_s * 1024.0 / 1e6;
     let guest_mb_s = mb_s(seq_bytes, seq_ns);
@@ -322,7 +371,10 @@ pub fn run() -> Result<String> {
                 s.spawn(move || count(dir, img, &format!("block-count{i}"), e))
             })
             .collect();
-        handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Ok(None))).collect::<Result<Vec<_>>>()
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| Ok(None)))
+            .collect::<Result<Vec<_>>>()
     })?;
     let (seq_a, seq_b, rand_a, rand_b) = (counts[0], counts[1], counts[2], counts[3]);
     let per_mib = match (seq_a, seq_b) {

@@ -14,7 +14,10 @@ use crate::root;
 const RUNS: usize = 20;
 
 fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: clock_gettime writes the local timespec.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
@@ -55,7 +58,12 @@ fn one_run(cfg: &std::path::Path) -> Result<Sample> {
         .stdin(Stdio::null())
         .spawn()?;
     let stderr = child.stderr.take().unwrap();
-    let err_thread = std::thread::spawn(move || BufReader::new(stderr).lines().map_while(Result::ok).collect::<Vec<_>>());
+    let err_thread = std::thread::spawn(move || {
+        BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+            .collect::<Vec<_>>()
+    });
     let mut first_line_ms = None;
     for line in BufReader::new(child.stdout.take().unwrap()).lines() {
         let _ = line?;
@@ -72,7 +80,11 @@ fn one_run(cfg: &std::path::Path) -> Result<Sample> {
         .find_map(|l| l.strip_prefix("xenolith-bench: first-entry-us="))
         .context("no first-entry probe line")?
         .parse()?;
-    Ok(Sample { first_entry_ms: first_entry_us / 1e3, first_line_ms: first_line_ms.context("no console output")?, poweroff_ms })
+    Ok(Sample {
+        first_entry_ms: first_entry_us / 1e3,
+        first_line_ms: first_line_ms.context("no console output")?,
+        poweroff_ms,
+    })
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -81,8 +93,18 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn probe_stderr(cfg: &std::path::Path, env: (&str, &str), args: &[&str]) -> Result<String> {
-    let out = xenolith().args(args).args(["create", "-c"]).arg(cfg).env(env.0, env.1).stdin(Stdio::null()).output()?;
-    Ok(format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+    let out = xenolith()
+        .args(args)
+        .args(["create", "-c"])
+        .arg(cfg)
+        .env(env.0, env.1)
+        .stdin(Stdio::null())
+        .output()?;
+    Ok(format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    ))
 }
 
 /// Runs the boot benchmark and returns its report.
@@ -101,7 +123,10 @@ pub fn run() -> Result<String> {
     let insns = info
         .lines()
         .find_map(|l| l.strip_prefix("xenolith-bench: instructions-before-output="))
-        .map_or_else(|| "not counted (single-step unavailable)".to_string(), str::to_string);
+        .map_or_else(
+            || "not counted (single-step unavailable)".to_string(),
+            str::to_string,
+        );
 
     let hc_cfg = write_cfg("hypercall-bench")?;
     let hc = probe_stderr(&hc_cfg, ("XENOLITH_BENCH", "1"), &[])?;

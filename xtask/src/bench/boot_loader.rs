@@ -48,7 +48,9 @@ const DATA_PADDR: u32 = 0x20_0000;
 fn entry_code(msg_addr: u32) -> Vec<u8> {
     let mut c = vec![0x66, 0xBA, 0xE9, 0x00, 0xBE];
     c.extend_from_slice(&msg_addr.to_le_bytes());
-    c.extend_from_slice(&[0xAC, 0x84, 0xC0, 0x74, 0x03, 0xEE, 0xEB, 0xF8, 0xFA, 0xF4, 0xEB, 0xFC]);
+    c.extend_from_slice(&[
+        0xAC, 0x84, 0xC0, 0x74, 0x03, 0xEE, 0xEB, 0xF8, 0xFA, 0xF4, 0xEB, 0xFC,
+    ]);
     c
 }
 
@@ -74,12 +76,16 @@ pub fn kernel(total: usize) -> Vec<u8> {
     put16(&mut f, 40, 52); // e_ehsize
     put16(&mut f, 42, 32); // e_phentsize
     put16(&mut f, 44, 3); // e_phnum
-    // Code page: multiboot header, entry code, marker, the PVH note.
+                          // Code page: multiboot header, entry code, marker, the PVH note.
     let code = CODE_OFF;
     let (magic, flags) = (0x1BAD_B002u32, 0u32);
     put32(&mut f, code, magic);
     put32(&mut f, code + 4, flags);
-    put32(&mut f, code + 8, 0u32.wrapping_sub(magic).wrapping_sub(flags));
+    put32(
+        &mut f,
+        code + 8,
+        0u32.wrapping_sub(magic).wrapping_sub(flags),
+    );
     let msg_off = 0x40;
     let ec = entry_code(CODE_PADDR + msg_off as u32);
     f[code + 0x10..code + 0x10 + ec.len()].copy_from_slice(&ec);
@@ -123,16 +129,30 @@ fn disk(dir: &Path, name: &str, kernel_bytes: usize) -> Result<PathBuf> {
     let _ = fs::remove_dir_all(&tree);
     fs::create_dir_all(tree.join("boot/grub"))?;
     fs::write(tree.join("kernel32"), kernel(kernel_bytes))?;
-    fs::write(tree.join("boot/grub/menu.lst"), "default 0\ntimeout 0\ntitle bench kernel\nkernel /kernel32\n")?;
+    fs::write(
+        tree.join("boot/grub/menu.lst"),
+        "default 0\ntimeout 0\ntitle bench kernel\nkernel /kernel32\n",
+    )?;
     let img = dir.join(format!("{name}.img"));
     let _ = fs::remove_file(&img);
     let out = Command::new("makefs")
-        .args(["-t", "ffs", "-o", "version=2,bsize=32768,fsize=4096", "-M", &format!("{}", kernel_bytes + (8 << 20))])
+        .args([
+            "-t",
+            "ffs",
+            "-o",
+            "version=2,bsize=32768,fsize=4096",
+            "-M",
+            &format!("{}", kernel_bytes + (8 << 20)),
+        ])
         .arg(&img)
         .arg(&tree)
         .output()
         .context("cannot run makefs (cargo xtask setup installs it)")?;
-    ensure!(out.status.success(), "makefs failed: {}", String::from_utf8_lossy(&out.stderr));
+    ensure!(
+        out.status.success(),
+        "makefs failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     Ok(img)
 }
 
@@ -140,7 +160,10 @@ fn disk(dir: &Path, name: &str, kernel_bytes: usize) -> Result<PathBuf> {
 /// (`gfxpayload=text`: without it GRUB 2.06 on xen_pvh stops at "no suitable video mode found").
 fn grub(dir: &Path) -> Result<PathBuf> {
     let script = dir.join("grub-bench.cfg");
-    fs::write(&script, "insmod ufs2\ninsmod multiboot\nset gfxpayload=text\nmultiboot (xen/xvda)/kernel32\nboot\n")?;
+    fs::write(
+        &script,
+        "insmod ufs2\ninsmod multiboot\nset gfxpayload=text\nmultiboot (xen/xvda)/kernel32\nboot\n",
+    )?;
     let img = dir.join("grub-bench.elf");
     let out = Command::new("grub-mkimage")
         .args(["-O", "i386-xen_pvh", "-o"])
@@ -149,8 +172,14 @@ fn grub(dir: &Path) -> Result<PathBuf> {
         .arg(&script)
         .args(["ufs2", "multiboot", "normal", "echo"])
         .output()
-        .context("cannot run grub-mkimage (cargo xtask setup installs grub-common and grub-xen-bin)")?;
-    ensure!(out.status.success(), "grub-mkimage failed: {}", String::from_utf8_lossy(&out.stderr));
+        .context(
+            "cannot run grub-mkimage (cargo xtask setup installs grub-common and grub-xen-bin)",
+        )?;
+    ensure!(
+        out.status.success(),
+        "grub-mkimage failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     Ok(img)
 }
 
@@ -178,9 +207,18 @@ fn run_to_marker(cfg: &Path, verbose: bool, env: &[(&str, &str)]) -> Result<(f64
         cmd.env(k, v);
     }
     let start = Instant::now();
-    let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
     let stdout = child.stdout.take().unwrap();
-    let out_thread = std::thread::spawn(move || BufReader::new(stdout).lines().map_while(Result::ok).collect::<Vec<_>>());
+    let out_thread = std::thread::spawn(move || {
+        BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .collect::<Vec<_>>()
+    });
     let mut marker = None;
     let mut err = String::new();
     for line in BufReader::new(child.stderr.take().unwrap()).lines() {
@@ -203,13 +241,17 @@ fn run_to_marker(cfg: &Path, verbose: bool, env: &[(&str, &str)]) -> Result<(f64
 }
 
 fn field(text: &str, key: &str) -> Option<u64> {
-    text.split_whitespace().find_map(|w| w.strip_prefix(key)?.strip_prefix('=')?.parse().ok())
+    text.split_whitespace()
+        .find_map(|w| w.strip_prefix(key)?.strip_prefix('=')?.parse().ok())
 }
 
 /// Guest instructions from domain start to its end, single-stepped.
 fn instructions(cfg: &Path) -> Result<Option<u64>> {
     let (_, err) = run_to_marker(cfg, false, &[("XENOLITH_COUNT_INSTRUCTIONS", "all")])?;
-    Ok(err.lines().find_map(|l| l.strip_prefix("xenolith-bench: instructions-before-output=")).and_then(|n| n.trim().parse().ok()))
+    Ok(err
+        .lines()
+        .find_map(|l| l.strip_prefix("xenolith-bench: instructions-before-output="))
+        .and_then(|n| n.trim().parse().ok()))
 }
 
 /// Runs the benchmark and returns its report.
@@ -233,8 +275,14 @@ pub fn run() -> Result<String> {
     times.sort_by(f64::total_cmp);
     let pvboot_s = times[times.len() / 2];
     let backend = super::kvm_backend(&log);
-    let blk = log.lines().find(|l| l.contains("blkback ") && l.contains("requests=")).unwrap_or("");
-    let (requests, avg) = (field(blk, "requests").unwrap_or(0), field(blk, "avg_request_bytes").unwrap_or(0));
+    let blk = log
+        .lines()
+        .find(|l| l.contains("blkback ") && l.contains("requests="))
+        .unwrap_or("");
+    let (requests, avg) = (
+        field(blk, "requests").unwrap_or(0),
+        field(blk, "avg_request_bytes").unwrap_or(0),
+    );
 
     let grub_img = grub(&dir)?;
     let grub_cfg = write_cfg(&dir, "grub-bench", &grub_img, &big, "")?;
@@ -245,7 +293,12 @@ pub fn run() -> Result<String> {
     let per_mib = match (instructions(&cfg)?, instructions(&small_cfg)?) {
         (Some(b), Some(s)) if b > s => {
             let mib = (KERNEL_BYTES - SMALL_KERNEL_BYTES) as u64 >> 20;
-            format!("{} per MiB ({} for the 32 MiB kernel, {} for 2 MiB)", (b - s) / mib, b, s)
+            format!(
+                "{} per MiB ({} for the 32 MiB kernel, {} for 2 MiB)",
+                (b - s) / mib,
+                b,
+                s
+            )
         }
         _ => "not counted (single-step unavailable)".into(),
     };

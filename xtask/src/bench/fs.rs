@@ -34,14 +34,28 @@ struct Case {
 }
 
 const CASES: [Case; 4] = [
-    Case { name: "ffs2-32k/4k", image: "ffs2-32k.img" },
-    Case { name: "ffs1-16k/2k", image: "ffs1-16k.img" },
-    Case { name: "fat32", image: "fat32.img" },
-    Case { name: "ext4", image: "ext4.img" },
+    Case {
+        name: "ffs2-32k/4k",
+        image: "ffs2-32k.img",
+    },
+    Case {
+        name: "ffs1-16k/2k",
+        image: "ffs1-16k.img",
+    },
+    Case {
+        name: "fat32",
+        image: "fat32.img",
+    },
+    Case {
+        name: "ext4",
+        image: "ext4.img",
+    },
 ];
 
 fn tool(cmd: &mut Command) -> Result<()> {
-    let out = cmd.output().with_context(|| format!("cannot run {cmd:?} (is it installed?)"))?;
+    let out = cmd
+        .output()
+        .with_context(|| format!("cannot run {cmd:?} (is it installed?)"))?;
     if !out.status.success() {
         bail!("{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr));
     }
@@ -52,7 +66,10 @@ fn tool(cmd: &mut Command) -> Result<()> {
 fn source(dir: &Path) -> Result<PathBuf> {
     let src = dir.join("src");
     let file = src.join("big.bin");
-    if fs::metadata(&file).map(|m| m.len() as usize == FILE_BYTES).unwrap_or(false) {
+    if fs::metadata(&file)
+        .map(|m| m.len() as usize == FILE_BYTES)
+        .unwrap_or(false)
+    {
         return Ok(src);
     }
     fs::create_dir_all(&src)?;
@@ -80,13 +97,29 @@ fn make_image(dir: &Path, src: &Path, case: &Case) -> Result<PathBuf> {
     let _ = fs::remove_file(&tmp);
     let (t, s) = (tmp.to_str().unwrap(), src.to_str().unwrap());
     match case.image {
-        "ffs2-32k.img" => tool(Command::new("makefs").args(["-t", "ffs", "-o", "version=2,bsize=32768,fsize=4096", t, s]))?,
-        "ffs1-16k.img" => tool(Command::new("makefs").args(["-t", "ffs", "-o", "version=1,bsize=16384,fsize=2048", t, s]))?,
+        "ffs2-32k.img" => tool(Command::new("makefs").args([
+            "-t",
+            "ffs",
+            "-o",
+            "version=2,bsize=32768,fsize=4096",
+            t,
+            s,
+        ]))?,
+        "ffs1-16k.img" => tool(Command::new("makefs").args([
+            "-t",
+            "ffs",
+            "-o",
+            "version=1,bsize=16384,fsize=2048",
+            t,
+            s,
+        ]))?,
         "fat32.img" => {
             tool(Command::new("mkfs.fat").args(["-C", "-F", "32", t, &(300 << 10).to_string()]))?;
             tool(Command::new("mcopy").args(["-i", t, &format!("{s}/big.bin"), "::/big.bin"]))?;
         }
-        "ext4.img" => tool(Command::new("mke2fs").args(["-q", "-F", "-t", "ext4", "-d", s, t, "300M"]))?,
+        "ext4.img" => {
+            tool(Command::new("mke2fs").args(["-q", "-F", "-t", "ext4", "-d", s, t, "300M"]))?
+        }
         other => bail!("unknown image {other}"),
     }
     fs::rename(&tmp, &img)?;
@@ -118,15 +151,26 @@ fn raw_read(img: &Path, buf: &mut [u8]) -> Result<()> {
 /// One whole read of /big.bin through pvboot; returns device reads issued.
 fn pvboot_read(img: &Path, buf: &mut [u8], check: Option<&[u8]>) -> Result<u64> {
     let disk = Rc::new(Cache::new(FileDisk::open(img)?).map_err(|e| anyhow::anyhow!("{e}"))?);
-    let fs = pvboot::fs::mount(disk.clone()).map_err(|e| anyhow::anyhow!("{}: {e}", img.display()))?;
+    let fs =
+        pvboot::fs::mount(disk.clone()).map_err(|e| anyhow::anyhow!("{}: {e}", img.display()))?;
     let node = fs.lookup("/big.bin").map_err(|e| anyhow::anyhow!("{e}"))?;
-    ensure!(node.meta.size as usize == FILE_BYTES, "{}: wrong file size", img.display());
+    ensure!(
+        node.meta.size as usize == FILE_BYTES,
+        "{}: wrong file size",
+        img.display()
+    );
     let mut off = 0u64;
     while (off as usize) < FILE_BYTES {
-        let n = fs.read_at(&node, off, buf).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let n = fs
+            .read_at(&node, off, buf)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         ensure!(n > 0, "short read at {off}");
         if let Some(want) = check {
-            ensure!(buf[..n] == want[off as usize..off as usize + n], "{}: data differs at {off}", img.display());
+            ensure!(
+                buf[..n] == want[off as usize..off as usize + n],
+                "{}: data differs at {off}",
+                img.display()
+            );
         }
         off += n as u64;
     }

@@ -38,10 +38,15 @@ pub fn run(args: &[String]) -> Result<()> {
 pub fn record(name: &str, report: &str) -> Result<()> {
     let path = crate::root().join("docs/benchmarks.md");
     let text = std::fs::read_to_string(&path).unwrap_or_default();
-    let (open, close) = (format!("<!-- bench:{name} -->"), format!("<!-- /bench:{name} -->"));
+    let (open, close) = (
+        format!("<!-- bench:{name} -->"),
+        format!("<!-- /bench:{name} -->"),
+    );
     let block = format!("{open}\n```\n{}```\n{close}", report);
     let new = match (text.find(&open), text.find(&close)) {
-        (Some(a), Some(b)) if a < b => format!("{}{}{}", &text[..a], block, &text[b + close.len()..]),
+        (Some(a), Some(b)) if a < b => {
+            format!("{}{}{}", &text[..a], block, &text[b + close.len()..])
+        }
         _ => format!("{text}\n{block}\n"),
     };
     std::fs::write(&path, new)?;
@@ -60,5 +65,8 @@ pub fn warm_page_cache(path: &std::path::Path) -> Result<()> {
 
 /// The KVM backend `xenolith -v` reported in `log` (hardware or software).
 pub fn kvm_backend(log: &str) -> String {
-    log.lines().find_map(|l| l.split("KVM backend: ").nth(1)).unwrap_or("unknown").to_string()
+    log.lines()
+        .find_map(|l| l.split("KVM backend: ").nth(1))
+        .unwrap_or("unknown")
+        .to_string()
 }

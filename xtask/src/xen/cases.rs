@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
+use super::cpio::Archive;
 use super::elf;
+use super::fetch::Stage;
 use super::report::Outcome;
 
 /// How Xen boots the guest.
@@ -29,7 +31,14 @@ impl fmt::Display for Mode {
 }
 
 /// libxl_shutdown_reason, as xl logs it ("reason code N").
-pub const REASONS: &[&str] = &["poweroff", "reboot", "suspend", "crash", "watchdog", "soft_reset"];
+pub const REASONS: &[&str] = &[
+    "poweroff",
+    "reboot",
+    "suspend",
+    "crash",
+    "watchdog",
+    "soft_reset",
+];
 
 /// What a check found in a finished case.
 #[derive(Default)]
@@ -53,6 +62,8 @@ pub struct Case {
     pub memory_mib: u32,
     /// A disk image on the host (attached as xvda) and its sha256.
     pub disk: Option<(PathBuf, String)>,
+    /// A file on the host given as the domain's module (xl.cfg `ramdisk`).
+    pub ramdisk: Option<PathBuf>,
     /// How long dom0 waits for the domain to stop.
     pub timeout_secs: u32,
     /// The shutdown reason expected (one of REASONS).
@@ -85,18 +96,35 @@ impl Case {
     }
 
     fn image_inside(&self) -> String {
-        format!("/guests/{}", self.image.file_name().unwrap_or_default().to_string_lossy())
+        format!(
+            "/guests/{}",
+            self.image.file_name().unwrap_or_default().to_string_lossy()
+        )
+    }
+
+    fn ramdisk_inside(&self) -> Option<String> {
+        let host = self.ramdisk.as_ref()?;
+        Some(format!(
+            "/guests/{}",
+            host.file_name().unwrap_or_default().to_string_lossy()
+        ))
     }
 
     fn disk_inside(&self) -> Option<String> {
         let (host, _) = self.disk.as_ref()?;
-        Some(format!("/disks/{}", host.file_name().unwrap_or_default().to_string_lossy()))
+        Some(format!(
+            "/disks/{}",
+            host.file_name().unwrap_or_default().to_string_lossy()
+        ))
     }
 
     /// Files to put into dom0, as (host path, path inside without the leading /).
     pub fn files(&self) -> Vec<(PathBuf, String)> {
         let mut v = vec![(self.image.clone(), self.image_inside()[1..].to_owned())];
         if let (Some((host, _)), Some(inside)) = (&self.disk, self.disk_inside()) {
+            v.push((host.clone(), inside[1..].to_owned()));
+        }
+        if let (Some(host), Some(inside)) = (&self.ramdisk, self.ramdisk_inside()) {
             v.push((host.clone(), inside[1..].to_owned()));
         }
         v
@@ -114,6 +142,9 @@ impl Case {
         if !self.extra.is_empty() {
             cfg += &format!("extra = \"{}\"\n", self.extra);
         }
+        if let Some(ramdisk) = self.ramdisk_inside() {
+            cfg += &format!("ramdisk = \"{ramdisk}\"\n");
+        }
         if let Some(disk) = self.disk_inside() {
             cfg += &format!("disk = [ 'file:{disk},xvda,w' ]\n");
         }
@@ -123,20 +154,43 @@ impl Case {
 }
 
 /// Every case for `guests` (image paths in target/guests), plus the modes
-/// that cannot run and why. `scratch` receives generated disk images.
-pub fn plan(guests: &[PathBuf], scratch: &Path) -> Result<(Vec<Case>, Vec<Skipped>)> {
+/// that cannot run and why. `scratch` receives generated disk images;
+/// `stage` has Debian's kernel (the PV hand-off starts it) and busybox (for
+/// its initrd). `only` keeps the cases whose name contains one of its words.
+pub fn plan(
+    guests: &[PathBuf],
+    scratch: &Path,
+    stage: &Stage,
+    only: &[String],
+) -> Result<(Vec<Case>, Vec<Skipped>)> {
     let mut cases = Vec::new();
     let mut skipped = Vec::new();
     for image in guests {
-        let name = image.file_name().unwrap_or_default().to_string_lossy().into_owned();
-        let notes = elf::xen_notes(&std::fs::read(image).with_context(|| format!("reading {}", image.display()))?)
-            .with_context(|| format!("reading the ELF notes of {}", image.display()))?;
+        let name = image
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
+        let notes = elf::xen_notes(
+            &std::fs::read(image).with_context(|| format!("reading {}", image.display()))?,
+        )
+        .with_context(|| format!("reading the ELF notes of {}", image.display()))?;
         for mode in [Mode::Pvh, Mode::Pv] {
-            match mode_support(&notes, mode) {
-                Ok(()) => cases.extend(guest_cases(&name, image, mode, scratch)?),
-                Err(why) => skipped.push(Skipped { label: name.clone(), mode, why }),
+            match mode_support(&notes, mode).and_then(|()| guest_mode_support(&name, mode)) {
+                Ok(()) => cases.extend(guest_cases(&name, image, mode, scratch, guests, stage)?),
+                Err(why) => skipped.push(Skipped {
+                    label: name.clone(),
+                    mode,
+                    why,
+                }),
             }
         }
+    }
+    if !only.is_empty() {
+        cases.retain(|c| {
+            only.iter()
+                .any(|w| c.name().contains(w.as_str()) || c.dir_name().contains(w.as_str()))
+        });
     }
     for (i, c) in cases.iter_mut().enumerate() {
         c.index = i + 1;
@@ -155,7 +209,22 @@ fn mode_support(notes: &[u32], mode: Mode) -> Result<(), String> {
     }
 }
 
-fn case(label: &str, image: &Path, mode: Mode, extra: &str, reason: &'static str, check: Check) -> Case {
+/// Modes a guest does not run in by design.
+fn guest_mode_support(name: &str, mode: Mode) -> Result<(), String> {
+    match (name, mode) {
+        ("pv-kexec", Mode::Pvh) => Err("pv-kexec tests the classic PV hand-off only".into()),
+        _ => Ok(()),
+    }
+}
+
+fn case(
+    label: &str,
+    image: &Path,
+    mode: Mode,
+    extra: &str,
+    reason: &'static str,
+    check: Check,
+) -> Case {
     Case {
         label: label.to_owned(),
         mode,
@@ -163,6 +232,7 @@ fn case(label: &str, image: &Path, mode: Mode, extra: &str, reason: &'static str
         extra: extra.to_owned(),
         memory_mib: 64,
         disk: None,
+        ramdisk: None,
         timeout_secs: 30,
         reason,
         check,
@@ -170,11 +240,111 @@ fn case(label: &str, image: &Path, mode: Mode, extra: &str, reason: &'static str
     }
 }
 
-fn guest_cases(name: &str, image: &Path, mode: Mode, scratch: &Path) -> Result<Vec<Case>> {
+fn guest_cases(
+    name: &str,
+    image: &Path,
+    mode: Mode,
+    scratch: &Path,
+    guests: &[PathBuf],
+    stage: &Stage,
+) -> Result<Vec<Case>> {
     Ok(match name {
+        "pv-kexec" => {
+            // It lives at 128 MiB, as pvboot does: 256 MiB of RAM.
+            let hello = guests
+                .iter()
+                .find(|g| g.file_name().is_some_and(|n| n == "hello"))
+                .context("pv-kexec needs the hello guest")?;
+            let mut c = case(
+                "pv-kexec-hello",
+                image,
+                mode,
+                "SOME TEXT",
+                "poweroff",
+                check_kexec_hello,
+            );
+            c.memory_mib = 256;
+            c.ramdisk = Some(hello.clone());
+            let (module, offset) = linux_with_initrd(stage, scratch)?;
+            let mut l = case(
+                "pv-kexec-linux",
+                image,
+                mode,
+                &format!("pv-kexec.initrd={offset:#x} {LINUX_CMDLINE}"),
+                "poweroff",
+                check_kexec_linux,
+            );
+            l.memory_mib = 256;
+            l.ramdisk = Some(module);
+            l.timeout_secs = 180;
+            // The same, with the initrd handed over mapped (moved after the
+            // kernel, mod_start a virtual address).
+            let mut m = case(
+                "pv-kexec-linux-mapped",
+                image,
+                mode,
+                &format!("pv-kexec.initrd={offset:#x} pv-kexec.mapped-module {LINUX_CMDLINE}"),
+                "poweroff",
+                check_kexec_linux,
+            );
+            m.memory_mib = 256;
+            m.ramdisk = l.ramdisk.clone();
+            m.timeout_secs = 180;
+            vec![c, l, m]
+        }
+        "pvboot" => {
+            // pvboot lives at 128 MiB: 256 MiB of RAM. Its disk: an ext4
+            // file system with hello, Debian's Linux and an initrd, and a
+            // grub.cfg naming both (hello first, the default).
+            let disk = pvboot_disk(stage, guests, scratch)?;
+            // disk-check through pvboot: its own small disk (it hashes the
+            // whole disk, then writes the last 64 KiB), one per mode.
+            let mut d = case(
+                "pvboot-disk-check",
+                image,
+                mode,
+                "",
+                "poweroff",
+                check_pvboot_disk,
+            );
+            d.memory_mib = 256;
+            d.disk = Some(disk_check_disk(
+                guests,
+                &scratch.join(format!("pvboot-disk-check-{mode}.img")),
+            )?);
+            let mut h = case(
+                "pvboot-hello",
+                image,
+                mode,
+                "",
+                "poweroff",
+                check_pvboot_hello,
+            );
+            h.memory_mib = 256;
+            h.disk = Some((disk.clone(), String::new()));
+            let mut l = case(
+                "pvboot-linux",
+                image,
+                mode,
+                "entry=linux",
+                "poweroff",
+                check_pvboot_linux,
+            );
+            l.memory_mib = 256;
+            l.disk = Some((disk, String::new()));
+            l.timeout_secs = 180;
+            vec![h, d, l]
+        }
         "hello" => vec![
             case("hello", image, mode, "SOME TEXT", "poweroff", check_hello),
-            case("hello-panic", image, mode, "please panic now", "crash", check_panic),
+            case(
+                "hello-panic",
+                image,
+                mode,
+                "please panic now",
+                "crash",
+                check_panic,
+            ),
         ],
         "abi-check" => {
             let mut c = case("abi-check", image, mode, "", "poweroff", check_abi);
@@ -188,8 +358,17 @@ fn guest_cases(name: &str, image: &Path, mode: Mode, scratch: &Path) -> Result<V
             // A hand-off in one guest: close the disk, rebind the timer,
             // (PVH) move shared info and a grant frame away and back, open
             // the disk again with other features and hash it again.
-            let mut h = case("disk-check-handoff", image, mode, "nowrite reopen remap", "poweroff", check_handoff);
-            h.disk = Some(disk_image(&scratch.join(format!("disk-check-handoff-{mode}.img")))?);
+            let mut h = case(
+                "disk-check-handoff",
+                image,
+                mode,
+                "nowrite reopen remap",
+                "poweroff",
+                check_handoff,
+            );
+            h.disk = Some(disk_image(
+                &scratch.join(format!("disk-check-handoff-{mode}.img")),
+            )?);
             h.timeout_secs = 60;
             // A kernel that crashed into the next one: the disk is left
             // connected, and the second open resets it first.
@@ -200,72 +379,379 @@ fn guest_cases(name: &str, image: &Path, mode: Mode, scratch: &Path) -> Result<V
         }
         "disk-bench" => {
             // A short run of both phases against Linux's blkback.
-            let mut c = case("disk-bench", image, mode, "seq rand reads=64", "poweroff", check_bench);
+            let mut c = case(
+                "disk-bench",
+                image,
+                mode,
+                "seq rand reads=64",
+                "poweroff",
+                check_bench,
+            );
             c.disk = Some(disk_image(&scratch.join(format!("disk-bench-{mode}.img")))?);
             vec![c]
         }
         // A guest without its own assertions must at least boot and power off.
-        _ => vec![case(name, image, mode, "", "poweroff", |_, _| Findings::default())],
+        _ => vec![case(name, image, mode, "", "poweroff", |_, _| {
+            Findings::default()
+        })],
     })
 }
 
 /// hello: greeting, command line, memory, a pvclock sleep of about 100 ms.
 fn check_hello(case: &Case, out: &Outcome) -> Findings {
+    hello_findings(out, &case.extra, case.memory_mib)
+}
+
+/// hello's lines: the greeting, `cmdline` and `memory_mib` echoed, a
+/// pvclock sleep of about 100 ms.
+fn hello_findings(out: &Outcome, cmdline: &str, memory_mib: u32) -> Findings {
     let console = &out.console;
     let mut f = Findings::default();
     let bad = &mut f.bad;
-    for want in ["Hello from Xenolith!".to_owned(), format!("command line: {}", case.extra), format!("memory: {} MiB", case.memory_mib)] {
+    for want in [
+        "Hello from Xenolith!".to_owned(),
+        format!("command line: {cmdline}"),
+        format!("memory: {memory_mib} MiB"),
+    ] {
         if !console.lines().any(|l| l.trim_end() == want) {
             bad.push(format!("no line {want:?} on the console"));
         }
     }
-    let measured = console.lines().find_map(|l| l.strip_prefix("slept 100 ms (measured ")?.trim_end().strip_suffix(" ms)"));
+    let measured = console.lines().find_map(|l| {
+        l.strip_prefix("slept 100 ms (measured ")?
+            .trim_end()
+            .strip_suffix(" ms)")
+    });
     match measured.map(|m| m.trim().parse::<f64>()) {
         None => bad.push("no \"slept 100 ms (measured X ms)\" line on the console".into()),
-        Some(Err(_)) => bad.push(format!("bad duration in the sleep line: {:?}", measured.unwrap_or_default())),
-        Some(Ok(ms)) if !(100.0..500.0).contains(&ms) => bad.push(format!("pvclock sleep measured {ms} ms, not within [100, 500)")),
+        Some(Err(_)) => bad.push(format!(
+            "bad duration in the sleep line: {:?}",
+            measured.unwrap_or_default()
+        )),
+        Some(Ok(ms)) if !(100.0..500.0).contains(&ms) => bad.push(format!(
+            "pvclock sleep measured {ms} ms, not within [100, 500)"
+        )),
         Some(Ok(ms)) => f.notes.push(format!("slept 100 ms, measured {ms} ms")),
     }
     f
 }
 
+/// Debian's Linux after the PV hand-off: its console on the PV console
+/// ring from the start.
+const LINUX_CMDLINE: &str = "console=hvc0 earlyprintk=xen";
+
+/// What the initrd's /init prints before it powers the domain off.
+const INITRD_LINE: &str = "pv-kexec initrd: /init runs";
+
+/// pv-kexec's module for Linux: Debian's vmlinux, padded to a page, then an
+/// initrd (busybox and an /init that prints [`INITRD_LINE`] and powers off).
+/// Returns the file and the initrd's offset in it.
+fn linux_with_initrd(stage: &Stage, scratch: &Path) -> Result<(PathBuf, u64)> {
+    let mut image = std::fs::read(&stage.vmlinux)
+        .with_context(|| format!("reading {}", stage.vmlinux.display()))?;
+    image.resize(image.len().next_multiple_of(4096), 0);
+    let offset = image.len() as u64;
+    image.extend(initrd(stage)?);
+    let path = scratch.join("linux-and-initrd.img");
+    std::fs::write(&path, &image).with_context(|| format!("writing {}", path.display()))?;
+    Ok((path, offset))
+}
+
+/// An initrd for Linux (newc cpio): busybox and an /init that prints
+/// [`INITRD_LINE`] and powers the domain off.
+fn initrd(stage: &Stage) -> Result<Vec<u8>> {
+    let mut initrd = Archive::default();
+    let busybox = stage.root.join("bin/busybox");
+    initrd.file(
+        "bin/busybox",
+        0o755,
+        &std::fs::read(&busybox).with_context(|| format!("reading {}", busybox.display()))?,
+    );
+    initrd.symlink("bin/sh", "busybox");
+    initrd.file(
+        "init",
+        0o755,
+        format!("#!/bin/sh\n/bin/busybox echo \"{INITRD_LINE}\"\n/bin/busybox poweroff -f\n")
+            .as_bytes(),
+    );
+    Ok(initrd.finish())
+}
+
+/// The hand-off guest said what it loaded, with hello's own numbers.
+fn kexec_line(out: &Outcome, f: &mut Findings) {
+    match out
+        .console
+        .lines()
+        .find(|l| l.starts_with("pv-kexec: loaded "))
+    {
+        Some(l) => f
+            .notes
+            .push(l.trim_end().trim_start_matches("pv-kexec: ").to_owned()),
+        None => f.bad.push(
+            "no \"pv-kexec: loaded ...\" line: the hand-off guest did not get as far as loading"
+                .into(),
+        ),
+    }
+    f.bad.extend(
+        out.console
+            .lines()
+            .filter(|l| l.starts_with("pv-kexec: error"))
+            .map(|l| format!("pv-kexec says {:?}", l.trim_end())),
+    );
+}
+
+/// hello's command line in the pvboot disk's grub.cfg.
+const PVBOOT_HELLO_ARGS: &str = "SOME TEXT";
+
+/// The pvboot disk: ext4 (mke2fs -d) with /boot/hello, /boot/vmlinux (Debian's
+/// kernel, uncompressed), /boot/initrd.cpio and /boot/grub/grub.cfg.
+fn pvboot_disk(stage: &Stage, guests: &[PathBuf], scratch: &Path) -> Result<PathBuf> {
+    let hello = guests
+        .iter()
+        .find(|g| g.file_name().is_some_and(|n| n == "hello"))
+        .context("pvboot's cases need the hello guest")?;
+    let root = scratch.join("pvboot-disk");
+    if root.exists() {
+        std::fs::remove_dir_all(&root)?;
+    }
+    let boot = root.join("boot");
+    std::fs::create_dir_all(boot.join("grub"))?;
+    std::fs::copy(hello, boot.join("hello"))?;
+    std::fs::copy(&stage.vmlinux, boot.join("vmlinux"))?;
+    std::fs::write(boot.join("initrd.cpio"), initrd(stage)?)?;
+    std::fs::write(
+        boot.join("grub/grub.cfg"),
+        format!(
+            "set default=0\nset timeout=0\n\nmenuentry \"hello\" {{\n    linux /boot/hello {PVBOOT_HELLO_ARGS}\n}}\n\n\
+             menuentry \"linux\" {{\n    linux /boot/vmlinux {LINUX_CMDLINE}\n    initrd /boot/initrd.cpio\n}}\n"
+        ),
+    )?;
+    let used: u64 = ["hello", "vmlinux", "initrd.cpio"]
+        .iter()
+        .map(|f| {
+            std::fs::metadata(boot.join(f))
+                .map(|m| m.len())
+                .unwrap_or(0)
+        })
+        .sum();
+    let image = scratch.join("pvboot-disk.img");
+    mke2fs(&root, &image, (used >> 20) + 16)?;
+    Ok(image)
+}
+
+/// An 8 MiB ext4 disk with /boot/disk-check and a grub.cfg booting it,
+/// and the image's sha256 (disk-check prints the disk's).
+fn disk_check_disk(guests: &[PathBuf], image: &Path) -> Result<(PathBuf, String)> {
+    let guest = guests
+        .iter()
+        .find(|g| g.file_name().is_some_and(|n| n == "disk-check"))
+        .context("pvboot's cases need the disk-check guest")?;
+    let root = image.with_extension("d");
+    if root.exists() {
+        std::fs::remove_dir_all(&root)?;
+    }
+    std::fs::create_dir_all(root.join("boot/grub"))?;
+    std::fs::copy(guest, root.join("boot/disk-check"))?;
+    std::fs::write(
+        root.join("boot/grub/grub.cfg"),
+        "set timeout=0\nmenuentry \"disk-check\" {\n    linux /boot/disk-check\n}\n",
+    )?;
+    mke2fs(&root, image, 8)?;
+    let out = std::process::Command::new("sha256sum")
+        .arg(image)
+        .output()
+        .context("running sha256sum")?;
+    let sha = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    anyhow::ensure!(
+        sha.len() == 64,
+        "sha256sum {} printed no checksum",
+        image.display()
+    );
+    Ok((image.to_owned(), sha))
+}
+
+/// `mke2fs -d root`: an ext4 image of `mib` MiB holding the folder `root`.
+fn mke2fs(root: &Path, image: &Path, mib: u64) -> Result<()> {
+    let _ = std::fs::remove_file(image);
+    let out = std::process::Command::new("mke2fs")
+        .args(["-q", "-F", "-t", "ext4", "-L", "pvboot-test", "-d"])
+        .arg(root)
+        .arg(image)
+        .arg(format!("{mib}M"))
+        .output()
+        .context("running mke2fs (Debian package e2fsprogs)")?;
+    anyhow::ensure!(
+        out.status.success(),
+        "mke2fs failed: {}",
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    Ok(())
+}
+
+/// disk-check booted by pvboot: its own checks, and pvboot's line.
+fn check_pvboot_disk(case: &Case, out: &Outcome) -> Findings {
+    let mut f = check_disk(case, out);
+    pvboot_line(out, &mut f);
+    f
+}
+
+/// pvboot booting hello from its disk's grub.cfg: pvboot said what it
+/// boots, and hello shows its grub.cfg arguments and the domain's memory.
+fn check_pvboot_hello(case: &Case, out: &Outcome) -> Findings {
+    let mut f = hello_findings(out, PVBOOT_HELLO_ARGS, case.memory_mib);
+    pvboot_line(out, &mut f);
+    f
+}
+
+/// pvboot booting Linux with its initrd (grub.cfg entry "linux").
+fn check_pvboot_linux(case: &Case, out: &Outcome) -> Findings {
+    let mut f = Findings::default();
+    pvboot_line(out, &mut f);
+    linux_findings(out, case.mode, &mut f);
+    f
+}
+
+/// pvboot's "booting" line (kept as a note), and no error line of its.
+fn pvboot_line(out: &Outcome, f: &mut Findings) {
+    match out
+        .console
+        .lines()
+        .find(|l| l.starts_with("pvboot: booting "))
+    {
+        Some(l) => f.notes.push(l.trim_end().to_owned()),
+        None => f
+            .bad
+            .push("no \"pvboot: booting ...\" line: pvboot did not get to a hand-off".into()),
+    }
+}
+
+/// pv-kexec starting hello: hello's lines with hello's command line (handed
+/// on) and the domain's whole memory.
+fn check_kexec_hello(case: &Case, out: &Outcome) -> Findings {
+    let mut f = check_hello(case, out);
+    kexec_line(out, &mut f);
+    f
+}
+
+/// pv-kexec starting Linux: Linux's first console lines, its command line.
+fn check_kexec_linux(case: &Case, out: &Outcome) -> Findings {
+    let mut f = Findings::default();
+    kexec_line(out, &mut f);
+    linux_findings(out, case.mode, &mut f);
+    f
+}
+
+/// Debian's Linux booted with [`LINUX_CMDLINE`] and the initrd of
+/// [`initrd`]: it ran in `mode`, saw the domain's memory, found the
+/// initrd the boot loader passed and ran its /init.
+fn linux_findings(out: &Outcome, mode: Mode, f: &mut Findings) {
+    let lines: Vec<&str> = out.console.lines().map(str::trim_end).collect();
+    match lines.iter().find(|l| l.contains("Linux version ")) {
+        Some(l) => f.notes.push(l.trim().chars().take(60).collect()),
+        None => f
+            .bad
+            .push("no \"Linux version\" line: Linux printed nothing".into()),
+    }
+    let want = format!("Command line: {LINUX_CMDLINE}");
+    if !lines.iter().any(|l| l.ends_with(&want)) {
+        f.bad
+            .push(format!("no line ending {want:?} on the console"));
+    }
+    let booted = match mode {
+        Mode::Pv => "Hypervisor detected: Xen PV",
+        Mode::Pvh => "Booting kernel on Xen PVH",
+    };
+    for want in [
+        booted,
+        "Memory: ",
+        "Trying to unpack rootfs image as initramfs",
+        "Freeing initrd memory",
+        "Run /init as init process",
+        INITRD_LINE,
+    ] {
+        if !lines.iter().any(|l| l.contains(want)) {
+            f.bad.push(format!("no line with {want:?} on the console"));
+        }
+    }
+}
+
 /// hello with "panic" on its command line: the panic message reaches the
 /// console (a line other than the echoed command line).
 fn check_panic(_: &Case, out: &Outcome) -> Findings {
-    match out.console.lines().find(|l| l.contains("panic") && !l.starts_with("command line:")) {
-        Some(l) => Findings { notes: vec![format!("console: {:?}", l.trim())], ..Default::default() },
-        None => Findings { bad: vec!["the panic message did not reach the console".into()], ..Default::default() },
+    match out
+        .console
+        .lines()
+        .find(|l| l.contains("panic") && !l.starts_with("command line:"))
+    {
+        Some(l) => Findings {
+            notes: vec![format!("console: {:?}", l.trim())],
+            ..Default::default()
+        },
+        None => Findings {
+            bad: vec!["the panic message did not reach the console".into()],
+            ..Default::default()
+        },
     }
 }
 
 /// abi-check: every bad hypercall got Xen's errno (tests/tests/abi.rs).
 fn check_abi(_: &Case, out: &Outcome) -> Findings {
-    let mut bad: Vec<String> = out.console.lines().filter(|l| l.starts_with("FAIL")).map(|l| format!("abi-check says {l:?}")).collect();
+    let mut bad: Vec<String> = out
+        .console
+        .lines()
+        .filter(|l| l.starts_with("FAIL"))
+        .map(|l| format!("abi-check says {l:?}"))
+        .collect();
     match out.console.lines().find(|l| l.starts_with("abi-check: ")) {
         None => bad.push("no \"abi-check: N passed, M failed\" summary on the console".into()),
         Some(summary) => {
-            let passed: u32 = summary.split_whitespace().nth(1).and_then(|n| n.parse().ok()).unwrap_or(0);
+            let passed: u32 = summary
+                .split_whitespace()
+                .nth(1)
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0);
             if !summary.trim_end().ends_with(" 0 failed") || passed < 20 {
-                bad.push(format!("summary {summary:?}: want at least 20 passed and 0 failed"));
+                bad.push(format!(
+                    "summary {summary:?}: want at least 20 passed and 0 failed"
+                ));
             }
         }
     }
-    Findings { bad, ..Default::default() }
+    Findings {
+        bad,
+        ..Default::default()
+    }
 }
 
 /// disk-bench: both phases ran and it said so.
 fn check_bench(_: &Case, out: &Outcome) -> Findings {
     let mut f = Findings::default();
     let lines: Vec<&str> = out.console.lines().map(str::trim_end).collect();
-    for phase in ["disk-bench: connected-ns=", "disk-bench: seq bytes=", "disk-bench: rand reads=64 "] {
+    for phase in [
+        "disk-bench: connected-ns=",
+        "disk-bench: seq bytes=",
+        "disk-bench: rand reads=64 ",
+    ] {
         match lines.iter().find(|l| l.starts_with(phase)) {
             Some(l) => f.notes.push((*l).to_string()),
-            None => f.bad.push(format!("no line starting {phase:?} on the console")),
+            None => f
+                .bad
+                .push(format!("no line starting {phase:?} on the console")),
         }
     }
-    f.bad.extend(lines.iter().filter(|l| l.contains("FAILED")).map(|l| format!("disk-bench says {l:?}")));
+    f.bad.extend(
+        lines
+            .iter()
+            .filter(|l| l.contains("FAILED"))
+            .map(|l| format!("disk-bench says {l:?}")),
+    );
     if !lines.contains(&"disk-bench: done") {
-        f.bad.push("no line \"disk-bench: done\" on the console".into());
+        f.bad
+            .push("no line \"disk-bench: done\" on the console".into());
     }
     f
 }
@@ -275,18 +761,32 @@ fn check_bench(_: &Case, out: &Outcome) -> Findings {
 fn check_disk(case: &Case, out: &Outcome) -> Findings {
     let mut f = Findings::default();
     let lines: Vec<&str> = out.console.lines().map(str::trim_end).collect();
-    match (&case.disk, lines.iter().find_map(|l| l.strip_prefix("sha256: "))) {
-        (Some((_, want)), Some(got)) if got.eq_ignore_ascii_case(want) => f.notes.push(format!("sha256 {} matches the host's", &want[..16])),
-        (Some((_, want)), Some(got)) => f.bad.push(format!("disk sha256 {got}, but the host's sha256 of the image is {want}")),
+    match (
+        &case.disk,
+        lines.iter().find_map(|l| l.strip_prefix("sha256: ")),
+    ) {
+        (Some((_, want)), Some(got)) if got.eq_ignore_ascii_case(want) => f
+            .notes
+            .push(format!("sha256 {} matches the host's", &want[..16])),
+        (Some((_, want)), Some(got)) => f.bad.push(format!(
+            "disk sha256 {got}, but the host's sha256 of the image is {want}"
+        )),
         (_, None) => f.bad.push("no \"sha256: HEX\" line on the console".into()),
         (None, _) => f.bad.push("no disk image".into()),
     }
-    f.bad.extend(lines.iter().filter(|l| l.starts_with("error:") || l.contains("FAILED")).map(|l| format!("disk-check says {l:?}")));
+    f.bad.extend(
+        lines
+            .iter()
+            .filter(|l| l.starts_with("error:") || l.contains("FAILED"))
+            .map(|l| format!("disk-check says {l:?}")),
+    );
     if !lines.contains(&"disk-check: done") {
-        f.bad.push("no line \"disk-check: done\" on the console".into());
+        f.bad
+            .push("no line \"disk-check: done\" on the console".into());
     }
     if !lines.iter().any(|l| l.starts_with("verify: ok")) {
-        f.bad.push("no \"verify: ok\" line (write test) on the console".into());
+        f.bad
+            .push("no \"verify: ok\" line (write test) on the console".into());
     }
     f
 }
@@ -296,12 +796,20 @@ fn check_disk(case: &Case, out: &Outcome) -> Findings {
 fn check_handoff(case: &Case, out: &Outcome) -> Findings {
     let mut f = Findings::default();
     let lines: Vec<&str> = out.console.lines().map(str::trim_end).collect();
-    let hashes: Vec<&str> = lines.iter().filter_map(|l| l.strip_prefix("sha256: ")).collect();
+    let hashes: Vec<&str> = lines
+        .iter()
+        .filter_map(|l| l.strip_prefix("sha256: "))
+        .collect();
     match &case.disk {
-        Some((_, want)) if hashes.len() == 2 && hashes.iter().all(|h| h.eq_ignore_ascii_case(want)) => {
-            f.notes.push(format!("both sha256 {} match the host's", &want[..16]))
+        Some((_, want))
+            if hashes.len() == 2 && hashes.iter().all(|h| h.eq_ignore_ascii_case(want)) =>
+        {
+            f.notes
+                .push(format!("both sha256 {} match the host's", &want[..16]))
         }
-        Some((_, want)) => f.bad.push(format!("sha256 lines {hashes:?}, want twice the host's {want}")),
+        Some((_, want)) => f.bad.push(format!(
+            "sha256 lines {hashes:?}, want twice the host's {want}"
+        )),
         None => f.bad.push("no disk image".into()),
     }
     if case.extra.contains("remap") {
@@ -319,9 +827,15 @@ fn check_handoff(case: &Case, out: &Outcome) -> Findings {
     if case.extra.contains("abandon") && !lines.iter().any(|l| l.starts_with("disk-check: abandoned ")) {
         f.bad.push("no \"disk-check: abandoned\" line: the first device was closed".into());
     }
-    f.bad.extend(lines.iter().filter(|l| l.starts_with("error:") || l.contains("FAILED")).map(|l| format!("disk-check says {l:?}")));
+    f.bad.extend(
+        lines
+            .iter()
+            .filter(|l| l.starts_with("error:") || l.contains("FAILED"))
+            .map(|l| format!("disk-check says {l:?}")),
+    );
     if !lines.contains(&"disk-check: done") {
-        f.bad.push("no line \"disk-check: done\" on the console".into());
+        f.bad
+            .push("no line \"disk-check: done\" on the console".into());
     }
     f
 }
@@ -339,8 +853,19 @@ fn disk_image(path: &Path) -> Result<(PathBuf, String)> {
         })
         .collect();
     std::fs::write(path, &data)?;
-    let out = std::process::Command::new("sha256sum").arg(path).output().context("running sha256sum")?;
-    let sha = String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap_or_default().to_owned();
-    anyhow::ensure!(sha.len() == 64, "sha256sum {} printed no checksum", path.display());
+    let out = std::process::Command::new("sha256sum")
+        .arg(path)
+        .output()
+        .context("running sha256sum")?;
+    let sha = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    anyhow::ensure!(
+        sha.len() == 64,
+        "sha256sum {} printed no checksum",
+        path.display()
+    );
     Ok((path.to_owned(), sha))
 }

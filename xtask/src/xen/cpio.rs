@@ -58,7 +58,21 @@ impl Archive {
     fn entry(&mut self, name: &str, mode: u32, data: &[u8]) {
         self.ino += 1;
         let nlink = if mode & S_IFDIR != 0 { 2 } else { 1 };
-        let fields = [self.ino, mode, 0, 0, nlink, 0, data.len() as u32, 0, 0, 0, 0, name.len() as u32 + 1, 0];
+        let fields = [
+            self.ino,
+            mode,
+            0,
+            0,
+            nlink,
+            0,
+            data.len() as u32,
+            0,
+            0,
+            0,
+            0,
+            name.len() as u32 + 1,
+            0,
+        ];
         self.out.extend_from_slice(b"070701");
         for f in fields {
             self.out.extend_from_slice(format!("{f:08x}").as_bytes());
@@ -88,9 +102,16 @@ mod tests {
         let out = a.finish();
         assert_eq!(out.len() % 4, 0);
         let text = String::from_utf8_lossy(&out);
-        let (pa, pb, pc) = (text.find("a\0").unwrap(), text.find("a/b\0").unwrap(), text.find("a/b/c\0").unwrap());
+        let (pa, pb, pc) = (
+            text.find("a\0").unwrap(),
+            text.find("a/b\0").unwrap(),
+            text.find("a/b/c\0").unwrap(),
+        );
         assert!(pa < pb && pb < pc);
-        assert!(text.ends_with("TRAILER!!!\0\0\0\0"), "trailer, NUL-terminated and padded to 4");
+        assert!(
+            text.ends_with("TRAILER!!!\0\0\0\0"),
+            "trailer, NUL-terminated and padded to 4"
+        );
         // Header of "a/b/c": magic, then filesize 5 at field 7.
         let hdr = &text[pc - 110..pc];
         assert!(hdr.starts_with("070701"));
@@ -114,6 +135,9 @@ mod tests {
         use std::io::Write;
         child.stdin.take().unwrap().write_all(&out).unwrap();
         let listed = String::from_utf8(child.wait_with_output().unwrap().stdout).unwrap();
-        assert_eq!(listed.lines().collect::<Vec<_>>(), ["etc", "etc/x", "bin", "bin/sh"]);
+        assert_eq!(
+            listed.lines().collect::<Vec<_>>(),
+            ["etc", "etc/x", "bin", "bin/sh"]
+        );
     }
 }

@@ -21,7 +21,11 @@ pub fn xen_notes(image: &[u8]) -> Result<Vec<u32>> {
     let mut types = Vec::new();
     for (kind, offset, size) in program_headers(image).chain(section_headers(image)) {
         if kind == PT_NOTE || kind == SHT_NOTE + SECTION {
-            types.extend(notes(image, offset, size).filter(|(name, _)| *name == b"Xen").map(|(_, t)| t));
+            types.extend(
+                notes(image, offset, size)
+                    .filter(|(name, _)| *name == b"Xen")
+                    .map(|(_, t)| t),
+            );
         }
     }
     types.sort_unstable();
@@ -38,13 +42,21 @@ pub fn is_static(image: &[u8]) -> Result<bool> {
 /// The contents of the section called `name` (e.g. ".modinfo").
 pub fn section<'a>(image: &'a [u8], name: &str) -> Result<Option<&'a [u8]>> {
     check_elf64(image)?;
-    let (off, size, count, names_index) = (u64_at(image, 0x28), u16_at(image, 0x3a), u16_at(image, 0x3c), u16_at(image, 0x3e));
+    let (off, size, count, names_index) = (
+        u64_at(image, 0x28),
+        u16_at(image, 0x3a),
+        u16_at(image, 0x3c),
+        u16_at(image, 0x3e),
+    );
     let header = |i: usize| off + i * size;
     let names = header(names_index);
     let names = image.get(u64_at(image, names + 24)..).unwrap_or(&[]);
     for h in (0..count).map(header) {
         let n = u32_at(image, h) as usize;
-        let this = names.get(n..).and_then(|s| s.split(|&c| c == 0).next()).unwrap_or(&[]);
+        let this = names
+            .get(n..)
+            .and_then(|s| s.split(|&c| c == 0).next())
+            .unwrap_or(&[]);
         if this == name.as_bytes() {
             let (start, len) = (u64_at(image, h + 24), u64_at(image, h + 32));
             return Ok(image.get(start..start.saturating_add(len)));
@@ -57,33 +69,50 @@ pub fn section<'a>(image: &'a [u8], name: &str) -> Result<Option<&'a [u8]>> {
 const SECTION: u32 = 1 << 31;
 
 fn check_elf64(image: &[u8]) -> Result<()> {
-    ensure!(image.len() >= 64 && image.starts_with(b"\x7fELF"), "not an ELF file");
-    ensure!(image[4] == 2 && image[5] == 1, "not a little-endian ELF64 file");
+    ensure!(
+        image.len() >= 64 && image.starts_with(b"\x7fELF"),
+        "not an ELF file"
+    );
+    ensure!(
+        image[4] == 2 && image[5] == 1,
+        "not a little-endian ELF64 file"
+    );
     Ok(())
 }
 
 fn u16_at(b: &[u8], off: usize) -> usize {
-    b.get(off..off + 2).map_or(0, |s| u16::from_le_bytes([s[0], s[1]]) as usize)
+    b.get(off..off + 2)
+        .map_or(0, |s| u16::from_le_bytes([s[0], s[1]]) as usize)
 }
 
 fn u32_at(b: &[u8], off: usize) -> u32 {
-    b.get(off..off + 4).map_or(0, |s| u32::from_le_bytes(s.try_into().unwrap()))
+    b.get(off..off + 4)
+        .map_or(0, |s| u32::from_le_bytes(s.try_into().unwrap()))
 }
 
 fn u64_at(b: &[u8], off: usize) -> usize {
-    b.get(off..off + 8).map_or(0, |s| u64::from_le_bytes(s.try_into().unwrap()) as usize)
+    b.get(off..off + 8)
+        .map_or(0, |s| u64::from_le_bytes(s.try_into().unwrap()) as usize)
 }
 
 /// (p_type, p_offset, p_filesz) of each program header.
 fn program_headers(b: &[u8]) -> impl Iterator<Item = (u32, usize, usize)> + '_ {
     let (off, size, count) = (u64_at(b, 0x20), u16_at(b, 0x36), u16_at(b, 0x38));
-    (0..count).map(move |i| off + i * size).map(move |h| (u32_at(b, h), u64_at(b, h + 8), u64_at(b, h + 32)))
+    (0..count)
+        .map(move |i| off + i * size)
+        .map(move |h| (u32_at(b, h), u64_at(b, h + 8), u64_at(b, h + 32)))
 }
 
 /// (SECTION | sh_type, sh_offset, sh_size) of each section header.
 fn section_headers(b: &[u8]) -> impl Iterator<Item = (u32, usize, usize)> + '_ {
     let (off, size, count) = (u64_at(b, 0x28), u16_at(b, 0x3a), u16_at(b, 0x3c));
-    (0..count).map(move |i| off + i * size).map(move |h| (SECTION + u32_at(b, h + 4), u64_at(b, h + 24), u64_at(b, h + 32)))
+    (0..count).map(move |i| off + i * size).map(move |h| {
+        (
+            SECTION + u32_at(b, h + 4),
+            u64_at(b, h + 24),
+            u64_at(b, h + 32),
+        )
+    })
 }
 
 /// (name, type) of each note in `b[offset..offset + size]`.
@@ -91,7 +120,11 @@ fn notes(b: &[u8], offset: usize, size: usize) -> impl Iterator<Item = (&[u8], u
     let region = b.get(offset..offset.saturating_add(size)).unwrap_or(&[]);
     let mut pos = 0;
     std::iter::from_fn(move || {
-        let (namesz, descsz, kind) = (u32_at(region, pos) as usize, u32_at(region, pos + 4) as usize, u32_at(region, pos + 8));
+        let (namesz, descsz, kind) = (
+            u32_at(region, pos) as usize,
+            u32_at(region, pos + 4) as usize,
+            u32_at(region, pos + 8),
+        );
         let name = region.get(pos + 12..pos + 12 + namesz)?;
         pos += 12 + namesz.next_multiple_of(4) + descsz.next_multiple_of(4);
         (pos <= region.len()).then(|| (name.strip_suffix(b"\0").unwrap_or(name), kind))
@@ -129,7 +162,11 @@ mod tests {
 
     #[test]
     fn finds_xen_notes_and_ignores_others() {
-        let img = image(&[(b"GNU", 3, &[1, 2, 3, 4]), (b"Xen", PHYS32_ENTRY, &[0, 0, 16, 0]), (b"Xen", ENTRY, &[0; 8])]);
+        let img = image(&[
+            (b"GNU", 3, &[1, 2, 3, 4]),
+            (b"Xen", PHYS32_ENTRY, &[0, 0, 16, 0]),
+            (b"Xen", ENTRY, &[0; 8]),
+        ]);
         assert_eq!(xen_notes(&img).unwrap(), [ENTRY, PHYS32_ENTRY]);
         assert!(is_static(&img).unwrap());
     }

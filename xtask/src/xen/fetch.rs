@@ -71,13 +71,24 @@ pub fn stage(cache: &Path) -> Result<Stage> {
         Some(pkg) => pkg,
         None => kernel_package()?,
     });
-    let missing: Vec<&str> = wanted.iter().map(String::as_str).filter(|p| cached_deb(&debs_dir, p).ok().flatten().is_none()).collect();
+    let missing: Vec<&str> = wanted
+        .iter()
+        .map(String::as_str)
+        .filter(|p| cached_deb(&debs_dir, p).ok().flatten().is_none())
+        .collect();
     if !missing.is_empty() {
         apt_download(&debs_dir, &missing)?;
     }
     let debs = wanted
         .iter()
-        .map(|p| cached_deb(&debs_dir, p)?.with_context(|| format!("apt-get download {p} left no {p}_*.deb in {}", debs_dir.display())))
+        .map(|p| {
+            cached_deb(&debs_dir, p)?.with_context(|| {
+                format!(
+                    "apt-get download {p} left no {p}_*.deb in {}",
+                    debs_dir.display()
+                )
+            })
+        })
         .collect::<Result<Vec<_>>>()?;
     let kernel_deb = debs.last().expect("the kernel is wanted").clone();
 
@@ -86,7 +97,11 @@ pub fn stage(cache: &Path) -> Result<Stage> {
     if unpack(&root, &debs, &kernel_deb)? {
         // New packages: what was made from the old ones goes.
         for old in fs::read_dir(cache)?.filter_map(|e| e.ok().map(|e| e.path())) {
-            if old.is_file() && old.file_name().is_some_and(|n| n == "xen" || n.to_string_lossy().starts_with("vmlinux-")) {
+            if old.is_file()
+                && old
+                    .file_name()
+                    .is_some_and(|n| n == "xen" || n.to_string_lossy().starts_with("vmlinux-"))
+            {
                 fs::remove_file(old)?;
             }
         }
@@ -97,10 +112,22 @@ pub fn stage(cache: &Path) -> Result<Stage> {
     }
     let vmlinux = cache.join(format!("vmlinux-{kernel_release}"));
     if !vmlinux.exists() {
-        extract_vmlinux(&root.join(format!("boot/vmlinuz-{kernel_release}")), &vmlinux)?;
+        extract_vmlinux(
+            &root.join(format!("boot/vmlinuz-{kernel_release}")),
+            &vmlinux,
+        )?;
     }
-    let versions = [&debs[0], &kernel_deb].iter().map(|d| deb_label(d)).collect();
-    Ok(Stage { root, xen, vmlinux, kernel_release, versions })
+    let versions = [&debs[0], &kernel_deb]
+        .iter()
+        .map(|d| deb_label(d))
+        .collect();
+    Ok(Stage {
+        root,
+        xen,
+        vmlinux,
+        kernel_release,
+        versions,
+    })
 }
 
 /// "name version" from a .deb's file name (name_version_arch.deb).
@@ -116,7 +143,11 @@ fn deb_label(deb: &Path) -> String {
 fn debs_starting_with(dir: &Path, prefix: &str) -> Result<Vec<PathBuf>> {
     let mut found: Vec<PathBuf> = fs::read_dir(dir)?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with(prefix) && n.to_string_lossy().ends_with(".deb")))
+        .filter(|p| {
+            p.file_name().is_some_and(|n| {
+                n.to_string_lossy().starts_with(prefix) && n.to_string_lossy().ends_with(".deb")
+            })
+        })
         .collect();
     found.sort();
     Ok(found)
@@ -131,12 +162,26 @@ fn cached_deb(dir: &Path, pkg: &str) -> Result<Option<PathBuf>> {
 /// kernel is cached, later runs keep it and need no package index.
 fn cached_kernel_package(dir: &Path) -> Result<Option<String>> {
     let newest = debs_starting_with(dir, "linux-image-6.1.")?.pop();
-    Ok(newest.and_then(|d| Some(d.file_name()?.to_string_lossy().split('_').next()?.to_owned())).filter(|p| p.ends_with("-amd64")))
+    Ok(newest
+        .and_then(|d| {
+            Some(
+                d.file_name()?
+                    .to_string_lossy()
+                    .split('_')
+                    .next()?
+                    .to_owned(),
+            )
+        })
+        .filter(|p| p.ends_with("-amd64")))
 }
 
 /// `apt-cache depends linux-image-amd64` -> "linux-image-6.1.0-N-amd64".
 fn kernel_package() -> Result<String> {
-    let query = || Command::new("apt-cache").args(["depends", KERNEL_META]).output();
+    let query = || {
+        Command::new("apt-cache")
+            .args(["depends", KERNEL_META])
+            .output()
+    };
     let mut out = query().context("running apt-cache")?;
     if !out.status.success() {
         apt_update()?;
@@ -161,14 +206,21 @@ fn apt_download(dir: &Path, pkgs: &[&str]) -> Result<()> {
             // apt's _apt user may not write into target/; root may.
             apt.args(["-o", "APT::Sandbox::User=root"]);
         }
-        apt.args(["download", "-q"]).args(pkgs).current_dir(dir).stdout(Stdio::null()).status()
+        apt.args(["download", "-q"])
+            .args(pkgs)
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .status()
     };
     if download().context("running apt-get")?.success() {
         return Ok(());
     }
     // A fresh machine may have no package lists yet.
     apt_update()?;
-    ensure!(download().context("running apt-get")?.success(), "apt-get download failed (Debian bookworm's package sources are needed)");
+    ensure!(
+        download().context("running apt-get")?.success(),
+        "apt-get download failed (Debian bookworm's package sources are needed)"
+    );
     Ok(())
 }
 
@@ -180,11 +232,18 @@ fn apt_update() -> Result<()> {
 /// true if it unpacked.
 fn unpack(root: &Path, debs: &[PathBuf], kernel_deb: &Path) -> Result<bool> {
     let stamp_path = root.join(".unpacked-from");
-    let stamp: String = debs.iter().map(|d| format!("{}\n", d.file_name().unwrap_or_default().to_string_lossy())).collect();
+    let stamp: String = debs
+        .iter()
+        .map(|d| format!("{}\n", d.file_name().unwrap_or_default().to_string_lossy()))
+        .collect();
     if fs::read_to_string(&stamp_path).is_ok_and(|s| s == stamp) {
         return Ok(false);
     }
-    println!("test-xen: unpacking {} packages into {}", debs.len(), root.display());
+    println!(
+        "test-xen: unpacking {} packages into {}",
+        debs.len(),
+        root.display()
+    );
     if root.exists() {
         fs::remove_dir_all(root)?;
     }
@@ -197,7 +256,11 @@ fn unpack(root: &Path, debs: &[PathBuf], kernel_deb: &Path) -> Result<bool> {
         "dpkg-deb --fsys-tarfile '{}' | tar -x -C '{}' --wildcards {}",
         kernel_deb.display(),
         root.display(),
-        KERNEL_PATHS.iter().map(|p| format!("'{p}'")).collect::<Vec<_>>().join(" ")
+        KERNEL_PATHS
+            .iter()
+            .map(|p| format!("'{p}'"))
+            .collect::<Vec<_>>()
+            .join(" ")
     );
     crate::run(Command::new("sh").args(["-ec", &pipeline]))?;
     fs::write(stamp_path, stamp)?;
@@ -215,7 +278,11 @@ fn kernel_release(root: &Path) -> Result<String> {
 }
 
 fn gunzip(gz: &Path, out: &Path) -> Result<()> {
-    let data = Command::new("gzip").arg("-dc").arg(gz).output().context("running gzip")?;
+    let data = Command::new("gzip")
+        .arg("-dc")
+        .arg(gz)
+        .output()
+        .context("running gzip")?;
     ensure!(data.status.success(), "gzip -dc {} failed", gz.display());
     write_atomically(out, &data.stdout)
 }
@@ -226,12 +293,17 @@ fn gunzip(gz: &Path, out: &Path) -> Result<()> {
 fn extract_vmlinux(bzimage: &Path, out: &Path) -> Result<()> {
     const XZ_MAGIC: &[u8] = b"\xfd7zXZ\x00";
     let image = fs::read(bzimage).with_context(|| format!("reading {}", bzimage.display()))?;
-    for start in (0..image.len().saturating_sub(XZ_MAGIC.len())).filter(|&i| image[i..].starts_with(XZ_MAGIC)) {
+    for start in (0..image.len().saturating_sub(XZ_MAGIC.len()))
+        .filter(|&i| image[i..].starts_with(XZ_MAGIC))
+    {
         if let Some(elf) = unxz(&image[start..])? {
             return write_atomically(out, &elf);
         }
     }
-    bail!("no xz-compressed ELF kernel inside {} (is CONFIG_KERNEL_XZ set?)", bzimage.display())
+    bail!(
+        "no xz-compressed ELF kernel inside {} (is CONFIG_KERNEL_XZ set?)",
+        bzimage.display()
+    )
 }
 
 /// Decompresses one xz stream (trailing bytes are ignored); `None` if it is

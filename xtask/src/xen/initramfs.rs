@@ -25,17 +25,30 @@ const PROGRAMS: &[(&str, &str)] = &[
     ("usr/lib/xen-4.17/bin/xl", "usr/sbin/xl"),
     ("usr/lib/xen-4.17/bin/xenstored", "usr/sbin/xenstored"),
     ("usr/lib/xen-4.17/bin/xenconsoled", "usr/sbin/xenconsoled"),
-    ("usr/lib/xen-4.17/bin/xen-init-dom0", "usr/sbin/xen-init-dom0"),
+    (
+        "usr/lib/xen-4.17/bin/xen-init-dom0",
+        "usr/sbin/xen-init-dom0",
+    ),
     ("usr/lib/xen-4.17/bin/xenctx", "usr/sbin/xenctx"),
     ("usr/bin/xenstore", "usr/bin/xenstore"),
 ];
 
 /// xenstore is one program answering to several names.
-const XENSTORE_NAMES: &[&str] = &["read", "write", "ls", "list", "rm", "exists", "chmod", "watch"];
+const XENSTORE_NAMES: &[&str] = &[
+    "read", "write", "ls", "list", "rm", "exists", "chmod", "watch",
+];
 
 /// Kernel modules for xl, xenstored, blkback and file-backed disks; their
 /// dependencies (the "depends=" of each .modinfo) are added and loaded first.
-const MODULES: &[&str] = &["xen-evtchn", "xen-gntdev", "xen-gntalloc", "xen-privcmd", "xenfs", "xen-blkback", "loop"];
+const MODULES: &[&str] = &[
+    "xen-evtchn",
+    "xen-gntdev",
+    "xen-gntalloc",
+    "xen-privcmd",
+    "xenfs",
+    "xen-blkback",
+    "loop",
+];
 
 /// Not in any package's ldd output but loaded by glibc at run time:
 /// pthread_cancel needs it, and xl aborts without it.
@@ -46,7 +59,18 @@ const LIB_DIR: &str = "lib/x86_64-linux-gnu";
 /// The dom0 system archive (1.).
 pub fn dom0(stage: &Stage) -> Result<Vec<u8>> {
     let mut a = Archive::default();
-    for d in ["proc", "sys", "dev", "run", "tmp", "var/log/xen/console", "var/lib/xen", "var/lib/xenstored", "sbin", "usr/bin"] {
+    for d in [
+        "proc",
+        "sys",
+        "dev",
+        "run",
+        "tmp",
+        "var/log/xen/console",
+        "var/lib/xen",
+        "var/lib/xenstored",
+        "sbin",
+        "usr/bin",
+    ] {
         a.dir(d);
     }
     add_busybox(&mut a, stage)?;
@@ -79,7 +103,11 @@ pub fn cases(cases: &[Case]) -> Result<Vec<u8>> {
         let dir = format!("cases/{}", case.dir_name());
         a.file(&format!("{dir}/xl.cfg"), 0o644, case.xl_cfg().as_bytes());
         a.file(&format!("{dir}/name"), 0o644, case.domain_name().as_bytes());
-        a.file(&format!("{dir}/timeout"), 0o644, case.timeout_secs.to_string().as_bytes());
+        a.file(
+            &format!("{dir}/timeout"),
+            0o644,
+            case.timeout_secs.to_string().as_bytes(),
+        );
     }
     Ok(a.finish())
 }
@@ -90,7 +118,10 @@ fn read(path: &Path) -> Result<Vec<u8>> {
 
 fn add_busybox(a: &mut Archive, stage: &Stage) -> Result<()> {
     let busybox = read(&stage.root.join("bin/busybox"))?;
-    ensure!(elf::is_static(&busybox)?, "busybox-static's /bin/busybox is not a static program");
+    ensure!(
+        elf::is_static(&busybox)?,
+        "busybox-static's /bin/busybox is not a static program"
+    );
     a.file("bin/busybox", 0o755, &busybox);
     a.symlink("bin/sh", "busybox");
     Ok(())
@@ -130,15 +161,27 @@ struct Needs {
 
 /// Runs ldd on `program`, with the packages' `lib_dir` searched first.
 fn ldd(program: &Path, lib_dir: &Path) -> Result<Needs> {
-    let out = Command::new("ldd").arg(program).env("LD_LIBRARY_PATH", lib_dir).output().context("running ldd")?;
-    ensure!(out.status.success(), "ldd {} failed: {}", program.display(), String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("ldd")
+        .arg(program)
+        .env("LD_LIBRARY_PATH", lib_dir)
+        .output()
+        .context("running ldd")?;
+    ensure!(
+        out.status.success(),
+        "ldd {} failed: {}",
+        program.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     let mut libs = Vec::new();
     let mut loader = None;
     for line in text.lines().map(str::trim) {
         match line.split_once(" => ") {
             Some((soname, rest)) if rest.starts_with("not found") => {
-                bail!("{} needs {soname}, which neither the downloaded packages nor the host have", program.display())
+                bail!(
+                    "{} needs {soname}, which neither the downloaded packages nor the host have",
+                    program.display()
+                )
             }
             Some((soname, rest)) => {
                 let path = rest.split(" (").next().unwrap_or_default();
@@ -154,16 +197,25 @@ fn ldd(program: &Path, lib_dir: &Path) -> Result<Needs> {
 }
 
 fn host_library(name: &str) -> Result<PathBuf> {
-    ["/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib64", "/usr/lib64"]
-        .iter()
-        .map(|d| Path::new(d).join(name))
-        .find(|p| p.exists())
-        .with_context(|| format!("the host has no {name} (Debian package libgcc-s1)"))
+    [
+        "/lib/x86_64-linux-gnu",
+        "/usr/lib/x86_64-linux-gnu",
+        "/lib64",
+        "/usr/lib64",
+    ]
+    .iter()
+    .map(|d| Path::new(d).join(name))
+    .find(|p| p.exists())
+    .with_context(|| format!("the host has no {name} (Debian package libgcc-s1)"))
 }
 
 /// Adds MODULES and their dependencies; returns the insmod order.
 fn add_modules(a: &mut Archive, stage: &Stage) -> Result<Vec<String>> {
-    let dir = stage.root.join("lib/modules").join(&stage.kernel_release).join("kernel");
+    let dir = stage
+        .root
+        .join("lib/modules")
+        .join(&stage.kernel_release)
+        .join("kernel");
     let mut all = std::collections::HashMap::new();
     find_modules(&dir, &mut all)?;
     let mut order = Vec::new();
@@ -190,7 +242,11 @@ fn find_modules(dir: &Path, all: &mut std::collections::HashMap<String, PathBuf>
         let path = entry?.path();
         if path.is_dir() {
             find_modules(&path, all)?;
-        } else if let Some(stem) = path.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix(".ko")) {
+        } else if let Some(stem) = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_suffix(".ko"))
+        {
             all.insert(module_key(stem), path);
         }
     }
@@ -198,15 +254,28 @@ fn find_modules(dir: &Path, all: &mut std::collections::HashMap<String, PathBuf>
 }
 
 /// Depth-first: the module's dependencies (its .modinfo "depends=") first.
-fn add_module(key: &str, all: &std::collections::HashMap<String, PathBuf>, order: &mut Vec<String>) -> Result<()> {
+fn add_module(
+    key: &str,
+    all: &std::collections::HashMap<String, PathBuf>,
+    order: &mut Vec<String>,
+) -> Result<()> {
     if order.iter().any(|k| k == key) {
         return Ok(());
     }
-    let path = all.get(key).with_context(|| format!("kernel module {key} is not in the kernel package"))?;
+    let path = all
+        .get(key)
+        .with_context(|| format!("kernel module {key} is not in the kernel package"))?;
     let image = read(path)?;
-    let info = elf::section(&image, ".modinfo")?.with_context(|| format!("{} has no .modinfo", path.display()))?;
-    let depends = info.split(|&c| c == 0).find_map(|kv| kv.strip_prefix(b"depends=")).unwrap_or_default();
-    for dep in String::from_utf8_lossy(depends).split(',').filter(|d| !d.is_empty()) {
+    let info = elf::section(&image, ".modinfo")?
+        .with_context(|| format!("{} has no .modinfo", path.display()))?;
+    let depends = info
+        .split(|&c| c == 0)
+        .find_map(|kv| kv.strip_prefix(b"depends="))
+        .unwrap_or_default();
+    for dep in String::from_utf8_lossy(depends)
+        .split(',')
+        .filter(|d| !d.is_empty())
+    {
         add_module(&module_key(dep), all, order)?;
     }
     order.push(key.to_owned());

@@ -34,11 +34,38 @@ pub struct Boot {
 
 /// Boots `xen` with `vmlinux` and `initrd` as multiboot modules; each serial
 /// line goes to `log_path` and to `on_line`. QEMU is killed after `limit`.
-pub fn boot(xen: &Path, vmlinux: &Path, initrd: &Path, log_path: &Path, limit: Duration, mut on_line: impl FnMut(&str)) -> Result<Boot> {
+pub fn boot(
+    xen: &Path,
+    vmlinux: &Path,
+    initrd: &Path,
+    log_path: &Path,
+    limit: Duration,
+    mut on_line: impl FnMut(&str),
+) -> Result<Boot> {
     let modules = format!("{} {DOM0_CMDLINE},{}", vmlinux.display(), initrd.display());
     let mut child = Command::new("qemu-system-x86_64")
-        .args(["-machine", "pc", "-accel", "tcg", "-cpu", "qemu64,+svm,+npt,+rdrand", "-m", "2048", "-smp", "2"])
-        .args(["-no-reboot", "-nodefaults", "-display", "none", "-monitor", "none", "-serial", "stdio"])
+        .args([
+            "-machine",
+            "pc",
+            "-accel",
+            "tcg",
+            "-cpu",
+            "qemu64,+svm,+npt,+rdrand",
+            "-m",
+            "2048",
+            "-smp",
+            "2",
+        ])
+        .args([
+            "-no-reboot",
+            "-nodefaults",
+            "-display",
+            "none",
+            "-monitor",
+            "none",
+            "-serial",
+            "stdio",
+        ])
         .arg("-kernel")
         .arg(xen)
         .args(["-append", XEN_CMDLINE, "-initrd", &modules])
@@ -52,7 +79,14 @@ pub fn boot(xen: &Path, vmlinux: &Path, initrd: &Path, log_path: &Path, limit: D
     let stdout = child.stdout.take().expect("piped");
     let reader = std::thread::spawn(move || {
         for line in BufReader::new(stdout).split(b'\n').map_while(|l| l.ok()) {
-            if tx.send(String::from_utf8_lossy(&line).trim_end_matches('\r').to_owned()).is_err() {
+            if tx
+                .send(
+                    String::from_utf8_lossy(&line)
+                        .trim_end_matches('\r')
+                        .to_owned(),
+                )
+                .is_err()
+            {
                 break;
             }
         }
@@ -64,7 +98,8 @@ pub fn boot(xen: &Path, vmlinux: &Path, initrd: &Path, log_path: &Path, limit: D
         s
     });
 
-    let mut file = std::fs::File::create(log_path).with_context(|| format!("creating {}", log_path.display()))?;
+    let mut file = std::fs::File::create(log_path)
+        .with_context(|| format!("creating {}", log_path.display()))?;
     let start = Instant::now();
     let mut log = String::new();
     let mut done_at = None;
@@ -86,7 +121,10 @@ pub fn boot(xen: &Path, vmlinux: &Path, initrd: &Path, log_path: &Path, limit: D
             Err(mpsc::RecvTimeoutError::Timeout) if start.elapsed() < deadline => {}
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 if done_at.is_none() {
-                    cut_short = Some(format!("QEMU killed after the {} s time limit", limit.as_secs()));
+                    cut_short = Some(format!(
+                        "QEMU killed after the {} s time limit",
+                        limit.as_secs()
+                    ));
                 }
                 break;
             }
@@ -98,7 +136,18 @@ pub fn boot(xen: &Path, vmlinux: &Path, initrd: &Path, log_path: &Path, limit: D
     let _ = reader.join();
     let qemu_err = err_reader.join().unwrap_or_default();
     if done_at.is_none() && cut_short.is_none() {
-        cut_short = Some(format!("QEMU exited ({status}) before dom0 finished{}", if qemu_err.trim().is_empty() { String::new() } else { format!(": {}", qemu_err.trim()) }));
+        cut_short = Some(format!(
+            "QEMU exited ({status}) before dom0 finished{}",
+            if qemu_err.trim().is_empty() {
+                String::new()
+            } else {
+                format!(": {}", qemu_err.trim())
+            }
+        ));
     }
-    Ok(Boot { log, cut_short, elapsed: start.elapsed() })
+    Ok(Boot {
+        log,
+        cut_short,
+        elapsed: start.elapsed(),
+    })
 }

@@ -36,7 +36,14 @@ pub struct Outcome {
 impl Outcome {
     /// The shutdown reason xl logged ("Domain N has shut down, reason code R").
     pub fn reason(&self) -> Option<&'static str> {
-        let code = self.xl.lines().find_map(|l| l.split_once("has shut down, reason code ")?.1.split_whitespace().next()?.parse::<usize>().ok())?;
+        let code = self.xl.lines().find_map(|l| {
+            l.split_once("has shut down, reason code ")?
+                .1
+                .split_whitespace()
+                .next()?
+                .parse::<usize>()
+                .ok()
+        })?;
         Some(REASONS.get(code).copied().unwrap_or("unknown"))
     }
 }
@@ -80,7 +87,9 @@ pub fn parse(log: &str) -> Serial {
             ["dom0-ready", ..] => s.dom0_ready = num(1),
             ["dom0-failed", what @ ..] => s.dom0_failed = Some(what.join(" ")),
             ["done", ..] => s.done = num(1),
-            ["case", id, "section", name, "begin"] => section = Some((id.to_string(), name.to_string())),
+            ["case", id, "section", name, "begin"] => {
+                section = Some((id.to_string(), name.to_string()))
+            }
             ["case", _, "section", _, "end"] => section = None,
             ["case", id, event, ..] => {
                 let o = s.cases.entry(id.to_string()).or_default();
@@ -102,7 +111,12 @@ pub fn parse(log: &str) -> Serial {
 }
 
 /// Judges `case`; `Ok(summary)` or `Err(what is wrong)`.
-fn judge(case: &Case, out: Option<&Outcome>, serial: &Serial, why_stopped: &str) -> Result<String, Vec<String>> {
+fn judge(
+    case: &Case,
+    out: Option<&Outcome>,
+    serial: &Serial,
+    why_stopped: &str,
+) -> Result<String, Vec<String>> {
     let Some(out) = out.filter(|o| o.ended) else {
         let why = match (&serial.dom0_failed, serial.dom0_ready) {
             (Some(f), _) => format!("dom0 failed to start: {f}"),
@@ -124,7 +138,10 @@ fn judge(case: &Case, out: Option<&Outcome>, serial: &Serial, why_stopped: &str)
     let reason = out.reason();
     match reason {
         Some(r) if r == case.reason => {}
-        Some(r) => bad.push(format!("shut down with reason {r}, expected {}", case.reason)),
+        Some(r) => bad.push(format!(
+            "shut down with reason {r}, expected {}",
+            case.reason
+        )),
         None if out.xl_exit == Some(0) => bad.push("xl logged no shutdown reason".into()),
         None => {}
     }
@@ -141,7 +158,11 @@ fn judge(case: &Case, out: Option<&Outcome>, serial: &Serial, why_stopped: &str)
         notes.insert(0, format!("{:.1} s in xl create", b - a));
     }
     let reason = reason.unwrap_or_default();
-    Ok(if notes.is_empty() { reason.to_owned() } else { format!("{reason} ({})", notes.join("; ")) })
+    Ok(if notes.is_empty() {
+        reason.to_owned()
+    } else {
+        format!("{reason} ({})", notes.join("; "))
+    })
 }
 
 /// The line without terminal escape sequences and control characters
@@ -169,7 +190,10 @@ fn plain(line: &str) -> String {
 
 /// Xen's per-domain save/restore chatter at creation, which explains nothing.
 fn noise(line: &str) -> bool {
-    line.contains(" save: ") || (line.contains("HVM") && line.contains(" restore: ")) || line.contains("xl.conf") || line.trim().is_empty()
+    line.contains(" save: ")
+        || (line.contains("HVM") && line.contains(" restore: "))
+        || line.contains("xl.conf")
+        || line.trim().is_empty()
 }
 
 /// The lines that explain a failure: xl's errors, Xen's log for the domain,
@@ -190,9 +214,17 @@ fn evidence(out: Option<&Outcome>, tail: &mut Option<String>) -> String {
         }
         return e;
     };
-    let nonblank = |text: &str| -> Vec<String> { text.lines().filter(|l| !noise(l)).map(plain).collect() };
+    let nonblank =
+        |text: &str| -> Vec<String> { text.lines().filter(|l| !noise(l)).map(plain).collect() };
     let blocks = [
-        ("xl", out.xl.lines().filter(|l| !l.contains(": detail: ") && !noise(l)).map(plain).collect()),
+        (
+            "xl",
+            out.xl
+                .lines()
+                .filter(|l| !l.contains(": detail: ") && !noise(l))
+                .map(plain)
+                .collect(),
+        ),
         ("Xen (xl dmesg)", nonblank(&out.xen)),
         ("guest console", nonblank(&out.console)),
         ("dom0 kernel", nonblank(&out.dom0)),
@@ -214,7 +246,14 @@ fn evidence(out: Option<&Outcome>, tail: &mut Option<String>) -> String {
 }
 
 /// Prints the verdicts; returns the number of failures.
-pub fn print(cases: &[Case], skipped: &[Skipped], serial: &Serial, log: &str, why_stopped: &str, out_dir: &Path) -> Result<usize> {
+pub fn print(
+    cases: &[Case],
+    skipped: &[Skipped],
+    serial: &Serial,
+    log: &str,
+    why_stopped: &str,
+    out_dir: &Path,
+) -> Result<usize> {
     let mut tail = {
         let lines: Vec<&str> = log.lines().filter(|l| !noise(l)).collect();
         Some(lines[lines.len().saturating_sub(30)..].join("\n"))
@@ -245,7 +284,13 @@ fn save(case: &Case, out: Option<&Outcome>, out_dir: &Path) -> Result<()> {
     std::fs::create_dir_all(&dir)?;
     std::fs::write(dir.join("xl.cfg"), case.xl_cfg())?;
     if let Some(o) = out {
-        for (file, text) in [("xl.log", &o.xl), ("console.log", &o.console), ("xen.log", &o.xen), ("dom0.log", &o.dom0), ("vcpu.log", &o.vcpu)] {
+        for (file, text) in [
+            ("xl.log", &o.xl),
+            ("console.log", &o.console),
+            ("xen.log", &o.xen),
+            ("dom0.log", &o.dom0),
+            ("vcpu.log", &o.vcpu),
+        ] {
             std::fs::write(dir.join(file), text)?;
         }
     }
@@ -293,7 +338,10 @@ Hello from Xenolith!
 
     #[test]
     fn escapes_and_controls_are_dropped() {
-        assert_eq!(plain("\x1b[30m\x1b[47mWelcome\x1b[1;1H to GRUB!\r\x07"), "Welcome to GRUB!");
+        assert_eq!(
+            plain("\x1b[30m\x1b[47mWelcome\x1b[1;1H to GRUB!\r\x07"),
+            "Welcome to GRUB!"
+        );
         assert_eq!(plain("a\tb"), "a\tb");
     }
 

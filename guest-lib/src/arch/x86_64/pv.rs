@@ -30,6 +30,7 @@
 //! upcall mask from the saved RFLAGS.IF.
 
 pub mod events;
+pub mod kexec;
 pub mod mm;
 mod traps;
 

@@ -421,3 +421,84 @@ pub unsafe fn map_frames(va: u64, mfns: &[u64]) -> Result<(), Errno> {
     };
     Errno::check(rc).map(drop)
 }
+
+/// The p2m list Xen handed over: the machine frame of each of the
+/// domain's `nr_pages` pseudo-physical frames.
+pub(super) fn p2m_list() -> &'static [u64] {
+    let at = P2M.load(Ordering::Relaxed) as *const u64;
+    let n = NR_PAGES.load(Ordering::Relaxed) as usize;
+    // SAFETY: `init` checked that the list is mapped, aligned and holds
+    // `nr_pages` entries; nothing writes it (the runtime never changes the
+    // p2m).
+    unsafe { core::slice::from_raw_parts(at, n) }
+}
+
+/// The machine frame of the L4 table in use.
+pub(super) fn root_mfn() -> Option<u64> {
+    Table::root().map(|t| t.mfn)
+}
+
+/// Remaps the RAM pages of `[start, end)` in the 1:1 map read-only or
+/// read-write (mmu_update batches), then flushes this vCPU's TLB.
+///
+/// # Safety
+/// Read-only: nothing may write the pages afterwards. Read-write: the
+/// pages must not be page tables Xen still uses (it refuses them anyway).
+pub(super) unsafe fn set_writable(start: u64, end: u64, writable: bool) -> Result<(), Errno> {
+    let mut batch = Batch::new();
+    let mut va = start & !(PAGE - 1);
+    while va < end {
+        let mut r = read_only(va)?;
+        if writable {
+            r.val |= pte::RW;
+        }
+        batch.push(r);
+        if batch.len == BATCH {
+            // SAFETY: the caller's promise about the pages.
+            unsafe { batch.submit() }?;
+        }
+        va += PAGE;
+    }
+    // SAFETY: as above.
+    unsafe { batch.submit() }?;
+    // SAFETY: a TLB flush changes no mapping.
+    unsafe {
+        mmuext(&mut [MmuextOp {
+            cmd: MMUEXT_TLB_FLUSH_LOCAL,
+            ..Default::default()
+        }])
+    }
+}
+
+/// Issues `ops` in one mmuext_op hypercall (Xen stops at the first failure).
+///
+/// # Safety
+/// The operations must leave everything Rust uses mapped as before.
+pub(super) unsafe fn mmuext(ops: &mut [MmuextOp]) -> Result<(), Errno> {
+    let mut done = 0u32;
+    // SAFETY: `ops` and `done` are live for the call; the effect of the
+    // operations is the caller's promise.
+    let rc = unsafe {
+        hypercall::hypercall4(
+            nr::MMUEXT_OP,
+            ops.as_mut_ptr() as u64,
+            ops.len() as u64,
+            &mut done as *mut u32 as u64,
+            xen_abi::DOMID_SELF.into(),
+        )
+    };
+    Errno::check(rc).map(drop)
+}
+
+/// Sends `reqs` (at most one batch) in one mmu_update hypercall.
+///
+/// # Safety
+/// The requests must leave everything Rust uses mapped as before.
+pub(super) unsafe fn mmu_update(reqs: &[MmuUpdate]) -> Result<(), Errno> {
+    let mut batch = Batch::new();
+    for r in reqs.iter().take(BATCH) {
+        batch.push(*r);
+    }
+    // SAFETY: forwarded to the caller.
+    unsafe { batch.submit() }
+}
