@@ -135,7 +135,7 @@ mod imp {
             extent_order: 0,
             mem_flags: 0,
             domid: xen_abi::DOMID_SELF,
-            pad: [0; 6],
+            pad: [0; 3],
         };
         // SAFETY: one gpfn in a local array; Xen fills the (now empty)
         // gpfn with a fresh page.

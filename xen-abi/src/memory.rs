@@ -57,7 +57,7 @@ crate::assert_size!(AddToPhysmap, 24);
 /// [`COMPAT_MEMORY_RESERVATION_SIZE`] bytes of u32 handle, u32 count, u32
 /// order, u32 flags, u16 domid, with u32 frame numbers in the list).
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct MemoryReservation {
     /// Guest address of the array of frame numbers (xen_pfn_t), one per extent.
     pub extent_start: u64,
@@ -96,23 +96,3 @@ crate::assert_size!(MemoryMap, 16);
 /// Size of Xen's packed `struct e820entry { u64 addr; u64 size; u32 type; }`.
 pub const E820_ENTRY_SIZE: usize = 20;
 
-/// `struct xen_memory_reservation` (XENMEM_increase_reservation,
-/// decrease_reservation, populate_physmap).
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct MemoryReservation {
-    /// Guest address of an array of `nr_extents` frame numbers (for
-    /// populate_physmap: the gpfns to fill).
-    pub extent_start: u64,
-    /// Number of extents.
-    pub nr_extents: u64,
-    /// log2 of pages per extent.
-    pub extent_order: u32,
-    /// XENMEMF_* flags.
-    pub mem_flags: u32,
-    /// Domain (DOMID_SELF).
-    pub domid: u16,
-    /// Padding to the C layout.
-    pub pad: [u8; 6],
-}
-crate::assert_size!(MemoryReservation, 32);

@@ -872,7 +872,7 @@ mod tests {
         assert_eq!(read(&m, BASE - 1, 1), [0xaa]);
         assert_eq!(
             plan(&k, &params(128 * MIB, None, None)).unwrap_err().to_string(),
-            "kernel segment 0 [0x8000000, 0x8002000) is outside RAM (128 MiB: [0x0, 0x8000000))"
+            "kernel segment 0 [0x8000000, 0x8002000) is outside the RAM kernels may use ([0x0, 0x1000), [0x9000, 0x8000000))"
         );
     }
 

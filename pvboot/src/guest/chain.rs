@@ -79,14 +79,16 @@ fn try_boot(boot: &BootInfo, disks: &[Disk], config_device: Option<&str>, entry:
     }
     let load_start = time::now_ns();
 
+    let pv = guest_lib::arch::mode() == guest_lib::arch::Mode::Pv;
     let mut ram = FreeRam::new(boot);
     let image_range = ram.image.clone();
     let heap = ram.heap.clone();
-    // Kernels may use free RAM in [1 MiB, pvboot's image), and pvboot's
-    // image itself through a staging area.
+    // Kernels may use free RAM in [1 MiB, pvboot's image), and (PVH only)
+    // pvboot's image itself through a staging area: a PV hand-off cannot
+    // copy with paging off, and would need pvgrub's frame swapping.
     let mut allowed: Vec<Range<u64>> =
         ram.ranges().iter().filter(|r| r.start < image_range.start).map(|r| r.start..r.end.min(image_range.start)).collect();
-    let staging = ram.take_top(image_range.end - image_range.start, heap.end);
+    let staging = if pv { None } else { ram.take_top(image_range.end - image_range.start, heap.end) };
     if let Some(s) = &staging {
         allowed.push(image_range.clone());
         ram.stage(s.clone());
@@ -97,17 +99,19 @@ fn try_boot(boot: &BootInfo, disks: &[Disk], config_device: Option<&str>, entry:
     fs.lookup(path).map_err(|e| format!("{kfile} on {}: {e}", found.name))?;
     let mut image = FileImage::open(fs, path).map_err(|e| format!("{path} on {}: {e}", found.name))?;
     let size = image.size();
-    let loaded = kernel::load(&mut image, &mut ram, &limits, BootMode::Pvh).map_err(|e| format!("{path} on {}: {e}", found.name))?;
-    let (entry32, abi) = match &loaded.entry {
-        EntryPoint::Pvh { entry32 } => (*entry32, Abi::Pvh),
-        EntryPoint::Multiboot1 { entry32 } => (*entry32, Abi::Multiboot1),
-        EntryPoint::Pv(_) => {
-            return Err(format!("{path}: a PV-only kernel ({}); pvboot runs as PVH here", loaded.description));
-        }
-    };
+    let mode = if pv { BootMode::Pv } else { BootMode::Pvh };
+    let loaded = kernel::load(&mut image, &mut ram, &limits, mode).map_err(|e| format!("{path} on {}: {e}", found.name))?;
     timing.loaded = time::now_ns();
     timing.load_ns = timing.loaded - load_start;
     timing.bytes = size;
+    let (entry32, abi) = match &loaded.entry {
+        EntryPoint::Pvh { entry32 } => (*entry32, Abi::Pvh),
+        EntryPoint::Multiboot1 { entry32 } => (*entry32, Abi::Multiboot1),
+        EntryPoint::Pv(info) => {
+            drop(image);
+            return boot_pv(disks, config_device, entry, found, &loaded, info, &image_range, &mut ram, timing);
+        }
+    };
 
     // The final copy for anything staged over pvboot's image.
     let copy = staged_copy(&loaded, &image_range, staging.as_ref())?;
@@ -149,6 +153,54 @@ fn try_boot(boot: &BootInfo, disks: &[Disk], config_device: Option<&str>, entry:
     // a never-freed heap block outside the kernel, its modules and `copy`'s
     // destination (which stays inside pvboot's image).
     unsafe { handoff::enter(boot, abi, entry32, info, copy) }
+}
+
+/// The classic PV hand-off (pvgrub 1's kexec): the kernel is loaded at its
+/// pseudo-physical addresses; guest-lib builds its start_info, p2m list and
+/// page tables below pvboot's image and switches to them.
+#[allow(clippy::too_many_arguments)]
+fn boot_pv(
+    disks: &[Disk],
+    config_device: Option<&str>,
+    entry: &Entry,
+    found: Found,
+    loaded: &Loaded,
+    info: &kernel::PvInfo,
+    image_range: &Range<u64>,
+    ram: &mut FreeRam,
+    timing: &mut Timing,
+) -> Result<Never, String> {
+    use guest_lib::arch::pv::kexec::{prepare_pv, PvKernel};
+    use guest_lib::boot::PhysRange;
+    let path = entry.kernel.as_ref().map_or("", |k| k.path.as_str());
+    if info.class != kernel::elf::Class::Elf64 {
+        return Err(format!("{path}: a 32-bit PV kernel (Xen runs 64-bit PV guests only)"));
+    }
+    let start = loaded.ranges.iter().map(|r| r.start).min().unwrap_or(0);
+    let next = PvKernel {
+        virt_base: info.virt_base,
+        image: PhysRange { start: start & !0xfff, end: loaded.end() },
+        entry: info.entry,
+        hypercall_page: info.hypercall_page,
+        mod_start_pfn: info.mod_start_pfn,
+    };
+    let modules = load_modules(disks, config_device, entry, loaded, image_range, ram)?;
+    let ranges: Vec<PhysRange> = modules.iter().map(|m| PhysRange { start: m.range.start, end: m.range.end }).collect();
+    let prepared = prepare_pv(&next, &ranges, entry.args.trim()).map_err(|e| format!("{path}: {e}"))?;
+    timing.handoff = time::now_ns();
+    println!("pvboot: booting {path} from {} ({}, entry {:#x}, PV)", found.name, loaded.description, info.entry);
+    timing.print();
+    drop(found);
+    for d in disks {
+        if let Err(e) = d.close() {
+            println!("pvboot: closing {}: {e}", d.name);
+        }
+    }
+    let q = handoff::quiesce();
+    if let Some(e) = q.reset_watches_failed {
+        println!("pvboot: XS_RESET_WATCHES: {e}");
+    }
+    prepared.enter()
 }
 
 /// The copy that moves staged segments over pvboot's image at the hand-off.
