@@ -243,7 +243,6 @@ fn load_modules(
     let placed = nextboot::place_modules(&high, kernel_end..image.start, &sizes).map_err(|e| format!("{e}"))?;
     let mut out = Vec::new();
     for ((mut img, cmdline), range) in images.into_iter().zip(placed) {
-        ram.take(range.clone());
         let len = range.end - range.start;
         let mut done = 0u64;
         while done < len {
@@ -252,6 +251,8 @@ fn load_modules(
             img.read_at(done, dst).map_err(|e| format!("module {cmdline}: {e}"))?;
             done += n as u64;
         }
+        // Written while still free (slice_mut hands out free RAM only), then kept.
+        ram.take(range.clone());
         out.push(LoadedModule { range, cmdline });
     }
     Ok(out)

@@ -649,7 +649,11 @@ fn check_kexec_linux(case: &Case, out: &Outcome) -> Findings {
 /// [`initrd`]: it ran in `mode`, saw the domain's memory, found the
 /// initrd the boot loader passed and ran its /init.
 fn linux_findings(out: &Outcome, mode: Mode, f: &mut Findings) {
-    let lines: Vec<&str> = out.console.lines().map(str::trim_end).collect();
+    // A PVH Linux prints its early lines with earlyprintk=xen to Xen's
+    // debug port, so they are in `xl dmesg` as "(dN) ..."; hvc0 then
+    // carries the rest (a PV Linux has its console from the start).
+    let xen_lines = out.xen.lines().filter_map(|l| l.trim_start().strip_prefix("(d")?.split_once(") ").map(|(_, t)| t));
+    let lines: Vec<&str> = out.console.lines().chain(xen_lines).map(str::trim_end).collect();
     match lines.iter().find(|l| l.contains("Linux version ")) {
         Some(l) => f.notes.push(l.trim().chars().take(60).collect()),
         None => f
@@ -659,7 +663,7 @@ fn linux_findings(out: &Outcome, mode: Mode, f: &mut Findings) {
     let want = format!("Command line: {LINUX_CMDLINE}");
     if !lines.iter().any(|l| l.ends_with(&want)) {
         f.bad
-            .push(format!("no line ending {want:?} on the console"));
+            .push(format!("no line ending {want:?} on the console or in xl dmesg"));
     }
     let booted = match mode {
         Mode::Pv => "Hypervisor detected: Xen PV",
@@ -674,7 +678,7 @@ fn linux_findings(out: &Outcome, mode: Mode, f: &mut Findings) {
         INITRD_LINE,
     ] {
         if !lines.iter().any(|l| l.contains(want)) {
-            f.bad.push(format!("no line with {want:?} on the console"));
+            f.bad.push(format!("no line with {want:?} on the console or in xl dmesg"));
         }
     }
 }
