@@ -85,7 +85,8 @@ pub fn build_disk() -> Result<PathBuf> {
     fs::write(
         tree.join("boot.cfg"),
         "banner=pvboot demo: NetBSD's boot.cfg on the FFSv2 root\n\
-         menu=Hello (xz):boot hello.xz greetings from boot.cfg\n\
+         menu=Hello (gzip):boot hello.gz greetings from boot.cfg\n\
+         menu=Hello (xz):boot hello.xz xz-compressed\n\
          default=1\ntimeout=5\n",
     )?;
     let root_img = dir.join("root.img");
@@ -156,9 +157,10 @@ pub fn build_disk() -> Result<PathBuf> {
         .set_len(total)?;
     tool(
         Command::new("sgdisk")
-            .arg(format!("--new=1:{BOOT_START}:+{}", BOOT_BYTES / SECTOR - 1))
+            // Explicit last sectors (inclusive), so each partition is exactly its file system.
+            .arg(format!("--new=1:{BOOT_START}:{}", BOOT_START + BOOT_BYTES / SECTOR - 1))
             .args(["--typecode=1:ef00", "--change-name=1:boot"])
-            .arg(format!("--new=2:{root_start}:+{}", ROOT_BYTES / SECTOR - 1))
+            .arg(format!("--new=2:{root_start}:{}", root_start + ROOT_BYTES / SECTOR - 1))
             .args(["--typecode=2:a902", "--change-name=2:root"])
             .arg(&disk),
     )?;
