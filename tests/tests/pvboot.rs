@@ -299,3 +299,38 @@ fn disk_check_through_pvboot_reads_its_disk() {
     assert_eq!(got, want, "{run}");
     assert!(run.stdout.contains("disk-check: done"), "{run}");
 }
+
+/// grub.cfg's `search --label --set=root` (and `--fs-uuid`) picks the file
+/// system by its label or UUID: the config is on xvda, the kernels on an
+/// ext4 xvdb that mke2fs labelled; a search that matches nothing is one
+/// clear line, then the menu.
+#[test]
+fn grub_cfg_search_by_label_and_uuid_finds_the_kernel_disk() {
+    let dir = scratch("pvboot_search");
+    let cfgdir = dir.join("cfg");
+    std::fs::create_dir_all(&cfgdir).unwrap();
+    let uuid = "0b5f3c1e-7d2a-4c44-9f0e-2b1a6c3d4e5f";
+    let grub = format!(
+        "set default=1\nset timeout=0\n\
+         menuentry 'nowhere' {{\n  search --no-floppy --label --set=root NOSUCHLABEL\n  linux /boot/hello wrong\n}}\n\
+         menuentry 'by label' {{\n  search --no-floppy --label --set=root KERNELS\n  linux /boot/hello found by label\n}}\n\
+         menuentry 'by uuid' {{\n  search --no-floppy --fs-uuid --set=root {}\n  linux /boot/hello found by uuid\n}}\n",
+        uuid.to_uppercase()
+    );
+    let cfg_img = disk(&cfgdir, Fs::Ffs2, &[("boot/grub/grub.cfg", grub.into_bytes())]);
+    let tree = dir.join("kernels");
+    std::fs::create_dir_all(tree.join("boot")).unwrap();
+    std::fs::write(tree.join("boot/hello"), read("hello")).unwrap();
+    let kimg = dir.join("kernels.img");
+    let _ = std::fs::remove_file(&kimg);
+    tool("mke2fs", &["-q", "-F", "-t", "ext4", "-L", "KERNELS", "-U", uuid, "-d", tree.to_str().unwrap(), kimg.to_str().unwrap(), "16M"], None);
+    let disks = [format!("file:{},xvda,r", cfg_img.display()), format!("file:{},xvdb,r", kimg.display())];
+    let run = boot(&cfg(&dir, &disks, ""));
+    assert_eq!(run.code(), 0, "{run}");
+    assert!(run.stdout.contains("command line: found by label"), "{run}");
+    let run = boot(&cfg(&dir, &disks, "entry=3"));
+    assert_eq!(run.code(), 0, "{run}");
+    assert!(run.stdout.contains("command line: found by uuid"), "{run}");
+    let screen = boot_until(&cfg(&dir, &disks, "entry=1"), "Error booting");
+    assert!(screen.contains("search for NOSUCHLABEL: xvda (ffs2): no match; xvdb (ext4): no match"), "{screen}");
+}

@@ -17,7 +17,7 @@ use core::ops::Range;
 use guest_lib::boot::BootInfo;
 use guest_lib::handoff::{self, Abi, FinalCopy};
 use guest_lib::{println, time};
-use pvboot::config::{Entry, FileRef, RootSpec, SearchBy};
+use pvboot::config::{Entry, FileRef, RootSpec};
 use pvboot::kernel::{self, BootMode, EntryPoint, FileImage, Image, Limits, Loaded};
 use pvboot::nextboot::{self, MbModule, E820};
 
@@ -34,16 +34,13 @@ pub fn volume_for(disks: &[Disk], config_device: Option<&str>, root: Option<&Roo
     }
     match root {
         Some(RootSpec::Device(d)) => disks::open_device(disks, d),
-        Some(RootSpec::Search { by: SearchBy::File, value }) => {
-            disks::find_file(disks, value).map_err(|e| format!("search for {value}: {e}"))
-        }
-        Some(RootSpec::Search { by, value }) => {
-            let what = if *by == SearchBy::Label { "label" } else { "UUID" };
-            Err(format!("search by file-system {what} ('{value}') is not supported; name the partition (root (hd0,1))"))
+        Some(spec @ RootSpec::Search { value, .. }) => {
+            disks::find(disks, |fs| if spec.matches(fs) { Ok(()) } else { Err(String::from("no match")) })
+                .map_err(|e| format!("search for {value}: {e}"))
         }
         None => match config_device {
             Some(d) => disks::open_device(disks, d),
-            None => disks::find_file(disks, &file.path),
+            None => disks::find(disks, |fs| fs.lookup(&file.path).map(drop).map_err(|e| format!("{e}"))),
         },
     }
 }

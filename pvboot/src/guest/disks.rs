@@ -10,7 +10,8 @@ use alloc::vec::Vec;
 use guest_lib::blkdev::{self, BlkError};
 use guest_lib::blkfront::{self, BlkFront, Config};
 use pvboot::disk::{BlockDevice, Cache, DiskError};
-use pvboot::partition::Kind;
+use pvboot::fs::{self, FileSystem, FsError};
+use pvboot::partition::{self, Entry, Kind};
 use pvboot::ui::disks::resolve_device;
 use pvboot::volume::{self, Volume};
 
@@ -153,22 +154,33 @@ pub fn open_device(disks: &[Disk], dev: &str) -> Result<Found, String> {
     Ok(found(disks, i, v))
 }
 
-/// The first volume, trying each disk's first file system in order, that
-/// has `path`. The error names every place looked at.
-pub fn find_file(disks: &[Disk], path: &str) -> Result<Found, String> {
+/// The first volume (each disk's partitions in pvboot's order, then the
+/// whole disk) whose file system `wanted` accepts (else it says why not):
+/// GRUB's `search` by file, label or UUID. The error names every place
+/// looked at.
+pub fn find(disks: &[Disk], wanted: impl Fn(&dyn FileSystem) -> Result<(), String>) -> Result<Found, String> {
     let mut looked = Vec::new();
     for (i, d) in disks.iter().enumerate() {
-        let v = match volume::open(d.cache.clone(), d.cache.sector_size(), None) {
-            Ok(v) => v,
+        let table = match partition::read_table(&*d.cache, d.cache.sector_size()) {
+            Ok(t) => t,
             Err(e) => {
                 looked.push(format!("{}: {e}", d.name));
                 continue;
             }
         };
-        let f = found(disks, i, v);
-        match f.volume.fs.lookup(path) {
-            Ok(_) => return Ok(f),
-            Err(e) => looked.push(format!("{}: {e}", f.name)),
+        let mut volumes: Vec<Option<Entry>> = volume::candidates(&table).into_iter().cloned().map(Some).collect();
+        volumes.push(None);
+        for entry in volumes {
+            let mounted = match &entry {
+                Some(e) => volume::window(d.cache.clone(), &table, e).map_err(FsError::from).and_then(fs::mount),
+                None => fs::mount(d.cache.clone()),
+            };
+            let Ok(fs) = mounted else { continue };
+            let f = found(disks, i, Volume { table: table.clone(), entry, fs });
+            match wanted(&*f.volume.fs) {
+                Ok(()) => return Ok(f),
+                Err(why) => looked.push(format!("{}: {why}", f.name)),
+            }
         }
     }
     if looked.is_empty() {
