@@ -4,8 +4,9 @@
 //! grub.cfg, loads it and hands the domain over to it; the kernel's lines
 //! follow pvboot's on the console. Also: clear one-line errors for a
 //! missing and a corrupt kernel (then the menu again), menu.lst's
-//! fallback, pvboot chain-loading pvboot, and disk-check booted through
-//! pvboot reading a disk pvboot had open.
+//! fallback, grub.cfg's search by label and UUID, pvboot chain-loading
+//! pvboot, GRUB's PVH image chain-loaded and reading its own grub.cfg, and
+//! disk-check booted through pvboot reading a disk pvboot had open.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -333,4 +334,39 @@ fn grub_cfg_search_by_label_and_uuid_finds_the_kernel_disk() {
     assert!(run.stdout.contains("command line: found by uuid"), "{run}");
     let screen = boot_until(&cfg(&dir, &disks, "entry=1"), "Error booting");
     assert!(screen.contains("search for NOSUCHLABEL: xvda (ffs2): no match; xvdb (ext4): no match"), "{screen}");
+}
+
+/// A real PVH kernel nobody here wrote: pvboot chain-loads GRUB's
+/// i386-xen_pvh image (grub-mkimage, Debian's grub-xen-bin) from the disk
+/// (menu.lst, which pvboot reads first), and that GRUB, with its prefix on
+/// the same disk, reads its own grub.cfg there and prints from it. GRUB's
+/// blkfront connects to the disk pvboot closed: the backend serves the
+/// next kernel's frontend again.
+#[test]
+fn pvboot_chain_loads_grub_which_reads_its_own_grub_cfg() {
+    let dir = scratch("pvboot_grub");
+    let grub = dir.join("grub.elf");
+    let out = Command::new("grub-mkimage")
+        .args(["-O", "i386-xen_pvh", "-o"])
+        .arg(&grub)
+        .args(["-p", "(xen/xvda)/boot/grub", "ext2", "normal", "echo", "halt"])
+        .output()
+        .expect("grub-mkimage (cargo xtask setup installs grub-common and grub-xen-bin)");
+    assert!(out.status.success(), "grub-mkimage: {}", String::from_utf8_lossy(&out.stderr));
+    let menu = "default 0\ntimeout 0\ntitle GRUB 2\nkernel /boot/grub.elf\n";
+    let grub_cfg = "echo \"grub-peer: GRUB read its own grub.cfg from xvda\"\nhalt\n";
+    let img = disk(
+        &dir,
+        Fs::Ext4,
+        &[
+            ("boot/grub.elf", std::fs::read(&grub).unwrap()),
+            ("boot/grub/menu.lst", menu.as_bytes().to_vec()),
+            ("boot/grub/grub.cfg", grub_cfg.as_bytes().to_vec()),
+        ],
+    );
+    let run = boot(&cfg(&dir, &[format!("file:{},xvda,r", img.display())], ""));
+    assert_eq!(run.code(), 0, "GRUB's halt powers the domain off\n{run}");
+    let booting = at(&run, "pvboot: booting /boot/grub.elf from xvda (ext4)");
+    let grub_line = at(&run, "grub-peer: GRUB read its own grub.cfg from xvda");
+    assert!(booting < grub_line, "{run}");
 }
