@@ -186,7 +186,10 @@ pub fn sleep_until(deadline_ns: u64) {
             cpu::irq_restore(was_enabled);
             return;
         }
-        if !was_enabled || set_timer(deadline_ns).is_err() {
+        // Without a bound VIRQ_TIMER port (after `shutdown`) the timer
+        // would fire unseen and the halt never end: yield instead.
+        let timer_bound = TIMER_PORT.load(Ordering::Relaxed) != 0;
+        if !was_enabled || !timer_bound || set_timer(deadline_ns).is_err() {
             sched::yield_now();
             cpu::irq_restore(was_enabled);
             continue;

@@ -1,6 +1,9 @@
 //! Helpers for Xenolith's end-to-end tests: they run the real `xenolith`
 //! binary on real guest images, built beforehand by `cargo xtask build`.
 
+mod marker_kernel;
+pub use marker_kernel::marker_kernel;
+
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};

@@ -370,3 +370,52 @@ fn pvboot_chain_loads_grub_which_reads_its_own_grub_cfg() {
     let grub_line = at(&run, "grub-peer: GRUB read its own grub.cfg from xvda");
     assert!(booting < grub_line, "{run}");
 }
+
+/// What the test kernel writes to the debug port when it runs.
+const TINY_MARKER: &str = "pvboot-test: tiny kernel entered";
+
+/// Kernels compressed by the real tools, each format in turn: pvboot
+/// detects the format, decompresses into place and enters the kernel.
+#[test]
+fn boots_kernels_compressed_in_every_format() {
+    let dir = scratch("pvboot_compressed");
+    let kernel = dir.join("tiny");
+    std::fs::write(&kernel, marker_kernel(40 * 1024, TINY_MARKER)).unwrap();
+    let tools: [(&str, &[&str]); 7] = [
+        ("gz", &["gzip", "-9", "-c"]),
+        ("xz", &["xz", "--check=crc32", "-c"]),
+        ("zst", &["zstd", "-q", "-c"]),
+        ("bz2", &["bzip2", "-c"]),
+        ("lz4", &["lz4", "-l", "-q", "-c"]),
+        ("lzo", &["lzop", "-c"]),
+        ("lzma", &["lzma", "-c"]),
+    ];
+    let mut files = Vec::new();
+    for (ext, cmd) in tools {
+        let out = Command::new(cmd[0])
+            .args(&cmd[1..])
+            .arg(&kernel)
+            .output()
+            .unwrap_or_else(|e| panic!("{}: {e}", cmd[0]));
+        assert!(out.status.success(), "{cmd:?} failed");
+        files.push((format!("boot/tiny.{ext}"), out.stdout));
+    }
+    let listed: Vec<(&str, Vec<u8>)> = files.iter().map(|(p, b)| (p.as_str(), b.clone())).collect();
+    let img = disk(&dir, Fs::Ffs2, &listed);
+    for (path, _) in &files {
+        let run = boot(&cfg(
+            &dir,
+            &[format!("file:{},xvda,r", img.display())],
+            &format!("kernel=/{path}"),
+        ));
+        assert!(
+            run.stdout
+                .contains(&format!("pvboot: booting /{path} from xvda (ffs2)")),
+            "{run}"
+        );
+        assert!(
+            run.stderr.contains(TINY_MARKER),
+            "/{path}: the kernel did not run\n{run}"
+        );
+    }
+}

@@ -2,13 +2,12 @@
 //! loading the same 32 MiB kernel file from the same FFSv2 32K/4K disk on
 //! the same hypervisor, in the same run.
 //!
-//! - The kernel (`kernel32`, made here): an ELF32 whose first PT_LOAD holds a
-//!   multiboot 1 header and a 21-byte entry that writes a marker line to the
-//!   debug port 0xE9 and halts with interrupts off (our hypervisor then powers
-//!   the domain off), a PHYS32_ENTRY note for the same entry, and a second
-//!   PT_LOAD of 32 MiB of pseudo-random bytes (so the file system stores
-//!   every block and nothing compresses). pvboot boots it as PVH, GRUB as
-//!   multiboot (`multiboot` + `boot`): both read all 32 MiB.
+//! - The kernel (`kernel32`): `xenolith_tests::marker_kernel`, an ELF32
+//!   that is a multiboot 1 and a PVH kernel whose entry writes a marker line
+//!   to the debug port 0xE9 and halts with interrupts off (our hypervisor
+//!   then powers the domain off), with 32 MiB of filler in a second PT_LOAD.
+//!   pvboot boots it as PVH, GRUB as multiboot (`multiboot` + `boot`): both
+//!   read all 32 MiB.
 //! - Measured: domain start (process spawn) to the marker line on the
 //!   hypervisor's stderr, i.e. to the first instruction of the chain-loaded
 //!   kernel; median of [`PVBOOT_RUNS`] pvboot runs, one GRUB run (it takes
@@ -37,98 +36,15 @@ const PVBOOT_RUNS: usize = 3;
 const RUN_LIMIT: Duration = Duration::from_secs(600);
 /// What the kernel writes to port 0xE9 on entry.
 const MARKER: &str = "xenolith-bench: kernel entered";
-/// Where the kernel's code segment is loaded.
-const CODE_PADDR: u32 = 0x10_0000;
-/// Where its data segment is loaded.
-const DATA_PADDR: u32 = 0x20_0000;
-
-/// The entry code (32-bit, flat, paging off), followed by the NUL-terminated marker:
-/// `mov $0xe9,%dx; mov $msg,%esi; 1: lodsb; test %al,%al; jz 2f; out %al,%dx;
-/// jmp 1b; 2: cli; hlt; jmp 2b`.
-fn entry_code(msg_addr: u32) -> Vec<u8> {
-    let mut c = vec![0x66, 0xBA, 0xE9, 0x00, 0xBE];
-    c.extend_from_slice(&msg_addr.to_le_bytes());
-    c.extend_from_slice(&[
-        0xAC, 0x84, 0xC0, 0x74, 0x03, 0xEE, 0xEB, 0xF8, 0xFA, 0xF4, 0xEB, 0xFC,
-    ]);
-    c
-}
-
-/// An ELF32 kernel of `total` bytes, bootable as PVH and as multiboot 1.
-pub fn kernel(total: usize) -> Vec<u8> {
-    const CODE_OFF: usize = 0x1000;
-    const DATA_OFF: usize = 0x2000;
-    let data_len = total - DATA_OFF;
-    let mut f = vec![0u8; total];
-    // ELF header.
-    f[..4].copy_from_slice(b"\x7fELF");
-    f[4] = 1; // ELFCLASS32
-    f[5] = 1; // little-endian
-    f[6] = 1; // EV_CURRENT
-    let put16 = |f: &mut [u8], o: usize, v: u16| f[o..o + 2].copy_from_slice(&v.to_le_bytes());
-    let put32 = |f: &mut [u8], o: usize, v: u32| f[o..o + 4].copy_from_slice(&v.to_le_bytes());
-    put16(&mut f, 16, 2); // ET_EXEC
-    put16(&mut f, 18, 3); // EM_386
-    put32(&mut f, 20, 1);
-    let entry = CODE_PADDR + 0x10;
-    put32(&mut f, 24, entry);
-    put32(&mut f, 28, 52); // e_phoff
-    put16(&mut f, 40, 52); // e_ehsize
-    put16(&mut f, 42, 32); // e_phentsize
-    put16(&mut f, 44, 3); // e_phnum
-                          // Code page: multiboot header, entry code, marker, the PVH note.
-    let code = CODE_OFF;
-    let (magic, flags) = (0x1BAD_B002u32, 0u32);
-    put32(&mut f, code, magic);
-    put32(&mut f, code + 4, flags);
-    put32(
-        &mut f,
-        code + 8,
-        0u32.wrapping_sub(magic).wrapping_sub(flags),
-    );
-    let msg_off = 0x40;
-    let ec = entry_code(CODE_PADDR + msg_off as u32);
-    f[code + 0x10..code + 0x10 + ec.len()].copy_from_slice(&ec);
-    let msg = format!("{MARKER}\n\0");
-    f[code + msg_off..code + msg_off + msg.len()].copy_from_slice(msg.as_bytes());
-    let note = code + 0x100;
-    put32(&mut f, note, 4); // namesz
-    put32(&mut f, note + 4, 4); // descsz
-    put32(&mut f, note + 8, 18); // XEN_ELFNOTE_PHYS32_ENTRY
-    f[note + 12..note + 16].copy_from_slice(b"Xen\0");
-    put32(&mut f, note + 16, entry);
-    // Data: xorshift32 bytes.
-    let mut x = 0x9E37_79B9u32;
-    for w in f[DATA_OFF..].chunks_exact_mut(4) {
-        x ^= x << 13;
-        x ^= x >> 17;
-        x ^= x << 5;
-        w.copy_from_slice(&x.to_le_bytes());
-    }
-    // Program headers: code, data, note.
-    let ph = |f: &mut [u8], i: usize, typ: u32, off: usize, paddr: u32, len: usize, flags: u32| {
-        let o = 52 + i * 32;
-        put32(f, o, typ);
-        put32(f, o + 4, off as u32);
-        put32(f, o + 8, paddr);
-        put32(f, o + 12, paddr);
-        put32(f, o + 16, len as u32);
-        put32(f, o + 20, len as u32);
-        put32(f, o + 24, flags);
-        put32(f, o + 28, if typ == 4 { 4 } else { 0x1000 });
-    };
-    ph(&mut f, 0, 1, CODE_OFF, CODE_PADDR, 0x1000, 5);
-    ph(&mut f, 1, 1, DATA_OFF, DATA_PADDR, data_len, 6);
-    ph(&mut f, 2, 4, note, CODE_PADDR + 0x100, 20, 4);
-    f
-}
-
 /// An FFSv2 32K/4K image holding `kernel` as /kernel32 and pvboot's config.
 fn disk(dir: &Path, name: &str, kernel_bytes: usize) -> Result<PathBuf> {
     let tree = dir.join(format!("{name}.d"));
     let _ = fs::remove_dir_all(&tree);
     fs::create_dir_all(tree.join("boot/grub"))?;
-    fs::write(tree.join("kernel32"), kernel(kernel_bytes))?;
+    fs::write(
+        tree.join("kernel32"),
+        xenolith_tests::marker_kernel(kernel_bytes, MARKER),
+    )?;
     fs::write(
         tree.join("boot/grub/menu.lst"),
         "default 0\ntimeout 0\ntitle bench kernel\nkernel /kernel32\n",

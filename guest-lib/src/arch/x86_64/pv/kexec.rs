@@ -20,9 +20,10 @@
 //!    (MMUEXT_PIN_L4_TABLE), which makes Xen validate the whole tree; on
 //!    failure it undoes that and returns the error;
 //! 4. updates the machine-to-physical table for the two moved rings and
-//!    their trade partners (MMU_MACHPHYS_UPDATE), then closes the timer's VIRQ port and stops the timer (the next kernel
-//!    binds VIRQ_TIMER again), drains the console, masks upcalls (the PV
-//!    entry state), and keeps the console and xenstore ports;
+//!    their trade partners (MMU_MACHPHYS_UPDATE), drains the console,
+//!    masks upcalls (the PV entry state), then closes the timer's VIRQ port
+//!    and stops the timer (the next kernel binds VIRQ_TIMER again), and
+//!    keeps the console and xenstore ports;
 //! 5. jumps to the trampoline at its old address, which is mapped at the
 //!    same address in the new tables. It issues one mmuext_op with two
 //!    operations: MMUEXT_NEW_BASEPTR to the new L4, then MMUEXT_UNPIN_TABLE
@@ -385,9 +386,10 @@ impl PreparedPv {
             l.virt(0),
             l.virt(l.map_end)
         );
-        let _ = crate::time::shutdown();
+        // Drain first: the flush sleeps on the timer, which shutdown closes.
         let _ = crate::console::flush(core::time::Duration::from_secs(2));
         crate::arch::cpu::disable_interrupts();
+        let _ = crate::time::shutdown();
         // SAFETY: the machine-to-physical table changes no mapping; the
         // console keeps its page pointer.
         if let Err(e) = unsafe { mm::mmu_update(&self.m2p[..self.m2p_len]) } {
