@@ -15,6 +15,7 @@
 use core::alloc::{GlobalAlloc, Layout};
 use core::ptr::{null_mut, NonNull};
 
+use linked_list_allocator::hole::HoleList;
 use linked_list_allocator::Heap;
 
 use crate::boot::{BootInfo, MemoryKind, MemoryRegion, PhysRange};
@@ -164,6 +165,66 @@ unsafe impl GlobalAlloc for GuestHeap {
             unsafe { self.0.lock().deallocate(p, layout) }
         }
     }
+
+    /// Grows a block in place when the free memory right after it is where
+    /// first fit puts the extra bytes; otherwise allocates, copies, frees.
+    /// Buffers that double as they fill (a decompressor's window, a Vec)
+    /// would otherwise leave every smaller copy behind as a hole too small
+    /// for the next: a window growing to 32 MiB would span 64 MiB of heap.
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if self.grow_in_place(ptr, layout, new_size) {
+            return ptr;
+        }
+        // SAFETY: `GlobalAlloc::realloc`'s contract: new_size is non-zero
+        // and, rounded up to the alignment, does not overflow isize.
+        let new_layout = unsafe { Layout::from_size_align_unchecked(new_size, layout.align()) };
+        // SAFETY: a non-zero size.
+        let new = unsafe { self.alloc(new_layout) };
+        if !new.is_null() {
+            // SAFETY: both blocks are live, distinct, and at least this long.
+            unsafe {
+                core::ptr::copy_nonoverlapping(ptr, new, layout.size().min(new_size));
+                self.dealloc(ptr, layout);
+            }
+        }
+        new
+    }
+}
+
+impl GuestHeap {
+    /// Takes the memory right after the block at `ptr` (allocated with
+    /// `layout`) so that it holds `new_size` bytes; whether it did.
+    ///
+    /// linked_list_allocator keeps no per-block headers: a block is only
+    /// its (rounded) size, so a block and the extension allocated right
+    /// after it are freed later as one block of the rounded new size.
+    fn grow_in_place(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> bool {
+        let rounded = |size| {
+            Layout::from_size_align(size, layout.align())
+                .ok()
+                .and_then(|l| HoleList::align_layout(l).ok())
+                .map(|l| l.size())
+        };
+        let (Some(old), Some(new)) = (rounded(layout.size()), rounded(new_size)) else {
+            return false;
+        };
+        let Some(extra) = new.checked_sub(old) else { return false };
+        // Smaller extensions would be rounded up and no longer add up.
+        if extra < HoleList::min_size() {
+            return false;
+        }
+        let Ok(extension) = Layout::from_size_align(extra, core::mem::align_of::<usize>()) else {
+            return false;
+        };
+        let mut heap = self.0.lock();
+        let Ok(got) = heap.allocate_first_fit(extension) else { return false };
+        if got.as_ptr() as usize == ptr as usize + old {
+            return true;
+        }
+        // SAFETY: the block was just allocated with this layout.
+        unsafe { heap.deallocate(got, extension) };
+        false
+    }
 }
 
 /// The guest's allocator.
@@ -214,6 +275,58 @@ pub fn init(boot: &BootInfo, placement: Placement) -> Option<PhysRange> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A heap over `size` bytes of leaked host memory.
+    fn host_heap(size: usize) -> GuestHeap {
+        let heap = GuestHeap::empty();
+        let mem = Box::leak(alloc::vec![0u64; size / 8].into_boxed_slice());
+        // SAFETY: leaked memory, used by nothing else.
+        unsafe { heap.0.lock().init(mem.as_mut_ptr().cast(), size) };
+        heap
+    }
+
+    #[test]
+    fn a_doubling_buffer_grows_in_place() {
+        // 64 KiB doubling to 8 MiB behind a 1 MiB block in 10 MiB: copying
+        // each time would need 1 + 4 + 8 MiB.
+        let heap = host_heap(10 << 20);
+        let below = Layout::from_size_align(1 << 20, 8).unwrap();
+        // SAFETY (all calls): blocks this heap returned, with their layouts.
+        let first = unsafe { heap.alloc(below) };
+        assert!(!first.is_null());
+        let mut layout = Layout::from_size_align(64 << 10, 8).unwrap();
+        let mut p = unsafe { heap.alloc(layout) };
+        unsafe { p.write_bytes(0x5A, layout.size()) };
+        let start = p;
+        while layout.size() < 8 << 20 {
+            let new_size = layout.size() * 2;
+            p = unsafe { heap.realloc(p, layout, new_size) };
+            assert_eq!(p, start, "grown in place to {new_size}");
+            layout = Layout::from_size_align(new_size, 8).unwrap();
+        }
+        assert!(unsafe { core::slice::from_raw_parts(p, 64 << 10) }.iter().all(|&b| b == 0x5A));
+        unsafe { heap.dealloc(p, layout) };
+        unsafe { heap.dealloc(first, below) };
+        assert_eq!(heap.usage().0, 0, "the grown block is freed whole");
+    }
+
+    #[test]
+    fn a_block_with_a_neighbour_moves_and_keeps_its_bytes() {
+        let heap = host_heap(1 << 20);
+        let l = Layout::from_size_align(4096, 8).unwrap();
+        // SAFETY (all calls): blocks this heap returned, with their layouts.
+        let a = unsafe { heap.alloc(l) };
+        let b = unsafe { heap.alloc(l) };
+        unsafe { a.write_bytes(7, 4096) };
+        let a2 = unsafe { heap.realloc(a, l, 8192) };
+        assert_ne!(a2, a, "b is in the way");
+        assert!(unsafe { core::slice::from_raw_parts(a2, 4096) }.iter().all(|&x| x == 7));
+        unsafe {
+            heap.dealloc(a2, Layout::from_size_align(8192, 8).unwrap());
+            heap.dealloc(b, l);
+        }
+        assert_eq!(heap.usage().0, 0);
+    }
 
     const MIB: u64 = 1 << 20;
 

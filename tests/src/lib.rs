@@ -2,7 +2,7 @@
 //! binary on real guest images, built beforehand by `cargo xtask build`.
 
 mod marker_kernel;
-pub use marker_kernel::marker_kernel;
+pub use marker_kernel::{drop_pvh_note, marker_kernel};
 
 use std::io::Read;
 use std::path::{Path, PathBuf};

@@ -86,3 +86,10 @@ pub fn marker_kernel(total: usize, marker: &str) -> Vec<u8> {
     ph(&mut f, 2, 4, note, CODE_PADDR + 0x100, 20, 4);
     f
 }
+
+/// Makes a [`marker_kernel`] a multiboot-only kernel: its last program
+/// header, the PVH note, is dropped (e_phnum 3 -> 2).
+pub fn drop_pvh_note(kernel: &mut [u8]) {
+    assert_eq!(kernel[44..46], [3, 0], "not a marker kernel");
+    kernel[44] = 2;
+}

@@ -8,9 +8,9 @@
 //! pvboot, GRUB's PVH image chain-loaded and reading its own grub.cfg, and
 //! disk-check booted through pvboot reading a disk pvboot had open.
 
-use std::io::{BufRead, BufReader};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -38,7 +38,10 @@ fn tool(cmd: &str, args: &[&str], dir: Option<&Path>) {
 
 #[derive(Clone, Copy, Debug)]
 enum Fs {
-    Ffs2,
+    /// FFSv2 with 16K blocks and 2K fragments (makefs's and newfs's default).
+    Ffs2B16k,
+    /// FFSv2 with 32K blocks and 4K fragments (the HOWTO's other size).
+    Ffs2B32k,
     Ext4,
     Fat32,
 }
@@ -57,7 +60,8 @@ fn disk(dir: &Path, fs: Fs, files: &[(&str, Vec<u8>)]) -> PathBuf {
     let _ = std::fs::remove_file(&img);
     let (t, i) = (tree.to_str().unwrap(), img.to_str().unwrap());
     match fs {
-        Fs::Ffs2 => tool("makefs", &["-t", "ffs", "-o", "version=2", "-M", "16m", i, t], None),
+        Fs::Ffs2B16k => tool("makefs", &["-t", "ffs", "-o", "version=2,bsize=16384,fsize=2048", "-M", "16m", i, t], None),
+        Fs::Ffs2B32k => tool("makefs", &["-t", "ffs", "-o", "version=2,bsize=32768,fsize=4096", "-M", "16m", i, t], None),
         Fs::Ext4 => tool("mke2fs", &["-q", "-F", "-t", "ext4", "-d", t, i, "16M"], None),
         Fs::Fat32 => {
             tool("mkfs.fat", &["-C", "-F", "32", "-s", "8", i, "300000"], None);
@@ -89,52 +93,97 @@ fn boot(cfg: &Path) -> Run {
     xenolith_run(&["create", "-c", cfg.to_str().unwrap()], LIMIT)
 }
 
-/// Runs pvboot until its console shows `until` (then stops it) and returns
-/// the console output: for runs that end at a menu waiting for a key.
-fn boot_until(cfg: &Path, until: &str) -> String {
-    let mut child = Command::new(xenolith())
-        .args(["create", "-c", cfg.to_str().unwrap()])
-        .current_dir(root())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn xenolith");
-    let (tx, rx) = mpsc::channel();
-    let out = child.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let start = Instant::now();
-    let mut text = String::new();
-    while start.elapsed() < LIMIT {
-        match rx.recv_timeout(Duration::from_millis(100)) {
-            Ok(line) => {
-                text.push_str(&line);
-                text.push('\n');
-                if line.contains(until) {
-                    // What follows within a moment (the menu drawn again).
-                    std::thread::sleep(Duration::from_millis(500));
-                    while let Ok(l) = rx.try_recv() {
-                        text.push_str(&l);
-                        text.push('\n');
-                    }
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    return text;
+/// pvboot under `xenolith create -c` with a console to type on: stdin is a
+/// pipe (forwarded to the guest's console), stdout read as it comes.
+struct Console {
+    child: Child,
+    stdin: ChildStdin,
+    rx: mpsc::Receiver<Vec<u8>>,
+    /// Everything printed so far.
+    text: String,
+    /// Where the next `expect` starts looking.
+    seen: usize,
+}
+
+impl Console {
+    fn start(cfg: &Path) -> Console {
+        let mut child = Command::new(xenolith())
+            .args(["create", "-c", cfg.to_str().unwrap()])
+            .current_dir(root())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn xenolith");
+        let stdin = child.stdin.take().unwrap();
+        let mut out = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n @ 1..) = out.read(&mut buf) {
+                if tx.send(buf[..n].to_vec()).is_err() {
+                    break;
                 }
             }
-            Err(mpsc::RecvTimeoutError::Timeout) => {}
-            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        });
+        Console { child, stdin, rx, text: String::new(), seen: 0 }
+    }
+
+    /// Reads until the output after the last match shows `needle` (the
+    /// prompt has no newline: matching is on bytes, not lines).
+    fn expect(&mut self, needle: &str) -> &mut Console {
+        let start = Instant::now();
+        loop {
+            if let Some(i) = self.text[self.seen..].find(needle) {
+                self.seen += i + needle.len();
+                return self;
+            }
+            if start.elapsed() > LIMIT {
+                panic!("no {needle:?} on the console:\n{}", self.text);
+            }
+            match self.rx.recv_timeout(Duration::from_millis(100)) {
+                Ok(bytes) => self.text.push_str(&String::from_utf8_lossy(&bytes)),
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => panic!("xenolith ended before {needle:?}:\n{}", self.text),
+            }
         }
     }
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!("no {until:?} on the console:\n{text}");
+
+    /// Types `keys` on the console.
+    fn send(&mut self, keys: &str) -> &mut Console {
+        self.stdin.write_all(keys.as_bytes()).and_then(|()| self.stdin.flush()).expect("console input");
+        self
+    }
+
+    /// Output arriving within `quiet` (nothing is expected to happen).
+    fn idle(&mut self, quiet: Duration) -> &str {
+        let from = self.text.len();
+        let start = Instant::now();
+        while let Some(left) = quiet.checked_sub(start.elapsed()) {
+            if let Ok(bytes) = self.rx.recv_timeout(left) {
+                self.text.push_str(&String::from_utf8_lossy(&bytes));
+            }
+        }
+        &self.text[from..]
+    }
+
+    /// Stops the domain and returns the whole console output.
+    fn stop(mut self) -> String {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        while let Ok(bytes) = self.rx.try_recv() {
+            self.text.push_str(&String::from_utf8_lossy(&bytes));
+        }
+        self.text
+    }
+}
+
+/// Runs pvboot until its console shows `until`, then a moment more (the
+/// menu drawn again), and stops it: for runs that end at a menu.
+fn boot_until(cfg: &Path, until: &str) -> String {
+    let mut console = Console::start(cfg);
+    console.expect(until).idle(Duration::from_millis(500));
+    console.stop()
 }
 
 fn read(name: &str) -> Vec<u8> {
@@ -160,8 +209,13 @@ fn boots_hello_from(fs: Fs) {
 }
 
 #[test]
-fn boots_hello_from_ffs2() {
-    boots_hello_from(Fs::Ffs2);
+fn boots_hello_from_ffs2_16k_2k() {
+    boots_hello_from(Fs::Ffs2B16k);
+}
+
+#[test]
+fn boots_hello_from_ffs2_32k_4k() {
+    boots_hello_from(Fs::Ffs2B32k);
 }
 
 #[test]
@@ -177,14 +231,13 @@ fn boots_hello_from_fat32() {
 #[test]
 fn a_missing_kernel_is_one_clear_line_then_the_menu() {
     let dir = scratch("pvboot_missing");
-    let img = disk(&dir, Fs::Ffs2, &[("boot/hello", read("hello"))]);
+    let img = disk(&dir, Fs::Ffs2B16k, &[("boot/hello", read("hello"))]);
     let out = boot_until(&cfg(&dir, &[format!("file:{},xvda,r", img.display())], "kernel=/boot/nope"), "Error booting");
-    assert!(
-        out.contains("pvboot: kernel=/boot/nope: /boot/nope: not found (xvda (ffs2): no such file or directory)"),
-        "{out}"
-    );
-    let err = out.find("Error booting 'kernel=/boot/nope'").unwrap();
-    assert!(out[err..].contains("kernel=/boot/nope"), "the menu is shown again\n{out}");
+    let err = out
+        .find("Error booting 'kernel=/boot/nope': /boot/nope: not found (xvda (ffs2): no such file or directory)\r\n")
+        .unwrap_or_else(|| panic!("{out}"));
+    assert_eq!(out.matches("/boot/nope: not found").count(), 1, "one line\n{out}");
+    assert!(out[err..].contains("c opens a prompt."), "the menu is shown again\n{out}");
     assert!(!out.contains("panic"), "{out}");
 }
 
@@ -194,7 +247,7 @@ fn a_corrupt_kernel_is_one_clear_line_then_the_menu() {
     // hello with its program headers cut off, and a file that is no kernel.
     let mut cut = read("hello");
     cut.truncate(100);
-    let img = disk(&dir, Fs::Ffs2, &[("boot/cut", cut), ("boot/text", b"not a kernel at all\n".to_vec())]);
+    let img = disk(&dir, Fs::Ffs2B16k, &[("boot/cut", cut), ("boot/text", b"not a kernel at all\n".to_vec())]);
     let disks = [format!("file:{},xvda,r", img.display())];
     let out = boot_until(&cfg(&dir, &disks, "kernel=/boot/cut"), "Error booting");
     let line = out.lines().find(|l| l.contains("/boot/cut on xvda (ffs2):")).unwrap_or_else(|| panic!("{out}"));
@@ -222,7 +275,7 @@ fn boots_hello_through(fs: Fs, config_path: &str, config: &str) {
 #[test]
 fn boots_hello_through_menu_lst_on_ffs2() {
     boots_hello_through(
-        Fs::Ffs2,
+        Fs::Ffs2B16k,
         "/boot/grub/menu.lst",
         "default 0\ntimeout 0\ntitle hello\nkernel /boot/hello from the config\n",
     );
@@ -247,10 +300,10 @@ fn boots_hello_through_grub_cfg_on_ext4() {
 fn a_failing_default_falls_back() {
     let dir = scratch("pvboot_fallback");
     let menu = "default 0\nfallback 1\ntimeout 0\ntitle broken\nkernel /boot/gone\ntitle hello\nkernel /boot/hello fell back\n";
-    let img = disk(&dir, Fs::Ffs2, &[("boot/hello", read("hello")), ("boot/grub/menu.lst", menu.as_bytes().to_vec())]);
+    let img = disk(&dir, Fs::Ffs2B16k, &[("boot/hello", read("hello")), ("boot/grub/menu.lst", menu.as_bytes().to_vec())]);
     let run = boot(&cfg(&dir, &[format!("file:{},xvda,r", img.display())], ""));
     assert_eq!(run.code(), 0, "{run}");
-    let err = at(&run, "pvboot: broken: /boot/gone on xvda (ffs2): no such file or directory");
+    let err = at(&run, "Error booting 'broken': /boot/gone on xvda (ffs2): no such file or directory");
     let hello = at(&run, "command line: fell back");
     assert!(err < hello, "{run}");
 }
@@ -261,7 +314,7 @@ fn a_failing_default_falls_back() {
 #[test]
 fn pvboot_chain_loads_pvboot_which_boots_hello() {
     let dir = scratch("pvboot_twice");
-    let img = disk(&dir, Fs::Ffs2, &[("boot/hello", read("hello")), ("boot/pvboot", read("pvboot"))]);
+    let img = disk(&dir, Fs::Ffs2B16k, &[("boot/hello", read("hello")), ("boot/pvboot", read("pvboot"))]);
     let run = boot(&cfg(
         &dir,
         &[format!("file:{},xvda,r", img.display())],
@@ -279,7 +332,7 @@ fn pvboot_chain_loads_pvboot_which_boots_hello() {
 #[test]
 fn disk_check_through_pvboot_reads_its_disk() {
     let dir = scratch("pvboot_disk_check");
-    let img = disk(&dir, Fs::Ffs2, &[("boot/disk-check", read("disk-check"))]);
+    let img = disk(&dir, Fs::Ffs2B16k, &[("boot/disk-check", read("disk-check"))]);
     let data = dir.join("data.img");
     let bytes: Vec<u8> = (0..256 * 1024u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
     std::fs::write(&data, &bytes).unwrap();
@@ -318,7 +371,7 @@ fn grub_cfg_search_by_label_and_uuid_finds_the_kernel_disk() {
          menuentry 'by uuid' {{\n  search --no-floppy --fs-uuid --set=root {}\n  linux /boot/hello found by uuid\n}}\n",
         uuid.to_uppercase()
     );
-    let cfg_img = disk(&cfgdir, Fs::Ffs2, &[("boot/grub/grub.cfg", grub.into_bytes())]);
+    let cfg_img = disk(&cfgdir, Fs::Ffs2B16k, &[("boot/grub/grub.cfg", grub.into_bytes())]);
     let tree = dir.join("kernels");
     std::fs::create_dir_all(tree.join("boot")).unwrap();
     std::fs::write(tree.join("boot/hello"), read("hello")).unwrap();
@@ -401,7 +454,7 @@ fn boots_kernels_compressed_in_every_format() {
         files.push((format!("boot/tiny.{ext}"), out.stdout));
     }
     let listed: Vec<(&str, Vec<u8>)> = files.iter().map(|(p, b)| (p.as_str(), b.clone())).collect();
-    let img = disk(&dir, Fs::Ffs2, &listed);
+    let img = disk(&dir, Fs::Ffs2B32k, &listed);
     for (path, _) in &files {
         let run = boot(&cfg(
             &dir,
@@ -418,4 +471,62 @@ fn boots_kernels_compressed_in_every_format() {
             "/{path}: the kernel did not run\n{run}"
         );
     }
+}
+
+/// Two menu.lst entries booting hello with different arguments, the
+/// first the default after `timeout` seconds.
+fn two_entry_disk(dir: &Path, timeout: u32) -> PathBuf {
+    let menu = format!(
+        "default 0\ntimeout {timeout}\ntitle hello A\nkernel /boot/hello first\ntitle hello B\nkernel /boot/hello second\n"
+    );
+    let img = disk(dir, Fs::Ffs2B16k, &[("boot/hello", read("hello")), ("boot/grub/menu.lst", menu.into_bytes())]);
+    cfg(dir, &[format!("file:{},xvda,r", img.display())], "")
+}
+
+/// The console menu as a user drives it: a key stops the countdown, the
+/// arrows and a number select, `e` edits the selected entry's command
+/// line, Enter boots the edited line.
+#[test]
+fn keys_stop_the_countdown_select_and_edit_an_entry() {
+    let dir = scratch("pvboot_keys_menu");
+    let mut console = Console::start(&two_entry_disk(&dir, 3));
+    console.expect("Booting 'hello A' in 3 s; press any key to stop");
+    console.send("\x1b[B");
+    let after = console.idle(Duration::from_secs(5)).to_owned();
+    assert!(!after.contains("pvboot: booting"), "the countdown went on after a key:\n{after}");
+    console.send("\x1b[A").send("\x1b[B").send("1").send("2").send("e");
+    console.expect("Command line of 'hello B' (Enter boots it, Esc goes back)").expect("second");
+    console.send(" edited\r");
+    console.expect("command line: second edited");
+    let text = console.stop();
+    assert!(text.contains("Booting 'hello B'"), "{text}");
+}
+
+/// The `c` prompt: ls and cat on the domain's disk, then a kernel typed by
+/// hand (with its arguments) and booted.
+#[test]
+fn the_prompt_lists_shows_and_boots_a_typed_kernel() {
+    let dir = scratch("pvboot_keys_prompt");
+    let mut console = Console::start(&two_entry_disk(&dir, 30));
+    console.expect("c opens a prompt.").send("c").expect("pvboot> ");
+    console.send("ls /boot\r").expect("hello").expect("pvboot> ");
+    console.send("cat /boot/grub/menu.lst\r").expect("title hello B").expect("pvboot> ");
+    console.send("frobnicate\r").expect("unknown command 'frobnicate'").expect("pvboot> ");
+    console.send("kernel /boot/hello typed at the prompt\r").expect("pvboot> ");
+    console.send("boot\r").expect("command line: typed at the prompt");
+    console.stop();
+}
+
+/// A multiboot 1 ELF without a PVH note boots under PVH through
+/// pvboot's multiboot entry (the boot-loader bench's GRUB path, here
+/// through pvboot).
+#[test]
+fn boots_a_multiboot_kernel() {
+    let dir = scratch("pvboot_multiboot");
+    let mut kernel = marker_kernel(16 * 1024, TINY_MARKER);
+    xenolith_tests::drop_pvh_note(&mut kernel);
+    let img = disk(&dir, Fs::Ffs2B16k, &[("boot/mb", kernel)]);
+    let run = boot(&cfg(&dir, &[format!("file:{},xvda,r", img.display())], "kernel=/boot/mb"));
+    assert!(run.stdout.contains("pvboot: booting /boot/mb from xvda (ffs2) (ELF32 multiboot"), "{run}");
+    assert!(run.stderr.contains(TINY_MARKER), "the kernel did not run\n{run}");
 }

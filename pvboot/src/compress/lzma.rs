@@ -29,7 +29,10 @@ pub(super) fn error<E>(format: Compression, e: lzma_rust2::Error, at_end: bool) 
     use lzma_rust2::Error as L;
     match e {
         L::Eof => DecompressError::Truncated { format },
-        L::OutOfMemory(_) => DecompressError::Unsupported { format, what: "dictionary larger than 64 MiB" },
+        L::OutOfMemory(_) => DecompressError::Unsupported {
+            format,
+            what: "its dictionary (the decoder's window) does not fit in the memory left; the limit is 64 MiB",
+        },
         L::Unsupported(what) => DecompressError::Unsupported { format, what },
         L::InvalidData(what) if at_end && what.contains("truncat") => DecompressError::Truncated { format },
         L::InvalidData(what) | L::InvalidInput(what) | L::Other(what) | L::WriteZero(what) => {

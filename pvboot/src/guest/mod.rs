@@ -20,8 +20,12 @@ use self::chain::fmt_ms;
 use self::disks::{Disk, DiskHandle};
 
 /// The most heap pvboot takes (above its image): file-system caches,
-/// config files, the boot information it builds.
-pub const HEAP_MAX: u64 = 48 << 20;
+/// config files, the boot information it builds, and a compressed kernel
+/// with its decoder. The largest user is an xz or lzma kernel (Linux's use
+/// a 32 MiB dictionary): the compressed file plus the decoder's window,
+/// which doubles in place as the output grows (Debian's vmlinuz: 8 + 32
+/// MiB).
+pub const HEAP_MAX: u64 = 64 << 20;
 
 /// Config files larger than this are not read (the parser refuses more).
 const CONFIG_MAX: u64 = config::MAX_CONFIG_BYTES as u64;
@@ -176,8 +180,8 @@ pub fn run(boot: &'static BootInfo) {
             Boot::Entry { entry, .. } => (entry, config_device.as_deref()),
             Boot::Custom(entry) => (entry, config_device.as_deref()),
         };
+        // The UI shows why, on one line, and brings the menu back.
         let why = chain::boot_entry(boot, &disks, device, &entry, &mut timing);
-        println!("pvboot: {}: {why}", entry.title);
         let now = term.now_ms();
         ui.boot_failed(&why, now, &mut term);
     }

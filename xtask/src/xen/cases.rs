@@ -503,8 +503,8 @@ fn kexec_line(out: &Outcome, f: &mut Findings) {
 /// hello's command line in the pvboot disk's grub.cfg.
 const PVBOOT_HELLO_ARGS: &str = "SOME TEXT";
 
-/// The pvboot disk: ext4 (mke2fs -d) with /boot/hello, /boot/vmlinux (Debian's
-/// kernel, uncompressed), /boot/initrd.cpio and /boot/grub/grub.cfg.
+/// The pvboot disk: ext4 (mke2fs -d) with /boot/hello, /boot/vmlinuz (Debian's
+/// kernel, the bzImage it installs), /boot/initrd.cpio and /boot/grub/grub.cfg.
 fn pvboot_disk(stage: &Stage, guests: &[PathBuf], scratch: &Path) -> Result<PathBuf> {
     let hello = guests
         .iter()
@@ -517,16 +517,19 @@ fn pvboot_disk(stage: &Stage, guests: &[PathBuf], scratch: &Path) -> Result<Path
     let boot = root.join("boot");
     std::fs::create_dir_all(boot.join("grub"))?;
     std::fs::copy(hello, boot.join("hello"))?;
-    std::fs::copy(&stage.vmlinux, boot.join("vmlinux"))?;
+    // The bzImage as Debian installs it (an xz payload): pvboot unpacks it.
+    let vmlinuz = stage.root.join(format!("boot/vmlinuz-{}", stage.kernel_release));
+    std::fs::copy(&vmlinuz, boot.join("vmlinuz"))
+        .with_context(|| format!("copying {}", vmlinuz.display()))?;
     std::fs::write(boot.join("initrd.cpio"), initrd(stage)?)?;
     std::fs::write(
         boot.join("grub/grub.cfg"),
         format!(
             "set default=0\nset timeout=0\n\nmenuentry \"hello\" {{\n    linux /boot/hello {PVBOOT_HELLO_ARGS}\n}}\n\n\
-             menuentry \"linux\" {{\n    linux /boot/vmlinux {LINUX_CMDLINE}\n    initrd /boot/initrd.cpio\n}}\n"
+             menuentry \"linux\" {{\n    linux /boot/vmlinuz {LINUX_CMDLINE}\n    initrd /boot/initrd.cpio\n}}\n"
         ),
     )?;
-    let used: u64 = ["hello", "vmlinux", "initrd.cpio"]
+    let used: u64 = ["hello", "vmlinuz", "initrd.cpio"]
         .iter()
         .map(|f| {
             std::fs::metadata(boot.join(f))
@@ -611,6 +614,9 @@ fn check_pvboot_hello(case: &Case, out: &Outcome) -> Findings {
 fn check_pvboot_linux(case: &Case, out: &Outcome) -> Findings {
     let mut f = Findings::default();
     pvboot_line(out, &mut f);
+    if !out.console.lines().any(|l| l.starts_with("pvboot: booting /boot/vmlinuz") && l.contains("bzImage")) {
+        f.bad.push("pvboot did not boot /boot/vmlinuz as a bzImage".into());
+    }
     linux_findings(out, case.mode, &mut f);
     f
 }
