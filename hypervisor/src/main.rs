@@ -109,12 +109,8 @@ fn report(err: &dyn std::error::Error) -> ExitCode {
 
 /// Checks that the kernel loads into the configured memory without building a VM.
 fn dry_run(cfg: &toolstack::config::DomainConfig) -> Result<String, Box<dyn std::error::Error>> {
-    let bytes = std::fs::read(&cfg.kernel).map_err(|e| format!("cannot read kernel {}: {e}", cfg.kernel.display()))?;
+    let (bytes, ramdisk) = toolstack::domain::read_images(cfg)?;
     let kernel = loader::PvhKernel::parse(&bytes).map_err(|e| format!("{}: {e}", cfg.kernel.display()))?;
-    let ramdisk = match &cfg.ramdisk {
-        Some(p) => Some(std::fs::read(p).map_err(|e| format!("cannot read ramdisk {}: {e}", p.display()))?),
-        None => None,
-    };
     let layout = loader::MemoryLayout::new(cfg.memory_mib << 20);
     let params = loader::BootParams { layout: &layout, cmdline: cfg.cmdline.as_deref(), ramdisk: ramdisk.as_deref() };
     let boot = loader::plan(&kernel, &params).map_err(|e| format!("{}: {e}", cfg.kernel.display()))?;

@@ -9,6 +9,7 @@ use xen_abi::hvm;
 use super::config::{Action, DomainConfig};
 use crate::backends::block;
 use crate::backends::console::{Console, Sink};
+use crate::input::{self, InputError};
 use crate::loader::{self, BootParams, PvhKernel};
 use crate::vstate::cpuid::{self, XenLeaves};
 use crate::vstate::vcpu::{Probes, Vcpu};
@@ -22,17 +23,10 @@ use crate::xenstore::{self, Xenstored};
 /// Why a domain could not be built or run.
 #[derive(Debug, thiserror::Error)]
 pub enum DomainError {
-    /// A file named by the configuration could not be read.
-    #[error("cannot read {what} {path}: {err}")]
-    Read {
-        /// "kernel" or "ramdisk".
-        what: &'static str,
-        /// The file.
-        path: PathBuf,
-        /// The error.
-        #[source]
-        err: std::io::Error,
-    },
+    /// The kernel or ramdisk cannot be used (missing, not a regular file,
+    /// too large).
+    #[error(transparent)]
+    Input(#[from] InputError),
     /// The kernel is not a loadable PVH image.
     #[error("{path}: {err}")]
     Kernel {
@@ -84,12 +78,8 @@ type InputTarget = Arc<Mutex<Option<Arc<Domain>>>>;
 
 /// Runs the domain until it shuts down for good; returns the final reason.
 pub fn run(cfg: &DomainConfig, opts: &RunOptions) -> Result<ShutdownReason, DomainError> {
-    let kernel_bytes = std::fs::read(&cfg.kernel).map_err(|err| DomainError::Read { what: "kernel", path: cfg.kernel.clone(), err })?;
+    let (kernel_bytes, ramdisk) = read_images(cfg)?;
     let kernel = PvhKernel::parse(&kernel_bytes).map_err(|err| DomainError::Kernel { path: cfg.kernel.clone(), err: err.into() })?;
-    let ramdisk = match &cfg.ramdisk {
-        Some(p) => Some(std::fs::read(p).map_err(|err| DomainError::Read { what: "ramdisk", path: p.clone(), err })?),
-        None => None,
-    };
     let input: InputTarget = Arc::new(Mutex::new(None));
     if matches!(opts.console, ConsoleTarget::Terminal) {
         spawn_terminal_input(input.clone());
@@ -109,6 +99,25 @@ pub fn run(cfg: &DomainConfig, opts: &RunOptions) -> Result<ShutdownReason, Doma
         }
         return Ok(reason);
     }
+}
+
+/// The largest kernel file read: an ELF vmlinux with full debug information
+/// stays well below it, and its loadable part must fit in guest memory anyway.
+pub const MAX_KERNEL_BYTES: u64 = 1 << 30;
+/// The largest ramdisk read, whatever the guest's memory: the loader puts
+/// it in RAM below 4 GiB.
+pub const MAX_RAMDISK_BYTES: u64 = 4 << 30;
+
+/// Reads the kernel and the ramdisk named by `cfg`: regular files only, the
+/// kernel at most [`MAX_KERNEL_BYTES`], the ramdisk no larger than the
+/// guest's memory (nor [`MAX_RAMDISK_BYTES`]).
+pub fn read_images(cfg: &DomainConfig) -> Result<(Vec<u8>, Option<Vec<u8>>), InputError> {
+    let kernel = input::read_regular_file(&cfg.kernel, "kernel", MAX_KERNEL_BYTES)?;
+    let ramdisk = match &cfg.ramdisk {
+        Some(p) => Some(input::read_regular_file(p, "ramdisk", MAX_RAMDISK_BYTES.min(cfg.memory_mib << 20))?),
+        None => None,
+    };
+    Ok((kernel, ramdisk))
 }
 
 /// Builds one incarnation of the domain and runs it to shutdown.
