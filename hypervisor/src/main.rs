@@ -5,6 +5,7 @@ mod fstest;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use clap::error::ErrorKind;
 use clap::{ArgAction, Parser, Subcommand};
 
 use xenolith::toolstack::domain::{ConsoleTarget, RunOptions};
@@ -14,9 +15,10 @@ use xenolith::{loader, toolstack, xenstore};
 /// Run Xen PVH guests on any Linux host with /dev/kvm.
 ///
 /// Exit status of `create`: 0 the domain powered off, 1 an error in the
-/// configuration, the kernel or the hypervisor, 2 the domain crashed,
-/// 3 it rebooted (and on_reboot did not restart it), 4 it stopped
-/// otherwise (suspend, watchdog), 5 destroyed from the console with Ctrl-].
+/// command line, the configuration, the kernel or the hypervisor, 2 the
+/// domain crashed, 3 it rebooted (and on_reboot did not restart it), 4 it
+/// stopped otherwise (suspend, watchdog), 5 destroyed from the console with
+/// Ctrl-]. Other commands exit 0 on success and 1 on any error.
 #[derive(Parser)]
 #[command(name = "xenolith", version, about, long_about)]
 struct Cli {
@@ -70,7 +72,18 @@ struct CreateArgs {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // clap exits 2 on a usage error, which `create` uses for a crashed
+    // domain: report usage errors as errors (1) instead.
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return match e.kind() {
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => ExitCode::SUCCESS,
+                _ => ExitCode::from(toolstack::EXIT_ERROR),
+            };
+        }
+    };
     let level = match cli.verbose {
         0 => "warn",
         1 => "info",

@@ -1,9 +1,10 @@
 //! Hostile or careless input on the command line (issue 9): files that are
 //! not files (a FIFO blocked `open` forever, /dev/zero grew the process to
-//! gigabytes), huge configs. Each gets one clear line and
+//! gigabytes), huge configs, usage errors. Each gets one clear line and
 //! exit 1, quickly, before any guest runs; no guest image is needed.
 
 use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -154,4 +155,30 @@ fn a_config_of_many_appends_parses_quickly() {
     assert_eq!(run.code(), 0, "{run}");
     // Linear: milliseconds; copying the value on each append: 8 GB moved.
     assert!(start.elapsed() < Duration::from_millis(1500), "took {:?}", start.elapsed());
+}
+
+#[test]
+fn usage_errors_exit_1_not_2() {
+    let dir = scratch("cli_input_usage");
+    let kernel = marker(&dir);
+    let c = cfg(&dir, &kernel, "");
+    let bad_utf8 = OsStr::from_bytes(b"extra=\"\xff\"");
+    let cases: [(&str, Vec<&OsStr>); 5] = [
+        ("no config", vec![OsStr::new("create")]),
+        ("no command", vec![]),
+        ("unknown option", vec![OsStr::new("create"), OsStr::new("--frobnicate"), OsStr::new(&c)]),
+        ("empty --console-log", vec![OsStr::new("create"), OsStr::new("--console-log"), OsStr::new(""), OsStr::new(&c)]),
+        ("non-UTF-8 override", vec![OsStr::new("create"), OsStr::new("-n"), OsStr::new(&c), bad_utf8]),
+    ];
+    for (what, args) in cases {
+        let run = xenolith_in(&dir, &args);
+        assert_eq!(run.code(), 1, "{what}: {run}");
+        assert!(run.stdout.is_empty() && !run.stderr.is_empty(), "{what}: the usage goes to stderr: {run}");
+    }
+    for help in ["--help", "--version"] {
+        let run = xenolith_in(&dir, &[OsStr::new(help)]);
+        assert_eq!(run.code(), 0, "{help}: {run}");
+    }
+    let run = xenolith_in(&dir, &[OsStr::new("--help")]);
+    assert!(run.stdout.contains("Exit status"), "the help describes exit codes: {run}");
 }

@@ -6,7 +6,8 @@ pub mod domain;
 
 /// Exit status: the domain powered off.
 pub const EXIT_POWEROFF: u8 = 0;
-/// Exit status: the configuration, the kernel or the hypervisor failed.
+/// Exit status: the command line (usage), the configuration, the kernel or
+/// the hypervisor failed. Never 2, which means the domain crashed.
 pub const EXIT_ERROR: u8 = 1;
 /// Exit status: the domain crashed.
 pub const EXIT_CRASH: u8 = 2;
