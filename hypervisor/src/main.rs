@@ -8,7 +8,8 @@ use std::process::ExitCode;
 use clap::error::ErrorKind;
 use clap::{ArgAction, Parser, Subcommand};
 
-use xenolith::toolstack::domain::{ConsoleTarget, RunOptions};
+use xenolith::toolstack::domain::{ConsoleTarget, Outcome, RunOptions};
+use xenolith::toolstack::stop::{self, StopCause, Stopper};
 use xenolith::xen::ShutdownReason;
 use xenolith::{loader, toolstack, xenstore};
 
@@ -18,7 +19,9 @@ use xenolith::{loader, toolstack, xenstore};
 /// command line, the configuration, the kernel or the hypervisor, 2 the
 /// domain crashed, 3 it rebooted (and on_reboot did not restart it), 4 it
 /// stopped otherwise (suspend, watchdog), 5 destroyed from the console with
-/// Ctrl-]. Other commands exit 0 on success and 1 on any error.
+/// Ctrl-], 128+N destroyed on signal N (SIGHUP 129, SIGINT 130, SIGQUIT 131,
+/// SIGTERM 143), always restoring the terminal and removing the xenstored
+/// socket. Other commands exit 0 on success and 1 on any error.
 #[derive(Parser)]
 #[command(name = "xenolith", version, about, long_about)]
 struct Cli {
@@ -165,14 +168,28 @@ fn create(args: &CreateArgs) -> ExitCode {
         });
         ConsoleTarget::Log(path)
     };
-    match toolstack::domain::run(&cfg, &RunOptions { domid: 1, console }) {
-        Ok(reason) => {
+    // No thread runs yet: all that start from here inherit the blocked
+    // signals, and the signal thread alone takes them.
+    let stopper = Stopper::default();
+    if let Err(e) = stop::handle_signals(stopper.clone()) {
+        eprintln!("xenolith: cannot handle signals: {e}");
+        return ExitCode::from(toolstack::EXIT_ERROR);
+    }
+    match toolstack::domain::run(&cfg, &RunOptions { domid: 1, console, stopper }) {
+        Ok(Outcome::Shutdown(reason)) => {
             log::info!("domain {} ended: {}", cfg.name, reason.name());
             ExitCode::from(match reason {
                 ShutdownReason::Poweroff => toolstack::EXIT_POWEROFF,
                 ShutdownReason::Crash => toolstack::EXIT_CRASH,
                 ShutdownReason::Reboot => toolstack::EXIT_REBOOT,
                 _ => toolstack::EXIT_OTHER,
+            })
+        }
+        Ok(Outcome::Stopped(cause)) => {
+            log::info!("domain {} destroyed: {}", cfg.name, cause.describe());
+            ExitCode::from(match cause {
+                StopCause::ConsoleEscape => toolstack::EXIT_DESTROYED,
+                StopCause::Signal(n) => toolstack::EXIT_SIGNAL_BASE.saturating_add(n as u8),
             })
         }
         Err(e) => report(&e),

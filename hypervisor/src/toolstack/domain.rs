@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use xen_abi::hvm;
 
 use super::config::{Action, DomainConfig};
+use super::stop::{StopCause, Stopper};
 use crate::backends::block;
 use crate::backends::console::{Console, Sink};
 use crate::input::{self, InputError};
@@ -71,22 +72,35 @@ pub struct RunOptions {
     pub domid: u16,
     /// Where its console goes.
     pub console: ConsoleTarget,
+    /// Stops the run from outside (signals); the console escape uses it too.
+    pub stopper: Stopper,
 }
 
-/// The domain that terminal input goes to (it changes on restart).
-type InputTarget = Arc<Mutex<Option<Arc<Domain>>>>;
+/// How a run ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The domain shut down for this reason and was not restarted.
+    Shutdown(ShutdownReason),
+    /// It was destroyed from outside: the console escape or a signal.
+    Stopped(StopCause),
+}
 
-/// Runs the domain until it shuts down for good; returns the final reason.
-pub fn run(cfg: &DomainConfig, opts: &RunOptions) -> Result<ShutdownReason, DomainError> {
+/// Runs the domain until it shuts down for good or is stopped from outside.
+pub fn run(cfg: &DomainConfig, opts: &RunOptions) -> Result<Outcome, DomainError> {
     let (kernel_bytes, ramdisk) = read_images(cfg)?;
     let kernel = PvhKernel::parse(&kernel_bytes).map_err(|err| DomainError::Kernel { path: cfg.kernel.clone(), err: err.into() })?;
-    let input: InputTarget = Arc::new(Mutex::new(None));
     if matches!(opts.console, ConsoleTarget::Terminal) {
-        spawn_terminal_input(input.clone());
+        spawn_terminal_input(opts.stopper.clone(), cfg.name.clone());
     }
     let store = XenstoreLink::start(cfg);
     loop {
-        let reason = boot(cfg, opts, &kernel, ramdisk.as_deref(), &input, store.as_ref())?;
+        if let Some(cause) = opts.stopper.cause() {
+            return Ok(Outcome::Stopped(cause));
+        }
+        let reason = boot(cfg, opts, &kernel, ramdisk.as_deref(), store.as_ref())?;
+        if let Some(cause) = opts.stopper.cause() {
+            return Ok(Outcome::Stopped(cause));
+        }
         let action = match reason {
             ShutdownReason::Poweroff => cfg.on_poweroff,
             ShutdownReason::Reboot => cfg.on_reboot,
@@ -97,7 +111,7 @@ pub fn run(cfg: &DomainConfig, opts: &RunOptions) -> Result<ShutdownReason, Doma
             log::info!("domain {}: {} -> restarting", cfg.name, reason.name());
             continue;
         }
-        return Ok(reason);
+        return Ok(Outcome::Shutdown(reason));
     }
 }
 
@@ -126,7 +140,6 @@ fn boot(
     opts: &RunOptions,
     kernel: &PvhKernel,
     ramdisk: Option<&[u8]>,
-    input: &InputTarget,
     store: Option<&XenstoreLink>,
 ) -> Result<ShutdownReason, DomainError> {
     let layout = loader::MemoryLayout::new(cfg.memory_mib << 20);
@@ -185,7 +198,7 @@ fn boot(
             return Err(e);
         }
     };
-    *input.lock().unwrap_or_else(|e| e.into_inner()) = Some(dom.clone());
+    opts.stopper.set_current(Some(dom.clone()));
 
     let result = std::thread::scope(|s| {
         s.spawn(|| dom.run_timer());
@@ -205,7 +218,7 @@ fn boot(
     if let Some(store) = store {
         store.detach(&dom);
     }
-    *input.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    opts.stopper.set_current(None);
     result?;
     Ok(dom.shutdown_reason().unwrap_or(ShutdownReason::Crash))
 }
@@ -291,7 +304,9 @@ impl XenstoreLink {
 const ESCAPE: u8 = 0x1d;
 
 /// Forwards stdin to the current domain's console, in raw mode on a terminal.
-fn spawn_terminal_input(target: InputTarget) {
+/// Ctrl-] stops the run the orderly way (the process used to exit from this
+/// thread, leaving xenstored's socket behind).
+fn spawn_terminal_input(stopper: Stopper, cfg_name: String) {
     let raw = RawTerminal::enter();
     std::thread::spawn(move || {
         let _raw = raw;
@@ -303,13 +318,20 @@ fn spawn_terminal_input(target: InputTarget) {
                 return;
             }
             let bytes = &buf[..n as usize];
-            let Some(dom) = target.lock().unwrap_or_else(|e| e.into_inner()).clone() else { continue };
+            // Input before the domain exists (or between reboots) is
+            // dropped, but not the escape.
+            let dom = stopper.current();
             if let Some(pos) = bytes.iter().position(|&b| b == ESCAPE) {
-                dom.console.input(&dom, &bytes[..pos]);
-                eprintln!("\r\nxenolith: console escape (Ctrl-]): destroying domain {}\r", dom.info.name);
-                std::process::exit(super::EXIT_DESTROYED);
+                if let Some(dom) = &dom {
+                    dom.console.input(dom, &bytes[..pos]);
+                }
+                eprintln!("\r\nxenolith: console escape (Ctrl-]): destroying domain {}\r", cfg_name);
+                stopper.request(StopCause::ConsoleEscape);
+                return;
             }
-            dom.console.input(&dom, bytes);
+            if let Some(dom) = &dom {
+                dom.console.input(dom, bytes);
+            }
         }
     });
 }
