@@ -80,7 +80,10 @@ fn split_image(arg: &str) -> (String, Option<String>) {
 }
 
 fn execute(image: &str, part: Option<&str>, args: &FstestArgs) -> Result<(), String> {
-    let file = FileDisk::open(image).map_err(|e| e.to_string())?;
+    // Through `input`: a FIFO or a device other than a disk is refused
+    // before pvboot reads from it.
+    let opened = xenolith::input::open_disk(Path::new(image), "disk image", false).map_err(|e| e.to_string())?;
+    let file = FileDisk::from_file(opened.file, opened.size);
     let disk: Disk = Rc::new(Cache::new(file).map_err(|e| e.to_string())?);
     let mut out = io::stdout().lock();
     let path = args.path.as_deref();

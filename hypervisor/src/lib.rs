@@ -4,12 +4,14 @@
 //! [`vstate`] (KVM VM, vCPU, guest memory) → [`xen`] (hypercalls, event
 //! channels, grant tables, time) → [`xenstore`] (xenstored) → [`backends`]
 //! (console, block) → [`toolstack`] (xl.cfg, domain lifecycle), with
-//! [`loader`] building the PVH boot state. The `xenolith` binary is a thin CLI
-//! over this library; the parsers here are also fuzzed (hypervisor/fuzz/).
+//! [`loader`] building the PVH boot state and [`input`] opening the files
+//! a user names. The `xenolith` binary is a thin CLI over this library; the
+//! parsers here are also fuzzed (hypervisor/fuzz/).
 
 #![warn(missing_docs)]
 
 pub mod backends;
+pub mod input;
 pub mod loader;
 pub mod toolstack;
 pub mod vstate;

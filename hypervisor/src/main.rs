@@ -5,18 +5,23 @@ mod fstest;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use clap::error::ErrorKind;
 use clap::{ArgAction, Parser, Subcommand};
 
-use xenolith::toolstack::domain::{ConsoleTarget, RunOptions};
+use xenolith::toolstack::domain::{ConsoleTarget, Outcome, RunOptions};
+use xenolith::toolstack::stop::{self, StopCause, Stopper};
 use xenolith::xen::ShutdownReason;
 use xenolith::{loader, toolstack, xenstore};
 
 /// Run Xen PVH guests on any Linux host with /dev/kvm.
 ///
 /// Exit status of `create`: 0 the domain powered off, 1 an error in the
-/// configuration, the kernel or the hypervisor, 2 the domain crashed,
-/// 3 it rebooted (and on_reboot did not restart it), 4 it stopped
-/// otherwise (suspend, watchdog), 5 destroyed from the console with Ctrl-].
+/// command line, the configuration, the kernel or the hypervisor, 2 the
+/// domain crashed, 3 it rebooted (and on_reboot did not restart it), 4 it
+/// stopped otherwise (suspend, watchdog), 5 destroyed from the console with
+/// Ctrl-], 128+N destroyed on signal N (SIGHUP 129, SIGINT 130, SIGQUIT 131,
+/// SIGTERM 143), always restoring the terminal and removing the xenstored
+/// socket. Other commands exit 0 on success and 1 on any error.
 #[derive(Parser)]
 #[command(name = "xenolith", version, about, long_about)]
 struct Cli {
@@ -70,7 +75,18 @@ struct CreateArgs {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // clap exits 2 on a usage error, which `create` uses for a crashed
+    // domain: report usage errors as errors (1) instead.
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return match e.kind() {
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => ExitCode::SUCCESS,
+                _ => ExitCode::from(toolstack::EXIT_ERROR),
+            };
+        }
+    };
     let level = match cli.verbose {
         0 => "warn",
         1 => "info",
@@ -109,12 +125,8 @@ fn report(err: &dyn std::error::Error) -> ExitCode {
 
 /// Checks that the kernel loads into the configured memory without building a VM.
 fn dry_run(cfg: &toolstack::config::DomainConfig) -> Result<String, Box<dyn std::error::Error>> {
-    let bytes = std::fs::read(&cfg.kernel).map_err(|e| format!("cannot read kernel {}: {e}", cfg.kernel.display()))?;
+    let (bytes, ramdisk) = toolstack::domain::read_images(cfg)?;
     let kernel = loader::PvhKernel::parse(&bytes).map_err(|e| format!("{}: {e}", cfg.kernel.display()))?;
-    let ramdisk = match &cfg.ramdisk {
-        Some(p) => Some(std::fs::read(p).map_err(|e| format!("cannot read ramdisk {}: {e}", p.display()))?),
-        None => None,
-    };
     let layout = loader::MemoryLayout::new(cfg.memory_mib << 20);
     let params = loader::BootParams { layout: &layout, cmdline: cfg.cmdline.as_deref(), ramdisk: ramdisk.as_deref() };
     let boot = loader::plan(&kernel, &params).map_err(|e| format!("{}: {e}", cfg.kernel.display()))?;
@@ -156,14 +168,28 @@ fn create(args: &CreateArgs) -> ExitCode {
         });
         ConsoleTarget::Log(path)
     };
-    match toolstack::domain::run(&cfg, &RunOptions { domid: 1, console }) {
-        Ok(reason) => {
+    // No thread runs yet: all that start from here inherit the blocked
+    // signals, and the signal thread alone takes them.
+    let stopper = Stopper::default();
+    if let Err(e) = stop::handle_signals(stopper.clone()) {
+        eprintln!("xenolith: cannot handle signals: {e}");
+        return ExitCode::from(toolstack::EXIT_ERROR);
+    }
+    match toolstack::domain::run(&cfg, &RunOptions { domid: 1, console, stopper }) {
+        Ok(Outcome::Shutdown(reason)) => {
             log::info!("domain {} ended: {}", cfg.name, reason.name());
             ExitCode::from(match reason {
                 ShutdownReason::Poweroff => toolstack::EXIT_POWEROFF,
                 ShutdownReason::Crash => toolstack::EXIT_CRASH,
                 ShutdownReason::Reboot => toolstack::EXIT_REBOOT,
                 _ => toolstack::EXIT_OTHER,
+            })
+        }
+        Ok(Outcome::Stopped(cause)) => {
+            log::info!("domain {} destroyed: {}", cfg.name, cause.describe());
+            ExitCode::from(match cause {
+                StopCause::ConsoleEscape => toolstack::EXIT_DESTROYED,
+                StopCause::Signal(n) => toolstack::EXIT_SIGNAL_BASE.saturating_add(n as u8),
             })
         }
         Err(e) => report(&e),

@@ -2,7 +2,7 @@
 //! binary on real guest images, built beforehand by `cargo xtask build`.
 
 mod marker_kernel;
-pub use marker_kernel::{drop_pvh_note, marker_kernel};
+pub use marker_kernel::{drop_pvh_note, idle_marker_kernel, marker_kernel};
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -63,8 +63,16 @@ impl std::fmt::Display for Run {
 
 /// Runs `xenolith ARGS`, killing it after `limit`.
 pub fn xenolith_run(args: &[&str], limit: Duration) -> Run {
-    let mut child = Command::new(xenolith())
-        .args(args)
+    let mut cmd = Command::new(xenolith());
+    cmd.args(args);
+    run_command(cmd, limit)
+}
+
+/// Runs `cmd` (a `xenolith` command with its arguments and environment)
+/// from the workspace root with stdin closed, killing it after `limit`.
+pub fn run_command(mut cmd: Command, limit: Duration) -> Run {
+    let args: Vec<_> = cmd.get_args().map(|a| a.to_string_lossy().into_owned()).collect();
+    let mut child = cmd
         .current_dir(root())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

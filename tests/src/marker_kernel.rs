@@ -24,6 +24,19 @@ fn entry_code(msg_addr: u32) -> Vec<u8> {
     c
 }
 
+/// Like [`marker_kernel`], but its final `hlt` runs with interrupts on
+/// (`sti` instead of `cli`): with no event to wake it, the domain then
+/// stays alive and idle until it is destroyed (for tests of how xenolith
+/// stops).
+pub fn idle_marker_kernel(total: usize, marker: &str) -> Vec<u8> {
+    let mut f = marker_kernel(total, marker);
+    // `cli; hlt; jmp` ends the entry code.
+    let at = CODE_OFF + 0x10 + entry_code(0).len() - 4;
+    assert_eq!(f[at], 0xFA, "the entry code ends with cli; hlt; jmp");
+    f[at] = 0xFB;
+    f
+}
+
 /// The kernel file, `total` bytes (at least 8 KiB), printing `marker` (a
 /// line of at most 150 bytes). The filler is pseudo-random nibbles: every
 /// file-system block holds data, and compressors have work to do.

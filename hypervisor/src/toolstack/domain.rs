@@ -7,8 +7,10 @@ use std::sync::{Arc, Mutex};
 use xen_abi::hvm;
 
 use super::config::{Action, DomainConfig};
+use super::stop::{StopCause, Stopper};
 use crate::backends::block;
 use crate::backends::console::{Console, Sink};
+use crate::input::{self, InputError};
 use crate::loader::{self, BootParams, PvhKernel};
 use crate::vstate::cpuid::{self, XenLeaves};
 use crate::vstate::vcpu::{Probes, Vcpu};
@@ -22,17 +24,10 @@ use crate::xenstore::{self, Xenstored};
 /// Why a domain could not be built or run.
 #[derive(Debug, thiserror::Error)]
 pub enum DomainError {
-    /// A file named by the configuration could not be read.
-    #[error("cannot read {what} {path}: {err}")]
-    Read {
-        /// "kernel" or "ramdisk".
-        what: &'static str,
-        /// The file.
-        path: PathBuf,
-        /// The error.
-        #[source]
-        err: std::io::Error,
-    },
+    /// The kernel or ramdisk cannot be used (missing, not a regular file,
+    /// too large).
+    #[error(transparent)]
+    Input(#[from] InputError),
     /// The kernel is not a loadable PVH image.
     #[error("{path}: {err}")]
     Kernel {
@@ -77,26 +72,35 @@ pub struct RunOptions {
     pub domid: u16,
     /// Where its console goes.
     pub console: ConsoleTarget,
+    /// Stops the run from outside (signals); the console escape uses it too.
+    pub stopper: Stopper,
 }
 
-/// The domain that terminal input goes to (it changes on restart).
-type InputTarget = Arc<Mutex<Option<Arc<Domain>>>>;
+/// How a run ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The domain shut down for this reason and was not restarted.
+    Shutdown(ShutdownReason),
+    /// It was destroyed from outside: the console escape or a signal.
+    Stopped(StopCause),
+}
 
-/// Runs the domain until it shuts down for good; returns the final reason.
-pub fn run(cfg: &DomainConfig, opts: &RunOptions) -> Result<ShutdownReason, DomainError> {
-    let kernel_bytes = std::fs::read(&cfg.kernel).map_err(|err| DomainError::Read { what: "kernel", path: cfg.kernel.clone(), err })?;
+/// Runs the domain until it shuts down for good or is stopped from outside.
+pub fn run(cfg: &DomainConfig, opts: &RunOptions) -> Result<Outcome, DomainError> {
+    let (kernel_bytes, ramdisk) = read_images(cfg)?;
     let kernel = PvhKernel::parse(&kernel_bytes).map_err(|err| DomainError::Kernel { path: cfg.kernel.clone(), err: err.into() })?;
-    let ramdisk = match &cfg.ramdisk {
-        Some(p) => Some(std::fs::read(p).map_err(|err| DomainError::Read { what: "ramdisk", path: p.clone(), err })?),
-        None => None,
-    };
-    let input: InputTarget = Arc::new(Mutex::new(None));
     if matches!(opts.console, ConsoleTarget::Terminal) {
-        spawn_terminal_input(input.clone());
+        spawn_terminal_input(opts.stopper.clone(), cfg.name.clone());
     }
     let store = XenstoreLink::start(cfg);
     loop {
-        let reason = boot(cfg, opts, &kernel, ramdisk.as_deref(), &input, store.as_ref())?;
+        if let Some(cause) = opts.stopper.cause() {
+            return Ok(Outcome::Stopped(cause));
+        }
+        let reason = boot(cfg, opts, &kernel, ramdisk.as_deref(), store.as_ref())?;
+        if let Some(cause) = opts.stopper.cause() {
+            return Ok(Outcome::Stopped(cause));
+        }
         let action = match reason {
             ShutdownReason::Poweroff => cfg.on_poweroff,
             ShutdownReason::Reboot => cfg.on_reboot,
@@ -107,8 +111,27 @@ pub fn run(cfg: &DomainConfig, opts: &RunOptions) -> Result<ShutdownReason, Doma
             log::info!("domain {}: {} -> restarting", cfg.name, reason.name());
             continue;
         }
-        return Ok(reason);
+        return Ok(Outcome::Shutdown(reason));
     }
+}
+
+/// The largest kernel file read: an ELF vmlinux with full debug information
+/// stays well below it, and its loadable part must fit in guest memory anyway.
+pub const MAX_KERNEL_BYTES: u64 = 1 << 30;
+/// The largest ramdisk read, whatever the guest's memory: the loader puts
+/// it in RAM below 4 GiB.
+pub const MAX_RAMDISK_BYTES: u64 = 4 << 30;
+
+/// Reads the kernel and the ramdisk named by `cfg`: regular files only, the
+/// kernel at most [`MAX_KERNEL_BYTES`], the ramdisk no larger than the
+/// guest's memory (nor [`MAX_RAMDISK_BYTES`]).
+pub fn read_images(cfg: &DomainConfig) -> Result<(Vec<u8>, Option<Vec<u8>>), InputError> {
+    let kernel = input::read_regular_file(&cfg.kernel, "kernel", MAX_KERNEL_BYTES)?;
+    let ramdisk = match &cfg.ramdisk {
+        Some(p) => Some(input::read_regular_file(p, "ramdisk", MAX_RAMDISK_BYTES.min(cfg.memory_mib << 20))?),
+        None => None,
+    };
+    Ok((kernel, ramdisk))
 }
 
 /// Builds one incarnation of the domain and runs it to shutdown.
@@ -117,7 +140,6 @@ fn boot(
     opts: &RunOptions,
     kernel: &PvhKernel,
     ramdisk: Option<&[u8]>,
-    input: &InputTarget,
     store: Option<&XenstoreLink>,
 ) -> Result<ShutdownReason, DomainError> {
     let layout = loader::MemoryLayout::new(cfg.memory_mib << 20);
@@ -176,7 +198,7 @@ fn boot(
             return Err(e);
         }
     };
-    *input.lock().unwrap_or_else(|e| e.into_inner()) = Some(dom.clone());
+    opts.stopper.set_current(Some(dom.clone()));
 
     let result = std::thread::scope(|s| {
         s.spawn(|| dom.run_timer());
@@ -196,7 +218,7 @@ fn boot(
     if let Some(store) = store {
         store.detach(&dom);
     }
-    *input.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    opts.stopper.set_current(None);
     result?;
     Ok(dom.shutdown_reason().unwrap_or(ShutdownReason::Crash))
 }
@@ -282,7 +304,9 @@ impl XenstoreLink {
 const ESCAPE: u8 = 0x1d;
 
 /// Forwards stdin to the current domain's console, in raw mode on a terminal.
-fn spawn_terminal_input(target: InputTarget) {
+/// Ctrl-] stops the run the orderly way (the process used to exit from this
+/// thread, leaving xenstored's socket behind).
+fn spawn_terminal_input(stopper: Stopper, cfg_name: String) {
     let raw = RawTerminal::enter();
     std::thread::spawn(move || {
         let _raw = raw;
@@ -294,13 +318,20 @@ fn spawn_terminal_input(target: InputTarget) {
                 return;
             }
             let bytes = &buf[..n as usize];
-            let Some(dom) = target.lock().unwrap_or_else(|e| e.into_inner()).clone() else { continue };
+            // Input before the domain exists (or between reboots) is
+            // dropped, but not the escape.
+            let dom = stopper.current();
             if let Some(pos) = bytes.iter().position(|&b| b == ESCAPE) {
-                dom.console.input(&dom, &bytes[..pos]);
-                eprintln!("\r\nxenolith: console escape (Ctrl-]): destroying domain {}\r", dom.info.name);
-                std::process::exit(super::EXIT_DESTROYED);
+                if let Some(dom) = &dom {
+                    dom.console.input(dom, &bytes[..pos]);
+                }
+                eprintln!("\r\nxenolith: console escape (Ctrl-]): destroying domain {}\r", cfg_name);
+                stopper.request(StopCause::ConsoleEscape);
+                return;
             }
-            dom.console.input(&dom, bytes);
+            if let Some(dom) = &dom {
+                dom.console.input(dom, bytes);
+            }
         }
     });
 }

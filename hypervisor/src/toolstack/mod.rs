@@ -3,10 +3,12 @@
 
 pub mod config;
 pub mod domain;
+pub mod stop;
 
 /// Exit status: the domain powered off.
 pub const EXIT_POWEROFF: u8 = 0;
-/// Exit status: the configuration, the kernel or the hypervisor failed.
+/// Exit status: the command line (usage), the configuration, the kernel or
+/// the hypervisor failed. Never 2, which means the domain crashed.
 pub const EXIT_ERROR: u8 = 1;
 /// Exit status: the domain crashed.
 pub const EXIT_CRASH: u8 = 2;
@@ -15,4 +17,7 @@ pub const EXIT_REBOOT: u8 = 3;
 /// Exit status: the domain stopped for another reason (suspend, watchdog, soft reset).
 pub const EXIT_OTHER: u8 = 4;
 /// Exit status: destroyed from the console (Ctrl-]).
-pub const EXIT_DESTROYED: i32 = 5;
+pub const EXIT_DESTROYED: u8 = 5;
+/// Exit status on signal N (one of [`stop::SIGNALS`]): this plus N, as a
+/// shell reports a command killed by N.
+pub const EXIT_SIGNAL_BASE: u8 = 128;

@@ -225,7 +225,7 @@ impl Shared {
 pub struct Xenstored {
     shared: Arc<Shared>,
     thread: Mutex<Option<JoinHandle<()>>>,
-    socket: Option<PathBuf>,
+    socket: Option<socket::Bound>,
 }
 
 impl Xenstored {
@@ -251,9 +251,9 @@ impl Xenstored {
             next_watch: AtomicU64::new(1),
         });
         let (listener, socket) = match listener {
-            Some((l, p)) => {
-                log::info!("xenstored: listening on {}", p.display());
-                (Some(l), Some(p))
+            Some((l, bound)) => {
+                log::info!("xenstored: listening on {}", bound.path.display());
+                (Some(l), Some(bound))
             }
             None => (None, None),
         };
@@ -266,7 +266,7 @@ impl Xenstored {
 
     /// The unix socket path, if serving one.
     pub fn socket_path(&self) -> Option<&Path> {
-        self.socket.as_deref()
+        self.socket.as_ref().map(|b| b.path.as_path())
     }
 
     /// The guest's store event channel fired: wake the daemon thread. Never
@@ -421,13 +421,15 @@ impl Xenstored {
 
 impl Drop for Xenstored {
     fn drop(&mut self) {
+        // The path goes first, while the socket still listens: a xenolith
+        // starting now binds a fresh one rather than replacing ours.
+        if let Some(bound) = &self.socket {
+            bound.remove();
+        }
         self.shared.stop.store(true, Ordering::SeqCst);
         self.shared.wake();
         if let Some(t) = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take() {
             let _ = t.join();
-        }
-        if let Some(p) = &self.socket {
-            let _ = std::fs::remove_file(p);
         }
     }
 }

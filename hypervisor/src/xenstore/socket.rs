@@ -8,6 +8,13 @@
 //!   `<run dir>/xenstored/socket.<pid>` and logs it; a stale socket file
 //!   (nobody listening) is replaced.
 //!
+//! Checking, replacing, binding and removing a socket happen under an
+//! exclusive lock on `<run dir>/xenstored/socket.lock`: two xenolith
+//! processes starting together, or one starting while another exits,
+//! cannot remove each other's live socket (or one removed between the
+//! other's check and its own removal: "cannot listen ...: No such file").
+//! An exiting xenolith removes its socket only if the path still names it.
+//!
 //! Point Xen's tools at it with `XENSTORED_PATH` (libxenstore 4.17's
 //! xs_daemon_socket() and pyxs both honour it), e.g.
 //! `XENSTORED_PATH=$(xenolith xenstore-path) xenstore-ls`.
@@ -15,7 +22,7 @@
 //! created mode 0600.
 
 use std::io::ErrorKind;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 
@@ -86,13 +93,67 @@ pub fn locate(pid: Option<u32>) -> PathBuf {
     }
 }
 
+/// A bound socket: its path and the identity of its file, so that only
+/// this socket is ever removed from that path.
+#[derive(Debug)]
+pub struct Bound {
+    /// The socket path.
+    pub path: PathBuf,
+    identity: FileIdentity,
+}
+
+/// Device, inode and change time: inode numbers alone are reused at once
+/// once a file is removed.
+type FileIdentity = (u64, u64, i64, i64);
+
+fn identity(m: &std::fs::Metadata) -> FileIdentity {
+    (m.dev(), m.ino(), m.ctime(), m.ctime_nsec())
+}
+
+impl Bound {
+    /// Removes the socket file if the path still names this socket (and not
+    /// one another xenolith bound since), under the directory lock.
+    pub fn remove(&self) {
+        let _lock = DirLock::take(&self.path);
+        if std::fs::symlink_metadata(&self.path).is_ok_and(|m| identity(&m) == self.identity) {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// The exclusive lock that serialises socket changes in one directory;
+/// released when dropped (or when the process dies).
+struct DirLock(Option<std::fs::File>);
+
+impl DirLock {
+    /// Locks `<socket>.lock` beside `socket`, waiting for the holder. Without
+    /// a lock file (read-only directory) it goes on unlocked: it would fail
+    /// to bind there anyway.
+    fn take(socket: &Path) -> DirLock {
+        let mut name = socket.as_os_str().to_owned();
+        name.push(".lock");
+        let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).mode(0o600).open(PathBuf::from(name));
+        let Ok(file) = file else { return DirLock(None) };
+        use std::os::fd::AsRawFd;
+        // SAFETY: flock on a descriptor we own; no memory is involved.
+        while unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
+            if std::io::Error::last_os_error().kind() != ErrorKind::Interrupted {
+                return DirLock(None);
+            }
+        }
+        DirLock(Some(file))
+    }
+}
+
 /// Binds the socket by the rule above; `at` overrides the path (no
-/// fallback then). Returns the listener (non-blocking) and its path.
-pub fn bind(at: Option<&Path>) -> Result<(UnixListener, PathBuf), SocketError> {
+/// fallback then). Returns the listener (non-blocking) and what to remove.
+pub fn bind(at: Option<&Path>) -> Result<(UnixListener, Bound), SocketError> {
     let usual = at.map_or_else(default_path, Path::to_path_buf);
     if let Some(dir) = usual.parent() {
         std::fs::create_dir_all(dir).map_err(|err| SocketError::Dir { path: dir.to_owned(), err })?;
     }
+    // One lock (named after the usual path) covers the per-pid ones too.
+    let _lock = DirLock::take(&usual);
     let path = match try_bind(&usual) {
         Ok(l) => return finish(l, usual),
         Err(err) if err.kind() == ErrorKind::AddrInUse && at.is_none() => {
@@ -116,7 +177,11 @@ fn try_bind(path: &Path) -> std::io::Result<UnixListener> {
             // Only replace a socket: never delete some unrelated file.
             use std::os::unix::fs::FileTypeExt;
             if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket()) {
-                std::fs::remove_file(path)?;
+                match std::fs::remove_file(path) {
+                    // Gone already: its owner removed it as it exited.
+                    Err(e) if e.kind() == ErrorKind::NotFound => {}
+                    r => r?,
+                }
             }
             UnixListener::bind(path)
         }
@@ -124,14 +189,15 @@ fn try_bind(path: &Path) -> std::io::Result<UnixListener> {
     }
 }
 
-fn finish(l: UnixListener, path: PathBuf) -> Result<(UnixListener, PathBuf), SocketError> {
+fn finish(l: UnixListener, path: PathBuf) -> Result<(UnixListener, Bound), SocketError> {
     let err = |err| SocketError::Bind { path: path.clone(), err };
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).map_err(err)?;
     l.set_nonblocking(true).map_err(err)?;
+    let meta = std::fs::symlink_metadata(&path).map_err(err)?;
     if let Some(dir) = path.parent() {
         sweep(dir);
     }
-    Ok((l, path))
+    Ok((l, Bound { path, identity: identity(&meta) }))
 }
 
 /// Removes the per-pid sockets of xenolith processes that no longer exist
@@ -160,12 +226,55 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         let p = dir.join("xenstored/socket");
         let (l, got) = bind(Some(&p)).unwrap();
-        assert_eq!(got, p);
+        assert_eq!(got.path, p);
         assert_eq!(server_pid(&p), Some(std::process::id()));
         assert!(matches!(bind(Some(&p)), Err(SocketError::Bind { .. })), "live: not stolen");
         drop(l);
         let (_l2, got2) = bind(Some(&p)).unwrap();
-        assert_eq!(got2, p, "stale: replaced");
+        assert_eq!(got2.path, p, "stale: replaced");
+        got.remove();
+        assert!(p.exists(), "the first socket's removal leaves the second alone");
+        got2.remove();
+        assert!(!p.exists());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Starts racing on a stale socket: exactly one wins, the others find
+    /// it live (never "No such file", never two servers of which one
+    /// listens on a removed path).
+    #[test]
+    fn concurrent_binds_on_a_stale_socket_do_not_race() {
+        let dir = std::env::temp_dir().join(format!("xenolith-xs-race-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let p = dir.join("xenstored/socket");
+        for _ in 0..50 {
+            // A stale socket: bound, then closed without removing it.
+            drop(bind(Some(&p)).unwrap());
+            let barrier = std::sync::Barrier::new(6);
+            let results: Vec<_> = std::thread::scope(|s| {
+                let threads: Vec<_> = (0..6)
+                    .map(|_| {
+                        s.spawn(|| {
+                            barrier.wait();
+                            bind(Some(&p))
+                        })
+                    })
+                    .collect();
+                threads.into_iter().map(|t| t.join().unwrap()).collect()
+            });
+            let mut winners = Vec::new();
+            for r in results {
+                match r {
+                    Ok(won) => winners.push(won),
+                    Err(SocketError::Bind { err, .. }) => assert_eq!(err.kind(), ErrorKind::AddrInUse, "{err}"),
+                    Err(e) => panic!("{e}"),
+                }
+            }
+            assert_eq!(winners.len(), 1, "one server for the path");
+            let (l, b) = winners.pop().unwrap();
+            assert!(std::fs::symlink_metadata(&p).is_ok_and(|m| identity(&m) == b.identity), "the winner's socket is the one at the path");
+            drop(l);
+        }
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -23,6 +23,11 @@ impl FileDisk {
         }
         Ok(FileDisk { file, sectors: meta.len() / 512 })
     }
+
+    /// Uses an image already opened (and checked) by the caller, `size` bytes long.
+    pub fn from_file(file: File, size: u64) -> Self {
+        FileDisk { file, sectors: size / 512 }
+    }
 }
 
 impl BlockDevice for FileDisk {

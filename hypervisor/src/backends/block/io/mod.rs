@@ -14,24 +14,14 @@ pub use sync_io::SyncDisk;
 /// Why a disk image cannot be served.
 #[derive(Debug, thiserror::Error)]
 pub enum DiskError {
-    /// The file or device could not be opened.
-    #[error("cannot open {path}: {err}")]
-    Open {
-        /// The target.
-        path: PathBuf,
-        /// The error.
-        #[source]
-        err: std::io::Error,
-    },
+    /// The file or device could not be opened, or is neither a regular
+    /// file nor a block device (a FIFO is refused without waiting on it).
+    /// (Boxed: the error travels inside larger ones.)
+    #[error(transparent)]
+    Input(Box<crate::input::InputError>),
     /// Another process holds a conflicting lock on it.
     #[error("{path} is in use by another process (locked)")]
     Locked {
-        /// The target.
-        path: PathBuf,
-    },
-    /// Neither a regular file nor a block device.
-    #[error("{path} is not a regular file or a block device")]
-    NotADisk {
         /// The target.
         path: PathBuf,
     },
@@ -44,6 +34,12 @@ pub enum DiskError {
         #[source]
         err: std::io::Error,
     },
+}
+
+impl From<crate::input::InputError> for DiskError {
+    fn from(err: crate::input::InputError) -> Self {
+        DiskError::Input(Box::new(err))
+    }
 }
 
 /// Moves data between a disk and guest memory. All offsets and lengths are

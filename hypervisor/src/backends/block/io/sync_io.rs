@@ -2,13 +2,12 @@
 //! the guest's pages (through `GuestRam`, no bounce buffer), fdatasync for
 //! flushes and fallocate(PUNCH_HOLE | KEEP_SIZE) for discards.
 
-use std::fs::{File, OpenOptions};
-use std::io::{Seek, SeekFrom};
+use std::fs::File;
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::FileTypeExt;
 use std::path::Path;
 
 use super::{DiskError, Engine};
+use crate::input::{self, OpenDisk};
 use crate::vstate::memory::GuestRam;
 
 /// BLKSSZGET: logical block size of a block device.
@@ -31,21 +30,13 @@ impl SyncDisk {
     /// (shared when read-only, exclusive otherwise), so two domains cannot
     /// write the same image.
     pub fn open(path: &Path, readonly: bool) -> Result<Self, DiskError> {
-        let open_err = |err| DiskError::Open { path: path.to_path_buf(), err };
-        let mut file = OpenOptions::new().read(true).write(!readonly).open(path).map_err(open_err)?;
-        let meta = file.metadata().map_err(open_err)?;
-        let block_device = meta.file_type().is_block_device();
-        if !block_device && !meta.is_file() {
-            return Err(DiskError::NotADisk { path: path.to_path_buf() });
-        }
+        let OpenDisk { file, size, block_device } = input::open_disk(path, "disk", !readonly)?;
         let lock = if readonly { libc::LOCK_SH } else { libc::LOCK_EX };
         // SAFETY: flock on a file descriptor we own; no memory is involved.
         if unsafe { libc::flock(file.as_raw_fd(), lock | libc::LOCK_NB) } != 0 {
             return Err(DiskError::Locked { path: path.to_path_buf() });
         }
         let size_err = |err| DiskError::Size { path: path.to_path_buf(), err };
-        // Seeking to the end gives the size of block devices too.
-        let size = file.seek(SeekFrom::End(0)).map_err(size_err)?;
         let (logical, physical) = if block_device {
             let logical = ioctl_u32(&file, BLKSSZGET).map_err(size_err)?;
             let physical = ioctl_u32(&file, BLKPBSZGET).unwrap_or(logical);
@@ -53,7 +44,7 @@ impl SyncDisk {
         } else {
             // Files: any 512-byte aligned I/O works; advertise the file
             // system's block as the physical size so guests align to it.
-            let blksize = std::os::unix::fs::MetadataExt::blksize(&meta) as u32;
+            let blksize = file.metadata().map_or(512, |m| std::os::unix::fs::MetadataExt::blksize(&m)) as u32;
             (512, if blksize.is_power_of_two() { blksize.clamp(512, 4096) } else { 512 })
         };
         let logical = if logical.is_power_of_two() { logical.clamp(512, 4096) } else { 512 };
@@ -125,6 +116,7 @@ impl Engine for SyncDisk {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::input::InputError;
 
     #[test]
     fn opens_files_locks_and_punches_holes() {
@@ -149,8 +141,8 @@ mod tests {
         assert_eq!(std::fs::metadata(&path).unwrap().len(), 65536, "size kept");
         drop(disk);
         assert!(SyncDisk::open(&path, true).is_ok());
-        assert!(matches!(SyncDisk::open(&dir, true), Err(DiskError::NotADisk { .. }) | Err(DiskError::Open { .. })));
-        assert!(matches!(SyncDisk::open(&dir.join("missing"), true), Err(DiskError::Open { .. })));
+        assert!(matches!(SyncDisk::open(&dir, true), Err(DiskError::Input(e)) if matches!(*e, InputError::NotAFile { .. })));
+        assert!(matches!(SyncDisk::open(&dir.join("missing"), true), Err(DiskError::Input(e)) if matches!(*e, InputError::Open { .. })));
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

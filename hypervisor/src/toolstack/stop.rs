@@ -1,0 +1,141 @@
+//! Stopping a running domain from outside the guest: the console escape
+//! (Ctrl-]) and the signals SIGHUP, SIGINT, SIGQUIT and SIGTERM.
+//!
+//! Both take the orderly way out of a normal shutdown: the domain is shut
+//! down, [`super::domain::run`] returns, and everything is undone as on any
+//! exit (the terminal's mode restored, xenstored's socket removed). The
+//! signals are blocked in every thread and taken by one thread with
+//! `sigwait`, so no code runs in a signal handler. A second signal while
+//! the first is being handled exits at once (the terminal is still
+//! restored, by the `atexit` hook; a socket left behind is replaced by the
+//! next xenolith).
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::xen::{Domain, ShutdownReason};
+
+/// The signals that destroy the domain and end xenolith.
+pub const SIGNALS: [libc::c_int; 4] = [libc::SIGHUP, libc::SIGINT, libc::SIGQUIT, libc::SIGTERM];
+
+/// Why the run was stopped from outside.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StopCause {
+    /// Ctrl-] on the console.
+    ConsoleEscape,
+    /// One of [`SIGNALS`].
+    Signal(libc::c_int),
+}
+
+impl StopCause {
+    /// How it reads in a message: "console escape (Ctrl-])", "SIGTERM".
+    pub fn describe(self) -> String {
+        match self {
+            StopCause::ConsoleEscape => "console escape (Ctrl-])".to_owned(),
+            StopCause::Signal(libc::SIGHUP) => "SIGHUP".to_owned(),
+            StopCause::Signal(libc::SIGINT) => "SIGINT".to_owned(),
+            StopCause::Signal(libc::SIGQUIT) => "SIGQUIT".to_owned(),
+            StopCause::Signal(libc::SIGTERM) => "SIGTERM".to_owned(),
+            StopCause::Signal(n) => format!("signal {n}"),
+        }
+    }
+}
+
+#[derive(Default)]
+struct State {
+    /// The running incarnation of the domain, if any.
+    current: Option<Arc<Domain>>,
+    /// Set once: the first request wins.
+    cause: Option<StopCause>,
+}
+
+/// The running domain and whether it was asked to stop; shared by the run
+/// loop, the console input thread and the signal thread.
+#[derive(Clone, Default)]
+pub struct Stopper {
+    state: Arc<Mutex<State>>,
+}
+
+impl Stopper {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Asks the run to stop: the current domain (if any) shuts down now, a
+    /// later one as soon as it is registered, and no restart follows.
+    /// Returns false if a stop was already requested.
+    pub fn request(&self, cause: StopCause) -> bool {
+        let mut st = self.lock();
+        if st.cause.is_some() {
+            return false;
+        }
+        st.cause = Some(cause);
+        if let Some(dom) = &st.current {
+            // The reason is not reported: the run loop sees the cause first.
+            dom.shutdown(ShutdownReason::Poweroff);
+        }
+        true
+    }
+
+    /// Why the run was stopped, if it was.
+    pub fn cause(&self) -> Option<StopCause> {
+        self.lock().cause
+    }
+
+    /// The running domain, for console input.
+    pub fn current(&self) -> Option<Arc<Domain>> {
+        self.lock().current.clone()
+    }
+
+    /// Registers the domain that now runs (or none); one registered after a
+    /// stop request is shut down at once, so no request is ever lost.
+    pub fn set_current(&self, dom: Option<Arc<Domain>>) {
+        let mut st = self.lock();
+        if let (Some(d), Some(_)) = (&dom, st.cause) {
+            d.shutdown(ShutdownReason::Poweroff);
+        }
+        st.current = dom;
+    }
+}
+
+/// The signal set of [`SIGNALS`].
+fn signal_set() -> libc::sigset_t {
+    // SAFETY: sigemptyset/sigaddset initialise and fill a local set.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for s in SIGNALS {
+            libc::sigaddset(&mut set, s);
+        }
+        set
+    }
+}
+
+/// Blocks [`SIGNALS`] in the calling thread, and so in every thread it
+/// starts afterwards, and starts the thread that takes them with `sigwait`:
+/// the first becomes a stop request, a second one exits at once with status
+/// 128 + its number. Call it before any other thread exists, or one of
+/// those could still take a signal with its default action.
+pub fn handle_signals(stopper: Stopper) -> std::io::Result<()> {
+    let set = signal_set();
+    // SAFETY: pthread_sigmask reads the local set; the old mask is not wanted.
+    let r = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
+    if r != 0 {
+        return Err(std::io::Error::from_raw_os_error(r));
+    }
+    std::thread::Builder::new().name("signals".into()).spawn(move || loop {
+        let mut sig: libc::c_int = 0;
+        // SAFETY: sigwait reads the set and writes the signal number to a local.
+        if unsafe { libc::sigwait(&set, &mut sig) } != 0 {
+            continue;
+        }
+        let cause = StopCause::Signal(sig);
+        if stopper.request(cause) {
+            let what = stopper.current().map_or_else(|| "stopping".to_owned(), |d| format!("destroying domain {}", d.info.name));
+            eprintln!("\r\nxenolith: {}: {what}\r", cause.describe());
+        } else {
+            eprintln!("\r\nxenolith: {} again: exiting now\r", cause.describe());
+            std::process::exit(128 + sig);
+        }
+    })?;
+    Ok(())
+}
