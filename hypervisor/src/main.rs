@@ -11,7 +11,7 @@ use clap::{ArgAction, Parser, Subcommand};
 use xenolith::toolstack::domain::{ConsoleTarget, Outcome, RunOptions};
 use xenolith::toolstack::stop::{self, StopCause, Stopper};
 use xenolith::xen::ShutdownReason;
-use xenolith::{loader, toolstack, xenstore};
+use xenolith::{toolstack, xenstore};
 
 /// Run Xen PVH guests on any Linux host with /dev/kvm.
 ///
@@ -123,21 +123,21 @@ fn report(err: &dyn std::error::Error) -> ExitCode {
     ExitCode::from(toolstack::EXIT_ERROR)
 }
 
-/// Checks that the kernel loads into the configured memory without building a VM.
-fn dry_run(cfg: &toolstack::config::DomainConfig) -> Result<String, Box<dyn std::error::Error>> {
-    let (bytes, ramdisk) = toolstack::domain::read_images(cfg)?;
-    let kernel = loader::PvhKernel::parse(&bytes).map_err(|e| format!("{}: {e}", cfg.kernel.display()))?;
-    let layout = loader::MemoryLayout::new(cfg.memory_mib << 20);
-    let params = loader::BootParams { layout: &layout, cmdline: cfg.cmdline.as_deref(), ramdisk: ramdisk.as_deref() };
-    let boot = loader::plan(&kernel, &params).map_err(|e| format!("{}: {e}", cfg.kernel.display()))?;
+/// Checks everything the real run checks before it builds the VM (the same
+/// code: [`toolstack::domain::prepare`]) and describes the domain.
+fn dry_run(cfg: &toolstack::config::DomainConfig) -> Result<String, toolstack::domain::DomainError> {
+    let prepared = toolstack::domain::prepare(cfg)?;
+    let boot = &prepared.boot;
     Ok(format!(
-        "name: {}\nkernel: {} ({kernel})\nentry: {:#x}, start info at {:#x}\nmemory: {} MiB\ncmdline: {}",
+        "name: {}\nkernel: {} ({})\nentry: {:#x}, start info at {:#x}\nmemory: {} MiB\ncmdline: {}\ndisks: {}",
         cfg.name,
         cfg.kernel.display(),
+        prepared.kernel,
         boot.entry,
         boot.start_info,
         cfg.memory_mib,
-        cfg.cmdline.as_deref().unwrap_or("")
+        cfg.cmdline.as_deref().unwrap_or(""),
+        cfg.disks.len()
     ))
 }
 
@@ -155,7 +155,7 @@ fn create(args: &CreateArgs) -> ExitCode {
                 println!("{summary}");
                 ExitCode::SUCCESS
             }
-            Err(e) => report(&*e),
+            Err(e) => report(&e),
         };
     }
     let console = if args.console {

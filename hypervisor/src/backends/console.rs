@@ -23,6 +23,9 @@ struct Inner {
     pending_input: Vec<u8>,
     /// The ring was found corrupt: stop serving it.
     broken: bool,
+    /// A write to the sink failed (a full disk, a closed terminal): reported
+    /// once, as every later write would fail the same way.
+    write_failed: bool,
 }
 
 /// A domain's console backend.
@@ -42,7 +45,7 @@ impl Console {
         Console {
             ring,
             port: Mutex::new(0),
-            inner: Mutex::new(Inner { sink, pending_input: Vec::new(), broken: false }),
+            inner: Mutex::new(Inner { sink, pending_input: Vec::new(), broken: false, write_failed: false }),
             output_seen: std::sync::atomic::AtomicBool::new(false),
         }
     }
@@ -99,7 +102,12 @@ impl Console {
             inner.broken = true;
             return false;
         }
-        write_sink(&mut inner.sink, &buf);
+        if let Err(e) = write_sink(&mut inner.sink, &buf) {
+            if !inner.write_failed {
+                inner.write_failed = true;
+                log::error!("domain {}: cannot write its console output to {}: {e}; console output is being lost", dom.info.domid, inner.sink.name());
+            }
+        }
         self.output_seen.store(true, std::sync::atomic::Ordering::Relaxed);
         cons.store(p, Release);
         true
@@ -157,12 +165,36 @@ impl Console {
 }
 
 
-fn write_sink(sink: &mut Sink, bytes: &[u8]) {
-    let _ = match sink {
+impl Sink {
+    /// What the sink is, for messages.
+    fn name(&self) -> &'static str {
+        match self {
+            Sink::Stdout => "the terminal",
+            Sink::File(_) => "the console log",
+        }
+    }
+}
+
+fn write_sink(sink: &mut Sink, bytes: &[u8]) -> std::io::Result<()> {
+    match sink {
         Sink::Stdout => {
             let mut out = std::io::stdout().lock();
             out.write_all(bytes).and_then(|_| out.flush())
         }
         Sink::File(f) => f.write_all(bytes),
-    };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// /dev/full fails every write with ENOSPC, like a full disk.
+    #[test]
+    fn a_full_disk_is_an_error_not_silence() {
+        let full = std::fs::OpenOptions::new().append(true).open("/dev/full").unwrap();
+        let mut sink = Sink::File(full);
+        let e = write_sink(&mut sink, b"hello\n").unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::ENOSPC));
+    }
 }

@@ -177,6 +177,27 @@ pub enum Problem {
     /// More vCPUs than Xenolith runs.
     #[error("{0} vCPUs requested; Xenolith supports {MAX_VCPUS} for now")]
     TooManyVcpus(i64),
+    /// A NUL byte, which no kernel command line or file name can carry;
+    /// the value is shown escaped.
+    #[error("contains a NUL byte at byte {at} ({shown})")]
+    ContainsNul {
+        /// Its byte offset in the value.
+        at: usize,
+        /// The value, escaped (`\\0` for the NUL).
+        shown: String,
+    },
+    /// An `on_*` action xl knows that Xenolith does not carry out.
+    #[error("{0}: {1}")]
+    UnsupportedAction(ShutdownAction, &'static str),
+    /// A `vif` entry: a parameter xl does not know, or any network
+    /// interface at all (Xenolith has no network backend yet).
+    #[error("'{spec}': {why}")]
+    Vif {
+        /// The entry, escaped.
+        spec: String,
+        /// What is wrong.
+        why: String,
+    },
     /// `maxvcpus` below `vcpus`.
     #[error("{maxvcpus} is less than vcpus ({vcpus})")]
     MaxvcpusBelowVcpus {
@@ -934,6 +955,24 @@ impl ShutdownAction {
         )
     }
 
+    /// Why Xenolith cannot carry out this action, if it cannot. The
+    /// domain's process ends with the domain, so there is nothing to keep
+    /// (`preserve`) or dump (`coredump-*`); a soft reset needs the domain's
+    /// memory kept across a rebuild, which `restart` does not do.
+    /// `rename-restart` is `restart`: the old domain is gone, so its name is free.
+    pub fn unsupported(self) -> Option<&'static str> {
+        match self {
+            ShutdownAction::Destroy | ShutdownAction::Restart | ShutdownAction::RenameRestart => None,
+            ShutdownAction::Preserve => {
+                Some("not supported: Xenolith's process ends with its domain, so there is no domain to keep (use destroy)")
+            }
+            ShutdownAction::CoredumpDestroy | ShutdownAction::CoredumpRestart => {
+                Some("not supported: Xenolith writes no core dumps (use destroy or restart)")
+            }
+            ShutdownAction::SoftReset => Some("not supported: Xenolith cannot reset a domain in place (use destroy or restart)"),
+        }
+    }
+
     /// The action named `name` exactly, as xl's parse_action_on_shutdown.
     pub fn from_name(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|a| a.as_str() == name)
@@ -1114,7 +1153,10 @@ impl DomainConfig {
         let name = match s.string("name")? {
             None => return Err(missing(file, "name", "every domain needs a name")),
             Some(("", at)) => return Err(ConfigError::invalid(at, "name", Problem::Empty)),
-            Some((name, _)) => name.to_owned(),
+            Some((name, at)) => {
+                no_nul(name, at, "name")?;
+                name.to_owned()
+            }
         };
         let uuid = match s.string("uuid")? {
             None => None,
@@ -1125,12 +1167,18 @@ impl DomainConfig {
         let kernel = match s.string("kernel")? {
             None => return Err(missing(file, "kernel", "required for type \"pvh\"")),
             Some(("", at)) => return Err(ConfigError::invalid(at, "kernel", Problem::Empty)),
-            Some((path, _)) => PathBuf::from(path),
+            Some((path, at)) => {
+                no_nul(path, at, "kernel")?;
+                PathBuf::from(path)
+            }
         };
         let ramdisk = match s.string("ramdisk")? {
             None => None,
             Some(("", at)) => return Err(ConfigError::invalid(at, "ramdisk", Problem::Empty)),
-            Some((path, _)) => Some(PathBuf::from(path)),
+            Some((path, at)) => {
+                no_nul(path, at, "ramdisk")?;
+                Some(PathBuf::from(path))
+            }
         };
         let cmdline = build_cmdline(s, &mut warnings)?;
 
@@ -1170,12 +1218,23 @@ impl DomainConfig {
             Some((n, at)) => vcpu_count(n, at, "maxvcpus")?,
         };
 
+        // An action xl knows but Xenolith cannot carry out is refused here,
+        // not ignored when the domain stops. on_soft_reset keeps xl's
+        // default, soft-reset: the run reports a soft reset it cannot do.
         let action = |key: &str, default: ShutdownAction| -> Result<ShutdownAction, ConfigError> {
             match s.string(key)? {
                 None => Ok(default),
-                Some((name, at)) => ShutdownAction::from_name(name).ok_or_else(|| {
-                    ConfigError::invalid(at, key, Problem::UnknownAction(format!("{name:?}")))
-                }),
+                Some((name, at)) => {
+                    let a = ShutdownAction::from_name(name).ok_or_else(|| {
+                        ConfigError::invalid(at, key, Problem::UnknownAction(format!("{name:?}")))
+                    })?;
+                    match a.unsupported() {
+                        Some(why) if !(key == "on_soft_reset" && a == ShutdownAction::SoftReset) => {
+                            Err(ConfigError::invalid(at, key, Problem::UnsupportedAction(a, why)))
+                        }
+                        _ => Ok(a),
+                    }
+                }
             }
         };
         let on_poweroff = action("on_poweroff", ShutdownAction::Destroy)?;
@@ -1184,8 +1243,24 @@ impl DomainConfig {
         let on_watchdog = action("on_watchdog", ShutdownAction::Destroy)?;
         let on_soft_reset = action("on_soft_reset", ShutdownAction::SoftReset)?;
 
-        let disks = s.string_list("disk")?.map(|(l, _)| l).unwrap_or_default();
-        let vifs = s.string_list("vif")?.map(|(l, _)| l).unwrap_or_default();
+        let disks = match s.string_list("disk")? {
+            None => Vec::new(),
+            Some((list, at)) => {
+                for d in &list {
+                    no_nul(d, at, "disk")?;
+                }
+                list
+            }
+        };
+        let vifs = match s.string_list("vif")? {
+            None => Vec::new(),
+            Some((list, at)) => {
+                for v in &list {
+                    check_vif(v, at)?;
+                }
+                list
+            }
+        };
 
         for key in s.keys() {
             if !KNOWN_KEYS.contains(&key) {
@@ -1218,6 +1293,59 @@ impl DomainConfig {
             settings,
         })
     }
+}
+
+/// Refuses a NUL in `value`: no file name or kernel command line can carry
+/// one, and caught later it would be reported against the kernel or the
+/// image rather than this setting.
+fn no_nul(value: &str, at: &Origin, key: &str) -> Result<(), ConfigError> {
+    match value.find('\0') {
+        None => Ok(()),
+        Some(pos) => {
+            let shown = value.escape_debug().to_string();
+            Err(ConfigError::invalid(at, key, Problem::ContainsNul { at: pos, shown }))
+        }
+    }
+}
+
+/// The `key=value` parameters of a vif entry xl's parse_nic_config reads
+/// (xl-network-configuration(5)), and its flags.
+const VIF_KEYS: &[&str] = &[
+    "mac", "bridge", "netdev", "type", "ip", "script", "backend", "vifname", "model", "rate", "forwarddev",
+    "accel", "devid", "mtu", "gatewaydev", "powerlevel", "trusted", "untrusted", "colo_forwarddev",
+    "colo_sock_mirror_id", "colo_sock_mirror_ip", "colo_sock_mirror_port", "colo_sock_compare_pri_in_id",
+    "colo_sock_compare_pri_in_ip", "colo_sock_compare_pri_in_port", "colo_sock_compare_sec_in_id",
+    "colo_sock_compare_sec_in_ip", "colo_sock_compare_sec_in_port", "colo_sock_compare_notify_id",
+    "colo_sock_compare_notify_ip", "colo_sock_compare_notify_port", "colo_sock_redirector0_id",
+    "colo_sock_redirector0_ip", "colo_sock_redirector0_port", "colo_sock_redirector1_id",
+    "colo_sock_redirector1_ip", "colo_sock_redirector1_port", "colo_sock_redirector2_id",
+    "colo_sock_redirector2_ip", "colo_sock_redirector2_port", "colo_filter_mirror_queue",
+    "colo_filter_mirror_outdev", "colo_filter_redirector0_queue", "colo_filter_redirector0_indev",
+    "colo_filter_redirector0_outdev", "colo_filter_redirector1_queue", "colo_filter_redirector1_indev",
+    "colo_filter_redirector1_outdev", "colo_compare_pri_in", "colo_compare_sec_in", "colo_compare_out",
+    "colo_compare_notify_dev", "colo_sock_sec_redirector0_id", "colo_sock_sec_redirector0_ip",
+    "colo_sock_sec_redirector0_port", "colo_sock_sec_redirector1_id", "colo_sock_sec_redirector1_ip",
+    "colo_sock_sec_redirector1_port", "colo_filter_sec_redirector0_queue", "colo_filter_sec_redirector0_indev",
+    "colo_filter_sec_redirector0_outdev", "colo_filter_sec_redirector1_queue", "colo_filter_sec_redirector1_indev",
+    "colo_filter_sec_redirector1_outdev", "colo_filter_sec_rewriter0_queue", "colo_checkpoint_host",
+    "colo_checkpoint_port",
+];
+
+/// A `vif` entry: an unknown parameter is named (xl refuses it too), and a
+/// valid one is refused because Xenolith has no network backend; the guest
+/// would otherwise boot without the interface it was promised.
+fn check_vif(spec: &str, at: &Origin) -> Result<(), ConfigError> {
+    no_nul(spec, at, "vif")?;
+    let shown = spec.escape_debug().to_string();
+    for token in spec.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+        let key = token.split_once('=').map_or(token, |(k, _)| k);
+        if !VIF_KEYS.contains(&key) {
+            let why = format!("unknown parameter `{}` (xl-network-configuration(5) lists the known ones)", token.escape_debug());
+            return Err(ConfigError::invalid(at, "vif", Problem::Vif { spec: shown, why }));
+        }
+    }
+    let why = "network interfaces are not supported: Xenolith has no network backend yet".to_string();
+    Err(ConfigError::invalid(at, "vif", Problem::Vif { spec: shown, why }))
 }
 
 fn missing(file: &str, key: &'static str, why: &'static str) -> ConfigError {
@@ -1331,6 +1459,12 @@ fn build_cmdline(s: &Settings, warnings: &mut Vec<Warning>) -> Result<Option<Str
     let cmdline = s.string("cmdline")?;
     let root = s.string("root")?;
     let extra = s.string("extra")?;
+    // A command line is a C string: a NUL would cut it short in the guest.
+    for (key, piece) in [("cmdline", cmdline), ("root", root), ("extra", extra)] {
+        if let Some((text, at)) = piece {
+            no_nul(text, at, key)?;
+        }
+    }
     Ok(match (cmdline, root, extra) {
         (Some((c, at)), root, extra) => {
             if root.is_some() || extra.is_some() {
@@ -1670,14 +1804,14 @@ mod tests {
             &[
                 "memory=512",
                 "extra+=\" debug\"",
-                "vcpus=1;on_crash='preserve'",
+                "vcpus=1;on_crash='rename-restart'",
                 "disk=['a','b']",
             ],
         )
         .unwrap();
         assert_eq!(c.memory_mib, 512);
         assert_eq!(c.cmdline.as_deref(), Some("quiet debug"));
-        assert_eq!(c.on_crash, ShutdownAction::Preserve);
+        assert_eq!(c.on_crash, ShutdownAction::RenameRestart);
         assert_eq!(c.disks, ["a", "b"]);
         assert_eq!(
             c.origin("memory"),
@@ -1810,12 +1944,12 @@ mod tests {
             "maxmem = 2048\n",
             "vcpus = 1\n",
             "maxvcpus = 1\n",
-            "on_poweroff = \"preserve\"\n",
+            "on_poweroff = \"restart\"\n",
             "on_reboot = \"rename-restart\"\n",
-            "on_crash = \"coredump-restart\"\n",
+            "on_crash = \"destroy\"\n",
             "disk = [ 'format=raw, vdev=xvda, access=rw, target=/img/web1.img',\n",
             "         'phy:/dev/vg/data,xvdb,w', ]\n",
-            "vif = [ 'mac=00:16:3e:00:00:01,bridge=xenbr0' ]\n",
+            "# no vif: Xenolith has no network backend (see vifs_are_refused_not_ignored)\n",
             "root = \"/dev/xvda1 ro\"\n",
             "extra = \"console=hvc0\"\n",
             "vnc = 1\n",
@@ -1831,9 +1965,9 @@ mod tests {
             Some("root=/dev/xvda1 ro console=hvc0")
         );
         assert_eq!((c.memory_mib, c.maxmem_mib), (1024, 2048));
-        assert_eq!(c.on_poweroff, ShutdownAction::Preserve);
+        assert_eq!(c.on_poweroff, ShutdownAction::Restart);
         assert_eq!(c.on_reboot, ShutdownAction::RenameRestart);
-        assert_eq!(c.on_crash, ShutdownAction::CoredumpRestart);
+        assert_eq!(c.on_crash, ShutdownAction::Destroy);
         assert_eq!(
             c.disks,
             [
@@ -1841,7 +1975,7 @@ mod tests {
                 "phy:/dev/vg/data,xvdb,w"
             ]
         );
-        assert_eq!(c.vifs, ["mac=00:16:3e:00:00:01,bridge=xenbr0"]);
+        assert!(c.vifs.is_empty());
         assert_eq!(
             c.origin("disk"),
             Some(&Origin::File {
@@ -2035,11 +2169,23 @@ mod tests {
     #[test]
     fn actions() {
         for a in ShutdownAction::ALL {
-            let c = cfg(&format!(
-                "{BASE}on_poweroff = '{a}'\non_reboot = '{a}'\non_crash = '{a}'"
-            ));
-            assert_eq!((c.on_poweroff, c.on_reboot, c.on_crash), (a, a, a));
+            let text = format!("{BASE}on_poweroff = '{a}'\non_reboot = '{a}'\non_crash = '{a}'\non_watchdog = '{a}'");
+            match a.unsupported() {
+                None => {
+                    let c = cfg(&text);
+                    assert_eq!((c.on_poweroff, c.on_reboot, c.on_crash, c.on_watchdog), (a, a, a, a));
+                }
+                // Refused, not ignored when the domain stops (issue 9).
+                Some(why) => assert_eq!(cfg_err(&text), format!("guest.cfg:4: on_poweroff: {a}: {why}")),
+            }
         }
+        for key in ["on_crash", "on_watchdog"] {
+            for a in ["preserve", "coredump-destroy", "coredump-restart", "soft-reset"] {
+                let e = cfg_err(&format!("{BASE}{key} = '{a}'"));
+                assert!(e.starts_with(&format!("guest.cfg:4: {key}: {a}: not supported")), "{e}");
+            }
+        }
+        assert_eq!(cfg(BASE).on_soft_reset, ShutdownAction::SoftReset, "xl's default stays");
         assert_eq!(
             cfg_err(&format!("{BASE}on_crash = 'explode'")),
             "guest.cfg:4: on_crash: unknown action \"explode\" (expected destroy, restart, rename-restart, \
@@ -2106,8 +2252,34 @@ mod tests {
             cfg_err(&format!("{BASE}vif = ['a', ['b']]")),
             "guest.cfg:4: vif: item 2 of the list is a list; expected a string"
         );
-        // Numbers are atoms too.
-        assert_eq!(cfg(&format!("{BASE}vif = [1]")).vifs, ["1"]);
+        assert_eq!(cfg(&format!("{BASE}vif = []")).vifs, Vec::<String>::new());
+    }
+
+    /// A vif is never ignored: an unknown parameter is named, and a valid
+    /// one is refused, as there is no network backend.
+    #[test]
+    fn vifs_are_refused_not_ignored() {
+        assert_eq!(
+            cfg_err(&format!("{BASE}vif = ['mac=00:16:3e:00:00:01,colour=blue']")),
+            "guest.cfg:4: vif: 'mac=00:16:3e:00:00:01,colour=blue': unknown parameter `colour=blue` \
+             (xl-network-configuration(5) lists the known ones)"
+        );
+        assert_eq!(
+            cfg_err(&format!("{BASE}vif = ['bridge=xenbr0']")),
+            "guest.cfg:4: vif: 'bridge=xenbr0': network interfaces are not supported: Xenolith has no network backend yet"
+        );
+        assert!(cfg_err(&format!("{BASE}vif = [1]")).contains("unknown parameter `1`"));
+    }
+
+    /// A NUL names the file, line and key it is in, shown escaped.
+    #[test]
+    fn nul_bytes_are_refused_where_they_are_set() {
+        for key in ["extra", "root", "cmdline", "kernel", "ramdisk", "name"] {
+            let e = cfg_err(&format!("{BASE}{key} = 'ab\\x00c'"));
+            assert_eq!(e, format!("guest.cfg:4: {key}: contains a NUL byte at byte 2 (ab\\0c)"));
+        }
+        let e = cfg_err(&format!("{BASE}disk = ['/a\\x00b,raw,xvda,w']"));
+        assert_eq!(e, "guest.cfg:4: disk: contains a NUL byte at byte 2 (/a\\0b,raw,xvda,w)");
     }
 
     #[test]

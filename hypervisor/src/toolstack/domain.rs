@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use xen_abi::hvm;
 
@@ -85,31 +86,116 @@ pub enum Outcome {
     Stopped(StopCause),
 }
 
-/// Runs the domain until it shuts down for good or is stopped from outside.
-pub fn run(cfg: &DomainConfig, opts: &RunOptions) -> Result<Outcome, DomainError> {
+/// What a domain is built from, read and checked: everything a run needs
+/// that does not need the VM. `xenolith create -n` stops here, so that a
+/// dry run refuses what the real run would.
+pub struct Prepared {
+    /// The parsed kernel.
+    pub kernel: PvhKernel,
+    /// The ramdisk's bytes.
+    pub ramdisk: Option<Vec<u8>>,
+    /// Where the kernel, start info and modules go in the guest.
+    pub boot: loader::BootInfo,
+}
+
+/// Reads and checks the kernel, the ramdisk, the memory layout and every
+/// disk (spec, vdev, and that the image opens as it will be served).
+pub fn prepare(cfg: &DomainConfig) -> Result<Prepared, DomainError> {
     let (kernel_bytes, ramdisk) = read_images(cfg)?;
     let kernel = PvhKernel::parse(&kernel_bytes).map_err(|err| DomainError::Kernel { path: cfg.kernel.clone(), err: err.into() })?;
+    let layout = loader::MemoryLayout::new(cfg.memory_mib << 20);
+    let params = BootParams { layout: &layout, cmdline: cfg.cmdline.as_deref(), ramdisk: ramdisk.as_deref() };
+    let boot = loader::plan(&kernel, &params).map_err(|err| DomainError::Kernel { path: cfg.kernel.clone(), err })?;
+    block::check_disks(cfg)?;
+    Ok(Prepared { kernel, ramdisk, boot })
+}
+
+/// The `on_*` action for a shutdown `reason` (xl's
+/// handle_domain_death: a watchdog has its own setting).
+pub fn action_for(cfg: &DomainConfig, reason: &ShutdownReason) -> Action {
+    match reason {
+        ShutdownReason::Poweroff => cfg.on_poweroff,
+        ShutdownReason::Reboot => cfg.on_reboot,
+        ShutdownReason::Crash => cfg.on_crash,
+        ShutdownReason::Watchdog => cfg.on_watchdog,
+        ShutdownReason::SoftReset => cfg.on_soft_reset,
+        _ => Action::Destroy,
+    }
+}
+
+/// An incarnation shorter than this counts as a quick restart.
+pub const QUICK_RUN: Duration = Duration::from_secs(10);
+/// Quick restarts in a row after which the domain is not restarted again
+/// (systemd's StartLimitBurst is 5 in 10 s too).
+pub const MAX_QUICK_RESTARTS: u32 = 5;
+/// Pause before the first quick restart; it doubles with each one after.
+pub const FIRST_RESTART_DELAY: Duration = Duration::from_millis(250);
+/// The longest pause: xl's create loop sleeps 2 s before every restart.
+pub const MAX_RESTART_DELAY: Duration = Duration::from_secs(2);
+
+/// Paces restarts, so that a guest that crashes at once is not rebuilt
+/// hundreds of times a second: each restart after a run shorter than
+/// [`QUICK_RUN`] waits twice as long as the one before (from
+/// [`FIRST_RESTART_DELAY`] to [`MAX_RESTART_DELAY`]), and after
+/// [`MAX_QUICK_RESTARTS`] of them in a row the domain stays down. A run
+/// that lasts longer starts the count again.
+#[derive(Default, Debug)]
+pub struct RestartPacer {
+    quick: u32,
+}
+
+impl RestartPacer {
+    /// The pause before restarting a domain whose last run took `ran`, or
+    /// `None` when it has restarted quickly too often.
+    pub fn next(&mut self, ran: Duration) -> Option<Duration> {
+        if ran >= QUICK_RUN {
+            self.quick = 0;
+            return Some(Duration::ZERO);
+        }
+        self.quick += 1;
+        if self.quick > MAX_QUICK_RESTARTS {
+            return None;
+        }
+        Some(FIRST_RESTART_DELAY.saturating_mul(1 << (self.quick - 1).min(16)).min(MAX_RESTART_DELAY))
+    }
+}
+
+/// Runs the domain until it shuts down for good or is stopped from outside.
+pub fn run(cfg: &DomainConfig, opts: &RunOptions) -> Result<Outcome, DomainError> {
+    let Prepared { kernel, ramdisk, .. } = prepare(cfg)?;
     if matches!(opts.console, ConsoleTarget::Terminal) {
         spawn_terminal_input(opts.stopper.clone(), cfg.name.clone());
     }
     let store = XenstoreLink::start(cfg);
+    let mut pacer = RestartPacer::default();
     loop {
         if let Some(cause) = opts.stopper.cause() {
             return Ok(Outcome::Stopped(cause));
         }
+        let started = Instant::now();
         let reason = boot(cfg, opts, &kernel, ramdisk.as_deref(), store.as_ref())?;
         if let Some(cause) = opts.stopper.cause() {
             return Ok(Outcome::Stopped(cause));
         }
-        let action = match reason {
-            ShutdownReason::Poweroff => cfg.on_poweroff,
-            ShutdownReason::Reboot => cfg.on_reboot,
-            ShutdownReason::Crash | ShutdownReason::Watchdog => cfg.on_crash,
-            _ => Action::Destroy,
-        };
+        let action = action_for(cfg, &reason);
         if action.restarts() {
-            log::info!("domain {}: {} -> restarting", cfg.name, reason.name());
+            let Some(delay) = pacer.next(started.elapsed()) else {
+                log::error!(
+                    "domain {}: {}: it has now stopped {} times in a row within {} s of starting; not restarting it again",
+                    cfg.name,
+                    reason.name(),
+                    MAX_QUICK_RESTARTS + 1,
+                    QUICK_RUN.as_secs()
+                );
+                return Ok(Outcome::Shutdown(reason));
+            };
+            log::info!("domain {}: {} -> restarting in {} ms", cfg.name, reason.name(), delay.as_millis());
+            std::thread::sleep(delay);
             continue;
+        }
+        if let Some(why) = action.unsupported() {
+            // Only on_soft_reset's default gets here (the config refuses the rest).
+            log::error!("domain {}: {} -> {action}: {why}; the domain is destroyed", cfg.name, reason.name());
         }
         return Ok(Outcome::Shutdown(reason));
     }
@@ -386,4 +472,36 @@ fn attach_disks(cfg: &DomainConfig, dom: &Arc<Domain>) -> Result<block::Backends
         return Ok(block::Backends::default());
     }
     Ok(block::Backends::create(cfg, dom, dom.store.get())?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quick_restarts_back_off_then_stop() {
+        let mut p = RestartPacer::default();
+        let quick = Duration::from_millis(5);
+        let delays: Vec<_> = (0..MAX_QUICK_RESTARTS).map(|_| p.next(quick).unwrap().as_millis()).collect();
+        assert_eq!(delays, [250, 500, 1000, 2000, 2000]);
+        assert_eq!(p.next(quick), None, "the sixth quick stop in a row is not restarted");
+    }
+
+    #[test]
+    fn a_long_run_starts_the_count_again() {
+        let mut p = RestartPacer::default();
+        for _ in 0..MAX_QUICK_RESTARTS {
+            p.next(Duration::from_millis(1)).unwrap();
+        }
+        assert_eq!(p.next(QUICK_RUN), Some(Duration::ZERO));
+        assert_eq!(p.next(Duration::from_millis(1)), Some(FIRST_RESTART_DELAY));
+    }
+
+    #[test]
+    fn a_watchdog_uses_on_watchdog() {
+        let text = "name='x'\ntype='pvh'\nkernel='k'\non_crash='restart'\non_watchdog='destroy'\n";
+        let cfg = DomainConfig::parse(text.as_bytes(), "w.cfg", &[] as &[&str]).unwrap();
+        assert_eq!(action_for(&cfg, &ShutdownReason::Watchdog), Action::Destroy);
+        assert_eq!(action_for(&cfg, &ShutdownReason::Crash), Action::Restart);
+    }
 }

@@ -31,7 +31,7 @@ use core::cell::RefCell;
 
 use ext4_view::{Ext4, Ext4Error, Ext4Read};
 
-use super::{join, DirEntry, FileSystem, FileType, FsError, FsKind, ListingBudget, Metadata, Node};
+use super::{join, DirEntry, FileSystem, FileType, FsError, FsKind, ListingBudget, Metadata, Node, PathProblem};
 use crate::disk::{DiskError, ReadAt};
 
 struct Reader<R>(R);
@@ -53,7 +53,7 @@ fn map_err(e: Ext4Error) -> FsError {
         Ext4Error::IsADirectory => FsError::IsADirectory,
         Ext4Error::NotASymlink => FsError::NotASymlink,
         Ext4Error::TooManySymlinks => FsError::SymlinkLoop,
-        Ext4Error::NotAbsolute | Ext4Error::MalformedPath | Ext4Error::PathTooLong => FsError::BadPath,
+        Ext4Error::NotAbsolute | Ext4Error::MalformedPath | Ext4Error::PathTooLong => FsError::BadPath(PathProblem::Malformed),
         Ext4Error::Io(ref inner) => match inner.downcast_ref::<DiskError>() {
             Some(d) => FsError::Disk(*d),
             None => FsError::Corrupt(format!("ext: {e}")),
@@ -207,6 +207,8 @@ pub struct ExtFs {
     kind: FsKind,
     /// Largest file read (see [`max_block_mapped_size`]).
     max_file_size: u64,
+    /// The volume's size in bytes: no file read is larger (see [`super::check_file_size`]).
+    vol_size: u64,
     /// The file last read, so sequential `read_at` calls need no re-open or seek.
     open: RefCell<Option<(String, ext4_view::File)>>,
 }
@@ -222,8 +224,9 @@ impl ExtFs {
         vol.read_at(1024, &mut sb)?;
         check_geometry(&sb, vol.size())?;
         let max_file_size = max_block_mapped_size(1024 << sb_u32(&sb, 0x18));
+        let vol_size = vol.size();
         let fs = Ext4::load(Box::new(Reader(vol))).map_err(map_err)?;
-        Ok(ExtFs { fs, kind, max_file_size, open: RefCell::new(None) })
+        Ok(ExtFs { fs, kind, max_file_size, vol_size, open: RefCell::new(None) })
     }
 
     /// Resolves `path` to a symlink-free absolute path and its metadata
@@ -235,20 +238,21 @@ impl ExtFs {
     /// link's size is checked before ext4-view reads it, and ext4-view is only
     /// asked about paths whose directories hold no symlinks.
     fn resolve(&self, path: &str, follow_last: bool) -> Result<(String, ext4_view::Metadata), FsError> {
-        if path.len() > super::MAX_PATH || path.contains('\0') {
-            return Err(FsError::BadPath);
-        }
+        super::check_path(path)?;
         // Components still to walk, the next one last.
         let mut rest: Vec<String> = path.split('/').rev().map(String::from).collect();
         let mut cur: Vec<String> = Vec::new();
         let mut meta = self.fs.symlink_metadata("/").map_err(map_err)?;
         let mut links = 0;
         while let Some(comp) = rest.pop() {
-            if comp.is_empty() || comp == "." {
-                continue;
-            }
+            // As POSIX: whatever a `/` follows must be a directory, so `/file/`
+            // and `/file/.` are "not a directory" (the empty and `.` components
+            // check it; the leading one checks the root).
             if !meta.file_type().is_dir() {
                 return Err(FsError::NotADirectory);
+            }
+            if comp.is_empty() || comp == "." {
+                continue;
             }
             if comp == ".." {
                 cur.pop();
@@ -259,7 +263,9 @@ impl ExtFs {
             let here = Self::joined(&cur);
             let m = self.fs.symlink_metadata(here.as_str()).map_err(map_err)?;
             let last = rest.iter().all(|c| c.is_empty() || c == ".");
-            if m.file_type().is_symlink() && (follow_last || !last) {
+            // A trailing `/` asks for a directory: a link there is followed.
+            let must_be_dir = last && !rest.is_empty();
+            if m.file_type().is_symlink() && (follow_last || !last || must_be_dir) {
                 links += 1;
                 if links > super::MAX_SYMLINKS {
                     return Err(FsError::SymlinkLoop);
@@ -270,8 +276,9 @@ impl ExtFs {
                     cur.clear();
                 }
                 rest.extend(target.split('/').rev().map(String::from));
-                if rest.iter().map(String::len).sum::<usize>() > super::MAX_PATH {
-                    return Err(FsError::BadPath);
+                let len = rest.iter().map(|c| c.len() + 1).sum::<usize>();
+                if len > super::MAX_PATH {
+                    return Err(FsError::BadPath(PathProblem::TooLong { len, expanded: true }));
                 }
                 meta = self.fs.symlink_metadata(Self::joined(&cur).as_str()).map_err(map_err)?;
                 continue;
@@ -339,6 +346,7 @@ impl FileSystem for ExtFs {
                 node.meta.size, self.max_file_size
             )));
         }
+        super::check_file_size(&alloc::format!("ext: {}", node.path), node.meta.size, self.vol_size)?;
         let mut open = self.open.borrow_mut();
         if offset >= node.meta.size {
             return Ok(0);

@@ -27,7 +27,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 use core::cell::Cell;
 
-use super::{join, normalize, DirEntry, FileSystem, FileType, FsError, FsKind, ListingBudget, Metadata, Node};
+use super::{DirEntry, FileSystem, FileType, FsError, FsKind, ListingBudget, Metadata, Node};
 use crate::disk::ReadAt;
 
 /// Largest directory read: 65536 entries of 32 bytes (the FAT spec's limit).
@@ -467,20 +467,14 @@ impl<R: ReadAt> FatFs<R> {
     }
 
     fn resolve(&self, path: &str) -> Result<Node, FsError> {
-        let parts = normalize(path)?;
-        let mut node = self.root();
-        for (i, part) in parts.iter().enumerate() {
-            if node.meta.kind != FileType::Dir {
-                return Err(FsError::NotADirectory);
-            }
-            let entries = parse_dir(&self.dir_bytes(node.handle)?);
+        super::walk(path, self.root(), |dir, name| {
+            let entries = parse_dir(&self.dir_bytes(dir.handle)?);
             let e = entries
                 .iter()
-                .find(|e| names_equal(&e.name, part) || names_equal(&e.short, part))
+                .find(|e| names_equal(&e.name, name) || names_equal(&e.short, name))
                 .ok_or(FsError::NotFound)?;
-            node = self.node(&join(&parts[..i]), e);
-        }
-        Ok(node)
+            Ok(self.node(&dir.path, e))
+        })
     }
 }
 

@@ -36,6 +36,8 @@ pub struct FfsFs<R: ReadAt> {
     fs: Ffs<Dev<R>>,
     kind: FsKind,
     last_error: Rc<Cell<Option<DiskError>>>,
+    /// The volume's size in bytes: no file read is larger (see [`super::check_file_size`]).
+    vol_size: u64,
 }
 
 fn file_type(t: fs_ffs::FileType) -> FileType {
@@ -70,6 +72,7 @@ impl<R: ReadAt> FfsFs<R> {
     /// Mounts the FFS volume `vol`.
     pub fn open(vol: R) -> Result<Self, FsError> {
         let last_error = Rc::new(Cell::new(None));
+        let vol_size = vol.size();
         let dev = Dev { vol, last: last_error.clone() };
         let fs = Ffs::open(dev).map_err(|e| match (e, last_error.get()) {
             (fs_ffs::Error::Io(_), Some(d)) => FsError::Disk(d),
@@ -79,7 +82,7 @@ impl<R: ReadAt> FfsFs<R> {
             Version::Ufs1 => FsKind::Ffs1,
             _ => FsKind::Ffs2,
         };
-        Ok(FfsFs { fs, kind, last_error })
+        Ok(FfsFs { fs, kind, last_error, vol_size })
     }
 
     /// Superblock facts (version, block and fragment size, ...).
@@ -98,7 +101,7 @@ impl<R: ReadAt> FfsFs<R> {
             E::NotADirectory => FsError::NotADirectory,
             E::NotASymlink => FsError::NotASymlink,
             E::SymlinkLoop => FsError::SymlinkLoop,
-            E::NameTooLong => FsError::BadPath,
+            E::NameTooLong => FsError::BadPath(super::PathProblem::LinksTooLong),
             other => FsError::Corrupt(format!("FFS: {other}")),
         }
     }
@@ -131,11 +134,13 @@ impl<R: ReadAt> FileSystem for FfsFs<R> {
     }
 
     fn lookup(&self, path: &str) -> Result<Node, FsError> {
+        super::check_path(path)?;
         let ino = self.fs.lookup(path).map_err(|e| self.err(e))?;
         self.node(path.to_string(), ino)
     }
 
     fn lookup_nofollow(&self, path: &str) -> Result<Node, FsError> {
+        super::check_path(path)?;
         let ino = self.fs.lookup_nofollow(path).map_err(|e| self.err(e))?;
         self.node(path.to_string(), ino)
     }
@@ -144,6 +149,9 @@ impl<R: ReadAt> FileSystem for FfsFs<R> {
         if node.meta.kind == FileType::Dir {
             return Err(FsError::IsADirectory);
         }
+        // fs-ffs reads sparse files of any size; a boot loader takes one
+        // larger than its volume for a corrupt size.
+        super::check_file_size(&format!("FFS: {}", node.path), node.meta.size, self.vol_size)?;
         self.fs.read_at(Self::ino(node)?, offset, buf).map_err(|e| self.err(e))
     }
 

@@ -18,12 +18,17 @@ pub use probe::{probe, FsKind};
 pub const MAX_SYMLINKS: u32 = 40;
 /// Longest path accepted (PATH_MAX).
 pub const MAX_PATH: usize = 4096;
+/// Longest path component accepted (NAME_MAX: no file system here stores longer names).
+pub const MAX_NAME: usize = 255;
 /// Most entries one [`FileSystem::read_dir`] returns. A listing is built in
 /// pvboot's 48 MiB heap with a full path per entry, so its size must not be
 /// the disk's choice; boot volumes hold far fewer.
 pub const MAX_DIR_ENTRIES: usize = 16384;
 /// Most bytes of names and paths one listing holds.
 pub const MAX_LISTING_BYTES: usize = 4 << 20;
+
+/// Bytes [`FileSystem::read_file`] reads (and allocates) at a time.
+pub const READ_FILE_CHUNK: usize = 1 << 20;
 
 /// Counts a directory listing as it grows, refusing one past
 /// [`MAX_DIR_ENTRIES`] or [`MAX_LISTING_BYTES`].
@@ -65,8 +70,8 @@ pub enum FsError {
     NotASymlink,
     /// Too many symlinks, or a symlink loop.
     SymlinkLoop,
-    /// The path is empty, too long or not valid.
-    BadPath,
+    /// The path is too long or not valid; the problem says why.
+    BadPath(PathProblem),
     /// The on-disk structures are inconsistent.
     Corrupt(String),
     /// A feature pvboot does not read.
@@ -83,11 +88,127 @@ impl fmt::Display for FsError {
             FsError::IsADirectory => f.write_str("is a directory"),
             FsError::NotASymlink => f.write_str("not a symbolic link"),
             FsError::SymlinkLoop => f.write_str("too many levels of symbolic links"),
-            FsError::BadPath => f.write_str("invalid path"),
+            FsError::BadPath(p) => write!(f, "invalid path: {p}"),
             FsError::Corrupt(s) => write!(f, "corrupt file system: {s}"),
             FsError::Unsupported(s) => write!(f, "unsupported: {s}"),
         }
     }
+}
+
+/// Why a path was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathProblem {
+    /// Longer than [`MAX_PATH`] bytes, as given or once symlinks are expanded.
+    TooLong {
+        /// Its length in bytes.
+        len: usize,
+        /// Whether the length is that of the path with symlink targets put in.
+        expanded: bool,
+    },
+    /// Longer than [`MAX_PATH`] bytes once symlinks are expanded (the
+    /// file-system library does not say by how much).
+    LinksTooLong,
+    /// A component longer than [`MAX_NAME`] bytes.
+    NameTooLong {
+        /// The component's length in bytes.
+        len: usize,
+    },
+    /// A NUL byte, which no name on disk holds.
+    Nul {
+        /// Its byte offset.
+        at: usize,
+        /// The path, escaped so that the NUL shows (`\0`).
+        shown: String,
+    },
+    /// Refused by the file-system library, which gives no reason.
+    Malformed,
+}
+
+impl fmt::Display for PathProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PathProblem::TooLong { len, expanded: false } => {
+                write!(f, "too long: {len} bytes (at most {MAX_PATH})")
+            }
+            PathProblem::TooLong { len, expanded: true } => {
+                write!(f, "too long once symbolic links are followed: {len} bytes (at most {MAX_PATH})")
+            }
+            PathProblem::LinksTooLong => write!(f, "too long once symbolic links are followed (at most {MAX_PATH} bytes)"),
+            PathProblem::NameTooLong { len } => write!(f, "a component is {len} bytes long (at most {MAX_NAME})"),
+            PathProblem::Nul { at, shown } => write!(f, "NUL byte at byte {at} in \"{shown}\""),
+            PathProblem::Malformed => f.write_str("malformed"),
+        }
+    }
+}
+
+/// Checks a path before it is walked: its length, its components' lengths
+/// and that it holds no NUL. Every file system's lookup starts here.
+pub fn check_path(path: &str) -> Result<(), FsError> {
+    if path.len() > MAX_PATH {
+        return Err(FsError::BadPath(PathProblem::TooLong { len: path.len(), expanded: false }));
+    }
+    if let Some(at) = path.find('\0') {
+        return Err(FsError::BadPath(PathProblem::Nul { at, shown: path.escape_debug().collect() }));
+    }
+    if let Some(len) = path.split('/').map(str::len).find(|&l| l > MAX_NAME) {
+        return Err(FsError::BadPath(PathProblem::NameTooLong { len }));
+    }
+    Ok(())
+}
+
+/// Refuses a file whose size, read from the disk, is larger than the
+/// volume (`vol_size` bytes) holding it: it would drive a read loop (or a
+/// reader's buffer) far past anything the disk can back. Such a file can
+/// only be sparse, and sparse files larger than their volume are no boot
+/// files; pvboot takes the size for a corrupt one.
+pub fn check_file_size(what: &str, size: u64, vol_size: u64) -> Result<(), FsError> {
+    if size > vol_size {
+        return Err(FsError::Corrupt(alloc::format!(
+            "{what}: file size {size} is larger than the volume ({vol_size} bytes)"
+        )));
+    }
+    Ok(())
+}
+
+/// Resolves `path` from `root`, looking each name up with `child` (a
+/// search of one directory), for file systems without symbolic links. As
+/// POSIX: `.` and `..` are taken where they stand, so every component
+/// followed by one (or by `/`) must be a directory (`/file/..` and
+/// `/file/` are "not a directory"); `..` at the root stays there.
+pub(crate) fn walk(
+    path: &str,
+    root: Node,
+    mut child: impl FnMut(&Node, &str) -> Result<Node, FsError>,
+) -> Result<Node, FsError> {
+    check_path(path)?;
+    // The directories walked through, so that `..` can go back up.
+    let mut stack = alloc::vec![root];
+    for comp in path.split('/') {
+        let Some(cur) = stack.last() else { break };
+        if comp.is_empty() {
+            continue;
+        }
+        if cur.meta.kind != FileType::Dir {
+            return Err(FsError::NotADirectory);
+        }
+        match comp {
+            "." => {}
+            ".." => {
+                if stack.len() > 1 {
+                    stack.pop();
+                }
+            }
+            name => {
+                let next = child(cur, name)?;
+                stack.push(next);
+            }
+        }
+    }
+    let node = stack.pop().ok_or(FsError::NotFound)?;
+    if path.ends_with('/') && node.meta.kind != FileType::Dir {
+        return Err(FsError::NotADirectory);
+    }
+    Ok(node)
 }
 
 impl From<DiskError> for FsError {
@@ -247,12 +368,23 @@ pub trait FileSystem {
         if node.meta.kind == FileType::Dir {
             return Err(FsError::IsADirectory);
         }
-        if node.meta.size > max {
+        let size = node.meta.size;
+        if size > max {
             return Err(FsError::Unsupported(alloc::format!("file larger than {max} bytes")));
         }
-        let mut buf = alloc::vec![0u8; node.meta.size as usize];
-        let n = self.read_at(&node, 0, &mut buf)?;
-        buf.truncate(n);
+        // Grown as data arrives, in chunks, never sized by the disk's word
+        // alone: a corrupt size fails the read before it costs memory.
+        let mut buf = Vec::new();
+        while (buf.len() as u64) < size {
+            let at = buf.len();
+            let want = (size - at as u64).min(READ_FILE_CHUNK as u64) as usize;
+            buf.resize(at + want, 0);
+            let n = self.read_at(&node, at as u64, &mut buf[at..])?;
+            buf.truncate(at + n);
+            if n == 0 {
+                break;
+            }
+        }
         Ok(buf)
     }
 }
@@ -277,9 +409,7 @@ pub fn mount<R: ReadAt + Clone + 'static>(vol: R) -> Result<Box<dyn FileSystem>,
 /// Splits an absolute path into its normalized components (`.` dropped, `..`
 /// applied, so `/a/../b` is `[b]`); relative paths are taken from `/`.
 pub fn normalize(path: &str) -> Result<Vec<&str>, FsError> {
-    if path.len() > MAX_PATH || path.contains('\0') {
-        return Err(FsError::BadPath);
-    }
+    check_path(path)?;
     let mut out = Vec::new();
     for c in path.split('/') {
         match c {

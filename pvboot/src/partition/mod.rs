@@ -128,6 +128,30 @@ pub struct Table {
     pub gpt_backup_used: bool,
     /// Partitions in table order (MBR: primaries, logicals, then disklabel entries).
     pub entries: Vec<Entry>,
+    /// MBR primaries left out of `entries` because they run past the end of
+    /// the disk, so that naming one says so rather than "no partition".
+    pub past_end: Vec<PastEnd>,
+}
+
+/// A partition the table describes but the disk cannot hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PastEnd {
+    /// Its number in the MBR (1 to 4).
+    pub number: u32,
+    /// The sector after its last one, as the table says.
+    pub end: u64,
+    /// The disk's size in sectors.
+    pub disk_sectors: u64,
+}
+
+impl fmt::Display for PastEnd {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "partition {} runs past the end of the disk (ends at sector {}, disk has {})",
+            self.number, self.end, self.disk_sectors
+        )
+    }
 }
 
 impl Table {
@@ -152,6 +176,7 @@ pub fn read_table(dev: &dyn ReadAt, sector_size: u32) -> Result<Table, PartError
         sector_size,
         gpt_backup_used: false,
         entries: Vec::new(),
+        past_end: Vec::new(),
     };
     if total == 0 {
         return Ok(table);
@@ -169,6 +194,12 @@ pub fn read_table(dev: &dyn ReadAt, sector_size: u32) -> Result<Table, PartError
         }
         table.scheme = Scheme::Mbr;
         table.entries = mbr::read(dev, sector_size, &m)?;
+        for (i, p) in m.iter().enumerate() {
+            let end = u64::from(p.start) + u64::from(p.size);
+            if p.ptype != 0 && end > total {
+                table.past_end.push(PastEnd { number: i as u32 + 1, end, disk_sectors: total });
+            }
+        }
         let mut labels = Vec::new();
         for e in &table.entries {
             let ptype = match e.kind {

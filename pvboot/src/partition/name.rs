@@ -86,6 +86,8 @@ pub enum SelectorError {
     Syntax(String),
     /// No partition on this disk matches.
     NotFound(String),
+    /// The table names this partition, but it does not fit on the disk.
+    PastEnd(super::PastEnd),
 }
 
 impl fmt::Display for SelectorError {
@@ -93,6 +95,7 @@ impl fmt::Display for SelectorError {
         match self {
             SelectorError::Syntax(s) => write!(f, "bad partition name '{s}' (try xbd0a, a, msdos1, gpt2, (hd0,msdos1), 1)"),
             SelectorError::NotFound(s) => write!(f, "no partition '{s}' on this disk"),
+            SelectorError::PastEnd(p) => write!(f, "{p}"),
         }
     }
 }
@@ -224,7 +227,16 @@ impl Selector {
                 _ => None,
             }
         };
-        found.ok_or_else(|| SelectorError::NotFound(self.text.clone()))
+        found.ok_or_else(|| {
+            let primary = match *self.parts.as_slice() {
+                [Part::Number(n) | Part::Msdos(n), ..] if self.wedge.is_none() => Some(n),
+                _ => None,
+            };
+            match table.past_end.iter().find(|p| Some(p.number) == primary) {
+                Some(p) => SelectorError::PastEnd(*p),
+                None => SelectorError::NotFound(self.text.clone()),
+            }
+        })
     }
 }
 

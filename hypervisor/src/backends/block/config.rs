@@ -105,6 +105,9 @@ pub enum DiskSpecError {
     /// A `vdev` that is not a disk name libxl understands.
     #[error("invalid vdev `{0}` (expected e.g. xvda, xvdb1, hda, sda, d0p0 or a device number)")]
     BadVdev(String),
+    /// A target with a NUL byte, which no file name can hold (shown escaped).
+    #[error("target `{0}` contains a NUL byte")]
+    NulInTarget(String),
     /// Valid xl, but not something this backend serves.
     #[error("{0} is not supported by Xenolith's block backend")]
     Unsupported(String),
@@ -397,6 +400,12 @@ fn finish(p: Parse) -> Result<DiskSpec, DiskSpecError> {
         return Err(DiskSpecError::Unsupported("COLO".into()));
     }
     let target = p.target.filter(|t| !t.is_empty());
+    if let Some(t) = target.as_deref().filter(|t| t.contains('\0')) {
+        return Err(DiskSpecError::NulInTarget(t.escape_debug().to_string()));
+    }
+    if cdrom && p.access == Some(true) {
+        log::warn!("disk '{}': a CD-ROM is read-only; serving it read-only although access is rw (as xl does)", target.as_deref().unwrap_or_default().escape_debug());
+    }
     if format == Format::Empty || target.is_none() {
         return Err(if cdrom {
             DiskSpecError::Unsupported("an empty CD-ROM drive".into())
@@ -412,8 +421,9 @@ fn finish(p: Parse) -> Result<DiskSpec, DiskSpecError> {
         format,
         vdev,
         devid,
-        // A CD-ROM defaults to read-only; `access` still wins if given.
-        readonly: !p.access.unwrap_or(!cdrom),
+        // A CD-ROM is read-only whatever `access` says, as in xl (and as
+        // the medium is); the backend advertises it so.
+        readonly: cdrom || !p.access.unwrap_or(true),
         cdrom,
         discard: p.discard.unwrap_or(true),
         direct_io_safe: p.direct_io_safe,
@@ -495,12 +505,36 @@ mod tests {
         let d = ok("/root/image.iso,raw,hdc,devtype=cdrom");
         assert!(d.cdrom && d.readonly, "CD-ROMs default to read-only");
         let d = ok("/root/image.iso,,hdc,cdrom");
-        assert!(d.cdrom);
+        assert!(d.cdrom && d.readonly);
         let d = ok("/x.img,raw,xvda,w,no-discard,direct-io-safe,untrusted,backendtype=qdisk");
         assert!(!d.discard && d.direct_io_safe && !d.trusted);
         assert_eq!(d.backendtype.as_deref(), Some("qdisk"));
         // Nothing after target= is a parameter: this has no vdev.
         assert_eq!(parse("target=/x.img,vdev=xvda"), Err(DiskSpecError::MissingVdev));
+    }
+
+    /// xl serves every CD-ROM read-only, whichever spelling makes it one
+    /// and whatever access is asked for.
+    #[test]
+    fn cdroms_are_read_only_in_every_spelling() {
+        for spec in [
+            "/i.iso,raw,hdc,w,devtype=cdrom",
+            "/i.iso,raw,hdc,rw,cdrom",
+            "/i.iso,,hdc,cdrom,access=rw",
+            "devtype=cdrom,access=w,vdev=hdc,target=/i.iso",
+            "cdrom,access=rw,vdev=xvdc,target=/i.iso",
+            "/i.iso,raw,hdc:cdrom,w",
+            "/i.iso,raw,hdc:cdrom,rw",
+            "raw:/i.iso,hdc:cdrom,w",
+            "file:/i.iso,hdc:cdrom,w",
+            "phy:/i.iso,xvdc:cdrom,rw",
+        ] {
+            let d = ok(spec);
+            assert!(d.cdrom, "{spec}: is a CD-ROM");
+            assert!(d.readonly, "{spec}: must be read-only");
+        }
+        let d = ok("/i.img,raw,hdc,w,devtype=disk");
+        assert!(!d.cdrom && !d.readonly);
     }
 
     #[test]

@@ -86,6 +86,17 @@ pub fn parse_disks(cfg: &DomainConfig) -> Result<Vec<(String, config::DiskSpec)>
     Ok(out)
 }
 
+/// Parses every `disk` entry of `cfg` and opens each image as it will be
+/// served (read-only or read-write, locked, its size checked), then closes
+/// it: what `create -n` checks, with the code the real run uses.
+pub fn check_disks(cfg: &DomainConfig) -> Result<(), DiskConfigError> {
+    for (spec, d) in parse_disks(cfg)? {
+        io::sync_io::SyncDisk::open(&d.target, d.readonly)
+            .map_err(|err| DiskConfigError::Device { origin: cfg.origin("disk").cloned(), spec, err: err.into() })?;
+    }
+    Ok(())
+}
+
 /// The block devices of one running domain.
 #[derive(Default)]
 pub struct Backends {

@@ -99,6 +99,26 @@ fn read_only_disks() {
     assert_eq!(fe.status(&td, rw(BLKIF_OP_READ, 4, 0, &[(g, 0, 7)])), BLKIF_RSP_OKAY);
 }
 
+/// A CD-ROM asked for with `w` (issue 9: it was served read-write and
+/// changed): the backend advertises it read-only and refuses writes.
+#[test]
+fn a_cdrom_is_read_only_even_when_asked_for_w() {
+    for (n, spec) in ["raw,hdc,w,devtype=cdrom", "raw,hdc,rw,cdrom", "raw,hdc:cdrom,w"].into_iter().enumerate() {
+        let (path, img) = image(&format!("cdrom{n}"), 64);
+        let before = std::fs::read(&path).unwrap();
+        let mut td = TestDomain::new();
+        let dev = td.device(&format!("{img},{spec}"));
+        let mut fe = TestFrontend::connect(&mut td, dev, RING, Connect::default());
+        let be = fe.paths.backend.clone();
+        assert_eq!(td.read(&format!("{be}/mode")), "r", "{spec}");
+        assert_eq!(td.read(&format!("{be}/info")), (VDISK_READONLY | VDISK_CDROM).to_string(), "{spec}");
+        let p = td.page();
+        let g = td.grant(p, false);
+        assert_eq!(fe.status(&td, rw(BLKIF_OP_WRITE, 1, 0, &[(g, 0, 7)])), BLKIF_RSP_ERROR, "{spec}");
+        assert_eq!(std::fs::read(&path).unwrap(), before, "{spec}: the image is unchanged");
+    }
+}
+
 #[test]
 fn flush_barrier_and_discard() {
     let (path, img) = image("flush", 64);

@@ -63,7 +63,7 @@ pub fn gpt(data: &[u8]) {
     let Ok(cache) = Cache::new(dev) else { return };
     match gpt::read(&cache, 512) {
         Ok(g) => {
-            let t = Table { scheme: Scheme::Gpt, sector_size: 512, gpt_backup_used: g.backup_used, entries: g.entries };
+            let t = Table { scheme: Scheme::Gpt, sector_size: 512, gpt_backup_used: g.backup_used, entries: g.entries, past_end: Vec::new() };
             for e in &t.entries {
                 if let pvboot::partition::Kind::Gpt(guid) = &e.kind {
                     let _ = (gpt::guid_string(guid), gpt::type_name(guid));
@@ -91,7 +91,7 @@ pub fn disklabel(input: &[u8]) {
     let mbr_type = if kind & 1 == 0 { 0xA9 } else { 0xA5 };
     let base = u64::from(kind >> 1) % total.max(1);
     if let Ok(Some(entries)) = disklabel::read(&cache, 512, base, total - base.min(total), mbr_type) {
-        let t = Table { scheme: Scheme::Disklabel, sector_size: 512, gpt_backup_used: false, entries };
+        let t = Table { scheme: Scheme::Disklabel, sector_size: 512, gpt_backup_used: false, entries, past_end: Vec::new() };
         for e in &t.entries {
             let _ = (e.grub_name("hd0"), e.netbsd_name("xbd0"));
         }

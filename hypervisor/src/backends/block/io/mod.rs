@@ -25,6 +25,19 @@ pub enum DiskError {
         /// The target.
         path: PathBuf,
     },
+    /// A regular file whose size is not a whole number of sectors: the guest
+    /// sees whole sectors only, so the tail would be hidden from it.
+    #[error("{path} is {size} bytes, not a multiple of {sector}-byte sectors: the guest would not see its last {tail} bytes (pad or truncate the image)")]
+    PartialSector {
+        /// The image.
+        path: PathBuf,
+        /// Its size in bytes.
+        size: u64,
+        /// The sector size.
+        sector: u64,
+        /// The bytes past the last whole sector.
+        tail: u64,
+    },
     /// Its size or geometry could not be read.
     #[error("cannot get the size of {path}: {err}")]
     Size {

@@ -48,6 +48,10 @@ impl SyncDisk {
             (512, if blksize.is_power_of_two() { blksize.clamp(512, 4096) } else { 512 })
         };
         let logical = if logical.is_power_of_two() { logical.clamp(512, 4096) } else { 512 };
+        let sector = xen_abi::blkif::SECTOR_SIZE;
+        if !block_device && size % sector != 0 {
+            return Err(DiskError::PartialSector { path: path.to_path_buf(), size, sector, tail: size % sector });
+        }
         Ok(SyncDisk { file, size, block_device, logical, physical: physical.max(logical) })
     }
 
