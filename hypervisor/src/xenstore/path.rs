@@ -1,6 +1,7 @@
 //! Xenstore paths: validation, relative-path resolution and the parent /
 //! child relation (xenstore.txt "paths", C xenstored's is_valid_nodename).
 
+use xen_abi::xenstore::XENSTORE_ABS_PATH_MAX;
 use xen_abi::DomId;
 
 /// Where every domain's home directory lives.
@@ -41,13 +42,15 @@ fn local_prefix_len(path: &str) -> usize {
 }
 
 /// Whether `path` is a valid absolute node path: starts with `/`, no `//`,
-/// no trailing `/` (except the root), only valid characters, and at most
-/// `max_rel` bytes after a domain's home prefix.
+/// no trailing `/` (except the root), only valid characters, at most
+/// `max_rel` bytes after a domain's home prefix and at most
+/// XENSTORE_ABS_PATH_MAX bytes in all (whatever `max_rel` is configured to).
 pub fn is_valid(path: &str, max_rel: usize) -> bool {
     path.starts_with('/')
         && (path == "/" || !path.ends_with('/'))
         && !path.contains("//")
         && path.len() <= local_prefix_len(path) + max_rel
+        && path.len() <= XENSTORE_ABS_PATH_MAX
         && path.bytes().all(valid_char)
 }
 
@@ -123,6 +126,16 @@ mod tests {
         let home = format!("/local/domain/12345/{}", "y".repeat(2048));
         assert!(is_valid(&home, 2048));
         assert!(!is_valid(&format!("{home}y"), 2048));
+    }
+
+    #[test]
+    fn no_path_is_longer_than_xenstore_abs_path_max() {
+        // Even with a relative limit configured past it.
+        let at_max = format!("/{}", "x".repeat(XENSTORE_ABS_PATH_MAX - 1));
+        assert!(is_valid(&at_max, 1 << 20));
+        assert!(!is_valid(&format!("{at_max}x"), 1 << 20));
+        let home = format!("/local/domain/1/{}", "y".repeat(XENSTORE_ABS_PATH_MAX));
+        assert!(!is_valid(&home, 1 << 20));
     }
 
     #[test]

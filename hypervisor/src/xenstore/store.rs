@@ -49,7 +49,8 @@ impl Node {
         self.children.iter().map(|c| c.len() + 1).sum()
     }
 
-    fn record_size(&self) -> usize {
+    /// Its size as C xenstored stores it, which quota-max-entry-size limits.
+    pub fn record_size(&self) -> usize {
         node_record_size(self.perms.entries().len(), self.value.len(), self.children_len())
     }
 }

@@ -353,7 +353,8 @@ fn control(sh: &Arc<Shared>, mut bus: Xenbus, jobs: mpsc::Sender<Job>) {
         }
         if wake.ring || wake.xenbus {
             if let Some(c) = conn.clone() {
-                if let Err(msg) = consume(sh, &dom, &c, &jobs) {
+                let submit = |job| jobs.send(job).map_err(|mpsc::SendError(job)| job);
+                if let Err(msg) = consume(sh, &dom, &c, &submit) {
                     log::error!("{}: {msg}; closing the device", sh.name);
                     disconnect(sh, &dom, &mut conn);
                     let _ = bus.store().write(&format!("{}/error", bus.paths().backend), &msg);
@@ -477,9 +478,11 @@ fn disconnect(sh: &Shared, dom: &Domain, conn: &mut Option<Arc<Connection>>) {
     log::debug!("{}: disconnected ({} grants of the domain still pinned)", sh.name, dom.gnttab.pinned());
 }
 
-/// Takes every available request off the ring and hands it to the workers
-/// (barriers run here, after the ring drains). Errors: the ring is broken.
-fn consume(sh: &Shared, dom: &Arc<Domain>, c: &Arc<Connection>, jobs: &mpsc::Sender<Job>) -> Result<(), String> {
+/// Takes every available request off the ring, answers those that fail
+/// the checks, and hands the others to `submit` (the workers; it gives a
+/// job back if it cannot take it). Barriers run here, after the ring
+/// drains. Errors: the ring is broken.
+fn consume(sh: &Shared, dom: &Arc<Domain>, c: &Arc<Connection>, submit: &dyn Fn(Job) -> Result<(), Job>) -> Result<(), String> {
     let slot = c.protocol.slot_size();
     let mut buf = vec![0u8; slot];
     loop {
@@ -519,7 +522,7 @@ fn consume(sh: &Shared, dom: &Arc<Domain>, c: &Arc<Connection>, jobs: &mpsc::Sen
                     finish(sh, dom, c, id, op, status, m);
                 }
                 Ok(parsed) => {
-                    if let Err(mpsc::SendError(job)) = jobs.send(Job { conn: c.clone(), parsed }) {
+                    if let Err(job) = submit(Job { conn: c.clone(), parsed }) {
                         finish(sh, dom, c, job.parsed.id, job.parsed.operation, Err(blkif::BLKIF_RSP_ERROR), None);
                     }
                 }
@@ -553,9 +556,91 @@ fn worker(sh: &Arc<Shared>, rx: &Mutex<mpsc::Receiver<Job>>) {
             finish_without_domain(&job.conn);
             continue;
         };
-        let (id, op) = (job.parsed.id, job.parsed.operation);
-        let (status, m) = execute(sh, &dom, &job.conn, job.parsed);
-        finish(sh, &dom, &job.conn, id, op, status, m);
+        run(sh, &dom, job);
+    }
+}
+
+/// Executes a job and answers it.
+fn run(sh: &Shared, dom: &Domain, job: Job) {
+    let (id, op) = (job.parsed.id, job.parsed.operation);
+    let (status, m) = execute(sh, dom, &job.conn, job.parsed);
+    finish(sh, dom, &job.conn, id, op, status, m);
+}
+
+/// A frontend's ring served on the caller's thread: the request path of
+/// the control thread and the workers (take each request off the ring,
+/// check it, map its grants, do the I/O, push the response), without
+/// xenbus, event channels or threads. The fuzz target drives it with a
+/// made-up ring and grant table in a domain's memory.
+pub struct RingServer {
+    sh: Shared,
+    dom: Arc<Domain>,
+    conn: Option<Arc<Connection>>,
+}
+
+impl RingServer {
+    /// Serves the ring on `pages` (guest addresses, in ring order; a power
+    /// of two of them, at most 16) in `protocol`'s ABI, over `disk` with
+    /// `limits`; `persistent` caches grant mappings as feature-persistent
+    /// does. The ring's indices are taken as they stand.
+    pub fn new(dom: &Arc<Domain>, disk: SyncDisk, limits: Limits, pages: Vec<u64>, protocol: Protocol, persistent: bool) -> Option<Self> {
+        let order = pages.len().trailing_zeros();
+        if !pages.len().is_power_of_two() || pages.len() > 1 << xenbus::MAX_RING_PAGE_ORDER {
+            return None;
+        }
+        let layout = RingLayout::with_order(order, protocol.slot_size())?;
+        let pages = GuestRingPages::new(dom.ram.clone(), pages);
+        let start = pages.load_index(xen_abi::ring::RSP_PROD);
+        let sh = Shared {
+            name: "vbd fuzz".into(),
+            devid: 0,
+            dom: Arc::downgrade(dom),
+            disk,
+            limits,
+            persistent,
+            metrics: Metrics::default(),
+            index: OnceLock::new(),
+            wake: Mutex::new(Wake::default()),
+            cv: Condvar::new(),
+        };
+        let conn = Arc::new(Connection {
+            ring: Mutex::new(BackRing::attach(pages, layout, start)),
+            protocol,
+            port: 0,
+            ring_grants: Mutex::new(Vec::new()),
+            persistent: persistent.then(|| Mutex::new(HashMap::new())),
+            in_flight: Mutex::new(0),
+            drained: Condvar::new(),
+            closed: AtomicBool::new(false),
+        });
+        Some(RingServer { sh, dom: dom.clone(), conn: Some(conn) })
+    }
+
+    /// Answers every request on the ring. Errors: the ring is broken (the
+    /// device would close).
+    pub fn serve(&self) -> Result<(), String> {
+        let Some(c) = &self.conn else { return Ok(()) };
+        consume(&self.sh, &self.dom, c, &|job| {
+            run(&self.sh, &self.dom, job);
+            Ok(())
+        })
+    }
+
+    /// Requests taken and not yet answered (0 between calls to `serve`).
+    pub fn in_flight(&self) -> u32 {
+        self.conn.as_ref().map_or(0, |c| *c.in_flight())
+    }
+
+    /// The counters so far.
+    pub fn metrics(&self) -> metrics::Snapshot {
+        self.sh.metrics.snapshot()
+    }
+}
+
+impl Drop for RingServer {
+    /// Unmaps the grants it still holds, as a disconnection does.
+    fn drop(&mut self) {
+        disconnect(&self.sh, &self.dom, &mut self.conn);
     }
 }
 
