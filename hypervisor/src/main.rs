@@ -11,7 +11,7 @@ use clap::{ArgAction, Parser, Subcommand};
 use xenolith::toolstack::domain::{ConsoleTarget, Outcome, RunOptions};
 use xenolith::toolstack::stop::{self, StopCause, Stopper};
 use xenolith::xen::ShutdownReason;
-use xenolith::{toolstack, xenstore};
+use xenolith::{seccomp, toolstack, xenstore};
 
 /// Run Xen PVH guests on any Linux host with /dev/kvm.
 ///
@@ -64,6 +64,10 @@ struct CreateArgs {
     /// Without -c, write the console to this file [default: /var/log/xenolith/guest-NAME.log].
     #[arg(long, value_name = "FILE")]
     console_log: Option<PathBuf>,
+    /// Run without the per-thread seccomp filters, to debug a thread killed
+    /// for a forbidden system call (XENOLITH_NO_SECCOMP=1 does the same).
+    #[arg(long)]
+    no_seccomp: bool,
     /// Check the configuration and the kernel, print the domain, and exit.
     #[arg(short = 'n', long)]
     dry_run: bool,
@@ -142,6 +146,7 @@ fn dry_run(cfg: &toolstack::config::DomainConfig) -> Result<String, toolstack::d
 }
 
 fn create(args: &CreateArgs) -> ExitCode {
+    seccomp::close_inherited_fds();
     let cfg = match toolstack::config::DomainConfig::load(&args.config, &args.overrides) {
         Ok(cfg) => cfg,
         Err(e) => return report(&e),
@@ -168,6 +173,13 @@ fn create(args: &CreateArgs) -> ExitCode {
         });
         ConsoleTarget::Log(path)
     };
+    // Confined threads (all but this one) get their filters from here on.
+    let no_seccomp = args.no_seccomp || std::env::var_os("XENOLITH_NO_SECCOMP").is_some_and(|v| v == "1");
+    if no_seccomp {
+        log::warn!("running without seccomp filters (--no-seccomp)");
+    } else if let Err(e) = seccomp::enable() {
+        return report(&e);
+    }
     // No thread runs yet: all that start from here inherit the blocked
     // signals, and the signal thread alone takes them.
     let stopper = Stopper::default();

@@ -13,6 +13,7 @@ use crate::backends::block;
 use crate::backends::console::{Console, Sink};
 use crate::input::{self, InputError};
 use crate::loader::{self, BootParams, PvhKernel};
+use crate::seccomp::{self, ThreadKind};
 use crate::vstate::cpuid::{self, XenLeaves};
 use crate::vstate::vcpu::{Probes, Vcpu};
 use crate::vstate::vm::Vm;
@@ -96,18 +97,20 @@ pub struct Prepared {
     pub ramdisk: Option<Vec<u8>>,
     /// Where the kernel, start info and modules go in the guest.
     pub boot: loader::BootInfo,
+    /// The disk images, each opened once with the access its entry gives.
+    pub disks: Vec<block::OpenedDisk>,
 }
 
 /// Reads and checks the kernel, the ramdisk, the memory layout and every
-/// disk (spec, vdev, and that the image opens as it will be served).
+/// disk (spec, vdev), opening each image once, as it will be served.
 pub fn prepare(cfg: &DomainConfig) -> Result<Prepared, DomainError> {
     let (kernel_bytes, ramdisk) = read_images(cfg)?;
     let kernel = PvhKernel::parse(&kernel_bytes).map_err(|err| DomainError::Kernel { path: cfg.kernel.clone(), err: err.into() })?;
     let layout = loader::MemoryLayout::new(cfg.memory_mib << 20);
     let params = BootParams { layout: &layout, cmdline: cfg.cmdline.as_deref(), ramdisk: ramdisk.as_deref() };
     let boot = loader::plan(&kernel, &params).map_err(|err| DomainError::Kernel { path: cfg.kernel.clone(), err })?;
-    block::check_disks(cfg)?;
-    Ok(Prepared { kernel, ramdisk, boot })
+    let disks = block::open_disks(cfg)?;
+    Ok(Prepared { kernel, ramdisk, boot, disks })
 }
 
 /// The `on_*` action for a shutdown `reason` (xl's
@@ -162,7 +165,7 @@ impl RestartPacer {
 
 /// Runs the domain until it shuts down for good or is stopped from outside.
 pub fn run(cfg: &DomainConfig, opts: &RunOptions) -> Result<Outcome, DomainError> {
-    let Prepared { kernel, ramdisk, .. } = prepare(cfg)?;
+    let Prepared { kernel, ramdisk, disks, .. } = prepare(cfg)?;
     if matches!(opts.console, ConsoleTarget::Terminal) {
         spawn_terminal_input(opts.stopper.clone(), cfg.name.clone());
     }
@@ -173,7 +176,7 @@ pub fn run(cfg: &DomainConfig, opts: &RunOptions) -> Result<Outcome, DomainError
             return Ok(Outcome::Stopped(cause));
         }
         let started = Instant::now();
-        let reason = boot(cfg, opts, &kernel, ramdisk.as_deref(), store.as_ref())?;
+        let reason = boot(cfg, opts, &kernel, ramdisk.as_deref(), &disks, store.as_ref())?;
         if let Some(cause) = opts.stopper.cause() {
             return Ok(Outcome::Stopped(cause));
         }
@@ -226,6 +229,7 @@ fn boot(
     opts: &RunOptions,
     kernel: &PvhKernel,
     ramdisk: Option<&[u8]>,
+    images: &[block::OpenedDisk],
     store: Option<&XenstoreLink>,
 ) -> Result<ShutdownReason, DomainError> {
     let layout = loader::MemoryLayout::new(cfg.memory_mib << 20);
@@ -275,7 +279,7 @@ fn boot(
     if let Some(store) = store {
         store.attach(&dom, cfg);
     }
-    let mut disks = match attach_disks(cfg, &dom) {
+    let mut disks = match attach_disks(cfg, images, &dom) {
         Ok(d) => d,
         Err(e) => {
             if let Some(store) = store {
@@ -287,10 +291,16 @@ fn boot(
     opts.stopper.set_current(Some(dom.clone()));
 
     let result = std::thread::scope(|s| {
-        s.spawn(|| dom.run_timer());
+        s.spawn(|| {
+            seccomp::confine(ThreadKind::Timer);
+            dom.run_timer();
+        });
         let vcpu_thread = s.spawn(|| {
             dom.set_vcpu_thread();
-            vcpu.run(&*dom, &Probes::from_env())
+            let probes = Probes::from_env();
+            vcpu.prepare_thread()?;
+            seccomp::confine(ThreadKind::Vcpu);
+            vcpu.run(&*dom, &probes)
         });
         let r = vcpu_thread.join();
         // The vCPU returns once the domain has shut down, or on a KVM error
@@ -395,6 +405,7 @@ const ESCAPE: u8 = 0x1d;
 fn spawn_terminal_input(stopper: Stopper, cfg_name: String) {
     let raw = RawTerminal::enter();
     std::thread::spawn(move || {
+        seccomp::confine(ThreadKind::ConsoleInput);
         let _raw = raw;
         let mut buf = [0u8; 512];
         loop {
@@ -467,11 +478,11 @@ impl Drop for RawTerminal {
 /// Creates a block backend per `disk` entry: writes the backend and
 /// frontend directories as libxl does and brings each device to InitWait,
 /// so the guest finds its disks ready when it starts.
-fn attach_disks(cfg: &DomainConfig, dom: &Arc<Domain>) -> Result<block::Backends, DomainError> {
-    if cfg.disks.is_empty() {
+fn attach_disks(cfg: &DomainConfig, images: &[block::OpenedDisk], dom: &Arc<Domain>) -> Result<block::Backends, DomainError> {
+    if images.is_empty() {
         return Ok(block::Backends::default());
     }
-    Ok(block::Backends::create(cfg, dom, dom.store.get())?)
+    Ok(block::Backends::create(cfg, images, dom, dom.store.get())?)
 }
 
 #[cfg(test)]

@@ -122,19 +122,22 @@ pub fn handle_signals(stopper: Stopper) -> std::io::Result<()> {
     if r != 0 {
         return Err(std::io::Error::from_raw_os_error(r));
     }
-    std::thread::Builder::new().name("signals".into()).spawn(move || loop {
-        let mut sig: libc::c_int = 0;
-        // SAFETY: sigwait reads the set and writes the signal number to a local.
-        if unsafe { libc::sigwait(&set, &mut sig) } != 0 {
-            continue;
-        }
-        let cause = StopCause::Signal(sig);
-        if stopper.request(cause) {
-            let what = stopper.current().map_or_else(|| "stopping".to_owned(), |d| format!("destroying domain {}", d.info.name));
-            eprintln!("\r\nxenolith: {}: {what}\r", cause.describe());
-        } else {
-            eprintln!("\r\nxenolith: {} again: exiting now\r", cause.describe());
-            std::process::exit(128 + sig);
+    std::thread::Builder::new().name("signals".into()).spawn(move || {
+        crate::seccomp::confine(crate::seccomp::ThreadKind::Signals);
+        loop {
+            let mut sig: libc::c_int = 0;
+            // SAFETY: sigwait reads the set and writes the signal number to a local.
+            if unsafe { libc::sigwait(&set, &mut sig) } != 0 {
+                continue;
+            }
+            let cause = StopCause::Signal(sig);
+            if stopper.request(cause) {
+                let what = stopper.current().map_or_else(|| "stopping".to_owned(), |d| format!("destroying domain {}", d.info.name));
+                eprintln!("\r\nxenolith: {}: {what}\r", cause.describe());
+            } else {
+                eprintln!("\r\nxenolith: {} again: exiting now\r", cause.describe());
+                std::process::exit(128 + sig);
+            }
         }
     })?;
     Ok(())

@@ -160,6 +160,8 @@ pub fn monotonic_ns() -> u64 {
 pub struct Vcpu {
     fd: VcpuFd,
     long_mode: bool,
+    /// Whether [`Vcpu::prepare_thread`] ran.
+    kick_ready: bool,
 }
 
 const EFER_LMA: u64 = 1 << 10;
@@ -167,7 +169,7 @@ const EFER_LMA: u64 = 1 << 10;
 impl Vcpu {
     /// Wraps a created vCPU.
     pub fn new(fd: VcpuFd) -> Self {
-        Self { fd, long_mode: false }
+        Self { fd, long_mode: false, kick_ready: false }
     }
 
     /// Installs the CPUID table.
@@ -225,9 +227,19 @@ impl Vcpu {
         Ok(())
     }
 
+    /// Prepares the calling thread to run this vCPU (the kick signal's
+    /// handler and KVM's signal mask), before the thread is confined.
+    pub fn prepare_thread(&mut self) -> Result<(), VcpuError> {
+        if !self.kick_ready {
+            kvm_ext::setup_kick(&self.fd)?;
+            self.kick_ready = true;
+        }
+        Ok(())
+    }
+
     /// Runs the guest until `handler` says stop. Runs on the vCPU's own thread.
     pub fn run(&mut self, handler: &dyn ExitHandler, probes: &Probes) -> Result<(), VcpuError> {
-        kvm_ext::setup_kick(&self.fd)?;
+        self.prepare_thread()?;
         self.fd.set_sync_valid_reg(SyncReg::Register);
         let mut counted: Option<u64> = None;
         if probes.count_instructions {

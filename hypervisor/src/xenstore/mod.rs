@@ -258,7 +258,10 @@ impl Xenstored {
             None => (None, None),
         };
         let s2 = shared.clone();
-        let thread = std::thread::Builder::new().name("xenstored".into()).spawn(move || run(&s2, listener.as_ref()))?;
+        let thread = std::thread::Builder::new().name("xenstored".into()).spawn(move || {
+            crate::seccomp::confine(crate::seccomp::ThreadKind::Xenstored);
+            run(&s2, listener.as_ref());
+        })?;
         let xs = Arc::new(Xenstored { shared, thread: Mutex::new(Some(thread)), socket });
         layout::init_dom0(&xs);
         Ok(xs)

@@ -30,6 +30,7 @@ use super::io::{Engine, SyncDisk};
 use super::metrics::{self, Metrics};
 use super::request::{self, Kind, Limits, Parsed, Transfer};
 use super::xenbus::{self, Action, ConnectError, Features, Paths, RingInfo, Xenbus};
+use crate::seccomp::{self, ThreadKind};
 use crate::vstate::memory::GuestRam;
 use crate::xen::evtchn::Backend;
 use crate::xen::gnttab::{GrantError, MappedGrant};
@@ -155,7 +156,7 @@ struct Shared {
     #[cfg_attr(not(test), allow(dead_code))]
     devid: u32,
     dom: Weak<Domain>,
-    disk: SyncDisk,
+    disk: Arc<SyncDisk>,
     limits: Limits,
     persistent: bool,
     metrics: Metrics,
@@ -193,11 +194,11 @@ pub enum DeviceError {
 }
 
 impl BlockDevice {
-    /// Opens the image, writes the toolstack's xenstore nodes, registers
-    /// the device with `dom`, publishes the features and reaches InitWait
-    /// (all before the guest runs), then starts the threads.
-    pub fn create(dom: &Arc<Domain>, xs: &Arc<Xenstored>, spec: &DiskSpec) -> Result<Arc<BlockDevice>, DeviceError> {
-        let disk = SyncDisk::open(&spec.target, spec.readonly)?;
+    /// Serves `disk` (the image of `spec`, opened with its access), writes
+    /// the toolstack's xenstore nodes, registers the device with `dom`,
+    /// publishes the features and reaches InitWait (all before the guest
+    /// runs), then starts the threads.
+    pub fn create(dom: &Arc<Domain>, xs: &Arc<Xenstored>, spec: &DiskSpec, disk: Arc<SyncDisk>) -> Result<Arc<BlockDevice>, DeviceError> {
         let domid = dom.info.domid;
         let paths = Paths::new(domid, spec.devid);
         let physical = if disk.is_block_device() { block_device_numbers(&spec.target) } else { None };
@@ -265,14 +266,20 @@ impl BlockDevice {
             let (sh, rx) = (shared.clone(), rx.clone());
             let t = std::thread::Builder::new()
                 .name(format!("blk{}-io{i}", spec.devid))
-                .spawn(move || worker(&sh, &rx))
+                .spawn(move || {
+                    seccomp::confine(ThreadKind::BlockIo);
+                    worker(&sh, &rx);
+                })
                 .map_err(DeviceError::Thread)?;
             threads.push(t);
         }
         let sh = shared.clone();
         let ctl = std::thread::Builder::new()
             .name(format!("blk{}", spec.devid))
-            .spawn(move || control(&sh, bus, tx))
+            .spawn(move || {
+                seccomp::confine(ThreadKind::BlockControl);
+                control(&sh, bus, tx);
+            })
             .map_err(DeviceError::Thread)?;
         threads.push(ctl);
         *dev.threads.lock().unwrap_or_else(|e| e.into_inner()) = threads;

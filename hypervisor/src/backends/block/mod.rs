@@ -86,15 +86,30 @@ pub fn parse_disks(cfg: &DomainConfig) -> Result<Vec<(String, config::DiskSpec)>
     Ok(out)
 }
 
+/// A `disk` entry with its image, opened once for the whole run.
+#[derive(Debug)]
+pub struct OpenedDisk {
+    /// The entry as written.
+    pub spec: String,
+    /// The entry parsed.
+    pub config: config::DiskSpec,
+    /// The image, open read-only for `r` and read-write for `w`, locked;
+    /// every incarnation of the domain (reboots) is served from this one
+    /// descriptor, so a path swapped on disk meanwhile is never reached.
+    pub disk: Arc<io::sync_io::SyncDisk>,
+}
+
 /// Parses every `disk` entry of `cfg` and opens each image as it will be
-/// served (read-only or read-write, locked, its size checked), then closes
-/// it: what `create -n` checks, with the code the real run uses.
-pub fn check_disks(cfg: &DomainConfig) -> Result<(), DiskConfigError> {
+/// served (read-only or read-write, locked, its size checked): what
+/// `create -n` checks, and what the real run serves.
+pub fn open_disks(cfg: &DomainConfig) -> Result<Vec<OpenedDisk>, DiskConfigError> {
+    let mut out = Vec::new();
     for (spec, d) in parse_disks(cfg)? {
-        io::sync_io::SyncDisk::open(&d.target, d.readonly)
-            .map_err(|err| DiskConfigError::Device { origin: cfg.origin("disk").cloned(), spec, err: err.into() })?;
+        let disk = io::sync_io::SyncDisk::open(&d.target, d.readonly)
+            .map_err(|err| DiskConfigError::Device { origin: cfg.origin("disk").cloned(), spec: spec.clone(), err: err.into() })?;
+        out.push(OpenedDisk { spec, config: d, disk: Arc::new(disk) });
     }
-    Ok(())
+    Ok(out)
 }
 
 /// The block devices of one running domain.
@@ -104,21 +119,20 @@ pub struct Backends {
 }
 
 impl Backends {
-    /// Creates a device per `disk` entry of `cfg` for `dom`: each reaches
-    /// InitWait before this returns, so the guest finds it ready.
-    pub fn create(cfg: &DomainConfig, dom: &Arc<Domain>, xs: Option<&Arc<Xenstored>>) -> Result<Self, DiskConfigError> {
-        let disks = parse_disks(cfg)?;
+    /// Creates a device per opened `disk` entry of `cfg` for `dom`: each
+    /// reaches InitWait before this returns, so the guest finds it ready.
+    pub fn create(cfg: &DomainConfig, disks: &[OpenedDisk], dom: &Arc<Domain>, xs: Option<&Arc<Xenstored>>) -> Result<Self, DiskConfigError> {
         let mut backends = Backends::default();
         if disks.is_empty() {
             return Ok(backends);
         }
         let xs = xs.ok_or_else(|| DiskConfigError::NoXenstore { origin: cfg.origin("disk").cloned() })?;
-        for (spec, d) in disks {
-            match BlockDevice::create(dom, xs, &d) {
+        for OpenedDisk { spec, config, disk } in disks {
+            match BlockDevice::create(dom, xs, config, disk.clone()) {
                 Ok(dev) => backends.devices.push(dev),
                 Err(err) => {
                     backends.stop();
-                    return Err(DiskConfigError::Device { origin: cfg.origin("disk").cloned(), spec, err });
+                    return Err(DiskConfigError::Device { origin: cfg.origin("disk").cloned(), spec: spec.clone(), err });
                 }
             }
         }

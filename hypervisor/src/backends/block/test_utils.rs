@@ -13,6 +13,7 @@ use xen_abi::ring::{FrontRing, RingLayout};
 use xen_abi::xenbus::XenbusState;
 
 use super::config;
+use super::io::SyncDisk;
 use super::device::{BlockDevice, GuestRingPages};
 use super::xenbus::Paths;
 use crate::backends::console::{Console, Sink};
@@ -76,7 +77,7 @@ impl TestDomain {
     /// Creates a block device from an xl disk spec.
     pub fn device(&self, spec: &str) -> Arc<BlockDevice> {
         let spec = config::parse(spec).unwrap();
-        BlockDevice::create(&self.dom, &self.xs, &spec).unwrap()
+        BlockDevice::create(&self.dom, &self.xs, &spec, Arc::new(SyncDisk::open(&spec.target, spec.readonly).unwrap())).unwrap()
     }
 
     /// A fresh zeroed data page.
