@@ -602,7 +602,7 @@ impl RingServer {
             name: "vbd fuzz".into(),
             devid: 0,
             dom: Arc::downgrade(dom),
-            disk,
+            disk: Arc::new(disk),
             limits,
             persistent,
             metrics: Metrics::default(),
