@@ -14,7 +14,7 @@
 //!   tens of seconds on a software KVM).
 //! - Also: blkback's request count and average size for pvboot (from `-v`),
 //!   and pvboot's guest instructions per MiB loaded, single-stepped up to
-//!   the kernel's entry with 2 and 8 MiB kernels (difference / size
+//!   the kernel's entry with 2 and 3 MiB kernels (difference / size
 //!   difference).
 
 use std::fs;
@@ -32,13 +32,15 @@ const KERNEL_BYTES: usize = 32 << 20;
 /// The two kernels whose instruction counts differ by the cost of reading
 /// the difference (single-stepping the 32 MiB one would take an hour here).
 const SMALL_KERNEL_BYTES: usize = 2 << 20;
-const COUNTED_KERNEL_BYTES: usize = 8 << 20;
+const COUNTED_KERNEL_BYTES: usize = 3 << 20;
 /// The hypervisor's line with the count (XENOLITH_COUNT_INSTRUCTIONS).
 const INSTRUCTIONS_LINE: &str = "xenolith-bench: instructions-before-output=";
 /// pvboot runs (the median is reported).
 const PVBOOT_RUNS: usize = 3;
 /// Longest a run may take (GRUB reads at ~0.4 MB/s here).
 const RUN_LIMIT: Duration = Duration::from_secs(600);
+/// Longest a single-stepped run may take (a 2 MiB kernel takes about 5 minutes).
+const COUNT_LIMIT: Duration = Duration::from_secs(1200);
 /// What the kernel writes to port 0xE9 on entry.
 const MARKER: &str = "xenolith-bench: kernel entered";
 /// An FFSv2 32K/4K image holding `kernel` as /kernel32 and pvboot's config.
@@ -118,7 +120,7 @@ fn write_cfg(dir: &Path, name: &str, kernel: &Path, disk: &Path, extra: &str) ->
 }
 
 /// One run: seconds from spawn to the marker, and the whole stderr.
-fn run_to_marker(cfg: &Path, verbose: bool, env: &[(&str, &str)]) -> Result<(f64, String)> {
+fn run_to_marker(cfg: &Path, verbose: bool, env: &[(&str, &str)], limit: Duration) -> Result<(f64, String)> {
     let mut cmd = Command::new(root().join("target/release/xenolith"));
     if verbose {
         cmd.arg("-v");
@@ -140,19 +142,37 @@ fn run_to_marker(cfg: &Path, verbose: bool, env: &[(&str, &str)]) -> Result<(f64
             .map_while(Result::ok)
             .collect::<Vec<_>>()
     });
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
     let mut marker = None;
     let mut err = String::new();
-    for line in BufReader::new(child.stderr.take().unwrap()).lines() {
-        let line = line?;
+    loop {
+        let Some(left) = limit.checked_sub(start.elapsed()) else {
+            err.push_str(&format!("(stopped after {} s)\n", limit.as_secs()));
+            let _ = child.kill();
+            break;
+        };
+        let line = match rx.recv_timeout(left) {
+            Ok(line) => line,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+        };
         if marker.is_none() && line.contains(MARKER) {
             marker = Some(start.elapsed().as_secs_f64());
         }
         err.push_str(&line);
         err.push('\n');
-        // Single-stepped runs do not end on their own in good time: their
-        // count is all that is wanted.
-        if start.elapsed() > RUN_LIMIT || line.starts_with(INSTRUCTIONS_LINE) {
+        // A single-stepped run's count is all that is wanted of it.
+        if line.starts_with(INSTRUCTIONS_LINE) {
             let _ = child.kill();
+            break;
         }
     }
     let _ = child.wait();
@@ -170,7 +190,10 @@ fn field(text: &str, key: &str) -> Option<u64> {
 
 /// Guest instructions from domain start to the kernel's entry, single-stepped.
 fn instructions(cfg: &Path) -> Result<Option<u64>> {
-    let (_, err) = run_to_marker(cfg, false, &[("XENOLITH_COUNT_INSTRUCTIONS", "all")])?;
+    // A run that reaches no count within the limit is reported as uncounted.
+    let Ok((_, err)) = run_to_marker(cfg, false, &[("XENOLITH_COUNT_INSTRUCTIONS", "all")], COUNT_LIMIT) else {
+        return Ok(None);
+    };
     Ok(err
         .lines()
         .find_map(|l| l.strip_prefix(INSTRUCTIONS_LINE))
@@ -189,7 +212,7 @@ pub fn run() -> Result<String> {
     let mut times = Vec::new();
     let mut log = String::new();
     for i in 0..PVBOOT_RUNS {
-        let (t, err) = run_to_marker(&cfg, i == 0, &[])?;
+        let (t, err) = run_to_marker(&cfg, i == 0, &[], RUN_LIMIT)?;
         times.push(t);
         if i == 0 {
             log = err;
@@ -209,7 +232,7 @@ pub fn run() -> Result<String> {
 
     let grub_img = grub(&dir)?;
     let grub_cfg = write_cfg(&dir, "grub-bench", &grub_img, &big, "")?;
-    let (grub_s, _) = run_to_marker(&grub_cfg, false, &[])?;
+    let (grub_s, _) = run_to_marker(&grub_cfg, false, &[], RUN_LIMIT)?;
 
     eprintln!("bench boot-loader: pvboot {pvboot_s:.2} s, GRUB {grub_s:.2} s; counting pvboot's instructions");
     let small = disk(&dir, "ffs2-32k-small", SMALL_KERNEL_BYTES)?;
@@ -220,7 +243,7 @@ pub fn run() -> Result<String> {
         (Some(b), Some(s)) if b > s => {
             let mib = (COUNTED_KERNEL_BYTES - SMALL_KERNEL_BYTES) as u64 >> 20;
             format!(
-                "{} per MiB ({} for an {} MiB kernel, {} for {} MiB)",
+                "{} per MiB ({} for a {} MiB kernel, {} for {} MiB)",
                 (b - s) / mib,
                 b,
                 COUNTED_KERNEL_BYTES >> 20,
@@ -228,7 +251,7 @@ pub fn run() -> Result<String> {
                 SMALL_KERNEL_BYTES >> 20
             )
         }
-        _ => "not counted (single-step unavailable)".into(),
+        _ => format!("not counted (single-stepping unavailable or over {} s)", COUNT_LIMIT.as_secs()),
     };
     let mib = KERNEL_BYTES as f64 / (1 << 20) as f64;
     Ok(format!(
