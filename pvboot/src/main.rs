@@ -3,7 +3,7 @@
 //! installed on the domain's own disks.
 //!
 //! It is linked at 128 MiB (pvboot/build.rs) with its heap above its image
-//! (at most 48 MiB), so that kernels can load anywhere in [1 MiB, 128 MiB);
+//! (at most 64 MiB), so that kernels can load anywhere in [1 MiB, 128 MiB);
 //! modules go above the heap. The domain therefore needs at least 256 MiB.
 //!
 //! Everything that reads disks, file systems, partitions, configs and

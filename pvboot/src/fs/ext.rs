@@ -100,7 +100,7 @@ fn metadata(m: &ext4_view::Metadata) -> Metadata {
 }
 
 /// Most block groups accepted. ext4-view keeps a 16-byte descriptor per group
-/// and reads them all at mount time: 2^18 groups is 4 MiB of pvboot's 48 MiB
+/// and reads them all at mount time: 2^18 groups is 4 MiB of pvboot's 64 MiB
 /// heap, and a 32 TiB volume at 4 KiB blocks and 32768 blocks per group.
 pub const MAX_BLOCK_GROUPS: u64 = 1 << 18;
 
@@ -346,7 +346,7 @@ impl FileSystem for ExtFs {
                 node.meta.size, self.max_file_size
             )));
         }
-        super::check_file_size(&alloc::format!("ext: {}", node.path), node.meta.size, self.vol_size)?;
+        super::check_file_size("ext", &node.path, node.meta.size, self.vol_size)?;
         let mut open = self.open.borrow_mut();
         if offset >= node.meta.size {
             return Ok(0);

@@ -151,7 +151,7 @@ impl<R: ReadAt> FileSystem for FfsFs<R> {
         }
         // fs-ffs reads sparse files of any size; a boot loader takes one
         // larger than its volume for a corrupt size.
-        super::check_file_size(&format!("FFS: {}", node.path), node.meta.size, self.vol_size)?;
+        super::check_file_size("FFS", &node.path, node.meta.size, self.vol_size)?;
         self.fs.read_at(Self::ino(node)?, offset, buf).map_err(|e| self.err(e))
     }
 

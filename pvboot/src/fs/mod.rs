@@ -21,7 +21,7 @@ pub const MAX_PATH: usize = 4096;
 /// Longest path component accepted (NAME_MAX: no file system here stores longer names).
 pub const MAX_NAME: usize = 255;
 /// Most entries one [`FileSystem::read_dir`] returns. A listing is built in
-/// pvboot's 48 MiB heap with a full path per entry, so its size must not be
+/// pvboot's 64 MiB heap with a full path per entry, so its size must not be
 /// the disk's choice; boot volumes hold far fewer.
 pub const MAX_DIR_ENTRIES: usize = 16384;
 /// Most bytes of names and paths one listing holds.
@@ -161,10 +161,12 @@ pub fn check_path(path: &str) -> Result<(), FsError> {
 /// reader's buffer) far past anything the disk can back. Such a file can
 /// only be sparse, and sparse files larger than their volume are no boot
 /// files; pvboot takes the size for a corrupt one.
-pub fn check_file_size(what: &str, size: u64, vol_size: u64) -> Result<(), FsError> {
+/// `fs` and `path` only name the file in the error (no allocation on the
+/// read path).
+pub fn check_file_size(fs: &str, path: &str, size: u64, vol_size: u64) -> Result<(), FsError> {
     if size > vol_size {
         return Err(FsError::Corrupt(alloc::format!(
-            "{what}: file size {size} is larger than the volume ({vol_size} bytes)"
+            "{fs}: {path}: file size {size} is larger than the volume ({vol_size} bytes)"
         )));
     }
     Ok(())
@@ -404,23 +406,6 @@ pub fn mount<R: ReadAt + Clone + 'static>(vol: R) -> Result<Box<dyn FileSystem>,
         Some(FsKind::Ffs1 | FsKind::Ffs2) => Ok(Box::new(ffs::FfsFs::open(vol)?)),
         None => Err(FsError::Unrecognized),
     }
-}
-
-/// Splits an absolute path into its normalized components (`.` dropped, `..`
-/// applied, so `/a/../b` is `[b]`); relative paths are taken from `/`.
-pub fn normalize(path: &str) -> Result<Vec<&str>, FsError> {
-    check_path(path)?;
-    let mut out = Vec::new();
-    for c in path.split('/') {
-        match c {
-            "" | "." => {}
-            ".." => {
-                out.pop();
-            }
-            c => out.push(c),
-        }
-    }
-    Ok(out)
 }
 
 /// Joins components into an absolute path.
