@@ -312,7 +312,7 @@ mod tests {
     #[test]
     fn the_read_request_asks_for_octet_blksize_and_tsize() {
         let (_, rrq) = Download::start("boot/menu.lst", Options { blksize: 1468, max_size: 9 }).unwrap();
-        assert_eq!(rrq, b"\0\x01boot/menu.lst\0octet\0blksize\01468\0tsize\00\0");
+        assert_eq!(rrq, b"\0\x01boot/menu.lst\0octet\0blksize\x001468\0tsize\x000\0");
         assert_eq!(Download::start("a\0b", OPTS).unwrap_err(), TftpError::BadName);
     }
 
@@ -343,16 +343,16 @@ mod tests {
     #[test]
     fn options_are_checked_against_what_was_asked() {
         let (mut d, _) = Download::start("f", OPTS).unwrap();
-        assert_eq!(d.receive(9, b"\0\x06blksize\0512\0tsize\0700\0").unwrap(), Step::Send(ack(0)));
+        assert_eq!(d.receive(9, b"\0\x06blksize\x00512\0tsize\x00700\0").unwrap(), Step::Send(ack(0)));
         assert_eq!((d.blksize(), d.tsize()), (512, Some(700)));
         // A file longer than its tsize is refused.
         d.receive(9, &data(1, &[0; 512])).unwrap();
         assert!(matches!(d.receive(9, &data(2, &[0; 300])), Err(TftpError::Protocol(_))));
 
         let (mut d, _) = Download::start("f", OPTS).unwrap();
-        assert!(matches!(d.receive(9, b"\0\x06blksize\09000\0"), Err(TftpError::Protocol(_))));
+        assert!(matches!(d.receive(9, b"\0\x06blksize\x009000\0"), Err(TftpError::Protocol(_))));
         let (mut d, _) = Download::start("f", OPTS).unwrap();
-        assert_eq!(d.receive(9, b"\0\x06tsize\099999999\0").unwrap_err(), TftpError::TooLarge { size: 99_999_999, max: 1 << 20 });
+        assert_eq!(d.receive(9, b"\0\x06tsize\x0099999999\0").unwrap_err(), TftpError::TooLarge { size: 99_999_999, max: 1 << 20 });
     }
 
     #[test]
@@ -364,7 +364,7 @@ mod tests {
     #[test]
     fn block_numbers_wrap_after_65535() {
         let (mut d, _) = Download::start("f", Options { blksize: 8, max_size: u64::MAX }).unwrap();
-        d.receive(9, b"\0\x06blksize\08\0").unwrap();
+        d.receive(9, b"\0\x06blksize\x008\0").unwrap();
         for n in 1..=70_000u32 {
             let p = data(n as u16, &[0; 8]);
             assert!(matches!(d.receive(9, &p).unwrap(), Step::Data { last: false, .. }), "block {n}");
@@ -383,7 +383,7 @@ mod tests {
 
     #[test]
     fn garbage_is_an_error_not_a_panic() {
-        for p in [&b""[..], b"\0", b"\0\x03\0", b"\0\x09\0\0", b"\0\x06blksize", b"\0\x06blksize\0x\0", b"\0\x06foo\01\0"] {
+        for p in [&b""[..], b"\0", b"\0\x03\0", b"\0\x09\0\0", b"\0\x06blksize", b"\0\x06blksize\0x\0", b"\0\x06foo\x001\0"] {
             let (mut d, _) = Download::start("f", OPTS).unwrap();
             let _ = d.receive(9, p);
         }
