@@ -6,13 +6,18 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream, UdpSocket};
+use std::net::{SocketAddr, SocketAddrV4, TcpListener, TcpStream, UdpSocket};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use pvboot::fs::{FileSystem, FsError};
 use pvboot::net::http::{self, HttpError};
+use pvboot::net::netfs::{self, Datagrams, NetError, NetFs, Network};
 use pvboot::net::tftp::{self, Download, Step, TftpError};
+use pvboot::net::Url;
 
 /// A server process, killed when the test ends.
 struct Server(Child);
@@ -78,7 +83,7 @@ fn tftp_get(port: u16, name: &str, options: tftp::Options) -> Result<(Vec<u8>, D
             Ok(Step::Reject { port, packet }) => drop(sock.send_to(&packet, ("127.0.0.1", port)).unwrap()),
             Ok(Step::Ignore) => {}
             Err(e) => {
-                sock.send_to(&Download::abort_packet(&e), from).unwrap();
+                sock.send_to(&Download::abort_packet(&e.to_string()), from).unwrap();
                 return Err(e);
             }
         }
@@ -180,4 +185,117 @@ fn python_http_server_serves_a_kernel_and_says_what_is_missing() {
     assert!(http_get(port, "/vmlinuz", 64 << 20).unwrap() == kernel, "the body differs from the file");
     assert_eq!(http_get(port, "/nope", 1 << 20).unwrap_err().to_string(), "HTTP 404 File not found");
     assert_eq!(http_get(port, "/vmlinuz", 1 << 20).unwrap_err(), HttpError::TooLarge { size: kernel.len() as u64, max: 1 << 20 });
+}
+
+/// std's sockets as the network a `NetFs` fetches over (the guest's is
+/// smoltcp over netfront); counts the transfers it opens.
+#[derive(Clone, Default)]
+struct StdNet(Arc<AtomicUsize>);
+struct StdUdp(UdpSocket);
+struct StdTcp(TcpStream);
+
+fn io(e: std::io::Error) -> NetError {
+    NetError(e.to_string())
+}
+
+fn timed_out(e: &std::io::Error) -> bool {
+    matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut)
+}
+
+impl Network for StdNet {
+    type Udp = StdUdp;
+    type Tcp = StdTcp;
+    fn udp(&mut self) -> Result<StdUdp, NetError> {
+        self.0.fetch_add(1, Ordering::Relaxed);
+        UdpSocket::bind("127.0.0.1:0").map(StdUdp).map_err(io)
+    }
+    fn connect(&mut self, to: SocketAddrV4) -> Result<StdTcp, NetError> {
+        self.0.fetch_add(1, Ordering::Relaxed);
+        TcpStream::connect(to).map(StdTcp).map_err(io)
+    }
+}
+
+impl Datagrams for StdUdp {
+    fn send_to(&mut self, data: &[u8], to: SocketAddrV4) -> Result<(), NetError> {
+        self.0.send_to(data, to).map(drop).map_err(io)
+    }
+    fn recv_from(&mut self, buf: &mut [u8], timeout_ms: u64) -> Result<Option<(usize, SocketAddrV4)>, NetError> {
+        self.0.set_read_timeout(Some(Duration::from_millis(timeout_ms.max(1)))).map_err(io)?;
+        match self.0.recv_from(buf) {
+            Ok((n, SocketAddr::V4(from))) => Ok(Some((n, from))),
+            Ok(_) => Ok(None),
+            Err(e) if timed_out(&e) => Ok(None),
+            Err(e) => Err(io(e)),
+        }
+    }
+}
+
+impl netfs::Stream for StdTcp {
+    fn write_all(&mut self, data: &[u8]) -> Result<(), NetError> {
+        Write::write_all(&mut self.0, data).map_err(io)
+    }
+    fn read(&mut self, buf: &mut [u8], timeout_ms: u64) -> Result<Option<usize>, NetError> {
+        self.0.set_read_timeout(Some(Duration::from_millis(timeout_ms.max(1)))).map_err(io)?;
+        match Read::read(&mut self.0, buf) {
+            Ok(n) => Ok(Some(n)),
+            Err(e) if timed_out(&e) => Ok(None),
+            Err(e) => Err(io(e)),
+        }
+    }
+}
+
+/// Reads `file` through `fs` the way loaders do (headers, forward, back to
+/// the headers, back into the middle, past the end) and compares; `net`
+/// counts the transfers: one for the lookup, one for the read going back
+/// past the kept head, one for reading the whole file from the start.
+fn read_like_a_loader(fs: &dyn FileSystem, net: &StdNet, path: &str, file: &[u8]) {
+    let before = net.0.load(Ordering::Relaxed);
+    let node = fs.lookup(path).unwrap();
+    assert_eq!(node.meta.size, file.len() as u64);
+    let check = |offset: usize, len: usize| {
+        let mut buf = vec![0u8; len];
+        let n = fs.read_at(&node, offset as u64, &mut buf).unwrap();
+        let want = len.min(file.len().saturating_sub(offset));
+        assert_eq!(n, want, "read of {len} at {offset}");
+        assert!(buf[..n] == file[offset..offset + n], "bytes differ at {offset}");
+    };
+    check(0, 64);
+    check(64, 56 * 4);
+    check(4096, 1 << 20);
+    check(10, 100); // in the kept head: no new transfer
+    check((1 << 20) + 4096, 3000);
+    check(2 << 20, 1 << 20);
+    check(300_000, 5000); // behind the transfer: it starts again
+    check(file.len() - 10, 100);
+    assert_eq!(fs.read_file(path, 1 << 30).unwrap(), file);
+    assert_eq!(net.0.load(Ordering::Relaxed) - before, 3, "transfers opened");
+}
+
+#[test]
+fn netfs_reads_files_from_tftpd_hpa_as_a_loader_does() {
+    let dir = common::scratch("net-netfs-tftp");
+    std::fs::create_dir_all(dir.join("boot/grub")).unwrap();
+    let kernel = pattern(3 << 20 | 5);
+    std::fs::write(dir.join("boot/kernel"), &kernel).unwrap();
+    std::fs::write(dir.join("boot/grub/menu.lst"), "title net\nkernel /boot/kernel\n").unwrap();
+    let (_server, port) = tftpd(&dir);
+    let net = StdNet::default();
+    let fs = NetFs::new(net.clone(), Url::parse(&format!("tftp://127.0.0.1:{port}/")).unwrap(), 1 << 20);
+    assert_eq!(fs.read_file("/boot/grub/menu.lst", 4096).unwrap(), b"title net\nkernel /boot/kernel\n");
+    assert_eq!(fs.lookup("/boot/grub/grub.cfg").unwrap_err(), FsError::NotFound);
+    read_like_a_loader(&fs, &net, "/boot/kernel", &kernel);
+}
+
+#[test]
+fn netfs_reads_files_from_an_http_server_as_a_loader_does() {
+    let dir = common::scratch("net-netfs-http");
+    let kernel = pattern(3 << 20 | 9);
+    std::fs::write(dir.join("netbsd"), &kernel).unwrap();
+    let (_server, port) = http_server(&dir);
+    let net = StdNet::default();
+    let fs = NetFs::new(net.clone(), Url::parse(&format!("http://127.0.0.1:{port}/")).unwrap(), 1 << 20);
+    assert_eq!(fs.lookup("/boot.cfg").unwrap_err(), FsError::NotFound);
+    read_like_a_loader(&fs, &net, "/netbsd", &kernel);
+    let nobody = NetFs::new(StdNet::default(), Url::parse(&format!("http://127.0.0.1:{}/", free_port())).unwrap(), 1 << 20);
+    assert!(matches!(nobody.lookup("/netbsd"), Err(FsError::Network(_))));
 }

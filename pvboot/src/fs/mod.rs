@@ -76,6 +76,8 @@ pub enum FsError {
     Corrupt(String),
     /// A feature pvboot does not read.
     Unsupported(String),
+    /// A file server could not be reached or broke off (network boot).
+    Network(String),
 }
 
 impl fmt::Display for FsError {
@@ -91,6 +93,7 @@ impl fmt::Display for FsError {
             FsError::BadPath(p) => write!(f, "invalid path: {p}"),
             FsError::Corrupt(s) => write!(f, "corrupt file system: {s}"),
             FsError::Unsupported(s) => write!(f, "unsupported: {s}"),
+            FsError::Network(s) => write!(f, "network: {s}"),
         }
     }
 }
@@ -404,7 +407,8 @@ pub fn mount<R: ReadAt + Clone + 'static>(vol: R) -> Result<Box<dyn FileSystem>,
         Some(FsKind::Fat12 | FsKind::Fat16 | FsKind::Fat32) => Ok(Box::new(fat::FatFs::open(vol)?)),
         Some(FsKind::Ext2 | FsKind::Ext3 | FsKind::Ext4) => Ok(Box::new(ext::ExtFs::open(vol)?)),
         Some(FsKind::Ffs1 | FsKind::Ffs2) => Ok(Box::new(ffs::FfsFs::open(vol)?)),
-        None => Err(FsError::Unrecognized),
+        // A disk never probes as a server.
+        Some(FsKind::Tftp | FsKind::Http) | None => Err(FsError::Unrecognized),
     }
 }
 

@@ -23,6 +23,10 @@ pub enum FsKind {
     Ext3,
     /// ext4.
     Ext4,
+    /// Files on a TFTP server (network boot; never probed on a disk).
+    Tftp,
+    /// Files on an HTTP server (network boot; never probed on a disk).
+    Http,
 }
 
 impl FsKind {
@@ -37,6 +41,8 @@ impl FsKind {
             FsKind::Ext2 => "ext2",
             FsKind::Ext3 => "ext3",
             FsKind::Ext4 => "ext4",
+            FsKind::Tftp => "tftp",
+            FsKind::Http => "http",
         }
     }
 }

@@ -2,12 +2,15 @@
 //!
 //! - [`tftp`]: a TFTP client (RFC 1350, 2347, 2348, 2349).
 //! - [`http`]: an HTTP/1.1 GET client.
+//! - [`netfs`]: a server's files as a [`crate::fs::FileSystem`], streamed
+//!   over a [`netfs::Network`].
 //!
-//! Both are protocol state machines only: the guest's network stack owns
-//! the sockets and timers, and the host tests drive the same code against
-//! real servers (tftpd-hpa, Python's http.server).
+//! The clients are protocol state machines only: the network stack (the
+//! guest's over netfront, or std's in the host tests, which drive the same
+//! code against tftpd-hpa and Python's http.server) owns sockets and time.
 
 pub mod http;
+pub mod netfs;
 pub mod tftp;
 
 use alloc::string::{String, ToString};

@@ -244,9 +244,10 @@ impl Download {
     }
 
     /// The packet that tells the server the transfer is abandoned, for an
-    /// error found on this side (too large, a protocol error).
-    pub fn abort_packet(error: &TftpError) -> Vec<u8> {
-        error_packet(ERR_OPTION_REFUSED, &error.to_string())
+    /// error found on this side (too large, a protocol error) or a file no
+    /// longer wanted.
+    pub fn abort_packet(why: &str) -> Vec<u8> {
+        error_packet(ERR_OPTION_REFUSED, why)
     }
 
     /// The server's transfer port, once it answered.
