@@ -49,6 +49,18 @@ impl GuestView<'_, '_> {
         Ok(v)
     }
 
+    /// Reads the structure at `gva + off`: -EFAULT when the sum wraps (a
+    /// guest may map the top page of the address space, so an argument
+    /// there plus a field offset must not overflow).
+    pub fn read_obj_at<T: Pod>(&self, gva: u64, off: u64) -> Result<T, i64> {
+        self.read_obj(gva.checked_add(off).ok_or(EFAULT)?)
+    }
+
+    /// Writes `v` at `gva + off`; -EFAULT when the sum wraps.
+    pub fn write_obj_at<T: Pod>(&self, gva: u64, off: u64, v: &T) -> Result<(), i64> {
+        self.write_obj(gva.checked_add(off).ok_or(EFAULT)?, v)
+    }
+
     /// Writes a hypercall argument structure back.
     pub fn write_obj<T: Pod>(&self, gva: u64, v: &T) -> Result<(), i64> {
         self.write(gva, v.as_bytes())

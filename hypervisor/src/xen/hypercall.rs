@@ -196,7 +196,7 @@ fn memory_op(dom: &Domain, g: &GuestView<'_, '_>, a: &Args) -> HcResult {
         memory::XENMEM_MEMORY_MAP => {
             // compat: { u32 nr_entries; u32 buffer; }, native: { u32; pad; u64 buffer }.
             let (nr, buffer) = if g.compat() {
-                let raw: [u32; 2] = [g.read_obj(arg)?, g.read_obj(arg + 4)?];
+                let raw: [u32; 2] = [g.read_obj(arg)?, g.read_obj_at(arg, 4)?];
                 (raw[0], u64::from(raw[1]))
             } else {
                 let m: memory::MemoryMap = g.read_obj(arg)?;
@@ -435,7 +435,7 @@ fn event_channel_op(dom: &Domain, g: &GuestView<'_, '_>, a: &Args) -> HcResult {
             Ok(0)
         }
         ev::EVTCHNOP_BIND_VCPU => {
-            let x: [u32; 2] = [g.read_obj(arg)?, g.read_obj(arg + 4)?];
+            let x: [u32; 2] = [g.read_obj(arg)?, g.read_obj_at(arg, 4)?];
             if x[1] != 0 {
                 return Err(ENOENT);
             }
@@ -487,8 +487,8 @@ fn sched_op(dom: &Domain, g: &GuestView<'_, '_>, a: &Args) -> HcResult {
         }
         sched::SCHEDOP_POLL => {
             let (ports_addr, nr, timeout) = if g.compat() {
-                let raw: [u32; 2] = [g.read_obj(arg)?, g.read_obj(arg + 4)?];
-                (u64::from(raw[0]), raw[1], g.read_obj::<u64>(arg + 8)?)
+                let raw: [u32; 2] = [g.read_obj(arg)?, g.read_obj_at(arg, 4)?];
+                (u64::from(raw[0]), raw[1], g.read_obj_at::<u64>(arg, 8)?)
             } else {
                 let p: sched::Poll = g.read_obj(arg)?;
                 (p.ports, p.nr_ports, p.timeout)
@@ -498,7 +498,7 @@ fn sched_op(dom: &Domain, g: &GuestView<'_, '_>, a: &Args) -> HcResult {
             }
             let mut ports = vec![0u32; nr as usize];
             for (i, p) in ports.iter_mut().enumerate() {
-                *p = g.read_obj(ports_addr + 4 * i as u64)?;
+                *p = g.read_obj_at(ports_addr, 4 * i as u64)?;
             }
             let until = (timeout != 0).then(|| dom.clock.instant_at(timeout));
             dom.block(until, |st| st.events.is_some_and(|e| ports.iter().any(|&p| e.is_pending(&dom.ram, p))));
