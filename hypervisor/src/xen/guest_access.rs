@@ -4,14 +4,39 @@
 use xen_abi::errno::EFAULT;
 
 use crate::vstate::memory::{GuestRam, Pod};
-use crate::vstate::vcpu::Cpu;
+use crate::vstate::vcpu::{GuestCpu, Regs};
 
 /// The calling vCPU's view of guest memory for one hypercall.
 pub struct GuestView<'a, 'b> {
     /// Guest RAM.
     pub ram: &'a GuestRam,
     /// The calling vCPU (for translation and mode).
-    pub cpu: &'a Cpu<'b>,
+    pub cpu: &'a (dyn GuestCpu + 'b),
+}
+
+/// A vCPU with no KVM behind it: given registers, a mode, and an identity
+/// map of the addresses below `mapped` (what a PVH guest's early page
+/// tables give). For unit tests and the hypercall fuzz target.
+#[derive(Clone, Debug, Default)]
+pub struct FlatCpu {
+    /// The registers a hypercall reads its number's arguments from.
+    pub regs: Regs,
+    /// 64-bit (true) or compat (false) calling convention.
+    pub long_mode: bool,
+    /// Virtual addresses below this translate to themselves; the rest are unmapped.
+    pub mapped: u64,
+}
+
+impl GuestCpu for FlatCpu {
+    fn regs(&self) -> Regs {
+        self.regs
+    }
+    fn long_mode(&self) -> bool {
+        self.long_mode
+    }
+    fn translate(&self, gva: u64) -> Option<u64> {
+        (gva < self.mapped).then_some(gva)
+    }
 }
 
 impl GuestView<'_, '_> {
