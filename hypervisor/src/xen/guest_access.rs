@@ -25,6 +25,10 @@ pub struct FlatCpu {
     pub long_mode: bool,
     /// Virtual addresses below this translate to themselves; the rest are unmapped.
     pub mapped: u64,
+    /// The top page of the address space (as a kernel's fixmap) maps to
+    /// this guest-physical page, if set: where an argument's field offset
+    /// could wrap past 2^64.
+    pub top_page: Option<u64>,
 }
 
 impl GuestCpu for FlatCpu {
@@ -35,7 +39,11 @@ impl GuestCpu for FlatCpu {
         self.long_mode
     }
     fn translate(&self, gva: u64) -> Option<u64> {
-        (gva < self.mapped).then_some(gva)
+        const TOP: u64 = u64::MAX & !0xfff;
+        match self.top_page {
+            Some(page) if gva >= TOP => Some(page + (gva - TOP)),
+            _ => (gva < self.mapped).then_some(gva),
+        }
     }
 }
 
