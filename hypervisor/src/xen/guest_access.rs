@@ -39,7 +39,7 @@ impl GuestCpu for FlatCpu {
         self.long_mode
     }
     fn translate(&self, gva: u64) -> Option<u64> {
-        const TOP: u64 = u64::MAX & !0xfff;
+        const TOP: u64 = !0xfff;
         match self.top_page {
             Some(page) if gva >= TOP => Some(page + (gva - TOP)),
             _ => (gva < self.mapped).then_some(gva),
