@@ -95,6 +95,15 @@ printf '/etc/custom\ntitle t\nkernel /k\n' > "$out/pvboot_config/custom"
 printf 'root=xvda1 timeout=0 entry=2 config=/boot/grub/grub.cfg -- console=hvc0 init=/bin/sh' > "$out/pvboot_cmdline/full"
 printf '(hd0,0)/boot/grub/menu.lst' > "$out/pvboot_cmdline/pvgrub"
 printf "kernel=xbd0a:/netbsd root=UUID=1234-ABCD entry='Boot normally' timeout=-1 -- -s" > "$out/pvboot_cmdline/kernel"
+
+# Network boot (pvboot_net): the first byte picks TFTP (even) or HTTP (odd,
+# and the read size); TFTP datagrams are [port][length, 2 bytes LE][bytes].
+mkdir -p "$out/pvboot_net"
+printf '\000\000\026\000\000\006blksize\000512\000tsize\0005\000\000\011\000\000\003\000\001hello' > "$out/pvboot_net/tftp-oack-data"
+printf '\000\000\023\000\000\005\000\001File not found\000' > "$out/pvboot_net/tftp-error"
+printf '\011HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello' > "$out/pvboot_net/http-length"
+printf '\007HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nWiki\r\n5;x=y\r\npedia\r\n0\r\nT: v\r\n\r\n' > "$out/pvboot_net/http-chunked"
+printf '\001HTTP/1.1 302 Found\r\nLocation: http://10.0.0.1/x\r\n\r\n' > "$out/pvboot_net/http-redirect"
 # Compressed files: a piece of a real ELF and a short text, by each tool.
 compress_seeds() { # compress_seeds TARGET PACKAGE TOOL [ARGS...]
     target=$1 package=$2 tool=$3

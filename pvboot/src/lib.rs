@@ -9,6 +9,7 @@
 //! - [`ui`]: the console menu, line editor and command prompt.
 //! - [`kernel`]: kernel images (ELF PVH/PV) loaded straight into guest memory.
 //! - [`nextboot`]: module placement and the multiboot 1 information for the next kernel.
+//! - [`net`]: URLs, and TFTP and HTTP clients for network boot.
 #![no_std]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -24,6 +25,7 @@ pub mod config;
 pub mod disk;
 pub mod fs;
 pub mod kernel;
+pub mod net;
 pub mod nextboot;
 pub mod partition;
 pub mod ui;

@@ -19,6 +19,7 @@ pub mod grant_table;
 pub mod hvm;
 pub mod hypercall;
 pub mod memory;
+pub mod netif;
 pub mod pv;
 pub mod ring;
 pub mod sched;
