@@ -221,6 +221,51 @@ pub unsafe fn hypercall5(nr: u32, a1: u64, a2: u64, a3: u64, a4: u64, a5: u64) -
     ret
 }
 
+/// Raw, unchecked hypercall of any number, for hostile tests of a
+/// hypervisor (examples/hostile): numbers inside the page go through their
+/// stub; a number past the page's 128 stubs cannot, so it is made by
+/// entering stub 0 after its `mov eax, imm32` (5 bytes) with EAX already
+/// set: the rest of a Xen HVM stub (VMCALL, or our `out`) takes the number
+/// from EAX. If stub 0 does not start with that `mov` (classic PV's stubs,
+/// say) a number past the page returns -ENOSYS without a call.
+///
+/// # Safety
+/// As for [`hypercall5`]: [`ready`] must be true, and whatever the call
+/// does with the arguments (writes through pointers, moving or freeing
+/// pages, shutting down) is the caller's to survive.
+#[cfg(target_os = "none")]
+pub unsafe fn hypercall_any(nr: u32, a: [u64; 5]) -> i64 {
+    if nr < nr::MAX {
+        // SAFETY: forwarded to the caller.
+        return unsafe { hypercall5(nr, a[0], a[1], a[2], a[3], a[4]) };
+    }
+    // SAFETY: the page is ours and readable (see the module invariants).
+    let first = unsafe { core::ptr::read_volatile(page::addr() as *const u8) };
+    if first != 0xb8 {
+        return -errno::ENOSYS;
+    }
+    let entry = page::addr() + 5;
+    let ret: i64;
+    // SAFETY: forwarded to the caller; entry is inside stub 0, after its
+    // `mov eax, imm32`, and the stub ends with `ret`. Clobbers as in
+    // `hypercall5`.
+    unsafe {
+        core::arch::asm!(
+            "call {entry}",
+            entry = in(reg) entry,
+            inout("rax") u64::from(nr) => ret,
+            inout("rdi") a[0] => _,
+            inout("rsi") a[1] => _,
+            inout("rdx") a[2] => _,
+            inout("r10") a[3] => _,
+            inout("r8") a[4] => _,
+            lateout("rcx") _,
+            lateout("r11") _,
+        );
+    }
+    ret
+}
+
 /// Host builds: every hypercall fails with -ENOSYS.
 ///
 /// # Safety

@@ -4,7 +4,7 @@
 set -eu
 out=$1
 root=$(cd "$(dirname "$0")/../.." && pwd)
-mkdir -p "$out/xl_cfg" "$out/pvh_elf" "$out/disk_spec" "$out/blkif_request" "$out/xenstore_ring" "$out/xenstore_msgs" "$out/blkif_ring" "$out/console_ring"
+mkdir -p "$out/xl_cfg" "$out/pvh_elf" "$out/disk_spec" "$out/blkif_request" "$out/xenstore_ring" "$out/xenstore_msgs" "$out/blkif_ring" "$out/console_ring" "$out/hypercall"
 cp "$root/examples/hello/hello.cfg" "$out/xl_cfg/hello.cfg"
 printf 'name = "d"\ntype = "pvh"\nkernel = "k"\nmemory = 64\nextra = "x"\ndisk = [ "file:/tmp/a.img,xvda,w", "format=raw, vdev=xvdb, access=ro, target=/tmp/b" ]\non_crash = "preserve"\n' > "$out/xl_cfg/disks.cfg"
 for g in hello abi-check; do
@@ -26,3 +26,7 @@ printf '\000\013\000\010\000data/x\000v\000\002\000\007\000data/x\000\001\002\00
 printf '\001\200\000\001\000\000\000\000\000\000\000\000\000\000\000\000\000\000\000\000\000\000\000\000\000\000\010\000\000\000\000\007\000\000' > "$out/blkif_ring/read"
 # console_ring: "hello" in the output ring, out_prod 5, an event, typed "ab", an event.
 printf '\000\000\000\004\005hello\001\003\005\000\000\000\002\013ab\002' > "$out/console_ring/hello"
+# hypercall: xen_version(XENVER_version), then event_channel_op(alloc_unbound)
+# with its struct written at 0x100 (dom DOMID_SELF, remote 0).
+printf '\001\021\005\000\000\000\000\000\000\000\000\004\000\000\000\000\000\000\000\000' > "$out/hypercall/version"
+printf '\000\100\000\010\360\177\000\000\000\000\000\000\001\040\005\006\000\000\000\000\000\000\000\000\000\001\000\000\000\000\000\000' > "$out/hypercall/alloc_unbound"

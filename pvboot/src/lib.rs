@@ -15,6 +15,8 @@
 #![warn(missing_docs)]
 
 extern crate alloc;
+
+include!("heap_size.rs");
 #[cfg(any(test, feature = "std"))]
 extern crate std;
 

@@ -1,6 +1,6 @@
 //! Replays every input the fuzzers found (tests/fuzz-inputs/<target>/) through
 //! the same target code (fuzz/fuzz_targets/common/targets.rs), under the same
-//! 48 MiB heap limit (fuzz/fuzz_targets/common/heap.rs, this binary's global
+//! 64 MiB heap limit (pvboot::HEAP_MAX) (fuzz/fuzz_targets/common/heap.rs, this binary's global
 //! allocator): a regression panics, or aborts on the refused allocation.
 //!
 //! One test, so the inputs run one after another and the heap count is

@@ -1,7 +1,9 @@
 //! Helpers for Xenolith's end-to-end tests: they run the real `xenolith`
 //! binary on real guest images, built beforehand by `cargo xtask build`.
 
+mod hostile;
 mod marker_kernel;
+pub use hostile::*;
 pub use marker_kernel::{drop_pvh_note, idle_marker_kernel, marker_kernel};
 
 use std::io::Read;
@@ -117,4 +119,80 @@ pub fn write_cfg(dir: &Path, name: &str, text: &str) -> PathBuf {
     let p = dir.join(name);
     std::fs::write(&p, text).expect("write config");
     p
+}
+
+/// A finished run with its resource use.
+pub struct Measured {
+    /// What the run left behind.
+    pub run: Run,
+    /// The process's peak resident set (ru_maxrss), in KiB.
+    pub max_rss_kib: u64,
+    /// How long it ran.
+    pub elapsed: Duration,
+}
+
+/// Runs `cmd` as [`run_command`] does (from the workspace root, stdin
+/// closed, killed after `limit`), and also measures the process's own peak
+/// RSS: it is reaped with wait4, whose rusage covers that child alone
+/// (RUSAGE_CHILDREN would be the maximum over every child this test ran).
+pub fn run_measured(cmd: Command, limit: Duration) -> Measured {
+    let args: Vec<_> = cmd.get_args().map(|a| a.to_string_lossy().into_owned()).collect();
+    let (m, killed) = run_measured_within(cmd, limit);
+    assert!(!killed, "xenolith {args:?} did not finish within {limit:?}\n{}", m.run);
+    m
+}
+
+/// [`run_measured`] without the panic: true when the run was killed
+/// after `limit` (a hang), for callers that report rather than assert.
+// The child is reaped by wait4 below, not by Child::wait (which would lose its rusage).
+#[allow(clippy::zombie_processes)]
+pub fn run_measured_within(mut cmd: Command, limit: Duration) -> (Measured, bool) {
+    use std::os::unix::process::ExitStatusExt;
+    let mut child = cmd
+        .current_dir(root())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn xenolith");
+    let pid = child.id() as libc::pid_t;
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let out_t = std::thread::spawn(move || {
+        let mut s = Vec::new();
+        let _ = out.read_to_end(&mut s);
+        s
+    });
+    let err_t = std::thread::spawn(move || {
+        let mut s = Vec::new();
+        let _ = err.read_to_end(&mut s);
+        s
+    });
+    let start = Instant::now();
+    let mut killed = false;
+    let (raw, usage) = loop {
+        let mut status = 0;
+        // SAFETY: rusage is plain data, fully written by wait4 when it returns the pid.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: pid is our child, not reaped yet (std's Child is never waited on here).
+        let r = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut usage) };
+        if r == pid {
+            break (status, usage);
+        }
+        assert!(r == 0, "wait4: {}", std::io::Error::last_os_error());
+        if !killed && start.elapsed() > limit {
+            // SAFETY: our child, not reaped yet.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            killed = true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let elapsed = start.elapsed();
+    let run = Run {
+        status: ExitStatus::from_raw(raw),
+        stdout: String::from_utf8_lossy(&out_t.join().unwrap()).into_owned(),
+        stderr: String::from_utf8_lossy(&err_t.join().unwrap()).into_owned(),
+    };
+    // Linux gives ru_maxrss in KiB.
+    (Measured { run, max_rss_kib: usage.ru_maxrss as u64, elapsed }, killed)
 }

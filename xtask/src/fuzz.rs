@@ -2,7 +2,10 @@
 //! bounded time and fails if any of them finds a crash.
 //!
 //! Usage: `cargo xtask fuzz [--seconds N] [TARGET...]` (N defaults to 10;
-//! naming targets runs only those). Needs a nightly toolchain and cargo-fuzz,
+//! naming targets runs only those). Besides the cargo-fuzz targets there is
+//! `hostile-guest`: the hostile guest (examples/hostile) booted under the
+//! hypervisor with one new seed after another for N seconds
+//! ([`hostile_guest`]). Needs a nightly toolchain and cargo-fuzz,
 //! which `setup::ensure_cargo_fuzz` installs when they are missing.
 //!
 //! Conventions, so that a crate only has to add files to take part:
@@ -26,12 +29,15 @@
 //!   `<target dir>/fuzz-logs/<crate>-<target>.log`.
 //! - A crash (a panic), running out of memory or one input taking over 10
 //!   seconds (a hang) fails the run. Out of memory means 2 GiB of RSS,
-//!   unless the fuzz dir's `Cargo.toml` gives `fuzz-heap-mb = N`: then the
-//!   code runs in a guest with an N MiB heap (pvboot: 48), its targets'
-//!   global allocator refuses to hold more (pvboot/fuzz/fuzz_targets/
-//!   common/heap.rs), libFuzzer gets `-malloc_limit_mb=N` (checked under a
-//!   sanitizer) and the process `-rss_limit_mb` of N plus 464 (libFuzzer's
-//!   own corpus and tables take about 100 MB, and grow with the corpus).
+//!   unless the fuzz dir's `Cargo.toml` gives `fuzz-heap = "pvboot"` (or
+//!   `fuzz-heap-mb = N`): then the code runs in a guest with that heap
+//!   (pvboot's is `pvboot::HEAP_MAX`, 64 MiB, the one constant the guest,
+//!   the targets' allocator and this file use), its targets' global
+//!   allocator refuses to hold more (pvboot/fuzz/fuzz_targets/
+//!   common/heap.rs), libFuzzer gets `-malloc_limit_mb` of that size
+//!   (checked under a sanitizer) and the process `-rss_limit_mb` of it plus
+//!   464 (libFuzzer's own corpus and tables take about 100 MB, and grow
+//!   with the corpus).
 //! - Sanitizer: AddressSanitizer (cargo-fuzz's default) unless the fuzz
 //!   dir's `Cargo.toml` says `fuzz-sanitizer = "none"`: for code that is all
 //!   safe Rust, as pvboot,
@@ -77,6 +83,12 @@ pub fn run(args: &[String]) -> Result<()> {
         None => root.join("target"),
     };
 
+    // The hostile guest's campaign is a target by name too.
+    let guest_campaign = only.is_empty() || only.iter().any(|n| n == HOSTILE_GUEST);
+    let only: Vec<String> = only.into_iter().filter(|n| n != HOSTILE_GUEST).collect();
+    if guest_campaign && only.is_empty() && args.iter().any(|a| a == HOSTILE_GUEST) {
+        return hostile_guest(&target_dir, seconds);
+    }
     let mut targets = find_targets(&root)?;
     if !only.is_empty() {
         for name in &only {
@@ -109,9 +121,86 @@ pub fn run(args: &[String]) -> Result<()> {
             }
         }
     }
+    if guest_campaign {
+        if let Err(e) = hostile_guest(&target_dir, seconds) {
+            println!("fuzz {HOSTILE_GUEST}: FAILED: {e:#}");
+            failed.push(HOSTILE_GUEST.to_string());
+        }
+    }
     if !failed.is_empty() {
         bail!("fuzz targets failed: {}", failed.join(", "));
     }
+    Ok(())
+}
+
+/// The name of the hostile guest's campaign among the targets.
+const HOSTILE_GUEST: &str = "hostile-guest";
+/// The first seed of the first campaign (the test's seeds are below it).
+const HOSTILE_FIRST_SEED: u64 = 1000;
+/// A hostile run that takes longer than this is a hang.
+const HOSTILE_LIMIT: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Runs examples/hostile under the hypervisor (tests/src/hostile.rs) for
+/// new seeds until `seconds` have passed (at least one seed), with 1 to 3
+/// rounds each. Seeds continue where the last campaign stopped
+/// (`<target dir>/fuzz-corpus/hostile-guest/next-seed`); every run's
+/// lines go to `<target dir>/fuzz-logs/hostile-guest.log`, a failing run's
+/// whole output to `<target dir>/fuzz-artifacts/hostile-guest/seed-N.txt`.
+fn hostile_guest(target_dir: &Path, seconds: u64) -> Result<()> {
+    use std::io::Write as _;
+    use xenolith_tests::{check_hostile, hostile_lines, run_hostile};
+    crate::build()?;
+    let state = target_dir.join("fuzz-corpus").join(HOSTILE_GUEST);
+    let artifacts = target_dir.join("fuzz-artifacts").join(HOSTILE_GUEST);
+    let scratch = target_dir.join("fuzz-scratch").join(HOSTILE_GUEST);
+    for d in [&state, &artifacts, &scratch, &target_dir.join("fuzz-logs")] {
+        fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
+    }
+    let log_path = target_dir.join("fuzz-logs").join(format!("{HOSTILE_GUEST}.log"));
+    let mut log = fs::File::create(&log_path)?;
+    let next_path = state.join("next-seed");
+    let first: u64 = fs::read_to_string(&next_path).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(HOSTILE_FIRST_SEED);
+    println!("fuzz {HOSTILE_GUEST}: seeds from {first} for {seconds} s (log: {})", log_path.display());
+    let start = std::time::Instant::now();
+    let (mut seed, mut failed, mut peak, mut slowest) = (first, Vec::new(), 0u64, 0f64);
+    while seed == first || start.elapsed().as_secs() < seconds {
+        let rounds = 1 + seed % 3;
+        let (m, killed) = run_hostile(&scratch, seed, rounds, "", HOSTILE_LIMIT);
+        let verdict = check_hostile(seed, &m, killed);
+        peak = peak.max(m.max_rss_kib);
+        slowest = slowest.max(m.elapsed.as_secs_f64());
+        writeln!(
+            log,
+            "seed {seed} rounds {rounds}: exit {:?}, {:.1} s, peak RSS {} KiB: {}",
+            m.run.status.code(),
+            m.elapsed.as_secs_f64(),
+            m.max_rss_kib,
+            verdict.as_ref().map_or_else(|e| format!("FAILED: {e}"), |()| "ok".into())
+        )?;
+        for l in hostile_lines(&m.run.stdout) {
+            writeln!(log, "  {l}")?;
+        }
+        if let Err(e) = verdict {
+            let saved = artifacts.join(format!("seed-{seed}.txt"));
+            fs::write(&saved, format!("{e}
+{}", m.run))?;
+            println!("fuzz {HOSTILE_GUEST}: {e} (output in {})", saved.display());
+            failed.push(seed);
+        }
+        seed += 1;
+        fs::write(&next_path, format!("{seed}
+"))?;
+    }
+    let summary = format!(
+        "{} seeds ({first}..={}) in {:.0} s, {} failed, peak RSS {peak} KiB, slowest {slowest:.1} s",
+        seed - first,
+        seed - 1,
+        start.elapsed().as_secs_f64(),
+        failed.len()
+    );
+    writeln!(log, "{summary}")?;
+    ensure!(failed.is_empty(), "seeds {failed:?} failed; {summary}");
+    println!("fuzz {HOSTILE_GUEST}: ok, {summary}");
     Ok(())
 }
 
@@ -224,12 +313,17 @@ fn sanitizer(t: &Target) -> String {
     setting(t, "fuzz-sanitizer").unwrap_or_else(|| "address".to_string())
 }
 
-/// libFuzzer's memory options: from `fuzz-heap-mb` (the guest heap the code
+/// libFuzzer's memory options: from `fuzz-heap` / `fuzz-heap-mb` (the guest heap the code
 /// runs in), else the default RSS limit.
 fn memory_limits(t: &Target) -> Result<Vec<String>> {
-    Ok(match setting(t, "fuzz-heap-mb") {
-        Some(v) => {
-            let heap: u32 = v.parse().with_context(|| format!("fuzz-heap-mb = {v}: not a number"))?;
+    let heap = match (setting(t, "fuzz-heap").as_deref(), setting(t, "fuzz-heap-mb")) {
+        (Some("pvboot"), _) => Some((pvboot::HEAP_MAX >> 20) as u32),
+        (Some(other), _) => bail!("fuzz-heap = {other:?}: only \"pvboot\" is known"),
+        (None, Some(v)) => Some(v.parse().with_context(|| format!("fuzz-heap-mb = {v}: not a number"))?),
+        (None, None) => None,
+    };
+    Ok(match heap {
+        Some(heap) => {
             vec![format!("-malloc_limit_mb={heap}"), format!("-rss_limit_mb={}", heap + LIBFUZZER_RSS_MB)]
         }
         None => vec![format!("-rss_limit_mb={DEFAULT_RSS_LIMIT_MB}")],

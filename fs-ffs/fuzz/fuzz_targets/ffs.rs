@@ -4,7 +4,7 @@
 //!
 //! The input is a sparse image (pvboot/fuzz's common/sparse.rs): a device of
 //! up to 1 GiB whose superblock, cylinder groups, inodes and directories the
-//! input supplies, the rest zeros. Runs under pvboot's 48 MiB heap
+//! input supplies, the rest zeros. Runs under pvboot's 64 MiB heap
 //! (common/heap.rs there), since pvboot reads FFS through this crate.
 #![no_main]
 

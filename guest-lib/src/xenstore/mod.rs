@@ -245,6 +245,13 @@ pub fn init() -> Result<(), XsError> {
     with_client(|_| Ok(()))
 }
 
+/// Sends one request of any type `ty` (even one xenstored must refuse)
+/// and returns its reply's payload: for tests of xenstored's checks
+/// (examples/hostile). Everything else here uses the typed calls.
+pub fn request(ty: u32, tx: Tx, parts: &[&[u8]]) -> Result<Vec<u8>, XsError> {
+    with_client(|c| c.request(ty, tx, parts))
+}
+
 /// XS_RESET_WATCHES: drops every watch (and transaction) this domain has,
 /// so the next kernel starts with none.
 pub fn reset_watches() -> Result<(), XsError> {

@@ -47,7 +47,10 @@ pub struct GuestRam {
     has_extra: AtomicBool,
     /// Extra regions taken out of the guest's view. They stay mapped until
     /// `self` is dropped, because references handed out by the atomic
-    /// accessors live as long as `&self`.
+    /// accessors live as long as `&self`; their pages are given back to the
+    /// host (MADV_DONTNEED) and a region is used again when the guest
+    /// populates the same range, so a guest that populates and gives back
+    /// pages over and over does not make the host hold more.
     retired: Mutex<Vec<Arc<GuestMemoryMmap>>>,
     /// Which extra regions are RAM (populated), by start address; the
     /// others are Xen pages.
@@ -322,6 +325,14 @@ impl GuestRam {
     }
 }
 
+/// The most regions over holes a domain may have had mapped (in view or
+/// retired): each is a host mapping, and a process has at most
+/// vm.max_map_count (65530) of them, past which every mmap of the process
+/// (the allocator's too) fails. Xen pages moving about and populated holes
+/// take a few; a guest churning distinct frames is refused past this, as
+/// Xen refuses memory it cannot find.
+pub const MAX_EXTRA_REGIONS: usize = 4096;
+
 /// Extra regions: Xen-owned pages placed in holes after boot.
 impl GuestRam {
     /// Maps `len` bytes of fresh zeroed host memory at guest address `addr`,
@@ -340,10 +351,27 @@ impl GuestRam {
                 format!("guest range [{addr:#x}, {end:#x}) is already backed"),
             ));
         }
-        let region = GuestMemoryMmap::from_ranges(&[(GuestAddress(addr), len)])
-            .map_err(|e| std::io::Error::other(format!("cannot map {len:#x} bytes at {addr:#x}: {e}")))?;
+        let mut retired = self.retired.lock().unwrap_or_else(|e| e.into_inner());
+        let same = |m: &GuestMemoryMmap| m.iter().next().is_some_and(|r| r.start_addr().0 == addr && r.len() == len as u64);
+        let region = match retired.iter().position(|m| same(m)) {
+            // Zero already: its pages were dropped when it was retired.
+            Some(i) => retired.swap_remove(i),
+            None => {
+                if extra.len() + retired.len() >= MAX_EXTRA_REGIONS {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::OutOfMemory,
+                        format!("cannot map {len:#x} bytes at {addr:#x}: the domain already has {MAX_EXTRA_REGIONS} regions over holes"),
+                    ));
+                }
+                Arc::new(
+                    GuestMemoryMmap::from_ranges(&[(GuestAddress(addr), len)])
+                        .map_err(|e| std::io::Error::other(format!("cannot map {len:#x} bytes at {addr:#x}: {e}")))?,
+                )
+            }
+        };
+        drop(retired);
         let host = region.iter().next().map(|r| r.as_ptr() as u64).unwrap_or(0);
-        extra.push(Arc::new(region));
+        extra.push(region);
         if ram {
             self.extra_ram.write().unwrap_or_else(|e| e.into_inner()).insert(addr);
         }
@@ -362,6 +390,13 @@ impl GuestRam {
         let region = extra.remove(i);
         self.extra_ram.write().unwrap_or_else(|e| e.into_inner()).remove(&addr);
         self.has_extra.store(!extra.is_empty(), Ordering::Release);
+        for r in region.iter() {
+            // SAFETY: the range is this region's own private anonymous
+            // mapping, which stays mapped (in `retired`); MADV_DONTNEED only
+            // makes its pages read as zeros again, which every reader of
+            // guest memory (volatile copies, atomics) tolerates.
+            unsafe { libc::madvise(r.as_ptr().cast(), r.len() as usize, libc::MADV_DONTNEED) };
+        }
         self.retired.lock().unwrap_or_else(|e| e.into_inner()).push(region);
         true
     }
@@ -538,10 +573,35 @@ mod tests {
         assert!(ram.unmap_extra(0x5000));
         assert!(!ram.unmap_extra(0x5000));
         assert!(!ram.contains(0x5000, 1));
-        // A reference taken before stays valid (the mapping was retired).
-        assert_eq!(a.load(Ordering::SeqCst), 7);
+        // A reference taken before stays valid (the mapping was retired),
+        // its page given back to the host: it reads zero.
+        assert_eq!(a.load(Ordering::SeqCst), 0);
         assert!(ram.map_extra(0x5000, 0x1000, true).is_ok(), "the address is free again");
         assert!(ram.is_ram(0x5000, 0x1000), "populated RAM");
+        assert_eq!(ram.read_obj::<u64>(0x5008).unwrap(), 0, "fresh, zeroed");
+        a.store(9, Ordering::SeqCst);
+        assert_eq!(ram.read_obj::<u64>(0x5008).unwrap(), 9, "the retired region came back");
+    }
+
+    #[test]
+    fn churning_holes_is_bounded() {
+        let ram = GuestRam::new(&[(0, 0x2000)]).unwrap();
+        // The same range over and over: one mapping, used again.
+        for _ in 0..3 * MAX_EXTRA_REGIONS {
+            ram.map_extra(0x10000, 0x1000, true).unwrap();
+            ram.write_obj(0x10000, &1u64).unwrap();
+            assert!(ram.unmap_extra(0x10000));
+        }
+        assert_eq!(ram.retired.lock().unwrap().len(), 1);
+        // Distinct ranges: refused past the cap, never an abort.
+        let mut mapped = 0;
+        for i in 0..MAX_EXTRA_REGIONS as u64 + 10 {
+            if ram.map_extra(0x100000 + i * 0x1000, 0x1000, true).is_ok() {
+                mapped += 1;
+                ram.unmap_extra(0x100000 + i * 0x1000);
+            }
+        }
+        assert_eq!(mapped, MAX_EXTRA_REGIONS - 1, "the first region counts too");
     }
 
     #[test]

@@ -58,6 +58,34 @@ impl std::fmt::Display for GuestFault {
     }
 }
 
+/// The general-purpose registers of a vCPU (KVM's layout).
+pub use kvm_bindings::kvm_regs as Regs;
+
+/// What the hypercall layer reads of the calling vCPU: its registers, its
+/// mode, and translations through its page tables. [`Cpu`] is the real
+/// one; `xen::guest_access::FlatCpu` a stand-in with no KVM behind it, for
+/// tests and the hypercall fuzz target.
+pub trait GuestCpu {
+    /// General-purpose registers.
+    fn regs(&self) -> Regs;
+    /// Whether the guest calls with the 64-bit ABI.
+    fn long_mode(&self) -> bool;
+    /// Translates a guest-virtual address (`None`: not mapped).
+    fn translate(&self, gva: u64) -> Option<u64>;
+}
+
+impl GuestCpu for Cpu<'_> {
+    fn regs(&self) -> Regs {
+        Cpu::regs(self)
+    }
+    fn long_mode(&self) -> bool {
+        Cpu::long_mode(self)
+    }
+    fn translate(&self, gva: u64) -> Option<u64> {
+        Cpu::translate(self, gva)
+    }
+}
+
 /// The registers of a stopped vCPU, as the layer above sees them.
 pub struct Cpu<'a> {
     fd: &'a mut VcpuFd,

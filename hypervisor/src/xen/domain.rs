@@ -348,7 +348,7 @@ impl ExitHandler for Domain {
             let nr = u32::from_le_bytes([data[0], data[1], data[2], data[3]]);
             let ram = self.ram.clone();
             let result = {
-                let view = GuestView { ram: &ram, cpu };
+                let view = GuestView { ram: &ram, cpu: &*cpu };
                 super::hypercall::dispatch(self, &view, nr)
             };
             cpu.set_rax(result as u64);

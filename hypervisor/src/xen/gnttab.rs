@@ -469,14 +469,14 @@ fn setup_table(dom: &Domain, g: &GuestView<'_, '_>, uop: u64, count: u32) -> HcR
         let mut st = GNTST_OKAY;
         for (i, gfn) in dom.gnttab.frame_gfns(nr_frames).into_iter().enumerate() {
             let bytes = gfn.to_le_bytes();
-            if g.write(list + (i * entry) as u64, &bytes[..entry]).is_err() {
+            if list.checked_add((i * entry) as u64).is_none_or(|at| g.write(at, &bytes[..entry]).is_err()) {
                 st = GNTST_BAD_VIRT_ADDR;
                 break;
             }
         }
         st
     };
-    g.write_obj(uop + SETUP_TABLE_STATUS as u64, &(status as u16))?;
+    g.write_obj_at(uop, SETUP_TABLE_STATUS as u64, &(status as u16))?;
     Ok(0)
 }
 
@@ -484,16 +484,16 @@ fn setup_table(dom: &Domain, g: &GuestView<'_, '_>, uop: u64, count: u32) -> HcR
 /// in its own table (a domU has no other peer here).
 fn copy_one(dom: &Domain, g: &GuestView<'_, '_>, uop: u64, i: u64) -> Result<(), i64> {
     let (op, at, status_at) = if g.compat() {
-        let at = uop + i * COMPAT_COPY_SIZE as u64;
+        let at = uop.checked_add(i * COMPAT_COPY_SIZE as u64).ok_or(EFAULT)?;
         let mut raw = [0u8; COMPAT_COPY_SIZE];
         g.read(at, &mut raw)?;
         (Copy::from_compat(&raw), at, COMPAT_COPY_STATUS)
     } else {
-        let at = uop + i * std::mem::size_of::<Copy>() as u64;
+        let at = uop.checked_add(i * std::mem::size_of::<Copy>() as u64).ok_or(EFAULT)?;
         (g.read_obj::<Copy>(at)?, at, COPY_STATUS)
     };
     let status = copy(dom, &op);
-    g.write_obj(at + status_at as u64, &(status as u16))
+    g.write_obj_at(at, status_at as u64, &(status as u16))
 }
 
 fn copy(dom: &Domain, op: &Copy) -> i16 {

@@ -4,14 +4,47 @@
 use xen_abi::errno::EFAULT;
 
 use crate::vstate::memory::{GuestRam, Pod};
-use crate::vstate::vcpu::Cpu;
+use crate::vstate::vcpu::{GuestCpu, Regs};
 
 /// The calling vCPU's view of guest memory for one hypercall.
 pub struct GuestView<'a, 'b> {
     /// Guest RAM.
     pub ram: &'a GuestRam,
     /// The calling vCPU (for translation and mode).
-    pub cpu: &'a Cpu<'b>,
+    pub cpu: &'a (dyn GuestCpu + 'b),
+}
+
+/// A vCPU with no KVM behind it: given registers, a mode, and an identity
+/// map of the addresses below `mapped` (what a PVH guest's early page
+/// tables give). For unit tests and the hypercall fuzz target.
+#[derive(Clone, Debug, Default)]
+pub struct FlatCpu {
+    /// The registers a hypercall reads its number's arguments from.
+    pub regs: Regs,
+    /// 64-bit (true) or compat (false) calling convention.
+    pub long_mode: bool,
+    /// Virtual addresses below this translate to themselves; the rest are unmapped.
+    pub mapped: u64,
+    /// The top page of the address space (as a kernel's fixmap) maps to
+    /// this guest-physical page, if set: where an argument's field offset
+    /// could wrap past 2^64.
+    pub top_page: Option<u64>,
+}
+
+impl GuestCpu for FlatCpu {
+    fn regs(&self) -> Regs {
+        self.regs
+    }
+    fn long_mode(&self) -> bool {
+        self.long_mode
+    }
+    fn translate(&self, gva: u64) -> Option<u64> {
+        const TOP: u64 = !0xfff;
+        match self.top_page {
+            Some(page) if gva >= TOP => Some(page + (gva - TOP)),
+            _ => (gva < self.mapped).then_some(gva),
+        }
+    }
 }
 
 impl GuestView<'_, '_> {
@@ -47,6 +80,18 @@ impl GuestView<'_, '_> {
         let mut v = T::zeroed();
         self.read(gva, v.as_bytes_mut())?;
         Ok(v)
+    }
+
+    /// Reads the structure at `gva + off`: -EFAULT when the sum wraps (a
+    /// guest may map the top page of the address space, so an argument
+    /// there plus a field offset must not overflow).
+    pub fn read_obj_at<T: Pod>(&self, gva: u64, off: u64) -> Result<T, i64> {
+        self.read_obj(gva.checked_add(off).ok_or(EFAULT)?)
+    }
+
+    /// Writes `v` at `gva + off`; -EFAULT when the sum wraps.
+    pub fn write_obj_at<T: Pod>(&self, gva: u64, off: u64, v: &T) -> Result<(), i64> {
+        self.write_obj(gva.checked_add(off).ok_or(EFAULT)?, v)
     }
 
     /// Writes a hypercall argument structure back.

@@ -196,7 +196,7 @@ fn memory_op(dom: &Domain, g: &GuestView<'_, '_>, a: &Args) -> HcResult {
         memory::XENMEM_MEMORY_MAP => {
             // compat: { u32 nr_entries; u32 buffer; }, native: { u32; pad; u64 buffer }.
             let (nr, buffer) = if g.compat() {
-                let raw: [u32; 2] = [g.read_obj(arg)?, g.read_obj(arg + 4)?];
+                let raw: [u32; 2] = [g.read_obj(arg)?, g.read_obj_at(arg, 4)?];
                 (raw[0], u64::from(raw[1]))
             } else {
                 let m: memory::MemoryMap = g.read_obj(arg)?;
@@ -435,7 +435,7 @@ fn event_channel_op(dom: &Domain, g: &GuestView<'_, '_>, a: &Args) -> HcResult {
             Ok(0)
         }
         ev::EVTCHNOP_BIND_VCPU => {
-            let x: [u32; 2] = [g.read_obj(arg)?, g.read_obj(arg + 4)?];
+            let x: [u32; 2] = [g.read_obj(arg)?, g.read_obj_at(arg, 4)?];
             if x[1] != 0 {
                 return Err(ENOENT);
             }
@@ -487,8 +487,8 @@ fn sched_op(dom: &Domain, g: &GuestView<'_, '_>, a: &Args) -> HcResult {
         }
         sched::SCHEDOP_POLL => {
             let (ports_addr, nr, timeout) = if g.compat() {
-                let raw: [u32; 2] = [g.read_obj(arg)?, g.read_obj(arg + 4)?];
-                (u64::from(raw[0]), raw[1], g.read_obj::<u64>(arg + 8)?)
+                let raw: [u32; 2] = [g.read_obj(arg)?, g.read_obj_at(arg, 4)?];
+                (u64::from(raw[0]), raw[1], g.read_obj_at::<u64>(arg, 8)?)
             } else {
                 let p: sched::Poll = g.read_obj(arg)?;
                 (p.ports, p.nr_ports, p.timeout)
@@ -498,7 +498,7 @@ fn sched_op(dom: &Domain, g: &GuestView<'_, '_>, a: &Args) -> HcResult {
             }
             let mut ports = vec![0u32; nr as usize];
             for (i, p) in ports.iter_mut().enumerate() {
-                *p = g.read_obj(ports_addr + 4 * i as u64)?;
+                *p = g.read_obj_at(ports_addr, 4 * i as u64)?;
             }
             let until = (timeout != 0).then(|| dom.clock.instant_at(timeout));
             dom.block(until, |st| st.events.is_some_and(|e| ports.iter().any(|&p| e.is_pending(&dom.ram, p))));
@@ -567,4 +567,72 @@ fn set_timer_op(dom: &Domain, g: &GuestView<'_, '_>, a: &Args) -> HcResult {
     let mut st = dom.state();
     dom.set_timer(&mut st, (deadline != 0).then_some(deadline));
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use xen_abi::hvm::{HvmMemmapEntry, MEMMAP_TYPE_RAM};
+
+    use super::*;
+    use crate::backends::console::{Console, Sink};
+    use crate::vstate::memory::GuestRam;
+    use crate::xen::domain::DomainInfo;
+    use crate::xen::guest_access::FlatCpu;
+    use crate::xen::time::Clock;
+
+    const RAM: u64 = 0x10000;
+
+    fn domain() -> (Arc<GuestRam>, Domain) {
+        let ram = Arc::new(GuestRam::new(&[(0, RAM as usize)]).unwrap());
+        let info = DomainInfo {
+            domid: 1,
+            name: "test".into(),
+            memmap: vec![HvmMemmapEntry { addr: 0, size: RAM, kind: MEMMAP_TYPE_RAM, reserved: 0 }],
+            pages: RAM >> 12,
+            max_pages: RAM >> 12,
+        };
+        let null = std::fs::OpenOptions::new().write(true).open("/dev/null").unwrap();
+        let dom = Domain::new(info, ram.clone(), Clock::new(1_000_000, 0), Console::new(0x1000, Sink::File(null)));
+        (ram, dom)
+    }
+
+    fn call(dom: &Domain, ram: &GuestRam, long_mode: bool, nr: u32, args: [u64; 5]) -> i64 {
+        let mut cpu = FlatCpu { long_mode, mapped: RAM, top_page: Some(0x3000), ..Default::default() };
+        let r = &mut cpu.regs;
+        if long_mode {
+            (r.rdi, r.rsi, r.rdx, r.r10, r.r8) = (args[0], args[1], args[2], args[3], args[4]);
+        } else {
+            (r.rbx, r.rcx, r.rdx, r.rsi, r.rdi) = (args[0], args[1], args[2], args[3], args[4]);
+        }
+        dispatch(dom, &GuestView { ram, cpu: &cpu }, nr)
+    }
+
+    /// An argument at the very top of the address space (a page a kernel
+    /// may map there): its first field reads, the next would wrap past
+    /// 2^64. -EFAULT, never an overflow (a panic with overflow checks).
+    #[test]
+    fn argument_offsets_do_not_wrap_at_the_top_of_the_address_space() {
+        let (ram, dom) = domain();
+        let top = u64::MAX - 3;
+        assert_eq!(call(&dom, &ram, true, hc::EVENT_CHANNEL_OP, [ev::EVTCHNOP_BIND_VCPU.into(), top, 0, 0, 0]), -EFAULT);
+        assert_eq!(call(&dom, &ram, true, hc::SCHED_OP, [sched::SCHEDOP_POLL.into(), u64::MAX - 15, 0, 0, 0]), -EFAULT);
+        // A poll whose port list ends at 2^64: the last port would wrap.
+        let list = u64::MAX - 7;
+        ram.write_obj(0x100, &sched::Poll { ports: list, nr_ports: 4, pad: 0, timeout: 1 }).unwrap();
+        assert_eq!(call(&dom, &ram, true, hc::SCHED_OP, [sched::SCHEDOP_POLL.into(), 0x100, 0, 0, 0]), -EFAULT);
+        // A copy batch running past the top.
+        assert_eq!(call(&dom, &ram, true, hc::GRANT_TABLE_OP, [xen_abi::grant_table::GNTTABOP_COPY.into(), u64::MAX - 79, 3, 0, 0]), -EFAULT);
+        // setup_table's status field past the top.
+        assert_eq!(call(&dom, &ram, true, hc::GRANT_TABLE_OP, [xen_abi::grant_table::GNTTABOP_SETUP_TABLE.into(), u64::MAX - 11, 1, 0, 0]), -EFAULT);
+    }
+
+    #[test]
+    fn numbers_past_the_page_are_enosys() {
+        let (ram, dom) = domain();
+        for nr in [64, 127, 128, 1000, u32::MAX] {
+            assert_eq!(call(&dom, &ram, true, nr, [0; 5]), -ENOSYS);
+        }
+    }
 }

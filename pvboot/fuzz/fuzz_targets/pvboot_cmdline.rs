@@ -1,6 +1,6 @@
 //! The domain command line: overrides parsed, applied to a real menu, and
 //! the `kernel=` menu built.
-//! Runs under pvboot's 48 MiB heap (common/heap.rs).
+//! Runs under pvboot's 64 MiB heap (common/heap.rs).
 #![no_main]
 
 #[path = "common/heap.rs"]

@@ -2,7 +2,7 @@
 //! the input: its first line (up to 64 bytes) is the path, the rest the file.
 //! Checks what the runtime relies on: a valid default, valid fallbacks, bounded
 //! entries/modules/diagnostics, and devices the partition selector reads.
-//! Runs under pvboot's 48 MiB heap (common/heap.rs).
+//! Runs under pvboot's 64 MiB heap (common/heap.rs).
 #![no_main]
 
 #[path = "common/heap.rs"]

@@ -1,6 +1,6 @@
 //! BSD disklabels in either byte order, on a bare disk and inside a FreeBSD slice;
 //! the first input byte picks the container type, the rest is the disk.
-//! Runs under pvboot's 48 MiB heap (common/heap.rs).
+//! Runs under pvboot's 64 MiB heap (common/heap.rs).
 #![no_main]
 
 #[path = "common/mod.rs"]

@@ -3,7 +3,7 @@
 //!
 //! The input is a sparse image (common/sparse.rs): a device of up to 1 GiB
 //! whose superblock, descriptors, inode tables and directories the input
-//! supplies, the rest zeros. Runs under pvboot's 48 MiB heap
+//! supplies, the rest zeros. Runs under pvboot's 64 MiB heap
 //! (common/heap.rs): ext4-view sizing an allocation by a superblock field
 //! (issue 12) fails the run.
 #![no_main]

@@ -2,7 +2,7 @@
 //!
 //! The input is a sparse image (common/sparse.rs): a device of up to 1 GiB
 //! whose boot sector, FATs and directories the input supplies, the rest
-//! zeros. Runs under pvboot's 48 MiB heap (common/heap.rs).
+//! zeros. Runs under pvboot's 64 MiB heap (common/heap.rs).
 #![no_main]
 
 #[path = "common/mod.rs"]

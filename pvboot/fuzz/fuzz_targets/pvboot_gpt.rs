@@ -1,5 +1,5 @@
 //! GPT headers and entry arrays (primary and backup), and selectors against the result.
-//! Runs under pvboot's 48 MiB heap (common/heap.rs).
+//! Runs under pvboot's 64 MiB heap (common/heap.rs).
 #![no_main]
 
 #[path = "common/mod.rs"]

@@ -1,5 +1,5 @@
 //! MBR parsing and the extended-partition chain, then the whole table reader.
-//! Runs under pvboot's 48 MiB heap (common/heap.rs).
+//! Runs under pvboot's 64 MiB heap (common/heap.rs).
 #![no_main]
 
 #[path = "common/mod.rs"]

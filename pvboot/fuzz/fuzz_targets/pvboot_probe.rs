@@ -3,7 +3,7 @@
 //!
 //! The input is a sparse image (common/sparse.rs): a disk of up to 1 GiB
 //! whose partition tables and file-system metadata the input supplies, the
-//! rest zeros. Runs under pvboot's 48 MiB heap (common/heap.rs).
+//! rest zeros. Runs under pvboot's 64 MiB heap (common/heap.rs).
 #![no_main]
 
 #[path = "common/mod.rs"]

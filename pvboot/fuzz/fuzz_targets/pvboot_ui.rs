@@ -6,7 +6,7 @@
 //! (common/sparse.rs; the seeds put a FAT image there). In the script,
 //! 0xFE k advances the clock by k * 53 ms; every other byte is a key byte.
 //! Each boot the UI asks for fails (as a missing kernel would), so the UI
-//! must come back every time. Runs under pvboot's 48 MiB heap
+//! must come back every time. Runs under pvboot's 64 MiB heap
 //! (common/heap.rs).
 //!
 //! Checked: no panic, the output of each event is bounded, the selection

@@ -19,13 +19,7 @@ use pvboot::ui::{Boot, Output, Terminal, Ui};
 use self::chain::fmt_ms;
 use self::disks::{Disk, DiskHandle};
 
-/// The most heap pvboot takes (above its image): file-system caches,
-/// config files, the boot information it builds, and a compressed kernel
-/// with its decoder. The largest user is an xz or lzma kernel (Linux's use
-/// a 32 MiB dictionary): the compressed file plus the decoder's window,
-/// which doubles in place as the output grows (Debian's vmlinuz: 8 + 32
-/// MiB).
-pub const HEAP_MAX: u64 = 64 << 20;
+pub use pvboot::HEAP_MAX;
 
 /// Config files larger than this are not read (the parser refuses more).
 const CONFIG_MAX: u64 = config::MAX_CONFIG_BYTES as u64;

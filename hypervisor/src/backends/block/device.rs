@@ -521,12 +521,15 @@ fn consume(sh: &Shared, dom: &Arc<Domain>, c: &Arc<Connection>, submit: &dyn Fn(
                 }
                 Ok(parsed) if is_barrier(&parsed) => {
                     // WRITE_BARRIER: everything before it completes first,
-                    // nothing after it starts until it is done.
+                    // nothing after it starts until it is done. It runs on
+                    // a worker like any request: this (control) thread's
+                    // seccomp filter allows no I/O (a guest's barrier once
+                    // made it call pwritev and killed the process).
                     c.in_flight_except_self_drain();
-                    let op = parsed.operation;
-                    let id = parsed.id;
-                    let (status, m) = execute(sh, dom, c, parsed);
-                    finish(sh, dom, c, id, op, status, m);
+                    match submit(Job { conn: c.clone(), parsed }) {
+                        Ok(()) => c.idle_drain(),
+                        Err(job) => finish(sh, dom, c, job.parsed.id, job.parsed.operation, Err(blkif::BLKIF_RSP_ERROR), None),
+                    }
                 }
                 Ok(parsed) => {
                     if let Err(job) = submit(Job { conn: c.clone(), parsed }) {
@@ -543,6 +546,14 @@ impl Connection {
     fn in_flight_except_self_drain(&self) {
         let mut n = self.in_flight();
         while *n > 1 {
+            n = self.drained.wait(n).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// Waits until nothing is in flight (the barrier handed to a worker is done).
+    fn idle_drain(&self) {
+        let mut n = self.in_flight();
+        while *n > 0 {
             n = self.drained.wait(n).unwrap_or_else(|e| e.into_inner());
         }
     }

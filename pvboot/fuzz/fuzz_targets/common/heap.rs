@@ -1,10 +1,11 @@
 //! Fuzzing with the memory the guest really has: pvboot's heap is capped at
-//! 48 MiB (issue 8's memory layout: above its image, never below 128 MiB),
+//! `pvboot::HEAP_MAX`, 64 MiB (above its image, never below 128 MiB; the
+//! constant is included from pvboot/src/heap_size.rs, so it cannot drift),
 //! so this global allocator refuses any allocation that would take the
 //! target's live Rust heap past that. The refusal is what the guest would
 //! see: Rust's allocation-error handler aborts, and libFuzzer records the input as a
 //! crash. libFuzzer's own (C++) memory is not counted; its
-//! `-malloc_limit_mb=48`, set by `cargo xtask fuzz`, catches single
+//! `-malloc_limit_mb` of the same size, set by `cargo xtask fuzz`, catches single
 //! allocations over the cap before they are made.
 //!
 //! Shared by pvboot/fuzz and fs-ffs/fuzz (by `#[path]`).
@@ -12,8 +13,12 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+mod size {
+    include!("../../../src/heap_size.rs");
+}
+
 /// pvboot's heap size, the limit every fuzz target runs under.
-pub const PVBOOT_HEAP_BYTES: usize = 48 << 20;
+pub const PVBOOT_HEAP_BYTES: usize = size::HEAP_MAX as usize;
 
 /// Bytes currently allocated through [`HeapLimit`].
 static LIVE: AtomicUsize = AtomicUsize::new(0);
