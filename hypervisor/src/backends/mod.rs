@@ -4,6 +4,7 @@
 
 pub mod block;
 pub mod console;
+pub mod net;
 pub mod transport;
 
 /// A device backend that a guest notifies through an event channel.

@@ -45,7 +45,11 @@ impl Waker {
     fn wait(&self) -> Wake {
         let mut w = self.wake.lock().unwrap_or_else(|e| e.into_inner());
         if !(w.ring || w.xenbus || w.stop) {
-            w = self.cv.wait_timeout(w, IDLE_POLL).unwrap_or_else(|e| e.into_inner()).0;
+            w = self
+                .cv
+                .wait_timeout(w, IDLE_POLL)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
         }
         std::mem::take(&mut *w)
     }
@@ -108,7 +112,9 @@ pub fn run<D: Driver>(d: &mut D, waker: &Arc<Waker>, mut bus: Xenbus) {
                     if let Some(c) = conn.take() {
                         d.disconnect(&dom, c);
                     }
-                    let _ = bus.store().write(&format!("{}/error", bus.paths().backend), &msg);
+                    let _ = bus
+                        .store()
+                        .write(&format!("{}/error", bus.paths().backend), &msg);
                     let _ = bus.switch(XenbusState::Closed);
                 }
             }
@@ -124,10 +130,21 @@ pub fn run<D: Driver>(d: &mut D, waker: &Arc<Waker>, mut bus: Xenbus) {
 }
 
 /// Reacts to the frontend's `state` node.
-fn frontend_changed<D: Driver>(d: &mut D, waker: &Waker, dom: &Arc<Domain>, bus: &mut Xenbus, conn: &mut Option<D::Conn>) {
+fn frontend_changed<D: Driver>(
+    d: &mut D,
+    waker: &Waker,
+    dom: &Arc<Domain>,
+    bus: &mut Xenbus,
+    conn: &mut Option<D::Conn>,
+) {
     let fe = bus.frontend_state();
     let action = xenbus::on_frontend_change(bus.state(), fe);
-    log::debug!("{}: frontend {}, backend {}: {action:?}", d.name(), fe.name(), bus.state().name());
+    log::debug!(
+        "{}: frontend {}, backend {}: {action:?}",
+        d.name(),
+        fe.name(),
+        bus.state().name()
+    );
     let r = match action {
         Action::None => Ok(()),
         Action::InitWait => bus.switch(XenbusState::InitWait),
@@ -177,5 +194,7 @@ pub fn bind_port(dom: &Domain, index: usize, port: u32) -> Result<(), ConnectErr
 /// guest's port waits for domain 0 again (or stays closed if the guest
 /// closed it first).
 pub fn unbind_port(dom: &Domain, index: usize, port: u32) {
-    dom.state().evtchn.unbind_backend(port, crate::xen::evtchn::Backend::Device(index));
+    dom.state()
+        .evtchn
+        .unbind_backend(port, crate::xen::evtchn::Backend::Device(index));
 }

@@ -49,7 +49,9 @@ impl GuestRingPages {
 
 impl RingMemory for GuestRingPages {
     fn load_index(&self, offset: usize) -> u32 {
-        self.ram.atomic_u32(self.pages[0] + offset as u64).map_or(0, |a| a.load(Ordering::Acquire))
+        self.ram
+            .atomic_u32(self.pages[0] + offset as u64)
+            .map_or(0, |a| a.load(Ordering::Acquire))
     }
 
     fn store_index(&self, offset: usize, value: u32) {
@@ -77,14 +79,22 @@ impl RingMemory for GuestRingPages {
 /// Maps the ring pages `refs` (writable, as a backend maps a ring) or
 /// none: on a bad grant, the ones already mapped are released and the
 /// error names the node (`ring-ref{index}` style, from `name`).
-pub fn map_ring(dom: &Domain, refs: &[u32], name: impl Fn(usize) -> String) -> Result<Vec<MappedGrant>, ConnectError> {
+pub fn map_ring(
+    dom: &Domain,
+    refs: &[u32],
+    name: impl Fn(usize) -> String,
+) -> Result<Vec<MappedGrant>, ConnectError> {
     let mut grants = Vec::with_capacity(refs.len());
     for (index, &gref) in refs.iter().enumerate() {
         match dom.gnttab.map(&dom.ram, gref, true, 0) {
             Ok(m) => grants.push(m),
             Err(err) => {
                 unmap_all(dom, grants);
-                return Err(ConnectError::RingGrant { node: name(index), gref, err });
+                return Err(ConnectError::RingGrant {
+                    node: name(index),
+                    gref,
+                    err,
+                });
             }
         }
     }

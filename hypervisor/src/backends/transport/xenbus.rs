@@ -146,7 +146,12 @@ pub struct DeviceNodes<'a> {
 /// its permissions: the frontend directory belongs to the guest and dom0
 /// may read it; the backend directory belongs to dom0 and the guest may
 /// read it. Both directories are written afresh.
-pub fn write_toolstack_nodes(xs: &Xenstored, domid: DomId, paths: &Paths, nodes: &DeviceNodes<'_>) -> Result<(), XsError> {
+pub fn write_toolstack_nodes(
+    xs: &Xenstored,
+    domid: DomId,
+    paths: &Paths,
+    nodes: &DeviceNodes<'_>,
+) -> Result<(), XsError> {
     let libxl = format!("/libxl/{domid}/device/{}/{}", paths.kind, paths.devid);
     let front_perms = [Perm::new(domid, Access::None), Perm::new(0, Access::Read)];
     let back_perms = [Perm::new(0, Access::None), Perm::new(domid, Access::Read)];
@@ -183,7 +188,11 @@ pub struct Xenbus {
 impl Xenbus {
     /// For `paths`; the backend starts in Initialising.
     pub fn new(xs: std::sync::Arc<Xenstored>, paths: Paths) -> Self {
-        Xenbus { xs, paths, state: XenbusState::Initialising }
+        Xenbus {
+            xs,
+            paths,
+            state: XenbusState::Initialising,
+        }
     }
 
     /// The directories.
@@ -217,9 +226,15 @@ impl Xenbus {
         if state == self.state {
             return Ok(());
         }
-        log::debug!("{}: backend {} -> {}", self.paths.backend, self.state.name(), state.name());
+        log::debug!(
+            "{}: backend {} -> {}",
+            self.paths.backend,
+            self.state.name(),
+            state.name()
+        );
         self.state = state;
-        self.xs.write(&format!("{}/state", self.paths.backend), state.as_str())
+        self.xs
+            .write(&format!("{}/state", self.paths.backend), state.as_str())
     }
 
     /// Reports a fatal error as xenbus_dev_fatal does: an `error` node
@@ -232,12 +247,17 @@ impl Xenbus {
 
     /// The frontend's state (Unknown if the node is missing).
     pub fn frontend_state(&self) -> XenbusState {
-        self.xs.read(&format!("{}/state", self.paths.frontend)).map(|v| XenbusState::parse(&v)).unwrap_or(XenbusState::Unknown)
+        self.xs
+            .read(&format!("{}/state", self.paths.frontend))
+            .map(|v| XenbusState::parse(&v))
+            .unwrap_or(XenbusState::Unknown)
     }
 
     /// A frontend node (relative to its directory), if present.
     pub fn read_opt(&self, key: &str) -> Option<String> {
-        self.xs.read_string(&format!("{}/{key}", self.paths.frontend)).ok()
+        self.xs
+            .read_string(&format!("{}/{key}", self.paths.frontend))
+            .ok()
     }
 
     /// A frontend number, if present.
@@ -246,7 +266,10 @@ impl Xenbus {
             None => Ok(None),
             Some(v) => parse_u32(&v)
                 .map(Some)
-                .ok_or_else(|| ConnectError::NotANumber { path: format!("{}/{key}", self.paths.frontend), value: v }),
+                .ok_or_else(|| ConnectError::NotANumber {
+                    path: format!("{}/{key}", self.paths.frontend),
+                    value: v,
+                }),
         }
     }
 
@@ -257,13 +280,16 @@ impl Xenbus {
 
     /// A frontend number that must be there.
     pub fn require_u32(&self, key: &str) -> Result<u32, ConnectError> {
-        self.read_u32(key)?.ok_or_else(|| ConnectError::Missing(format!("{}/{key}", self.paths.frontend)))
+        self.read_u32(key)?
+            .ok_or_else(|| ConnectError::Missing(format!("{}/{key}", self.paths.frontend)))
     }
 }
 
 /// A decimal number as xenbus_scanf("%u") reads it (blanks around allowed).
 pub fn parse_u32(s: &str) -> Option<u32> {
-    s.trim_matches(|c: char| c.is_whitespace() || c == '\0').parse().ok()
+    s.trim_matches(|c: char| c.is_whitespace() || c == '\0')
+        .parse()
+        .ok()
 }
 
 #[cfg(test)]
@@ -279,13 +305,29 @@ mod tests {
         assert_eq!(on_frontend_change(Connected, Closing), Action::Closing);
         assert_eq!(on_frontend_change(Closing, Closed), Action::Close);
         assert_eq!(on_frontend_change(Connected, Closed), Action::Close);
-        assert_eq!(on_frontend_change(Closed, Initialising), Action::InitWait, "GRUB's hand-over");
+        assert_eq!(
+            on_frontend_change(Closed, Initialising),
+            Action::InitWait,
+            "GRUB's hand-over"
+        );
         assert_eq!(on_frontend_change(InitWait, Initialising), Action::None);
-        assert_eq!(on_frontend_change(Closed, Connected), Action::Connect, "a missed Initialising still connects");
+        assert_eq!(
+            on_frontend_change(Closed, Connected),
+            Action::Connect,
+            "a missed Initialising still connects"
+        );
         assert_eq!(on_frontend_change(Closed, Initialised), Action::Connect);
-        assert_eq!(on_frontend_change(Connected, Initialising), Action::None, "a restart without a close is ignored");
+        assert_eq!(
+            on_frontend_change(Connected, Initialising),
+            Action::None,
+            "a restart without a close is ignored"
+        );
         assert_eq!(on_frontend_change(Connected, Initialised), Action::None);
-        assert_eq!(on_frontend_change(Closed, Closing), Action::Closing, "as xenbus_switch_state does");
+        assert_eq!(
+            on_frontend_change(Closed, Closing),
+            Action::Closing,
+            "as xenbus_switch_state does"
+        );
         assert_eq!(on_frontend_change(Connected, Unknown), Action::Close);
         assert_eq!(on_frontend_change(Closed, Closed), Action::None);
         assert_eq!(on_frontend_change(Connected, InitWait), Action::Fatal);
