@@ -3,7 +3,8 @@
 //!
 //! Every thread that handles what a guest controls installs the filter of
 //! its [`ThreadKind`] as the first thing it does once its own set-up is
-//! done: the vCPU, the timer, each block device's control and I/O threads,
+//! done: the vCPU, the timer, each block device's and each vif's control
+//! and I/O threads,
 //! xenstored, the console input thread and the signal thread. The main
 //! thread, which builds (and on reboot rebuilds) the VM, is not filtered; it
 //! only waits while the guest runs, and never parses guest data.
