@@ -23,7 +23,7 @@ use xen_abi::netif;
 use xen_abi::ring::{BackRing, RingMemory};
 
 use super::config::VifSpec;
-use super::io::{PacketIo, Tap};
+use super::io::{PacketIo, PacketPort};
 use super::metrics::{self, Event, Metrics};
 use super::queue::{Negotiated, Notify, Queue};
 use super::xenbus::{self, FrontendInfo, QueueInfo};
@@ -93,7 +93,7 @@ pub enum DeviceError {
 }
 
 impl NetDevice {
-    /// Serves `tap` (the host side of `spec`, already set up) for `dom`:
+    /// Serves `port` (the host side of `spec`, already set up: its TAP) for `dom`:
     /// writes the toolstack's nodes, registers the device, publishes the
     /// features and reaches InitWait (all before the guest runs), then
     /// starts the threads.
@@ -101,13 +101,13 @@ impl NetDevice {
         dom: &Arc<Domain>,
         xs: &Arc<Xenstored>,
         spec: &VifSpec,
-        tap: Tap,
+        port: Box<dyn PacketPort>,
     ) -> Result<Arc<NetDevice>, DeviceError> {
         let domid = dom.info.domid;
         let paths = xenbus::paths(domid, spec.devid);
-        xenbus::write_toolstack_nodes(xs, domid, spec, tap.name(), &paths)?;
+        xenbus::write_toolstack_nodes(xs, domid, spec, port.name(), &paths)?;
         let shared = Arc::new(Shared {
-            name: format!("vif {} ({})", tap.name(), spec.mac_string()),
+            name: format!("vif {} ({})", port.name(), spec.mac_string()),
             dom: Arc::downgrade(dom),
             metrics: Metrics::default(),
             index: OnceLock::new(),
@@ -137,7 +137,7 @@ impl NetDevice {
             .name(format!("vif{}-io", spec.devid))
             .spawn(move || {
                 seccomp::confine(ThreadKind::NetIo);
-                io_thread(&sh, tap);
+                io_thread(&sh, port);
             })
             .map_err(DeviceError::Thread)?;
         threads.push(io);
@@ -352,7 +352,7 @@ fn serve(
 /// The I/O thread: waits on the eventfd and (when a frame can be placed)
 /// the TAP, and serves the connection. Drops the TAP (removing the
 /// interface) when it ends.
-fn io_thread(sh: &Shared, mut tap: Tap) {
+fn io_thread(sh: &Shared, mut tap: Box<dyn PacketPort>) {
     loop {
         if sh.stop.load(Ordering::SeqCst) {
             break;
@@ -392,7 +392,7 @@ fn io_thread(sh: &Shared, mut tap: Tap) {
                 &dom,
                 sh.index.get().copied(),
                 c,
-                &mut tap,
+                &mut *tap,
                 &sh.metrics,
             );
         }

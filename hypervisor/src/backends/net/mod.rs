@@ -234,7 +234,7 @@ impl Backends {
                     return Err(fail(e.to_string()));
                 }
             };
-            let dev = match NetDevice::create(dom, xs, &v, tap) {
+            let dev = match NetDevice::create(dom, xs, &v, Box::new(tap)) {
                 Ok(d) => d,
                 Err(e) => {
                     backends.stop();

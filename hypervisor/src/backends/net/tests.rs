@@ -597,3 +597,147 @@ fn multicast_control_filters_what_was_not_subscribed() {
     assert_eq!(f.server.metrics().rx_dropped, 1);
     let _ = Arc::strong_count(&f.td.dom);
 }
+
+/// The whole device: xenbus handshake, threads, event channels and a
+/// packet side (a socket pair standing in for the TAP), through a close
+/// and a reconnection with split event channels.
+#[test]
+fn a_frontend_connects_exchanges_packets_closes_and_reconnects() {
+    use std::os::fd::AsRawFd;
+    use std::time::{Duration, Instant};
+
+    use super::config;
+    use super::io::SocketIo;
+    use super::NetDevice;
+    use crate::backends::Device;
+
+    let mut td = TestDomain::new();
+    let (sock, peer) = SocketIo::pair("vtest0").unwrap();
+    let spec = config::parse("mac=00:16:3e:01:02:03", 0).unwrap();
+    let dev = NetDevice::create(&td.dom, &td.xs, &spec, Box::new(sock)).unwrap();
+    let be = "/local/domain/0/backend/vif/1/0";
+    let fe = "/local/domain/1/device/vif/0";
+    td.wait_for(&format!("{be}/state"), "2");
+    for (k, v) in [("feature-rx-copy", "1"), ("feature-sg", "1"), ("feature-split-event-channels", "1"), ("multi-queue-max-queues", "1")] {
+        assert_eq!(td.read(&format!("{be}/{k}")), v, "{k}");
+    }
+    assert_eq!(td.read(&format!("{fe}/mac")), "00:16:3e:01:02:03");
+    assert_eq!(td.read(&format!("{be}/vifname")), "vtest0");
+    assert_eq!(td.read(&format!("{be}/hotplug-status")), "connected");
+
+    let wait = |what: &str, f: &mut dyn FnMut() -> bool| {
+        let until = Instant::now() + Duration::from_secs(10);
+        while !f() {
+            assert!(Instant::now() < until, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    };
+    let peer_fd = peer.as_raw_fd();
+    let xs = td.xs.clone();
+
+    for round in 0..2u32 {
+        let split = round == 1;
+        let (tx_page, rx_page) = (TX + u64::from(round) * 0x2000, RX + u64::from(round) * 0x2000);
+        let mut tx = FrontRing::init(GuestRingPages::new(td.dom.ram.clone(), vec![tx_page]), tx_layout());
+        let mut rx = FrontRing::init(GuestRingPages::new(td.dom.ram.clone(), vec![rx_page]), rx_layout());
+        let (tg, rg) = (td.grant(tx_page, false), td.grant(rx_page, false));
+        let p1 = td.dom.state().evtchn.alloc_unbound(0).unwrap();
+        let p2 = td.dom.state().evtchn.alloc_unbound(0).unwrap();
+        let w = |k: &str, v: String| xs.write(&format!("{fe}/{k}"), v).unwrap();
+        w("tx-ring-ref", tg.to_string());
+        w("rx-ring-ref", rg.to_string());
+        if split {
+            w("event-channel-tx", p1.to_string());
+            w("event-channel-rx", p2.to_string());
+        } else {
+            w("event-channel", p1.to_string());
+        }
+        w("request-rx-copy", "1".into());
+        w("feature-rx-notify", "1".into());
+        w("feature-sg", "1".into());
+        w("state", "4".into());
+        td.wait_for(&format!("{be}/state"), "4");
+
+        // Host -> guest: a frame written to the packet side lands in a posted page.
+        let page = td.page();
+        let g = td.grant(page, false);
+        let mut b = [0u8; RX_SLOT_SIZE];
+        RxRequest { id: 5, gref: g }.encode(&mut b);
+        rx.put_request(&b);
+        rx.push_requests();
+        dev.notify(&td.dom);
+        let frame = vnet::tests::ipv4_frame(17, 300 + round as usize);
+        let mut pkt = VnetHdr::default().encode().to_vec();
+        pkt.extend_from_slice(&frame);
+        // SAFETY: writes a live buffer to our own socket.
+        assert_eq!(unsafe { libc::write(peer_fd, pkt.as_ptr().cast(), pkt.len()) }, pkt.len() as isize);
+        wait("the rx response", &mut || rx.unconsumed_responses().unwrap() > 0);
+        rx.take_response(&mut b);
+        let r = RxResponse::decode(&b);
+        assert_eq!((r.id, r.status as usize), (5, frame.len()));
+        let mut got = vec![0u8; frame.len()];
+        td.dom.ram.read(page, &mut got).unwrap();
+        assert_eq!(got, frame);
+
+        // Guest -> host: a tx packet arrives on the other end, answered OKAY.
+        let data = vnet::tests::ipv4_frame(6, 1000);
+        let src = td.page();
+        td.dom.ram.write(src, &data).unwrap();
+        let g = td.grant(src, true);
+        let mut t = [0u8; TX_SLOT_SIZE];
+        TxRequest { gref: g, offset: 0, flags: NETTXF_CSUM_BLANK | NETTXF_DATA_VALIDATED, id: 9, size: data.len() as u16 }.encode(&mut t);
+        tx.put_request(&t);
+        tx.push_requests();
+        dev.notify(&td.dom);
+        let mut buf = vec![0u8; 4096];
+        let mut n = 0;
+        wait("the packet on the host side", &mut || {
+            // SAFETY: reads into a live buffer of its length from our own socket.
+            n = unsafe { libc::read(peer_fd, buf.as_mut_ptr().cast(), buf.len()) };
+            n > 0
+        });
+        let sent = &buf[..n as usize];
+        assert_eq!(&sent[VNET_HDR_LEN..], &data[..]);
+        assert_eq!(hdr_of(sent).flags, vnet::VIRTIO_NET_HDR_F_NEEDS_CSUM);
+        wait("the tx response", &mut || tx.unconsumed_responses().unwrap() > 0);
+        tx.take_response(&mut t);
+        assert_eq!(TxResponse::decode(&t), ok(9));
+
+        // The frontend closes: everything is released; then it starts over.
+        w("state", "6".into());
+        td.wait_for(&format!("{be}/state"), "6");
+        wait("the rings to be unmapped", &mut || td.dom.gnttab.pinned() == 0);
+        for k in ["event-channel", "event-channel-tx", "event-channel-rx"] {
+            let _ = xs.rm(&format!("{fe}/{k}"));
+        }
+        w("state", "1".into());
+        td.wait_for(&format!("{be}/state"), "2");
+    }
+    let m = dev.metrics();
+    assert_eq!((m.tx_packets, m.rx_packets, m.fatal), (2, 2, 0));
+    dev.stop();
+}
+
+#[test]
+fn a_frontend_without_rx_copy_or_rx_notify_is_refused() {
+    use super::config;
+    use super::io::SocketIo;
+    use super::NetDevice;
+
+    let mut td = TestDomain::new();
+    let (sock, _peer) = SocketIo::pair("vtest1").unwrap();
+    let dev = NetDevice::create(&td.dom, &td.xs, &config::parse("", 0).unwrap(), Box::new(sock)).unwrap();
+    let be = "/local/domain/0/backend/vif/1/0";
+    let fe = "/local/domain/1/device/vif/0";
+    td.wait_for(&format!("{be}/state"), "2");
+    let (tg, rg) = (td.grant(TX, false), td.grant(RX, false));
+    let port = td.dom.state().evtchn.alloc_unbound(0).unwrap();
+    for (k, v) in [("tx-ring-ref", tg), ("rx-ring-ref", rg), ("event-channel", port), ("feature-rx-notify", 1)] {
+        td.xs.write(&format!("{fe}/{k}"), v.to_string()).unwrap();
+    }
+    td.xs.write(&format!("{fe}/state"), "4").unwrap();
+    td.wait_for(&format!("{be}/state"), "5");
+    assert_eq!(td.read(&format!("{be}/error")), "the frontend does not request rx-copy (rx-flip is not offered)");
+    assert_eq!(td.dom.gnttab.pinned(), 0);
+    dev.stop();
+}

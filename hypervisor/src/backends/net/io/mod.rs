@@ -7,8 +7,9 @@ pub mod tap;
 
 use std::collections::VecDeque;
 use std::io;
+use std::os::fd::RawFd;
 
-pub use tap::Tap;
+pub use tap::{SocketIo, Tap};
 
 /// Bytes of `struct virtio_net_hdr` (the TAP's default vnet header size).
 pub const VNET_HDR_LEN: usize = 10;
@@ -28,6 +29,15 @@ pub trait PacketIo {
     fn set_offload(&mut self, _tun_flags: u32) -> io::Result<()> {
         Ok(())
     }
+}
+
+/// A packet side a vif's I/O thread can own and poll: a TAP in
+/// production, a datagram socket in tests.
+pub trait PacketPort: PacketIo + Send {
+    /// The host interface's name (for logs and xenstore's `vifname`).
+    fn name(&self) -> &str;
+    /// The descriptor to poll for received frames.
+    fn fd(&self) -> RawFd;
 }
 
 /// An in-memory packet side: what was sent is kept (up to a bound, so a

@@ -225,45 +225,94 @@ impl Tap {
     }
 }
 
-impl PacketIo for Tap {
-    fn send(&mut self, hdr: &[u8; VNET_HDR_LEN], frame: &[u8]) -> io::Result<()> {
-        let iov = [
-            libc::iovec {
-                iov_base: hdr.as_ptr() as *mut libc::c_void,
-                iov_len: hdr.len(),
-            },
-            libc::iovec {
-                iov_base: frame.as_ptr() as *mut libc::c_void,
-                iov_len: frame.len(),
-            },
-        ];
-        // SAFETY: both iovecs describe live buffers with their true lengths,
-        // only read by writev.
-        let r = unsafe { libc::writev(self.file.as_raw_fd(), iov.as_ptr(), 2) };
+impl super::PacketPort for Tap {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn fd(&self) -> RawFd {
+        self.file.as_raw_fd()
+    }
+}
+
+/// One end of a non-blocking AF_UNIX SOCK_SEQPACKET pair used as a vif's
+/// packet side: each `send` is one packet, as on a TAP, and the other end
+/// sees (and injects) vnet header + frame. For tests of the whole device
+/// where no TAP can be made.
+pub struct SocketIo {
+    fd: OwnedFd,
+    name: String,
+}
+
+impl SocketIo {
+    /// A connected pair: the vif's end and the peer's.
+    pub fn pair(name: &str) -> io::Result<(SocketIo, OwnedFd)> {
+        let mut fds = [0; 2];
+        // SAFETY: socketpair(2) writes two descriptors into `fds`, which
+        // lives across the call; the result is checked.
+        let r = unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, 0, fds.as_mut_ptr()) };
         if r < 0 {
             return Err(io::Error::last_os_error());
         }
-        Ok(())
+        // SAFETY: both descriptors were just created and are owned by nobody else.
+        let (a, b) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        Ok((SocketIo { fd: a, name: name.to_string() }, b))
+    }
+}
+
+impl PacketIo for SocketIo {
+    fn send(&mut self, hdr: &[u8; VNET_HDR_LEN], frame: &[u8]) -> io::Result<()> {
+        writev2(self.fd.as_raw_fd(), hdr, frame)
     }
 
     fn recv(&mut self, buf: &mut [u8]) -> io::Result<Option<usize>> {
-        // SAFETY: `buf` is a live, exclusively borrowed buffer of buf.len() bytes.
-        let r = unsafe {
-            libc::read(
-                self.file.as_raw_fd(),
-                buf.as_mut_ptr() as *mut libc::c_void,
-                buf.len(),
-            )
-        };
-        if r < 0 {
-            let e = io::Error::last_os_error();
-            return if e.kind() == io::ErrorKind::WouldBlock {
-                Ok(None)
-            } else {
-                Err(e)
-            };
-        }
-        Ok(Some(r as usize))
+        read_nonblocking(self.fd.as_raw_fd(), buf)
+    }
+}
+
+impl super::PacketPort for SocketIo {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
+/// writev(2) of two buffers as one packet.
+fn writev2(fd: RawFd, a: &[u8], b: &[u8]) -> io::Result<()> {
+    let iov = [
+        libc::iovec { iov_base: a.as_ptr() as *mut libc::c_void, iov_len: a.len() },
+        libc::iovec { iov_base: b.as_ptr() as *mut libc::c_void, iov_len: b.len() },
+    ];
+    // SAFETY: both iovecs describe live buffers with their true lengths,
+    // only read by writev.
+    let r = unsafe { libc::writev(fd, iov.as_ptr(), 2) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// read(2) on a non-blocking descriptor: `None` when nothing waits.
+fn read_nonblocking(fd: RawFd, buf: &mut [u8]) -> io::Result<Option<usize>> {
+    // SAFETY: `buf` is a live, exclusively borrowed buffer of buf.len() bytes.
+    let r = unsafe { libc::read(fd, buf.as_mut_ptr() as *mut libc::c_void, buf.len()) };
+    if r < 0 {
+        let e = io::Error::last_os_error();
+        return if e.kind() == io::ErrorKind::WouldBlock { Ok(None) } else { Err(e) };
+    }
+    Ok(Some(r as usize))
+}
+
+impl PacketIo for Tap {
+    fn send(&mut self, hdr: &[u8; VNET_HDR_LEN], frame: &[u8]) -> io::Result<()> {
+        writev2(self.file.as_raw_fd(), hdr, frame)
+    }
+
+    fn recv(&mut self, buf: &mut [u8]) -> io::Result<Option<usize>> {
+        read_nonblocking(self.file.as_raw_fd(), buf)
     }
 
     fn set_offload(&mut self, tun_flags: u32) -> io::Result<()> {
