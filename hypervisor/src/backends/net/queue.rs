@@ -9,7 +9,7 @@
 //! packet is answered NETIF_RSP_ERROR and counted. What Linux treats as
 //! fatal (xenvif_fatal_tx_err: ring indices out of range, a packet longer
 //! than the queued slots or than [`FATAL_SKB_SLOTS`], a buffer crossing its
-//! page, an invalid extra-info type) is returned as [`Fatal`] and the vif
+//! page, an invalid extra-info type, a GSO extra with a bad type or no size) is returned as [`Fatal`] and the vif
 //! stops serving this frontend until it reconnects.
 
 use xen_abi::netif::{self, ExtraInfo, RxRequest, RxResponse, TxRequest, TxResponse};
@@ -200,7 +200,16 @@ impl Queue {
                     return Err(Fatal(format!("invalid extra type: {}", slot[0])));
                 }
                 match e {
-                    ExtraInfo::Gso { size, gso_type, .. } => gso = Some((gso_type, size)),
+                    // xenvif_set_skb_gso: a bad type or no size is fatal.
+                    ExtraInfo::Gso { size, gso_type, .. } => {
+                        if gso_type != netif::XEN_NETIF_GSO_TYPE_TCPV4 && gso_type != netif::XEN_NETIF_GSO_TYPE_TCPV6 {
+                            return Err(Fatal(format!("bad GSO type {gso_type}")));
+                        }
+                        if size == 0 {
+                            return Err(Fatal("GSO size must not be zero".into()));
+                        }
+                        gso = Some((gso_type, size))
+                    }
                     ExtraInfo::Multicast { add, addr, .. } => mcast = Some((add, addr)),
                     ExtraInfo::Other { .. } => {}
                 }
