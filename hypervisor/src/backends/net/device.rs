@@ -5,10 +5,14 @@
 //! - the control thread runs [`control::run`]: the handshake with the
 //!   frontend, mapping and releasing its rings and binding its event
 //!   channels; it hands a connection to the I/O thread and takes it back;
-//! - the I/O thread polls the TAP (only while a received frame can be
-//!   placed) and an eventfd the frontend's event channel writes through
-//!   [`crate::backends::Device::notify`]; it serves the tx and rx rings and
-//!   raises the frontend's event channels.
+//! - the I/O thread polls the TAP's queues (each only while a received
+//!   frame can be placed) and an eventfd the frontend's event channels
+//!   write through [`crate::backends::Device::notify`]; it serves every
+//!   queue's tx and rx rings and raises the frontend's event channels.
+//!
+//! Queue i of the frontend is served by TAP queue i; a TAP queue beyond
+//! the frontend's count (it asked for fewer than offered) feeds queue
+//! i mod count, so no frame the kernel steers there is lost.
 //!
 //! A frontend that breaks the protocol (see [`super::queue`]) gets its vif
 //! disabled until it reconnects; other vifs and devices keep running.
@@ -40,16 +44,29 @@ use crate::xenstore::Xenstored;
 /// its domain went away.
 const IDLE_POLL_MS: i32 = 200;
 
-/// A live connection: the queue, its ring pages and event channels.
-struct Connection {
+/// One queue of a live connection: its rings, their pages, its event channels.
+struct QueueConn {
     queue: Queue,
     tx_port: u32,
     rx_port: u32,
     grants: Vec<MappedGrant>,
+}
+
+/// A live connection.
+struct Connection {
+    queues: Vec<QueueConn>,
     /// TUNSETOFFLOAD still to be applied by the I/O thread.
     offload: Option<u32>,
-    /// The frontend broke the protocol: nothing more is served.
+    /// The frontend broke the protocol: nothing more is served (Linux's
+    /// vif->disabled).
     disabled: bool,
+}
+
+impl Connection {
+    /// Whether TAP queue `port` of `ports` should be read.
+    fn wants_frames(&self, port: usize) -> bool {
+        !self.disabled && !self.queues.is_empty() && self.queues[port % self.queues.len()].queue.wants_frames()
+    }
 }
 
 /// State shared by the vif's threads.
@@ -63,6 +80,8 @@ struct Shared {
     kick: EventFd,
     stop: AtomicBool,
     conn: Mutex<Option<Connection>>,
+    /// Queues offered (one per TAP queue).
+    max_queues: u32,
 }
 
 impl Shared {
@@ -93,7 +112,8 @@ pub enum DeviceError {
 }
 
 impl NetDevice {
-    /// Serves `port` (the host side of `spec`, already set up: its TAP) for `dom`:
+    /// Serves `ports` (the host side of `spec`, already set up: its TAP's
+    /// queues, one per queue offered) for `dom`:
     /// writes the toolstack's nodes, registers the device, publishes the
     /// features and reaches InitWait (all before the guest runs), then
     /// starts the threads.
@@ -101,13 +121,15 @@ impl NetDevice {
         dom: &Arc<Domain>,
         xs: &Arc<Xenstored>,
         spec: &VifSpec,
-        port: Box<dyn PacketPort>,
+        ports: Vec<Box<dyn PacketPort>>,
     ) -> Result<Arc<NetDevice>, DeviceError> {
+        let name = ports.first().map_or_else(|| "vif".to_string(), |p| p.name().to_string());
+        let max_queues = (ports.len() as u32).clamp(1, xenbus::MAX_QUEUES);
         let domid = dom.info.domid;
         let paths = xenbus::paths(domid, spec.devid);
-        xenbus::write_toolstack_nodes(xs, domid, spec, port.name(), &paths)?;
+        xenbus::write_toolstack_nodes(xs, domid, spec, &name, &paths)?;
         let shared = Arc::new(Shared {
-            name: format!("vif {} ({})", port.name(), spec.mac_string()),
+            name: format!("vif {} ({})", name, spec.mac_string()),
             dom: Arc::downgrade(dom),
             metrics: Metrics::default(),
             index: OnceLock::new(),
@@ -115,6 +137,7 @@ impl NetDevice {
             kick: EventFd::new(EFD_NONBLOCK).map_err(DeviceError::Thread)?,
             stop: AtomicBool::new(false),
             conn: Mutex::new(None),
+            max_queues,
         });
         let dev = Arc::new(NetDevice {
             shared: shared.clone(),
@@ -122,7 +145,7 @@ impl NetDevice {
         });
         let _ = shared.index.set(dom.add_device(dev.clone()));
         let mut bus = Xenbus::new(xs.clone(), paths);
-        xenbus::publish(&mut bus)?;
+        xenbus::publish(&mut bus, max_queues)?;
         log::info!(
             "{}: {}",
             shared.name,
@@ -137,7 +160,7 @@ impl NetDevice {
             .name(format!("vif{}-io", spec.devid))
             .spawn(move || {
                 seccomp::confine(ThreadKind::NetIo);
-                io_thread(&sh, port);
+                io_thread(&sh, ports);
             })
             .map_err(DeviceError::Thread)?;
         threads.push(io);
@@ -201,10 +224,24 @@ impl Driver for NetControl {
     }
 
     fn connect(&mut self, dom: &Arc<Domain>, bus: &Xenbus) -> Result<(), ConnectError> {
-        let FrontendInfo { queues, negotiated } = xenbus::read_frontend(bus)?;
+        let FrontendInfo { queues, negotiated } = xenbus::read_frontend(bus, self.sh.max_queues)?;
         let index = *self.sh.index.get().ok_or(ConnectError::NoDomain)?;
-        let c = connect_queue(dom, index, &queues[0], negotiated)?;
-        *self.sh.conn() = Some(c);
+        let mut conn = Connection { queues: Vec::new(), offload: Some(negotiated.rx.tun_flags()), disabled: false };
+        for (i, q) in queues.iter().enumerate() {
+            match connect_queue(dom, index, q, negotiated) {
+                Ok(qc) => conn.queues.push(qc),
+                Err(e) => {
+                    release(dom, Some(index), conn);
+                    return Err(match e {
+                        ConnectError::RingGrant { node, gref, err } if queues.len() > 1 => {
+                            ConnectError::RingGrant { node: format!("queue-{i}/{node}"), gref, err }
+                        }
+                        e => e,
+                    });
+                }
+            }
+        }
+        *self.sh.conn() = Some(conn);
         self.sh.wake_io();
         Ok(())
     }
@@ -212,17 +249,15 @@ impl Driver for NetControl {
     fn describe(&self, _: &()) -> String {
         match &*self.sh.conn() {
             Some(c) => {
-                let n = c.queue.negotiated();
+                let n = c.queues[0].queue.negotiated();
+                let split = c.queues.iter().any(|q| q.tx_port != q.rx_port);
                 format!(
-                    "1 queue, {} event channel(s), {}sg, rx offloads {:#x}{}",
-                    if c.tx_port == c.rx_port { 1 } else { 2 },
+                    "{} queue(s), {} event channels, {}sg, rx offloads {:#x}{}",
+                    c.queues.len(),
+                    if split { "split" } else { "shared" },
                     if n.sg { "" } else { "no " },
                     n.rx.tun_flags(),
-                    if n.multicast_control {
-                        ", multicast control"
-                    } else {
-                        ""
-                    }
+                    if n.multicast_control { ", multicast control" } else { "" }
                 )
             }
             None => "no queue".into(),
@@ -230,15 +265,9 @@ impl Driver for NetControl {
     }
 
     fn disconnect(&mut self, dom: &Domain, _: ()) {
-        let Some(c) = self.sh.conn().take() else {
-            return;
-        };
+        let Some(c) = self.sh.conn().take() else { return };
         release(dom, self.sh.index.get().copied(), c);
-        log::debug!(
-            "{}: disconnected ({} grants of the domain still pinned)",
-            self.sh.name,
-            dom.gnttab.pinned()
-        );
+        log::debug!("{}: disconnected ({} grants of the domain still pinned)", self.sh.name, dom.gnttab.pinned());
     }
 
     /// The I/O thread serves the rings; a wake-up here is passed on.
@@ -249,12 +278,7 @@ impl Driver for NetControl {
 }
 
 /// Maps one queue's rings and binds its event channel(s).
-fn connect_queue(
-    dom: &Arc<Domain>,
-    index: usize,
-    q: &QueueInfo,
-    negotiated: Negotiated,
-) -> Result<Connection, ConnectError> {
+fn connect_queue(dom: &Arc<Domain>, index: usize, q: &QueueInfo, negotiated: Negotiated) -> Result<QueueConn, ConnectError> {
     let names = ["tx-ring-ref", "rx-ring-ref"];
     let grants = ring::map_ring(dom, &[q.tx_ring_ref, q.rx_ring_ref], |i| names[i].into())?;
     let mut bound = Vec::new();
@@ -271,109 +295,97 @@ fn connect_queue(
         }
         bound.push(port);
     }
-    let attach = |m: &MappedGrant, layout| {
-        let pages = GuestRingPages::new(dom.ram.clone(), vec![m.gpa()]);
-        // Attach where the ring stands, as blkback does.
-        let start = pages.load_index(xen_abi::ring::RSP_PROD);
-        BackRing::attach(pages, layout, start)
-    };
-    let tx = attach(&grants[0], netif::tx_layout());
-    let rx = attach(&grants[1], netif::rx_layout());
-    Ok(Connection {
-        queue: Queue::new(tx, rx, negotiated),
-        tx_port: q.tx_port,
-        rx_port: q.rx_port,
-        grants,
-        offload: Some(negotiated.rx.tun_flags()),
-        disabled: false,
-    })
+    let tx = attach(dom, grants[0].gpa(), netif::tx_layout());
+    let rx = attach(dom, grants[1].gpa(), netif::rx_layout());
+    Ok(QueueConn { queue: Queue::new(tx, rx, negotiated), tx_port: q.tx_port, rx_port: q.rx_port, grants })
+}
+
+/// A back ring over the page at `gpa`, attached where it stands (a fresh
+/// ring has zeros there), as blkback attaches.
+fn attach(dom: &Domain, gpa: u64, layout: xen_abi::ring::RingLayout) -> BackRing<GuestRingPages> {
+    let pages = GuestRingPages::new(dom.ram.clone(), vec![gpa]);
+    let start = pages.load_index(xen_abi::ring::RSP_PROD);
+    BackRing::attach(pages, layout, start)
 }
 
 /// Unbinds the connection's event channels and unmaps its ring pages.
 fn release(dom: &Domain, index: Option<usize>, c: Connection) {
-    if let Some(index) = index {
-        control::unbind_port(dom, index, c.tx_port);
-        if c.rx_port != c.tx_port {
-            control::unbind_port(dom, index, c.rx_port);
+    for q in c.queues {
+        if let Some(index) = index {
+            control::unbind_port(dom, index, q.tx_port);
+            if q.rx_port != q.tx_port {
+                control::unbind_port(dom, index, q.rx_port);
+            }
         }
+        ring::unmap_all(dom, q.grants);
     }
-    ring::unmap_all(dom, c.grants);
 }
 
-/// Serves a connection once: tx then rx; raises the event channels the
-/// responses call for. A broken protocol disables the connection.
-fn serve(
-    name: &str,
-    dom: &Domain,
-    index: Option<usize>,
-    c: &mut Connection,
-    io: &mut dyn PacketIo,
-    m: &Metrics,
-) {
-    if c.disabled {
+/// Serves a connection once: for each queue, its tx ring into its TAP
+/// queue, then the frames of the TAP queues that feed it into its rx ring;
+/// raises the event channels the responses call for. A broken protocol
+/// disables the whole vif, as Linux's xenvif_fatal_tx_err does.
+fn serve(name: &str, dom: &Domain, index: Option<usize>, c: &mut Connection, ports: &mut [&mut dyn PacketIo], m: &Metrics) {
+    if c.disabled || c.queues.is_empty() || ports.is_empty() {
         return;
     }
     if let Some(flags) = c.offload.take() {
-        if let Err(e) = io.set_offload(flags) {
-            log::warn!("{name}: TUNSETOFFLOAD {flags:#x}: {e}");
+        for p in ports.iter_mut() {
+            if let Err(e) = p.set_offload(flags) {
+                log::warn!("{name}: TUNSETOFFLOAD {flags:#x}: {e}");
+            }
         }
     }
-    let mut notify = Notify::default();
-    let r = c.queue.serve_tx(dom, io, m).and_then(|n| {
-        notify.tx = n.tx;
-        c.queue.serve_rx(dom, io, m)
-    });
-    match r {
-        Ok(n) => notify.rx = n.rx,
-        Err(e) => {
-            log::error!(
-                "{name}: {e}; fatal error, disabling the vif until the frontend reconnects"
-            );
+    let nq = c.queues.len();
+    for (qi, q) in c.queues.iter_mut().enumerate() {
+        let mut notify = Notify::default();
+        let mut r = q.queue.serve_tx(dom, &mut *ports[qi % ports.len()], m).map(|n| notify.tx = n.tx);
+        let mut pi = qi;
+        while r.is_ok() && pi < ports.len() {
+            r = q.queue.serve_rx(dom, &mut *ports[pi], m).map(|n| notify.rx |= n.rx);
+            pi += nq;
+        }
+        if let Err(e) = r {
+            log::error!("{name}: queue {qi}: {e}; fatal error, disabling the vif until the frontend reconnects");
             m.count(Event::Fatal);
             c.disabled = true;
         }
-    }
-    if let Some(index) = index {
-        let ports = if c.tx_port == c.rx_port {
-            [(notify.tx || notify.rx).then_some(c.tx_port), None]
-        } else {
-            [
-                notify.tx.then_some(c.tx_port),
-                notify.rx.then_some(c.rx_port),
-            ]
-        };
-        for port in ports.into_iter().flatten() {
-            m.count(Event::Notified);
-            dom.raise_from(Backend::Device(index), port);
+        if let Some(index) = index {
+            let ports = if q.tx_port == q.rx_port {
+                [(notify.tx || notify.rx).then_some(q.tx_port), None]
+            } else {
+                [notify.tx.then_some(q.tx_port), notify.rx.then_some(q.rx_port)]
+            };
+            for port in ports.into_iter().flatten() {
+                m.count(Event::Notified);
+                dom.raise_from(Backend::Device(index), port);
+            }
+        }
+        if c.disabled {
+            return;
         }
     }
 }
 
 /// The I/O thread: waits on the eventfd and (when a frame can be placed)
-/// the TAP, and serves the connection. Drops the TAP (removing the
+/// the TAP's queues, and serves the connection. Drops the TAP (removing the
 /// interface) when it ends.
-fn io_thread(sh: &Shared, mut tap: Box<dyn PacketPort>) {
+fn io_thread(sh: &Shared, mut ports: Vec<Box<dyn PacketPort>>) {
+    let mut fds: Vec<libc::pollfd> = Vec::with_capacity(ports.len() + 1);
     loop {
         if sh.stop.load(Ordering::SeqCst) {
             break;
         }
-        let want_frames = sh
-            .conn()
-            .as_ref()
-            .is_some_and(|c| !c.disabled && c.queue.wants_frames());
-        let mut fds = [
-            libc::pollfd {
-                fd: sh.kick.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: tap.fd(),
-                events: if want_frames { libc::POLLIN } else { 0 },
-                revents: 0,
-            },
-        ];
-        // SAFETY: `fds` is a live array of two pollfds for the whole call.
+        fds.clear();
+        fds.push(libc::pollfd { fd: sh.kick.as_raw_fd(), events: libc::POLLIN, revents: 0 });
+        {
+            let conn = sh.conn();
+            for (i, p) in ports.iter().enumerate() {
+                let want = conn.as_ref().is_some_and(|c| c.wants_frames(i));
+                fds.push(libc::pollfd { fd: p.fd(), events: if want { libc::POLLIN } else { 0 }, revents: 0 });
+            }
+        }
+        // SAFETY: `fds` is a live array of fds.len() pollfds for the whole call.
         let r = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, IDLE_POLL_MS) };
         if r < 0 && std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
             log::error!("{}: poll: {}", sh.name, std::io::Error::last_os_error());
@@ -387,17 +399,11 @@ fn io_thread(sh: &Shared, mut tap: Box<dyn PacketPort>) {
             break;
         }
         if let Some(c) = sh.conn().as_mut() {
-            serve(
-                &sh.name,
-                &dom,
-                sh.index.get().copied(),
-                c,
-                &mut *tap,
-                &sh.metrics,
-            );
+            let mut io: Vec<&mut dyn PacketIo> = ports.iter_mut().map(|p| &mut **p as &mut dyn PacketIo).collect();
+            serve(&sh.name, &dom, sh.index.get().copied(), c, &mut io, &sh.metrics);
         }
     }
-    log::debug!("{}: I/O stopped; removing {}", sh.name, tap.name());
+    log::debug!("{}: I/O stopped; removing the interface", sh.name);
 }
 
 /// A vif's rings served on the caller's thread, without xenbus, event
@@ -413,41 +419,18 @@ impl RingServer {
     /// Serves the tx ring at guest page `tx` and the rx ring at `rx` with
     /// what `negotiated` says; their indices are taken as they stand.
     pub fn new(dom: &Arc<Domain>, tx: u64, rx: u64, negotiated: Negotiated) -> Self {
-        let attach = |gpa: u64, layout| {
-            let pages = GuestRingPages::new(dom.ram.clone(), vec![gpa]);
-            let start = pages.load_index(xen_abi::ring::RSP_PROD);
-            BackRing::attach(pages, layout, start)
-        };
-        let queue = Queue::new(
-            attach(tx, netif::tx_layout()),
-            attach(rx, netif::rx_layout()),
-            negotiated,
-        );
+        let queue = Queue::new(attach(dom, tx, netif::tx_layout()), attach(dom, rx, netif::rx_layout()), negotiated);
         let conn = Connection {
-            queue,
-            tx_port: 0,
-            rx_port: 0,
-            grants: Vec::new(),
+            queues: vec![QueueConn { queue, tx_port: 0, rx_port: 0, grants: Vec::new() }],
             offload: Some(negotiated.rx.tun_flags()),
             disabled: false,
         };
-        RingServer {
-            dom: dom.clone(),
-            conn,
-            metrics: Metrics::default(),
-        }
+        RingServer { dom: dom.clone(), conn, metrics: Metrics::default() }
     }
 
     /// Serves both rings once against `io`, as the I/O thread does.
     pub fn serve(&mut self, io: &mut dyn PacketIo) {
-        serve(
-            "vif fuzz",
-            &self.dom,
-            None,
-            &mut self.conn,
-            io,
-            &self.metrics,
-        );
+        serve("vif fuzz", &self.dom, None, &mut self.conn, &mut [io], &self.metrics);
     }
 
     /// Whether the frontend broke the protocol (the vif is disabled).

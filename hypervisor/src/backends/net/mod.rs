@@ -14,7 +14,8 @@
 //!
 //! Features offered: rx-copy, scatter-gather, checksum offload both ways
 //! (IPv4 and IPv6), TCPv4/TCPv6 segmentation offload both ways,
-//! multicast control, split event channels; one queue.
+//! multicast control, split event channels, multi-queue (one TAP queue per
+//! ring pair, up to the host's CPU count and at most 4).
 
 pub mod config;
 pub mod device;
@@ -234,7 +235,8 @@ impl Backends {
                     return Err(fail(e.to_string()));
                 }
             };
-            let dev = match NetDevice::create(dom, xs, &v, Box::new(tap)) {
+            let ports = tap.into_iter().map(|t| Box::new(t) as Box<dyn io::PacketPort>).collect();
+            let dev = match NetDevice::create(dom, xs, &v, ports) {
                 Ok(d) => d,
                 Err(e) => {
                     backends.stop();
@@ -282,8 +284,10 @@ impl Drop for Backends {
 }
 
 /// Creates the TAP and, without a script, does what vif-bridge does.
-fn set_up_tap(ifname: &str, v: &config::VifSpec) -> Result<io::Tap, io::tap::TapError> {
-    let tap = io::Tap::create(ifname)?;
+/// One TAP queue per queue offered.
+fn set_up_tap(ifname: &str, v: &config::VifSpec) -> Result<Vec<io::Tap>, io::tap::TapError> {
+    let queues = io::Tap::create_queues(ifname, xenbus::max_queues() as usize)?;
+    let tap = &queues[0];
     tap.set_mac(HOST_MAC)?;
     if let Some(mtu) = v.mtu {
         tap.set_mtu(mtu)?;
@@ -294,7 +298,7 @@ fn set_up_tap(ifname: &str, v: &config::VifSpec) -> Result<io::Tap, io::tap::Tap
         }
         tap.up()?;
     }
-    Ok(tap)
+    Ok(queues)
 }
 
 #[cfg(test)]

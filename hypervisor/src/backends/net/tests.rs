@@ -614,7 +614,7 @@ fn a_frontend_connects_exchanges_packets_closes_and_reconnects() {
     let mut td = TestDomain::new();
     let (sock, peer) = SocketIo::pair("vtest0").unwrap();
     let spec = config::parse("mac=00:16:3e:01:02:03", 0).unwrap();
-    let dev = NetDevice::create(&td.dom, &td.xs, &spec, Box::new(sock)).unwrap();
+    let dev = NetDevice::create(&td.dom, &td.xs, &spec, vec![Box::new(sock)]).unwrap();
     let be = "/local/domain/0/backend/vif/1/0";
     let fe = "/local/domain/1/device/vif/0";
     td.wait_for(&format!("{be}/state"), "2");
@@ -726,7 +726,7 @@ fn a_frontend_without_rx_copy_or_rx_notify_is_refused() {
 
     let mut td = TestDomain::new();
     let (sock, _peer) = SocketIo::pair("vtest1").unwrap();
-    let dev = NetDevice::create(&td.dom, &td.xs, &config::parse("", 0).unwrap(), Box::new(sock)).unwrap();
+    let dev = NetDevice::create(&td.dom, &td.xs, &config::parse("", 0).unwrap(), vec![Box::new(sock)]).unwrap();
     let be = "/local/domain/0/backend/vif/1/0";
     let fe = "/local/domain/1/device/vif/0";
     td.wait_for(&format!("{be}/state"), "2");
@@ -740,4 +740,101 @@ fn a_frontend_without_rx_copy_or_rx_notify_is_refused() {
     assert_eq!(td.read(&format!("{be}/error")), "the frontend does not request rx-copy (rx-flip is not offered)");
     assert_eq!(td.dom.gnttab.pinned(), 0);
     dev.stop();
+}
+
+/// Two queues, each with its rings and its TAP queue (socket pairs here);
+/// then a frontend that uses one queue gets the frames of both TAP queues.
+#[test]
+fn multi_queue_serves_each_ring_pair_from_its_own_tap_queue() {
+    use std::os::fd::{AsRawFd, OwnedFd};
+    use std::time::{Duration, Instant};
+
+    use super::config;
+    use super::io::SocketIo;
+    use super::NetDevice;
+    use crate::backends::Device;
+
+    let mut td = TestDomain::new();
+    let (s0, p0) = SocketIo::pair("vmq0").unwrap();
+    let (s1, p1) = SocketIo::pair("vmq0").unwrap();
+    let dev = NetDevice::create(&td.dom, &td.xs, &config::parse("", 0).unwrap(), vec![Box::new(s0), Box::new(s1)]).unwrap();
+    let be = "/local/domain/0/backend/vif/1/0";
+    let fe = "/local/domain/1/device/vif/0";
+    td.wait_for(&format!("{be}/state"), "2");
+    assert_eq!(td.read(&format!("{be}/multi-queue-max-queues")), "2");
+    let xs = td.xs.clone();
+    let w = |k: &str, v: String| xs.write(&format!("{fe}/{k}"), v).unwrap();
+    let wait = |what: &str, f: &mut dyn FnMut() -> bool| {
+        let until = Instant::now() + Duration::from_secs(10);
+        while !f() {
+            assert!(Instant::now() < until, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    };
+    let inject = |peer: &OwnedFd, payload: usize| {
+        let mut pkt = VnetHdr::default().encode().to_vec();
+        pkt.extend_from_slice(&vnet::tests::ipv4_frame(17, payload));
+        // SAFETY: writes a live buffer to our own socket.
+        assert_eq!(unsafe { libc::write(peer.as_raw_fd(), pkt.as_ptr().cast(), pkt.len()) }, pkt.len() as isize);
+    };
+
+    // Too many queues is refused.
+    w("multi-queue-num-queues", "3".into());
+    w("request-rx-copy", "1".into());
+    w("feature-rx-notify", "1".into());
+    w("state", "4".into());
+    td.wait_for(&format!("{be}/state"), "5");
+    assert_eq!(td.read(&format!("{be}/error")), "guest requested 3 queues, exceeding the maximum of 2");
+    w("state", "6".into());
+    td.wait_for(&format!("{be}/state"), "6");
+    w("state", "1".into());
+    td.wait_for(&format!("{be}/state"), "2");
+
+    let mut rings = Vec::new();
+    for q in 0..2u64 {
+        let (txp, rxp) = (TX + q * 0x2000, RX + q * 0x2000);
+        let tx = FrontRing::init(GuestRingPages::new(td.dom.ram.clone(), vec![txp]), tx_layout());
+        let mut rx = FrontRing::init(GuestRingPages::new(td.dom.ram.clone(), vec![rxp]), rx_layout());
+        let (tg, rg) = (td.grant(txp, false), td.grant(rxp, false));
+        let port = td.dom.state().evtchn.alloc_unbound(0).unwrap();
+        w(&format!("queue-{q}/tx-ring-ref"), tg.to_string());
+        w(&format!("queue-{q}/rx-ring-ref"), rg.to_string());
+        w(&format!("queue-{q}/event-channel"), port.to_string());
+        let page = td.page();
+        let g = td.grant(page, false);
+        let mut b = [0u8; RX_SLOT_SIZE];
+        RxRequest { id: q as u16, gref: g }.encode(&mut b);
+        rx.put_request(&b);
+        rx.push_requests();
+        rings.push((tx, rx));
+    }
+    w("multi-queue-num-queues", "2".into());
+    w("state", "4".into());
+    td.wait_for(&format!("{be}/state"), "4");
+    inject(&p1, 200);
+    wait("queue 1's rx response", &mut || rings[1].1.unconsumed_responses().unwrap() > 0);
+    assert_eq!(rings[0].1.unconsumed_responses().unwrap(), 0, "queue 0 got nothing");
+    inject(&p0, 100);
+    wait("queue 0's rx response", &mut || rings[0].1.unconsumed_responses().unwrap() > 0);
+
+    // A tx packet on queue 1 leaves by TAP queue 1.
+    let data = vnet::tests::ipv4_frame(17, 64);
+    let src = td.page();
+    td.dom.ram.write(src, &data).unwrap();
+    let g = td.grant(src, true);
+    let mut t = [0u8; TX_SLOT_SIZE];
+    TxRequest { gref: g, offset: 0, flags: 0, id: 4, size: data.len() as u16 }.encode(&mut t);
+    rings[1].0.put_request(&t);
+    rings[1].0.push_requests();
+    dev.notify(&td.dom);
+    let mut buf = vec![0u8; 2048];
+    let mut n = 0;
+    wait("the packet on TAP queue 1", &mut || {
+        // SAFETY: reads into a live buffer of its length from our own socket.
+        n = unsafe { libc::read(p1.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+        n > 0
+    });
+    assert_eq!(&buf[VNET_HDR_LEN..n as usize], &data[..]);
+    dev.stop();
+    assert_eq!(td.dom.gnttab.pinned(), 0);
 }

@@ -21,9 +21,15 @@ use crate::xenstore::{Xenstored, XsError};
 
 /// The device class in xenstore paths.
 pub const KIND: &str = "vif";
-/// Queues offered (multi-queue-max-queues): one, as the backend serves
-/// each vif with one TAP queue.
-pub const MAX_QUEUES: u32 = 1;
+/// The most queues a vif offers (multi-queue-max-queues is this or the
+/// host's CPU count, whichever is smaller, as Linux's xenvif_max_queues
+/// defaults to the CPU count); each queue is one TAP queue.
+pub const MAX_QUEUES: u32 = 4;
+
+/// The queues to offer on this host.
+pub fn max_queues() -> u32 {
+    std::thread::available_parallelism().map_or(1, |n| n.get() as u32).clamp(1, MAX_QUEUES)
+}
 
 /// The paths libxl uses for vif `devid` of domain `domid`.
 pub fn paths(domid: DomId, devid: u32) -> Paths {
@@ -86,8 +92,8 @@ pub fn write_toolstack_nodes(
     )
 }
 
-/// The features netback offers, as netback_probe writes them.
-pub fn features() -> Vec<(&'static str, String)> {
+/// The features netback offers with `queues` queues, as netback_probe writes them.
+pub fn features(queues: u32) -> Vec<(&'static str, String)> {
     vec![
         ("feature-sg", "1".into()),
         ("feature-gso-tcpv4", "1".into()),
@@ -98,14 +104,14 @@ pub fn features() -> Vec<(&'static str, String)> {
         ("feature-multicast-control", "1".into()),
         ("feature-dynamic-multicast-control", "1".into()),
         ("feature-split-event-channels", "1".into()),
-        ("multi-queue-max-queues", MAX_QUEUES.to_string()),
+        ("multi-queue-max-queues", queues.to_string()),
     ]
 }
 
-/// Publishes the features, says the hotplug work is done (what vif-bridge
-/// writes) and switches to InitWait.
-pub fn publish(bus: &mut Xenbus) -> Result<(), XsError> {
-    let mut entries = features();
+/// Publishes the features (with `queues` queues), says the hotplug work is
+/// done (what vif-bridge writes) and switches to InitWait.
+pub fn publish(bus: &mut Xenbus, queues: u32) -> Result<(), XsError> {
+    let mut entries = features(queues);
     entries.push(("hotplug-status", "connected".into()));
     bus.write_backend(&entries)?;
     bus.switch(XenbusState::InitWait)
@@ -133,13 +139,12 @@ pub struct FrontendInfo {
     pub negotiated: Negotiated,
 }
 
-/// Reads what the frontend published (connect and connect_data_rings).
-pub fn read_frontend(bus: &Xenbus) -> Result<FrontendInfo, ConnectError> {
+/// Reads what the frontend published (connect and connect_data_rings),
+/// with at most `max` queues.
+pub fn read_frontend(bus: &Xenbus, max: u32) -> Result<FrontendInfo, ConnectError> {
     let n = bus.read_u32("multi-queue-num-queues")?.unwrap_or(1);
-    if n == 0 || n > MAX_QUEUES {
-        return Err(ConnectError::Refused(format!(
-            "guest requested {n} queues, exceeding the maximum of {MAX_QUEUES}"
-        )));
+    if n == 0 || n > max {
+        return Err(ConnectError::Refused(format!("guest requested {n} queues, exceeding the maximum of {max}")));
     }
     if !bus.read_flag("request-rx-copy")? {
         return Err(ConnectError::Refused(

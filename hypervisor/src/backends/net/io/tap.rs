@@ -113,6 +113,17 @@ pub struct Tap {
 impl Tap {
     /// Creates the TAP `name` (IFF_TAP | IFF_NO_PI | IFF_VNET_HDR).
     pub fn create(name: &str) -> Result<Tap, TapError> {
+        Tap::open(name, 0)
+    }
+
+    /// Creates the TAP `name` with `n` queues (IFF_MULTI_QUEUE when n > 1):
+    /// one descriptor per queue; the interface goes away with the last.
+    pub fn create_queues(name: &str, n: usize) -> Result<Vec<Tap>, TapError> {
+        let flags = if n > 1 { libc::IFF_MULTI_QUEUE } else { 0 };
+        (0..n.max(1)).map(|_| Tap::open(name, flags)).collect()
+    }
+
+    fn open(name: &str, extra_flags: libc::c_int) -> Result<Tap, TapError> {
         let mut ifr = ifreq(name)?;
         let file = OpenOptions::new()
             .read(true)
@@ -121,7 +132,7 @@ impl Tap {
             .open("/dev/net/tun")
             .map_err(TapError::Open)?;
         ifr.ifr_ifru.ifru_flags =
-            (libc::IFF_TAP | libc::IFF_NO_PI | libc::IFF_VNET_HDR) as libc::c_short;
+            (libc::IFF_TAP | libc::IFF_NO_PI | libc::IFF_VNET_HDR | extra_flags) as libc::c_short;
         let err = |what, err| TapError::Ioctl {
             what,
             name: name.to_string(),
