@@ -133,7 +133,7 @@ fn dry_run(cfg: &toolstack::config::DomainConfig) -> Result<String, toolstack::d
     let prepared = toolstack::domain::prepare(cfg)?;
     let boot = &prepared.boot;
     Ok(format!(
-        "name: {}\nkernel: {} ({})\nentry: {:#x}, start info at {:#x}\nmemory: {} MiB\ncmdline: {}\ndisks: {}",
+        "name: {}\nkernel: {} ({})\nentry: {:#x}, start info at {:#x}\nmemory: {} MiB\ncmdline: {}\ndisks: {}\nvifs: {}",
         cfg.name,
         cfg.kernel.display(),
         prepared.kernel,
@@ -141,7 +141,8 @@ fn dry_run(cfg: &toolstack::config::DomainConfig) -> Result<String, toolstack::d
         boot.start_info,
         cfg.memory_mib,
         cfg.cmdline.as_deref().unwrap_or(""),
-        cfg.disks.len()
+        cfg.disks.len(),
+        prepared.vifs.iter().map(|(_, v)| format!("{} ({}{})", v.vifname.clone().unwrap_or_else(|| format!("vif<domid>.{}", v.devid)), v.mac_string(), v.bridge.as_deref().map(|b| format!(", bridge {b}")).unwrap_or_default())).collect::<Vec<_>>().join(", ")
     ))
 }
 

@@ -3,7 +3,8 @@
 //!
 //! Every thread that handles what a guest controls installs the filter of
 //! its [`ThreadKind`] as the first thing it does once its own set-up is
-//! done: the vCPU, the timer, each block device's control and I/O threads,
+//! done: the vCPU, the timer, each block device's and each vif's control
+//! and I/O threads,
 //! xenstored, the console input thread and the signal thread. The main
 //! thread, which builds (and on reboot rebuilds) the VM, is not filtered; it
 //! only waits while the guest runs, and never parses guest data.
@@ -35,6 +36,10 @@ pub enum ThreadKind {
     BlockControl,
     /// A block device's I/O worker (preadv/pwritev/fdatasync/fallocate).
     BlockIo,
+    /// A vif's xenbus thread.
+    NetControl,
+    /// A vif's I/O thread: the TAP (read, writev, TUNSETOFFLOAD) and its rings.
+    NetIo,
     /// xenstored: the guest ring and the unix socket (already bound).
     Xenstored,
     /// Reads the terminal (stdin) for the console (`create -c`).
@@ -44,11 +49,13 @@ pub enum ThreadKind {
 }
 
 /// Every kind, for tests and for compiling all filters up front.
-pub const KINDS: [ThreadKind; 7] = [
+pub const KINDS: [ThreadKind; 9] = [
     ThreadKind::Vcpu,
     ThreadKind::Timer,
     ThreadKind::BlockControl,
     ThreadKind::BlockIo,
+    ThreadKind::NetControl,
+    ThreadKind::NetIo,
     ThreadKind::Xenstored,
     ThreadKind::ConsoleInput,
     ThreadKind::Signals,
@@ -62,6 +69,8 @@ impl ThreadKind {
             ThreadKind::Timer => "timer",
             ThreadKind::BlockControl => "blk-control",
             ThreadKind::BlockIo => "blk-io",
+            ThreadKind::NetControl => "net-control",
+            ThreadKind::NetIo => "net-io",
             ThreadKind::Xenstored => "xenstored",
             ThreadKind::ConsoleInput => "console-input",
             ThreadKind::Signals => "signals",
@@ -138,6 +147,11 @@ const KVM_IOCTLS: Ioctls = Ioctls(&[
     0x4020ae46, // KVM_SET_USER_MEMORY_REGION (grant and shared-info frames placed by the guest)
 ]);
 
+/// What a vif's I/O thread asks of its TAP once the frontend connected.
+const NET_IOCTLS: Ioctls = Ioctls(&[
+    0x400454d0, // TUNSETOFFLOAD
+]);
+
 /// tcsetattr(0, TCSANOW) when the terminal is restored on the way out.
 const TERMINAL_IOCTLS: Ioctls = Ioctls(&[libc::TCGETS, libc::TCSETS]);
 
@@ -153,6 +167,9 @@ fn allowlist(kind: ThreadKind) -> Allowlist {
         ThreadKind::Vcpu => &[libc::SYS_read, libc::SYS_rt_sigtimedwait, libc::SYS_fsync, libc::SYS_fdatasync],
         ThreadKind::Timer => &[],
         ThreadKind::BlockControl => &[libc::SYS_read],
+        // write (in BASE) is the eventfd that wakes the I/O thread.
+        ThreadKind::NetControl => &[libc::SYS_read],
+        ThreadKind::NetIo => &[libc::SYS_read, libc::SYS_poll, libc::SYS_ppoll],
         ThreadKind::BlockIo => &[
             libc::SYS_pread64,
             libc::SYS_pwrite64,
@@ -183,6 +200,7 @@ fn allowlist(kind: ThreadKind) -> Allowlist {
         ThreadKind::Vcpu => KVM_IOCTLS.0,
         // FIONBIO: set_nonblocking on an accepted client.
         ThreadKind::Xenstored => &[libc::FIONBIO],
+        ThreadKind::NetIo => NET_IOCTLS.0,
         ThreadKind::ConsoleInput | ThreadKind::Signals => TERMINAL_IOCTLS.0,
         _ => &[],
     };

@@ -2,7 +2,10 @@
 //! `xenolith create` but the main one runs under a seccomp filter with
 //! no_new_privs, a forbidden call kills the process with SIGSYS and a line
 //! naming the thread and the call, `--no-seccomp` turns the filters off,
-//! and each disk image is open once, with the access its entry gives.
+//! and each disk image is open once, with the access its entry gives. The
+//! domain has a vif too (its TAP lives in a network namespace of the run's
+//! own, made with `unshare --net`), so its net-control and net-io threads
+//! are checked with the others.
 
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::ExitStatusExt;
@@ -15,8 +18,8 @@ use xenolith_tests::*;
 const LIMIT: Duration = Duration::from_secs(30);
 
 /// A config whose domain idles until destroyed, with a writable and a
-/// read-only disk (the guest never connects them, but their backend
-/// threads run).
+/// read-only disk and a vif (the guest never connects them, but their
+/// backend threads run).
 fn idle_cfg(dir: &Path) -> PathBuf {
     let kernel = dir.join("idle");
     std::fs::write(&kernel, idle_marker_kernel(16 * 1024, "idle marker")).unwrap();
@@ -24,7 +27,7 @@ fn idle_cfg(dir: &Path) -> PathBuf {
         std::fs::write(dir.join(img), vec![0u8; 1 << 20]).unwrap();
     }
     let text = format!(
-        "name = \"jail\"\ntype = \"pvh\"\nkernel = \"{}\"\nmemory = 32\ndisk = [ 'file:{},xvda,w', 'file:{},xvdb,r' ]\n",
+        "name = \"jail\"\ntype = \"pvh\"\nkernel = \"{}\"\nmemory = 32\ndisk = [ 'file:{},xvda,w', 'file:{},xvdb,r' ]\nvif = [ 'mac=00:16:3e:00:00:09' ]\n",
         kernel.display(),
         dir.join("rw.img").display(),
         dir.join("ro.img").display()
@@ -36,7 +39,9 @@ fn idle_cfg(dir: &Path) -> PathBuf {
 /// input thread runs too), with `extra_args` before the config and `env`.
 fn spawn(dir: &Path, extra_args: &[&str], env: &[(&str, &str)]) -> Child {
     let cfg = idle_cfg(dir);
-    let mut cmd = Command::new(xenolith());
+    // unshare execs xenolith: the child's pid is xenolith's.
+    let mut cmd = Command::new("unshare");
+    cmd.arg("--net").arg("--").arg(xenolith());
     cmd.current_dir(root()).env("XENOLITH_RUN_DIR", dir.join("run")).env_remove("XENOLITH_NO_SECCOMP");
     cmd.args(["create", "-c"]).args(extra_args).arg(&cfg);
     for (k, v) in env {
@@ -108,21 +113,22 @@ fn every_thread_but_the_main_one_is_filtered() {
     let mut child = spawn(&dir, &[], &[]);
     wait_running(&dir, &mut child);
     let pid = child.id();
-    // main, signals, xenstored, console input, timer, vCPU, and per disk a
-    // control thread and its 4 workers; wait for the last ones to confine
+    // main, signals, xenstored, console input, timer, vCPU, per disk a
+    // control thread and its 4 workers, and the vif's control and I/O
+    // threads; wait for the last ones to confine
     // themselves (a thread is unfiltered between its start and confine()).
     let confined = |t: &(u32, String, String, String)| t.0 == pid || t.1.starts_with("kvm-") || t.2 == "2";
     let start = Instant::now();
     let mut all = threads(pid);
-    while !(all.len() >= 16 && all.iter().all(confined)) && start.elapsed() < Duration::from_secs(10) {
+    while !(all.len() >= 18 && all.iter().all(confined)) && start.elapsed() < Duration::from_secs(10) {
         std::thread::sleep(Duration::from_millis(50));
         all = threads(pid);
     }
     let names: Vec<&str> = all.iter().map(|t| t.1.as_str()).collect();
-    for want in ["signals", "xenstored", "blk51712", "blk51712-io0", "blk51728", "blk51728-io0"] {
+    for want in ["signals", "xenstored", "blk51712", "blk51712-io0", "blk51728", "blk51728-io0", "vif0", "vif0-io"] {
         assert!(names.contains(&want), "no {want} thread in {all:?}");
     }
-    assert!(all.len() >= 16, "{all:?}");
+    assert!(all.len() >= 18, "{all:?}");
     for (tid, comm, seccomp, nnp) in &all {
         if comm.starts_with("kvm-") {
             // KVM's own worker (kvm-nx-lpage-recovery), a kernel thread.
@@ -190,7 +196,7 @@ fn each_image_is_open_once_with_the_access_of_its_entry() {
 /// the call, before the guest does anything.
 #[test]
 fn a_forbidden_call_in_any_confined_thread_kills_the_process_with_sigsys() {
-    for kind in ["signals", "xenstored", "console-input", "blk-control", "blk-io", "timer", "vcpu"] {
+    for kind in ["signals", "xenstored", "console-input", "blk-control", "blk-io", "net-control", "net-io", "timer", "vcpu"] {
         let dir = scratch(&format!("confinement_probe_{kind}"));
         let mut child = spawn(&dir, &[], &[("XENOLITH_SECCOMP_PROBE", kind)]);
         let start = Instant::now();

@@ -283,6 +283,26 @@ impl<M: RingMemory> BackRing<M> {
         self.mem.full_fence();
         Ok(self.unconsumed_requests()? > 0)
     }
+
+    /// Asks the frontend to notify on its next request even though some
+    /// are already pending (a backend that needs more slots than are
+    /// posted, as netback's rx does: `req_event = req_prod + 1`). True if
+    /// requests arrived meanwhile, so the caller checks again instead of
+    /// waiting.
+    pub fn notify_on_next_request(&mut self) -> bool {
+        let prod = self.mem.load_index(REQ_PROD);
+        self.mem.store_index(REQ_EVENT, prod.wrapping_add(1));
+        self.mem.full_fence();
+        self.mem.load_index(REQ_PROD) != prod
+    }
+
+    /// Peeks at the request `ahead` slots past the next one, without
+    /// consuming it (a packet spanning several slots is checked whole
+    /// before any is consumed). The caller has seen that many requests.
+    pub fn peek_request(&self, ahead: u32, buf: &mut [u8]) {
+        let n = buf.len().min(self.layout.slot_size());
+        self.mem.read(self.layout.offset(self.req_cons.wrapping_add(ahead)), &mut buf[..n]);
+    }
 }
 
 /// The frontend's end of a ring: produces requests, consumes responses.

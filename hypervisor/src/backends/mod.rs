@@ -4,6 +4,8 @@
 
 pub mod block;
 pub mod console;
+pub mod net;
+pub mod transport;
 
 /// A device backend that a guest notifies through an event channel.
 pub trait Device: Send + Sync {

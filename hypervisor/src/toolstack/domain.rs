@@ -9,7 +9,7 @@ use xen_abi::hvm;
 
 use super::config::{Action, DomainConfig};
 use super::stop::{StopCause, Stopper};
-use crate::backends::block;
+use crate::backends::{block, net};
 use crate::backends::console::{Console, Sink};
 use crate::input::{self, InputError};
 use crate::loader::{self, BootParams, PvhKernel};
@@ -48,6 +48,9 @@ pub enum DomainError {
     /// A `disk` entry could not be served.
     #[error(transparent)]
     Disk(#[from] block::DiskConfigError),
+    /// A `vif` entry could not be served.
+    #[error(transparent)]
+    Vif(#[from] net::VifConfigError),
     /// The console log could not be opened.
     #[error("cannot open console log {path}: {err}")]
     ConsoleLog {
@@ -99,10 +102,14 @@ pub struct Prepared {
     pub boot: loader::BootInfo,
     /// The disk images, each opened once with the access its entry gives.
     pub disks: Vec<block::OpenedDisk>,
+    /// The vifs, parsed and checked against the host (bridges, scripts,
+    /// CAP_NET_ADMIN); their TAPs are made per run, named after the domid.
+    pub vifs: Vec<(String, net::config::VifSpec)>,
 }
 
-/// Reads and checks the kernel, the ramdisk, the memory layout and every
-/// disk (spec, vdev), opening each image once, as it will be served.
+/// Reads and checks the kernel, the ramdisk, the memory layout, every
+/// disk (spec, vdev), opening each image once, as it will be served, and
+/// every vif (spec, bridge, script, the right to create a TAP).
 pub fn prepare(cfg: &DomainConfig) -> Result<Prepared, DomainError> {
     let (kernel_bytes, ramdisk) = read_images(cfg)?;
     let kernel = PvhKernel::parse(&kernel_bytes).map_err(|err| DomainError::Kernel { path: cfg.kernel.clone(), err: err.into() })?;
@@ -110,7 +117,8 @@ pub fn prepare(cfg: &DomainConfig) -> Result<Prepared, DomainError> {
     let params = BootParams { layout: &layout, cmdline: cfg.cmdline.as_deref(), ramdisk: ramdisk.as_deref() };
     let boot = loader::plan(&kernel, &params).map_err(|err| DomainError::Kernel { path: cfg.kernel.clone(), err })?;
     let disks = block::open_disks(cfg)?;
-    Ok(Prepared { kernel, ramdisk, boot, disks })
+    let vifs = net::check_vifs(cfg)?;
+    Ok(Prepared { kernel, ramdisk, boot, disks, vifs })
 }
 
 /// The `on_*` action for a shutdown `reason` (xl's
@@ -288,6 +296,16 @@ fn boot(
             return Err(e);
         }
     };
+    let mut vifs = match net::Backends::create(cfg, &dom, dom.store.get()) {
+        Ok(v) => v,
+        Err(e) => {
+            disks.stop();
+            if let Some(store) = store {
+                store.detach(&dom);
+            }
+            return Err(e.into());
+        }
+    };
     opts.stopper.set_current(Some(dom.clone()));
 
     let result = std::thread::scope(|s| {
@@ -310,6 +328,7 @@ fn boot(
         r.unwrap_or(Ok(()))
     });
     dom.console.flush(&dom);
+    vifs.stop();
     disks.stop();
     if let Some(store) = store {
         store.detach(&dom);

@@ -18,20 +18,19 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, Weak};
 use std::thread::JoinHandle;
-use std::time::Duration;
 
 use xen_abi::blkif::{self, Protocol, Request, Response, Segment};
 use xen_abi::ring::{BackRing, RingLayout, RingMemory};
-use xen_abi::xenbus::XenbusState;
-use xen_abi::PAGE_SIZE;
 
 use super::config::DiskSpec;
 use super::io::{Engine, SyncDisk};
 use super::metrics::{self, Metrics};
 use super::request::{self, Kind, Limits, Parsed, Transfer};
-use super::xenbus::{self, Action, ConnectError, Features, Paths, RingInfo, Xenbus};
+use super::xenbus::{self, Features, RingInfo};
+use crate::backends::transport::control::{self, Driver, Waker};
+use crate::backends::transport::ring::{self, GuestRingPages};
+use crate::backends::transport::xenbus::{ConnectError, Xenbus};
 use crate::seccomp::{self, ThreadKind};
-use crate::vstate::memory::GuestRam;
 use crate::xen::evtchn::Backend;
 use crate::xen::gnttab::{GrantError, MappedGrant};
 use crate::xen::Domain;
@@ -43,65 +42,6 @@ const WORKERS: usize = 4;
 /// Most grants kept mapped for a persistent-grant frontend (Linux's
 /// xen_blkif_max_pgrants default).
 const MAX_PERSISTENT_GRANTS: usize = 1056;
-/// How often an idle control thread checks whether the domain went away.
-const IDLE_POLL: Duration = Duration::from_millis(200);
-
-/// Ring memory over the guest pages the frontend granted for its ring,
-/// reached through `GuestRam`. The pages were checked to be guest memory
-/// when mapped, so accesses cannot fail; if one did, reads give zeros.
-pub struct GuestRingPages {
-    ram: Arc<GuestRam>,
-    pages: Vec<u64>,
-}
-
-impl GuestRingPages {
-    /// Ring memory over `pages` (guest addresses, ring order).
-    pub fn new(ram: Arc<GuestRam>, pages: Vec<u64>) -> Self {
-        GuestRingPages { ram, pages }
-    }
-
-    /// Splits a ring byte range into per-page pieces `(gpa, start, len)`.
-    fn pieces(&self, offset: usize, len: usize, mut f: impl FnMut(u64, usize, usize)) {
-        let mut done = 0;
-        while done < len {
-            let at = offset + done;
-            let (page, in_page) = (at / PAGE_SIZE, at % PAGE_SIZE);
-            let n = (PAGE_SIZE - in_page).min(len - done);
-            match self.pages.get(page) {
-                Some(&gpa) => f(gpa + in_page as u64, done, n),
-                None => return,
-            }
-            done += n;
-        }
-    }
-}
-
-impl RingMemory for GuestRingPages {
-    fn load_index(&self, offset: usize) -> u32 {
-        self.ram.atomic_u32(self.pages[0] + offset as u64).map_or(0, |a| a.load(Ordering::Acquire))
-    }
-
-    fn store_index(&self, offset: usize, value: u32) {
-        if let Ok(a) = self.ram.atomic_u32(self.pages[0] + offset as u64) {
-            a.store(value, Ordering::Release);
-        }
-    }
-
-    fn read(&self, offset: usize, buf: &mut [u8]) {
-        let len = buf.len();
-        self.pieces(offset, len, |gpa, at, n| {
-            if self.ram.read(gpa, &mut buf[at..at + n]).is_err() {
-                buf[at..at + n].fill(0);
-            }
-        });
-    }
-
-    fn write(&self, offset: usize, buf: &[u8]) {
-        self.pieces(offset, buf.len(), |gpa, at, n| {
-            let _ = self.ram.write(gpa, &buf[at..at + n]);
-        });
-    }
-}
 
 /// A live connection to the frontend's ring.
 struct Connection {
@@ -136,14 +76,6 @@ impl Connection {
     }
 }
 
-/// Why the control thread woke up.
-#[derive(Default)]
-struct Wake {
-    ring: bool,
-    xenbus: bool,
-    stop: bool,
-}
-
 /// A request handed to a worker.
 struct Job {
     conn: Arc<Connection>,
@@ -161,16 +93,7 @@ struct Shared {
     persistent: bool,
     metrics: Metrics,
     index: OnceLock<usize>,
-    wake: Mutex<Wake>,
-    cv: Condvar,
-}
-
-impl Shared {
-    fn kick(&self, f: impl FnOnce(&mut Wake)) {
-        let mut w = self.wake.lock().unwrap_or_else(|e| e.into_inner());
-        f(&mut w);
-        self.cv.notify_all();
-    }
+    waker: Arc<Waker>,
 }
 
 /// A virtual block device backend.
@@ -200,7 +123,7 @@ impl BlockDevice {
     /// runs), then starts the threads.
     pub fn create(dom: &Arc<Domain>, xs: &Arc<Xenstored>, spec: &DiskSpec, disk: Arc<SyncDisk>) -> Result<Arc<BlockDevice>, DeviceError> {
         let domid = dom.info.domid;
-        let paths = Paths::new(domid, spec.devid);
+        let paths = xenbus::paths(domid, spec.devid);
         let physical = if disk.is_block_device() { block_device_numbers(&spec.target) } else { None };
         xenbus::write_toolstack_nodes(xs, domid, spec, &paths, physical)?;
 
@@ -242,14 +165,13 @@ impl BlockDevice {
             persistent: features.persistent,
             metrics: Metrics::default(),
             index: OnceLock::new(),
-            wake: Mutex::new(Wake::default()),
-            cv: Condvar::new(),
+            waker: Arc::new(Waker::default()),
         });
         let dev = Arc::new(BlockDevice { shared: shared.clone(), threads: Mutex::new(Vec::new()) });
         let _ = shared.index.set(dom.add_device(dev.clone()));
 
         let mut bus = Xenbus::new(xs.clone(), paths);
-        bus.publish(&features)?;
+        xenbus::publish(&mut bus, &features)?;
         log::info!(
             "{}: {} ({} sectors, {}{})",
             shared.name,
@@ -278,7 +200,7 @@ impl BlockDevice {
             .name(format!("blk{}", spec.devid))
             .spawn(move || {
                 seccomp::confine(ThreadKind::BlockControl);
-                control(&sh, bus, tx);
+                control::run(&mut BlockControl { sh: sh.clone(), jobs: tx }, &sh.waker.clone(), bus);
             })
             .map_err(DeviceError::Thread)?;
         threads.push(ctl);
@@ -304,7 +226,7 @@ impl BlockDevice {
 
     /// Stops the threads (disconnecting and unmapping everything) and waits for them.
     pub fn stop(&self) {
-        self.shared.kick(|w| w.stop = true);
+        self.shared.waker.kick(|w| w.stop = true);
         let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|e| e.into_inner()));
         for t in threads {
             let _ = t.join();
@@ -314,7 +236,7 @@ impl BlockDevice {
 
 impl super::super::Device for BlockDevice {
     fn notify(&self, _dom: &Domain) {
-        self.shared.kick(|w| w.ring = true);
+        self.shared.waker.kick(|w| w.ring = true);
     }
 }
 
@@ -325,129 +247,58 @@ fn block_device_numbers(path: &std::path::Path) -> Option<(u32, u32)> {
     Some((libc::major(rdev), libc::minor(rdev)))
 }
 
-/// The control thread: xenbus handshake and ring consumer.
-fn control(sh: &Arc<Shared>, mut bus: Xenbus, jobs: mpsc::Sender<Job>) {
-    let watch = {
-        let weak = Arc::downgrade(sh);
-        let path = format!("{}/state", bus.paths().frontend);
-        match bus.store().watch(&path, move |_| {
-            if let Some(sh) = weak.upgrade() {
-                sh.kick(|w| w.xenbus = true);
-            }
-        }) {
-            Ok(w) => Some(w),
-            Err(e) => {
-                bus.fatal(&format!("watching {path}: {e}"));
-                None
-            }
-        }
-    };
-    let mut conn: Option<Arc<Connection>> = None;
-    loop {
-        let wake = {
-            let mut w = sh.wake.lock().unwrap_or_else(|e| e.into_inner());
-            if !(w.ring || w.xenbus || w.stop) {
-                w = sh.cv.wait_timeout(w, IDLE_POLL).unwrap_or_else(|e| e.into_inner()).0;
-            }
-            std::mem::take(&mut *w)
-        };
-        let dom = match sh.dom.upgrade() {
-            Some(d) if !wake.stop && !d.is_stopped() => d,
-            _ => break,
-        };
-        if wake.xenbus {
-            frontend_changed(sh, &dom, &mut bus, &mut conn);
-        }
-        if wake.ring || wake.xenbus {
-            if let Some(c) = conn.clone() {
-                let submit = |job| jobs.send(job).map_err(|mpsc::SendError(job)| job);
-                if let Err(msg) = consume(sh, &dom, &c, &submit) {
-                    log::error!("{}: {msg}; closing the device", sh.name);
-                    disconnect(sh, &dom, &mut conn);
-                    let _ = bus.store().write(&format!("{}/error", bus.paths().backend), &msg);
-                    let _ = bus.switch(XenbusState::Closed);
-                }
-            }
-        }
-    }
-    if let Some(w) = watch {
-        let _ = bus.store().unwatch(w);
-    }
-    if let Some(dom) = sh.dom.upgrade() {
-        disconnect(sh, &dom, &mut conn);
-    }
-    drop(jobs);
-    log::debug!("{}: backend stopped", sh.name);
+/// The control thread's side of the device: the [`Driver`] of the
+/// generic control loop, which hands requests to the workers.
+struct BlockControl {
+    sh: Arc<Shared>,
+    jobs: mpsc::Sender<Job>,
 }
 
-/// Reacts to the frontend's `state` node.
-fn frontend_changed(sh: &Shared, dom: &Arc<Domain>, bus: &mut Xenbus, conn: &mut Option<Arc<Connection>>) {
-    let fe = bus.frontend_state();
-    let action = xenbus::on_frontend_change(bus.state(), fe);
-    log::debug!("{}: frontend {}, backend {}: {action:?}", sh.name, fe.name(), bus.state().name());
-    let r = match action {
-        Action::None => Ok(()),
-        Action::InitWait => bus.switch(XenbusState::InitWait),
-        Action::Closing => bus.switch(XenbusState::Closing),
-        Action::Fatal => {
-            bus.fatal(&format!("saw state {} at frontend", fe.as_str()));
-            Ok(())
-        }
-        Action::Close => {
-            disconnect(sh, dom, conn);
-            bus.switch(XenbusState::Closed)
-        }
-        Action::Connect => {
-            disconnect(sh, dom, conn);
-            match connect(sh, dom, bus) {
-                Ok(c) => {
-                    log::info!(
-                        "{}: connected ({} ring of {} page(s), {}persistent grants)",
-                        sh.name,
-                        c.protocol.name(),
-                        c.ring_grants.lock().map(|g| g.len()).unwrap_or(0),
-                        if c.persistent.is_some() { "" } else { "no " }
-                    );
-                    *conn = Some(c);
-                    sh.kick(|w| w.ring = true); // requests may already be waiting
-                    bus.switch(XenbusState::Connected)
-                }
-                Err(e) => {
-                    bus.fatal(&e.to_string());
-                    Ok(())
-                }
-            }
-        }
-    };
-    if let Err(e) = r {
-        log::warn!("{}: xenstore: {e}", sh.name);
+impl Driver for BlockControl {
+    type Conn = Arc<Connection>;
+
+    fn name(&self) -> &str {
+        &self.sh.name
+    }
+
+    fn domain(&self) -> Option<Arc<Domain>> {
+        self.sh.dom.upgrade()
+    }
+
+    fn connect(&mut self, dom: &Arc<Domain>, bus: &Xenbus) -> Result<Arc<Connection>, ConnectError> {
+        connect(&self.sh, dom, bus)
+    }
+
+    fn describe(&self, c: &Arc<Connection>) -> String {
+        format!(
+            "{} ring of {} page(s), {}persistent grants",
+            c.protocol.name(),
+            c.ring_grants.lock().map(|g| g.len()).unwrap_or(0),
+            if c.persistent.is_some() { "" } else { "no " }
+        )
+    }
+
+    fn disconnect(&mut self, dom: &Domain, c: Arc<Connection>) {
+        disconnect(&self.sh, dom, &mut Some(c));
+    }
+
+    fn service(&mut self, dom: &Arc<Domain>, c: &Arc<Connection>) -> Result<(), String> {
+        let submit = |job| self.jobs.send(job).map_err(|mpsc::SendError(job)| job);
+        consume(&self.sh, dom, c, &submit)
     }
 }
 
 /// Maps the frontend's ring and binds its event channel.
 fn connect(sh: &Shared, dom: &Arc<Domain>, bus: &Xenbus) -> Result<Arc<Connection>, ConnectError> {
-    let RingInfo { order, refs, port, protocol, persistent } = bus.read_ring_info(xenbus::MAX_RING_PAGE_ORDER)?;
-    let mut grants = Vec::with_capacity(refs.len());
-    for (index, &gref) in refs.iter().enumerate() {
-        match dom.gnttab.map(&dom.ram, gref, true, 0) {
-            Ok(m) => grants.push(m),
-            Err(err) => {
-                for m in grants {
-                    dom.gnttab.unmap(&dom.ram, m);
-                }
-                return Err(ConnectError::RingGrant { index, gref, err });
-            }
-        }
-    }
+    let RingInfo { order, refs, port, protocol, persistent } = xenbus::read_ring_info(bus, xenbus::MAX_RING_PAGE_ORDER)?;
+    let grants = ring::map_ring(dom, &refs, |i| format!("ring-ref{i}"))?;
     let index = *sh.index.get().ok_or(ConnectError::NoDomain)?;
-    if let Err(errno) = dom.state().evtchn.bind_backend(port, Backend::Device(index)) {
-        for m in grants {
-            dom.gnttab.unmap(&dom.ram, m);
-        }
-        return Err(ConnectError::EventChannel { port, errno });
+    if let Err(e) = control::bind_port(dom, index, port) {
+        ring::unmap_all(dom, grants);
+        return Err(e);
     }
     let layout = RingLayout::with_order(order, protocol.slot_size()).expect("orders up to 4 hold many slots");
-    let pages = GuestRingPages::new(dom.ram.clone(), grants.iter().map(|m| m.gpa()).collect());
+    let pages = GuestRingPages::over(dom.ram.clone(), &grants);
     // Attach where the ring stands: a frontend reconnecting to a live ring
     // (rare) keeps its indices; a fresh one has zeros there.
     let start = pages.load_index(xen_abi::ring::RSP_PROD);
@@ -469,18 +320,11 @@ fn disconnect(sh: &Shared, dom: &Domain, conn: &mut Option<Arc<Connection>>) {
     c.drain();
     c.closed.store(true, Ordering::SeqCst);
     if let Some(p) = &c.persistent {
-        for (_, m) in p.lock().unwrap_or_else(|e| e.into_inner()).drain() {
-            dom.gnttab.unmap(&dom.ram, m);
-        }
+        ring::unmap_all(dom, p.lock().unwrap_or_else(|e| e.into_inner()).drain().map(|(_, m)| m));
     }
-    for m in c.ring_grants.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
-        dom.gnttab.unmap(&dom.ram, m);
-    }
-    // Close our end of the event channel, as blkback's unbind does: the
-    // guest's port waits for domain 0 again (or stays closed if the guest
-    // closed it first).
+    ring::unmap_all(dom, c.ring_grants.lock().unwrap_or_else(|e| e.into_inner()).drain(..));
     if let Some(&index) = sh.index.get() {
-        dom.state().evtchn.unbind_backend(c.port, Backend::Device(index));
+        control::unbind_port(dom, index, c.port);
     }
     log::debug!("{}: disconnected ({} grants of the domain still pinned)", sh.name, dom.gnttab.pinned());
 }
@@ -618,8 +462,7 @@ impl RingServer {
             persistent,
             metrics: Metrics::default(),
             index: OnceLock::new(),
-            wake: Mutex::new(Wake::default()),
-            cv: Condvar::new(),
+            waker: Arc::new(Waker::default()),
         };
         let conn = Arc::new(Connection {
             ring: Mutex::new(BackRing::attach(pages, layout, start)),
@@ -707,7 +550,7 @@ fn finish(
         }
     }
     if more {
-        sh.kick(|w| w.ring = true);
+        sh.waker.kick(|w| w.ring = true);
     }
     let mut n = c.in_flight();
     *n = n.saturating_sub(1);

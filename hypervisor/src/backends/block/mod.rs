@@ -4,7 +4,9 @@
 //! Laid out like Firecracker's block device:
 //! - [`config`]: the xl disk specification (what the user asked for);
 //! - [`device`]: the device, its state and threads (control + I/O workers);
-//! - [`xenbus`]: the xenstore handshake (toolstack nodes, features, states);
+//! - [`xenbus`]: the block half of the xenstore handshake (toolstack nodes,
+//!   features, reading the ring); the generic half, the shared ring pages
+//!   and the control loop are in [`crate::backends::transport`];
 //! - [`request`]: parsing and validating one request;
 //! - [`io`]: the I/O engines (synchronous preadv/pwritev into guest pages);
 //! - [`metrics`]: counters, logged at the end with `-v`.

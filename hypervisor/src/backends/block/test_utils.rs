@@ -14,8 +14,9 @@ use xen_abi::xenbus::XenbusState;
 
 use super::config;
 use super::io::SyncDisk;
-use super::device::{BlockDevice, GuestRingPages};
-use super::xenbus::Paths;
+use super::device::BlockDevice;
+use crate::backends::transport::ring::GuestRingPages;
+use crate::backends::transport::xenbus::Paths;
 use crate::backends::console::{Console, Sink};
 use crate::backends::Device;
 use crate::vstate::memory::GuestRam;
@@ -171,7 +172,7 @@ impl TestFrontend {
     /// As [`TestFrontend::connect`], once the backend is in state `from`
     /// (InitWait normally; Closed for a frontend that skips Initialising).
     pub fn connect_from(td: &mut TestDomain, dev: Arc<BlockDevice>, ring_base: u64, c: Connect, from: &str) -> Self {
-        let paths = Paths::new(1, dev.devid());
+        let paths = super::xenbus::paths(1, dev.devid());
         td.wait_for(&format!("{}/state", paths.backend), from);
         assert!(!td.read(&format!("{}/sectors", paths.backend)).is_empty());
         let pages: Vec<u64> = (0..1u64 << c.order).map(|i| ring_base + i * 4096).collect();

@@ -350,7 +350,7 @@ fn connection_errors_are_reported_in_xenstore() {
     let (_path, img) = image("connerr", 64);
     let mut td = TestDomain::new();
     let dev = td.device(&format!("{img},raw,xvda,w"));
-    let paths = super::xenbus::Paths::new(1, dev.devid());
+    let paths = super::xenbus::paths(1, dev.devid());
     td.wait_for(&format!("{}/state", paths.backend), "2");
     // A ring page granted to someone else.
     let g = td.grant_to(RING, GTF_PERMIT_ACCESS, 5);
@@ -368,7 +368,8 @@ fn connection_errors_are_reported_in_xenstore() {
 /// the ring are refused, and no grant stays mapped.
 #[test]
 fn ring_server_answers_on_the_callers_thread() {
-    use super::device::{GuestRingPages, RingServer};
+    use super::device::RingServer;
+    use crate::backends::transport::ring::GuestRingPages;
     use super::io::SyncDisk;
     use super::request::Limits;
     use xen_abi::ring::{FrontRing, RingLayout, RingMemory, REQ_PROD};
