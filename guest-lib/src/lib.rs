@@ -40,6 +40,7 @@ pub mod handoff;
 pub mod heap;
 pub mod hypercall;
 pub mod logger;
+pub mod net;
 pub mod netfront;
 pub mod pv_handoff;
 pub mod runtime;

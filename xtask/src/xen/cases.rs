@@ -64,6 +64,12 @@ pub struct Case {
     pub disk: Option<(PathBuf, String)>,
     /// A file on the host given as the domain's module (xl.cfg `ramdisk`).
     pub ramdisk: Option<PathBuf>,
+    /// xl vif specs (the network cases: on dom0's bridge xenbr0).
+    pub vifs: Vec<String>,
+    /// A dom0 shell script run while the domain runs; the domain is then
+    /// asked to power off (`xl shutdown`). Its output is the "client"
+    /// section of the outcome.
+    pub client: Option<String>,
     /// How long dom0 waits for the domain to stop.
     pub timeout_secs: u32,
     /// The shutdown reason expected (one of REASONS).
@@ -147,6 +153,10 @@ impl Case {
         }
         if let Some(disk) = self.disk_inside() {
             cfg += &format!("disk = [ 'file:{disk},xvda,w' ]\n");
+        }
+        if !self.vifs.is_empty() {
+            let specs: Vec<String> = self.vifs.iter().map(|v| format!("'{v}'")).collect();
+            cfg += &format!("vif = [ {} ]\n", specs.join(", "));
         }
         cfg += "on_poweroff = \"preserve\"\non_reboot = \"preserve\"\non_crash = \"preserve\"\n";
         cfg
@@ -233,6 +243,8 @@ fn case(
         memory_mib: 64,
         disk: None,
         ramdisk: None,
+        vifs: Vec::new(),
+        client: None,
         timeout_secs: 30,
         reason,
         check,
@@ -390,11 +402,56 @@ fn guest_cases(
             c.disk = Some(disk_image(&scratch.join(format!("disk-bench-{mode}.img")))?);
             vec![c]
         }
+        "net-echo" => {
+            // Behind Linux's netback on dom0's bridge, with a static
+            // address of its own per mode (dom0's ARP cache must not hold
+            // the other mode's MAC for it): 4 TCP clients at once, then 50
+            // UDP datagrams, random payloads, from dom0.
+            let ip = match mode {
+                Mode::Pvh => NET_ECHO_PVH_IP,
+                Mode::Pv => NET_ECHO_PV_IP,
+            };
+            let mut c = case("net-echo", image, mode, &format!("ip={ip}/24 gw=10.0.0.1 port=7"), "poweroff", check_net_echo);
+            c.vifs = vec!["bridge=xenbr0".into()];
+            c.client = Some(format!("netcheck {ip} 7 4 50\n"));
+            c.timeout_secs = 120;
+            vec![c]
+        }
         // A guest without its own assertions must at least boot and power off.
         _ => vec![case(name, image, mode, "", "poweroff", |_, _| {
             Findings::default()
         })],
     })
+}
+
+/// net-echo's addresses on dom0's bridge (dom0 is 10.0.0.1).
+const NET_ECHO_PVH_IP: &str = "10.0.0.2";
+const NET_ECHO_PV_IP: &str = "10.0.0.3";
+
+/// net-echo: it listened on its address, dom0's netcheck got every TCP and
+/// UDP echo back, and it closed its vif when asked to power off.
+fn check_net_echo(case: &Case, out: &Outcome) -> Findings {
+    let mut f = Findings::default();
+    let ip = if case.mode == Mode::Pvh { NET_ECHO_PVH_IP } else { NET_ECHO_PV_IP };
+    let want = format!("net-echo: listening on {ip} tcp/7 udp/7");
+    if !out.console.lines().any(|l| l.trim_end() == want) {
+        f.bad.push(format!("no line {want:?} on the console"));
+    }
+    f.bad.extend(out.console.lines().filter(|l| l.starts_with("net-echo: error")).map(|l| format!("net-echo says {:?}", l.trim_end())));
+    f.bad.extend(out.client.lines().filter(|l| l.contains("FAIL")).map(|l| l.trim_end().to_owned()));
+    for want in ["netcheck: tcp ok", "netcheck: udp ok"] {
+        match out.client.lines().find(|l| l.starts_with(want)) {
+            Some(l) => f.notes.push(l.trim_start_matches("netcheck: ").trim_end().to_owned()),
+            None => f.bad.push(format!("dom0's netcheck printed no {want:?} line")),
+        }
+    }
+    if let Some(l) = out.console.lines().find(|l| l.contains(" mac ") && l.starts_with("net-echo: device/vif")) {
+        f.notes.push(l.trim_start_matches("net-echo: ").trim_end().to_owned());
+    }
+    if !out.console.lines().any(|l| l.trim_end() == "net-echo: vif closed") {
+        f.bad.push("net-echo did not close its vif (no \"net-echo: vif closed\")".into());
+    }
+    f
 }
 
 /// hello: greeting, command line, memory, a pvclock sleep of about 100 ms.
