@@ -2,7 +2,8 @@
 //! first vif, for the network tests.
 //!
 //! Command line: `ip=A.B.C.D/N gw=A.B.C.D` (else DHCP), `port=N` (7),
-//! `clients=N` (TCP connections served at once, 8). Once it has an
+//! `clients=N` (TCP connections served at once, 8), `netfront.gso=1` and
+//! the other netfront options. Once it has an
 //! address it prints `net-echo: listening on <ip> tcp/<port> udp/<port>`.
 //! It powers off when the toolstack asks (`xl shutdown`: control/shutdown
 //! = poweroff), printing its counters first, and closes the vif cleanly.
@@ -43,7 +44,7 @@ fn net_echo(boot: &BootInfo) {
             return;
         }
     };
-    let nf = match NetFront::open_first(netfront::Config::default()) {
+    let nf = match NetFront::open_first(nf_config(cmdline)) {
         Ok(nf) => nf,
         Err(e) => {
             println!("net-echo: error: {e}");
@@ -123,13 +124,22 @@ fn net_echo(boot: &BootInfo) {
     }
     let st = stack.netfront().stats();
     println!(
-        "net-echo: stopping: {tcp_conns} tcp connections ({tcp_bytes} bytes), {udp_dgrams} udp datagrams echoed; rx {} packets, tx {} packets, dropped rx {} bad rx {} tx bad ids {} tx errors {}",
-        st.rx_packets, st.tx_packets, st.rx_dropped, st.rx_bad_responses, st.tx_bad_ids, st.tx_errors
+        "net-echo: stopping: {tcp_conns} tcp connections ({tcp_bytes} bytes), {udp_dgrams} udp datagrams echoed; rx {} packets ({} multi-slot, {} csum-blank), tx {} packets; dropped rx {} bad rx {} tx bad ids {} tx errors {} tx refused {}",
+        st.rx_packets, st.rx_multi_slot, st.rx_csum_blank, st.tx_packets, st.rx_dropped, st.rx_bad_responses, st.tx_bad_ids, st.tx_errors, st.tx_refused
     );
     match stack.netfront().close() {
         Ok(()) => println!("net-echo: vif closed"),
         Err(e) => println!("net-echo: error: closing the vif: {e}"),
     }
+}
+
+/// netfront's options from `netfront.KEY=VALUE` words (e.g. `netfront.gso=1`).
+fn nf_config(cmdline: &str) -> netfront::Config {
+    let (c, bad) = netfront::Config::from_cmdline(cmdline);
+    for w in bad {
+        println!("ignoring {w}: not a netfront option");
+    }
+    c
 }
 
 /// Whether `control/shutdown` asks for a power-off (acknowledged by

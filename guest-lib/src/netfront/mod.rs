@@ -61,6 +61,40 @@ pub struct Config {
     pub timeout_ns: u64,
 }
 
+impl Config {
+    /// Applies a `key=value` option that limits what is negotiated
+    /// (`sg=0|1`, `gso=0|1`, `split=0|1`, `rx-buffers=N`, `tx-buffers=N`).
+    /// Returns whether `key` was one of them, or the value when it is not
+    /// a number.
+    pub fn set_option<'a>(&mut self, key: &str, value: &'a str) -> Result<bool, &'a str> {
+        let n = || crate::boot::parse_number(value).ok_or(value);
+        match key {
+            "sg" => self.sg = n()? != 0,
+            "gso" => self.gso_tcpv4 = n()? != 0,
+            "split" => self.split_event_channels = n()? != 0,
+            "rx-buffers" => self.rx_buffers = n()? as usize,
+            "tx-buffers" => self.tx_buffers = n()? as usize,
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// The defaults with every `netfront.KEY=VALUE` word of `cmdline`
+    /// applied ([`Config::set_option`]); unknown keys and bad values are
+    /// returned as the words they were.
+    pub fn from_cmdline(cmdline: &str) -> (Config, Vec<&str>) {
+        let mut c = Config::default();
+        let mut bad = Vec::new();
+        for w in cmdline.split_ascii_whitespace() {
+            let Some((k, v)) = w.strip_prefix("netfront.").and_then(|kv| kv.split_once('=')) else { continue };
+            if !matches!(c.set_option(k, v), Ok(true)) {
+                bad.push(w);
+            }
+        }
+        (c, bad)
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config { rx_buffers: 128, tx_buffers: 64, sg: true, gso_tcpv4: false, split_event_channels: true, timeout_ns: 30_000_000_000 }
@@ -123,6 +157,19 @@ impl fmt::Display for OpenError {
             OpenError::Queue(e) => write!(f, "cannot set up the rings: {e:?}"),
             OpenError::Evtchn(e) => write!(f, "cannot set up the event channel: {e}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_line_options() {
+        let (c, bad) = Config::from_cmdline("ip=1.2.3.4 netfront.gso=1 netfront.split=0 netfront.rx-buffers=32 netfront.x=1 netfront.sg=y");
+        assert!(c.gso_tcpv4 && !c.split_event_channels && c.sg);
+        assert_eq!(c.rx_buffers, 32);
+        assert_eq!(bad, ["netfront.x=1", "netfront.sg=y"]);
     }
 }
 
@@ -321,8 +368,8 @@ impl NetFront {
         };
         self.kick_rx();
         let meta = got?;
-        if meta.flags & ni::NETRXF_CSUM_BLANK != 0 {
-            csum::complete_ipv4_l4(out);
+        if meta.flags & ni::NETRXF_CSUM_BLANK != 0 && csum::complete_ipv4_l4(out) {
+            self.stats.rx_csum_blank += 1;
         }
         Some(meta)
     }

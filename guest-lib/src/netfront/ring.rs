@@ -55,6 +55,10 @@ pub struct Stats {
     pub tx_errors: u64,
     /// Packets not sent because the ring or the pool was full, or too big.
     pub tx_refused: u64,
+    /// Received packets whose blank checksum (NETRXF_CSUM_BLANK) was filled in.
+    pub rx_csum_blank: u64,
+    /// Received packets that took more than one data slot.
+    pub rx_multi_slot: u64,
 }
 
 /// Why a queue could not be made.
@@ -433,6 +437,9 @@ impl RxQueue {
                 }
             }
             if ok && !out.is_empty() {
+                if slots > 1 + meta.gso_size.is_some() as u32 {
+                    stats.rx_multi_slot += 1;
+                }
                 stats.rx_packets += 1;
                 stats.rx_bytes += out.len() as u64;
                 return Ok(Some(meta));
