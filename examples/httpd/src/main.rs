@@ -128,8 +128,21 @@ fn httpd(boot: &BootInfo) {
     let watch = xenstore::watch("control/shutdown").ok();
     let mut announced = false;
     let mut served = 0u64;
+    let debug = cmdline.split_ascii_whitespace().any(|w| w == "debug");
+    let mut last_debug = 0u64;
     loop {
         stack.poll();
+        if debug && guest_lib::time::now_ns() > last_debug + 1_000_000_000 {
+            last_debug = guest_lib::time::now_ns();
+            let st = stack.netfront().stats();
+            println!("httpd: debug: {st:?}");
+            for c in &conns {
+                let s = stack.sockets.get::<tcp::Socket>(c.h);
+                if s.state() != tcp::State::Listen {
+                    println!("httpd: debug: {} {:?} sq {} rq {} req {} resp {:?}", s.state(), s.remote_endpoint(), s.send_queue(), s.recv_queue(), c.req.len(), c.resp.as_ref().map(|r| (r.head_sent, r.body_sent, r.body.len(), r.close)));
+                }
+            }
+        }
         if let (false, Some(a)) = (announced, stack.address()) {
             println!("httpd: serving on http://{}:{port}/", a.address());
             announced = true;
@@ -161,7 +174,8 @@ fn httpd(boot: &BootInfo) {
                     let head = b"HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
                     c.resp = Some(Response { head: head.to_vec(), head_sent: 0, body: Body::Static(b""), body_sent: 0, close: true });
                     c.req.clear();
-                } else if !s.may_recv() && c.req.is_empty() {
+                } else if s.state() == tcp::State::CloseWait && c.req.is_empty() {
+                    // The client is done and every response went out.
                     s.close();
                     continue;
                 }

@@ -340,6 +340,9 @@ impl RxQueue {
         let mut raw = [0u8; ni::RX_SLOT_SIZE];
         let mut k = 0;
         let mut extra = false;
+        // Whether the last data slot said MORE_DATA: after the first
+        // slot's extra-info slots, the packet goes on only if it did.
+        let mut more = false;
         loop {
             if k >= avail {
                 let outstanding = self.ring.front.req_prod_pvt().wrapping_sub(self.ring.front.rsp_cons());
@@ -352,12 +355,16 @@ impl RxQueue {
             k += 1;
             if extra {
                 extra = ExtraInfo::decode(&raw).more();
+                if !extra && !more {
+                    return Some((k, true));
+                }
                 continue;
             }
             let r = RxResponse::decode(&raw);
             // Extra info follows only the first response.
             extra = k == 1 && r.flags & NETRXF_EXTRA_INFO != 0;
-            if !extra && r.flags & NETRXF_MORE_DATA == 0 {
+            more = r.flags & NETRXF_MORE_DATA != 0;
+            if !extra && !more {
                 return Some((k, true));
             }
         }
@@ -600,6 +607,21 @@ mod tests {
         assert_eq!((m.slots, out.len(), out[0]), (1, 60, 4));
         assert_eq!(rx.next_packet(&mut out, &mut st), Ok(None));
         assert_eq!(st.rx_packets, 2);
+        // A GSO packet in one data slot (no MORE_DATA) ends after its
+        // extra-info slot: the next slot is the next packet's.
+        rx.refill();
+        fb.take();
+        fb.fill(&rx, &[5; 2962], 0, NETRXF_EXTRA_INFO);
+        fb.extra(ExtraInfo::Gso { size: 1448, gso_type: 1, features: 0, more: false });
+        fb.fill(&rx, &[6; 3000], 0, NETRXF_EXTRA_INFO | NETRXF_MORE_DATA);
+        fb.extra(ExtraInfo::Gso { size: 1448, gso_type: 1, features: 0, more: false });
+        fb.fill(&rx, &[7; 100], 0, 0);
+        fb.b.push_responses();
+        let m = rx.next_packet(&mut out, &mut st).unwrap().unwrap();
+        assert_eq!((m.slots, out.len(), out[0]), (2, 2962, 5));
+        let m = rx.next_packet(&mut out, &mut st).unwrap().unwrap();
+        assert_eq!((m.slots, out.len(), out[0], out[3000]), (3, 3100, 6, 7));
+        assert_eq!((st.rx_dropped, st.rx_bad_responses), (0, 0));
         // Every buffer goes back on the ring.
         rx.refill();
         assert_eq!(rx.posted(), 8);

@@ -432,7 +432,11 @@ fn guest_cases(
                 Mode::Pvh => HTTPD_PVH_IP,
                 Mode::Pv => HTTPD_PV_IP,
             };
-            let mut c = case("httpd", image, mode, &format!("ip={ip}/24 gw=10.0.0.1"), "poweroff", check_httpd);
+            let extra = match std::env::var("XENOLITH_HTTPD_DEBUG") {
+                Ok(_) => format!("ip={ip}/24 gw=10.0.0.1 debug"),
+                Err(_) => format!("ip={ip}/24 gw=10.0.0.1"),
+            };
+            let mut c = case("httpd", image, mode, &extra, "poweroff", check_httpd);
             c.vifs = vec!["bridge=xenbr0".into()];
             c.client = Some(httpd_client(ip, &httpd_big_sha256(scratch)?));
             c.timeout_secs = 240;
@@ -500,7 +504,7 @@ GET /big.bin HTTP/1.1
 Host: x
 Connection: close
 
-' | nc -w 60 {ip} 80 > /tmp/ka
+' | timeout 60 nc {ip} 80 > /tmp/ka
 echo "httpd-check: keep-alive $(grep -a -c 'HTTP/1.1 200 OK' /tmp/ka) responses, $(wc -c < /tmp/ka) bytes on one connection"
 "#
     )
