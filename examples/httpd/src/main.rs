@@ -72,10 +72,21 @@ fn word<'a>(cmdline: &'a str, key: &str) -> Option<&'a str> {
     cmdline.split_ascii_whitespace().filter_map(|w| w.strip_prefix(key)).next_back()
 }
 
+/// Where a request head ends: the blank line, CRLF CRLF or (leniently,
+/// RFC 9112 section 2.2) LF LF; returns its offset and length.
+fn head_end(req: &[u8]) -> Option<(usize, usize)> {
+    let crlf = req.windows(4).position(|w| w == b"\r\n\r\n").map(|e| (e, 4));
+    let lf = req.windows(2).position(|w| w == b"\n\n").map(|e| (e, 2));
+    match (crlf, lf) {
+        (Some(a), Some(b)) => Some(if a.0 < b.0 { a } else { b }),
+        (a, b) => a.or(b),
+    }
+}
+
 /// The response to one request head (`head` without the blank line).
 fn respond(head: &[u8]) -> Response {
     let text = core::str::from_utf8(head).unwrap_or("");
-    let mut lines = text.split("\r\n");
+    let mut lines = text.split('\n').map(|l| l.trim_end_matches('\r'));
     let mut parts = lines.next().unwrap_or("").split(' ');
     let (method, path, version) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""), parts.next().unwrap_or(""));
     let mut close = version != "HTTP/1.1";
@@ -166,9 +177,9 @@ fn httpd(boot: &BootInfo) {
                         moved |= n > 0;
                     }
                 }
-                if let Some(end) = c.req.windows(4).position(|w| w == b"\r\n\r\n") {
+                if let Some((end, skip)) = head_end(&c.req) {
                     c.resp = Some(respond(&c.req[..end]));
-                    c.req.drain(..end + 4);
+                    c.req.drain(..end + skip);
                     served += 1;
                 } else if c.req.len() >= MAX_REQUEST {
                     let head = b"HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
