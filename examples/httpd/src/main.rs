@@ -69,13 +69,19 @@ struct Conn {
 }
 
 fn word<'a>(cmdline: &'a str, key: &str) -> Option<&'a str> {
-    cmdline.split_ascii_whitespace().filter_map(|w| w.strip_prefix(key)).next_back()
+    cmdline
+        .split_ascii_whitespace()
+        .filter_map(|w| w.strip_prefix(key))
+        .next_back()
 }
 
 /// Where a request head ends: the blank line, CRLF CRLF or (leniently,
 /// RFC 9112 section 2.2) LF LF; returns its offset and length.
 fn head_end(req: &[u8]) -> Option<(usize, usize)> {
-    let crlf = req.windows(4).position(|w| w == b"\r\n\r\n").map(|e| (e, 4));
+    let crlf = req
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|e| (e, 4));
     let lf = req.windows(2).position(|w| w == b"\n\n").map(|e| (e, 2));
     match (crlf, lf) {
         (Some(a), Some(b)) => Some(if a.0 < b.0 { a } else { b }),
@@ -88,7 +94,11 @@ fn respond(head: &[u8]) -> Response {
     let text = core::str::from_utf8(head).unwrap_or("");
     let mut lines = text.split('\n').map(|l| l.trim_end_matches('\r'));
     let mut parts = lines.next().unwrap_or("").split(' ');
-    let (method, path, version) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    let (method, path, version) = (
+        parts.next().unwrap_or(""),
+        parts.next().unwrap_or(""),
+        parts.next().unwrap_or(""),
+    );
     let mut close = version != "HTTP/1.1";
     for l in lines {
         if let Some((k, v)) = l.split_once(':') {
@@ -103,24 +113,45 @@ fn respond(head: &[u8]) -> Response {
         }
     }
     let (status, ctype, body) = match (method, path) {
-        ("GET" | "HEAD", "/" | "/index.html") => ("200 OK", "text/html", Body::Static(PAGE.as_bytes())),
+        ("GET" | "HEAD", "/" | "/index.html") => {
+            ("200 OK", "text/html", Body::Static(PAGE.as_bytes()))
+        }
         ("GET" | "HEAD", "/big.bin") => ("200 OK", "application/octet-stream", Body::Big),
         ("GET" | "HEAD", _) => ("404 Not Found", "text/plain", Body::Static(b"not found\n")),
-        _ => ("405 Method Not Allowed", "text/plain", Body::Static(b"method not allowed\n")),
+        _ => (
+            "405 Method Not Allowed",
+            "text/plain",
+            Body::Static(b"method not allowed\n"),
+        ),
     };
     let len = body.len();
-    let body = if method == "HEAD" { Body::Static(b"") } else { body };
+    let body = if method == "HEAD" {
+        Body::Static(b"")
+    } else {
+        body
+    };
     let head = format!(
         "HTTP/1.1 {status}\r\nServer: xenolith-httpd\r\nContent-Type: {ctype}\r\nContent-Length: {len}\r\nConnection: {}\r\n\r\n",
         if close { "close" } else { "keep-alive" }
     );
-    Response { head: head.into_bytes(), head_sent: 0, body, body_sent: 0, close }
+    Response {
+        head: head.into_bytes(),
+        head_sent: 0,
+        body,
+        body_sent: 0,
+        close,
+    }
 }
 
 fn httpd(boot: &BootInfo) {
     let cmdline = boot.cmdline();
-    let port: u16 = word(cmdline, "port=").and_then(|p| p.parse().ok()).unwrap_or(80);
-    let clients: usize = word(cmdline, "clients=").and_then(|p| p.parse().ok()).unwrap_or(8).clamp(1, 64);
+    let port: u16 = word(cmdline, "port=")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(80);
+    let clients: usize = word(cmdline, "clients=")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(8)
+        .clamp(1, 64);
     let addr = match net::parse_cmdline(cmdline) {
         Ok(a) => a,
         Err(e) => return println!("httpd: error: {e}"),
@@ -132,8 +163,15 @@ fn httpd(boot: &BootInfo) {
     let mut stack = Stack::new(nf, addr);
     let mut conns: Vec<Conn> = (0..clients)
         .map(|_| {
-            let s = tcp::Socket::new(tcp::SocketBuffer::new(vec![0; 8 * 1024]), tcp::SocketBuffer::new(vec![0; TCP_BUF]));
-            Conn { h: stack.sockets.add(s), req: Vec::new(), resp: None }
+            let s = tcp::Socket::new(
+                tcp::SocketBuffer::new(vec![0; 8 * 1024]),
+                tcp::SocketBuffer::new(vec![0; TCP_BUF]),
+            );
+            Conn {
+                h: stack.sockets.add(s),
+                req: Vec::new(),
+                resp: None,
+            }
         })
         .collect();
     let watch = xenstore::watch("control/shutdown").ok();
@@ -150,7 +188,17 @@ fn httpd(boot: &BootInfo) {
             for c in &conns {
                 let s = stack.sockets.get::<tcp::Socket>(c.h);
                 if s.state() != tcp::State::Listen {
-                    println!("httpd: debug: {} {:?} sq {} rq {} req {} resp {:?}", s.state(), s.remote_endpoint(), s.send_queue(), s.recv_queue(), c.req.len(), c.resp.as_ref().map(|r| (r.head_sent, r.body_sent, r.body.len(), r.close)));
+                    println!(
+                        "httpd: debug: {} {:?} sq {} rq {} req {} resp {:?}",
+                        s.state(),
+                        s.remote_endpoint(),
+                        s.send_queue(),
+                        s.recv_queue(),
+                        c.req.len(),
+                        c.resp
+                            .as_ref()
+                            .map(|r| (r.head_sent, r.body_sent, r.body.len(), r.close))
+                    );
                 }
             }
         }
@@ -183,7 +231,13 @@ fn httpd(boot: &BootInfo) {
                     served += 1;
                 } else if c.req.len() >= MAX_REQUEST {
                     let head = b"HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
-                    c.resp = Some(Response { head: head.to_vec(), head_sent: 0, body: Body::Static(b""), body_sent: 0, close: true });
+                    c.resp = Some(Response {
+                        head: head.to_vec(),
+                        head_sent: 0,
+                        body: Body::Static(b""),
+                        body_sent: 0,
+                        close: true,
+                    });
                     c.req.clear();
                 } else if s.state() == tcp::State::CloseWait && c.req.is_empty() {
                     // The client is done and every response went out.
@@ -234,7 +288,10 @@ fn httpd(boot: &BootInfo) {
         stack.wait(1_000_000_000);
     }
     let st = stack.netfront().stats();
-    println!("httpd: stopping: {served} requests served; rx {} packets, tx {} packets, dropped rx {}", st.rx_packets, st.tx_packets, st.rx_dropped);
+    println!(
+        "httpd: stopping: {served} requests served; rx {} packets, tx {} packets, dropped rx {}",
+        st.rx_packets, st.tx_packets, st.rx_dropped
+    );
     match stack.netfront().close() {
         Ok(()) => println!("httpd: vif closed"),
         Err(e) => println!("httpd: error: closing the vif: {e}"),

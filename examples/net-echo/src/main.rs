@@ -30,13 +30,21 @@ guest_lib::main!(net_echo);
 const TCP_BUF: usize = 16 * 1024;
 
 fn word<'a>(cmdline: &'a str, key: &str) -> Option<&'a str> {
-    cmdline.split_ascii_whitespace().filter_map(|w| w.strip_prefix(key)).next_back()
+    cmdline
+        .split_ascii_whitespace()
+        .filter_map(|w| w.strip_prefix(key))
+        .next_back()
 }
 
 fn net_echo(boot: &BootInfo) {
     let cmdline = boot.cmdline();
-    let port: u16 = word(cmdline, "port=").and_then(|p| p.parse().ok()).unwrap_or(7);
-    let clients: usize = word(cmdline, "clients=").and_then(|p| p.parse().ok()).unwrap_or(8).clamp(1, 64);
+    let port: u16 = word(cmdline, "port=")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(7);
+    let clients: usize = word(cmdline, "clients=")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(8)
+        .clamp(1, 64);
     let addr = match net::parse_cmdline(cmdline) {
         Ok(a) => a,
         Err(e) => {
@@ -60,7 +68,12 @@ fn net_echo(boot: &BootInfo) {
     );
     let mut stack = Stack::new(nf, addr);
     let tcp_handles: Vec<SocketHandle> = (0..clients)
-        .map(|_| stack.sockets.add(tcp::Socket::new(tcp::SocketBuffer::new(vec![0; TCP_BUF]), tcp::SocketBuffer::new(vec![0; TCP_BUF]))))
+        .map(|_| {
+            stack.sockets.add(tcp::Socket::new(
+                tcp::SocketBuffer::new(vec![0; TCP_BUF]),
+                tcp::SocketBuffer::new(vec![0; TCP_BUF]),
+            ))
+        })
         .collect();
     let udp_handle = stack.sockets.add(udp::Socket::new(
         udp::PacketBuffer::new(vec![udp::PacketMetadata::EMPTY; 32], vec![0; 32 * 1024]),
@@ -78,7 +91,10 @@ fn net_echo(boot: &BootInfo) {
     loop {
         stack.poll();
         if let (false, Some(a)) = (announced, stack.address()) {
-            println!("net-echo: listening on {} tcp/{port} udp/{port}", a.address());
+            println!(
+                "net-echo: listening on {} tcp/{port} udp/{port}",
+                a.address()
+            );
             announced = true;
         }
         let mut moved = false;
@@ -109,7 +125,9 @@ fn net_echo(boot: &BootInfo) {
         }
         let u = stack.sockets.get_mut::<udp::Socket>(udp_handle);
         while u.can_send() {
-            let Ok((n, meta)) = u.recv_slice(&mut buf) else { break };
+            let Ok((n, meta)) = u.recv_slice(&mut buf) else {
+                break;
+            };
             let _ = u.send_slice(&buf[..n], meta.endpoint);
             udp_dgrams += 1;
             moved = true;

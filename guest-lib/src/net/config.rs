@@ -47,7 +47,10 @@ pub fn parse_ipv4(s: &str) -> Option<Ipv4Address> {
         }
         *b = p.parse().ok()?;
     }
-    parts.next().is_none().then(|| Ipv4Address::new(o[0], o[1], o[2], o[3]))
+    parts
+        .next()
+        .is_none()
+        .then(|| Ipv4Address::new(o[0], o[1], o[2], o[3]))
 }
 
 /// Reads `ip=` and `gw=` from a whitespace-separated command line (the
@@ -71,11 +74,17 @@ pub fn parse_cmdline(cmdline: &str) -> Result<AddrConfig, ConfigError> {
         Some(v) => {
             let bad = || ConfigError::BadIp(v.into());
             let (a, len) = match v.split_once('/') {
-                Some((a, n)) => (a, n.parse::<u8>().ok().filter(|&n| n <= 32).ok_or_else(bad)?),
+                Some((a, n)) => (
+                    a,
+                    n.parse::<u8>().ok().filter(|&n| n <= 32).ok_or_else(bad)?,
+                ),
                 None => (v, 24),
             };
             let addr = parse_ipv4(a).ok_or_else(bad)?;
-            Ok(AddrConfig::Static { cidr: Ipv4Cidr::new(addr, len), gateway })
+            Ok(AddrConfig::Static {
+                cidr: Ipv4Cidr::new(addr, len),
+                gateway,
+            })
         }
     }
 }
@@ -95,7 +104,10 @@ mod tests {
         );
         assert_eq!(
             parse_cmdline("ip=192.168.1.9"),
-            Ok(AddrConfig::Static { cidr: Ipv4Cidr::new(Ipv4Address::new(192, 168, 1, 9), 24), gateway: None })
+            Ok(AddrConfig::Static {
+                cidr: Ipv4Cidr::new(Ipv4Address::new(192, 168, 1, 9), 24),
+                gateway: None
+            })
         );
         assert_eq!(parse_cmdline(""), Ok(AddrConfig::Dhcp));
         assert_eq!(parse_cmdline("ip=dhcp gw=1.2.3.4"), Ok(AddrConfig::Dhcp));
@@ -104,10 +116,22 @@ mod tests {
 
     #[test]
     fn bad_words_are_named() {
-        assert_eq!(parse_cmdline("ip=10.0.0/24"), Err(ConfigError::BadIp("10.0.0/24".into())));
-        assert_eq!(parse_cmdline("ip=10.0.0.1/33"), Err(ConfigError::BadIp("10.0.0.1/33".into())));
-        assert_eq!(parse_cmdline("ip=10.0.0.256/8"), Err(ConfigError::BadIp("10.0.0.256/8".into())));
-        assert_eq!(parse_cmdline("ip=10.0.0.1 gw=x"), Err(ConfigError::BadGateway("x".into())));
+        assert_eq!(
+            parse_cmdline("ip=10.0.0/24"),
+            Err(ConfigError::BadIp("10.0.0/24".into()))
+        );
+        assert_eq!(
+            parse_cmdline("ip=10.0.0.1/33"),
+            Err(ConfigError::BadIp("10.0.0.1/33".into()))
+        );
+        assert_eq!(
+            parse_cmdline("ip=10.0.0.256/8"),
+            Err(ConfigError::BadIp("10.0.0.256/8".into()))
+        );
+        assert_eq!(
+            parse_cmdline("ip=10.0.0.1 gw=x"),
+            Err(ConfigError::BadGateway("x".into()))
+        );
         assert_eq!(parse_ipv4("1.2.3.4.5"), None);
         assert_eq!(parse_ipv4("+1.2.3.4"), None);
     }

@@ -27,7 +27,11 @@ pub struct NetDevice {
 impl NetDevice {
     /// Wraps a connected netfront.
     pub fn new(nf: NetFront) -> NetDevice {
-        NetDevice { nf, rx_buf: Vec::with_capacity(ETHERNET_MTU), tx_buf: Vec::with_capacity(ETHERNET_MTU) }
+        NetDevice {
+            nf,
+            rx_buf: Vec::with_capacity(ETHERNET_MTU),
+            tx_buf: Vec::with_capacity(ETHERNET_MTU),
+        }
     }
 
     /// The netfront underneath.
@@ -75,14 +79,25 @@ impl phy::Device for NetDevice {
 
     fn receive(&mut self, _now: Instant) -> Option<(RxToken<'_>, TxToken<'_>)> {
         self.nf.recv(&mut self.rx_buf)?;
-        Some((RxToken { frame: &self.rx_buf }, TxToken { nf: &mut self.nf, buf: &mut self.tx_buf }))
+        Some((
+            RxToken {
+                frame: &self.rx_buf,
+            },
+            TxToken {
+                nf: &mut self.nf,
+                buf: &mut self.tx_buf,
+            },
+        ))
     }
 
     fn transmit(&mut self, _now: Instant) -> Option<TxToken<'_>> {
         if !self.nf.can_send(ETHERNET_MTU) {
             return None;
         }
-        Some(TxToken { nf: &mut self.nf, buf: &mut self.tx_buf })
+        Some(TxToken {
+            nf: &mut self.nf,
+            buf: &mut self.tx_buf,
+        })
     }
 
     fn capabilities(&self) -> DeviceCapabilities {

@@ -63,7 +63,14 @@ impl Stack {
                 gateway = gw;
             }
         }
-        Stack { iface, sockets, dev, dhcp, addr, gateway }
+        Stack {
+            iface,
+            sockets,
+            dev,
+            dhcp,
+            addr,
+            gateway,
+        }
     }
 
     /// The interface's address, once it has one.
@@ -85,7 +92,8 @@ impl Stack {
     /// client; true if some socket's state may have changed.
     pub fn poll(&mut self) -> bool {
         self.dev.netfront().reap_tx();
-        let changed = self.iface.poll(now(), &mut self.dev, &mut self.sockets) == PollResult::SocketStateChanged;
+        let changed = self.iface.poll(now(), &mut self.dev, &mut self.sockets)
+            == PollResult::SocketStateChanged;
         if let Some(h) = self.dhcp {
             match self.sockets.get_mut::<dhcpv4::Socket>(h).poll() {
                 Some(dhcpv4::Event::Configured(c)) => {

@@ -88,7 +88,28 @@ mod tests {
         f[12] = 8;
         let payload = b"hello";
         let total = 20 + 8 + payload.len();
-        let mut ip = [0x45, 0, 0, total as u8, 0, 1, 0x40, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2];
+        let mut ip = [
+            0x45,
+            0,
+            0,
+            total as u8,
+            0,
+            1,
+            0x40,
+            0,
+            64,
+            17,
+            0,
+            0,
+            10,
+            0,
+            0,
+            1,
+            10,
+            0,
+            0,
+            2,
+        ];
         let c = fold(sum(&ip, 0));
         ip[10..12].copy_from_slice(&c.to_be_bytes());
         f.extend_from_slice(&ip);

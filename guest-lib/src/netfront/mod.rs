@@ -86,7 +86,12 @@ impl Config {
         let mut c = Config::default();
         let mut bad = Vec::new();
         for w in cmdline.split_ascii_whitespace() {
-            let Some((k, v)) = w.strip_prefix("netfront.").and_then(|kv| kv.split_once('=')) else { continue };
+            let Some((k, v)) = w
+                .strip_prefix("netfront.")
+                .and_then(|kv| kv.split_once('='))
+            else {
+                continue;
+            };
             if !matches!(c.set_option(k, v), Ok(true)) {
                 bad.push(w);
             }
@@ -97,7 +102,14 @@ impl Config {
 
 impl Default for Config {
     fn default() -> Self {
-        Config { rx_buffers: 128, tx_buffers: 64, sg: true, gso_tcpv4: false, split_event_channels: true, timeout_ns: 30_000_000_000 }
+        Config {
+            rx_buffers: 128,
+            tx_buffers: 64,
+            sg: true,
+            gso_tcpv4: false,
+            split_event_channels: true,
+            timeout_ns: 30_000_000_000,
+        }
     }
 }
 
@@ -227,7 +239,9 @@ impl NetFront {
     pub fn open_first(cfg: Config) -> Result<NetFront, OpenError> {
         let mut ids = list()?;
         ids.sort_by_key(|id| id.parse::<u64>().unwrap_or(u64::MAX));
-        let id = ids.first().ok_or_else(|| OpenError::NoDevice("device/vif".into()))?;
+        let id = ids
+            .first()
+            .ok_or_else(|| OpenError::NoDevice("device/vif".into()))?;
         Self::open(id, cfg)
     }
 
@@ -236,32 +250,58 @@ impl NetFront {
         let dev = Device::open("vif", id)?;
         let mac = dev_mac(&dev)?;
         let mut made: Option<Made> = None;
-        let connected = xenbus::connect(&dev, cfg.timeout_ns, |offer: &Offer| -> Result<(), OpenError> {
-            if !offer.rx_copy {
-                return Err(OpenError::NoRxCopy);
-            }
-            let tx = TxQueue::new(Some(dev.backend_id), cfg.tx_buffers).map_err(OpenError::Queue)?;
-            let rx = match RxQueue::new(Some(dev.backend_id), cfg.rx_buffers) {
-                Ok(rx) => rx,
-                Err(e) => {
-                    let mut tx = tx;
-                    tx.teardown();
-                    return Err(OpenError::Queue(e));
+        let connected = xenbus::connect(
+            &dev,
+            cfg.timeout_ns,
+            |offer: &Offer| -> Result<(), OpenError> {
+                if !offer.rx_copy {
+                    return Err(OpenError::NoRxCopy);
                 }
-            };
-            let split = cfg.split_event_channels && offer.split_event_channels;
-            let tx_port = channel(dev.backend_id)?;
-            let rx_port = if split { Some(channel(dev.backend_id)?) } else { None };
-            let (sg, gso) = (cfg.sg && offer.sg, cfg.gso_tcpv4 && offer.gso_tcpv4 && cfg.sg && offer.sg);
-            let p = xenbus::Publish { tx_ring_ref: tx.ring_ref(), rx_ring_ref: rx.ring_ref(), tx_port, rx_port, sg, gso_tcpv4: gso };
-            let mut m = Made { tx, rx, tx_port, rx_port, sg, gso };
-            // Posted before the backend connects, as Linux does, so the
-            // first packets find buffers.
-            m.rx.refill();
-            made = Some(m);
-            xenbus::publish(&dev, &p)?;
-            Ok(())
-        });
+                let tx =
+                    TxQueue::new(Some(dev.backend_id), cfg.tx_buffers).map_err(OpenError::Queue)?;
+                let rx = match RxQueue::new(Some(dev.backend_id), cfg.rx_buffers) {
+                    Ok(rx) => rx,
+                    Err(e) => {
+                        let mut tx = tx;
+                        tx.teardown();
+                        return Err(OpenError::Queue(e));
+                    }
+                };
+                let split = cfg.split_event_channels && offer.split_event_channels;
+                let tx_port = channel(dev.backend_id)?;
+                let rx_port = if split {
+                    Some(channel(dev.backend_id)?)
+                } else {
+                    None
+                };
+                let (sg, gso) = (
+                    cfg.sg && offer.sg,
+                    cfg.gso_tcpv4 && offer.gso_tcpv4 && cfg.sg && offer.sg,
+                );
+                let p = xenbus::Publish {
+                    tx_ring_ref: tx.ring_ref(),
+                    rx_ring_ref: rx.ring_ref(),
+                    tx_port,
+                    rx_port,
+                    sg,
+                    gso_tcpv4: gso,
+                };
+                let mut m = Made {
+                    tx,
+                    rx,
+                    tx_port,
+                    rx_port,
+                    sg,
+                    gso,
+                };
+                // Posted before the backend connects, as Linux does, so the
+                // first packets find buffers.
+                m.rx.refill();
+                made = Some(m);
+                xenbus::publish(&dev, &p)?;
+                Ok(())
+            },
+        );
         let offer = match connected {
             Ok(o) => o,
             Err(e) => {
@@ -274,9 +314,18 @@ impl NetFront {
             }
         };
         let Some(m) = made else {
-            return Err(OpenError::Xenbus(XenbusError::BackendFailed(xb::XenbusState::Connected)));
+            return Err(OpenError::Xenbus(XenbusError::BackendFailed(
+                xb::XenbusState::Connected,
+            )));
         };
-        let info = Info { mac, backend_id: dev.backend_id, offer, sg: m.sg, gso_tcpv4: m.gso, split: m.rx_port.is_some() };
+        let info = Info {
+            mac,
+            backend_id: dev.backend_id,
+            offer,
+            sg: m.sg,
+            gso_tcpv4: m.gso,
+            split: m.rx_port.is_some(),
+        };
         log::debug!("netfront: {} connected: {info:?}", dev.nodename);
         let mut nf = NetFront {
             dev,
@@ -344,7 +393,10 @@ impl NetFront {
             self.stats.tx_refused += 1;
             return false;
         }
-        if !self.tx.send(frame, ni::NETTXF_DATA_VALIDATED, &mut self.stats) {
+        if !self
+            .tx
+            .send(frame, ni::NETTXF_DATA_VALIDATED, &mut self.stats)
+        {
             return false;
         }
         if self.tx.push() {
@@ -400,7 +452,10 @@ impl NetFront {
         // still holds (a backend that never closed) leak their pages.
         let held = self.tx.teardown() + self.rx.teardown();
         if held > 0 {
-            log::warn!("netfront: {}: backend still holds {held} grants", self.dev.nodename);
+            log::warn!(
+                "netfront: {}: backend still holds {held} grants",
+                self.dev.nodename
+            );
         }
         let _ = evtchn::close(self.tx_port);
         if let Some(p) = self.rx_port {
@@ -423,6 +478,12 @@ fn dev_mac(dev: &Device) -> Result<[u8; 6], OpenError> {
     front
         .as_deref()
         .and_then(xenbus::parse_mac)
-        .or_else(|| dev.backend_read("mac").ok().flatten().as_deref().and_then(xenbus::parse_mac))
+        .or_else(|| {
+            dev.backend_read("mac")
+                .ok()
+                .flatten()
+                .as_deref()
+                .and_then(xenbus::parse_mac)
+        })
         .ok_or(OpenError::NoMac)
 }

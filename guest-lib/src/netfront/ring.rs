@@ -71,7 +71,10 @@ struct RingPage {
 }
 
 impl RingPage {
-    fn new(backend: Option<DomId>, layout: xen_abi::ring::RingLayout) -> Result<RingPage, ShareError> {
+    fn new(
+        backend: Option<DomId>,
+        layout: xen_abi::ring::RingLayout,
+    ) -> Result<RingPage, ShareError> {
         let page = match backend {
             Some(d) => GrantedPages::new(1, d, false)?,
             None => GrantedPages::ungranted(1).ok_or(ShareError::NoMemory)?,
@@ -109,7 +112,12 @@ pub fn tx_slots(len: usize) -> usize {
 /// The tx requests for a packet of `len` bytes over buffers `ids` (one per
 /// slot, in order): the first carries the whole size and `flags`, every
 /// one but the last MORE_DATA, each at offset 0 of its page.
-pub fn tx_requests(len: usize, flags: u16, ids: &[u16], gref: impl Fn(u16) -> GrantRef) -> Vec<TxRequest> {
+pub fn tx_requests(
+    len: usize,
+    flags: u16,
+    ids: &[u16],
+    gref: impl Fn(u16) -> GrantRef,
+) -> Vec<TxRequest> {
     let n = ids.len();
     ids.iter()
         .enumerate()
@@ -182,9 +190,11 @@ impl TxQueue {
             return false;
         };
         let mut slot = [0u8; ni::TX_SLOT_SIZE];
-        for (i, req) in tx_requests(frame.len(), flags, &ids, |id| pool_ref(&self.bufs, id as usize))
-            .iter()
-            .enumerate()
+        for (i, req) in tx_requests(frame.len(), flags, &ids, |id| {
+            pool_ref(&self.bufs, id as usize)
+        })
+        .iter()
+        .enumerate()
         {
             let start = i * PAGE_SIZE;
             let end = (start + PAGE_SIZE).min(frame.len());
@@ -206,7 +216,12 @@ impl TxQueue {
 
     /// Whether responses are waiting.
     pub fn has_responses(&self) -> bool {
-        self.broken.is_none() && self.ring.front.unconsumed_responses().map_or(true, |n| n > 0)
+        self.broken.is_none()
+            && self
+                .ring
+                .front
+                .unconsumed_responses()
+                .map_or(true, |n| n > 0)
     }
 
     /// Takes every tx response, freeing the buffers they name, and re-arms
@@ -217,7 +232,11 @@ impl TxQueue {
         }
         let mut freed = 0;
         loop {
-            let n = self.ring.front.unconsumed_responses().inspect_err(|&e| self.broken = Some(e))?;
+            let n = self
+                .ring
+                .front
+                .unconsumed_responses()
+                .inspect_err(|&e| self.broken = Some(e))?;
             for _ in 0..n {
                 let mut raw = [0u8; ni::TX_SLOT_SIZE];
                 self.ring.front.take_response(&mut raw);
@@ -240,7 +259,12 @@ impl TxQueue {
                     stats.tx_errors += 1;
                 }
             }
-            if !self.ring.front.final_check_for_responses().inspect_err(|&e| self.broken = Some(e))? {
+            if !self
+                .ring
+                .front
+                .final_check_for_responses()
+                .inspect_err(|&e| self.broken = Some(e))?
+            {
                 return Ok(freed);
             }
         }
@@ -259,7 +283,11 @@ impl TxQueue {
     /// Ends the grants and frees what the backend no longer holds; returns
     /// how many grants it still held (their pages are leaked).
     pub fn teardown(&mut self) -> usize {
-        self.broken.get_or_insert(RingError::ResponseOverflow { rsp_prod: 0, rsp_cons: 0, size: 0 });
+        self.broken.get_or_insert(RingError::ResponseOverflow {
+            rsp_prod: 0,
+            rsp_cons: 0,
+            size: 0,
+        });
         self.ring.page.teardown() + self.bufs.teardown()
     }
 }
@@ -319,7 +347,11 @@ impl RxQueue {
         while !self.ring.front.is_full() {
             let Some(id) = self.free.pop() else { break };
             let pos = self.ring.front.req_prod_pvt() as usize & mask;
-            RxRequest { id, gref: pool_ref(&self.bufs, id as usize) }.encode(&mut slot);
+            RxRequest {
+                id,
+                gref: pool_ref(&self.bufs, id as usize),
+            }
+            .encode(&mut slot);
             self.ring.front.put_request(&slot);
             self.posted[pos] = Some(id);
         }
@@ -328,7 +360,12 @@ impl RxQueue {
 
     /// Whether responses are waiting.
     pub fn has_responses(&self) -> bool {
-        self.broken.is_none() && self.ring.front.unconsumed_responses().map_or(true, |n| n > 0)
+        self.broken.is_none()
+            && self
+                .ring
+                .front
+                .unconsumed_responses()
+                .map_or(true, |n| n > 0)
     }
 
     /// Slots the packet at the head of the ring takes, once all of them
@@ -345,7 +382,11 @@ impl RxQueue {
         let mut more = false;
         loop {
             if k >= avail {
-                let outstanding = self.ring.front.req_prod_pvt().wrapping_sub(self.ring.front.rsp_cons());
+                let outstanding = self
+                    .ring
+                    .front
+                    .req_prod_pvt()
+                    .wrapping_sub(self.ring.front.rsp_cons());
                 return (avail >= outstanding).then_some((avail, false));
             }
             if k >= MAX_RX_SLOTS {
@@ -373,17 +414,33 @@ impl RxQueue {
     /// Takes the next complete packet into `out` (cleared first); `None`
     /// when there is none. Bad packets are dropped and counted on the way.
     /// The buffers go back to the pool; call [`RxQueue::refill`] after.
-    pub fn next_packet(&mut self, out: &mut Vec<u8>, stats: &mut Stats) -> Result<Option<RxMeta>, RingError> {
+    pub fn next_packet(
+        &mut self,
+        out: &mut Vec<u8>,
+        stats: &mut Stats,
+    ) -> Result<Option<RxMeta>, RingError> {
         if let Some(e) = self.broken {
             return Err(e);
         }
         loop {
-            let avail = self.ring.front.unconsumed_responses().inspect_err(|&e| self.broken = Some(e))?;
+            let avail = self
+                .ring
+                .front
+                .unconsumed_responses()
+                .inspect_err(|&e| self.broken = Some(e))?;
             let avail = if avail == 0 {
-                if !self.ring.front.final_check_for_responses().inspect_err(|&e| self.broken = Some(e))? {
+                if !self
+                    .ring
+                    .front
+                    .final_check_for_responses()
+                    .inspect_err(|&e| self.broken = Some(e))?
+                {
                     return Ok(None);
                 }
-                self.ring.front.unconsumed_responses().inspect_err(|&e| self.broken = Some(e))?
+                self.ring
+                    .front
+                    .unconsumed_responses()
+                    .inspect_err(|&e| self.broken = Some(e))?
             } else {
                 avail
             };
@@ -394,7 +451,10 @@ impl RxQueue {
             };
             out.clear();
             let mut ok = whole;
-            let mut meta = RxMeta { slots, ..RxMeta::default() };
+            let mut meta = RxMeta {
+                slots,
+                ..RxMeta::default()
+            };
             let mut extra = false;
             let mask = self.posted.len() - 1;
             for k in 0..slots {
@@ -468,7 +528,11 @@ impl RxQueue {
     /// Ends the grants and frees what the backend no longer holds; returns
     /// how many grants it still held (their pages are leaked).
     pub fn teardown(&mut self) -> usize {
-        self.broken.get_or_insert(RingError::ResponseOverflow { rsp_prod: 0, rsp_cons: 0, size: 0 });
+        self.broken.get_or_insert(RingError::ResponseOverflow {
+            rsp_prod: 0,
+            rsp_cons: 0,
+            size: 0,
+        });
         self.ring.page.teardown() + self.bufs.teardown()
     }
 }
@@ -484,11 +548,22 @@ mod tests {
 
     #[test]
     fn a_packet_over_several_pages_chains_with_more_data() {
-        let reqs = tx_requests(9000, ni::NETTXF_DATA_VALIDATED, &[4, 7, 1], |id| 100 + id as u32);
+        let reqs = tx_requests(9000, ni::NETTXF_DATA_VALIDATED, &[4, 7, 1], |id| {
+            100 + id as u32
+        });
         assert_eq!(reqs.len(), 3);
-        assert_eq!((reqs[0].size, reqs[0].flags), (9000, ni::NETTXF_DATA_VALIDATED | NETTXF_MORE_DATA));
-        assert_eq!((reqs[1].size, reqs[1].flags, reqs[1].gref), (4096, NETTXF_MORE_DATA, 107));
-        assert_eq!((reqs[2].size, reqs[2].flags, reqs[2].id), (9000 - 8192, 0, 1));
+        assert_eq!(
+            (reqs[0].size, reqs[0].flags),
+            (9000, ni::NETTXF_DATA_VALIDATED | NETTXF_MORE_DATA)
+        );
+        assert_eq!(
+            (reqs[1].size, reqs[1].flags, reqs[1].gref),
+            (4096, NETTXF_MORE_DATA, 107)
+        );
+        assert_eq!(
+            (reqs[2].size, reqs[2].flags, reqs[2].id),
+            (9000 - 8192, 0, 1)
+        );
         assert_eq!(tx_slots(60), 1);
         assert_eq!(tx_slots(4096), 1);
         assert_eq!(tx_slots(4097), 2);
@@ -516,10 +591,20 @@ mod tests {
         assert_eq!(got[1].size, 6000 - 4096);
         // The bytes are in the pages the requests name.
         let mut page = [0u8; 8];
-        tx.bufs.pages().unwrap().read(got[1].id as usize * PAGE_SIZE, &mut page);
+        tx.bufs
+            .pages()
+            .unwrap()
+            .read(got[1].id as usize * PAGE_SIZE, &mut page);
         assert_eq!(page, frame[4096..4104]);
         let mut rsp = [0u8; 12];
-        for (id, status) in [(got[0].id, 0), (got[1].id, 0), (999, 0), (got[1].id, 0), (got[2].id, ni::NETIF_RSP_ERROR), (0, ni::NETIF_RSP_NULL)] {
+        for (id, status) in [
+            (got[0].id, 0),
+            (got[1].id, 0),
+            (999, 0),
+            (got[1].id, 0),
+            (got[2].id, ni::NETIF_RSP_ERROR),
+            (0, ni::NETIF_RSP_NULL),
+        ] {
             TxResponse { id, status }.encode(&mut rsp);
             b.put_response(&rsp);
         }
@@ -541,7 +626,10 @@ mod tests {
 
     impl FakeBack {
         fn new(rx: &RxQueue) -> FakeBack {
-            let mut fb = FakeBack { b: back(&rx.ring), reqs: Vec::new() };
+            let mut fb = FakeBack {
+                b: back(&rx.ring),
+                reqs: Vec::new(),
+            };
             fb.take();
             fb
         }
@@ -563,8 +651,16 @@ mod tests {
         /// Writes `data` into the next posted buffer and answers it.
         fn fill(&mut self, rx: &RxQueue, data: &[u8], offset: u16, flags: u16) {
             let req = self.reqs.pop().unwrap();
-            rx.bufs.pages().unwrap().write(req.id as usize * PAGE_SIZE + offset as usize, data);
-            self.raw(RxResponse { id: req.id, offset, flags, status: data.len() as i16 });
+            rx.bufs
+                .pages()
+                .unwrap()
+                .write(req.id as usize * PAGE_SIZE + offset as usize, data);
+            self.raw(RxResponse {
+                id: req.id,
+                offset,
+                flags,
+                status: data.len() as i16,
+            });
         }
 
         fn raw(&mut self, r: RxResponse) {
@@ -590,8 +686,18 @@ mod tests {
         let mut fb = FakeBack::new(&rx);
         let mut out = Vec::new();
         // One packet: first slot with a GSO extra, then two more slots.
-        fb.fill(&rx, &[1; 4000], 96, NETRXF_MORE_DATA | NETRXF_EXTRA_INFO | ni::NETRXF_CSUM_BLANK);
-        fb.extra(ExtraInfo::Gso { size: 1448, gso_type: 1, features: 0, more: false });
+        fb.fill(
+            &rx,
+            &[1; 4000],
+            96,
+            NETRXF_MORE_DATA | NETRXF_EXTRA_INFO | ni::NETRXF_CSUM_BLANK,
+        );
+        fb.extra(ExtraInfo::Gso {
+            size: 1448,
+            gso_type: 1,
+            features: 0,
+            more: false,
+        });
         fb.fill(&rx, &[2; 4096], 0, NETRXF_MORE_DATA);
         fb.b.push_responses();
         // Incomplete: the last slot is still to come.
@@ -600,7 +706,10 @@ mod tests {
         fb.fill(&rx, &[4; 60], 0, ni::NETRXF_DATA_VALIDATED);
         fb.b.push_responses();
         let m = rx.next_packet(&mut out, &mut st).unwrap().unwrap();
-        assert_eq!((m.slots, m.gso_size, m.flags & ni::NETRXF_CSUM_BLANK != 0), (4, Some(1448), true));
+        assert_eq!(
+            (m.slots, m.gso_size, m.flags & ni::NETRXF_CSUM_BLANK != 0),
+            (4, Some(1448), true)
+        );
         assert_eq!(out.len(), 4000 + 4096 + 10);
         assert_eq!((out[0], out[4000], out[8096]), (1, 2, 3));
         let m = rx.next_packet(&mut out, &mut st).unwrap().unwrap();
@@ -612,9 +721,19 @@ mod tests {
         rx.refill();
         fb.take();
         fb.fill(&rx, &[5; 2962], 0, NETRXF_EXTRA_INFO);
-        fb.extra(ExtraInfo::Gso { size: 1448, gso_type: 1, features: 0, more: false });
+        fb.extra(ExtraInfo::Gso {
+            size: 1448,
+            gso_type: 1,
+            features: 0,
+            more: false,
+        });
         fb.fill(&rx, &[6; 3000], 0, NETRXF_EXTRA_INFO | NETRXF_MORE_DATA);
-        fb.extra(ExtraInfo::Gso { size: 1448, gso_type: 1, features: 0, more: false });
+        fb.extra(ExtraInfo::Gso {
+            size: 1448,
+            gso_type: 1,
+            features: 0,
+            more: false,
+        });
         fb.fill(&rx, &[7; 100], 0, 0);
         fb.b.push_responses();
         let m = rx.next_packet(&mut out, &mut st).unwrap().unwrap();
@@ -637,19 +756,42 @@ mod tests {
         // Size past the page, negative status, offset past the page, an id
         // that is not the one posted there; then a good packet.
         let r = fb.reqs.pop().unwrap();
-        fb.raw(RxResponse { id: r.id, offset: 0, flags: 0, status: 5000 });
+        fb.raw(RxResponse {
+            id: r.id,
+            offset: 0,
+            flags: 0,
+            status: 5000,
+        });
         let r = fb.reqs.pop().unwrap();
-        fb.raw(RxResponse { id: r.id, offset: 0, flags: 0, status: ni::NETIF_RSP_ERROR });
+        fb.raw(RxResponse {
+            id: r.id,
+            offset: 0,
+            flags: 0,
+            status: ni::NETIF_RSP_ERROR,
+        });
         let r = fb.reqs.pop().unwrap();
-        fb.raw(RxResponse { id: r.id, offset: 4000, flags: 0, status: 200 });
+        fb.raw(RxResponse {
+            id: r.id,
+            offset: 4000,
+            flags: 0,
+            status: 200,
+        });
         let r = fb.reqs.pop().unwrap();
-        fb.raw(RxResponse { id: r.id ^ 1, offset: 0, flags: 0, status: 60 });
+        fb.raw(RxResponse {
+            id: r.id ^ 1,
+            offset: 0,
+            flags: 0,
+            status: 60,
+        });
         fb.fill(&rx, &[9; 60], 0, 0);
         fb.b.push_responses();
         let m = rx.next_packet(&mut out, &mut st).unwrap();
         assert!(m.is_some());
         assert_eq!((out.len(), out[0]), (60, 9));
-        assert_eq!((st.rx_dropped, st.rx_bad_responses, st.rx_packets), (4, 4, 1));
+        assert_eq!(
+            (st.rx_dropped, st.rx_bad_responses, st.rx_packets),
+            (4, 4, 1)
+        );
         // A chain of MORE_DATA that never ends is dropped once it has used
         // every buffer.
         rx.refill();
@@ -658,7 +800,11 @@ mod tests {
             fb.fill(&rx, &[1; 10], 0, NETRXF_MORE_DATA);
         }
         fb.b.push_responses();
-        assert_eq!(rx.next_packet(&mut out, &mut st), Ok(None), "every buffer used: dropped");
+        assert_eq!(
+            rx.next_packet(&mut out, &mut st),
+            Ok(None),
+            "every buffer used: dropped"
+        );
         assert_eq!(st.rx_dropped, 5);
         assert!(rx.broken().is_none());
         assert_eq!(rx.posted(), 0);

@@ -55,7 +55,14 @@ pub fn parse_offer(mut get: impl FnMut(&str) -> Option<String>) -> Offer {
     let split_event_channels = flag("feature-split-event-channels");
     let ipv6_csum_offload = flag("feature-ipv6-csum-offload");
     let max_queues = num("multi-queue-max-queues").unwrap_or(1).clamp(1, 64) as u32;
-    Offer { rx_copy, sg, gso_tcpv4, split_event_channels, max_queues, ipv6_csum_offload }
+    Offer {
+        rx_copy,
+        sg,
+        gso_tcpv4,
+        split_event_channels,
+        max_queues,
+        ipv6_csum_offload,
+    }
 }
 
 /// Parses a MAC address as xenstore holds it (`00:16:3e:12:34:56`).
@@ -91,7 +98,10 @@ pub struct Publish {
 
 /// The keys and values [`publish`] writes, in order (pure, for tests).
 pub fn keys(p: &Publish) -> alloc::vec::Vec<(&'static str, String)> {
-    let mut v = alloc::vec![("tx-ring-ref", num(p.tx_ring_ref as u64)), ("rx-ring-ref", num(p.rx_ring_ref as u64))];
+    let mut v = alloc::vec![
+        ("tx-ring-ref", num(p.tx_ring_ref as u64)),
+        ("rx-ring-ref", num(p.rx_ring_ref as u64))
+    ];
     match p.rx_port {
         Some(rx) => {
             v.push(("event-channel-tx", num(p.tx_port as u64)));
@@ -108,7 +118,12 @@ pub fn keys(p: &Publish) -> alloc::vec::Vec<(&'static str, String)> {
 
 /// Keys a previous kernel in this domain may have left that contradict
 /// what we write (the other event-channel form, queue directories).
-const STALE: &[&str] = &["event-channel", "event-channel-tx", "event-channel-rx", "multi-queue-num-queues"];
+const STALE: &[&str] = &[
+    "event-channel",
+    "event-channel-tx",
+    "event-channel-rx",
+    "multi-queue-num-queues",
+];
 
 /// Writes our keys and switches to Connected, in one transaction.
 pub fn publish(dev: &Device, p: &Publish) -> Result<(), XsError> {
@@ -130,7 +145,14 @@ pub fn publish(dev: &Device, p: &Publish) -> Result<(), XsError> {
 /// Removes what [`publish`] wrote (after the backend closed) so the next
 /// frontend starts clean.
 pub fn unpublish(dev: &Device) {
-    for k in ["tx-ring-ref", "rx-ring-ref", "event-channel", "event-channel-tx", "event-channel-rx", "request-rx-copy"] {
+    for k in [
+        "tx-ring-ref",
+        "rx-ring-ref",
+        "event-channel",
+        "event-channel-tx",
+        "event-channel-rx",
+        "request-rx-copy",
+    ] {
         let _ = xenstore::rm(Tx::NONE, &dev.front_path(k));
     }
 }
@@ -156,8 +178,16 @@ pub fn connect<E: From<XenbusError> + From<XsError>>(
                 if watch.wait(deadline)?.is_none() {
                     let s = dev.backend_state()?;
                     if connect_step(s, published.is_some(), reset_done) == ConnectStep::Wait {
-                        let waiting_for = if published.is_some() { "Connected" } else { "InitWait" };
-                        return Err(XenbusError::Timeout { waiting_for, backend: s }.into());
+                        let waiting_for = if published.is_some() {
+                            "Connected"
+                        } else {
+                            "InitWait"
+                        };
+                        return Err(XenbusError::Timeout {
+                            waiting_for,
+                            backend: s,
+                        }
+                        .into());
                     }
                 }
             }
@@ -193,7 +223,10 @@ mod tests {
     use alloc::string::ToString;
 
     fn offer(keys: &[(&str, &str)]) -> Offer {
-        let m: BTreeMap<String, String> = keys.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let m: BTreeMap<String, String> = keys
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         parse_offer(|k| m.get(k).cloned())
     }
 
@@ -215,16 +248,41 @@ mod tests {
         ]);
         assert_eq!(
             o,
-            Offer { rx_copy: true, sg: true, gso_tcpv4: true, split_event_channels: true, max_queues: 2, ipv6_csum_offload: true }
+            Offer {
+                rx_copy: true,
+                sg: true,
+                gso_tcpv4: true,
+                split_event_channels: true,
+                max_queues: 2,
+                ipv6_csum_offload: true
+            }
         );
-        assert_eq!(offer(&[]), Offer { max_queues: 1, ..Offer::default() });
-        assert_eq!(offer(&[("feature-rx-copy", "yes"), ("multi-queue-max-queues", "0")]), Offer { max_queues: 1, ..Offer::default() });
+        assert_eq!(
+            offer(&[]),
+            Offer {
+                max_queues: 1,
+                ..Offer::default()
+            }
+        );
+        assert_eq!(
+            offer(&[("feature-rx-copy", "yes"), ("multi-queue-max-queues", "0")]),
+            Offer {
+                max_queues: 1,
+                ..Offer::default()
+            }
+        );
     }
 
     #[test]
     fn macs() {
-        assert_eq!(parse_mac("00:16:3e:12:34:5f"), Some([0, 0x16, 0x3e, 0x12, 0x34, 0x5f]));
-        assert_eq!(parse_mac("00:16:3e:12:34:5f\0"), Some([0, 0x16, 0x3e, 0x12, 0x34, 0x5f]));
+        assert_eq!(
+            parse_mac("00:16:3e:12:34:5f"),
+            Some([0, 0x16, 0x3e, 0x12, 0x34, 0x5f])
+        );
+        assert_eq!(
+            parse_mac("00:16:3e:12:34:5f\0"),
+            Some([0, 0x16, 0x3e, 0x12, 0x34, 0x5f])
+        );
         assert_eq!(parse_mac("00:16:3e:12:34"), None);
         assert_eq!(parse_mac("00:16:3e:12:34:56:78"), None);
         assert_eq!(parse_mac("00:16:3e:12:34:zz"), None);
@@ -233,9 +291,17 @@ mod tests {
 
     #[test]
     fn published_keys_follow_the_event_channel_form() {
-        let mut p = Publish { tx_ring_ref: 8, rx_ring_ref: 9, tx_port: 5, rx_port: None, sg: true, gso_tcpv4: false };
+        let mut p = Publish {
+            tx_ring_ref: 8,
+            rx_ring_ref: 9,
+            tx_port: 5,
+            rx_port: None,
+            sg: true,
+            gso_tcpv4: false,
+        };
         let k = keys(&p);
-        let get = |k: &[(&str, String)], n: &str| k.iter().find(|(x, _)| *x == n).map(|(_, v)| v.clone());
+        let get =
+            |k: &[(&str, String)], n: &str| k.iter().find(|(x, _)| *x == n).map(|(_, v)| v.clone());
         assert_eq!(get(&k, "event-channel").as_deref(), Some("5"));
         assert_eq!(get(&k, "event-channel-rx"), None);
         assert_eq!(get(&k, "request-rx-copy").as_deref(), Some("1"));
