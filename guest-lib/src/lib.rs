@@ -11,6 +11,8 @@
 //!   Rust types, whatever the boot mode.
 //! - The control plane: [`xenstore`] (the client) and [`xenbus`] (device
 //!   discovery and the frontend state machine).
+//! - Shared memory: [`shared_pages`] (pages granted to a backend, the view
+//!   rings read them through), used by every frontend.
 //! - Frontends: [`console`] (the PV console ring) and [`blkfront`], behind
 //!   [`blkdev::BlockDevice`].
 //! - Leaving: [`handoff`] quiesces the domain and enters the next kernel
@@ -38,10 +40,13 @@ pub mod handoff;
 pub mod heap;
 pub mod hypercall;
 pub mod logger;
+pub mod net;
+pub mod netfront;
 pub mod pv_handoff;
 pub mod runtime;
 pub mod sched;
 pub mod shared_info;
+pub mod shared_pages;
 pub mod shutdown;
 pub mod sync;
 pub mod time;

@@ -400,6 +400,15 @@ impl<M: RingMemory> FrontRing<M> {
         self.rsp_cons = self.rsp_cons.wrapping_add(1);
     }
 
+    /// Copies the response `ahead` slots after the next one into `buf`
+    /// without consuming anything (a netif packet spans several slots and
+    /// is taken only once all of them are there). The caller has seen more
+    /// than `ahead` [`unconsumed_responses`](Self::unconsumed_responses).
+    pub fn peek_response(&self, ahead: u32, buf: &mut [u8]) {
+        let n = buf.len().min(self.layout.slot_size());
+        self.mem.read(self.layout.offset(self.rsp_cons.wrapping_add(ahead)), &mut buf[..n]);
+    }
+
     /// Whether responses are pending; if none, asks the backend to notify on
     /// the next one and checks again (RING_FINAL_CHECK_FOR_RESPONSES).
     pub fn final_check_for_responses(&mut self) -> Result<bool, RingError> {

@@ -22,6 +22,8 @@ const PACKAGES: &[(&str, &str)] = &[
     ("fio", "host disk baseline for benchmarks"),
     ("valgrind", "instruction counts for guest-side code"),
     ("qemu-system-x86", "test-xen: boots Debian's real Xen under TCG"),
+    ("gcc", "test-xen: builds dom0's static netcheck (xtask/xen/netcheck.c)"),
+    ("libc6-dev", "test-xen: the static C library netcheck links with"),
     ("xz-utils", "test-xen: unpacks the dom0 kernel from its bzImage; xz and lzma for pvboot's compress tests"),
     ("gzip", "pvboot compress tests: gzip -9"),
     ("zstd", "pvboot compress tests: zstd -19 / --ultra -22"),

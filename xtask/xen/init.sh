@@ -24,6 +24,10 @@ ln -sf /run/xen /var/run/xen
 xenstored --pid-file /run/xenstored.pid || die "xenstored"
 xen-init-dom0 >/tmp/init-dom0.log 2>&1 || { cat /tmp/init-dom0.log; die "xen-init-dom0"; }
 xenconsoled --log=guest --pid-file=/run/xenconsoled.pid || die "xenconsoled"
+# The bridge the network cases' vifs join (xtask/xen/vif-bridge), with
+# dom0's address on it; guests take static addresses in 10.0.0.0/24.
+ip link set lo up
+brctl addbr xenbr0 && ip addr add 10.0.0.1/24 dev xenbr0 && ip link set xenbr0 up || die "bridge xenbr0"
 say "dom0-ready $(uptime_s)"
 
 # section CASE NAME FILE: prints FILE between markers.
@@ -42,8 +46,21 @@ run_case() {
     say "case $id begin $(uptime_s)"
     # -F: xl stays in the foreground until the domain stops and logs the
     # shutdown reason code; on_* = "preserve" keeps the domain to look at.
-    timeout "$limit" xl -v create -F "$1/xl.cfg" >/tmp/xl.log 2>&1
-    rc=$?
+    if [ -f "$1/client" ]; then
+        # A case with a dom0 side: it runs while the domain does, then
+        # the domain is asked to power off (xl shutdown).
+        timeout "$limit" xl -v create -F "$1/xl.cfg" >/tmp/xl.log 2>&1 &
+        xlpid=$!
+        timeout "$limit" sh "$1/client" >/tmp/client.log 2>&1
+        echo "client exit $?" >>/tmp/client.log
+        xl shutdown "$name" >>/tmp/client.log 2>&1
+        wait $xlpid
+        rc=$?
+    else
+        rm -f /tmp/client.log
+        timeout "$limit" xl -v create -F "$1/xl.cfg" >/tmp/xl.log 2>&1
+        rc=$?
+    fi
     say "case $id xl-exit $rc $(uptime_s)"
     if [ $rc -ne 0 ]; then
         # Still running (timeout) or never built: say what state it is in.
@@ -56,6 +73,7 @@ run_case() {
     sleep 0.2 # let xenconsoled write out the last console output
     section "$id" xl /tmp/xl.log
     section "$id" console "/var/log/xen/console/guest-$name.log"
+    [ -f /tmp/client.log ] && section "$id" client /tmp/client.log
     xl dmesg -c >/tmp/dmesg.log 2>&1
     section "$id" xen /tmp/dmesg.log
     dmesg -c >/tmp/kmsg.log 2>&1

@@ -8,14 +8,10 @@
 //! than a ring ahead marks the ring broken. Nothing here panics on what the
 //! backend writes.
 //!
-//! The `unsafe` is confined to [`Pages`]: page-aligned memory shared with
-//! the backend, reached only with bounds-checked copies and atomic index
-//! accesses.
+//! Shared memory comes from [`crate::shared_pages`] (as netfront's does):
+//! this file has no `unsafe`.
 
-use alloc::alloc::{alloc_zeroed, dealloc, Layout};
 use alloc::vec::Vec;
-use core::ptr::NonNull;
-use core::sync::atomic::{AtomicU32, Ordering};
 
 use xen_abi::blkif::{
     self as bi, Indirect, Protocol, ReadWrite, Request, Response, Segment,
@@ -23,145 +19,12 @@ use xen_abi::blkif::{
     SEGS_PER_INDIRECT_FRAME,
 };
 use xen_abi::grant_table::GrantRef;
-use xen_abi::ring::{FrontRing, RingError, RingLayout, RingMemory};
-use xen_abi::{DomId, PAGE_SIZE};
+use xen_abi::ring::{FrontRing, RingError, RingLayout};
+use xen_abi::DomId;
 
 use crate::gnttab;
-
-/// Page-aligned, zeroed memory shared with a backend.
-pub struct Pages {
-    ptr: NonNull<u8>,
-    bytes: usize,
-}
-
-// SAFETY: the memory is owned by this value; the backend's concurrent
-// access is through atomics (indices) or copies of plain bytes.
-unsafe impl Send for Pages {}
-
-impl Pages {
-    /// Allocates `count` zeroed pages from the heap.
-    pub fn alloc(count: usize) -> Option<Pages> {
-        let bytes = count.checked_mul(PAGE_SIZE)?;
-        let layout = Layout::from_size_align(bytes, PAGE_SIZE).ok()?;
-        if bytes == 0 {
-            return None;
-        }
-        // SAFETY: the layout has a non-zero size.
-        let ptr = NonNull::new(unsafe { alloc_zeroed(layout) })?;
-        Some(Pages { ptr, bytes })
-    }
-
-    /// The address of the first byte.
-    pub fn addr(&self) -> usize {
-        self.ptr.as_ptr() as usize
-    }
-
-    /// Size in bytes.
-    pub fn len(&self) -> usize {
-        self.bytes
-    }
-
-    /// Whether it is empty (never, once allocated).
-    pub fn is_empty(&self) -> bool {
-        self.bytes == 0
-    }
-
-    /// The guest frame of page `i`.
-    pub fn gfn(&self, i: usize) -> u64 {
-        gnttab::virt_to_gfn(self.addr() + i * PAGE_SIZE)
-    }
-
-    /// A handle for the ring code (valid while `self` lives).
-    fn mem(&self) -> SharedMem {
-        SharedMem {
-            ptr: self.ptr,
-            bytes: self.bytes,
-        }
-    }
-
-    /// Copies `buf` to `offset`; out-of-range parts are dropped.
-    pub fn write(&self, offset: usize, buf: &[u8]) {
-        self.mem().write(offset, buf)
-    }
-
-    /// Copies from `offset` into `buf`; out-of-range parts are left alone.
-    pub fn read(&self, offset: usize, buf: &mut [u8]) {
-        self.mem().read(offset, buf)
-    }
-
-    /// Gives the memory back to the heap.
-    ///
-    /// # Safety
-    /// The backend must no longer be able to reach it (every grant of it
-    /// ended), or the heap would hand out memory it still writes.
-    pub unsafe fn free(self) {
-        if let Ok(layout) = Layout::from_size_align(self.bytes, PAGE_SIZE) {
-            // SAFETY: allocated in `alloc` with this (then valid) layout;
-            // the caller guarantees nobody else uses it any more.
-            unsafe { dealloc(self.ptr.as_ptr(), layout) };
-        }
-        core::mem::forget(self);
-    }
-}
-
-impl Drop for Pages {
-    fn drop(&mut self) {
-        // Dropped without `free`: the backend may still reach the memory,
-        // so it is leaked on purpose rather than reused.
-    }
-}
-
-/// A copyable view of [`Pages`] for [`FrontRing`].
-#[derive(Clone, Copy)]
-struct SharedMem {
-    ptr: NonNull<u8>,
-    bytes: usize,
-}
-
-impl SharedMem {
-    fn index(&self, offset: usize) -> Option<&AtomicU32> {
-        if !offset.is_multiple_of(4) || offset.saturating_add(4) > self.bytes {
-            return None;
-        }
-        // SAFETY: in bounds and aligned (checked; the allocation is
-        // page-aligned); shared with the backend, hence atomic.
-        Some(unsafe { &*self.ptr.as_ptr().add(offset).cast::<AtomicU32>() })
-    }
-}
-
-impl RingMemory for SharedMem {
-    fn load_index(&self, offset: usize) -> u32 {
-        self.index(offset).map_or(0, |a| a.load(Ordering::Acquire))
-    }
-
-    fn store_index(&self, offset: usize, value: u32) {
-        if let Some(a) = self.index(offset) {
-            a.store(value, Ordering::Release)
-        }
-    }
-
-    fn read(&self, offset: usize, buf: &mut [u8]) {
-        let n = buf.len().min(self.bytes.saturating_sub(offset));
-        if n == 0 {
-            return;
-        }
-        // SAFETY: `offset + n <= bytes`; plain bytes the backend finished
-        // writing before publishing the index the caller acquired.
-        unsafe {
-            core::ptr::copy_nonoverlapping(self.ptr.as_ptr().add(offset), buf.as_mut_ptr(), n)
-        }
-    }
-
-    fn write(&self, offset: usize, buf: &[u8]) {
-        let n = buf.len().min(self.bytes.saturating_sub(offset));
-        if n == 0 {
-            return;
-        }
-        // SAFETY: `offset + n <= bytes`; the backend reads these bytes only
-        // after the producer index that publishes them.
-        unsafe { core::ptr::copy_nonoverlapping(buf.as_ptr(), self.ptr.as_ptr().add(offset), n) }
-    }
-}
+pub use crate::shared_pages::Pages;
+use crate::shared_pages::{GrantedPages, ShareError, SharedMem};
 
 /// What an in-flight request was for.
 #[derive(Debug, Default)]
@@ -197,8 +60,7 @@ pub struct GrantedSeg {
 
 /// One device's ring.
 pub struct Ring {
-    pages: Option<Pages>,
-    refs: Vec<GrantRef>,
+    pages: GrantedPages,
     front: FrontRing<SharedMem>,
     order: u32,
     handle: u16,
@@ -215,41 +77,19 @@ pub struct Ring {
 }
 
 /// Why the ring could not be set up.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RingSetupError {
-    /// No memory for the ring pages.
-    NoMemory,
-    /// No grant reference for them.
-    Grant(gnttab::GnttabError),
-}
+pub type RingSetupError = ShareError;
 
 impl Ring {
     /// Allocates a ring of `1 << order` pages and grants them to `backend`.
     pub fn new(order: u32, handle: u16, backend: DomId) -> Result<Ring, RingSetupError> {
         let layout = RingLayout::with_order(order, Protocol::X86_64.slot_size())
             .ok_or(RingSetupError::NoMemory)?;
-        let count = 1usize << order;
-        let pages = Pages::alloc(count).ok_or(RingSetupError::NoMemory)?;
-        let mut refs = Vec::with_capacity(count);
-        for i in 0..count {
-            match gnttab::grant_access(backend, pages.gfn(i), false) {
-                Ok(r) => refs.push(r),
-                Err(e) => {
-                    for r in refs {
-                        let _ = gnttab::end_access(r);
-                    }
-                    // SAFETY: the grants made were just ended; a backend
-                    // that never saw the references cannot have mapped them.
-                    unsafe { pages.free() };
-                    return Err(RingSetupError::Grant(e));
-                }
-            }
-        }
-        let front = FrontRing::init(pages.mem(), layout);
+        let pages = GrantedPages::new(1usize << order, backend, false)?;
+        let mem = pages.pages().ok_or(ShareError::NoMemory)?.mem();
+        let front = FrontRing::init(mem, layout);
         let size = layout.size() as usize;
         Ok(Ring {
-            pages: Some(pages),
-            refs,
+            pages,
             front,
             order,
             handle,
@@ -265,7 +105,7 @@ impl Ring {
 
     /// The grant references of the ring pages, in order (`ring-ref%u`).
     pub fn refs(&self) -> &[GrantRef] {
-        &self.refs
+        self.pages.refs()
     }
 
     /// log2 of the number of ring pages.
@@ -501,19 +341,7 @@ impl Ring {
     /// page whose grant the backend still holds is leaked rather than
     /// reused. Call after the backend disconnected.
     pub fn teardown(&mut self) {
-        let mut ring_free = true;
-        for r in self.refs.drain(..) {
-            if gnttab::end_access(r).is_err() {
-                ring_free = false;
-            }
-        }
-        if let Some(p) = self.pages.take() {
-            if ring_free {
-                // SAFETY: every grant of the ring pages ended: the backend
-                // can no longer reach them.
-                unsafe { p.free() };
-            }
-        }
+        self.pages.teardown();
         for ind in self.indirect.iter_mut() {
             if let Some(IndirectPage { page, gref }) = ind.take() {
                 if gnttab::end_access(gref).is_ok() {
@@ -529,19 +357,18 @@ impl Ring {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use xen_abi::ring::BackRing;
+    use xen_abi::ring::{BackRing, RingMemory};
 
     impl Ring {
         /// A ring over fresh pages without grants (the host has no grant
         /// table): direct requests only.
         fn for_test(order: u32) -> Ring {
             let layout = RingLayout::with_order(order, Protocol::X86_64.slot_size()).unwrap();
-            let pages = Pages::alloc(1 << order).unwrap();
-            let front = FrontRing::init(pages.mem(), layout);
+            let pages = GrantedPages::ungranted(1 << order).unwrap();
+            let front = FrontRing::init(pages.pages().unwrap().mem(), layout);
             let size = layout.size() as usize;
             Ring {
-                pages: Some(pages),
-                refs: Vec::new(),
+                pages,
                 front,
                 order,
                 handle: 7,
@@ -556,7 +383,7 @@ mod tests {
         }
 
         fn back(&self) -> BackRing<SharedMem> {
-            let p = self.pages.as_ref().unwrap();
+            let p = self.pages.pages().unwrap();
             BackRing::new(p.mem(), self.front.layout())
         }
     }

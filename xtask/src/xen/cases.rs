@@ -64,6 +64,12 @@ pub struct Case {
     pub disk: Option<(PathBuf, String)>,
     /// A file on the host given as the domain's module (xl.cfg `ramdisk`).
     pub ramdisk: Option<PathBuf>,
+    /// xl vif specs (the network cases: on dom0's bridge xenbr0).
+    pub vifs: Vec<String>,
+    /// A dom0 shell script run while the domain runs; the domain is then
+    /// asked to power off (`xl shutdown`). Its output is the "client"
+    /// section of the outcome.
+    pub client: Option<String>,
     /// How long dom0 waits for the domain to stop.
     pub timeout_secs: u32,
     /// The shutdown reason expected (one of REASONS).
@@ -147,6 +153,10 @@ impl Case {
         }
         if let Some(disk) = self.disk_inside() {
             cfg += &format!("disk = [ 'file:{disk},xvda,w' ]\n");
+        }
+        if !self.vifs.is_empty() {
+            let specs: Vec<String> = self.vifs.iter().map(|v| format!("'{v}'")).collect();
+            cfg += &format!("vif = [ {} ]\n", specs.join(", "));
         }
         cfg += "on_poweroff = \"preserve\"\non_reboot = \"preserve\"\non_crash = \"preserve\"\n";
         cfg
@@ -236,6 +246,8 @@ fn case(
         memory_mib: 64,
         disk: None,
         ramdisk: None,
+        vifs: Vec::new(),
+        client: None,
         timeout_secs: 30,
         reason,
         check,
@@ -393,11 +405,175 @@ fn guest_cases(
             c.disk = Some(disk_image(&scratch.join(format!("disk-bench-{mode}.img")))?);
             vec![c]
         }
+        "net-echo" => {
+            // Behind Linux's netback on dom0's bridge, with a static
+            // address of its own per mode (dom0's ARP cache must not hold
+            // the other mode's MAC for it): 4 TCP clients at once, then 50
+            // UDP datagrams, random payloads, from dom0.
+            let ip = match mode {
+                Mode::Pvh => NET_ECHO_PVH_IP,
+                Mode::Pv => NET_ECHO_PV_IP,
+            };
+            let mut c = case("net-echo", image, mode, &format!("ip={ip}/24 gw=10.0.0.1 port=7"), "poweroff", check_net_echo);
+            c.vifs = vec!["bridge=xenbr0".into()];
+            c.client = Some(format!("netcheck {ip} 7 4 50\n"));
+            c.timeout_secs = 120;
+            // The same with feature-gso-tcpv4: dom0 sends large TCP
+            // segments over several rx slots with a GSO extra-info slot.
+            let ip = match mode {
+                Mode::Pvh => NET_ECHO_GSO_PVH_IP,
+                Mode::Pv => NET_ECHO_GSO_PV_IP,
+            };
+            let mut g = case("net-echo-gso", image, mode, &format!("ip={ip}/24 gw=10.0.0.1 netfront.gso=1"), "poweroff", check_net_echo);
+            g.vifs = c.vifs.clone();
+            g.client = Some(format!("netcheck {ip} 7 4 50\n"));
+            g.timeout_secs = 120;
+            vec![c, g]
+        }
+        "httpd" => {
+            let ip = match mode {
+                Mode::Pvh => HTTPD_PVH_IP,
+                Mode::Pv => HTTPD_PV_IP,
+            };
+            let extra = match std::env::var("XENOLITH_HTTPD_DEBUG") {
+                Ok(_) => format!("ip={ip}/24 gw=10.0.0.1 debug"),
+                Err(_) => format!("ip={ip}/24 gw=10.0.0.1"),
+            };
+            let mut c = case("httpd", image, mode, &extra, "poweroff", check_httpd);
+            c.vifs = vec!["bridge=xenbr0".into()];
+            c.client = Some(httpd_client(ip, &httpd_big_sha256(scratch)?));
+            c.timeout_secs = 240;
+            vec![c]
+        }
         // A guest without its own assertions must at least boot and power off.
         _ => vec![case(name, image, mode, "", "poweroff", |_, _| {
             Findings::default()
         })],
     })
+}
+
+/// net-echo's addresses on dom0's bridge (dom0 is 10.0.0.1).
+const NET_ECHO_PVH_IP: &str = "10.0.0.2";
+const NET_ECHO_PV_IP: &str = "10.0.0.3";
+
+const NET_ECHO_GSO_PVH_IP: &str = "10.0.0.4";
+const NET_ECHO_GSO_PV_IP: &str = "10.0.0.5";
+/// httpd's addresses.
+const HTTPD_PVH_IP: &str = "10.0.0.6";
+const HTTPD_PV_IP: &str = "10.0.0.7";
+/// Clients fetching /big.bin at once.
+const HTTPD_CLIENTS: usize = 3;
+
+/// Byte `i` of httpd's /big.bin (examples/httpd's `big_byte`).
+fn httpd_big_byte(i: usize) -> u8 {
+    ((i as u32).wrapping_mul(0x9E37_79B1) >> 24) as u8 ^ (i >> 12) as u8
+}
+
+/// sha256 of httpd's 1 MiB /big.bin, made here from the formula (into
+/// `scratch`) and summed by sha256sum.
+fn httpd_big_sha256(scratch: &Path) -> Result<String> {
+    let path = scratch.join("httpd-big.bin");
+    let data: Vec<u8> = (0..1 << 20).map(httpd_big_byte).collect();
+    std::fs::write(&path, data).with_context(|| format!("writing {}", path.display()))?;
+    let out = std::process::Command::new("sha256sum").arg(&path).output().context("running sha256sum")?;
+    let sha = String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap_or_default().to_owned();
+    anyhow::ensure!(sha.len() == 64, "sha256sum {} printed no checksum", path.display());
+    Ok(sha)
+}
+
+/// dom0's side of the httpd case: the page, /big.bin by several clients
+/// at once (sha256 of each), then two requests on one connection.
+fn httpd_client(ip: &str, sha: &str) -> String {
+    format!(
+        r#"i=0
+until wget -q -O /tmp/page.html http://{ip}/ 2>/dev/null; do
+    i=$((i+1)); [ $i -gt 120 ] && {{ echo "httpd-check: FAIL no page within 60 s"; exit 1; }}; sleep 0.5
+done
+echo "httpd-check: page $(wc -c < /tmp/page.html) bytes after $i tries"
+grep -q "Hello from a Xenolith appliance" /tmp/page.html || echo "httpd-check: FAIL the page is not httpd's"
+t0=$(cut -d' ' -f1 /proc/uptime)
+for k in $(seq {HTTPD_CLIENTS}); do (wget -q -O - http://{ip}/big.bin | sha256sum > /tmp/big.$k) & done
+wait
+t1=$(cut -d' ' -f1 /proc/uptime)
+for k in $(seq {HTTPD_CLIENTS}); do
+    sum=$(cut -d' ' -f1 /tmp/big.$k)
+    if [ "$sum" = "{sha}" ]; then echo "httpd-check: big.bin $k sha256 ok"; else echo "httpd-check: FAIL big.bin $k sha256 $sum, want {sha}"; fi
+done
+echo "httpd-check: {HTTPD_CLIENTS} clients fetched 1 MiB each from $t0 to $t1 s"
+printf 'GET / HTTP/1.1
+Host: x
+
+GET /big.bin HTTP/1.1
+Host: x
+Connection: close
+
+' | timeout 60 nc {ip} 80 > /tmp/ka
+echo "httpd-check: keep-alive $(grep -a -c 'HTTP/1.1 200 OK' /tmp/ka) responses, $(wc -c < /tmp/ka) bytes on one connection"
+"#
+    )
+}
+
+/// httpd: served the page; every client's /big.bin had the right sum;
+/// two requests were answered on one connection; the vif was closed.
+fn check_httpd(case: &Case, out: &Outcome) -> Findings {
+    let mut f = Findings::default();
+    let ip = if case.mode == Mode::Pvh { HTTPD_PVH_IP } else { HTTPD_PV_IP };
+    let want = format!("httpd: serving on http://{ip}:80/");
+    if !out.console.lines().any(|l| l.trim_end() == want) {
+        f.bad.push(format!("no line {want:?} on the console"));
+    }
+    f.bad.extend(out.console.lines().filter(|l| l.starts_with("httpd: error")).map(|l| format!("httpd says {:?}", l.trim_end())));
+    f.bad.extend(out.client.lines().filter(|l| l.contains("FAIL")).map(|l| l.trim_end().to_owned()));
+    let ok = out.client.lines().filter(|l| l.starts_with("httpd-check: big.bin") && l.trim_end().ends_with("sha256 ok")).count();
+    if ok != HTTPD_CLIENTS {
+        f.bad.push(format!("{ok} of {HTTPD_CLIENTS} clients got /big.bin with the right sha256"));
+    }
+    match out.client.lines().find_map(|l| l.strip_prefix("httpd-check: keep-alive ")) {
+        Some(l) if l.starts_with("2 responses") => f.notes.push(format!("keep-alive {}", l.trim_end())),
+        Some(l) => f.bad.push(format!("keep-alive: {}", l.trim_end())),
+        None => f.bad.push("no keep-alive line from dom0".into()),
+    }
+    if let Some(l) = out.client.lines().find_map(|l| l.strip_prefix("httpd-check: ") .filter(|l| l.contains("clients fetched"))) {
+        f.notes.push(l.trim_end().to_owned());
+    }
+    if !out.console.lines().any(|l| l.trim_end() == "httpd: vif closed") {
+        f.bad.push("httpd did not close its vif (no \"httpd: vif closed\")".into());
+    }
+    f
+}
+
+/// net-echo: it listened on its address, dom0's netcheck got every TCP and
+/// UDP echo back, and it closed its vif when asked to power off.
+fn check_net_echo(case: &Case, out: &Outcome) -> Findings {
+    let mut f = Findings::default();
+    let ip = match (case.label.as_str(), case.mode) {
+        ("net-echo-gso", Mode::Pvh) => NET_ECHO_GSO_PVH_IP,
+        ("net-echo-gso", Mode::Pv) => NET_ECHO_GSO_PV_IP,
+        (_, Mode::Pvh) => NET_ECHO_PVH_IP,
+        (_, Mode::Pv) => NET_ECHO_PV_IP,
+    };
+    let want = format!("net-echo: listening on {ip} tcp/7 udp/7");
+    if !out.console.lines().any(|l| l.trim_end() == want) {
+        f.bad.push(format!("no line {want:?} on the console"));
+    }
+    f.bad.extend(out.console.lines().filter(|l| l.starts_with("net-echo: error")).map(|l| format!("net-echo says {:?}", l.trim_end())));
+    f.bad.extend(out.client.lines().filter(|l| l.contains("FAIL")).map(|l| l.trim_end().to_owned()));
+    for want in ["netcheck: tcp ok", "netcheck: udp ok"] {
+        match out.client.lines().find(|l| l.starts_with(want)) {
+            Some(l) => f.notes.push(l.trim_start_matches("netcheck: ").trim_end().to_owned()),
+            None => f.bad.push(format!("dom0's netcheck printed no {want:?} line")),
+        }
+    }
+    if let Some(l) = out.console.lines().find(|l| l.contains(" mac ") && l.starts_with("net-echo: device/vif")) {
+        f.notes.push(l.trim_start_matches("net-echo: ").trim_end().to_owned());
+    }
+    if let Some(l) = out.console.lines().find_map(|l| l.strip_prefix("net-echo: stopping: ")) {
+        f.notes.push(l.trim_end().to_owned());
+    }
+    if !out.console.lines().any(|l| l.trim_end() == "net-echo: vif closed") {
+        f.bad.push("net-echo did not close its vif (no \"net-echo: vif closed\")".into());
+    }
+    f
 }
 
 /// hello: greeting, command line, memory, a pvclock sleep of about 100 ms.

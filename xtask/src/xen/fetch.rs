@@ -4,7 +4,7 @@
 //! - `debs/`: the .deb files. A package whose .deb is already there is not
 //!   fetched again, so a second run asks the network for nothing.
 //! - `root/`: the packages unpacked (`dpkg-deb -x`; of the kernel package
-//!   only the boot image and the block and Xen drivers), with a stamp naming
+//!   only the boot image, the block, Xen and netback drivers and the bridge), with a stamp naming
 //!   the .debs it came from.
 //! - `xen`: the hypervisor, gunzipped (QEMU's multiboot loader needs the
 //!   ELF32 image, not the .gz).
@@ -46,6 +46,11 @@ const KERNEL_PATHS: &[&str] = &[
     "./boot/vmlinuz-*",
     "./lib/modules/*/kernel/drivers/xen/*",
     "./lib/modules/*/kernel/drivers/block/*",
+    // netback and the bridge its vifs join (with its stp and llc helpers).
+    "./lib/modules/*/kernel/drivers/net/xen-netback/*",
+    "./lib/modules/*/kernel/net/bridge/*",
+    "./lib/modules/*/kernel/net/802/*",
+    "./lib/modules/*/kernel/net/llc/*",
 ];
 
 /// The unpacked packages, ready for initramfs.rs and qemu.rs.
@@ -232,9 +237,11 @@ fn apt_update() -> Result<()> {
 /// true if it unpacked.
 fn unpack(root: &Path, debs: &[PathBuf], kernel_deb: &Path) -> Result<bool> {
     let stamp_path = root.join(".unpacked-from");
+    // The kernel paths too: a new one must unpack again.
     let stamp: String = debs
         .iter()
         .map(|d| format!("{}\n", d.file_name().unwrap_or_default().to_string_lossy()))
+        .chain(KERNEL_PATHS.iter().map(|p| format!("{p}\n")))
         .collect();
     if fs::read_to_string(&stamp_path).is_ok_and(|s| s == stamp) {
         return Ok(false);

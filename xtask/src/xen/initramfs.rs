@@ -5,7 +5,7 @@
 //!    libraries as ldd resolves them, the kernel modules Xen's backends
 //!    need, the init script (xtask/xen/init.sh) and a small block hotplug
 //!    script (xtask/xen/block).
-//! 2. The cases: for each, /cases/NN-label/{xl.cfg,name,timeout}, plus the
+//! 2. The cases: for each, /cases/NN-label/{xl.cfg,name,timeout,client}, plus the
 //!    guest images in /guests and disk images in /disks.
 
 use std::fs;
@@ -38,7 +38,8 @@ const XENSTORE_NAMES: &[&str] = &[
     "read", "write", "ls", "list", "rm", "exists", "chmod", "watch",
 ];
 
-/// Kernel modules for xl, xenstored, blkback and file-backed disks; their
+/// Kernel modules for xl, xenstored, blkback and file-backed disks,
+/// netback and the bridge dom0 puts the vifs on; their
 /// dependencies (the "depends=" of each .modinfo) are added and loaded first.
 const MODULES: &[&str] = &[
     "xen-evtchn",
@@ -48,6 +49,8 @@ const MODULES: &[&str] = &[
     "xenfs",
     "xen-blkback",
     "loop",
+    "xen-netback",
+    "bridge",
 ];
 
 /// Not in any package's ldd output but loaded by glibc at run time:
@@ -87,6 +90,8 @@ pub fn dom0(stage: &Stage) -> Result<Vec<u8>> {
     let data = crate::root().join("xtask/xen");
     a.file("init", 0o755, &read(&data.join("init.sh"))?);
     a.file("etc/xen/scripts/block", 0o755, &read(&data.join("block"))?);
+    a.file("etc/xen/scripts/vif-bridge", 0o755, &read(&data.join("vif-bridge"))?);
+    a.file("usr/bin/netcheck", 0o755, &netcheck(&data.join("netcheck.c"))?);
     Ok(a.finish())
 }
 
@@ -103,6 +108,9 @@ pub fn cases(cases: &[Case]) -> Result<Vec<u8>> {
         let dir = format!("cases/{}", case.dir_name());
         a.file(&format!("{dir}/xl.cfg"), 0o644, case.xl_cfg().as_bytes());
         a.file(&format!("{dir}/name"), 0o644, case.domain_name().as_bytes());
+        if let Some(client) = &case.client {
+            a.file(&format!("{dir}/client"), 0o644, client.as_bytes());
+        }
         a.file(
             &format!("{dir}/timeout"),
             0o644,
@@ -110,6 +118,20 @@ pub fn cases(cases: &[Case]) -> Result<Vec<u8>> {
         );
     }
     Ok(a.finish())
+}
+
+/// The dom0 side of the network cases (xtask/xen/netcheck.c), built as a
+/// static program with the host's C compiler (busybox's nc has no UDP).
+fn netcheck(source: &Path) -> Result<Vec<u8>> {
+    let out = crate::root().join("target/netcheck");
+    let status = Command::new("cc")
+        .args(["-static", "-O2", "-Wall", "-o"])
+        .arg(&out)
+        .arg(source)
+        .status()
+        .context("running cc (Debian packages gcc, libc6-dev) for netcheck")?;
+    ensure!(status.success(), "cc {} failed", source.display());
+    read(&out)
 }
 
 fn read(path: &Path) -> Result<Vec<u8>> {

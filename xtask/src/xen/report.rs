@@ -26,6 +26,8 @@ pub struct Outcome {
     /// log, and the guest's registers (xenctx) if it did not stop.
     pub xl: String,
     pub console: String,
+    /// What the case's dom0-side program printed (network cases).
+    pub client: String,
     pub xen: String,
     pub dom0: String,
     pub vcpu: String,
@@ -71,6 +73,7 @@ pub fn parse(log: &str) -> Serial {
                     let text = match name.as_str() {
                         "xl" => &mut o.xl,
                         "console" => &mut o.console,
+                        "client" => &mut o.client,
                         "xen" => &mut o.xen,
                         "vcpu" => &mut o.vcpu,
                         _ => &mut o.dom0,

@@ -1,0 +1,489 @@
+//! netfront: the PV network frontend (one vif, one queue), laid out like
+//! blkfront:
+//! - [`ring`]: the tx and rx rings with their persistent buffer pools;
+//! - [`xenbus`]: negotiation with the backend through xenstore;
+//! - [`csum`]: completing checksums the backend left blank;
+//! - this file: the user API ([`NetFront`]): send a frame, take a frame.
+//!
+//! Negotiated: `feature-rx-copy` is required (the backend copies packets
+//! into pages we posted once; nothing is flipped or re-granted per
+//! packet); `feature-sg` (packets over several slots, both ways);
+//! `feature-gso-tcpv4` (off unless asked: the stack above never sends
+//! segments larger than its MTU, and large received segments only cost
+//! copies here); split event channels when offered. One queue is used even
+//! when `multi-queue-max-queues` offers more: a single vCPU gains nothing.
+//!
+//! Checksums: transmitted packets carry the checksums the stack computed
+//! in software and are marked NETTXF_DATA_VALIDATED; we do not send
+//! NETTXF_CSUM_BLANK (partial checksums, whose meaning differs between
+//! backends), so every backend sees complete packets. Received packets
+//! flagged NETRXF_CSUM_BLANK (sent from dom0 itself with offload) get
+//! their TCP/UDP checksum filled in here before the stack checks it.
+//!
+//! [`NetFront::close`] takes the device through Closing and Closed back to
+//! Initialising, so the next kernel finds its backend waiting in InitWait.
+
+pub mod csum;
+pub mod ring;
+pub mod xenbus;
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
+
+use xen_abi::event_channel::Port;
+use xen_abi::netif as ni;
+use xen_abi::DomId;
+
+use self::ring::{QueueSetupError, RxMeta, RxQueue, Stats, TxQueue};
+use self::xenbus::Offer;
+use crate::evtchn;
+use crate::hypercall::Errno;
+use crate::xenbus::{self as xb, Device, XenbusError};
+use crate::xenstore::XsError;
+
+pub use self::ring::MAX_PACKET;
+
+/// Choices a caller may make when opening a vif.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// Receive buffers (pages) posted to the backend, up to 256.
+    pub rx_buffers: usize,
+    /// Transmit buffers (pages), up to 256.
+    pub tx_buffers: usize,
+    /// Ask for `feature-sg` when offered.
+    pub sg: bool,
+    /// Ask for `feature-gso-tcpv4` when offered (large received segments).
+    pub gso_tcpv4: bool,
+    /// Use split event channels when offered.
+    pub split_event_channels: bool,
+    /// How long to wait for the backend at each step, in ns.
+    pub timeout_ns: u64,
+}
+
+impl Config {
+    /// Applies a `key=value` option that limits what is negotiated
+    /// (`sg=0|1`, `gso=0|1`, `split=0|1`, `rx-buffers=N`, `tx-buffers=N`).
+    /// Returns whether `key` was one of them, or the value when it is not
+    /// a number.
+    pub fn set_option<'a>(&mut self, key: &str, value: &'a str) -> Result<bool, &'a str> {
+        let n = || crate::boot::parse_number(value).ok_or(value);
+        match key {
+            "sg" => self.sg = n()? != 0,
+            "gso" => self.gso_tcpv4 = n()? != 0,
+            "split" => self.split_event_channels = n()? != 0,
+            "rx-buffers" => self.rx_buffers = n()? as usize,
+            "tx-buffers" => self.tx_buffers = n()? as usize,
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// The defaults with every `netfront.KEY=VALUE` word of `cmdline`
+    /// applied ([`Config::set_option`]); unknown keys and bad values are
+    /// returned as the words they were.
+    pub fn from_cmdline(cmdline: &str) -> (Config, Vec<&str>) {
+        let mut c = Config::default();
+        let mut bad = Vec::new();
+        for w in cmdline.split_ascii_whitespace() {
+            let Some((k, v)) = w
+                .strip_prefix("netfront.")
+                .and_then(|kv| kv.split_once('='))
+            else {
+                continue;
+            };
+            if !matches!(c.set_option(k, v), Ok(true)) {
+                bad.push(w);
+            }
+        }
+        (c, bad)
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            rx_buffers: 128,
+            tx_buffers: 64,
+            sg: true,
+            gso_tcpv4: false,
+            split_event_channels: true,
+            timeout_ns: 30_000_000_000,
+        }
+    }
+}
+
+/// The connected vif.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Info {
+    /// Our MAC address.
+    pub mac: [u8; 6],
+    /// The backend's domain.
+    pub backend_id: DomId,
+    /// What the backend offered.
+    pub offer: Offer,
+    /// sg in use.
+    pub sg: bool,
+    /// gso-tcpv4 in use.
+    pub gso_tcpv4: bool,
+    /// Split event channels in use.
+    pub split: bool,
+}
+
+/// Why a vif could not be opened.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OpenError {
+    /// No vif with that id (or none at all).
+    NoDevice(String),
+    /// xenstore or the xenbus handshake failed.
+    Xenbus(XenbusError),
+    /// The backend cannot copy into our pages (no `feature-rx-copy`).
+    NoRxCopy,
+    /// No usable `mac` node.
+    NoMac,
+    /// The rings or buffers could not be set up.
+    Queue(QueueSetupError),
+    /// The event channel could not be set up.
+    Evtchn(Errno),
+}
+
+impl From<XenbusError> for OpenError {
+    fn from(e: XenbusError) -> Self {
+        OpenError::Xenbus(e)
+    }
+}
+
+impl From<XsError> for OpenError {
+    fn from(e: XsError) -> Self {
+        OpenError::Xenbus(XenbusError::Xs(e))
+    }
+}
+
+impl fmt::Display for OpenError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OpenError::NoDevice(n) => write!(f, "no network device {n}"),
+            OpenError::Xenbus(e) => e.fmt(f),
+            OpenError::NoRxCopy => f.write_str("the backend does not offer feature-rx-copy"),
+            OpenError::NoMac => f.write_str("no usable mac node"),
+            OpenError::Queue(e) => write!(f, "cannot set up the rings: {e:?}"),
+            OpenError::Evtchn(e) => write!(f, "cannot set up the event channel: {e}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_line_options() {
+        let (c, bad) = Config::from_cmdline("ip=1.2.3.4 netfront.gso=1 netfront.split=0 netfront.rx-buffers=32 netfront.x=1 netfront.sg=y");
+        assert!(c.gso_tcpv4 && !c.split_event_channels && c.sg);
+        assert_eq!(c.rx_buffers, 32);
+        assert_eq!(bad, ["netfront.x=1", "netfront.sg=y"]);
+    }
+}
+
+/// Does nothing: the event only ends a halt (see [`crate::xenstore::wait_until`]).
+fn on_event(_port: Port, _ctx: usize) {}
+
+/// The ids under `device/vif`.
+pub fn list() -> Result<Vec<String>, XsError> {
+    xb::list("vif")
+}
+
+/// A connected PV network device.
+pub struct NetFront {
+    dev: Device,
+    info: Info,
+    tx: TxQueue,
+    rx: RxQueue,
+    tx_port: Port,
+    rx_port: Option<Port>,
+    stats: Stats,
+    timeout_ns: u64,
+    closed: bool,
+}
+
+struct Made {
+    tx: TxQueue,
+    rx: RxQueue,
+    tx_port: Port,
+    rx_port: Option<Port>,
+    sg: bool,
+    gso: bool,
+}
+
+impl Made {
+    fn teardown(mut self) {
+        let _ = self.tx.teardown() + self.rx.teardown();
+        let _ = evtchn::close(self.tx_port);
+        if let Some(p) = self.rx_port {
+            let _ = evtchn::close(p);
+        }
+    }
+}
+
+fn channel(backend: DomId) -> Result<Port, OpenError> {
+    let p = evtchn::alloc_unbound(backend).map_err(OpenError::Evtchn)?;
+    if let Err(e) = evtchn::bind(p, on_event, 0) {
+        let _ = evtchn::close(p);
+        return Err(OpenError::Evtchn(e));
+    }
+    Ok(p)
+}
+
+impl NetFront {
+    /// Connects to the first vif (`device/vif/<lowest id>`).
+    pub fn open_first(cfg: Config) -> Result<NetFront, OpenError> {
+        let mut ids = list()?;
+        ids.sort_by_key(|id| id.parse::<u64>().unwrap_or(u64::MAX));
+        let id = ids
+            .first()
+            .ok_or_else(|| OpenError::NoDevice("device/vif".into()))?;
+        Self::open(id, cfg)
+    }
+
+    /// Connects to `device/vif/<id>`.
+    pub fn open(id: &str, cfg: Config) -> Result<NetFront, OpenError> {
+        let dev = Device::open("vif", id)?;
+        let mac = dev_mac(&dev)?;
+        let mut made: Option<Made> = None;
+        let connected = xenbus::connect(
+            &dev,
+            cfg.timeout_ns,
+            |offer: &Offer| -> Result<(), OpenError> {
+                if !offer.rx_copy {
+                    return Err(OpenError::NoRxCopy);
+                }
+                let tx =
+                    TxQueue::new(Some(dev.backend_id), cfg.tx_buffers).map_err(OpenError::Queue)?;
+                let rx = match RxQueue::new(Some(dev.backend_id), cfg.rx_buffers) {
+                    Ok(rx) => rx,
+                    Err(e) => {
+                        let mut tx = tx;
+                        tx.teardown();
+                        return Err(OpenError::Queue(e));
+                    }
+                };
+                let split = cfg.split_event_channels && offer.split_event_channels;
+                let tx_port = channel(dev.backend_id)?;
+                let rx_port = if split {
+                    Some(channel(dev.backend_id)?)
+                } else {
+                    None
+                };
+                let (sg, gso) = (
+                    cfg.sg && offer.sg,
+                    cfg.gso_tcpv4 && offer.gso_tcpv4 && cfg.sg && offer.sg,
+                );
+                let p = xenbus::Publish {
+                    tx_ring_ref: tx.ring_ref(),
+                    rx_ring_ref: rx.ring_ref(),
+                    tx_port,
+                    rx_port,
+                    sg,
+                    gso_tcpv4: gso,
+                };
+                let mut m = Made {
+                    tx,
+                    rx,
+                    tx_port,
+                    rx_port,
+                    sg,
+                    gso,
+                };
+                // Posted before the backend connects, as Linux does, so the
+                // first packets find buffers.
+                m.rx.refill();
+                made = Some(m);
+                xenbus::publish(&dev, &p)?;
+                Ok(())
+            },
+        );
+        let offer = match connected {
+            Ok(o) => o,
+            Err(e) => {
+                if let Some(m) = made {
+                    let _ = dev.close(cfg.timeout_ns.min(xb::REINIT_WAIT_NS));
+                    m.teardown();
+                    xenbus::unpublish(&dev);
+                }
+                return Err(e);
+            }
+        };
+        let Some(m) = made else {
+            return Err(OpenError::Xenbus(XenbusError::BackendFailed(
+                xb::XenbusState::Connected,
+            )));
+        };
+        let info = Info {
+            mac,
+            backend_id: dev.backend_id,
+            offer,
+            sg: m.sg,
+            gso_tcpv4: m.gso,
+            split: m.rx_port.is_some(),
+        };
+        log::debug!("netfront: {} connected: {info:?}", dev.nodename);
+        let mut nf = NetFront {
+            dev,
+            info,
+            tx: m.tx,
+            rx: m.rx,
+            tx_port: m.tx_port,
+            rx_port: m.rx_port,
+            stats: Stats::default(),
+            timeout_ns: cfg.timeout_ns,
+            closed: false,
+        };
+        nf.kick_rx();
+        Ok(nf)
+    }
+
+    /// What was negotiated.
+    pub fn info(&self) -> Info {
+        self.info
+    }
+
+    /// Our MAC address.
+    pub fn mac(&self) -> [u8; 6] {
+        self.info.mac
+    }
+
+    /// The device's xenstore directory (`device/vif/<id>`).
+    pub fn nodename(&self) -> &str {
+        &self.dev.nodename
+    }
+
+    /// Counters of what moved and what was dropped.
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// Whether the rings still work (no protocol violation, not closed).
+    pub fn is_up(&self) -> bool {
+        !self.closed && self.tx.broken().is_none() && self.rx.broken().is_none()
+    }
+
+    fn kick_rx(&mut self) {
+        if self.rx.refill() {
+            let _ = evtchn::send(self.rx_port.unwrap_or(self.tx_port));
+        }
+    }
+
+    /// Whether a frame of `len` bytes can be sent now (after reclaiming
+    /// buffers the backend is done with).
+    pub fn can_send(&mut self, len: usize) -> bool {
+        if self.closed || (!self.info.sg && len > xen_abi::PAGE_SIZE) {
+            return false;
+        }
+        if !self.tx.has_room(len) {
+            let _ = self.tx.reap(&mut self.stats);
+        }
+        self.tx.has_room(len)
+    }
+
+    /// Sends one Ethernet frame (without FCS); false when it could not be
+    /// queued (ring or pool full, too big, device down), counted in
+    /// [`Stats::tx_refused`].
+    pub fn send(&mut self, frame: &[u8]) -> bool {
+        if !self.can_send(frame.len()) {
+            self.stats.tx_refused += 1;
+            return false;
+        }
+        if !self
+            .tx
+            .send(frame, ni::NETTXF_DATA_VALIDATED, &mut self.stats)
+        {
+            return false;
+        }
+        if self.tx.push() {
+            let _ = evtchn::send(self.tx_port);
+        }
+        true
+    }
+
+    /// Takes the next received frame into `out`; `None` when there is
+    /// none. Buffers go straight back to the backend.
+    pub fn recv(&mut self, out: &mut Vec<u8>) -> Option<RxMeta> {
+        if self.closed {
+            return None;
+        }
+        let got = match self.rx.next_packet(out, &mut self.stats) {
+            Ok(m) => m,
+            Err(e) => {
+                log::warn!("netfront: {}: rx ring broken: {e:?}", self.dev.nodename);
+                None
+            }
+        };
+        self.kick_rx();
+        let meta = got?;
+        if meta.flags & ni::NETRXF_CSUM_BLANK != 0 && csum::complete_ipv4_l4(out) {
+            self.stats.rx_csum_blank += 1;
+        }
+        Some(meta)
+    }
+
+    /// Whether anything waits to be taken (received frames or finished
+    /// transmissions): the poll loop's wake-up condition.
+    pub fn has_work(&self) -> bool {
+        !self.closed && (self.rx.has_responses() || self.tx.has_responses())
+    }
+
+    /// Reclaims transmit buffers the backend is done with.
+    pub fn reap_tx(&mut self) {
+        if !self.closed {
+            let _ = self.tx.reap(&mut self.stats);
+        }
+    }
+
+    /// Takes the device through Closing and Closed (and back to
+    /// Initialising for the next kernel), then ends every grant and frees
+    /// the rings and buffers. Later sends fail and receives find nothing.
+    pub fn close(&mut self) -> Result<(), XenbusError> {
+        if self.closed {
+            return Ok(());
+        }
+        self.closed = true;
+        let r = self.dev.close(self.timeout_ns);
+        // The backend unmapped everything on its way to Closed; grants it
+        // still holds (a backend that never closed) leak their pages.
+        let held = self.tx.teardown() + self.rx.teardown();
+        if held > 0 {
+            log::warn!(
+                "netfront: {}: backend still holds {held} grants",
+                self.dev.nodename
+            );
+        }
+        let _ = evtchn::close(self.tx_port);
+        if let Some(p) = self.rx_port {
+            let _ = evtchn::close(p);
+        }
+        xenbus::unpublish(&self.dev);
+        r
+    }
+}
+
+impl Drop for NetFront {
+    fn drop(&mut self) {
+        let _ = self.close();
+    }
+}
+
+/// Our MAC: our own `mac` node (what Linux reads), else the backend's.
+fn dev_mac(dev: &Device) -> Result<[u8; 6], OpenError> {
+    let front = crate::xenstore::read(crate::xenstore::Tx::NONE, &dev.front_path("mac")).ok();
+    front
+        .as_deref()
+        .and_then(xenbus::parse_mac)
+        .or_else(|| {
+            dev.backend_read("mac")
+                .ok()
+                .flatten()
+                .as_deref()
+                .and_then(xenbus::parse_mac)
+        })
+        .ok_or(OpenError::NoMac)
+}
