@@ -18,6 +18,7 @@ const PACKAGES: &[(&str, &str)] = &[
     ("xenstore-utils", "real xenstore clients"),
     ("python3-pyxs", "a real xenstore client library"),
     ("iproute2", "network namespaces, bridges, TAP"),
+    ("curl", "fetches httpd's page and file in the network tests"),
     ("tftpd-hpa", "a real TFTP server for pvboot's network boot tests"),
     ("fio", "host disk baseline for benchmarks"),
     ("valgrind", "instruction counts for guest-side code"),
