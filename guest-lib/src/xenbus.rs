@@ -339,6 +339,28 @@ pub fn vbd_id_from_name(name: &str) -> Option<u32> {
     }
 }
 
+
+/// Whether the toolstack's `control/shutdown` (watched through `watch`)
+/// now asks for a power-off or halt, as `xl shutdown` writes it; the
+/// request is acknowledged by clearing the node, as Linux does.
+pub fn poweroff_requested(watch: Option<&xenstore::Watch>) -> bool {
+    let Some(w) = watch else { return false };
+    let mut fired = false;
+    while let Ok(Some(_)) = w.next_event() {
+        fired = true;
+    }
+    if !fired {
+        return false;
+    }
+    match xenstore::read(Tx::NONE, "control/shutdown") {
+        Ok(v) if matches!(v.trim_end_matches('\0'), "poweroff" | "halt") => {
+            let _ = xenstore::write(Tx::NONE, "control/shutdown", "");
+            true
+        }
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

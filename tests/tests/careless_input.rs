@@ -203,7 +203,7 @@ fn the_dry_run_refuses_what_the_real_run_refuses() {
         (format!("disk = ['{},raw,vda,w']\n", img.display()), "invalid vdev `vda`"),
         (format!("disk = ['{},raw,xvda,w']\n", odd.display()), "not a multiple of 512-byte sectors"),
         ("vif = ['mac=00:16:3e:00:00:01,colour=blue']\n".to_string(), "unknown parameter `colour=blue`"),
-        ("vif = ['bridge=xenbr0']\n".to_string(), "network interfaces are not supported"),
+        ("vif = ['bridge=nosuchbr9']\n".to_string(), "bridge nosuchbr9 does not exist"),
         ("on_crash = \"preserve\"\n".to_string(), "on_crash: preserve: not supported"),
         ("on_crash = \"coredump-destroy\"\n".to_string(), "on_crash: coredump-destroy: not supported"),
         ("on_watchdog = \"preserve\"\n".to_string(), "on_watchdog: preserve: not supported"),

@@ -16,19 +16,6 @@ const LIMIT: Duration = Duration::from_secs(180);
 const IMAGE: usize = 256 * 1024;
 const SCRATCH: u64 = 64 * 1024;
 
-/// Deterministic, non-repeating image contents.
-fn image_bytes(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
-
 /// disk-check's pattern word at byte offset `o` (see its module docs).
 fn pattern_word(o: u64, seed: u64) -> u64 {
     ((o / 8) ^ seed).wrapping_mul(0x9E37_79B9_7F4A_7C15)

@@ -241,19 +241,6 @@ fn stop(mut child: Child) {
     let _ = child.wait();
 }
 
-/// Bytes that differ everywhere, from a seed.
-fn noise(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
 #[test]
 fn net_echo_round_trips_tcp_and_udp_through_our_netback() {
     let ns = Netns::new();
@@ -267,7 +254,7 @@ fn net_echo_round_trips_tcp_and_udp_through_our_netback() {
                 std::thread::spawn(move || {
                     let mut s = std::net::TcpStream::connect_timeout(&"10.0.0.2:7".parse().unwrap(), LIMIT).map_err(|e| e.to_string())?;
                     s.set_read_timeout(Some(LIMIT)).unwrap();
-                    let data = noise(i, 32 * 1024 * i as usize);
+                    let data = image_bytes(32 * 1024 * i as usize, i);
                     let writer = {
                         let mut s = s.try_clone().unwrap();
                         let data = data.clone();
@@ -288,7 +275,7 @@ fn net_echo_round_trips_tcp_and_udp_through_our_netback() {
         udp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         let mut echoed = 0;
         for i in 0..20u64 {
-            let p = noise(100 + i, 64 + 70 * i as usize);
+            let p = image_bytes(64 + 70 * i as usize, 100 + i);
             udp.send_to(&p, "10.0.0.2:7").unwrap();
             let mut buf = [0u8; 2048];
             if let Ok((n, _)) = udp.recv_from(&mut buf) {

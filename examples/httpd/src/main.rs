@@ -19,7 +19,7 @@ use alloc::vec::Vec;
 
 use guest_lib::net::{self, Stack};
 use guest_lib::netfront::{self, NetFront};
-use guest_lib::xenstore::{self, Tx};
+use guest_lib::xenstore;
 use guest_lib::{println, BootInfo};
 use smoltcp::iface::SocketHandle;
 use smoltcp::socket::tcp;
@@ -282,7 +282,7 @@ fn httpd(boot: &BootInfo) {
         if moved {
             continue;
         }
-        if shutdown_asked(watch.as_ref()) {
+        if guest_lib::xenbus::poweroff_requested(watch.as_ref()) {
             break;
         }
         stack.wait(1_000_000_000);
@@ -305,26 +305,6 @@ fn nf_config(cmdline: &str) -> netfront::Config {
         println!("ignoring {w}: not a netfront option");
     }
     c
-}
-
-/// Whether `control/shutdown` asks for a power-off (acknowledged by
-/// clearing it, as Linux does).
-fn shutdown_asked(watch: Option<&xenstore::Watch>) -> bool {
-    let Some(w) = watch else { return false };
-    let mut fired = false;
-    while let Ok(Some(_)) = w.next_event() {
-        fired = true;
-    }
-    if !fired {
-        return false;
-    }
-    match xenstore::read(Tx::NONE, "control/shutdown") {
-        Ok(v) if matches!(v.trim_end_matches('\0'), "poweroff" | "halt") => {
-            let _ = xenstore::write(Tx::NONE, "control/shutdown", "");
-            true
-        }
-        _ => false,
-    }
 }
 
 /// On the host there is nothing to run: httpd is a Xen guest.
