@@ -6,10 +6,11 @@ mod block;
 mod boot;
 mod boot_loader;
 mod fs;
+mod net;
 
 use anyhow::Result;
 
-/// Runs the benchmarks named in `args` (all when empty): boot, fs, block, boot-loader.
+/// Runs the benchmarks named in `args` (all when empty): boot, fs, block, boot-loader, net.
 pub fn run(args: &[String]) -> Result<()> {
     let want = |name: &str| args.is_empty() || args.iter().any(|a| a == name);
     if want("boot") {
@@ -29,6 +30,11 @@ pub fn run(args: &[String]) -> Result<()> {
         let report = boot_loader::run()?;
         print!("{report}");
         record("boot-loader", &report)?;
+    }
+    if want("net") {
+        let report = net::run()?;
+        print!("{report}");
+        record("net", &report)?;
     }
     Ok(())
 }
