@@ -325,13 +325,19 @@ fn zstd() {
         "zstd",
         "zstd",
         &[
-            // Linux's cmd_zstd22 (kernels) and cmd_zstd (modules), on a pipe as there.
-            &["--ultra", "-22", "-c"],
+            // Linux's cmd_zstd (modules), on a pipe as there.
             &["-19", "-c"],
-            &["--long=27", "-3", "-c"],
         ],
         true,
     );
+    // Linux's cmd_zstd22 (x86 kernels) on a pipe, and --long=27, declare a 128 MiB window, which
+    // ruzstd would reserve whole: refused in one line instead of failing the allocation.
+    for args in [&["--ultra", "-22", "-c"][..], &["--long=27", "-3", "-c"]] {
+        let packed = tool("zstd", "zstd", args, &real_elf());
+        let mut v = Vec::new();
+        let e = decompress(Compression::Zstd, &packed, &mut v, 64 << 20).unwrap_err();
+        assert_eq!(e.to_string(), "unsupported zstd data: window larger than 32 MiB (half of pvboot's heap)", "zstd {args:?}");
+    }
     check_tool(Compression::Zstd, "zstd", "zstd", &[&["-1", "--no-check", "-c"]], false);
 }
 

@@ -17,13 +17,14 @@ use fuzz_common::targets;
 type Target = fn(&[u8]);
 
 /// Each fuzz target with a directory of saved inputs.
-const TARGETS: [(&str, Target); 6] = [
+const TARGETS: [(&str, Target); 7] = [
     ("pvboot_ext", targets::ext),
     ("pvboot_fat", targets::fat),
     ("pvboot_probe", targets::probe),
     ("pvboot_mbr", targets::mbr),
     ("pvboot_gpt", targets::gpt),
     ("pvboot_disklabel", targets::disklabel),
+    ("pvboot_zstd", |data| fuzz_common::decompress_both(pvboot::compress::Compression::Zstd, data)),
 ];
 
 #[test]

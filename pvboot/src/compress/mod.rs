@@ -14,7 +14,7 @@
 //! | gzip   | miniz_oxide's inflate core | 11 KiB state + 32 KiB window | 11 KiB state (`out` is the window) |
 //! | xz     | lzma-rust2 `XzStream` (LZMA2, BCJ, CRC-32/64, SHA-256) | window of min(dictionary, output so far) + 64 KiB chunk; dictionaries over 64 MiB refused | the same window (the crate keeps its own) |
 //! | lzma   | lzma-rust2 `LzmaStream` | as xz | as xz |
-//! | zstd   | ruzstd `FrameDecoder` | window of min(window size, output so far) + ~0.5 MiB; windows over 128 MiB refused | the same |
+//! | zstd   | ruzstd `FrameDecoder` | the declared window, reserved when a frame starts, + ~0.5 MiB; windows over 32 MiB (half the heap) refused | the same |
 //! | bzip2  | here ([`bzip2`](self) module, by hand) | 4 bytes per block byte (3.6 MB at -9) + 64 KiB | the same |
 //! | lz4    | lz4_flex block decoder | min(8 MiB, `max_out`) block buffer | none (blocks decode in place) |
 //! | lzo    | here ([`lzo::lzo1x`], by hand) | 256 KiB block buffer | none (blocks decode in place) |

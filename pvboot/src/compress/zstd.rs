@@ -3,9 +3,11 @@
 //! skippable frames are skipped; anything else after a frame ends the data, as Linux's
 //! `decompress_unzstd.c` stops after its frame (and its build appends the 4-byte size).
 //!
-//! ruzstd keeps the frame's window (its last `window` bytes of output) in its own buffer, which
-//! grows with the output: memory is min(window, output so far) plus a few blocks of 128 KiB. Frames
-//! declaring a window over [`WINDOW_CAP`] are refused.
+//! ruzstd keeps the frame's window (its last `window` bytes of output) in its own buffer, and
+//! reserves all of it when a frame starts, whatever the output's size: memory is the declared
+//! window plus a few blocks of 128 KiB. Frames declaring a window over [`WINDOW_CAP`] (half of
+//! pvboot's heap, which also holds the compressed input) are refused with that reason rather than
+//! left to fail the allocation; each frame gets a fresh decoder, so two windows are never held.
 
 use alloc::format;
 use alloc::vec;
@@ -18,9 +20,10 @@ use ruzstd::io::Read;
 use super::{le32, Compression, DecompressError, Output, Sink};
 
 const FORMAT: Compression = Compression::Zstd;
-/// The largest window a frame may declare: `zstd --ultra -22` on a pipe (what Linux's `cmd_zstd22`
-/// does to kernels) declares 128 MiB (window log 27).
-pub const WINDOW_CAP: u64 = 128 << 20;
+/// The largest window a frame may declare: half of pvboot's heap (32 MiB). `zstd -19` declares at
+/// most 8 MiB; `zstd --ultra -22` declares 128 MiB on a pipe (Linux's `cmd_zstd22`) but no more
+/// than the content on a file, so such kernels boot only when compressed from a file.
+pub const WINDOW_CAP: u64 = crate::HEAP_MAX / 2;
 /// How much output each decoding step aims at before it is handed on.
 const CHUNK: usize = 256 * 1024;
 
@@ -31,7 +34,7 @@ fn error<E>(e: FrameDecoderError) -> DecompressError<E> {
     }
     let what = match e {
         FrameDecoderError::WindowSizeTooBig { .. } => {
-            return DecompressError::Unsupported { format: FORMAT, what: "window larger than 128 MiB" }
+            return DecompressError::Unsupported { format: FORMAT, what: "window larger than 32 MiB (half of pvboot's heap)" }
         }
         FrameDecoderError::DictNotProvided { .. } => {
             return DecompressError::Unsupported { format: FORMAT, what: "frame needs a dictionary" }
@@ -73,8 +76,6 @@ fn next_frame<E>(input: &[u8], mut at: usize) -> Result<Option<usize>, Decompres
 /// Decodes every frame of `input`, handing each piece of output to `put` in order.
 fn frames<E>(input: &[u8], mut put: impl FnMut(&[u8]) -> Result<(), DecompressError<E>>) -> Result<(), DecompressError<E>> {
     let mut chunk = vec![0u8; CHUNK];
-    let mut dec = FrameDecoder::new();
-    dec.set_max_window_size(WINDOW_CAP);
     let Some(mut pos) = next_frame(input, 0)? else {
         return Err(if input.len() < 4 {
             DecompressError::Truncated { format: FORMAT }
@@ -84,6 +85,8 @@ fn frames<E>(input: &[u8], mut put: impl FnMut(&[u8]) -> Result<(), DecompressEr
     };
     loop {
         let mut src = &input[pos..];
+        let mut dec = FrameDecoder::new();
+        dec.set_max_window_size(WINDOW_CAP);
         dec.reset(&mut src).map_err(error)?;
         let mut produced = 0u64;
         loop {
