@@ -151,7 +151,15 @@ fn a_running_domain_has_its_taps_up_and_on_the_bridge_until_it_ends() {
     let mut child = cmd.spawn().expect("spawn xenolith");
     wait_running(&dir, &mut child);
 
-    let on_bridge = ns.link("vif1.0").expect("vif1.0 exists while the domain runs");
+    // xenstored's socket comes before the vifs: wait for the backend to set them up.
+    let start = Instant::now();
+    let on_bridge = loop {
+        match (ns.link("vif1.0"), ns.link("free0")) {
+            (Some(vif), Some(_)) if vif.contains("master xenbr0") && (vif.contains(",UP") || vif.contains("<UP")) => break vif,
+            (vif, _) => assert!(start.elapsed() < LIMIT, "vif1.0 is not up on xenbr0 while the domain runs: {vif:?}"),
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
     assert!(on_bridge.contains("master xenbr0"), "{on_bridge}");
     assert!(on_bridge.contains(",UP") || on_bridge.contains("<UP"), "{on_bridge}");
     assert!(on_bridge.contains("link/ether fe:ff:ff:ff:ff:ff"), "the host side's MAC, as vif-bridge sets it: {on_bridge}");
