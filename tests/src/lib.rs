@@ -3,6 +3,7 @@
 
 mod hostile;
 mod marker_kernel;
+pub mod netns;
 pub use hostile::*;
 pub use marker_kernel::{drop_pvh_note, idle_marker_kernel, marker_kernel};
 

@@ -11,78 +11,12 @@
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use xenolith_tests::netns::Netns;
 use xenolith_tests::*;
 
 const LIMIT: Duration = Duration::from_secs(30);
-
-/// A network namespace with a bridge `xenbr0`, deleted (with every
-/// interface in it) when dropped.
-struct Netns {
-    name: String,
-}
-
-fn ip(args: &[&str]) -> std::process::Output {
-    Command::new("ip").args(args).output().expect("run ip")
-}
-
-impl Netns {
-    fn new() -> Netns {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let name = format!("xlnet-{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst));
-        let out = ip(&["netns", "add", &name]);
-        assert!(out.status.success(), "ip netns add: {}", String::from_utf8_lossy(&out.stderr));
-        let ns = Netns { name };
-        for args in [&["link", "add", "xenbr0", "type", "bridge"][..], &["link", "set", "xenbr0", "up"], &["link", "set", "lo", "up"]] {
-            let out = ns.ip(args);
-            assert!(out.status.success(), "ip {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        }
-        ns
-    }
-
-    fn ip(&self, args: &[&str]) -> std::process::Output {
-        let mut all = vec!["-n", self.name.as_str()];
-        all.extend_from_slice(args);
-        ip(&all)
-    }
-
-    /// `ip -d link show dev NAME` in the namespace, or None if it does not exist.
-    fn link(&self, name: &str) -> Option<String> {
-        let out = self.ip(&["-d", "link", "show", "dev", name]);
-        out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
-    }
-
-    /// Runs `f` on a thread inside the namespace: std's sockets opened
-    /// there talk over the namespace's bridge.
-    fn inside<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
-        let path = format!("/var/run/netns/{}", self.name);
-        std::thread::spawn(move || {
-            let ns = std::fs::File::open(&path).expect("the namespace's file");
-            // SAFETY: setns on an fd we own; it changes only this thread's namespace.
-            let rc = unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&ns), libc::CLONE_NEWNET) };
-            assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
-            f()
-        })
-        .join()
-        .expect("the thread in the namespace")
-    }
-
-    /// `xenolith ARGS` inside the namespace.
-    fn xenolith(&self, dir: &Path, args: &[&str]) -> Command {
-        let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &self.name]).arg(xenolith()).args(args);
-        cmd.current_dir(root()).env("XENOLITH_RUN_DIR", dir.join("run"));
-        cmd
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = ip(&["netns", "del", &self.name]);
-    }
-}
 
 /// A config for a domain that idles until destroyed, with `vifs`.
 fn cfg(dir: &Path, vifs: &str) -> PathBuf {

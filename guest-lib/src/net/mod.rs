@@ -9,6 +9,7 @@
 
 pub mod config;
 pub mod device;
+pub mod dhcp;
 
 use smoltcp::iface::{Config, Interface, PollResult, SocketHandle, SocketSet};
 use smoltcp::socket::dhcpv4;
@@ -16,6 +17,7 @@ use smoltcp::time::Instant;
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpCidr, Ipv4Address, Ipv4Cidr};
 
 pub use self::config::{parse_cmdline, AddrConfig, ConfigError};
+pub use self::dhcp::DhcpBoot;
 pub use self::device::NetDevice;
 use crate::netfront::NetFront;
 use crate::time;
@@ -35,6 +37,7 @@ pub struct Stack {
     dhcp: Option<SocketHandle>,
     addr: Option<Ipv4Cidr>,
     gateway: Option<Ipv4Address>,
+    boot: Option<DhcpBoot>,
 }
 
 impl Stack {
@@ -51,7 +54,7 @@ impl Stack {
         let mut sockets = SocketSet::new(alloc::vec::Vec::new());
         let (mut dhcp, mut addr, mut gateway) = (None, None, None);
         match cfg {
-            AddrConfig::Dhcp => dhcp = Some(sockets.add(dhcpv4::Socket::new())),
+            AddrConfig::Dhcp => dhcp = Some(sockets.add(dhcp::client())),
             AddrConfig::Static { cidr, gateway: gw } => {
                 iface.update_ip_addrs(|a| {
                     let _ = a.push(IpCidr::Ipv4(cidr));
@@ -70,6 +73,7 @@ impl Stack {
             dhcp,
             addr,
             gateway,
+            boot: None,
         }
     }
 
@@ -81,6 +85,11 @@ impl Stack {
     /// The default router, if any.
     pub fn gateway(&self) -> Option<Ipv4Address> {
         self.gateway
+    }
+
+    /// What the DHCP server said about booting, once it gave an address.
+    pub fn dhcp_boot(&self) -> Option<&DhcpBoot> {
+        self.boot.as_ref()
     }
 
     /// The netfront underneath (statistics, close).
@@ -108,12 +117,14 @@ impl Stack {
                     log::info!("net: DHCP gave {} (router {:?})", c.address, c.router);
                     self.addr = Some(c.address);
                     self.gateway = c.router;
+                    self.boot = Some(DhcpBoot::from_lease(c.server.identifier, c.packet.as_ref()));
                 }
                 Some(dhcpv4::Event::Deconfigured) => {
                     self.iface.update_ip_addrs(|a| a.clear());
                     self.iface.routes_mut().remove_default_ipv4_route();
                     self.addr = None;
                     self.gateway = None;
+                    self.boot = None;
                 }
                 None => {}
             }

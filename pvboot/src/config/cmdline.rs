@@ -13,6 +13,12 @@
 //! - `kernel=FILE`: boot this file, with no menu ([`Overrides::kernel_menu`]).
 //! - `timeout=N` (seconds, `-1` waits forever), `entry=N|title|id` (`N` is
 //!   the number the menu shows, counting from 1).
+//! - `netboot`: boot from the network, with the server DHCP names;
+//!   `netboot=URL` (`tftp://10.0.0.1/`, `http://10.0.0.1:8080/boot/`):
+//!   from that server, reading the config the URL names, or looking for
+//!   one in the directory it names.
+//! - `ip=A.B.C.D/N`, `gw=A.B.C.D` (else DHCP) and `netfront.KEY=VALUE`:
+//!   the network's settings ([`Overrides::net_words`]).
 //! - `--`: everything after it is appended to the booted kernel's command line.
 //!
 //! Anything else is reported and ignored.
@@ -21,6 +27,8 @@ use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec;
 use alloc::vec::Vec;
+
+use crate::net::Url;
 
 use super::{checked, grub_device, grub_file, small_number, timeout_value, Diagnostic, Entry, FileRef, Menu, RootSpec, SearchBy};
 
@@ -39,6 +47,15 @@ pub enum EntryChoice {
     Title(String),
 }
 
+/// Where a network boot's files come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NetBoot {
+    /// `netboot`: the server (and config file) the DHCP lease names.
+    Dhcp,
+    /// `netboot=URL`.
+    Url(Url),
+}
+
 /// What the command line overrides.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Overrides {
@@ -52,6 +69,11 @@ pub struct Overrides {
     pub timeout: Option<Option<u32>>,
     /// `entry=`.
     pub entry: Option<EntryChoice>,
+    /// `netboot` or `netboot=URL`.
+    pub netboot: Option<NetBoot>,
+    /// The network stack's words (`ip=`, `gw=`, `netfront.*`), verbatim,
+    /// blank-separated.
+    pub net_words: String,
     /// Everything after `--`, verbatim.
     pub extra_args: String,
     /// Words not understood.
@@ -155,6 +177,19 @@ pub fn parse(cmdline: &str) -> Overrides {
             break;
         }
         let result = match w.split_once('=') {
+            None if w == "netboot" => {
+                o.netboot = Some(NetBoot::Dhcp);
+                Ok(())
+            }
+            Some(("netboot", v)) => Url::parse(v).map(|u| o.netboot = Some(NetBoot::Url(u))).map_err(|e| format!("netboot={v}: {e}")),
+            Some(("ip" | "gw", _)) => {
+                o.add_net_word(&w);
+                Ok(())
+            }
+            Some((k, _)) if k.starts_with("netfront.") => {
+                o.add_net_word(&w);
+                Ok(())
+            }
             Some(("root", v)) => root(v).map(|r| o.root = Some(r)),
             Some(("config", v)) => file(v).map(|f| o.config = Some(f)),
             Some(("kernel", v)) => file(v).map(|f| o.kernel = Some(f)),
@@ -187,6 +222,13 @@ pub fn parse(cmdline: &str) -> Overrides {
 }
 
 impl Overrides {
+    fn add_net_word(&mut self, w: &str) {
+        if !self.net_words.is_empty() {
+            self.net_words.push(' ');
+        }
+        self.net_words.push_str(w);
+    }
+
     /// Applies `timeout=`, `entry=` and the `--` arguments to a menu, and
     /// adds the command line's diagnostics to it.
     pub fn apply(&self, menu: &mut Menu) {
@@ -262,5 +304,18 @@ mod tests {
     fn quoted_words() {
         let w: Vec<String> = words(" a 'b c'  \"d e\"f ").into_iter().map(|(w, _)| w).collect();
         assert_eq!(w, ["a", "b c", "d ef"]);
+    }
+
+    #[test]
+    fn network_words() {
+        let o = parse("netboot ip=10.0.0.2/24 gw=10.0.0.1 netfront.gso=1 -- ip=1.2.3.4");
+        assert_eq!(o.netboot, Some(NetBoot::Dhcp));
+        assert_eq!(o.net_words, "ip=10.0.0.2/24 gw=10.0.0.1 netfront.gso=1");
+        assert!(o.diagnostics.is_empty(), "{:?}", o.diagnostics);
+        let o = parse("netboot=http://10.0.0.1:8080/boot/grub/grub.cfg kernel=/hello");
+        assert_eq!(o.netboot, Some(NetBoot::Url(Url::parse("http://10.0.0.1:8080/boot/grub/grub.cfg").unwrap())));
+        let o = parse("netboot=ftp://x/");
+        assert_eq!(o.netboot, None);
+        assert!(o.diagnostics[0].message.contains("netboot=ftp://x/: only tftp:// and http://"), "{:?}", o.diagnostics);
     }
 }

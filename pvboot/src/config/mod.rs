@@ -399,6 +399,9 @@ fn checked(dev: String) -> Result<String, String> {
 /// [`Selector`] string. `legacy`: GRUB 0.97 numbering, partitions from 0.
 /// `Ok(None)`: the whole disk, `(hd0)`, which pvboot resolves itself.
 pub(crate) fn grub_device(dev: &str, legacy: bool) -> Result<Option<String>, String> {
+    if let Some(net) = crate::net::NetDevice::parse(dev) {
+        return net.map(|d| Some(d.to_string())).map_err(|e| format!("device '{dev}': {e}"));
+    }
     let inner = dev.strip_prefix('(').and_then(|d| d.strip_suffix(')')).unwrap_or(dev);
     let mut parts = inner.split(',');
     let disk = parts.next().unwrap_or("");

@@ -21,26 +21,25 @@ use pvboot::config::{Entry, FileRef, RootSpec};
 use pvboot::kernel::{self, BootMode, EntryPoint, FileImage, Image, Limits, Loaded};
 use pvboot::nextboot::{self, MbModule, E820};
 
-use super::disks::{self, Disk, Found};
+use super::sources::{Found, Sources};
 use super::ram::{self, FreeRam};
 use super::Timing;
 
 /// The volume `file` is on: its own device, else the entry's root, else
 /// the volume the config came from (`config_device`), else the first
 /// volume that has it.
-pub fn volume_for(disks: &[Disk], config_device: Option<&str>, root: Option<&RootSpec>, file: &FileRef) -> Result<Found, String> {
+pub fn volume_for(src: &Sources, config_device: Option<&str>, root: Option<&RootSpec>, file: &FileRef) -> Result<Found, String> {
     if let Some(d) = &file.device {
-        return disks::open_device(disks, d);
+        return src.open_device(d);
     }
     match root {
-        Some(RootSpec::Device(d)) => disks::open_device(disks, d),
-        Some(spec @ RootSpec::Search { value, .. }) => {
-            disks::find(disks, |fs| if spec.matches(fs) { Ok(()) } else { Err(String::from("no match")) })
-                .map_err(|e| format!("search for {value}: {e}"))
-        }
+        Some(RootSpec::Device(d)) => src.open_device(d),
+        Some(spec @ RootSpec::Search { value, .. }) => src
+            .find(|fs| if spec.matches(fs) { Ok(()) } else { Err(String::from("no match")) })
+            .map_err(|e| format!("search for {value}: {e}")),
         None => match config_device {
-            Some(d) => disks::open_device(disks, d),
-            None => disks::find(disks, |fs| fs.lookup(&file.path).map(drop).map_err(|e| format!("{e}"))),
+            Some(d) => src.open_device(d),
+            None => src.find(|fs| fs.lookup(&file.path).map(drop).map_err(|e| format!("{e}"))),
         },
     }
 }
@@ -57,8 +56,8 @@ fn ms(ns: u64) -> String {
 
 /// Tries to boot `entry` (files without a device or root are on
 /// `config_device`). Returns only on failure, with the one line to print.
-pub fn boot_entry(boot: &BootInfo, disks: &[Disk], config_device: Option<&str>, entry: &Entry, timing: &mut Timing) -> String {
-    match try_boot(boot, disks, config_device, entry, timing) {
+pub fn boot_entry(boot: &BootInfo, src: &Sources, config_device: Option<&str>, entry: &Entry, timing: &mut Timing) -> String {
+    match try_boot(boot, src, config_device, entry, timing) {
         Ok(never) => match never {},
         Err(e) => e,
     }
@@ -66,11 +65,11 @@ pub fn boot_entry(boot: &BootInfo, disks: &[Disk], config_device: Option<&str>, 
 
 enum Never {}
 
-fn try_boot(boot: &BootInfo, disks: &[Disk], config_device: Option<&str>, entry: &Entry, timing: &mut Timing) -> Result<Never, String> {
+fn try_boot(boot: &BootInfo, src: &Sources, config_device: Option<&str>, entry: &Entry, timing: &mut Timing) -> Result<Never, String> {
     let Some(kfile) = &entry.kernel else { return Err(String::from("the entry has no kernel")) };
     let path = kfile.path.as_str();
-    let found = volume_for(disks, config_device, entry.root.as_ref(), kfile).map_err(|e| format!("{kfile}: not found ({e})"))?;
-    let fs = &*found.volume.fs;
+    let found = volume_for(src, config_device, entry.root.as_ref(), kfile).map_err(|e| format!("{kfile}: not found ({e})"))?;
+    let fs = &*found.fs;
     if timing.found == 0 {
         timing.found = time::now_ns();
     }
@@ -106,7 +105,7 @@ fn try_boot(boot: &BootInfo, disks: &[Disk], config_device: Option<&str>, entry:
         EntryPoint::Multiboot1 { entry32 } => (*entry32, Abi::Multiboot1),
         EntryPoint::Pv(info) => {
             drop(image);
-            return boot_pv(disks, config_device, entry, found, &loaded, info, &image_range, &mut ram, timing);
+            return boot_pv(src, config_device, entry, found, &loaded, info, &image_range, &mut ram, timing);
         }
     };
 
@@ -114,7 +113,7 @@ fn try_boot(boot: &BootInfo, disks: &[Disk], config_device: Option<&str>, entry:
     let copy = staged_copy(&loaded, &image_range, staging.as_ref())?;
 
     // Modules: above the heap (top-down), else after the kernel.
-    let modules = load_modules(disks, config_device, entry, &loaded, &image_range, &mut ram)?;
+    let modules = load_modules(src, config_device, entry, &loaded, &image_range, &mut ram)?;
     timing.bytes += modules.iter().map(|m| m.range.end - m.range.start).sum::<u64>();
 
     let cmdline = entry.args.trim();
@@ -131,13 +130,9 @@ fn try_boot(boot: &BootInfo, disks: &[Disk], config_device: Option<&str>, entry:
     );
     timing.print();
 
-    // Close every disk, then the rest of the domain's state.
+    // Close every disk and the network, then the rest of the domain's state.
     drop(found);
-    for d in disks {
-        if let Err(e) = d.close() {
-            println!("pvboot: closing {}: {e}", d.name);
-        }
-    }
+    src.close();
     let q = handoff::quiesce();
     if let Some(e) = q.reset_watches_failed {
         println!("pvboot: XS_RESET_WATCHES: {e}");
@@ -157,7 +152,7 @@ fn try_boot(boot: &BootInfo, disks: &[Disk], config_device: Option<&str>, entry:
 /// page tables below pvboot's image and switches to them.
 #[allow(clippy::too_many_arguments)]
 fn boot_pv(
-    disks: &[Disk],
+    src: &Sources,
     config_device: Option<&str>,
     entry: &Entry,
     found: Found,
@@ -181,18 +176,14 @@ fn boot_pv(
         hypercall_page: info.hypercall_page,
         mod_start_pfn: info.mod_start_pfn,
     };
-    let modules = load_modules(disks, config_device, entry, loaded, image_range, ram)?;
+    let modules = load_modules(src, config_device, entry, loaded, image_range, ram)?;
     let ranges: Vec<PhysRange> = modules.iter().map(|m| PhysRange { start: m.range.start, end: m.range.end }).collect();
     let prepared = prepare_pv(&next, &ranges, entry.args.trim()).map_err(|e| format!("{path}: {e}"))?;
     timing.handoff = time::now_ns();
     println!("pvboot: booting {path} from {} ({}, entry {:#x}, PV)", found.name, loaded.description, info.entry);
     timing.print();
     drop(found);
-    for d in disks {
-        if let Err(e) = d.close() {
-            println!("pvboot: closing {}: {e}", d.name);
-        }
-    }
+    src.close();
     let q = handoff::quiesce();
     if let Some(e) = q.reset_watches_failed {
         println!("pvboot: XS_RESET_WATCHES: {e}");
@@ -213,7 +204,7 @@ fn staged_copy(loaded: &Loaded, image: &Range<u64>, staging: Option<&Range<u64>>
 }
 
 fn load_modules(
-    disks: &[Disk],
+    src: &Sources,
     config_device: Option<&str>,
     entry: &Entry,
     loaded: &Loaded,
@@ -226,11 +217,11 @@ fn load_modules(
     // Volumes first (they own the file systems the images read through).
     let mut volumes = Vec::new();
     for m in &entry.modules {
-        volumes.push(volume_for(disks, config_device, entry.root.as_ref(), &m.file).map_err(|e| format!("module {}: {e}", m.file))?);
+        volumes.push(volume_for(src, config_device, entry.root.as_ref(), &m.file).map_err(|e| format!("module {}: {e}", m.file))?);
     }
     let mut images = Vec::new();
     for (m, v) in entry.modules.iter().zip(&volumes) {
-        let img = FileImage::open(&*v.volume.fs, &m.file.path).map_err(|e| format!("module {} on {}: {e}", m.file, v.name))?;
+        let img = FileImage::open(&*v.fs, &m.file.path).map_err(|e| format!("module {} on {}: {e}", m.file, v.name))?;
         let cmdline = if m.args.is_empty() { m.file.path.clone() } else { format!("{} {}", m.file.path, m.args) };
         images.push((img, cmdline));
     }

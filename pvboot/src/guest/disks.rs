@@ -1,6 +1,6 @@
 //! The domain's disks: every `device/vbd` through blkfront (xvda first),
-//! each behind pvboot's metadata cache, and the search for a volume that
-//! holds a given file.
+//! each behind pvboot's metadata cache, their volumes by name, and the
+//! search for a volume that holds a given file.
 
 use alloc::format;
 use alloc::rc::Rc;
@@ -114,16 +114,7 @@ pub fn discover() -> Vec<Disk> {
     disks
 }
 
-/// A mounted volume, its name for messages and a device string the rest
-/// of pvboot (the prompt, `root` of config entries) resolves back to it.
-pub struct Found {
-    /// The volume.
-    pub volume: Volume,
-    /// `xvda1 (ffs2)`, `xvda (fat32)`, `xvda:a (ffs2)`.
-    pub name: String,
-    /// `(hd0,msdos1)`, `(hd0,gpt2)`, `(hd0)` for a whole disk.
-    pub device: String,
-}
+use super::sources::Found;
 
 /// The name of a volume on `disk`.
 pub fn volume_name(disk: &str, v: &Volume) -> String {
@@ -142,7 +133,7 @@ fn found(disks: &[Disk], i: usize, v: Volume) -> Found {
         Some(e) => e.grub_name(&format!("hd{i}")),
         None => format!("(hd{i})"),
     };
-    Found { volume: v, name, device }
+    Found { fs: Rc::from(v.fs), name, device }
 }
 
 /// Opens the volume `dev` names (`(hd0,1)`, `xvda1`, `xbd0a`, `(hd1)`...;
@@ -155,11 +146,9 @@ pub fn open_device(disks: &[Disk], dev: &str) -> Result<Found, String> {
 }
 
 /// The first volume (each disk's partitions in pvboot's order, then the
-/// whole disk) whose file system `wanted` accepts (else it says why not):
-/// GRUB's `search` by file, label or UUID. The error names every place
-/// looked at.
-pub fn find(disks: &[Disk], wanted: impl Fn(&dyn FileSystem) -> Result<(), String>) -> Result<Found, String> {
-    let mut looked = Vec::new();
+/// whole disk) whose file system `wanted` accepts (else it says why not,
+/// in `looked`): GRUB's `search` by file, label or UUID.
+pub fn find(disks: &[Disk], wanted: &dyn Fn(&dyn FileSystem) -> Result<(), String>, looked: &mut Vec<String>) -> Option<Found> {
     for (i, d) in disks.iter().enumerate() {
         let table = match partition::read_table(&*d.cache, d.cache.sector_size()) {
             Ok(t) => t,
@@ -177,14 +166,11 @@ pub fn find(disks: &[Disk], wanted: impl Fn(&dyn FileSystem) -> Result<(), Strin
             };
             let Ok(fs) = mounted else { continue };
             let f = found(disks, i, Volume { table: table.clone(), entry, fs });
-            match wanted(&*f.volume.fs) {
-                Ok(()) => return Ok(f),
+            match wanted(&*f.fs) {
+                Ok(()) => return Some(f),
                 Err(why) => looked.push(format!("{}: {why}", f.name)),
             }
         }
     }
-    if looked.is_empty() {
-        return Err(String::from("the domain has no usable disk"));
-    }
-    Err(looked.join("; "))
+    None
 }

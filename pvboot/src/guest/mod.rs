@@ -4,20 +4,25 @@
 
 pub mod chain;
 pub mod disks;
+pub mod net;
 pub mod ram;
+pub mod sources;
 
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
 use guest_lib::{console, println, time, xenstore, BootInfo};
+use pvboot::config::cmdline::NetBoot;
 use pvboot::config::{self, cmdline, Menu};
 use pvboot::disk::BlockDevice as _;
 use pvboot::ui::disks::{DiskShell, ShellDisk};
 use pvboot::ui::{Boot, Output, Terminal, Ui};
 
 use self::chain::fmt_ms;
-use self::disks::{Disk, DiskHandle};
+use self::disks::DiskHandle;
+use self::net::BootServer;
+use self::sources::{Found, Sources};
 
 pub use pvboot::HEAP_MAX;
 
@@ -89,16 +94,18 @@ impl Terminal for GuestTerminal {
 
 /// The config: `config=` if given, else the first of
 /// [`config::CONFIG_PATHS`] on the `root=` volume, else on each disk's
-/// first file system in turn. Returns the menu and the device it came from.
-fn read_config(disks: &[Disk], ov: &cmdline::Overrides) -> (Menu, Option<String>) {
-    let read = |f: &disks::Found, path: &str| -> Option<Menu> {
-        let bytes = f.volume.fs.read_file(path, CONFIG_MAX).ok()?;
+/// first file system in turn, else (when the domain has a vif) on the boot
+/// server DHCP names. When booting from the network, the server's config
+/// comes first. Returns the menu and the device it came from.
+fn read_config(src: &mut Sources, ov: &cmdline::Overrides) -> (Menu, Option<String>) {
+    let read = |f: &Found, path: &str| -> Option<Menu> {
+        let bytes = f.fs.read_file(path, CONFIG_MAX).ok()?;
         println!("pvboot: reading {path} on {}", f.name);
         Some(Menu::parse(path, &bytes))
     };
     if let Some(file) = &ov.config {
-        match chain::volume_for(disks, None, ov.root.as_ref(), file) {
-            Ok(f) => match f.volume.fs.read_file(&file.path, CONFIG_MAX) {
+        match chain::volume_for(src, src.net.as_ref().map(|n| n.device.as_str()), ov.root.as_ref(), file) {
+            Ok(f) => match f.fs.read_file(&file.path, CONFIG_MAX) {
                 Ok(bytes) => {
                     println!("pvboot: reading {} on {}", file.path, f.name);
                     return (Menu::parse(&file.path, &bytes), Some(f.device));
@@ -109,17 +116,22 @@ fn read_config(disks: &[Disk], ov: &cmdline::Overrides) -> (Menu, Option<String>
         }
         return (Menu::default(), None);
     }
-    let mut volumes: Vec<disks::Found> = Vec::new();
+    if let (Some(server), Some(f)) = (&src.net, src.server()) {
+        if let Some(menu) = server.config_paths().iter().find_map(|p| read(&f, p)) {
+            return (menu, Some(f.device));
+        }
+    }
+    let mut volumes: Vec<Found> = Vec::new();
     match &ov.root {
-        Some(config::RootSpec::Device(d)) => match disks::open_device(disks, d) {
+        Some(config::RootSpec::Device(d)) => match src.open_device(d) {
             Ok(f) => volumes.push(f),
             Err(e) => println!("pvboot: root={d}: {e}"),
         },
         _ => {
-            for i in 0..disks.len() {
-                match disks::open_device(disks, &format!("(hd{i})")) {
+            for i in 0..src.disks.len() {
+                match src.open_device(&format!("(hd{i})")) {
                     Ok(f) => volumes.push(f),
-                    Err(e) => println!("pvboot: {}: {e}", disks[i].name),
+                    Err(e) => println!("pvboot: {}: {e}", src.disks[i].name),
                 }
             }
         }
@@ -132,8 +144,34 @@ fn read_config(disks: &[Disk], ov: &cmdline::Overrides) -> (Menu, Option<String>
         }
     }
     let names: Vec<&str> = volumes.iter().map(|f| f.name.as_str()).collect();
-    println!("pvboot: no config file ({}) on {}", config::CONFIG_PATHS.join(", "), if names.is_empty() { String::from("any disk") } else { names.join(", ") });
+    let looked = if names.is_empty() { String::from("any disk") } else { names.join(", ") };
+    match &src.net {
+        Some(n) => println!("pvboot: no config file ({}) on {} or {}", config::CONFIG_PATHS.join(", "), looked, n.fs.base()),
+        None => println!("pvboot: no config file ({}) on {looked}", config::CONFIG_PATHS.join(", ")),
+    }
+    // No bootable disk: the network, if the domain has one, as a PXE ROM
+    // would go on to.
+    if src.net.is_none() && !matches!(guest_lib::netfront::list().as_deref(), Ok([]) | Err(_)) {
+        println!("pvboot: trying the network");
+        if start_network(src, &NetBoot::Dhcp, &ov.net_words) {
+            return read_config(src, ov);
+        }
+    }
     (Menu::default(), None)
+}
+
+/// Starts the boot server into `src`, or says in one line why not.
+fn start_network(src: &mut Sources, spec: &NetBoot, net_words: &str) -> bool {
+    match BootServer::start(spec, net_words) {
+        Ok(server) => {
+            src.net = Some(server);
+            true
+        }
+        Err(e) => {
+            println!("pvboot: network boot: {e}");
+            false
+        }
+    }
 }
 
 /// pvboot's main.
@@ -151,14 +189,18 @@ pub fn run(boot: &'static BootInfo) {
         boot.cmdline()
     );
     let ov = cmdline::parse(boot.cmdline());
-    let disks = disks::discover();
+    let mut src = Sources { disks: disks::discover(), net: None };
     timing.disks = time::now_ns();
-    for d in &disks {
+    for d in &src.disks {
         println!("pvboot: disk {}: {} MiB", d.name, d.cache.device().sector_count().saturating_mul(u64::from(d.cache.sector_size())) >> 20);
     }
+    if let Some(spec) = &ov.netboot {
+        start_network(&mut src, spec, &ov.net_words);
+    }
     let (mut menu, config_device) = match ov.kernel_menu() {
-        Some(m) => (m, None),
-        None => read_config(&disks, &ov),
+        // A kernel= without a device is on the boot server when there is one.
+        Some(m) => (m, src.net.as_ref().map(|n| n.device.clone())),
+        None => read_config(&mut src, &ov),
     };
     if ov.kernel.is_none() {
         ov.apply(&mut menu);
@@ -166,7 +208,7 @@ pub fn run(boot: &'static BootInfo) {
     timing.found = time::now_ns();
     let mut ui = Ui::from_menu(menu);
     let shell_disks: Vec<ShellDisk<DiskHandle>> =
-        disks.iter().map(|d| ShellDisk { disk: d.cache.clone(), sector_size: d.cache.sector_size() }).collect();
+        src.disks.iter().map(|d| ShellDisk { disk: d.cache.clone(), sector_size: d.cache.sector_size() }).collect();
     let mut shell = DiskShell::new(shell_disks, config_device.clone());
     let mut term = GuestTerminal;
     loop {
@@ -175,7 +217,7 @@ pub fn run(boot: &'static BootInfo) {
             Boot::Custom(entry) => (entry, config_device.as_deref()),
         };
         // The UI shows why, on one line, and brings the menu back.
-        let why = chain::boot_entry(boot, &disks, device, &entry, &mut timing);
+        let why = chain::boot_entry(boot, &src, device, &entry, &mut timing);
         let now = term.now_ms();
         ui.boot_failed(&why, now, &mut term);
     }

@@ -15,7 +15,7 @@ pub mod tftp;
 
 use alloc::string::{String, ToString};
 use core::fmt;
-use core::net::Ipv4Addr;
+use core::net::{Ipv4Addr, SocketAddrV4};
 
 /// How a file is fetched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,6 +79,20 @@ impl Url {
         Url { path, ..self.clone() }
     }
 
+    /// `path` taken as relative to this URL's directory (the path up to its
+    /// last `/`): `tftp://s/pxe/` joined with `/boot/netbsd` is
+    /// `tftp://s/pxe/boot/netbsd`, as a disk's paths are relative to its
+    /// volume.
+    pub fn join(&self, path: &str) -> Url {
+        let dir = &self.path[..self.path.rfind('/').map_or(0, |i| i + 1)];
+        self.with_path(&alloc::format!("{dir}{}", path.trim_start_matches('/')))
+    }
+
+    /// This URL's directory (itself if it ends with `/`).
+    pub fn directory(&self) -> Url {
+        self.join("")
+    }
+
     /// The HTTP `Host` header's value.
     pub fn authority(&self) -> String {
         match (self.scheme, self.port) {
@@ -98,6 +112,59 @@ impl fmt::Display for Url {
     }
 }
 
+/// A GRUB network device: `(tftp)` and `(http)` are the boot server,
+/// `(tftp,10.0.0.1)` and `(http,10.0.0.1:8080)` (or GRUB's
+/// `(http,10.0.0.1,8080)`) another one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetDevice {
+    /// The protocol.
+    pub scheme: Scheme,
+    /// The server, `None` for the boot server.
+    pub server: Option<SocketAddrV4>,
+}
+
+impl NetDevice {
+    /// Parses a device with or without its parentheses; `None` if it is not
+    /// a network device at all.
+    pub fn parse(dev: &str) -> Option<Result<NetDevice, BadUrl>> {
+        let inner = dev.strip_prefix('(').and_then(|d| d.strip_suffix(')')).unwrap_or(dev);
+        let (proto, server) = inner.split_once(',').map_or((inner, None), |(p, s)| (p, Some(s)));
+        let scheme = match proto {
+            "tftp" => Scheme::Tftp,
+            "http" => Scheme::Http,
+            _ => return None,
+        };
+        let Some(server) = server else { return Some(Ok(NetDevice { scheme, server: None })) };
+        let prefix = if scheme == Scheme::Tftp { "tftp://" } else { "http://" };
+        let url = alloc::format!("{prefix}{}/", server.replacen(',', ":", 1));
+        Some(Url::parse(&url).map(|u| NetDevice { scheme, server: Some(SocketAddrV4::new(u.host, u.port)) }))
+    }
+
+    /// The URL of `path` on this device, given the boot server's URL.
+    pub fn url(&self, boot_server: Option<&Url>, path: &str) -> Result<Url, BadUrl> {
+        let (host, port) = match (self.server, boot_server) {
+            (Some(s), _) => (*s.ip(), s.port()),
+            (None, Some(b)) if b.scheme == self.scheme => (b.host, b.port),
+            (None, Some(b)) => (b.host, if self.scheme == Scheme::Tftp { tftp::PORT } else { 80 }),
+            (None, None) => return Err(BadUrl("no boot server: pvboot did not boot from the network (netboot)")),
+        };
+        Ok(Url { scheme: self.scheme, host, port, path: String::new() }.with_path(path))
+    }
+}
+
+impl fmt::Display for NetDevice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let proto = match self.scheme {
+            Scheme::Tftp => "tftp",
+            Scheme::Http => "http",
+        };
+        match self.server {
+            None => write!(f, "({proto})"),
+            Some(s) => write!(f, "({proto},{s})"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -109,8 +176,27 @@ mod tests {
         let u = Url::parse("http://192.168.1.2:8080").unwrap();
         assert_eq!((u.port, u.path.as_str(), u.authority().as_str()), (8080, "/", "192.168.1.2:8080"));
         assert_eq!(u.with_path("netbsd").to_string(), "http://192.168.1.2:8080/netbsd");
+        let pxe = Url::parse("tftp://10.0.0.1/pxe/menu.lst").unwrap();
+        assert_eq!(pxe.join("/boot/netbsd").to_string(), "tftp://10.0.0.1/pxe/boot/netbsd");
+        assert_eq!(pxe.directory().to_string(), "tftp://10.0.0.1/pxe/");
+        assert_eq!(u.join("netbsd").to_string(), "http://192.168.1.2:8080/netbsd");
         for bad in ["ftp://1.2.3.4/x", "http://example.org/x", "http://1.2.3.4:0/x", "http://1.2.3.4:99999/", "tftp://1.2.3.4/a b"] {
             assert!(Url::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn network_devices() {
+        let d = |s: &str| NetDevice::parse(s).map(|r| r.map(|d| d.to_string()));
+        assert_eq!(d("(tftp)"), Some(Ok("(tftp)".into())));
+        assert_eq!(d("(http,10.0.0.1)"), Some(Ok("(http,10.0.0.1:80)".into())));
+        assert_eq!(d("(http,10.0.0.1,8080)"), Some(Ok("(http,10.0.0.1:8080)".into())));
+        assert_eq!(d("tftp,10.0.0.1:6969"), Some(Ok("(tftp,10.0.0.1:6969)".into())));
+        assert!(matches!(d("(http,server.example)"), Some(Err(_))));
+        assert_eq!(d("(hd0,1)"), None);
+        let boot = Url::parse("tftp://10.0.0.1/pxe/").unwrap();
+        let dev = NetDevice::parse("(http)").unwrap().unwrap();
+        assert_eq!(dev.url(Some(&boot), "/netbsd").unwrap().to_string(), "http://10.0.0.1/netbsd");
+        assert!(dev.url(None, "/netbsd").is_err());
     }
 }

@@ -111,15 +111,16 @@ fn net_error(e: impl fmt::Display) -> FsError {
 }
 
 impl<N: Network> NetFs<N> {
-    /// The files on `base`'s server, over `net`. Files whose size the
+    /// The files under `base`'s directory, over `net` (`/boot/netbsd` is
+    /// `base`'s directory joined with `boot/netbsd`). Files whose size the
     /// server does not announce are read whole, up to `unsized_max` bytes.
     pub fn new(net: N, base: Url, unsized_max: u64) -> Self {
         NetFs { base, unsized_max, state: RefCell::new(State { net, current: None }) }
     }
 
-    /// The server, as a URL with the path `/`.
-    pub fn server(&self) -> Url {
-        self.base.with_path("/")
+    /// The directory files are read from.
+    pub fn base(&self) -> Url {
+        self.base.directory()
     }
 
     fn node(&self, path: &str, size: u64) -> Node {
@@ -132,7 +133,7 @@ impl<N: Network> NetFs<N> {
         if let Some(mut old) = state.current.take() {
             old.abandon();
         }
-        let url = self.base.with_path(path);
+        let url = self.base.join(path);
         let to = SocketAddrV4::new(url.host, url.port);
         let source = match url.scheme {
             Scheme::Tftp => {
