@@ -627,6 +627,12 @@ impl BootInfo {
         self.cmdline
     }
 
+    /// The value of the command line's last `key=value` word (`key` given
+    /// with its `=`), as kernel parameters are read.
+    pub fn cmdline_value(&self, key: &str) -> Option<&'static str> {
+        self.cmdline.split_ascii_whitespace().filter_map(|w| w.strip_prefix(key)).next_back()
+    }
+
     /// The command line's raw bytes, without the NUL.
     pub fn cmdline_bytes(&self) -> &'static [u8] {
         self.cmdline_bytes

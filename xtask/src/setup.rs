@@ -20,6 +20,7 @@ const PACKAGES: &[(&str, &str)] = &[
     ("iproute2", "network namespaces, bridges, TAP"),
     ("curl", "fetches httpd's page and file in the network tests"),
     ("tftpd-hpa", "a real TFTP server for pvboot's network boot tests"),
+    ("dnsmasq-base", "a real DHCP server naming pvboot's boot server in the network boot tests"),
     ("fio", "host disk baseline for benchmarks"),
     ("valgrind", "instruction counts for guest-side code"),
     ("qemu-system-x86", "test-xen: boots Debian's real Xen under TCG"),

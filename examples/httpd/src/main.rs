@@ -68,13 +68,6 @@ struct Conn {
     resp: Option<Response>,
 }
 
-fn word<'a>(cmdline: &'a str, key: &str) -> Option<&'a str> {
-    cmdline
-        .split_ascii_whitespace()
-        .filter_map(|w| w.strip_prefix(key))
-        .next_back()
-}
-
 /// Where a request head ends: the blank line, CRLF CRLF or (leniently,
 /// RFC 9112 section 2.2) LF LF; returns its offset and length.
 fn head_end(req: &[u8]) -> Option<(usize, usize)> {
@@ -145,10 +138,10 @@ fn respond(head: &[u8]) -> Response {
 
 fn httpd(boot: &BootInfo) {
     let cmdline = boot.cmdline();
-    let port: u16 = word(cmdline, "port=")
+    let port: u16 = boot.cmdline_value("port=")
         .and_then(|p| p.parse().ok())
         .unwrap_or(80);
-    let clients: usize = word(cmdline, "clients=")
+    let clients: usize = boot.cmdline_value("clients=")
         .and_then(|p| p.parse().ok())
         .unwrap_or(8)
         .clamp(1, 64);
@@ -156,7 +149,7 @@ fn httpd(boot: &BootInfo) {
         Ok(a) => a,
         Err(e) => return println!("httpd: error: {e}"),
     };
-    let nf = match NetFront::open_first(nf_config(cmdline)) {
+    let nf = match NetFront::open_first(netfront::Config::from_cmdline_reporting(cmdline)) {
         Ok(nf) => nf,
         Err(e) => return println!("httpd: error: {e}"),
     };
@@ -296,15 +289,6 @@ fn httpd(boot: &BootInfo) {
         Ok(()) => println!("httpd: vif closed"),
         Err(e) => println!("httpd: error: closing the vif: {e}"),
     }
-}
-
-/// netfront's options from `netfront.KEY=VALUE` words (e.g. `netfront.gso=1`).
-fn nf_config(cmdline: &str) -> netfront::Config {
-    let (c, bad) = netfront::Config::from_cmdline(cmdline);
-    for w in bad {
-        println!("ignoring {w}: not a netfront option");
-    }
-    c
 }
 
 /// On the host there is nothing to run: httpd is a Xen guest.

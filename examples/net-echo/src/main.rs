@@ -29,19 +29,12 @@ guest_lib::main!(net_echo);
 /// Each TCP connection's buffers: a 16 KiB window each way.
 const TCP_BUF: usize = 16 * 1024;
 
-fn word<'a>(cmdline: &'a str, key: &str) -> Option<&'a str> {
-    cmdline
-        .split_ascii_whitespace()
-        .filter_map(|w| w.strip_prefix(key))
-        .next_back()
-}
-
 fn net_echo(boot: &BootInfo) {
     let cmdline = boot.cmdline();
-    let port: u16 = word(cmdline, "port=")
+    let port: u16 = boot.cmdline_value("port=")
         .and_then(|p| p.parse().ok())
         .unwrap_or(7);
-    let clients: usize = word(cmdline, "clients=")
+    let clients: usize = boot.cmdline_value("clients=")
         .and_then(|p| p.parse().ok())
         .unwrap_or(8)
         .clamp(1, 64);
@@ -52,7 +45,7 @@ fn net_echo(boot: &BootInfo) {
             return;
         }
     };
-    let nf = match NetFront::open_first(nf_config(cmdline)) {
+    let nf = match NetFront::open_first(netfront::Config::from_cmdline_reporting(cmdline)) {
         Ok(nf) => nf,
         Err(e) => {
             println!("net-echo: error: {e}");
@@ -149,15 +142,6 @@ fn net_echo(boot: &BootInfo) {
         Ok(()) => println!("net-echo: vif closed"),
         Err(e) => println!("net-echo: error: closing the vif: {e}"),
     }
-}
-
-/// netfront's options from `netfront.KEY=VALUE` words (e.g. `netfront.gso=1`).
-fn nf_config(cmdline: &str) -> netfront::Config {
-    let (c, bad) = netfront::Config::from_cmdline(cmdline);
-    for w in bad {
-        println!("ignoring {w}: not a netfront option");
-    }
-    c
 }
 
 /// On the host there is nothing to run: net-echo is a Xen guest.

@@ -79,6 +79,16 @@ impl Config {
         Ok(true)
     }
 
+    /// [`Config::from_cmdline`], printing one line for each word it could
+    /// not use.
+    pub fn from_cmdline_reporting(cmdline: &str) -> Config {
+        let (c, bad) = Config::from_cmdline(cmdline);
+        for w in bad {
+            crate::println!("ignoring {w}: not a netfront option");
+        }
+        c
+    }
+
     /// The defaults with every `netfront.KEY=VALUE` word of `cmdline`
     /// applied ([`Config::set_option`]); unknown keys and bad values are
     /// returned as the words they were.
@@ -169,19 +179,6 @@ impl fmt::Display for OpenError {
             OpenError::Queue(e) => write!(f, "cannot set up the rings: {e:?}"),
             OpenError::Evtchn(e) => write!(f, "cannot set up the event channel: {e}"),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn command_line_options() {
-        let (c, bad) = Config::from_cmdline("ip=1.2.3.4 netfront.gso=1 netfront.split=0 netfront.rx-buffers=32 netfront.x=1 netfront.sg=y");
-        assert!(c.gso_tcpv4 && !c.split_event_channels && c.sg);
-        assert_eq!(c.rx_buffers, 32);
-        assert_eq!(bad, ["netfront.x=1", "netfront.sg=y"]);
     }
 }
 
@@ -486,4 +483,17 @@ fn dev_mac(dev: &Device) -> Result<[u8; 6], OpenError> {
                 .and_then(xenbus::parse_mac)
         })
         .ok_or(OpenError::NoMac)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_line_options() {
+        let (c, bad) = Config::from_cmdline("ip=1.2.3.4 netfront.gso=1 netfront.split=0 netfront.rx-buffers=32 netfront.x=1 netfront.sg=y");
+        assert!(c.gso_tcpv4 && !c.split_event_channels && c.sg);
+        assert_eq!(c.rx_buffers, 32);
+        assert_eq!(bad, ["netfront.x=1", "netfront.sg=y"]);
+    }
 }

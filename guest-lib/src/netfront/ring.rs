@@ -644,7 +644,7 @@ mod tests {
                 new.push(RxRequest::decode(&raw));
             }
             new.reverse();
-            new.extend(self.reqs.drain(..));
+            new.append(&mut self.reqs);
             self.reqs = new;
         }
 

@@ -230,11 +230,7 @@ impl BootServer {
     /// `net_words`, else DHCP) and finds the server `spec` names.
     pub fn start(spec: &NetBoot, net_words: &str) -> Result<BootServer, String> {
         let addr = net::parse_cmdline(net_words).map_err(|e| e.to_string())?;
-        let (cfg, bad) = netfront::Config::from_cmdline(net_words);
-        for w in bad {
-            println!("pvboot: ignoring {w}: not a netfront option");
-        }
-        let nf = NetFront::open_first(cfg).map_err(|e| format!("no network: {e}"))?;
+        let nf = NetFront::open_first(netfront::Config::from_cmdline_reporting(net_words)).map_err(|e| format!("no network: {e}"))?;
         let m = nf.mac();
         println!(
             "pvboot: network {} (mac {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}); {}",
