@@ -28,6 +28,8 @@ xenconsoled --log=guest --pid-file=/run/xenconsoled.pid || die "xenconsoled"
 # dom0's address on it; guests take static addresses in 10.0.0.0/24.
 ip link set lo up
 brctl addbr xenbr0 && ip addr add 10.0.0.1/24 dev xenbr0 && ip link set xenbr0 up || die "bridge xenbr0"
+# pvboot's network boot fetches the guest images from here (busybox httpd).
+httpd -p 10.0.0.1:80 -h /guests || die "httpd"
 say "dom0-ready $(uptime_s)"
 
 # section CASE NAME FILE: prints FILE between markers.

@@ -66,6 +66,9 @@ pub struct Case {
     pub ramdisk: Option<PathBuf>,
     /// xl vif specs (the network cases: on dom0's bridge xenbr0).
     pub vifs: Vec<String>,
+    /// Other guest images the case needs in dom0's /guests (which dom0's
+    /// HTTP server serves, for pvboot's network boot).
+    pub served: Vec<PathBuf>,
     /// A dom0 shell script run while the domain runs; the domain is then
     /// asked to power off (`xl shutdown`). Its output is the "client"
     /// section of the outcome.
@@ -132,6 +135,9 @@ impl Case {
         }
         if let (Some(host), Some(inside)) = (&self.ramdisk, self.ramdisk_inside()) {
             v.push((host.clone(), inside[1..].to_owned()));
+        }
+        for host in &self.served {
+            v.push((host.clone(), format!("guests/{}", host.file_name().unwrap_or_default().to_string_lossy())));
         }
         v
     }
@@ -247,6 +253,7 @@ fn case(
         disk: None,
         ramdisk: None,
         vifs: Vec::new(),
+        served: Vec::new(),
         client: None,
         timeout_secs: 30,
         reason,
@@ -348,7 +355,26 @@ fn guest_cases(
             l.memory_mib = 256;
             l.disk = Some((disk, String::new()));
             l.timeout_secs = 180;
-            vec![h, d, l]
+            // Network boot behind Linux's netback: no disk; hello fetched
+            // from dom0's HTTP server (init.sh serves /guests), the vif
+            // closed before the hand-off.
+            let ip = match mode {
+                Mode::Pvh => PVBOOT_NET_PVH_IP,
+                Mode::Pv => PVBOOT_NET_PV_IP,
+            };
+            let mut n = case(
+                "pvboot-netboot",
+                image,
+                mode,
+                &format!("ip={ip}/24 netboot=http://10.0.0.1/ kernel=/hello -- {PVBOOT_HELLO_ARGS}"),
+                "poweroff",
+                check_pvboot_netboot,
+            );
+            n.memory_mib = 256;
+            n.vifs = vec!["bridge=xenbr0".into()];
+            n.served = vec![guests.iter().find(|g| g.file_name().is_some_and(|n| n == "hello")).context("pvboot's network boot needs the hello guest")?.clone()];
+            n.timeout_secs = 120;
+            vec![h, d, l, n]
         }
         "hello" => vec![
             case("hello", image, mode, "SOME TEXT", "poweroff", check_hello),
@@ -461,6 +487,9 @@ const NET_ECHO_GSO_PV_IP: &str = "10.0.0.5";
 /// httpd's addresses.
 const HTTPD_PVH_IP: &str = "10.0.0.6";
 const HTTPD_PV_IP: &str = "10.0.0.7";
+/// pvboot's addresses when it boots from the network.
+const PVBOOT_NET_PVH_IP: &str = "10.0.0.8";
+const PVBOOT_NET_PV_IP: &str = "10.0.0.9";
 /// Clients fetching /big.bin at once.
 const HTTPD_CLIENTS: usize = 3;
 
@@ -786,6 +815,19 @@ fn check_pvboot_disk(case: &Case, out: &Outcome) -> Findings {
 fn check_pvboot_hello(case: &Case, out: &Outcome) -> Findings {
     let mut f = hello_findings(out, PVBOOT_HELLO_ARGS, case.memory_mib);
     pvboot_line(out, &mut f);
+    f
+}
+
+/// pvboot booting hello from dom0's HTTP server, then hello's own lines.
+fn check_pvboot_netboot(case: &Case, out: &Outcome) -> Findings {
+    let mut f = hello_findings(out, PVBOOT_HELLO_ARGS, case.memory_mib);
+    pvboot_line(out, &mut f);
+    if !out.console.lines().any(|l| l.starts_with("pvboot: booting /hello from http://10.0.0.1/")) {
+        f.bad.push("pvboot did not boot /hello from http://10.0.0.1/".into());
+    }
+    if let Some(l) = out.console.lines().find(|l| l.starts_with("pvboot: timing")) {
+        f.notes.push(l.trim_end().to_owned());
+    }
     f
 }
 
