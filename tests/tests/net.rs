@@ -187,7 +187,10 @@ fn stop(mut child: Child) {
 fn net_echo_round_trips_tcp_and_udp_through_our_netback() {
     let ns = Netns::new();
     let dir = scratch("net_echo");
-    let child = boot_net_guest(&ns, &dir, "net-echo", "ip=10.0.0.2/24 gw=10.0.0.1", "net-echo: listening on 10.0.0.2 tcp/7 udp/7");
+    // Two queues (ring pairs, TAP queues), so the clients' flows spread.
+    let child = boot_net_guest(&ns, &dir, "net-echo", "ip=10.0.0.2/24 gw=10.0.0.1 netfront.queues=2", "net-echo: listening on 10.0.0.2 tcp/7 udp/7");
+    let console = std::fs::read_to_string(dir.join("console.log")).unwrap();
+    assert!(console.contains(" queues=2 "), "two queues negotiated:\n{console}");
     let result = ns.inside(|| {
         use std::io::{Read, Write};
         // Three clients at once, each with its own payload (up to 96 KiB).
@@ -213,10 +216,11 @@ fn net_echo_round_trips_tcp_and_udp_through_our_netback() {
             })
             .collect();
         let tcp: Result<Vec<usize>, String> = clients.into_iter().map(|c| c.join().unwrap()).collect();
-        let udp = std::net::UdpSocket::bind("10.0.0.1:0").unwrap();
-        udp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         let mut echoed = 0;
         for i in 0..20u64 {
+            // A socket (a port, a flow) each: flows hash to both queues.
+            let udp = std::net::UdpSocket::bind("10.0.0.1:0").unwrap();
+            udp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
             let p = image_bytes(64 + 70 * i as usize, 100 + i);
             udp.send_to(&p, "10.0.0.2:7").unwrap();
             let mut buf = [0u8; 2048];
@@ -226,10 +230,37 @@ fn net_echo_round_trips_tcp_and_udp_through_our_netback() {
         }
         (tcp, echoed)
     });
-    stop(child);
+    // Powered off as xl shutdown does it, through control/shutdown
+    // (written with xenstore-utils): net-echo prints its counters.
+    let out = Command::new("xenstore-write")
+        .env("XENSTORED_PATH", dir.join("run/xenstored/socket"))
+        .args(["/local/domain/1/control/shutdown", "poweroff"])
+        .output()
+        .expect("xenstore-write");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let status = wait_exit(child, LIMIT);
     let (tcp, echoed) = result;
     assert_eq!(tcp.unwrap(), vec![32768, 65536, 98304]);
     assert!(echoed >= 19, "{echoed} of 20 UDP datagrams echoed");
+    let console = std::fs::read_to_string(dir.join("console.log")).unwrap();
+    assert_eq!(status, Some(0), "net-echo powered off:\n{console}");
+    let per_queue = console.lines().find_map(|l| l.strip_prefix("net-echo: packets per queue (rx/tx): ")).unwrap_or_else(|| panic!("{console}"));
+    let counts: Vec<u64> = per_queue.split(|c: char| !c.is_ascii_digit()).filter_map(|n| n.parse().ok()).collect();
+    assert!(counts.len() == 4 && counts.iter().all(|&n| n > 0), "both queues carried packets both ways: {per_queue}");
+}
+
+/// Waits up to `limit` for `child` to end by itself; its exit code, or
+/// `None` if it had to be killed.
+fn wait_exit(mut child: Child, limit: Duration) -> Option<i32> {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status.code();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    stop(child);
+    None
 }
 
 #[test]

@@ -17,6 +17,9 @@ mount -t devtmpfs devtmpfs /dev
 mkdir -p /dev/pts /run /tmp && mount -t devpts devpts /dev/pts
 mount -t tmpfs tmpfs /run
 for m in $(cat /etc/xt/modules); do insmod "$m" || die "insmod $m"; done
+# dom0 has one vCPU, so netback would offer one queue; two, for netfront's
+# multi-queue (read when each vif's backend is probed).
+echo 2 >/sys/module/xen_netback/parameters/max_queues || die "xen_netback max_queues"
 mount -t xenfs xenfs /proc/xen || die "mount xenfs"
 mkdir -p /run/xen /run/xenstored /var/lib/xen /var/lib/xenstored /var/log/xen/console /var/run
 ln -sf /run/xen /var/run/xen

@@ -55,8 +55,8 @@ fn net_echo(boot: &BootInfo) {
     let i = nf.info();
     let m = i.mac;
     println!(
-        "net-echo: {} mac {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x} sg={} gso-tcpv4={} split-evtchn={} (backend offers rx-copy={} sg={} gso-tcpv4={} split={} queues={})",
-        nf.nodename(), m[0], m[1], m[2], m[3], m[4], m[5], i.sg as u8, i.gso_tcpv4 as u8, i.split as u8,
+        "net-echo: {} mac {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x} sg={} gso-tcpv4={} split-evtchn={} queues={} (backend offers rx-copy={} sg={} gso-tcpv4={} split={} queues={})",
+        nf.nodename(), m[0], m[1], m[2], m[3], m[4], m[5], i.sg as u8, i.gso_tcpv4 as u8, i.split as u8, i.queues,
         i.offer.rx_copy as u8, i.offer.sg as u8, i.offer.gso_tcpv4 as u8, i.offer.split_event_channels as u8, i.offer.max_queues
     );
     let mut stack = Stack::new(nf, addr);
@@ -138,6 +138,8 @@ fn net_echo(boot: &BootInfo) {
         "net-echo: stopping: {tcp_conns} tcp connections ({tcp_bytes} bytes), {udp_dgrams} udp datagrams echoed; rx {} packets ({} multi-slot, {} csum-blank), tx {} packets; dropped rx {} bad rx {} tx bad ids {} tx errors {} tx refused {}",
         st.rx_packets, st.rx_multi_slot, st.rx_csum_blank, st.tx_packets, st.rx_dropped, st.rx_bad_responses, st.tx_bad_ids, st.tx_errors, st.tx_refused
     );
+    let queues = stack.netfront().info().queues;
+    println!("net-echo: packets per queue (rx/tx): {:?} / {:?}", &st.rx_per_queue[..queues], &st.tx_per_queue[..queues]);
     match stack.netfront().close() {
         Ok(()) => println!("net-echo: vif closed"),
         Err(e) => println!("net-echo: error: closing the vif: {e}"),

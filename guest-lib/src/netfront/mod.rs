@@ -1,5 +1,4 @@
-//! netfront: the PV network frontend (one vif, one queue), laid out like
-//! blkfront:
+//! netfront: the PV network frontend, laid out like blkfront:
 //! - [`ring`]: the tx and rx rings with their persistent buffer pools;
 //! - [`xenbus`]: negotiation with the backend through xenstore;
 //! - [`csum`]: completing checksums the backend left blank;
@@ -10,8 +9,12 @@
 //! packet); `feature-sg` (packets over several slots, both ways);
 //! `feature-gso-tcpv4` (off unless asked: the stack above never sends
 //! segments larger than its MTU, and large received segments only cost
-//! copies here); split event channels when offered. One queue is used even
-//! when `multi-queue-max-queues` offers more: a single vCPU gains nothing.
+//! copies here); split event channels when offered; several queues (ring
+//! pairs, each with its own channels) when asked for with
+//! `netfront.queues=N` and offered (`multi-queue-max-queues`). One queue
+//! is the default: a single vCPU gains nothing from more. Frames are sent
+//! on the queue their flow hashes to (so a TCP connection stays in
+//! order), and received from every queue in turn.
 //!
 //! Checksums: transmitted packets carry the checksums the stack computed
 //! in software and are marked NETTXF_DATA_VALIDATED; we do not send
@@ -44,6 +47,9 @@ use crate::xenstore::XsError;
 
 pub use self::ring::MAX_PACKET;
 
+/// Most queues a vif is opened with (Linux's default cap is 8).
+pub const MAX_QUEUES: usize = 8;
+
 /// Choices a caller may make when opening a vif.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Config {
@@ -57,13 +63,17 @@ pub struct Config {
     pub gso_tcpv4: bool,
     /// Use split event channels when offered.
     pub split_event_channels: bool,
+    /// Queues (ring pairs) wanted; the backend's `multi-queue-max-queues`
+    /// caps it.
+    pub queues: usize,
     /// How long to wait for the backend at each step, in ns.
     pub timeout_ns: u64,
 }
 
 impl Config {
     /// Applies a `key=value` option that limits what is negotiated
-    /// (`sg=0|1`, `gso=0|1`, `split=0|1`, `rx-buffers=N`, `tx-buffers=N`).
+    /// (`sg=0|1`, `gso=0|1`, `split=0|1`, `rx-buffers=N`, `tx-buffers=N`,
+    /// `queues=N`).
     /// Returns whether `key` was one of them, or the value when it is not
     /// a number.
     pub fn set_option<'a>(&mut self, key: &str, value: &'a str) -> Result<bool, &'a str> {
@@ -72,6 +82,7 @@ impl Config {
             "sg" => self.sg = n()? != 0,
             "gso" => self.gso_tcpv4 = n()? != 0,
             "split" => self.split_event_channels = n()? != 0,
+            "queues" => self.queues = (n()? as usize).clamp(1, MAX_QUEUES),
             "rx-buffers" => self.rx_buffers = n()? as usize,
             "tx-buffers" => self.tx_buffers = n()? as usize,
             _ => return Ok(false),
@@ -118,6 +129,7 @@ impl Default for Config {
             sg: true,
             gso_tcpv4: false,
             split_event_channels: true,
+            queues: 1,
             timeout_ns: 30_000_000_000,
         }
     }
@@ -138,6 +150,8 @@ pub struct Info {
     pub gso_tcpv4: bool,
     /// Split event channels in use.
     pub split: bool,
+    /// Queues in use.
+    pub queues: usize,
 }
 
 /// Why a vif could not be opened.
@@ -190,36 +204,74 @@ pub fn list() -> Result<Vec<String>, XsError> {
     xb::list("vif")
 }
 
-/// A connected PV network device.
-pub struct NetFront {
-    dev: Device,
-    info: Info,
+/// One ring pair and its event channels.
+struct Queue {
     tx: TxQueue,
     rx: RxQueue,
     tx_port: Port,
     rx_port: Option<Port>,
-    stats: Stats,
-    timeout_ns: u64,
-    closed: bool,
 }
 
-struct Made {
-    tx: TxQueue,
-    rx: RxQueue,
-    tx_port: Port,
-    rx_port: Option<Port>,
-    sg: bool,
-    gso: bool,
-}
+impl Queue {
+    /// Rings, buffers and channels for one queue; on failure, nothing is
+    /// left allocated.
+    fn new(backend: DomId, cfg: &Config, split: bool) -> Result<Queue, OpenError> {
+        let mut tx = TxQueue::new(Some(backend), cfg.tx_buffers).map_err(OpenError::Queue)?;
+        let mut rx = match RxQueue::new(Some(backend), cfg.rx_buffers) {
+            Ok(rx) => rx,
+            Err(e) => {
+                tx.teardown();
+                return Err(OpenError::Queue(e));
+            }
+        };
+        let ports = channel(backend).and_then(|tx_port| match split {
+            false => Ok((tx_port, None)),
+            true => channel(backend).map(|rx_port| (tx_port, Some(rx_port))).inspect_err(|_| {
+                let _ = evtchn::close(tx_port);
+            }),
+        });
+        match ports {
+            Ok((tx_port, rx_port)) => Ok(Queue { tx, rx, tx_port, rx_port }),
+            Err(e) => {
+                let _ = tx.teardown() + rx.teardown();
+                Err(e)
+            }
+        }
+    }
 
-impl Made {
-    fn teardown(mut self) {
-        let _ = self.tx.teardown() + self.rx.teardown();
+    fn publish(&self) -> xenbus::QueueKeys {
+        xenbus::QueueKeys { tx_ring_ref: self.tx.ring_ref(), rx_ring_ref: self.rx.ring_ref(), tx_port: self.tx_port, rx_port: self.rx_port }
+    }
+
+    /// Posts receive buffers; tells the backend if any were new.
+    fn kick_rx(&mut self) {
+        if self.rx.refill() {
+            let _ = evtchn::send(self.rx_port.unwrap_or(self.tx_port));
+        }
+    }
+
+    /// Ends the grants and closes the channels; returns the grants the
+    /// backend still held.
+    fn teardown(&mut self) -> usize {
+        let held = self.tx.teardown() + self.rx.teardown();
         let _ = evtchn::close(self.tx_port);
         if let Some(p) = self.rx_port {
             let _ = evtchn::close(p);
         }
+        held
     }
+}
+
+/// A connected PV network device.
+pub struct NetFront {
+    dev: Device,
+    info: Info,
+    queues: Vec<Queue>,
+    /// The queue `recv` looks at first (turns rotate, so none starves).
+    next_rx: usize,
+    stats: Stats,
+    timeout_ns: u64,
+    closed: bool,
 }
 
 fn channel(backend: DomId) -> Result<Port, OpenError> {
@@ -229,6 +281,32 @@ fn channel(backend: DomId) -> Result<Port, OpenError> {
         return Err(OpenError::Evtchn(e));
     }
     Ok(p)
+}
+
+/// The queue an outgoing frame goes on: a hash of its IPv4 addresses and
+/// TCP/UDP ports (so one flow stays on one queue, in order), queue 0 for
+/// anything else.
+pub fn queue_for(frame: &[u8], queues: usize) -> usize {
+    if queues <= 1 || frame.len() < 34 || frame[12..14] != [0x08, 0x00] {
+        return 0;
+    }
+    let ip = &frame[14..];
+    let ihl = usize::from(ip[0] & 0xf) * 4;
+    let mut h: u32 = 0x811c_9dc5;
+    let mut mix = |bytes: &[u8]| {
+        for &b in bytes {
+            h = (h ^ u32::from(b)).wrapping_mul(0x0100_0193);
+        }
+    };
+    mix(&ip[12..20]);
+    mix(&[ip[9]]);
+    let fragment = u16::from_be_bytes([ip[6], ip[7]]) & 0x3fff != 0;
+    if matches!(ip[9], 6 | 17) && !fragment && ihl >= 20 {
+        if let Some(ports) = ip.get(ihl..ihl + 4) {
+            mix(ports);
+        }
+    }
+    h as usize % queues
 }
 
 impl NetFront {
@@ -246,96 +324,58 @@ impl NetFront {
     pub fn open(id: &str, cfg: Config) -> Result<NetFront, OpenError> {
         let dev = Device::open("vif", id)?;
         let mac = dev_mac(&dev)?;
-        let mut made: Option<Made> = None;
-        let connected = xenbus::connect(
-            &dev,
-            cfg.timeout_ns,
-            |offer: &Offer| -> Result<(), OpenError> {
-                if !offer.rx_copy {
-                    return Err(OpenError::NoRxCopy);
-                }
-                let tx =
-                    TxQueue::new(Some(dev.backend_id), cfg.tx_buffers).map_err(OpenError::Queue)?;
-                let rx = match RxQueue::new(Some(dev.backend_id), cfg.rx_buffers) {
-                    Ok(rx) => rx,
-                    Err(e) => {
-                        let mut tx = tx;
-                        tx.teardown();
-                        return Err(OpenError::Queue(e));
-                    }
-                };
-                let split = cfg.split_event_channels && offer.split_event_channels;
-                let tx_port = channel(dev.backend_id)?;
-                let rx_port = if split {
-                    Some(channel(dev.backend_id)?)
-                } else {
-                    None
-                };
-                let (sg, gso) = (
-                    cfg.sg && offer.sg,
-                    cfg.gso_tcpv4 && offer.gso_tcpv4 && cfg.sg && offer.sg,
-                );
-                let p = xenbus::Publish {
-                    tx_ring_ref: tx.ring_ref(),
-                    rx_ring_ref: rx.ring_ref(),
-                    tx_port,
-                    rx_port,
-                    sg,
-                    gso_tcpv4: gso,
-                };
-                let mut m = Made {
-                    tx,
-                    rx,
-                    tx_port,
-                    rx_port,
-                    sg,
-                    gso,
-                };
-                // Posted before the backend connects, as Linux does, so the
-                // first packets find buffers.
-                m.rx.refill();
-                made = Some(m);
-                xenbus::publish(&dev, &p)?;
-                Ok(())
-            },
-        );
+        let mut made: Vec<Queue> = Vec::new();
+        let mut used = (false, false);
+        let connected = xenbus::connect(&dev, cfg.timeout_ns, |offer: &Offer| -> Result<(), OpenError> {
+            if !offer.rx_copy {
+                return Err(OpenError::NoRxCopy);
+            }
+            let split = cfg.split_event_channels && offer.split_event_channels;
+            let count = cfg.queues.clamp(1, MAX_QUEUES).min(offer.max_queues as usize);
+            for _ in 0..count {
+                made.push(Queue::new(dev.backend_id, &cfg, split)?);
+            }
+            let sg = cfg.sg && offer.sg;
+            used = (sg, cfg.gso_tcpv4 && offer.gso_tcpv4 && sg);
+            let p = xenbus::Publish { queues: made.iter().map(Queue::publish).collect(), sg: used.0, gso_tcpv4: used.1 };
+            // Posted before the backend connects, as Linux does, so the
+            // first packets find buffers.
+            for q in &mut made {
+                q.rx.refill();
+            }
+            xenbus::publish(&dev, &p)?;
+            Ok(())
+        });
         let offer = match connected {
             Ok(o) => o,
             Err(e) => {
-                if let Some(m) = made {
+                if !made.is_empty() {
                     let _ = dev.close(cfg.timeout_ns.min(xb::REINIT_WAIT_NS));
-                    m.teardown();
-                    xenbus::unpublish(&dev);
+                    xenbus::unpublish(&dev, made.len());
+                }
+                for q in &mut made {
+                    q.teardown();
                 }
                 return Err(e);
             }
         };
-        let Some(m) = made else {
-            return Err(OpenError::Xenbus(XenbusError::BackendFailed(
-                xb::XenbusState::Connected,
-            )));
-        };
+        if made.is_empty() {
+            return Err(OpenError::Xenbus(XenbusError::BackendFailed(xb::XenbusState::Connected)));
+        }
         let info = Info {
             mac,
             backend_id: dev.backend_id,
             offer,
-            sg: m.sg,
-            gso_tcpv4: m.gso,
-            split: m.rx_port.is_some(),
+            sg: used.0,
+            gso_tcpv4: used.1,
+            split: made[0].rx_port.is_some(),
+            queues: made.len(),
         };
         log::debug!("netfront: {} connected: {info:?}", dev.nodename);
-        let mut nf = NetFront {
-            dev,
-            info,
-            tx: m.tx,
-            rx: m.rx,
-            tx_port: m.tx_port,
-            rx_port: m.rx_port,
-            stats: Stats::default(),
-            timeout_ns: cfg.timeout_ns,
-            closed: false,
-        };
-        nf.kick_rx();
+        let mut nf = NetFront { dev, info, queues: made, next_rx: 0, stats: Stats::default(), timeout_ns: cfg.timeout_ns, closed: false };
+        for q in &mut nf.queues {
+            q.kick_rx();
+        }
         Ok(nf)
     }
 
@@ -361,44 +401,45 @@ impl NetFront {
 
     /// Whether the rings still work (no protocol violation, not closed).
     pub fn is_up(&self) -> bool {
-        !self.closed && self.tx.broken().is_none() && self.rx.broken().is_none()
+        !self.closed && self.queues.iter().all(|q| q.tx.broken().is_none() && q.rx.broken().is_none())
     }
 
-    fn kick_rx(&mut self) {
-        if self.rx.refill() {
-            let _ = evtchn::send(self.rx_port.unwrap_or(self.tx_port));
-        }
-    }
-
-    /// Whether a frame of `len` bytes can be sent now (after reclaiming
-    /// buffers the backend is done with).
-    pub fn can_send(&mut self, len: usize) -> bool {
+    /// Whether a frame of `len` bytes can be sent now on queue `q` (after
+    /// reclaiming buffers the backend is done with).
+    fn can_send_on(&mut self, q: usize, len: usize) -> bool {
         if self.closed || (!self.info.sg && len > xen_abi::PAGE_SIZE) {
             return false;
         }
-        if !self.tx.has_room(len) {
-            let _ = self.tx.reap(&mut self.stats);
+        let tx = &mut self.queues[q].tx;
+        if !tx.has_room(len) {
+            let _ = tx.reap(&mut self.stats);
         }
-        self.tx.has_room(len)
+        tx.has_room(len)
+    }
+
+    /// Whether a frame of `len` bytes can be sent now on every queue
+    /// (smoltcp asks before it knows the frame).
+    pub fn can_send(&mut self, len: usize) -> bool {
+        (0..self.queues.len()).all(|q| self.can_send_on(q, len))
     }
 
     /// Sends one Ethernet frame (without FCS); false when it could not be
     /// queued (ring or pool full, too big, device down), counted in
     /// [`Stats::tx_refused`].
     pub fn send(&mut self, frame: &[u8]) -> bool {
-        if !self.can_send(frame.len()) {
+        let q = queue_for(frame, self.queues.len());
+        if !self.can_send_on(q, frame.len()) {
             self.stats.tx_refused += 1;
             return false;
         }
-        if !self
-            .tx
-            .send(frame, ni::NETTXF_DATA_VALIDATED, &mut self.stats)
-        {
+        let queue = &mut self.queues[q];
+        if !queue.tx.send(frame, ni::NETTXF_DATA_VALIDATED, &mut self.stats) {
             return false;
         }
-        if self.tx.push() {
-            let _ = evtchn::send(self.tx_port);
+        if queue.tx.push() {
+            let _ = evtchn::send(queue.tx_port);
         }
+        self.stats.tx_per_queue[q] += 1;
         true
     }
 
@@ -408,15 +449,23 @@ impl NetFront {
         if self.closed {
             return None;
         }
-        let got = match self.rx.next_packet(out, &mut self.stats) {
-            Ok(m) => m,
-            Err(e) => {
-                log::warn!("netfront: {}: rx ring broken: {e:?}", self.dev.nodename);
-                None
-            }
-        };
-        self.kick_rx();
-        let meta = got?;
+        let n = self.queues.len();
+        let meta = (0..n).find_map(|i| {
+            let q = (self.next_rx + i) % n;
+            let queue = &mut self.queues[q];
+            let got = match queue.rx.next_packet(out, &mut self.stats) {
+                Ok(m) => m,
+                Err(e) => {
+                    log::warn!("netfront: {}: queue {q}: rx ring broken: {e:?}", self.dev.nodename);
+                    None
+                }
+            };
+            queue.kick_rx();
+            got.map(|m| (q, m))
+        });
+        let (q, meta) = meta?;
+        self.next_rx = (q + 1) % n;
+        self.stats.rx_per_queue[q] += 1;
         if meta.flags & ni::NETRXF_CSUM_BLANK != 0 && csum::complete_ipv4_l4(out) {
             self.stats.rx_csum_blank += 1;
         }
@@ -426,13 +475,15 @@ impl NetFront {
     /// Whether anything waits to be taken (received frames or finished
     /// transmissions): the poll loop's wake-up condition.
     pub fn has_work(&self) -> bool {
-        !self.closed && (self.rx.has_responses() || self.tx.has_responses())
+        !self.closed && self.queues.iter().any(|q| q.rx.has_responses() || q.tx.has_responses())
     }
 
     /// Reclaims transmit buffers the backend is done with.
     pub fn reap_tx(&mut self) {
         if !self.closed {
-            let _ = self.tx.reap(&mut self.stats);
+            for q in &mut self.queues {
+                let _ = q.tx.reap(&mut self.stats);
+            }
         }
     }
 
@@ -447,18 +498,14 @@ impl NetFront {
         let r = self.dev.close(self.timeout_ns);
         // The backend unmapped everything on its way to Closed; grants it
         // still holds (a backend that never closed) leak their pages.
-        let held = self.tx.teardown() + self.rx.teardown();
+        let held: usize = self.queues.iter_mut().map(Queue::teardown).sum();
         if held > 0 {
             log::warn!(
                 "netfront: {}: backend still holds {held} grants",
                 self.dev.nodename
             );
         }
-        let _ = evtchn::close(self.tx_port);
-        if let Some(p) = self.rx_port {
-            let _ = evtchn::close(p);
-        }
-        xenbus::unpublish(&self.dev);
+        xenbus::unpublish(&self.dev, self.queues.len());
         r
     }
 }
@@ -489,10 +536,44 @@ fn dev_mac(dev: &Device) -> Result<[u8; 6], OpenError> {
 mod tests {
     use super::*;
 
+    /// A TCP/IPv4 frame from `src` port to port 80.
+    fn frame(src: u8, port: u16) -> Vec<u8> {
+        let mut f = alloc::vec![0u8; 54];
+        f[12..14].copy_from_slice(&[0x08, 0x00]);
+        f[14] = 0x45;
+        f[23] = 6;
+        f[26..30].copy_from_slice(&[10, 0, 0, src]);
+        f[30..34].copy_from_slice(&[10, 0, 0, 1]);
+        f[34..36].copy_from_slice(&port.to_be_bytes());
+        f[36..38].copy_from_slice(&80u16.to_be_bytes());
+        f
+    }
+
+    #[test]
+    fn flows_keep_their_queue_and_spread_over_queues() {
+        assert_eq!(queue_for(&frame(2, 1000), 1), 0);
+        let q = queue_for(&frame(2, 1000), 4);
+        for _ in 0..3 {
+            assert_eq!(queue_for(&frame(2, 1000), 4), q, "one flow, one queue");
+        }
+        let used: alloc::collections::BTreeSet<usize> = (0..64).map(|p| queue_for(&frame(2, 40000 + p), 4)).collect();
+        assert_eq!(used.len(), 4, "64 flows use every queue: {used:?}");
+        // Not IPv4, or too short: queue 0; a garbage header length never
+        // reads past the frame.
+        let mut arp = frame(2, 1000);
+        arp[12..14].copy_from_slice(&[0x08, 0x06]);
+        assert_eq!(queue_for(&arp, 4), 0);
+        assert_eq!(queue_for(&frame(2, 1000)[..20], 4), 0);
+        let mut bad = frame(2, 1000);
+        bad[14] = 0x4f;
+        assert!(queue_for(&bad, 4) < 4);
+    }
+
     #[test]
     fn command_line_options() {
-        let (c, bad) = Config::from_cmdline("ip=1.2.3.4 netfront.gso=1 netfront.split=0 netfront.rx-buffers=32 netfront.x=1 netfront.sg=y");
+        let (c, bad) = Config::from_cmdline("ip=1.2.3.4 netfront.gso=1 netfront.split=0 netfront.rx-buffers=32 netfront.x=1 netfront.sg=y netfront.queues=99");
         assert!(c.gso_tcpv4 && !c.split_event_channels && c.sg);
+        assert_eq!(c.queues, MAX_QUEUES);
         assert_eq!(c.rx_buffers, 32);
         assert_eq!(bad, ["netfront.x=1", "netfront.sg=y"]);
     }

@@ -59,6 +59,10 @@ pub struct Stats {
     pub rx_csum_blank: u64,
     /// Received packets that took more than one data slot.
     pub rx_multi_slot: u64,
+    /// Packets received, per queue.
+    pub rx_per_queue: [u64; super::MAX_QUEUES],
+    /// Packets sent, per queue.
+    pub tx_per_queue: [u64; super::MAX_QUEUES],
 }
 
 /// Why a queue could not be made.

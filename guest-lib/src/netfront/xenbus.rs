@@ -14,8 +14,10 @@
 //! `tx-ring-ref`, `rx-ring-ref`, `event-channel` (or `event-channel-tx` and
 //! `event-channel-rx` with split channels), `request-rx-copy` = 1,
 //! `feature-rx-notify` = 1, and `feature-sg`, `feature-gso-tcpv4` as we
-//! want them. One queue: `multi-queue-num-queues` is not written, so the
-//! backend reads the keys above from our directory itself.
+//! want them. With one queue the ring and channel keys are in our
+//! directory itself and `multi-queue-num-queues` is not written (what a
+//! backend without multi-queue reads); with several, `multi-queue-num-queues`
+//! = N and each queue's keys under `queue-0/` ... `queue-<N-1>/`.
 
 use alloc::string::String;
 use core::fmt::Write;
@@ -79,9 +81,9 @@ pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
     parts.next().is_none().then_some(mac)
 }
 
-/// What we publish.
+/// One queue's rings and channels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Publish {
+pub struct QueueKeys {
     /// `tx-ring-ref`.
     pub tx_ring_ref: GrantRef,
     /// `rx-ring-ref`.
@@ -90,47 +92,62 @@ pub struct Publish {
     pub tx_port: Port,
     /// The rx channel when split (`event-channel-rx`).
     pub rx_port: Option<Port>,
+}
+
+/// What we publish.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Publish {
+    /// The queues, at least one.
+    pub queues: alloc::vec::Vec<QueueKeys>,
     /// `feature-sg`.
     pub sg: bool,
     /// `feature-gso-tcpv4`.
     pub gso_tcpv4: bool,
 }
 
-/// The keys and values [`publish`] writes, in order (pure, for tests).
-pub fn keys(p: &Publish) -> alloc::vec::Vec<(&'static str, String)> {
-    let mut v = alloc::vec![
-        ("tx-ring-ref", num(p.tx_ring_ref as u64)),
-        ("rx-ring-ref", num(p.rx_ring_ref as u64))
-    ];
-    match p.rx_port {
-        Some(rx) => {
-            v.push(("event-channel-tx", num(p.tx_port as u64)));
-            v.push(("event-channel-rx", num(rx as u64)));
-        }
-        None => v.push(("event-channel", num(p.tx_port as u64))),
+/// The keys (relative to our directory) and values [`publish`] writes, in
+/// order (pure, for tests).
+pub fn keys(p: &Publish) -> alloc::vec::Vec<(String, String)> {
+    let mut v = alloc::vec::Vec::new();
+    let several = p.queues.len() > 1;
+    if several {
+        v.push(("multi-queue-num-queues".into(), num(p.queues.len() as u64)));
     }
-    v.push(("request-rx-copy", "1".into()));
-    v.push(("feature-rx-notify", "1".into()));
-    v.push(("feature-sg", bit(p.sg)));
-    v.push(("feature-gso-tcpv4", bit(p.gso_tcpv4)));
+    for (i, q) in p.queues.iter().enumerate() {
+        let dir = if several { alloc::format!("queue-{i}/") } else { String::new() };
+        v.push((alloc::format!("{dir}tx-ring-ref"), num(q.tx_ring_ref as u64)));
+        v.push((alloc::format!("{dir}rx-ring-ref"), num(q.rx_ring_ref as u64)));
+        match q.rx_port {
+            Some(rx) => {
+                v.push((alloc::format!("{dir}event-channel-tx"), num(q.tx_port as u64)));
+                v.push((alloc::format!("{dir}event-channel-rx"), num(rx as u64)));
+            }
+            None => v.push((alloc::format!("{dir}event-channel"), num(q.tx_port as u64))),
+        }
+    }
+    v.push(("request-rx-copy".into(), "1".into()));
+    v.push(("feature-rx-notify".into(), "1".into()));
+    v.push(("feature-sg".into(), bit(p.sg)));
+    v.push(("feature-gso-tcpv4".into(), bit(p.gso_tcpv4)));
     v
 }
 
 /// Keys a previous kernel in this domain may have left that contradict
-/// what we write (the other event-channel form, queue directories).
-const STALE: &[&str] = &[
-    "event-channel",
-    "event-channel-tx",
-    "event-channel-rx",
-    "multi-queue-num-queues",
-];
+/// what we write (the other event-channel form, queue directories), and
+/// what [`unpublish`] removes.
+fn stale() -> impl Iterator<Item = String> {
+    ["tx-ring-ref", "rx-ring-ref", "event-channel", "event-channel-tx", "event-channel-rx", "multi-queue-num-queues"]
+        .into_iter()
+        .map(String::from)
+        .chain((0..super::MAX_QUEUES).map(|i| alloc::format!("queue-{i}")))
+}
 
 /// Writes our keys and switches to Connected, in one transaction.
 pub fn publish(dev: &Device, p: &Publish) -> Result<(), XsError> {
     let keys = keys(p);
     xenstore::transaction(|tx| {
-        for k in STALE {
-            match xenstore::rm(tx, &dev.front_path(k)) {
+        for k in stale() {
+            match xenstore::rm(tx, &dev.front_path(&k)) {
                 Err(e) if !e.is_not_found() => return Err(e),
                 _ => {}
             }
@@ -142,18 +159,16 @@ pub fn publish(dev: &Device, p: &Publish) -> Result<(), XsError> {
     })
 }
 
-/// Removes what [`publish`] wrote (after the backend closed) so the next
-/// frontend starts clean.
-pub fn unpublish(dev: &Device) {
-    for k in [
-        "tx-ring-ref",
-        "rx-ring-ref",
-        "event-channel",
-        "event-channel-tx",
-        "event-channel-rx",
-        "request-rx-copy",
-    ] {
-        let _ = xenstore::rm(Tx::NONE, &dev.front_path(k));
+/// Removes what [`publish`] wrote for `queues` queues (after the backend
+/// closed) so the next frontend starts clean.
+pub fn unpublish(dev: &Device, queues: usize) {
+    let mut keys: alloc::vec::Vec<String> = stale().take(6).collect();
+    keys.push("request-rx-copy".into());
+    if queues > 1 {
+        keys.extend((0..queues).map(|i| alloc::format!("queue-{i}")));
+    }
+    for k in keys {
+        let _ = xenstore::rm(Tx::NONE, &dev.front_path(&k));
     }
 }
 
@@ -291,17 +306,12 @@ mod tests {
 
     #[test]
     fn published_keys_follow_the_event_channel_form() {
-        let mut p = Publish {
-            tx_ring_ref: 8,
-            rx_ring_ref: 9,
-            tx_port: 5,
-            rx_port: None,
-            sg: true,
-            gso_tcpv4: false,
-        };
+        let q = QueueKeys { tx_ring_ref: 8, rx_ring_ref: 9, tx_port: 5, rx_port: None };
+        let mut p = Publish { queues: alloc::vec![q], sg: true, gso_tcpv4: false };
         let k = keys(&p);
         let get =
-            |k: &[(&str, String)], n: &str| k.iter().find(|(x, _)| *x == n).map(|(_, v)| v.clone());
+            |k: &[(String, String)], n: &str| k.iter().find(|(x, _)| *x == n).map(|(_, v)| v.clone());
+        assert_eq!(get(&k, "multi-queue-num-queues"), None);
         assert_eq!(get(&k, "event-channel").as_deref(), Some("5"));
         assert_eq!(get(&k, "event-channel-rx"), None);
         assert_eq!(get(&k, "request-rx-copy").as_deref(), Some("1"));
@@ -309,10 +319,19 @@ mod tests {
         assert_eq!(get(&k, "feature-sg").as_deref(), Some("1"));
         assert_eq!(get(&k, "feature-gso-tcpv4").as_deref(), Some("0"));
         assert_eq!(get(&k, "tx-ring-ref").as_deref(), Some("8"));
-        p.rx_port = Some(6);
+        p.queues[0].rx_port = Some(6);
         let k = keys(&p);
         assert_eq!(get(&k, "event-channel"), None);
         assert_eq!(get(&k, "event-channel-tx").as_deref(), Some("5"));
         assert_eq!(get(&k, "event-channel-rx").as_deref(), Some("6"));
+        // Two queues: each under its directory, as Linux's netfront writes them.
+        p.queues.push(QueueKeys { tx_ring_ref: 10, rx_ring_ref: 11, tx_port: 7, rx_port: Some(8) });
+        let k = keys(&p);
+        assert_eq!(get(&k, "multi-queue-num-queues").as_deref(), Some("2"));
+        assert_eq!(get(&k, "tx-ring-ref"), None);
+        assert_eq!(get(&k, "queue-0/tx-ring-ref").as_deref(), Some("8"));
+        assert_eq!(get(&k, "queue-1/rx-ring-ref").as_deref(), Some("11"));
+        assert_eq!(get(&k, "queue-1/event-channel-rx").as_deref(), Some("8"));
+        assert_eq!(get(&k, "feature-sg").as_deref(), Some("1"));
     }
 }

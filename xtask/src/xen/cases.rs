@@ -450,7 +450,7 @@ fn guest_cases(
                 Mode::Pvh => NET_ECHO_GSO_PVH_IP,
                 Mode::Pv => NET_ECHO_GSO_PV_IP,
             };
-            let mut g = case("net-echo-gso", image, mode, &format!("ip={ip}/24 gw=10.0.0.1 netfront.gso=1"), "poweroff", check_net_echo);
+            let mut g = case("net-echo-gso", image, mode, &format!("ip={ip}/24 gw=10.0.0.1 netfront.gso=1 netfront.queues=2"), "poweroff", check_net_echo);
             g.vifs = c.vifs.clone();
             g.client = Some(format!("netcheck {ip} 7 4 50\n"));
             g.timeout_secs = 120;
@@ -598,6 +598,20 @@ fn check_net_echo(case: &Case, out: &Outcome) -> Findings {
     }
     if let Some(l) = out.console.lines().find_map(|l| l.strip_prefix("net-echo: stopping: ")) {
         f.notes.push(l.trim_end().to_owned());
+    }
+    // With netfront.queues=2 both of Linux's netback queues carry packets.
+    if case.extra.contains("netfront.queues=2") {
+        match out.console.lines().find_map(|l| l.strip_prefix("net-echo: packets per queue (rx/tx): ")) {
+            Some(l) => {
+                let counts: Vec<u64> = l.split(|c: char| !c.is_ascii_digit()).filter_map(|n| n.parse().ok()).collect();
+                if counts.len() == 4 && counts.iter().all(|&n| n > 0) {
+                    f.notes.push(format!("packets per queue (rx/tx): {}", l.trim_end()));
+                } else {
+                    f.bad.push(format!("two queues wanted, both used both ways: {}", l.trim_end()));
+                }
+            }
+            None => f.bad.push("no \"net-echo: packets per queue\" line".into()),
+        }
     }
     if !out.console.lines().any(|l| l.trim_end() == "net-echo: vif closed") {
         f.bad.push("net-echo did not close its vif (no \"net-echo: vif closed\")".into());
