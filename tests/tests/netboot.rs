@@ -52,6 +52,22 @@ fn tftpd(ns: &Netns, root: &Path) -> Server {
     server
 }
 
+/// Python's http.server on 10.0.0.1:`port` in the namespace, serving `root`.
+fn http_server(ns: &Netns, root: &Path, port: u16) -> Server {
+    let child = ns
+        .exec("python3")
+        .args(["-m", "http.server", "--bind", "10.0.0.1", "--directory"])
+        .arg(root)
+        .arg(port.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("python3");
+    let server = Server(child);
+    wait_listening(ns, "tcp", port);
+    server
+}
+
 /// The namespace's bridge gets 10.0.0.1/24: the servers' side.
 fn address_bridge(ns: &Netns) {
     let out = ns.ip(&["addr", "add", "10.0.0.1/24", "dev", "xenbr0"]);
@@ -123,17 +139,7 @@ fn pvboot_boots_hello_from_an_http_server() {
     address_bridge(&ns);
     let grub = "set default=0\nset timeout=0\nmenuentry 'hello over HTTP' {\n  linux /boot/hello.gz from http\n}\n";
     let root = serve_dir(&dir, &[("boot/hello.gz", gzip(&hello())), ("boot/grub/grub.cfg", grub.as_bytes().to_vec())]);
-    let child = ns
-        .exec("python3")
-        .args(["-m", "http.server", "--bind", "10.0.0.1", "--directory"])
-        .arg(&root)
-        .arg("8080")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("python3");
-    let _http = Server(child);
-    wait_listening(&ns, "tcp", 8080);
+    let _http = http_server(&ns, &root, 8080);
     let run = boot_pvboot(&ns, &dir, "ip=10.0.0.2/24 gw=10.0.0.1 netboot=http://10.0.0.1:8080/boot/grub/grub.cfg");
     assert_eq!(run.code(), 0, "{run}");
     let reading = at(&run, "pvboot: reading /boot/grub/grub.cfg on http://10.0.0.1:8080/");
@@ -188,17 +194,7 @@ fn a_net_booted_kernel_gets_the_vif_pvboot_used() {
     address_bridge(&ns);
     let echo = std::fs::read(guest("net-echo")).expect("target/guests/net-echo");
     let root = serve_dir(&dir, &[("net-echo", echo)]);
-    let child = ns
-        .exec("python3")
-        .args(["-m", "http.server", "--bind", "10.0.0.1", "--directory"])
-        .arg(&root)
-        .arg("80")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("python3");
-    let _http = Server(child);
-    wait_listening(&ns, "tcp", 80);
+    let _http = http_server(&ns, &root, 80);
     let text = format!(
         "name = \"handover\"\ntype = \"pvh\"\nkernel = \"{}\"\nmemory = 256\n\
          extra = \"ip=10.0.0.2/24 netboot=http://10.0.0.1/ kernel=/net-echo -- ip=10.0.0.2/24\"\nvif = [ 'bridge=xenbr0' ]\n",

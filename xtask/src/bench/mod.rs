@@ -7,10 +7,11 @@ mod boot;
 mod boot_loader;
 mod fs;
 mod net;
+mod netboot;
 
 use anyhow::Result;
 
-/// Runs the benchmarks named in `args` (all when empty): boot, fs, block, boot-loader, net.
+/// Runs the benchmarks named in `args` (all when empty): boot, fs, block, boot-loader, net, netboot.
 pub fn run(args: &[String]) -> Result<()> {
     let want = |name: &str| args.is_empty() || args.iter().any(|a| a == name);
     if want("boot") {
@@ -35,6 +36,11 @@ pub fn run(args: &[String]) -> Result<()> {
         let report = net::run()?;
         print!("{report}");
         record("net", &report)?;
+    }
+    if want("netboot") {
+        let report = netboot::run()?;
+        print!("{report}");
+        record("netboot", &report)?;
     }
     Ok(())
 }
