@@ -306,6 +306,14 @@ pub fn queue_for(frame: &[u8], queues: usize) -> usize {
             mix(ports);
         }
     }
+    // FNV-1a alone keeps the parity of the bytes' low bits (its prime is
+    // odd), so flows differing only in even ports (Linux's connect())
+    // would share a queue of two: murmur3's finaliser mixes every bit in.
+    h ^= h >> 16;
+    h = h.wrapping_mul(0x85eb_ca6b);
+    h ^= h >> 13;
+    h = h.wrapping_mul(0xc2b2_ae35);
+    h ^= h >> 16;
     h as usize % queues
 }
 
@@ -558,6 +566,9 @@ mod tests {
         }
         let used: alloc::collections::BTreeSet<usize> = (0..64).map(|p| queue_for(&frame(2, 40000 + p), 4)).collect();
         assert_eq!(used.len(), 4, "64 flows use every queue: {used:?}");
+        // Even ports only, as Linux's connect() picks them, over two queues.
+        let on_1 = (0..16).filter(|p| queue_for(&frame(2, 40000 + 2 * p), 2) == 1).count();
+        assert!((4..=12).contains(&on_1), "{on_1} of 16 even-port flows on queue 1");
         // Not IPv4, or too short: queue 0; a garbage header length never
         // reads past the frame.
         let mut arp = frame(2, 1000);

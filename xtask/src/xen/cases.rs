@@ -315,6 +315,9 @@ fn guest_cases(
             vec![c, l, m]
         }
         "pvboot" => {
+            let served = |name: &str| -> Result<PathBuf> {
+                guests.iter().find(|g| g.file_name().is_some_and(|n| n == name)).cloned().with_context(|| format!("pvboot's network boot needs the {name} guest"))
+            };
             // pvboot lives at 128 MiB: 256 MiB of RAM. Its disk: an ext4
             // file system with hello, Debian's Linux and an initrd, and a
             // grub.cfg naming both (hello first, the default).
@@ -372,9 +375,29 @@ fn guest_cases(
             );
             n.memory_mib = 256;
             n.vifs = vec!["bridge=xenbr0".into()];
-            n.served = vec![guests.iter().find(|g| g.file_name().is_some_and(|n| n == "hello")).context("pvboot's network boot needs the hello guest")?.clone()];
+            n.served = vec![served("hello")?];
             n.timeout_secs = 120;
-            vec![h, d, l, n]
+            // The vif handed over: pvboot closes it before the hand-off,
+            // net-echo (fetched the same way) connects it again and
+            // answers dom0's netcheck.
+            let ip = match mode {
+                Mode::Pvh => PVBOOT_ECHO_PVH_IP,
+                Mode::Pv => PVBOOT_ECHO_PV_IP,
+            };
+            let mut e = case(
+                "pvboot-netboot-echo",
+                image,
+                mode,
+                &format!("ip={ip}/24 netboot=http://10.0.0.1/ kernel=/net-echo -- ip={ip}/24 gw=10.0.0.1"),
+                "poweroff",
+                check_pvboot_netboot_echo,
+            );
+            e.memory_mib = 256;
+            e.vifs = vec!["bridge=xenbr0".into()];
+            e.served = vec![served("net-echo")?];
+            e.client = Some(format!("netcheck {ip} 7 4 50\n"));
+            e.timeout_secs = 180;
+            vec![h, d, l, n, e]
         }
         "hello" => vec![
             case("hello", image, mode, "SOME TEXT", "poweroff", check_hello),
@@ -490,6 +513,9 @@ const HTTPD_PV_IP: &str = "10.0.0.7";
 /// pvboot's addresses when it boots from the network.
 const PVBOOT_NET_PVH_IP: &str = "10.0.0.8";
 const PVBOOT_NET_PV_IP: &str = "10.0.0.9";
+/// pvboot's, then net-echo's, when pvboot boots net-echo from the network.
+const PVBOOT_ECHO_PVH_IP: &str = "10.0.0.10";
+const PVBOOT_ECHO_PV_IP: &str = "10.0.0.11";
 /// Clients fetching /big.bin at once.
 const HTTPD_CLIENTS: usize = 3;
 
@@ -575,12 +601,8 @@ fn check_httpd(case: &Case, out: &Outcome) -> Findings {
 /// UDP echo back, and it closed its vif when asked to power off.
 fn check_net_echo(case: &Case, out: &Outcome) -> Findings {
     let mut f = Findings::default();
-    let ip = match (case.label.as_str(), case.mode) {
-        ("net-echo-gso", Mode::Pvh) => NET_ECHO_GSO_PVH_IP,
-        ("net-echo-gso", Mode::Pv) => NET_ECHO_GSO_PV_IP,
-        (_, Mode::Pvh) => NET_ECHO_PVH_IP,
-        (_, Mode::Pv) => NET_ECHO_PV_IP,
-    };
+    // The guest's address: its last `ip=A.B.C.D/N` word.
+    let ip = case.extra.split_whitespace().filter_map(|w| w.strip_prefix("ip=")).next_back().and_then(|v| v.split('/').next()).unwrap_or("?");
     let want = format!("net-echo: listening on {ip} tcp/7 udp/7");
     if !out.console.lines().any(|l| l.trim_end() == want) {
         f.bad.push(format!("no line {want:?} on the console"));
@@ -841,6 +863,17 @@ fn check_pvboot_netboot(case: &Case, out: &Outcome) -> Findings {
     }
     if let Some(l) = out.console.lines().find(|l| l.starts_with("pvboot: timing")) {
         f.notes.push(l.trim_end().to_owned());
+    }
+    f
+}
+
+/// pvboot booting net-echo from dom0's HTTP server; net-echo then passes
+/// what the net-echo case checks, on the vif pvboot used.
+fn check_pvboot_netboot_echo(case: &Case, out: &Outcome) -> Findings {
+    let mut f = check_net_echo(case, out);
+    pvboot_line(out, &mut f);
+    if !out.console.lines().any(|l| l.starts_with("pvboot: booting /net-echo from http://10.0.0.1/")) {
+        f.bad.push("pvboot did not boot /net-echo from http://10.0.0.1/".into());
     }
     f
 }
