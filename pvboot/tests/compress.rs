@@ -406,6 +406,27 @@ fn zstd_window_over_the_cap_is_refused() {
     assert!(matches!(e, DecompressError::Corrupt { .. }), "{e}");
 }
 
+#[test]
+fn zstd_single_segment_over_the_limit_is_refused_before_decoding() {
+    // From a file, zstd writes small content as one segment: the window is the content size.
+    let plain = random(300_000, 3);
+    let dir = std::env::temp_dir().join(format!("pvboot-zstd-single-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("k");
+    std::fs::write(&path, &plain).unwrap();
+    let st = Command::new("zstd").args(["-q", "-f", "-k"]).arg(&path).status().expect("zstd (install zstd)");
+    assert!(st.success());
+    let file = std::fs::read(dir.join("k.zst")).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_ne!(file[4] & 0x20, 0, "single segment");
+    decodes_to(Compression::Zstd, &file, &plain, "zstd single segment from a file");
+    // One byte short: refused whole, before any output (a decoder would write its first chunk).
+    let mut v = Vec::new();
+    let e = decompress(Compression::Zstd, &file, &mut v, plain.len() as u64 - 1).unwrap_err();
+    assert!(matches!(e, DecompressError::TooLarge { limit } if limit == plain.len() as u64 - 1), "{e}");
+    assert!(v.is_empty(), "{} bytes written", v.len());
+}
+
 /// The Window_Size a Window_Descriptor byte stands for (RFC 8878 3.1.1.1.2).
 fn window_descriptor_size(d: u8) -> u64 {
     let base = 1u64 << (10 + (d >> 3));

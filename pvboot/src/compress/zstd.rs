@@ -11,7 +11,9 @@
 //! size, the buffer of [`into`]), ruzstd is shown the frame header with a Window_Descriptor
 //! lowered to that size (never below 128 KiB, the largest block, since Block_Maximum_Size follows
 //! the window). `zstd --ultra -22` on a pipe, as Linux compresses x86 kernels, declares 128 MiB
-//! and no content size; the bzImage's appended size bounds it. Frames whose window is still over
+//! and no content size; the bzImage's appended size bounds it. A Single_Segment frame (its window
+//! is its content size) with more content than the caller takes is refused before ruzstd reserves
+//! anything. Frames whose window is still over
 //! [`WINDOW_CAP`] (half of pvboot's heap, which also holds the compressed input) are refused
 //! with that reason rather than left to fail the allocation; each frame gets a fresh decoder, so
 //! two windows are never held.
@@ -45,22 +47,28 @@ fn window_size(descriptor: u8) -> u64 {
     base + base / 8 * u64::from(descriptor & 7)
 }
 
-/// The Window_Descriptor to show ruzstd for the frame starting `frame`, when the declared one is
-/// larger than the frame can use: at most `room` bytes may come out (the caller's limit), and no
-/// more than Frame_Content_Size when the header gives it. `None` leaves the header as it is:
-/// Single_Segment frames (their window is their content size already), headers too short to
-/// read (ruzstd reports them), and windows no larger than needed.
-fn lowered_window(frame: &[u8], room: u64) -> Option<u8> {
+/// What a frame header says about the memory its frame needs.
+struct Header {
+    /// Window_Descriptor, absent in Single_Segment frames (their window is their content size).
+    descriptor: Option<u8>,
+    /// Frame_Content_Size, when the header gives it.
+    content: Option<u64>,
+}
+
+/// Reads the header of the frame starting `frame` (magic already checked); `None` when it is too
+/// short to read (ruzstd reports that).
+fn header(frame: &[u8]) -> Option<Header> {
     let fhd = *frame.get(4)?;
-    if fhd & 0x20 != 0 {
-        return None;
-    }
-    let declared = window_size(*frame.get(5)?);
-    // Dictionary_ID then Frame_Content_Size follow the Window_Descriptor; without Single_Segment
-    // an FCS flag of 0 means no field.
+    let single = fhd & 0x20 != 0;
+    let descriptor = if single { None } else { Some(*frame.get(5)?) };
+    // Dictionary_ID then Frame_Content_Size follow; an FCS flag of 0 means a 1-byte field in a
+    // Single_Segment frame and none otherwise.
     let dict_len = [0usize, 1, 2, 4][usize::from(fhd & 3)];
-    let fcs_len = [0usize, 2, 4, 8][usize::from(fhd >> 6)];
-    let at = 6 + dict_len;
+    let fcs_len = match fhd >> 6 {
+        0 if single => 1,
+        flag => [0usize, 2, 4, 8][usize::from(flag)],
+    };
+    let at = 5 + usize::from(!single) + dict_len;
     let content = match frame.get(at..at + fcs_len) {
         Some(field) if fcs_len > 0 => {
             let mut v = [0u8; 8];
@@ -68,9 +76,19 @@ fn lowered_window(frame: &[u8], room: u64) -> Option<u8> {
             // A 2-byte field is stored minus 256.
             Some(u64::from_le_bytes(v) + if fcs_len == 2 { 256 } else { 0 })
         }
-        _ => None,
+        Some(_) => None,
+        None => return None,
     };
-    let need = content.map_or(room, |c| c.min(room)).max(MAX_BLOCK);
+    Some(Header { descriptor, content })
+}
+
+/// The Window_Descriptor to show ruzstd for a frame with header `h`, when the declared one is
+/// larger than the frame can use: at most `room` bytes may come out (the caller's limit), and no
+/// more than Frame_Content_Size when the header gives it. `None` leaves the header as it is:
+/// Single_Segment frames, and windows no larger than needed.
+fn lowered_window(h: &Header, room: u64) -> Option<u8> {
+    let declared = window_size(h.descriptor?);
+    let need = h.content.map_or(room, |c| c.min(room)).max(MAX_BLOCK);
     if declared <= need {
         return None;
     }
@@ -102,7 +120,8 @@ impl Read for Patched<'_> {
 /// A reader for the frame at the start of `frame` whose window is no larger than `room` bytes
 /// of output (or its content size) need.
 fn patched(frame: &[u8], room: u64) -> Patched<'_> {
-    match (lowered_window(frame, room), frame.get(..6)) {
+    let lowered = header(frame).and_then(|h| lowered_window(&h, room));
+    match (lowered, frame.get(..6)) {
         (Some(descriptor), Some(first)) => {
             let mut head = [0u8; 6];
             head.copy_from_slice(first);
@@ -176,7 +195,16 @@ fn frames<E>(
     };
     let mut total = 0u64;
     loop {
-        let mut src = patched(&input[pos..], limit.saturating_sub(total));
+        let room = limit.saturating_sub(total);
+        // A Single_Segment frame's window is its whole content: one larger than the caller takes
+        // is refused before ruzstd reserves it (its output would pass the limit, or its size
+        // would not match).
+        if let Some(Header { descriptor: None, content: Some(content) }) = header(&input[pos..]) {
+            if content > room {
+                return Err(DecompressError::TooLarge { limit });
+            }
+        }
+        let mut src = patched(&input[pos..], room);
         let mut dec = FrameDecoder::new();
         dec.set_max_window_size(WINDOW_CAP);
         dec.reset(&mut src).map_err(error)?;
