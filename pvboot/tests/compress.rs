@@ -330,12 +330,19 @@ fn zstd() {
         ],
         true,
     );
-    // Linux's cmd_zstd22 (x86 kernels) on a pipe, and --long=27, declare a 128 MiB window, which
-    // ruzstd would reserve whole: refused in one line instead of failing the allocation.
+    // Linux's cmd_zstd22 (x86 kernels) on a pipe, and --long=27, declare a 128 MiB window and no
+    // content size; the caller's limit (a kernel payload's known size) bounds the window ruzstd
+    // reserves, so they decode.
+    let plain = few_mib();
     for args in [&["--ultra", "-22", "-c"][..], &["--long=27", "-3", "-c"]] {
-        let packed = tool("zstd", "zstd", args, &real_elf());
+        let packed = tool("zstd", "zstd", args, &plain);
+        assert_eq!(packed[4] & 0x20, 0, "zstd {args:?}: not single-segment");
+        assert_eq!(packed[4] >> 6, 0, "zstd {args:?}: no content size on a pipe");
+        assert_eq!(packed[5], 0x88, "zstd {args:?}: a 128 MiB window descriptor");
+        decodes_to(Compression::Zstd, &packed, &plain, &format!("zstd {args:?} on a pipe"));
+        // With no useful limit nothing bounds the window: refused in one line.
         let mut v = Vec::new();
-        let e = decompress(Compression::Zstd, &packed, &mut v, 64 << 20).unwrap_err();
+        let e = decompress(Compression::Zstd, &packed, &mut v, 1 << 30).unwrap_err();
         assert_eq!(e.to_string(), "unsupported zstd data: window larger than 32 MiB (half of pvboot's heap)", "zstd {args:?}");
     }
     check_tool(Compression::Zstd, "zstd", "zstd", &[&["-1", "--no-check", "-c"]], false);
@@ -359,10 +366,71 @@ fn zstd_frames_and_skippable() {
 
 #[test]
 fn zstd_window_over_the_cap_is_refused() {
-    let file = tool("zstd", "zstd", &["--long=30", "-c"], &random(100, 1));
+    // Content that truly exceeds the cap: 40 MiB, declared in the header (compressed from a file)
+    // or not (on a pipe), with a limit above it.
+    let plain = vec![0u8; 40 << 20];
+    let dir = std::env::temp_dir().join(format!("pvboot-zstd-cap-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("k");
+    std::fs::write(&path, &plain).unwrap();
+    let st = Command::new("zstd").args(["-q", "-f", "--long=30", "-k"]).arg(&path).status().expect("zstd (install zstd)");
+    assert!(st.success());
+    let from_file = std::fs::read(dir.join("k.zst")).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_ne!(from_file[4] >> 6, 0, "zstd from a file writes the content size");
+    let from_pipe = tool("zstd", "zstd", &["--long=30", "-c"], &plain);
+    for (file, what) in [(&from_file, "content size declared"), (&from_pipe, "on a pipe")] {
+        let mut v = Vec::new();
+        let e = decompress(Compression::Zstd, file, &mut v, 64 << 20).unwrap_err();
+        assert!(matches!(e, DecompressError::Unsupported { .. }), "{what}: {e}");
+        let mut out = vec![0u8; 48 << 20];
+        let e = decompress_into(Compression::Zstd, file, &mut out).unwrap_err();
+        assert!(matches!(e, DecompressError::Unsupported { .. }), "{what}: {e}");
+    }
+    // A 2 GiB declared window over 100 bytes: the limit lowers it, and the bytes come out.
+    let small = random(100, 1);
+    let file = tool("zstd", "zstd", &["--long=30", "-c"], &small);
+    assert!(window_descriptor_size(file[5]) >= 1 << 30, "--long=30 declares its window");
+    decodes_to(Compression::Zstd, &file, &small, "zstd --long=30 of 100 bytes");
+    // A frame whose declared content size is smaller than its output, with its window lowered to
+    // that size, is an error, not a panic or output past the window.
+    let plain = few_mib();
+    let mut lying = tool("zstd", "zstd", &["-q", "-3", "--long=27", "-c"], &plain);
+    assert!(decompress(Compression::Zstd, &lying, &mut Vec::new(), 8 << 20).is_ok());
+    // Claim 1 MiB of content with a 4-byte Frame_Content_Size field (the header grows by 4).
+    lying[4] |= 0x80;
+    let mut claimed = lying[..6].to_vec();
+    claimed.extend_from_slice(&(1u32 << 20).to_le_bytes());
+    claimed.extend_from_slice(&lying[6..]);
+    let e = decompress(Compression::Zstd, &claimed, &mut Vec::new(), 8 << 20).unwrap_err();
+    assert!(matches!(e, DecompressError::Corrupt { .. }), "{e}");
+}
+
+#[test]
+fn zstd_single_segment_over_the_limit_is_refused_before_decoding() {
+    // From a file, zstd writes small content as one segment: the window is the content size.
+    let plain = random(300_000, 3);
+    let dir = std::env::temp_dir().join(format!("pvboot-zstd-single-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("k");
+    std::fs::write(&path, &plain).unwrap();
+    let st = Command::new("zstd").args(["-q", "-f", "-k"]).arg(&path).status().expect("zstd (install zstd)");
+    assert!(st.success());
+    let file = std::fs::read(dir.join("k.zst")).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_ne!(file[4] & 0x20, 0, "single segment");
+    decodes_to(Compression::Zstd, &file, &plain, "zstd single segment from a file");
+    // One byte short: refused whole, before any output (a decoder would write its first chunk).
     let mut v = Vec::new();
-    let e = decompress(Compression::Zstd, &file, &mut v, 1 << 20).unwrap_err();
-    assert!(matches!(e, DecompressError::Unsupported { .. }), "{e}");
+    let e = decompress(Compression::Zstd, &file, &mut v, plain.len() as u64 - 1).unwrap_err();
+    assert!(matches!(e, DecompressError::TooLarge { limit } if limit == plain.len() as u64 - 1), "{e}");
+    assert!(v.is_empty(), "{} bytes written", v.len());
+}
+
+/// The Window_Size a Window_Descriptor byte stands for (RFC 8878 3.1.1.1.2).
+fn window_descriptor_size(d: u8) -> u64 {
+    let base = 1u64 << (10 + (d >> 3));
+    base + base / 8 * u64::from(d & 7)
 }
 
 #[test]

@@ -1029,6 +1029,36 @@ fn bzimage(payload: &[u8], version: u16, setup_sects: u8) -> Vec<u8> {
     v
 }
 
+/// Linux's x86 zstd kernels (`cmd_zstd22`): `zstd -22 --ultra` on a pipe (a 128 MiB window
+/// descriptor and no content size, more window than pvboot's heap can hold) with the build's
+/// 4-byte size appended, which bounds the window the decoder reserves.
+#[test]
+fn bzimage_zstd22_from_a_pipe() {
+    use std::io::Write;
+    let hello = std::fs::read(guest("hello")).unwrap();
+    let mut child = Command::new("zstd")
+        .args(["-22", "--ultra", "-q", "-c"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("zstd (install zstd)");
+    child.stdin.take().unwrap().write_all(&hello).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let mut payload = out.stdout;
+    assert_eq!((payload[4] >> 6, payload[5]), (0, 0x88), "no content size, a 128 MiB window");
+    payload.extend_from_slice(&(hello.len() as u32).to_le_bytes());
+    let img = bzimage(&payload, 0x20f, 4);
+    for mode in [BootMode::Pvh, BootMode::Pv] {
+        let mut mem = VecMemory::new(0, 4 * MIB as usize, 0xaa);
+        let loaded = load(&mut &img[..], &mut mem, &limits(), mode).unwrap();
+        let (plain, _) = load_file(&guest("hello"), mode);
+        assert_eq!(loaded.entry, plain.entry);
+        assert!(loaded.description.ends_with("(zstd)"), "{}", loaded.description);
+        check_memory(&guest("hello"), &mem, &loaded);
+    }
+}
+
 #[test]
 fn bzimages() {
     let hello = std::fs::read(guest("hello")).unwrap();

@@ -22,6 +22,7 @@ const PACKAGES: &[(&str, &str)] = &[
     ("tftpd-hpa", "a real TFTP server for pvboot's network boot tests"),
     ("dnsmasq-base", "a real DHCP server naming pvboot's boot server in the network boot tests"),
     ("fio", "host disk baseline for benchmarks"),
+    ("iperf3", "host TCP baseline over veth for the network benchmark"),
     ("valgrind", "instruction counts for guest-side code"),
     ("qemu-system-x86", "test-xen: boots Debian's real Xen under TCG"),
     ("gcc", "test-xen: builds dom0's static netcheck (xtask/xen/netcheck.c)"),

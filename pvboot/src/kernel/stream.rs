@@ -440,7 +440,10 @@ pub fn load_compressed<D: Decompressor>(
     mode: BootMode,
     size_hint: Option<u64>,
 ) -> Result<Loaded, KernelError> {
-    let max_out = limits.max_bytes;
+    // The hint is the size Linux places the kernel by (a bzImage's appended size, gzip's ISIZE),
+    // and the fast path already holds the output to it; bounding every pass by it also lets a
+    // decoder size its buffers to it (zstd's window: Linux's zstd -22 kernels declare 128 MiB).
+    let max_out = size_hint.map_or(limits.max_bytes, |s| s.min(limits.max_bytes));
     // The headers, from a short prefix of the output.
     let mut prefix = Prefix { bytes: Vec::new(), cap: HEADER_CAP };
     match d.decompress(input, &mut prefix, max_out) {
@@ -449,7 +452,7 @@ pub fn load_compressed<D: Decompressor>(
     }
     if !prefix.bytes.starts_with(elf::MAGIC) {
         if matches!(multiboot::find(&prefix.bytes), Ok(Some(_))) {
-            return load_whole(d, input, mem, limits, mode);
+            return load_whole(d, input, mem, limits, mode, max_out);
         }
         let what = super::describe_magic(&prefix.bytes);
         return Err(KernelError::UnknownFormat(format!("decompressed {} data {what}", d.name())));
@@ -467,7 +470,7 @@ pub fn load_compressed<D: Decompressor>(
             let notes = pass.notes();
             if notes.source == elf::NoteSource::None {
                 // Perhaps in sections or __xen_guest, which come last: load from a whole copy.
-                return load_whole(d, input, mem, limits, mode);
+                return load_whole(d, input, mem, limits, mode, max_out);
             }
             Some(notes)
         }
@@ -486,18 +489,19 @@ pub fn load_compressed<D: Decompressor>(
     }
     match router.finish()? {
         Some(loaded) => Ok(loaded),
-        None => load_whole(d, input, mem, limits, mode),
+        None => load_whole(d, input, mem, limits, mode, max_out),
     }
 }
 
 /// Decompresses the whole file into a heap buffer and loads it from there:
-/// for ELF files whose Xen notes are only in sections, read last.
+/// for ELF files whose Xen notes are only in sections, read last. At most `max_out` bytes.
 fn load_whole<D: Decompressor>(
     d: &D,
     input: &[u8],
     mem: &mut dyn Memory,
     limits: &Limits,
     mode: BootMode,
+    max_out: u64,
 ) -> Result<Loaded, KernelError> {
     struct Whole(Vec<u8>);
     impl Sink for Whole {
@@ -508,7 +512,7 @@ fn load_whole<D: Decompressor>(
         }
     }
     let mut whole = Whole(Vec::new());
-    d.decompress(input, &mut whole, limits.max_bytes).map_err(|e| match e {
+    d.decompress(input, &mut whole, max_out).map_err(|e| match e {
         DecodeError::Failed(e) => decode_failed(d, e),
         DecodeError::Sink(never) => match never {},
     })?;
