@@ -125,7 +125,7 @@ fn net_echo(boot: &BootInfo) {
         .and_then(|p| p.parse().ok())
         .unwrap_or(8)
         .clamp(1, 64);
-    let stop_after: Option<u64> = word(cmdline, "stop-after=").and_then(|p| p.parse().ok());
+    let stop_after: Option<u64> = boot.cmdline_value("stop-after=").and_then(|p| p.parse().ok());
     let addr = match net::parse_cmdline(cmdline) {
         Ok(a) => a,
         Err(e) => {
