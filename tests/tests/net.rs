@@ -698,6 +698,11 @@ fn net_echo_keeps_answering_through_a_host_flood_and_a_hostile_netfront() {
     };
     eprintln!("exchange during the flood and the attack: {}", times(true).join(", "));
     eprintln!("exchange during the attack alone: {}", times(false).join(", "));
+    let mut alone: Vec<Duration> = during.iter().filter(|(f, _)| !*f).filter_map(|(_, r)| r.as_ref().ok().map(|(d, _)| *d)).collect();
+    alone.sort();
+    if let (Some(lo), Some(hi)) = (alone.first(), alone.last()) {
+        eprintln!("exchange during the attack alone: {} of them, {} to {}, median {}", alone.len(), ms(lo), ms(hi), ms(&alone[alone.len() / 2]));
+    }
     eprintln!("flood: {sent} frames sent in {FLOOD:?} ({:.0}/s), {refused} refused by the socket", sent as f64 / FLOOD.as_secs_f64());
     eprintln!("after: {:?}", after.as_ref().map(|(d, _)| ms(d)));
     eprintln!("net-echo's netback: {}", echo_stderr.lines().filter(|l| l.contains("netback")).collect::<Vec<_>>().join("; "));
