@@ -191,13 +191,23 @@ fn bad_xenbus(cx: &mut Ctx, dev: &Device, t: &mut Tally) {
         // gets as far as mapping the junk rings; the others are nonsense
         // throughout.
         let valid = cx.rng.one_in(2);
-        let bad = |cx: &mut Ctx| if valid { cx.rng.one_in(8) } else { !cx.rng.one_in(3) };
+        let bad = |cx: &mut Ctx| {
+            if valid {
+                cx.rng.one_in(8)
+            } else {
+                !cx.rng.one_in(3)
+            }
+        };
         let multi = bad(cx);
         if multi {
             let nq = cx.rng.pick(&queues);
             w(t, dev, "multi-queue-num-queues", nq);
         }
-        let dirs: &[&str] = if multi { &["", "queue-0/", "queue-1/"] } else { &[""] };
+        let dirs: &[&str] = if multi {
+            &["", "queue-0/", "queue-1/"]
+        } else {
+            &[""]
+        };
         let mut ports = Vec::new();
         for dir in dirs {
             for (k, real) in [("tx-ring-ref", real[0]), ("rx-ring-ref", real[1])] {
@@ -357,7 +367,8 @@ impl Front {
         let rx_refs: Vec<u32> = (0..DATA_PAGES)
             .filter_map(|i| gnttab::grant_access(b, rx_pages.gfn(i), false).ok())
             .collect();
-        let foreign_ref = gnttab::grant_access(cx.rng.pick(&OTHER_DOMS), data.gfn(1), false).ok()?;
+        let foreign_ref =
+            gnttab::grant_access(cx.rng.pick(&OTHER_DOMS), data.gfn(1), false).ok()?;
         let revoked_ref = gnttab::grant_access(b, data.gfn(2), true).ok()?;
         let _ = gnttab::revoke(revoked_ref);
         let port = evtchn::alloc_unbound(b).ok()?;
@@ -370,7 +381,9 @@ impl Front {
         w(t, dev, "feature-gso-tcpv4", "1");
         w(t, dev, "state", "4");
         let ok = dev
-            .wait_backend("Connected", 2 * SECOND, |s| s == S::Connected || s >= S::Closing)
+            .wait_backend("Connected", 2 * SECOND, |s| {
+                s == S::Connected || s >= S::Closing
+            })
             .is_ok_and(|s| s == S::Connected);
         let f = Front {
             tx,
@@ -446,7 +459,11 @@ impl Front {
                 cx.rng.pick(&self.rx_refs)
             };
             let mut b = [0u8; ni::RX_SLOT_SIZE];
-            RxRequest { id: cx.rng.below(4) as u16, gref }.encode(&mut b);
+            RxRequest {
+                id: cx.rng.below(4) as u16,
+                gref,
+            }
+            .encode(&mut b);
             self.rx.write(Self::rx_at(self.rx_prod), &b);
             self.rx_prod = self.rx_prod.wrapping_add(1);
         }
@@ -609,18 +626,35 @@ fn packet(cx: &mut Ctx, f: &Front) -> (Vec<Slot>, &'static str) {
             }
             (v, "bogus-grant")
         }
-        3 => (alloc::vec![req(f.foreign_ref, 0, 0, id, 100)], "foreign-grant"),
-        4 => (alloc::vec![req(f.revoked_ref, 0, 0, id, 100)], "revoked-grant"),
+        3 => (
+            alloc::vec![req(f.foreign_ref, 0, 0, id, 100)],
+            "foreign-grant",
+        ),
+        4 => (
+            alloc::vec![req(f.revoked_ref, 0, 0, id, 100)],
+            "revoked-grant",
+        ),
         // The ring pages themselves, granted writable to the backend.
-        5 => (alloc::vec![req(cx.rng.pick(&[f.tx_ref, f.rx_ref]), 0, 0, id, 64)], "ring-as-data"),
+        5 => (
+            alloc::vec![req(cx.rng.pick(&[f.tx_ref, f.rx_ref]), 0, 0, id, 64)],
+            "ring-as-data",
+        ),
         // Chains of 18 and 19 slots: over XEN_NETBK_LEGACY_SLOTS_MAX, under
         // the fatal limit: dropped.
         6 => {
-            let n = cx.rng.pick(&[ni::XEN_NETIF_NR_SLOTS_MIN, ni::XEN_NETIF_NR_SLOTS_MIN + 1]);
+            let n = cx
+                .rng
+                .pick(&[ni::XEN_NETIF_NR_SLOTS_MIN, ni::XEN_NETIF_NR_SLOTS_MIN + 1]);
             let mut v = Vec::new();
             for i in 0..n {
                 let more = if i + 1 < n { ni::NETTXF_MORE_DATA } else { 0 };
-                v.push(req(d(cx), 0, more, id, if i == 0 { (n * 100) as u16 } else { 100 }));
+                v.push(req(
+                    d(cx),
+                    0,
+                    more,
+                    id,
+                    if i == 0 { (n * 100) as u16 } else { 100 },
+                ));
             }
             (v, "too-many-slots")
         }
@@ -633,7 +667,16 @@ fn packet(cx: &mut Ctx, f: &Front) -> (Vec<Slot>, &'static str) {
             }
             (v, "first-smaller")
         }
-        8 => (alloc::vec![req(d(cx), cx.rng.below(4096) as u16, 0, id, cx.rng.pick(&[0, 1, 13]))], "size-0"),
+        8 => (
+            alloc::vec![req(
+                d(cx),
+                cx.rng.below(4096) as u16,
+                0,
+                id,
+                cx.rng.pick(&[0, 1, 13])
+            )],
+            "size-0",
+        ),
         // 65535 bytes: the largest legal packet (16 slots), and one whose
         // pieces add up to more.
         9 => {
@@ -669,16 +712,36 @@ fn packet(cx: &mut Ctx, f: &Front) -> (Vec<Slot>, &'static str) {
         // GSO and checksum offload on a frame that is not TCP, or is with
         // a segment size of 1: refused or left to the host's kernel.
         11 => {
-            let (g, off) = (f.data_refs[cx.rng.below(2) as usize], cx.rng.pick(&[0u16, 1024]));
+            let (g, off) = (
+                f.data_refs[cx.rng.below(2) as usize],
+                cx.rng.pick(&[0u16, 1024]),
+            );
             let mss = cx.rng.pick(&[1u16, 8, 536, 0xffff]);
             let v = alloc::vec![
-                req(g, off, ni::NETTXF_EXTRA_INFO | ni::NETTXF_CSUM_BLANK, id, 60),
-                extra(ni::XEN_NETIF_EXTRA_TYPE_GSO, false, [mss as u8, (mss >> 8) as u8, 1, 0, 0, 0]),
+                req(
+                    g,
+                    off,
+                    ni::NETTXF_EXTRA_INFO | ni::NETTXF_CSUM_BLANK,
+                    id,
+                    60
+                ),
+                extra(
+                    ni::XEN_NETIF_EXTRA_TYPE_GSO,
+                    false,
+                    [mss as u8, (mss >> 8) as u8, 1, 0, 0, 0]
+                ),
             ];
             (v, "gso")
         }
         12 => (
-            alloc::vec![req(f.data_refs[0], 1024, cx.rng.pick(&[ni::NETTXF_CSUM_BLANK, ni::NETTXF_DATA_VALIDATED, 0xfff3]), id, cx.rng.pick(&[34, 40, 60]))],
+            alloc::vec![req(
+                f.data_refs[0],
+                1024,
+                cx.rng
+                    .pick(&[ni::NETTXF_CSUM_BLANK, ni::NETTXF_DATA_VALIDATED, 0xfff3]),
+                id,
+                cx.rng.pick(&[34, 40, 60])
+            )],
             "csum",
         ),
         // Junk frames of any size the page allows.
@@ -699,10 +762,16 @@ fn fatal(cx: &mut Ctx, f: &Front) -> (Vec<Slot>, &'static str) {
         // Past the page: offset + size > 4096, first slot or later ones.
         0 => {
             if cx.rng.one_in(2) {
-                (alloc::vec![req(g, cx.rng.pick(&[4000, 4095, 0xffff]), 0, id, 200)], "past-page")
+                (
+                    alloc::vec![req(g, cx.rng.pick(&[4000, 4095, 0xffff]), 0, id, 200)],
+                    "past-page",
+                )
             } else {
                 (
-                    alloc::vec![req(g, 0, ni::NETTXF_MORE_DATA, id, 3000), req(g, 3000, 0, id, 2000)],
+                    alloc::vec![
+                        req(g, 0, ni::NETTXF_MORE_DATA, id, 3000),
+                        req(g, 3000, 0, id, 2000)
+                    ],
                     "past-page",
                 )
             }
@@ -720,25 +789,47 @@ fn fatal(cx: &mut Ctx, f: &Front) -> (Vec<Slot>, &'static str) {
         // A chain that never ends at the producer index.
         2 => {
             let n = 1 + cx.rng.below(5) as usize;
-            let v = (0..n).map(|_| req(g, 0, ni::NETTXF_MORE_DATA, id, 100)).collect();
+            let v = (0..n)
+                .map(|_| req(g, 0, ni::NETTXF_MORE_DATA, id, 100))
+                .collect();
             (v, "unterminated")
         }
         // Extra-info of bad types (0, past XDP), or chained without end.
         3 => {
-            let kind = cx.rng.pick(&[ni::XEN_NETIF_EXTRA_TYPE_NONE, 6, 7, 200, 255]);
+            let kind = cx
+                .rng
+                .pick(&[ni::XEN_NETIF_EXTRA_TYPE_NONE, 6, 7, 200, 255]);
             let more = cx.rng.one_in(3);
-            let mut v = alloc::vec![req(g, 0, ni::NETTXF_EXTRA_INFO, id, 60), extra(kind, false, [0; 6])];
+            let mut v = alloc::vec![
+                req(g, 0, ni::NETTXF_EXTRA_INFO, id, 60),
+                extra(kind, false, [0; 6])
+            ];
             if more {
                 v[1] = extra(ni::XEN_NETIF_EXTRA_TYPE_HASH, true, [0; 6]);
             }
-            (v, if more { "extra-unterminated" } else { "extra-bad-type" })
+            (
+                v,
+                if more {
+                    "extra-unterminated"
+                } else {
+                    "extra-bad-type"
+                },
+            )
         }
         // GSO with a bad type or no size.
         4 => {
-            let (ty, mss) = if cx.rng.one_in(2) { (cx.rng.pick(&[0u8, 3, 255]), 1448u16) } else { (1, 0) };
+            let (ty, mss) = if cx.rng.one_in(2) {
+                (cx.rng.pick(&[0u8, 3, 255]), 1448u16)
+            } else {
+                (1, 0)
+            };
             let v = alloc::vec![
                 req(f.data_refs[0], 1024, ni::NETTXF_EXTRA_INFO, id, 60),
-                extra(ni::XEN_NETIF_EXTRA_TYPE_GSO, false, [mss as u8, (mss >> 8) as u8, ty, 0, 0, 0]),
+                extra(
+                    ni::XEN_NETIF_EXTRA_TYPE_GSO,
+                    false,
+                    [mss as u8, (mss >> 8) as u8, ty, 0, 0, 0]
+                ),
             ];
             (v, "gso-bad")
         }
@@ -754,10 +845,25 @@ fn rewrite(cx: &mut Ctx, f: &Front, k: u32, t: &mut Tally) {
     for i in 0..300u32 {
         let at = Front::tx_at(f.tx_prod.wrapping_sub(1 + i % k.max(1)));
         match cx.rng.below(4) {
-            0 => f.tx.write(at + 10, &cx.rng.pick(&[0u16, 1, 4096, 0xffff]).to_le_bytes()),
-            1 => f.tx.write(at + 6, &cx.rng.pick(&[0u16, ni::NETTXF_MORE_DATA, ni::NETTXF_EXTRA_INFO, 0xffff]).to_le_bytes()),
-            2 => f.tx.write(at, &cx.rng.pick(&[0u32, u32::MAX, f.foreign_ref, f.data_refs[0]]).to_le_bytes()),
-            _ => f.tx.write(at + 4, &cx.rng.pick(&[0u16, 4000, 0xffff]).to_le_bytes()),
+            0 => f.tx.write(
+                at + 10,
+                &cx.rng.pick(&[0u16, 1, 4096, 0xffff]).to_le_bytes(),
+            ),
+            1 => f.tx.write(
+                at + 6,
+                &cx.rng
+                    .pick(&[0u16, ni::NETTXF_MORE_DATA, ni::NETTXF_EXTRA_INFO, 0xffff])
+                    .to_le_bytes(),
+            ),
+            2 => f.tx.write(
+                at,
+                &cx.rng
+                    .pick(&[0u32, u32::MAX, f.foreign_ref, f.data_refs[0]])
+                    .to_le_bytes(),
+            ),
+            _ => {
+                f.tx.write(at + 4, &cx.rng.pick(&[0u16, 4000, 0xffff]).to_le_bytes())
+            }
         }
     }
     t.note("rewrites", 300);
@@ -767,14 +873,22 @@ fn rewrite(cx: &mut Ctx, f: &Front, k: u32, t: &mut Tally) {
 /// or at another domain, then restored.
 fn churn_grants(cx: &mut Ctx, f: &Front, dev: &Device, t: &mut Tally) {
     for _ in 0..40 {
-        let all = [f.data_refs[cx.rng.below(f.data_refs.len() as u64) as usize], f.rx_refs[0]];
+        let all = [
+            f.data_refs[cx.rng.below(f.data_refs.len() as u64) as usize],
+            f.rx_refs[0],
+        ];
         let g = cx.rng.pick(&all);
         match cx.rng.below(3) {
             0 => {
                 let _ = gnttab::revoke(g);
             }
             1 => {
-                let _ = gnttab::grant_access_ref(g, dev.backend_id, cx.rng.pick(&[0xfeff0, u64::from(u32::MAX)]), cx.rng.one_in(2));
+                let _ = gnttab::grant_access_ref(
+                    g,
+                    dev.backend_id,
+                    cx.rng.pick(&[0xfeff0, u64::from(u32::MAX)]),
+                    cx.rng.one_in(2),
+                );
             }
             _ => {
                 let _ = gnttab::grant_access_ref(g, cx.rng.pick(&OTHER_DOMS), f.data.gfn(0), false);
