@@ -4,9 +4,12 @@
 //! (or up and unattached without one), gone once the domain ends; and the
 //! whole path with guest-lib's netfront on the other side: net-echo's TCP
 //! and UDP round trips and httpd's page and 1 MiB file, fetched by curl
-//! from the bridge. Each test makes its own network namespace with `ip
-//! netns` and a bridge in it, and deletes them (needs root, as the backend
-//! needs CAP_NET_ADMIN).
+//! from the bridge; and net-echo answering, with the right bytes and in
+//! bounded time, while the hostile guest's net classes attack a vif on
+//! the same bridge and the host floods net-echo's vif with malformed
+//! frames (docs/reliability.md, "Hostile networks"). Each test makes its
+//! own network namespace with `ip netns` and a bridge in it, and deletes
+//! them (needs root, as the backend needs CAP_NET_ADMIN).
 
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
