@@ -638,7 +638,7 @@ fn net_echo_keeps_answering_through_a_host_flood_and_a_hostile_netfront() {
     let before: Vec<Duration> = (0..3).map(|i| ns.inside(move || exchange(i)).unwrap_or_else(|e| panic!("before any attack: {e}")).0).collect();
     let base = *before.iter().max().unwrap();
     let bound = base * 4 + Duration::from_secs(2);
-    // At full rate the flood brings 15 to 48 thousand frames a second and
+    // At full rate the flood brings 15 to 62 thousand frames a second and
     // net-echo, at about 1 us per guest instruction, takes about a
     // thousand: the TAP's queue drops the rest, the test's own packets
     // among them, whatever netback does. An exchange that starts in the
