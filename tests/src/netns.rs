@@ -52,6 +52,11 @@ impl Netns {
     /// Runs `f` on a thread inside the namespace: std's sockets opened
     /// there talk over the namespace's bridge.
     pub fn inside<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
+        self.spawn_inside(f).join().expect("the thread in the namespace")
+    }
+
+    /// Starts `f` on a thread inside the namespace, without waiting for it.
+    pub fn spawn_inside<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> std::thread::JoinHandle<T> {
         let path = format!("/var/run/netns/{}", self.name);
         std::thread::spawn(move || {
             let ns = std::fs::File::open(&path).expect("the namespace's file");
@@ -60,8 +65,6 @@ impl Netns {
             assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
             f()
         })
-        .join()
-        .expect("the thread in the namespace")
     }
 
     /// `PROGRAM` run inside the namespace (through `ip netns exec`).

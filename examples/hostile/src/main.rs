@@ -29,6 +29,15 @@
 //!   rewritten while the backend reads them (the double fetch of XSA-155),
 //!   grants changed or ended while in use, producer indices far past the
 //!   ring;
+//! - `net-xenbus`: a vif's ring references, event channels, queue counts,
+//!   rx-copy and feature nodes set to nonsense before connecting (skipped,
+//!   with a line saying so, when the guest has no vif);
+//! - `net-ring`: a hand-made netfront: malformed tx packets (bogus and
+//!   foreign grants, buffers past their page, chains too long or never
+//!   ending, bad extra-info slots, sizes 0 and 65535), slots rewritten and
+//!   grants revoked while the backend reads them, rx requests with bogus
+//!   grants, producer indices past both rings; each connection ends with
+//!   an abuse that disables the vif, and the next must connect again;
 //! - `xs-ring`: bad message types and lengths written straight into the
 //!   xenstore ring, then indices past the ring (xenstore is not used after);
 //! - `console`: huge writes through the ring and CONSOLEIO_write;
@@ -50,6 +59,7 @@ extern crate alloc;
 mod blk;
 mod console;
 mod hypercalls;
+mod net;
 mod raw;
 mod xs;
 
@@ -254,6 +264,12 @@ fn hostile(boot: &BootInfo) {
     if wants("blk-xenbus") || wants("blk-ring") {
         for t in blk::attack(&mut cx, wants("blk-xenbus"), wants("blk-ring")) {
             report(t);
+        }
+    }
+    if wants("net-xenbus") || wants("net-ring") {
+        match net::attack(&mut cx, wants("net-xenbus"), wants("net-ring")) {
+            Some(tallies) => tallies.into_iter().for_each(report),
+            None => println!("hostile: seed {seed} net classes skipped: no vif"),
         }
     }
     if wants("xs-ring") {

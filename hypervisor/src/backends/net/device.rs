@@ -324,11 +324,14 @@ fn release(dom: &Domain, index: Option<usize>, c: Connection) {
 /// Serves a connection once: for each queue, its tx ring into its TAP
 /// queue, then the frames of the TAP queues that feed it into its rx ring;
 /// raises the event channels the responses call for. A broken protocol
-/// disables the whole vif, as Linux's xenvif_fatal_tx_err does.
-fn serve(name: &str, dom: &Domain, index: Option<usize>, c: &mut Connection, ports: &mut [&mut dyn PacketIo], m: &Metrics) {
+/// disables the whole vif, as Linux's xenvif_fatal_tx_err does. True if a
+/// tx ring still has requests its budget left (serve again at once: no
+/// event will come for them).
+fn serve(name: &str, dom: &Domain, index: Option<usize>, c: &mut Connection, ports: &mut [&mut dyn PacketIo], m: &Metrics) -> bool {
     if c.disabled || c.queues.is_empty() || ports.is_empty() {
-        return;
+        return false;
     }
+    let mut more = false;
     if let Some(flags) = c.offload.take() {
         for p in ports.iter_mut() {
             if let Err(e) = p.set_offload(flags) {
@@ -339,7 +342,10 @@ fn serve(name: &str, dom: &Domain, index: Option<usize>, c: &mut Connection, por
     let nq = c.queues.len();
     for (qi, q) in c.queues.iter_mut().enumerate() {
         let mut notify = Notify::default();
-        let mut r = q.queue.serve_tx(dom, &mut *ports[qi % ports.len()], m).map(|n| notify.tx = n.tx);
+        let mut r = q.queue.serve_tx(dom, &mut *ports[qi % ports.len()], m).map(|n| {
+            notify.tx = n.tx;
+            more |= n.more_tx;
+        });
         let mut pi = qi;
         while r.is_ok() && pi < ports.len() {
             r = q.queue.serve_rx(dom, &mut *ports[pi], m).map(|n| notify.rx |= n.rx);
@@ -362,9 +368,10 @@ fn serve(name: &str, dom: &Domain, index: Option<usize>, c: &mut Connection, por
             }
         }
         if c.disabled {
-            return;
+            return false;
         }
     }
+    more
 }
 
 /// The I/O thread: waits on the eventfd and (when a frame can be placed)
@@ -372,6 +379,8 @@ fn serve(name: &str, dom: &Domain, index: Option<usize>, c: &mut Connection, por
 /// interface) when it ends.
 fn io_thread(sh: &Shared, mut ports: Vec<Box<dyn PacketPort>>) {
     let mut fds: Vec<libc::pollfd> = Vec::with_capacity(ports.len() + 1);
+    // A tx ring left with requests by its budget: poll without waiting.
+    let mut more = false;
     loop {
         if sh.stop.load(Ordering::SeqCst) {
             break;
@@ -386,7 +395,7 @@ fn io_thread(sh: &Shared, mut ports: Vec<Box<dyn PacketPort>>) {
             }
         }
         // SAFETY: `fds` is a live array of fds.len() pollfds for the whole call.
-        let r = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, IDLE_POLL_MS) };
+        let r = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, if more { 0 } else { IDLE_POLL_MS }) };
         if r < 0 && std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
             log::error!("{}: poll: {}", sh.name, std::io::Error::last_os_error());
             break;
@@ -400,7 +409,9 @@ fn io_thread(sh: &Shared, mut ports: Vec<Box<dyn PacketPort>>) {
         }
         if let Some(c) = sh.conn().as_mut() {
             let mut io: Vec<&mut dyn PacketIo> = ports.iter_mut().map(|p| &mut **p as &mut dyn PacketIo).collect();
-            serve(&sh.name, &dom, sh.index.get().copied(), c, &mut io, &sh.metrics);
+            more = serve(&sh.name, &dom, sh.index.get().copied(), c, &mut io, &sh.metrics);
+        } else {
+            more = false;
         }
     }
     log::debug!("{}: I/O stopped; removing the interface", sh.name);
@@ -428,9 +439,10 @@ impl RingServer {
         RingServer { dom: dom.clone(), conn, metrics: Metrics::default() }
     }
 
-    /// Serves both rings once against `io`, as the I/O thread does.
-    pub fn serve(&mut self, io: &mut dyn PacketIo) {
-        serve("vif fuzz", &self.dom, None, &mut self.conn, &mut [io], &self.metrics);
+    /// Serves both rings once against `io`, as the I/O thread does; true
+    /// if the tx budget left requests (the I/O thread serves again at once).
+    pub fn serve(&mut self, io: &mut dyn PacketIo) -> bool {
+        serve("vif fuzz", &self.dom, None, &mut self.conn, &mut [io], &self.metrics)
     }
 
     /// Whether the frontend broke the protocol (the vif is disabled).

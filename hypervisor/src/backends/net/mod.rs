@@ -283,12 +283,20 @@ impl Drop for Backends {
     }
 }
 
+/// Frames the host may queue for a vif's guest (each TAP queue), as
+/// Linux's netback gives its vif devices (XENVIF_QUEUE_LENGTH). tun's
+/// default, 1000, let a flood leave seconds of stale frames in front of a
+/// guest that takes a thousand a second (docs/reliability.md, "Hostile
+/// networks"); a short queue drops the excess at once instead.
+pub const TX_QUEUE_LEN: u32 = 32;
+
 /// Creates the TAP and, without a script, does what vif-bridge does.
 /// One TAP queue per queue offered.
 fn set_up_tap(ifname: &str, v: &config::VifSpec) -> Result<Vec<io::Tap>, io::tap::TapError> {
     let queues = io::Tap::create_queues(ifname, xenbus::max_queues() as usize)?;
     let tap = &queues[0];
     tap.set_mac(HOST_MAC)?;
+    tap.set_txqueuelen(TX_QUEUE_LEN)?;
     if let Some(mtu) = v.mtu {
         tap.set_mtu(mtu)?;
     }

@@ -75,6 +75,12 @@ pub struct Notify {
     pub tx: bool,
     /// Raise the rx event channel.
     pub rx: bool,
+    /// The tx budget ran out with requests still queued: serve again
+    /// without waiting for an event. The frontend sends none for them: it
+    /// notifies only when its producer passes `req_event`, which is set
+    /// when the backend finds the ring empty, and this time it did not
+    /// (Linux's NAPI poll reschedules itself when its budget runs out).
+    pub more_tx: bool,
 }
 
 fn tx_rsp(id: u16, status: i16) -> [u8; netif::TX_SLOT_SIZE] {
@@ -150,12 +156,13 @@ impl Queue {
         m: &Metrics,
     ) -> Result<Notify, Fatal> {
         let broke = |e: xen_abi::ring::RingError| Fatal(format!("frontend broke the tx ring: {e}"));
-        let mut notify = Notify::default();
+        let mut notify = Notify { more_tx: true, ..Notify::default() };
         let mut frame = Vec::with_capacity(2048);
         for _ in 0..BUDGET {
             let mut avail = self.tx.unconsumed_requests().map_err(broke)?;
             if avail == 0 {
                 if !self.tx.final_check_for_requests().map_err(broke)? {
+                    notify.more_tx = false;
                     break;
                 }
                 avail = self.tx.unconsumed_requests().map_err(broke)?;

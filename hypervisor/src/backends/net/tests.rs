@@ -393,6 +393,45 @@ fn a_broken_tx_ring_disables_the_vif() {
     assert!(f.server.disabled());
 }
 
+/// A ring full of packets uses up the tx budget (256 packets) without the
+/// backend ever finding it empty, so `req_event` is not moved on and the
+/// frontend's next packet raises no event: the I/O thread must come back
+/// by itself, not 200 ms later when its idle poll times out.
+#[test]
+fn a_tx_budget_used_up_is_served_again_without_an_event() {
+    let mut f = Front::new(all_offloads());
+    let frame = vnet::tests::ipv4_frame(17, 20);
+    let g = f.buffer(0, &frame);
+    let one = |f: &mut Front, id: u16| {
+        f.put_tx(TxRequest {
+            gref: g,
+            offset: 0,
+            flags: 0,
+            id,
+            size: frame.len() as u16,
+        })
+    };
+    for id in 0..256 {
+        one(&mut f, id);
+    }
+    f.tx.push_requests();
+    let more = f.server.serve(&mut f.io);
+    assert_eq!(f.tx_responses().len(), 256);
+    // The frontend queues one more; RING_PUSH_REQUESTS_AND_CHECK_NOTIFY
+    // says no event is needed.
+    one(&mut f, 256);
+    let notified = f.tx.push_requests();
+    assert!(!notified, "req_event was moved on after all");
+    assert!(more, "the budget ran out but the I/O thread was not told to serve again");
+    // Served again (no event), the packet goes out, and the ring found
+    // empty asks for an event next time.
+    assert!(!f.server.serve(&mut f.io));
+    assert_eq!(f.tx_responses(), vec![ok(256)]);
+    assert_eq!(f.io.sent.len(), 257);
+    one(&mut f, 257);
+    assert!(f.tx.push_requests(), "the next packet raises an event");
+}
+
 #[test]
 fn received_frames_fill_posted_pages_across_slots() {
     let mut f = Front::new(all_offloads());

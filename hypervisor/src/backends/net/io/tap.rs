@@ -205,6 +205,17 @@ impl Tap {
             .map_err(self.err("setting the MTU of"))
     }
 
+    /// Sets the transmit queue length: how many frames the host may queue
+    /// for the guest (tun sizes its ring of frames not yet read from it).
+    pub fn set_txqueuelen(&self, len: u32) -> Result<(), TapError> {
+        let s = ctl_socket().map_err(self.err("opening a socket for"))?;
+        let mut ifr = ifreq(&self.name)?;
+        // ifr_qlen is the int member the MTU also uses.
+        ifr.ifr_ifru.ifru_mtu = len.min(i32::MAX as u32) as libc::c_int;
+        ioctl_ifreq(s.as_raw_fd(), libc::SIOCSIFTXQLEN, &mut ifr)
+            .map_err(self.err("setting the queue length of"))
+    }
+
     /// Attaches the interface to `bridge` (SIOCBRADDIF).
     pub fn attach(&self, bridge: &str) -> Result<(), TapError> {
         if !is_bridge(bridge) {
@@ -339,5 +350,41 @@ impl PacketIo for Tap {
             return Err(io::Error::last_os_error());
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The queue length asked for is what the kernel keeps, for every
+    /// queue of a multi-queue TAP. Runs in a network namespace of its own
+    /// (unshared by the test's thread), so the host's interfaces are not
+    /// touched; needs CAP_NET_ADMIN, as the network tests do (without it,
+    /// it says so and checks nothing).
+    #[test]
+    fn a_taps_queue_length_is_set() {
+        if !has_net_admin() {
+            eprintln!("a_taps_queue_length_is_set: skipped, no CAP_NET_ADMIN");
+            return;
+        }
+        std::thread::spawn(|| {
+            // SAFETY: unshare(2) with a flag; it changes only this thread's
+            // network namespace, which ends with the thread.
+            assert_eq!(unsafe { libc::unshare(libc::CLONE_NEWNET) }, 0, "{}", io::Error::last_os_error());
+            let queues = Tap::create_queues("xltq0", 2).unwrap();
+            let read = || {
+                let s = ctl_socket().unwrap();
+                let mut ifr = ifreq("xltq0").unwrap();
+                ioctl_ifreq(s.as_raw_fd(), libc::SIOCGIFTXQLEN, &mut ifr).unwrap();
+                // SAFETY: SIOCGIFTXQLEN filled the int member.
+                unsafe { ifr.ifr_ifru.ifru_mtu }
+            };
+            assert_eq!(read(), 1000, "tun's default");
+            queues[0].set_txqueuelen(crate::backends::net::TX_QUEUE_LEN).unwrap();
+            assert_eq!(read(), 32);
+        })
+        .join()
+        .unwrap();
     }
 }
