@@ -340,24 +340,34 @@ pub fn vbd_id_from_name(name: &str) -> Option<u32> {
 }
 
 
-/// Whether the toolstack's `control/shutdown` (watched through `watch`)
-/// now asks for a power-off or halt, as `xl shutdown` writes it; the
-/// request is acknowledged by clearing the node, as Linux does.
-pub fn poweroff_requested(watch: Option<&xenstore::Watch>) -> bool {
-    let Some(w) = watch else { return false };
+/// What the toolstack's `control/shutdown` (watched through `watch`) now
+/// asks for, as `xl shutdown` / `xl reboot` write it: `poweroff` and
+/// `halt` are a power-off, `reboot` a reboot; anything else (`suspend`,
+/// which needs a suspend-capable guest) is left alone. A request is
+/// acknowledged by clearing the node, as Linux does; the caller then
+/// closes its devices and calls `shutdown::shutdown` with the reason.
+pub fn shutdown_requested(watch: Option<&xenstore::Watch>) -> Option<crate::shutdown::Reason> {
+    let w = watch?;
     let mut fired = false;
     while let Ok(Some(_)) = w.next_event() {
         fired = true;
     }
     if !fired {
-        return false;
+        return None;
     }
-    match xenstore::read(Tx::NONE, "control/shutdown") {
-        Ok(v) if matches!(v.trim_end_matches('\0'), "poweroff" | "halt") => {
-            let _ = xenstore::write(Tx::NONE, "control/shutdown", "");
-            true
-        }
-        _ => false,
+    let value = xenstore::read(Tx::NONE, "control/shutdown").ok()?;
+    let reason = shutdown_request(&value)?;
+    let _ = xenstore::write(Tx::NONE, "control/shutdown", "");
+    Some(reason)
+}
+
+/// A `control/shutdown` value as a request (pure, tested on the host).
+pub fn shutdown_request(value: &str) -> Option<crate::shutdown::Reason> {
+    use crate::shutdown::Reason;
+    match value.trim_end_matches('\0') {
+        "poweroff" | "halt" => Some(Reason::Poweroff),
+        "reboot" => Some(Reason::Reboot),
+        _ => None,
     }
 }
 
@@ -365,6 +375,16 @@ pub fn poweroff_requested(watch: Option<&xenstore::Watch>) -> bool {
 mod tests {
     use super::*;
     use XenbusState as S;
+
+    #[test]
+    fn shutdown_requests_as_xl_writes_them() {
+        use crate::shutdown::Reason;
+        assert_eq!(shutdown_request("poweroff"), Some(Reason::Poweroff));
+        assert_eq!(shutdown_request("halt\0"), Some(Reason::Poweroff));
+        assert_eq!(shutdown_request("reboot"), Some(Reason::Reboot));
+        assert_eq!(shutdown_request("suspend"), None);
+        assert_eq!(shutdown_request(""), None);
+    }
 
     #[test]
     fn connecting_follows_the_backend() {

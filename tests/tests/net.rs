@@ -157,12 +157,13 @@ fn a_missing_bridge_is_one_clear_error_at_create_time() {
 /// A guest with one vif on `xenbr0` (which gets 10.0.0.1/24), started with
 /// `extra`, until its console says `ready`; returns it running.
 fn boot_net_guest(ns: &Netns, dir: &Path, guest_name: &str, extra: &str, ready: &str) -> Child {
-    boot_net_guest_with(ns, dir, guest_name, extra, ready, "bridge=xenbr0", &[])
+    boot_net_guest_with(ns, dir, guest_name, extra, ready, "bridge=xenbr0", &[], &[])
 }
 
-/// [`boot_net_guest`] with the vif spec `vif` (which must name xenbr0) and
-/// more `create` options.
-fn boot_net_guest_with(ns: &Netns, dir: &Path, guest_name: &str, extra: &str, ready: &str, vif: &str, opts: &[&str]) -> Child {
+/// [`boot_net_guest`] with the vif spec `vif` (which must name xenbr0),
+/// more `create` options and xl.cfg `overrides` (`on_reboot="destroy"`).
+#[allow(clippy::too_many_arguments)]
+fn boot_net_guest_with(ns: &Netns, dir: &Path, guest_name: &str, extra: &str, ready: &str, vif: &str, opts: &[&str], overrides: &[&str]) -> Child {
     assert!(ns.ip(&["addr", "add", "10.0.0.1/24", "dev", "xenbr0"]).status.success());
     let text = format!(
         "name = \"{guest_name}\"\ntype = \"pvh\"\nkernel = \"{}\"\nmemory = 64\nextra = \"{extra}\"\nvif = [ '{vif}' ]\n",
@@ -171,7 +172,7 @@ fn boot_net_guest_with(ns: &Netns, dir: &Path, guest_name: &str, extra: &str, re
     let cfg = write_cfg(dir, "guest.cfg", &text);
     let log = dir.join("console.log");
     let mut cmd = ns.xenolith(dir, &["create"]);
-    cmd.args(opts).arg("--console-log").arg(&log).arg(&cfg).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+    cmd.args(opts).arg("--console-log").arg(&log).arg(&cfg).args(overrides).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("spawn xenolith");
     let start = Instant::now();
     loop {
@@ -287,7 +288,9 @@ fn curl_fetches_httpds_page_and_file_through_a_bridge() {
     let _heavy = one_heavy_test_at_a_time();
     let ns = Netns::new();
     let dir = scratch("net_httpd");
-    let child = boot_net_guest(&ns, &dir, "httpd", "ip=10.0.0.2/24 gw=10.0.0.1 clients=20", "httpd: serving on http://10.0.0.2:80/");
+    // on_reboot="destroy" (an xl.cfg override): the reboot request at the
+    // end must end the run with exit 3, the vif closed first.
+    let child = boot_net_guest_with(&ns, &dir, "httpd", "ip=10.0.0.2/24 gw=10.0.0.1 clients=20", "httpd: serving on http://10.0.0.2:80/", "bridge=xenbr0", &[], &["on_reboot=\"destroy\""]);
     let curl = |args: &[&str]| {
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", &ns.name, "curl", "-sS", "--max-time", "60"]).args(args);
@@ -300,7 +303,19 @@ fn curl_fetches_httpds_page_and_file_through_a_bridge() {
     // The file, checked byte for byte against the guest's formula.
     let big = dir.join("big.bin");
     let file = curl(&["-o", big.to_str().unwrap(), "http://10.0.0.2/big.bin"]);
-    stop(child);
+    // Rebooted as xl reboot does it, through control/shutdown: httpd
+    // closes its vif and reboots; on_reboot="destroy" ends the run (3).
+    let out = Command::new("xenstore-write")
+        .env("XENSTORED_PATH", dir.join("run/xenstored/socket"))
+        .args(["/local/domain/1/control/shutdown", "reboot"])
+        .output()
+        .expect("xenstore-write");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let status = wait_exit(child, LIMIT);
+    let console = std::fs::read_to_string(dir.join("console.log")).unwrap();
+    assert_eq!(status, Some(3), "a reboot that on_reboot does not restart:\n{console}");
+    let closed = console.find("httpd: vif closed").unwrap_or_else(|| panic!("{console}"));
+    assert!(console[closed..].contains("httpd: rebooting"), "{console}");
     assert_eq!(pages.code(), 0, "{pages}");
     assert_eq!(pages.stdout.matches("Hello from a Xenolith appliance domU").count(), 20, "{pages}");
     assert_eq!(file.code(), 0, "{file}");
@@ -581,6 +596,7 @@ fn net_echo_keeps_answering_through_a_host_flood_and_a_hostile_netfront() {
         "mac=00:16:3e:00:00:02,bridge=xenbr0",
         // -v: netback's counters when it ends.
         &["-v"],
+        &[],
     );
     let echo_err = drain_stderr(&mut echo);
     // The flood's way in: a veth pair, flood1 on the bridge, flood0 sending

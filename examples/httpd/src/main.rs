@@ -6,7 +6,7 @@
 //! Command line: `ip=A.B.C.D/N gw=A.B.C.D` (else DHCP), `port=N` (80),
 //! `clients=N` (connections at once, 8). Prints `httpd: serving on
 //! http://<ip>:<port>/` once it has an address; powers off on `xl
-//! shutdown`, closing its vif.
+//! shutdown` (reboots on `xl reboot`), closing its vif first.
 #![cfg_attr(target_os = "none", no_std)]
 #![cfg_attr(target_os = "none", no_main)]
 #![cfg_attr(not(target_os = "none"), allow(dead_code, unused_imports))]
@@ -19,6 +19,7 @@ use alloc::vec::Vec;
 
 use guest_lib::net::{self, Stack};
 use guest_lib::netfront::{self, NetFront};
+use guest_lib::shutdown::{self, Reason};
 use guest_lib::xenstore;
 use guest_lib::{println, BootInfo};
 use smoltcp::iface::SocketHandle;
@@ -168,6 +169,8 @@ fn httpd(boot: &BootInfo) {
         })
         .collect();
     let watch = xenstore::watch("control/shutdown").ok();
+    // What the toolstack asked for: the loop ends only on its request.
+    let requested;
     let mut announced = false;
     let mut served = 0u64;
     let debug = cmdline.split_ascii_whitespace().any(|w| w == "debug");
@@ -275,7 +278,8 @@ fn httpd(boot: &BootInfo) {
         if moved {
             continue;
         }
-        if guest_lib::xenbus::poweroff_requested(watch.as_ref()) {
+        if let Some(r) = guest_lib::xenbus::shutdown_requested(watch.as_ref()) {
+            requested = r;
             break;
         }
         stack.wait(1_000_000_000);
@@ -288,6 +292,10 @@ fn httpd(boot: &BootInfo) {
     match stack.netfront().close() {
         Ok(()) => println!("httpd: vif closed"),
         Err(e) => println!("httpd: error: closing the vif: {e}"),
+    }
+    if requested == Reason::Reboot {
+        println!("httpd: rebooting");
+        shutdown::shutdown(Reason::Reboot);
     }
 }
 

@@ -10,9 +10,9 @@
 //! chargen connections have ended (the benchmark counts the instructions of
 //! a whole domain that way). Once it has an address it prints `net-echo:
 //! listening on <ip> tcp/<port> udp/<port>` and `net-echo: discard tcp/9
-//! chargen tcp/19`. It powers off when the
-//! toolstack asks (`xl shutdown`: control/shutdown = poweroff), printing
-//! its counters first, and closes the vif cleanly.
+//! chargen tcp/19`. It powers off (or reboots) when the toolstack asks
+//! (`xl shutdown` / `xl reboot`: control/shutdown), printing its counters
+//! first, and closes the vif cleanly.
 #![cfg_attr(target_os = "none", no_std)]
 #![cfg_attr(target_os = "none", no_main)]
 #![cfg_attr(not(target_os = "none"), allow(dead_code, unused_imports))]
@@ -24,6 +24,7 @@ use alloc::vec::Vec;
 
 use guest_lib::net::{self, Stack};
 use guest_lib::netfront::{self, NetFront};
+use guest_lib::shutdown::{self, Reason};
 use guest_lib::xenstore;
 use guest_lib::{println, BootInfo};
 use smoltcp::iface::SocketHandle;
@@ -181,6 +182,8 @@ fn net_echo(boot: &BootInfo) {
     }
     // The toolstack's shutdown request; the watch fires once at once.
     let watch = xenstore::watch("control/shutdown").ok();
+    // What the toolstack asked for; a power-off unless it asked to reboot.
+    let mut requested = Reason::Poweroff;
     let mut announced = false;
     let (mut tcp_conns, mut tcp_bytes, mut udp_dgrams) = (0u64, 0u64, 0u64);
     let mut buf = vec![0u8; TCP_BUF];
@@ -243,7 +246,8 @@ fn net_echo(boot: &BootInfo) {
         if moved {
             continue; // send what was queued before halting
         }
-        if guest_lib::xenbus::poweroff_requested(watch.as_ref()) {
+        if let Some(r) = guest_lib::xenbus::shutdown_requested(watch.as_ref()) {
+            requested = r;
             break;
         }
         stack.wait(1_000_000_000);
@@ -258,6 +262,10 @@ fn net_echo(boot: &BootInfo) {
     match stack.netfront().close() {
         Ok(()) => println!("net-echo: vif closed"),
         Err(e) => println!("net-echo: error: closing the vif: {e}"),
+    }
+    if requested == Reason::Reboot {
+        println!("net-echo: rebooting");
+        shutdown::shutdown(Reason::Reboot);
     }
 }
 
