@@ -2,8 +2,10 @@
 //! binary on real guest images, built beforehand by `cargo xtask build`.
 
 mod hostile;
+mod kill9;
 mod marker_kernel;
 pub use hostile::*;
+pub use kill9::{kill9_trial, Kill9Trial, KILL9_IMAGE, KILL9_VARIANTS};
 pub use marker_kernel::{drop_pvh_note, idle_marker_kernel, marker_kernel};
 
 use std::io::Read;

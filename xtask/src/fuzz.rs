@@ -2,10 +2,11 @@
 //! bounded time and fails if any of them finds a crash.
 //!
 //! Usage: `cargo xtask fuzz [--seconds N] [TARGET...]` (N defaults to 10;
-//! naming targets runs only those). Besides the cargo-fuzz targets there is
+//! naming targets runs only those). Besides the cargo-fuzz targets there are
 //! `hostile-guest`: the hostile guest (examples/hostile) booted under the
 //! hypervisor with one new seed after another for N seconds
-//! ([`hostile_guest`]). Needs a nightly toolchain and cargo-fuzz,
+//! ([`hostile_guest`]), and `kill9`: kill -9 durability trials for N
+//! seconds ([`kill9`]). Needs a nightly toolchain and cargo-fuzz,
 //! which `setup::ensure_cargo_fuzz` installs when they are missing.
 //!
 //! Conventions, so that a crate only has to add files to take part:
@@ -83,11 +84,22 @@ pub fn run(args: &[String]) -> Result<()> {
         None => root.join("target"),
     };
 
-    // The hostile guest's campaign is a target by name too.
+    // The hostile guest's campaign and the kill -9 trials are targets by name too.
     let guest_campaign = only.is_empty() || only.iter().any(|n| n == HOSTILE_GUEST);
-    let only: Vec<String> = only.into_iter().filter(|n| n != HOSTILE_GUEST).collect();
-    if guest_campaign && only.is_empty() && args.iter().any(|a| a == HOSTILE_GUEST) {
-        return hostile_guest(&target_dir, seconds);
+    let kill9_campaign = only.is_empty() || only.iter().any(|n| n == KILL9);
+    let only: Vec<String> = only.into_iter().filter(|n| n != HOSTILE_GUEST && n != KILL9).collect();
+    if only.is_empty() && args.iter().any(|a| a == HOSTILE_GUEST || a == KILL9) {
+        let mut failed = Vec::new();
+        for (on, name, campaign) in [(guest_campaign, HOSTILE_GUEST, hostile_guest as fn(&Path, u64) -> Result<()>), (kill9_campaign, KILL9, kill9)] {
+            if on {
+                if let Err(e) = campaign(&target_dir, seconds) {
+                    println!("fuzz {name}: FAILED: {e:#}");
+                    failed.push(name);
+                }
+            }
+        }
+        ensure!(failed.is_empty(), "fuzz targets failed: {}", failed.join(", "));
+        return Ok(());
     }
     let mut targets = find_targets(&root)?;
     if !only.is_empty() {
@@ -125,6 +137,12 @@ pub fn run(args: &[String]) -> Result<()> {
         if let Err(e) = hostile_guest(&target_dir, seconds) {
             println!("fuzz {HOSTILE_GUEST}: FAILED: {e:#}");
             failed.push(HOSTILE_GUEST.to_string());
+        }
+    }
+    if kill9_campaign {
+        if let Err(e) = kill9(&target_dir, seconds) {
+            println!("fuzz {KILL9}: FAILED: {e:#}");
+            failed.push(KILL9.to_string());
         }
     }
     if !failed.is_empty() {
@@ -201,6 +219,102 @@ fn hostile_guest(target_dir: &Path, seconds: u64) -> Result<()> {
     writeln!(log, "{summary}")?;
     ensure!(failed.is_empty(), "seeds {failed:?} failed; {summary}");
     println!("fuzz {HOSTILE_GUEST}: ok, {summary}");
+    Ok(())
+}
+
+/// The name of the kill -9 durability trials among the targets.
+const KILL9: &str = "kill9";
+/// The first seed of the first kill -9 campaign (tests/tests/disk.rs uses seeds below it).
+const KILL9_FIRST_SEED: u64 = 1000;
+
+/// Kill -9 durability trials (tests/src/kill9.rs) with new seeds until
+/// `seconds` have passed (at least one trial): disk-check writes
+/// numbered, checksummed records and acknowledges each after its flush,
+/// xenolith is killed with SIGKILL at a seeded moment, and every
+/// acknowledged record must be intact in the image. Seeds continue where
+/// the last campaign stopped (`<target dir>/fuzz-corpus/kill9/next-seed`),
+/// so `KILL9_SEED=N` is only needed to replay one; a line per trial goes to
+/// `<target dir>/fuzz-logs/kill9.log`. Fails when any acknowledged record
+/// was lost or a trial could not run (no acknowledgement in time).
+fn kill9(target_dir: &Path, seconds: u64) -> Result<()> {
+    use std::io::Write as _;
+    use xenolith_tests::{kill9_trial, KILL9_VARIANTS};
+    crate::build()?;
+    let state = target_dir.join("fuzz-corpus").join(KILL9);
+    let scratch = target_dir.join("fuzz-scratch").join(KILL9);
+    for d in [&state, &scratch, &target_dir.join("fuzz-logs")] {
+        fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
+    }
+    let log_path = target_dir.join("fuzz-logs").join(format!("{KILL9}.log"));
+    let mut log = fs::File::create(&log_path)?;
+    let next_path = state.join("next-seed");
+    let replay: Option<u64> = std::env::var("KILL9_SEED").ok().and_then(|s| s.trim().parse().ok());
+    let first = replay.unwrap_or_else(|| fs::read_to_string(&next_path).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(KILL9_FIRST_SEED));
+    println!("fuzz {KILL9}: seeds from {first} for {seconds} s (log: {})", log_path.display());
+    let start = std::time::Instant::now();
+    let mut seed = first;
+    let (mut acked, mut bytes, mut lost, mut whole, mut torn, mut at_boot) = (0u64, 0u64, 0usize, 0u64, 0u64, 0u64);
+    let mut per_variant = vec![(0u64, 0u64); KILL9_VARIANTS.len()];
+    let mut failed = Vec::new();
+    while seed == first || (replay.is_none() && start.elapsed().as_secs() < seconds) {
+        match kill9_trial(&scratch, seed) {
+            Ok(t) => {
+                writeln!(
+                    log,
+                    "seed {seed} {}: killed {} ms after {}, {} acked ({} bytes), {} lost, {} unacked whole, {} torn, {:.1} s",
+                    t.variant,
+                    t.delay_ms,
+                    if t.during_boot { "the start" } else { "the first ack" },
+                    t.acked,
+                    t.acked_bytes,
+                    t.lost.len(),
+                    t.unacked_whole,
+                    t.unacked_torn,
+                    t.elapsed.as_secs_f64()
+                )?;
+                for why in &t.lost {
+                    writeln!(log, "  LOST {why}")?;
+                    println!("fuzz {KILL9}: seed {seed}: LOST {why}");
+                }
+                acked += t.acked;
+                bytes += t.acked_bytes;
+                lost += t.lost.len();
+                whole += t.unacked_whole;
+                torn += t.unacked_torn;
+                at_boot += u64::from(t.during_boot);
+                if let Some(v) = KILL9_VARIANTS.iter().position(|(name, _)| *name == t.variant) {
+                    per_variant[v].0 += 1;
+                    per_variant[v].1 += t.acked;
+                }
+            }
+            Err(e) => {
+                writeln!(log, "seed {seed}: FAILED: {e}")?;
+                println!("fuzz {KILL9}: {e}");
+                failed.push(seed);
+            }
+        }
+        seed += 1;
+        if replay.is_none() {
+            fs::write(&next_path, format!("{seed}\n"))?;
+        }
+    }
+    let variants: Vec<String> = KILL9_VARIANTS
+        .iter()
+        .zip(&per_variant)
+        .map(|((name, _), (trials, acked))| format!("{name} {trials}/{acked}"))
+        .collect();
+    let summary = format!(
+        "{} trials (seeds {first}..={}, {at_boot} killed while booting) in {:.0} s: {acked} acknowledged records checked ({bytes} bytes), {lost} lost; \
+         {whole} unacknowledged records found whole and {torn} torn; {} trials failed to run; trials/acked by variant: {}",
+        seed - first,
+        seed - 1,
+        start.elapsed().as_secs_f64(),
+        failed.len(),
+        variants.join(", ")
+    );
+    writeln!(log, "{summary}")?;
+    ensure!(lost == 0 && failed.is_empty(), "{summary}; failed seeds {failed:?}");
+    println!("fuzz {KILL9}: ok, {summary}");
     Ok(())
 }
 
