@@ -173,7 +173,9 @@ impl RestartPacer {
 
 /// Runs the domain until it shuts down for good or is stopped from outside.
 pub fn run(cfg: &DomainConfig, opts: &RunOptions) -> Result<Outcome, DomainError> {
-    let Prepared { kernel, ramdisk, disks, .. } = prepare(cfg)?;
+    let Prepared { kernel, ramdisk, disks, vifs, .. } = prepare(cfg)?;
+    // What the main thread keeps once the first boot is set up (seccomp::confine_main).
+    let main_needs = MainNeeds { vifs: !vifs.is_empty(), scripts: vifs.iter().any(|(_, v)| v.script.is_some()) };
     if matches!(opts.console, ConsoleTarget::Terminal) {
         spawn_terminal_input(opts.stopper.clone(), cfg.name.clone());
     }
@@ -184,7 +186,7 @@ pub fn run(cfg: &DomainConfig, opts: &RunOptions) -> Result<Outcome, DomainError
             return Ok(Outcome::Stopped(cause));
         }
         let started = Instant::now();
-        let reason = boot(cfg, opts, &kernel, ramdisk.as_deref(), &disks, store.as_ref())?;
+        let reason = boot(cfg, opts, &kernel, ramdisk.as_deref(), &disks, store.as_ref(), main_needs)?;
         if let Some(cause) = opts.stopper.cause() {
             return Ok(Outcome::Stopped(cause));
         }
@@ -231,6 +233,15 @@ pub fn read_images(cfg: &DomainConfig) -> Result<(Vec<u8>, Option<Vec<u8>>), Inp
     Ok((kernel, ramdisk))
 }
 
+/// What the main thread still needs once the first boot is set up.
+#[derive(Clone, Copy)]
+struct MainNeeds {
+    /// The domain has vifs: each boot creates their TAPs (CAP_NET_ADMIN).
+    vifs: bool,
+    /// A vif has `script=`: the main thread forks and executes it.
+    scripts: bool,
+}
+
 /// Builds one incarnation of the domain and runs it to shutdown.
 fn boot(
     cfg: &DomainConfig,
@@ -239,6 +250,7 @@ fn boot(
     ramdisk: Option<&[u8]>,
     images: &[block::OpenedDisk],
     store: Option<&XenstoreLink>,
+    main_needs: MainNeeds,
 ) -> Result<ShutdownReason, DomainError> {
     let layout = loader::MemoryLayout::new(cfg.memory_mib << 20);
     let vm = Vm::new(&layout.guest_ranges(), &[xen_abi::cpuid::HYPERCALL_MSR])?;
@@ -307,6 +319,11 @@ fn boot(
         }
     };
     opts.stopper.set_current(Some(dom.clone()));
+    // The first boot is set up: from here the main thread only waits,
+    // rebuilds the domain on reboot and tears it down (only the first call confines).
+    if let Some(m) = seccomp::confine_main(main_needs.vifs, main_needs.scripts) {
+        log::debug!("main thread confined: filter {}, capabilities kept {:#x}", if m.filtered { "on" } else { "off (vif script=)" }, m.kept_caps);
+    }
 
     let result = std::thread::scope(|s| {
         s.spawn(|| {
