@@ -5,8 +5,9 @@
 //! naming targets runs only those). Besides the cargo-fuzz targets there are
 //! `hostile-guest`: the hostile guest (examples/hostile) booted under the
 //! hypervisor with one new seed after another for N seconds
-//! ([`hostile_guest`]), and `kill9`: kill -9 durability trials for N
-//! seconds ([`kill9`]). Needs a nightly toolchain and cargo-fuzz,
+//! ([`hostile_guest`]), `kill9`: kill -9 durability trials for N
+//! seconds ([`kill9`]), and, only when named, `hand-made`: the hand-made
+//! hostile cases, each run once, with their tally ([`hand_made`]). Needs a nightly toolchain and cargo-fuzz,
 //! which `setup::ensure_cargo_fuzz` installs when they are missing.
 //!
 //! Conventions, so that a crate only has to add files to take part:
@@ -84,22 +85,13 @@ pub fn run(args: &[String]) -> Result<()> {
         None => root.join("target"),
     };
 
-    // The hostile guest's campaign and the kill -9 trials are targets by name too.
-    let guest_campaign = only.is_empty() || only.iter().any(|n| n == HOSTILE_GUEST);
-    let kill9_campaign = only.is_empty() || only.iter().any(|n| n == KILL9);
-    let only: Vec<String> = only.into_iter().filter(|n| n != HOSTILE_GUEST && n != KILL9).collect();
-    if only.is_empty() && args.iter().any(|a| a == HOSTILE_GUEST || a == KILL9) {
-        let mut failed = Vec::new();
-        for (on, name, campaign) in [(guest_campaign, HOSTILE_GUEST, hostile_guest as fn(&Path, u64) -> Result<()>), (kill9_campaign, KILL9, kill9)] {
-            if on {
-                if let Err(e) = campaign(&target_dir, seconds) {
-                    println!("fuzz {name}: FAILED: {e:#}");
-                    failed.push(name);
-                }
-            }
-        }
-        ensure!(failed.is_empty(), "fuzz targets failed: {}", failed.join(", "));
-        return Ok(());
+    // The campaigns that are not cargo-fuzz targets are targets by name too;
+    // a plain run (no names) includes those marked so.
+    let campaigns: Vec<&Campaign> = CAMPAIGNS.iter().filter(|c| if only.is_empty() { c.in_plain_run } else { only.iter().any(|n| n == c.name) }).collect();
+    let only: Vec<String> = only.into_iter().filter(|n| !CAMPAIGNS.iter().any(|c| c.name == n)).collect();
+    let named = args.iter().any(|a| CAMPAIGNS.iter().any(|c| c.name == a));
+    if only.is_empty() && named {
+        return run_campaigns(&campaigns, &target_dir, seconds);
     }
     let mut targets = find_targets(&root)?;
     if !only.is_empty() {
@@ -133,21 +125,92 @@ pub fn run(args: &[String]) -> Result<()> {
             }
         }
     }
-    if guest_campaign {
-        if let Err(e) = hostile_guest(&target_dir, seconds) {
-            println!("fuzz {HOSTILE_GUEST}: FAILED: {e:#}");
-            failed.push(HOSTILE_GUEST.to_string());
-        }
-    }
-    if kill9_campaign {
-        if let Err(e) = kill9(&target_dir, seconds) {
-            println!("fuzz {KILL9}: FAILED: {e:#}");
-            failed.push(KILL9.to_string());
-        }
+    if let Err(e) = run_campaigns(&campaigns, &target_dir, seconds) {
+        failed.push(format!("{e:#}"));
     }
     if !failed.is_empty() {
         bail!("fuzz targets failed: {}", failed.join(", "));
     }
+    Ok(())
+}
+
+/// A run of the hypervisor that `cargo xtask fuzz` drives by name, beside
+/// the cargo-fuzz targets.
+struct Campaign {
+    name: &'static str,
+    run: fn(&Path, u64) -> Result<()>,
+    /// Part of a plain `cargo xtask fuzz` (and so of `cargo xtask test`).
+    in_plain_run: bool,
+}
+
+const CAMPAIGNS: [Campaign; 3] = [
+    Campaign { name: HOSTILE_GUEST, run: hostile_guest, in_plain_run: true },
+    Campaign { name: KILL9, run: kill9, in_plain_run: true },
+    // Its cases are tests already (tests/tests/hand_made.rs); named, it prints the tally.
+    Campaign { name: HAND_MADE, run: hand_made, in_plain_run: false },
+];
+
+/// Runs `campaigns` one after another; fails naming those that failed.
+fn run_campaigns(campaigns: &[&Campaign], target_dir: &Path, seconds: u64) -> Result<()> {
+    let mut failed = Vec::new();
+    for c in campaigns {
+        if let Err(e) = (c.run)(target_dir, seconds) {
+            println!("fuzz {}: FAILED: {e:#}", c.name);
+            failed.push(c.name);
+        }
+    }
+    ensure!(failed.is_empty(), "fuzz targets failed: {}", failed.join(", "));
+    Ok(())
+}
+
+/// The name of the hand-made cases' tally among the targets.
+const HAND_MADE: &str = "hand-made";
+
+/// The hand-made hostile and careless cases (issue 9's "Figures"): the
+/// table of command-line cases (tests/src/hand_made.rs), each checked for
+/// its exit code and one clear line, no panic, signal or hang; then the
+/// hand-made cases that need more than a command line, which are tests of
+/// their own and counted by their results: damaged file-system images and
+/// a restart loop (tests/tests/careless_input.rs), signals and the console
+/// escape on a terminal (tests/tests/signals.rs), and pvboot's hostile
+/// images (pvboot/tests/hostile.rs). Prints `hand-made: N cases, M
+/// misbehave`; `seconds` is not used (every case runs once).
+fn hand_made(target_dir: &Path, _seconds: u64) -> Result<()> {
+    use xenolith_tests::run_hand_made;
+    crate::build()?;
+    let scratch = target_dir.join("fuzz-scratch").join(HAND_MADE);
+    let _ = fs::remove_dir_all(&scratch);
+    fs::create_dir_all(&scratch).with_context(|| format!("creating {}", scratch.display()))?;
+    let start = std::time::Instant::now();
+    let (table, bad) = run_hand_made(&scratch);
+    for (name, why) in &bad {
+        println!("fuzz {HAND_MADE}: MISBEHAVES {name}: {why}");
+    }
+    println!("fuzz {HAND_MADE}: table (tests/src/hand_made.rs): {table} cases, {} misbehave", bad.len());
+    let mut total = (table, bad.len());
+    for (package, test) in [("xenolith-tests", "careless_input"), ("xenolith-tests", "signals"), ("pvboot", "hostile")] {
+        let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .args(["test", "--release", "-p", package, "--test", test])
+            .current_dir(crate::root())
+            .output()
+            .with_context(|| format!("running the {test} tests"))?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        // libtest: "test result: ok. P passed; F failed; ..."
+        let counts = text.lines().find_map(|l| {
+            let rest = l.strip_prefix("test result: ")?;
+            let num = |key: &str| rest.split("; ").find_map(|p| p.trim_start_matches("ok. ").trim_start_matches("FAILED. ").strip_suffix(key)?.trim().parse::<usize>().ok());
+            Some((num(" passed")?, num(" failed")?))
+        });
+        let Some((passed, failed)) = counts else {
+            bail!("no test result from {package} --test {test}:\n{}", String::from_utf8_lossy(&out.stderr));
+        };
+        println!("fuzz {HAND_MADE}: {package} tests/{test}.rs: {} cases (tests), {failed} misbehave", passed + failed);
+        total.0 += passed + failed;
+        total.1 += failed;
+    }
+    let summary = format!("{} cases, {} misbehave ({:.0} s)", total.0, total.1, start.elapsed().as_secs_f64());
+    ensure!(total.1 == 0, "hand-made: {summary}");
+    println!("fuzz {HAND_MADE}: ok, hand-made: {summary}");
     Ok(())
 }
 
