@@ -205,6 +205,13 @@ fn hand_made(target_dir: &Path, _seconds: u64) -> Result<()> {
             bail!("no test result from {package} --test {test}:\n{}", String::from_utf8_lossy(&out.stderr));
         };
         println!("fuzz {HAND_MADE}: {package} tests/{test}.rs: {} cases (tests), {failed} misbehave", passed + failed);
+        if failed > 0 {
+            // libtest's own report: which tests, and what they printed.
+            let report = text.find("\nfailures:").map_or(&text[..], |at| &text[at..]);
+            for line in report.lines() {
+                println!("  | {line}");
+            }
+        }
         total.0 += passed + failed;
         total.1 += failed;
     }
