@@ -277,8 +277,8 @@ fn allowlist(kind: ThreadKind) -> Allowlist {
 
 /// What the main thread does after the first boot's set-up: a reboot
 /// builds the domain again from the descriptors it holds (openat of
-/// /dev/kvm, /dev/net/tun, the console log, and what std reads to count
-/// CPUs for the I/O workers: /proc and cgroup files; KVM's ioctls and the guest
+/// /dev/kvm, /dev/net/tun, and what std reads to count CPUs for the I/O
+/// workers: /proc and cgroup files; KVM's ioctls and the guest
 /// memory's mmap; eventfds; the threads of the next boot), and the end of
 /// a run stops the backends, restores the terminal and removes the
 /// xenstored socket. Found with `strace -f` over runs that restart (see
