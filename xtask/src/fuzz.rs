@@ -137,7 +137,9 @@ pub fn run(args: &[String]) -> Result<()> {
 /// A run of the hypervisor that `cargo xtask fuzz` drives by name, beside
 /// the cargo-fuzz targets.
 struct Campaign {
+    /// Its name on the command line.
     name: &'static str,
+    /// Runs it: (target dir, seconds).
     run: fn(&Path, u64) -> Result<()>,
     /// Part of a plain `cargo xtask fuzz` (and so of `cargo xtask test`).
     in_plain_run: bool,
