@@ -42,6 +42,8 @@ pub struct Kill9Trial {
     pub seed: u64,
     /// Its entry of [`KILL9_VARIANTS`].
     pub variant: &'static str,
+    /// The disk was a loop device over the image (`phy:`), not the file.
+    pub phy: bool,
     /// When the kill came: after the first acknowledgement (or after the
     /// start, for trials that kill during boot), in ms.
     pub delay_ms: u64,
@@ -59,6 +61,29 @@ pub struct Kill9Trial {
     pub unacked_torn: u64,
     /// How long the trial took.
     pub elapsed: Duration,
+}
+
+/// A loop device over an image (`losetup --find --show`), detached when dropped.
+struct LoopDevice(std::path::PathBuf);
+
+impl LoopDevice {
+    fn attach(img: &Path) -> Result<LoopDevice, String> {
+        let out = Command::new("losetup")
+            .args(["--find", "--show"])
+            .arg(img)
+            .output()
+            .map_err(|e| format!("losetup: {e} (loop-device trials need root and util-linux)"))?;
+        if !out.status.success() {
+            return Err(format!("losetup --find --show {}: {}", img.display(), String::from_utf8_lossy(&out.stderr).trim()));
+        }
+        Ok(LoopDevice(String::from_utf8_lossy(&out.stdout).trim().into()))
+    }
+}
+
+impl Drop for LoopDevice {
+    fn drop(&mut self) {
+        let _ = Command::new("losetup").arg("--detach").arg(&self.0).status();
+    }
 }
 
 /// SplitMix64 step (the trial's own randomness: kill delay, variant).
@@ -120,16 +145,25 @@ pub fn kill9_trial(dir: &Path, seed: u64) -> Result<Kill9Trial, String> {
     // (0 to 3 s from the start), the rest 0 to 1.5 s after the first ack.
     let during_boot = next(&mut rng).is_multiple_of(8);
     let delay_ms = if during_boot { next(&mut rng) % 3000 } else { next(&mut rng) % 1500 };
+    // Drawn last, so the draws above (and so each seed's variant and
+    // moment) are what they were before loop devices were added.
+    let phy = next(&mut rng).is_multiple_of(4);
     let img = dir.join("kill9.img");
     let _ = std::fs::remove_file(&img);
     let f = std::fs::File::create(&img).map_err(|e| format!("creating {}: {e}", img.display()))?;
     f.set_len(KILL9_IMAGE).map_err(|e| format!("sizing {}: {e}", img.display()))?;
     drop(f);
+    // One trial in four serves a loop device over the image: blkback's
+    // block-device path (`phy:`, sizes from BLKGETSIZE64 and BLKSSZGET).
+    let loopdev = if phy { Some(LoopDevice::attach(&img)?) } else { None };
+    let disk = match &loopdev {
+        Some(l) => format!("phy:{}", l.0.display()),
+        None => format!("file:{}", img.display()),
+    };
     let text = format!(
         "# written by the kill -9 trials\nname = \"kill9\"\ntype = \"pvh\"\nkernel = \"{}\"\nmemory = 64\n\
-         disk = [ 'file:{},xvda,w' ]\nextra = \"records seed={seed} {words}\"\n",
-        guest("disk-check").display(),
-        img.display()
+         disk = [ '{disk},xvda,w' ]\nextra = \"records seed={seed} {words}\"\n",
+        guest("disk-check").display()
     );
     let cfg = write_cfg(dir, "kill9.cfg", &text);
     let mut child = Command::new(xenolith())
@@ -194,8 +228,12 @@ pub fn kill9_trial(dir: &Path, seed: u64) -> Result<Kill9Trial, String> {
     if status.signal() != Some(libc::SIGKILL) {
         return Err(format!("seed {seed}: xenolith ended with {status}, not SIGKILL\n{stderr}"));
     }
-    let image = std::fs::read(&img).map_err(|e| format!("reading {}: {e}", img.display()))?;
-    let mut t = Kill9Trial { seed, variant, delay_ms, during_boot, ..Default::default() };
+    // What the guest wrote is what the device holds now (for a loop
+    // device, its own cache, before it is detached).
+    let device = loopdev.as_ref().map_or(img.clone(), |l| l.0.clone());
+    let image = std::fs::read(&device).map_err(|e| format!("reading {}: {e}", device.display()))?;
+    drop(loopdev);
+    let mut t = Kill9Trial { seed, variant, phy, delay_ms, during_boot, ..Default::default() };
     let mut next_lba = 0;
     let mut next_n = 0;
     for l in &lines {

@@ -327,14 +327,16 @@ fn kill9(target_dir: &Path, seconds: u64) -> Result<()> {
     let mut seed = first;
     let (mut acked, mut bytes, mut lost, mut whole, mut torn, mut at_boot) = (0u64, 0u64, 0usize, 0u64, 0u64, 0u64);
     let mut per_variant = vec![(0u64, 0u64); KILL9_VARIANTS.len()];
+    let mut phy = (0u64, 0u64);
     let mut failed = Vec::new();
     while seed == first || (replay.is_none() && start.elapsed().as_secs() < seconds) {
         match kill9_trial(&scratch, seed) {
             Ok(t) => {
                 writeln!(
                     log,
-                    "seed {seed} {}: killed {} ms after {}, {} acked ({} bytes), {} lost, {} unacked whole, {} torn, {:.1} s",
+                    "seed {seed} {}{}: killed {} ms after {}, {} acked ({} bytes), {} lost, {} unacked whole, {} torn, {:.1} s",
                     t.variant,
+                    if t.phy { " on a loop device" } else { "" },
                     t.delay_ms,
                     if t.during_boot { "the start" } else { "the first ack" },
                     t.acked,
@@ -354,6 +356,10 @@ fn kill9(target_dir: &Path, seconds: u64) -> Result<()> {
                 whole += t.unacked_whole;
                 torn += t.unacked_torn;
                 at_boot += u64::from(t.during_boot);
+                if t.phy {
+                    phy.0 += 1;
+                    phy.1 += t.acked;
+                }
                 if let Some(v) = KILL9_VARIANTS.iter().position(|(name, _)| *name == t.variant) {
                     per_variant[v].0 += 1;
                     per_variant[v].1 += t.acked;
@@ -377,12 +383,14 @@ fn kill9(target_dir: &Path, seconds: u64) -> Result<()> {
         .collect();
     let summary = format!(
         "{} trials (seeds {first}..={}, {at_boot} killed while booting) in {:.0} s: {acked} acknowledged records checked ({bytes} bytes), {lost} lost; \
-         {whole} unacknowledged records found whole and {torn} torn; {} trials failed to run; trials/acked by variant: {}",
+         {whole} unacknowledged records found whole and {torn} torn; {} trials failed to run; trials/acked by variant: {}; on a loop device (phy:) {}/{}",
         seed - first,
         seed - 1,
         start.elapsed().as_secs_f64(),
         failed.len(),
-        variants.join(", ")
+        variants.join(", "),
+        phy.0,
+        phy.1
     );
     writeln!(log, "{summary}")?;
     ensure!(lost == 0 && failed.is_empty(), "{summary}; failed seeds {failed:?}");
