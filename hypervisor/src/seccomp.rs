@@ -637,6 +637,23 @@ mod tests {
         }
     }
 
+    /// Threads started after the main thread confined itself run under its
+    /// filter and their own: a call missing from the main list would kill
+    /// them on the second boot only.
+    #[test]
+    fn the_main_list_covers_the_threads_it_starts() {
+        let main = allowlist(ThreadKind::Main);
+        for k in STARTED_PER_BOOT {
+            let list = allowlist(k);
+            for nr in &list.calls {
+                assert!(main.calls.contains(nr), "{} calls {nr}, which the main list lacks", k.name());
+            }
+            for req in list.ioctls {
+                assert!(main.ioctl_types.contains(&((req >> 8) & 0xff)), "{} makes ioctl {req:#x}", k.name());
+            }
+        }
+    }
+
     #[test]
     fn decimal_prints_numbers() {
         assert_eq!(&decimal(41)[..3], b"41\0");
