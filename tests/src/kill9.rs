@@ -154,7 +154,7 @@ pub fn kill9_trial(dir: &Path, seed: u64) -> Result<Kill9Trial, String> {
     f.set_len(KILL9_IMAGE).map_err(|e| format!("sizing {}: {e}", img.display()))?;
     drop(f);
     // One trial in four serves a loop device over the image: blkback's
-    // block-device path (`phy:`, sizes from BLKGETSIZE64 and BLKSSZGET).
+    // block-device path (`phy:`, its size and sector sizes read from the device).
     let loopdev = if phy { Some(LoopDevice::attach(&img)?) } else { None };
     let disk = match &loopdev {
         Some(l) => format!("phy:{}", l.0.display()),
@@ -210,7 +210,8 @@ pub fn kill9_trial(dir: &Path, seed: u64) -> Result<Kill9Trial, String> {
     let Some(kill_at) = kill_at else {
         let _ = child.kill();
         let _ = child.wait();
-        return Err(format!("seed {seed}: no record acknowledged within {FIRST_ACK_LIMIT:?}\n{}", lines.join("\n")));
+        let stderr = err_t.join().unwrap_or_default();
+        return Err(format!("seed {seed}: no record acknowledged within {FIRST_ACK_LIMIT:?} (or xenolith ended)\n{stderr}\n{}", lines.join("\n")));
     };
     std::thread::sleep(kill_at.saturating_duration_since(Instant::now()));
     let ended_early = child.try_wait().ok().flatten();
