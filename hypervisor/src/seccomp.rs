@@ -5,9 +5,14 @@
 //! its [`ThreadKind`] as the first thing it does once its own set-up is
 //! done: the vCPU, the timer, each block device's and each vif's control
 //! and I/O threads,
-//! xenstored, the console input thread and the signal thread. The main
-//! thread, which builds (and on reboot rebuilds) the VM, is not filtered; it
-//! only waits while the guest runs, and never parses guest data.
+//! xenstored, the console input thread and the signal thread; each drops
+//! every capability as it does so. The main thread, which builds (and on
+//! reboot rebuilds) the VM, confines itself once the first boot is set up
+//! ([`confine_main`]): it keeps only CAP_NET_ADMIN, and only when the
+//! domain has vifs (a reboot creates their TAPs again), and its list holds
+//! what a rebuild and the teardown need. A vif with `script=` leaves the
+//! main thread unfiltered (capabilities still dropped): a forked script
+//! would inherit the filter.
 //!
 //! A system call outside a thread's list traps: the SIGSYS handler writes
 //! `xenolith: seccomp: thread T made forbidden system call N` to stderr and
@@ -46,10 +51,13 @@ pub enum ThreadKind {
     ConsoleInput,
     /// Takes SIGHUP/SIGINT/SIGQUIT/SIGTERM with sigwait.
     Signals,
+    /// The main thread once the first boot is set up: rebuilds the VM on
+    /// reboot (KVM, guest memory, threads, TAPs) and tears it down.
+    Main,
 }
 
 /// Every kind, for tests and for compiling all filters up front.
-pub const KINDS: [ThreadKind; 9] = [
+pub const KINDS: [ThreadKind; 10] = [
     ThreadKind::Vcpu,
     ThreadKind::Timer,
     ThreadKind::BlockControl,
@@ -59,6 +67,7 @@ pub const KINDS: [ThreadKind; 9] = [
     ThreadKind::Xenstored,
     ThreadKind::ConsoleInput,
     ThreadKind::Signals,
+    ThreadKind::Main,
 ];
 
 impl ThreadKind {
@@ -74,6 +83,7 @@ impl ThreadKind {
             ThreadKind::Xenstored => "xenstored",
             ThreadKind::ConsoleInput => "console-input",
             ThreadKind::Signals => "signals",
+            ThreadKind::Main => "main",
         }
     }
 
@@ -155,14 +165,53 @@ const NET_IOCTLS: Ioctls = Ioctls(&[
 /// tcsetattr(0, TCSANOW) when the terminal is restored on the way out.
 const TERMINAL_IOCTLS: Ioctls = Ioctls(&[libc::TCGETS, libc::TCSETS]);
 
-/// A thread's list: calls allowed with any arguments, and ioctls.
+/// The ioctl families the main thread uses to rebuild a domain, by type
+/// (bits 8..16 of the request): KVM's (0xAE: the VM, its memory slots and
+/// vCPU set-up), TUN's and the terminal's (b'T': TUNSETIFF and
+/// TUNSETVNETHDRSZ for a vif's TAP, TCSETS to restore the terminal), and
+/// the socket ones (0x89: SIOCSIFHWADDR, SIOCSIFMTU, SIOCGIFINDEX,
+/// SIOCBRADDIF, SIOCGIFFLAGS, SIOCSIFFLAGS on the TAP).
+const MAIN_IOCTL_TYPES: &[u64] = &[0xAE, 0x54, 0x89];
+
+/// The one socket the main thread makes: the AF_INET datagram socket the
+/// TAP's link ioctls go through (backends/net/io/tap.rs, closed at once).
+const MAIN_SOCKET: (u64, u64) = (libc::AF_INET as u64, (libc::SOCK_DGRAM | libc::SOCK_CLOEXEC) as u64);
+
+/// A thread's list: calls allowed with any arguments, ioctls (exact
+/// requests, or whole families by type), one socket (domain, type) and
+/// prctl options.
 struct Allowlist {
     calls: Vec<libc::c_long>,
     ioctls: &'static [u64],
+    ioctl_types: &'static [u64],
+    socket: Option<(u64, u64)>,
+    prctls: &'static [u64],
 }
 
-fn allowlist(kind: ThreadKind) -> Allowlist {
-    let extra: &[libc::c_long] = match kind {
+/// The threads the main thread starts for every boot. Each inherits the
+/// main thread's filter once that is installed (a filter is inherited on
+/// clone) and adds its own: it runs under both, so the main list must hold
+/// what they need too.
+const STARTED_PER_BOOT: [ThreadKind; 6] =
+    [ThreadKind::Timer, ThreadKind::Vcpu, ThreadKind::BlockControl, ThreadKind::BlockIo, ThreadKind::NetControl, ThreadKind::NetIo];
+
+/// The prctl options a thread uses to confine itself (seccompiler's
+/// no_new_privs, the capability drop) and std's thread naming: the main
+/// list allows these alone, for the threads above.
+const CONFINING_PRCTLS: &[u64] = &[
+    libc::PR_SET_NO_NEW_PRIVS as u64,
+    libc::PR_CAPBSET_DROP as u64,
+    libc::PR_CAP_AMBIENT as u64,
+    libc::PR_SET_NAME as u64,
+];
+
+/// And the calls that go with them: installing a filter (which can only
+/// narrow what a thread may do) and lowering its capabilities.
+const CONFINING_CALLS: &[libc::c_long] = &[libc::SYS_seccomp, libc::SYS_capget, libc::SYS_capset];
+
+/// A thread's own calls beyond [`BASE`].
+fn extra(kind: ThreadKind) -> &'static [libc::c_long] {
+    match kind {
         // rt_sigtimedwait consumes a kick after KVM_RUN returned EINTR.
         ThreadKind::Vcpu => &[libc::SYS_read, libc::SYS_rt_sigtimedwait, libc::SYS_fsync, libc::SYS_fdatasync],
         ThreadKind::Timer => &[],
@@ -195,7 +244,20 @@ fn allowlist(kind: ThreadKind) -> Allowlist {
         ThreadKind::ConsoleInput => &[libc::SYS_read],
         // A second signal exits at once (exit_group), restoring the terminal.
         ThreadKind::Signals => &[libc::SYS_rt_sigtimedwait, libc::SYS_exit_group],
-    };
+        ThreadKind::Main => MAIN,
+    }
+}
+
+fn allowlist(kind: ThreadKind) -> Allowlist {
+    let main = kind == ThreadKind::Main;
+    let mut calls: Vec<libc::c_long> = BASE.iter().chain(extra(kind)).copied().collect();
+    if main {
+        for &nr in STARTED_PER_BOOT.iter().flat_map(|&k| extra(k)).chain(CONFINING_CALLS) {
+            if !calls.contains(&nr) {
+                calls.push(nr);
+            }
+        }
+    }
     let ioctls: &'static [u64] = match kind {
         ThreadKind::Vcpu => KVM_IOCTLS.0,
         // FIONBIO: set_nonblocking on an accepted client.
@@ -204,21 +266,81 @@ fn allowlist(kind: ThreadKind) -> Allowlist {
         ThreadKind::ConsoleInput | ThreadKind::Signals => TERMINAL_IOCTLS.0,
         _ => &[],
     };
-    Allowlist { calls: BASE.iter().chain(extra).copied().collect(), ioctls }
+    Allowlist {
+        calls,
+        ioctls,
+        ioctl_types: if main { MAIN_IOCTL_TYPES } else { &[] },
+        socket: main.then_some(MAIN_SOCKET),
+        prctls: if main { CONFINING_PRCTLS } else { &[] },
+    }
 }
+
+/// What the main thread does after the first boot's set-up: a reboot
+/// builds the domain again from the descriptors it holds (openat of
+/// /dev/kvm, /dev/net/tun, and what std reads to count CPUs for the I/O
+/// workers: /proc and cgroup files; KVM's ioctls and the guest
+/// memory's mmap; eventfds; the threads of the next boot), and the end of
+/// a run stops the backends, restores the terminal and removes the
+/// xenstored socket. Found with `strace -f` over runs that restart (see
+/// docs/threat-model.md); no exec, no connect, no socket but [`MAIN_SOCKET`].
+const MAIN: &[libc::c_long] = &[
+    libc::SYS_read,
+    libc::SYS_pread64,
+    libc::SYS_lseek,
+    libc::SYS_openat,
+    libc::SYS_fstat,
+    libc::SYS_newfstatat,
+    libc::SYS_statx,
+    libc::SYS_fcntl,
+    // The xenstored socket's lock, taken to remove the socket at the end.
+    libc::SYS_flock,
+    libc::SYS_eventfd2,
+    libc::SYS_poll,
+    libc::SYS_ppoll,
+    // Threads of the next boot.
+    libc::SYS_clone,
+    libc::SYS_clone3,
+    libc::SYS_sched_getaffinity,
+    libc::SYS_rt_sigaction,
+    // The end: the xenstored socket and its directory go, then the process.
+    libc::SYS_unlink,
+    libc::SYS_unlinkat,
+    libc::SYS_rmdir,
+    libc::SYS_exit_group,
+    libc::SYS_fsync,
+    libc::SYS_fdatasync,
+];
 
 /// Compiles a thread's list: anything else traps (SIGSYS).
 fn compile(kind: ThreadKind) -> Result<BpfProgram, SeccompError> {
     let err = |e: &dyn std::fmt::Display| SeccompError::Build(kind.name(), e.to_string());
     let list = allowlist(kind);
     let mut rules: BTreeMap<i64, Vec<SeccompRule>> = list.calls.iter().map(|&nr| (nr, Vec::new())).collect();
-    if !list.ioctls.is_empty() {
-        let mut ioctl_rules = Vec::new();
-        for &req in list.ioctls {
-            let cond = SeccompCondition::new(1, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, req).map_err(|e| err(&e))?;
-            ioctl_rules.push(SeccompRule::new(vec![cond]).map_err(|e| err(&e))?);
-        }
+    // (argument, comparison, value) conditions, all of which must hold.
+    let rule = |conds: &[(u8, SeccompCmpOp, u64)]| -> Result<SeccompRule, SeccompError> {
+        let conds = conds
+            .iter()
+            .map(|&(arg, ref op, value)| SeccompCondition::new(arg, SeccompCmpArgLen::Dword, op.clone(), value).map_err(|e| err(&e)))
+            .collect::<Result<Vec<_>, _>>()?;
+        SeccompRule::new(conds).map_err(|e| err(&e))
+    };
+    let mut ioctl_rules = Vec::new();
+    for &req in list.ioctls {
+        ioctl_rules.push(rule(&[(1, SeccompCmpOp::Eq, req)])?);
+    }
+    for &ty in list.ioctl_types {
+        // (request & 0xff00) == type << 8: the whole family.
+        ioctl_rules.push(rule(&[(1, SeccompCmpOp::MaskedEq(0xff00), ty << 8)])?);
+    }
+    if !ioctl_rules.is_empty() {
         rules.insert(libc::SYS_ioctl, ioctl_rules);
+    }
+    if !list.prctls.is_empty() {
+        let prctl_rules = list.prctls.iter().map(|&opt| rule(&[(0, SeccompCmpOp::Eq, opt)])).collect::<Result<Vec<_>, _>>()?;
+        rules.insert(libc::SYS_prctl, prctl_rules);
+    }
+    if let Some((domain, ty)) = list.socket {
+        rules.insert(libc::SYS_socket, vec![rule(&[(0, SeccompCmpOp::Eq, domain), (1, SeccompCmpOp::Eq, ty)])?]);
     }
     let filter = SeccompFilter::new(rules, SeccompAction::Trap, SeccompAction::Allow, TargetArch::x86_64).map_err(|e| err(&e))?;
     filter.try_into().map_err(|e: seccompiler::BackendError| err(&e))
@@ -289,6 +411,13 @@ pub fn confine(kind: ThreadKind) {
         return;
     }
     let Some(prog) = FILTERS.get().and_then(|f| f.get(kind.index())) else { return };
+    if kind != ThreadKind::Main {
+        // Capabilities are per thread: a confined thread needs none.
+        if let Err(e) = drop_capabilities(0) {
+            eprintln!("xenolith: cannot drop the capabilities of the {} thread: {e}", kind.name());
+            std::process::exit(1);
+        }
+    }
     CURRENT.with(|c| c.set(Some(kind)));
     if let Err(e) = seccompiler::apply_filter(prog) {
         eprintln!("xenolith: {}", SeccompError::Install(kind.name(), e.to_string()));
@@ -297,6 +426,113 @@ pub fn confine(kind: ThreadKind) {
     if PROBE.get().and_then(Option::as_deref) == Some(kind.name()) {
         probe_forbidden_call();
     }
+}
+
+/// CAP_NET_ADMIN (linux/capability.h): creating a TAP, putting it on a bridge.
+const CAP_NET_ADMIN: u32 = 12;
+
+/// What the main thread keeps confined in [`confine_main`]: whether the
+/// filter went on, and the capabilities kept (a bit per capability).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MainConfinement {
+    /// The seccomp filter of [`ThreadKind::Main`] is installed.
+    pub filtered: bool,
+    /// Capabilities left in the effective and permitted sets.
+    pub kept_caps: u64,
+}
+
+/// Confines the main thread once the first boot is set up (later calls do
+/// nothing): no_new_privs, every capability dropped (bounding, ambient,
+/// inheritable, permitted and effective sets) but CAP_NET_ADMIN when
+/// `vifs` (a reboot creates the TAPs again), then the [`ThreadKind::Main`]
+/// filter, unless `scripts`: a vif's `script=` is forked and executed by
+/// this thread and would inherit the filter (it still runs under
+/// no_new_privs with at most CAP_NET_ADMIN, all a hotplug script needs to
+/// set up a link). Does nothing unless [`enable`] was called; a failure
+/// ends the process, as in [`confine`].
+pub fn confine_main(vifs: bool, scripts: bool) -> Option<MainConfinement> {
+    static DONE: AtomicBool = AtomicBool::new(false);
+    if !enabled() || DONE.swap(true, Ordering::SeqCst) {
+        return None;
+    }
+    let keep = if vifs { 1u64 << CAP_NET_ADMIN } else { 0 };
+    // SAFETY: prctl with integer arguments only.
+    if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
+        eprintln!("xenolith: cannot set no_new_privs: {}", std::io::Error::last_os_error());
+        std::process::exit(1);
+    }
+    let kept_caps = match drop_capabilities(keep) {
+        Ok(kept) => kept,
+        Err(e) => {
+            eprintln!("xenolith: cannot drop the main thread's capabilities: {e}");
+            std::process::exit(1);
+        }
+    };
+    if !scripts {
+        confine(ThreadKind::Main);
+    }
+    Some(MainConfinement { filtered: !scripts, kept_caps })
+}
+
+/// The capability sets of capget/capset (linux/capability.h, version 3:
+/// two 32-bit words per set).
+#[repr(C)]
+#[derive(Default, Clone, Copy)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: i32,
+}
+
+/// _LINUX_CAPABILITY_VERSION_3.
+const CAP_VERSION_3: u32 = 0x2008_0522;
+
+/// Drops the calling thread's capabilities to those in `keep` (a bit per
+/// capability): from the bounding set first (while CAP_SETPCAP, if held,
+/// still allows it; without it, as for a non-root user, the bounding set
+/// stays and no_new_privs keeps execve from using it), the ambient set,
+/// then the inheritable, permitted and effective sets. Returns what is
+/// left effective.
+fn drop_capabilities(keep: u64) -> std::io::Result<u64> {
+    for cap in 0..64u32 {
+        if keep & (1 << cap) != 0 {
+            continue;
+        }
+        // SAFETY: prctl with integer arguments only.
+        if unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) } != 0 {
+            match std::io::Error::last_os_error().raw_os_error() {
+                // Past the kernel's last capability, or no CAP_SETPCAP.
+                Some(libc::EINVAL) | Some(libc::EPERM) => break,
+                _ => return Err(std::io::Error::last_os_error()),
+            }
+        }
+    }
+    // SAFETY: prctl with integer arguments only; EINVAL on kernels without
+    // ambient capabilities, which then have none to clear.
+    unsafe { libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong, 0, 0, 0) };
+    let mut header = CapHeader { version: CAP_VERSION_3, pid: 0 };
+    let mut data = [CapData::default(); 2];
+    // SAFETY: capget writes two CapData for version 3 into `data`.
+    if unsafe { libc::syscall(libc::SYS_capget, &mut header as *mut CapHeader, data.as_mut_ptr()) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    for (i, d) in data.iter_mut().enumerate() {
+        let k = (keep >> (32 * i)) as u32;
+        d.effective &= k;
+        d.permitted &= k;
+        d.inheritable = 0;
+    }
+    // SAFETY: capset reads the header and two CapData; it only lowers sets here.
+    if unsafe { libc::syscall(libc::SYS_capset, &mut header as *mut CapHeader, data.as_ptr()) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(u64::from(data[0].effective) | (u64::from(data[1].effective) << 32))
 }
 
 /// The test hook behind `XENOLITH_SECCOMP_PROBE=KIND`: a confined thread
@@ -390,8 +626,30 @@ mod tests {
     fn no_list_allows_the_calls_used_to_die_and_to_probe() {
         for k in KINDS {
             let list = allowlist(k);
-            for nr in [DIE, libc::SYS_socket, libc::SYS_open, libc::SYS_openat, libc::SYS_execve, libc::SYS_connect] {
+            for nr in [DIE, libc::SYS_socket, libc::SYS_execve, libc::SYS_execveat, libc::SYS_connect, libc::SYS_bind] {
                 assert!(!list.calls.contains(&nr), "{} allows {nr}", k.name());
+            }
+            // Only the main thread opens files again (a reboot's /dev/kvm and TAPs).
+            assert!(!list.calls.contains(&libc::SYS_open), "{}", k.name());
+            assert_eq!(list.calls.contains(&libc::SYS_openat), k == ThreadKind::Main, "{}", k.name());
+            // Its one socket is not the probe's (AF_INET, SOCK_STREAM).
+            assert!(list.socket.is_none_or(|s| s != (libc::AF_INET as u64, libc::SOCK_STREAM as u64)), "{}", k.name());
+        }
+    }
+
+    /// Threads started after the main thread confined itself run under its
+    /// filter and their own: a call missing from the main list would kill
+    /// them on the second boot only.
+    #[test]
+    fn the_main_list_covers_the_threads_it_starts() {
+        let main = allowlist(ThreadKind::Main);
+        for k in STARTED_PER_BOOT {
+            let list = allowlist(k);
+            for nr in &list.calls {
+                assert!(main.calls.contains(nr), "{} calls {nr}, which the main list lacks", k.name());
+            }
+            for req in list.ioctls {
+                assert!(main.ioctl_types.contains(&((req >> 8) & 0xff)), "{} makes ioctl {req:#x}", k.name());
             }
         }
     }

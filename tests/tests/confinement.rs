@@ -1,6 +1,9 @@
 //! Confinement (issue 9, docs/threat-model.md): every thread of a running
-//! `xenolith create` but the main one runs under a seccomp filter with
-//! no_new_privs, a forbidden call kills the process with SIGSYS and a line
+//! `xenolith create` runs under a seccomp filter with no_new_privs (the
+//! main one from the end of the first boot's set-up, keeping only
+//! CAP_NET_ADMIN for the vif's TAPs; the others with no capability), a
+//! restart rebuilds the domain under the main thread's filter, a forbidden
+//! call kills the process with SIGSYS and a line
 //! naming the thread and the call, `--no-seccomp` turns the filters off,
 //! and each disk image is open once, with the access its entry gives. The
 //! domain has a vif too (its TAP lives in a network namespace of the run's
@@ -107,8 +110,18 @@ fn threads(pid: u32) -> Vec<(u32, String, String, String)> {
     out
 }
 
+/// A thread's effective and bounding capability sets (CapEff, CapBnd), as numbers.
+fn caps(pid: u32, tid: u32) -> (u64, u64) {
+    let task = PathBuf::from(format!("/proc/{pid}/task/{tid}"));
+    let num = |f: &str| u64::from_str_radix(&status_field(&task, f), 16).unwrap();
+    (num("CapEff"), num("CapBnd"))
+}
+
+/// CAP_NET_ADMIN's bit.
+const CAP_NET_ADMIN: u64 = 1 << 12;
+
 #[test]
-fn every_thread_but_the_main_one_is_filtered() {
+fn every_thread_is_filtered_and_drops_its_capabilities() {
     let dir = scratch("confinement_filtered");
     let mut child = spawn(&dir, &[], &[]);
     wait_running(&dir, &mut child);
@@ -117,7 +130,7 @@ fn every_thread_but_the_main_one_is_filtered() {
     // control thread and its 4 workers, and the vif's control and I/O
     // threads; wait for the last ones to confine
     // themselves (a thread is unfiltered between its start and confine()).
-    let confined = |t: &(u32, String, String, String)| t.0 == pid || t.1.starts_with("kvm-") || t.2 == "2";
+    let confined = |t: &(u32, String, String, String)| t.1.starts_with("kvm-") || t.2 == "2";
     let start = Instant::now();
     let mut all = threads(pid);
     while !(all.len() >= 18 && all.iter().all(confined)) && start.elapsed() < Duration::from_secs(10) {
@@ -134,11 +147,15 @@ fn every_thread_but_the_main_one_is_filtered() {
             // KVM's own worker (kvm-nx-lpage-recovery), a kernel thread.
             continue;
         }
+        assert_eq!(seccomp, "2", "thread {tid} ({comm}) runs without a filter: {all:?}");
+        assert_eq!(nnp, "1", "thread {tid} ({comm}) lacks no_new_privs: {all:?}");
+        let (eff, bnd) = caps(pid, *tid);
         if *tid == pid {
-            assert_eq!(seccomp, "0", "the main thread builds the VM and is not filtered: {all:?}");
+            // The domain has a vif: a reboot makes its TAP again. Nothing else.
+            assert_eq!(eff, CAP_NET_ADMIN, "the main thread keeps only CAP_NET_ADMIN: {eff:#x}");
+            assert_eq!(bnd, CAP_NET_ADMIN, "nor can anything it runs gain more: {bnd:#x}");
         } else {
-            assert_eq!(seccomp, "2", "thread {tid} ({comm}) runs without a filter: {all:?}");
-            assert_eq!(nnp, "1", "thread {tid} ({comm}) lacks no_new_privs: {all:?}");
+            assert_eq!(eff, 0, "thread {tid} ({comm}) keeps capabilities {eff:#x}");
         }
     }
     stop(child);
@@ -196,7 +213,7 @@ fn each_image_is_open_once_with_the_access_of_its_entry() {
 /// the call, before the guest does anything.
 #[test]
 fn a_forbidden_call_in_any_confined_thread_kills_the_process_with_sigsys() {
-    for kind in ["signals", "xenstored", "console-input", "blk-control", "blk-io", "net-control", "net-io", "timer", "vcpu"] {
+    for kind in ["signals", "xenstored", "console-input", "blk-control", "blk-io", "net-control", "net-io", "timer", "vcpu", "main"] {
         let dir = scratch(&format!("confinement_probe_{kind}"));
         let mut child = spawn(&dir, &[], &[("XENOLITH_SECCOMP_PROBE", kind)]);
         let start = Instant::now();
@@ -228,4 +245,82 @@ fn no_seccomp_runs_unfiltered() {
     let all = threads(child.id());
     assert!(all.iter().all(|t| t.2 == "0"), "{all:?}");
     stop(child);
+}
+
+/// A domain with a disk and a vif whose guest stops at once, with
+/// on_poweroff = "restart": every restart rebuilds the VM, its disk
+/// backend and its vif's TAP under the main thread's filter, with only
+/// CAP_NET_ADMIN left (on_reboot and on_crash take the same path), and the
+/// run ends the orderly way when restarts stop (exit 0, no seccomp line).
+#[test]
+fn restarts_rebuild_the_domain_under_the_main_filter() {
+    let dir = scratch("confinement_restart");
+    let kernel = dir.join("stops");
+    std::fs::write(&kernel, marker_kernel(16 * 1024, "restart marker")).unwrap();
+    std::fs::write(dir.join("rw.img"), vec![0u8; 1 << 20]).unwrap();
+    let text = format!(
+        "name = \"restart\"\ntype = \"pvh\"\nkernel = \"{}\"\nmemory = 32\non_poweroff = \"restart\"\n\
+         disk = [ 'file:{},xvda,w' ]\nvif = [ 'mac=00:16:3e:00:00:0a' ]\n",
+        kernel.display(),
+        dir.join("rw.img").display()
+    );
+    let cfg = write_cfg(&dir, "restart.cfg", &text);
+    let mut cmd = Command::new("unshare");
+    cmd.arg("--net").arg("--").arg(xenolith());
+    cmd.env("XENOLITH_RUN_DIR", dir.join("run")).env_remove("XENOLITH_NO_SECCOMP");
+    cmd.args(["create", "--console-log"]).arg(dir.join("console.log")).arg(&cfg);
+    let run = run_command(cmd, Duration::from_secs(60));
+    assert_eq!(run.status.code(), Some(0), "{run}");
+    assert!(!run.stderr.contains("seccomp:"), "{run}");
+    assert!(run.stderr.contains("not restarting it again"), "{run}");
+    assert_eq!(run.stderr.matches("restart marker").count(), 6, "the first run and 5 restarts\n{run}");
+    assert!(!dir.join("run/xenstored/socket").exists(), "the socket was removed under the filter");
+}
+
+/// A vif with `script=`: the main thread forks and executes it, so it stays
+/// unfiltered (the script would inherit the filter), but from the end of
+/// the first boot's set-up it runs with no_new_privs and CAP_NET_ADMIN
+/// alone, which is what a hotplug script needs: every script run after
+/// the first one sees exactly that and can still bring the TAP up.
+#[test]
+fn vif_scripts_run_with_only_cap_net_admin_after_the_first_boot() {
+    let dir = scratch("confinement_script");
+    let kernel = dir.join("stops");
+    std::fs::write(&kernel, marker_kernel(16 * 1024, "script marker")).unwrap();
+    let log = dir.join("script.log");
+    let script = dir.join("vif-test");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nset -e\nprintf '%s %s ' \"$1\" \"$vif\" >> {log}\n\
+             grep -E '^(CapEff|NoNewPrivs|Seccomp):' /proc/self/status | tr -s '\\t\\n' '  ' >> {log}\necho >> {log}\n\
+             if [ \"$1\" = online ]; then ip link set dev \"$vif\" up; fi\n",
+            log = log.display()
+        ),
+    )
+    .unwrap();
+    let mut perms = std::fs::metadata(&script).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+    std::fs::set_permissions(&script, perms).unwrap();
+    let text = format!(
+        "name = \"script\"\ntype = \"pvh\"\nkernel = \"{}\"\nmemory = 32\non_poweroff = \"restart\"\nvif = [ 'mac=00:16:3e:00:00:0b,script={}' ]\n",
+        kernel.display(),
+        script.display()
+    );
+    let cfg = write_cfg(&dir, "script.cfg", &text);
+    let mut cmd = Command::new("unshare");
+    cmd.arg("--net").arg("--").arg(xenolith());
+    cmd.env("XENOLITH_RUN_DIR", dir.join("run")).env_remove("XENOLITH_NO_SECCOMP");
+    cmd.args(["create", "--console-log"]).arg(dir.join("console.log")).arg(&cfg);
+    let run = run_command(cmd, Duration::from_secs(60));
+    assert_eq!(run.status.code(), Some(0), "{run}");
+    let lines: Vec<String> = std::fs::read_to_string(&log).unwrap().lines().map(str::to_owned).collect();
+    // online and offline for the first run and 5 restarts.
+    assert_eq!(lines.len(), 12, "{lines:?}\n{run}");
+    assert!(lines[0].starts_with("online vif1.0 "), "{lines:?}");
+    for l in &lines[1..] {
+        assert!(l.contains("CapEff: 0000000000001000 "), "after set-up, CAP_NET_ADMIN alone: {l}");
+        assert!(l.contains("NoNewPrivs: 1 "), "{l}");
+        assert!(l.contains("Seccomp: 0 "), "scripts are not filtered: {l}");
+    }
 }

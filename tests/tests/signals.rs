@@ -162,6 +162,9 @@ fn sigterm_without_a_terminal_removes_the_socket() {
     let status = wait(&mut child);
     let err = stderr(&mut child);
     assert_eq!(status.code(), Some(128 + libc::SIGTERM), "{status}\n{err}");
-    assert!(err.contains("SIGTERM: destroying domain idle"), "{err}");
+    // xenstored's socket (what start() waits for) comes before the VM is
+    // built: a signal in between finds no domain yet and says "stopping"
+    // (seen on a loaded machine: `cargo xtask fuzz hand-made` counted it).
+    assert!(err.contains("SIGTERM: destroying domain idle") || err.contains("SIGTERM: stopping"), "{err}");
     assert!(!socket(&dir).exists(), "xenstored socket removed\n{err}");
 }

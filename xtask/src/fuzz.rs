@@ -2,10 +2,12 @@
 //! bounded time and fails if any of them finds a crash.
 //!
 //! Usage: `cargo xtask fuzz [--seconds N] [TARGET...]` (N defaults to 10;
-//! naming targets runs only those). Besides the cargo-fuzz targets there is
+//! naming targets runs only those). Besides the cargo-fuzz targets there are
 //! `hostile-guest`: the hostile guest (examples/hostile) booted under the
 //! hypervisor with one new seed after another for N seconds
-//! ([`hostile_guest`]). Needs a nightly toolchain and cargo-fuzz,
+//! ([`hostile_guest`]), `kill9`: kill -9 durability trials for N
+//! seconds ([`kill9`]), and, only when named, `hand-made`: the hand-made
+//! hostile cases, each run once, with their tally ([`hand_made`]). Needs a nightly toolchain and cargo-fuzz,
 //! which `setup::ensure_cargo_fuzz` installs when they are missing.
 //!
 //! Conventions, so that a crate only has to add files to take part:
@@ -83,11 +85,13 @@ pub fn run(args: &[String]) -> Result<()> {
         None => root.join("target"),
     };
 
-    // The hostile guest's campaign is a target by name too.
-    let guest_campaign = only.is_empty() || only.iter().any(|n| n == HOSTILE_GUEST);
-    let only: Vec<String> = only.into_iter().filter(|n| n != HOSTILE_GUEST).collect();
-    if guest_campaign && only.is_empty() && args.iter().any(|a| a == HOSTILE_GUEST) {
-        return hostile_guest(&target_dir, seconds);
+    // The campaigns that are not cargo-fuzz targets are targets by name too;
+    // a plain run (no names) includes those marked so.
+    let campaigns: Vec<&Campaign> = CAMPAIGNS.iter().filter(|c| if only.is_empty() { c.in_plain_run } else { only.iter().any(|n| n == c.name) }).collect();
+    let only: Vec<String> = only.into_iter().filter(|n| !CAMPAIGNS.iter().any(|c| c.name == n)).collect();
+    let named = args.iter().any(|a| CAMPAIGNS.iter().any(|c| c.name == a));
+    if only.is_empty() && named {
+        return run_campaigns(&campaigns, &target_dir, seconds);
     }
     let mut targets = find_targets(&root)?;
     if !only.is_empty() {
@@ -121,15 +125,101 @@ pub fn run(args: &[String]) -> Result<()> {
             }
         }
     }
-    if guest_campaign {
-        if let Err(e) = hostile_guest(&target_dir, seconds) {
-            println!("fuzz {HOSTILE_GUEST}: FAILED: {e:#}");
-            failed.push(HOSTILE_GUEST.to_string());
-        }
+    if let Err(e) = run_campaigns(&campaigns, &target_dir, seconds) {
+        failed.push(format!("{e:#}"));
     }
     if !failed.is_empty() {
         bail!("fuzz targets failed: {}", failed.join(", "));
     }
+    Ok(())
+}
+
+/// A run of the hypervisor that `cargo xtask fuzz` drives by name, beside
+/// the cargo-fuzz targets.
+struct Campaign {
+    /// Its name on the command line.
+    name: &'static str,
+    /// Runs it: (target dir, seconds).
+    run: fn(&Path, u64) -> Result<()>,
+    /// Part of a plain `cargo xtask fuzz` (and so of `cargo xtask test`).
+    in_plain_run: bool,
+}
+
+const CAMPAIGNS: [Campaign; 3] = [
+    Campaign { name: HOSTILE_GUEST, run: hostile_guest, in_plain_run: true },
+    Campaign { name: KILL9, run: kill9, in_plain_run: true },
+    // Its cases are tests already (tests/tests/hand_made.rs); named, it prints the tally.
+    Campaign { name: HAND_MADE, run: hand_made, in_plain_run: false },
+];
+
+/// Runs `campaigns` one after another; fails naming those that failed.
+fn run_campaigns(campaigns: &[&Campaign], target_dir: &Path, seconds: u64) -> Result<()> {
+    let mut failed = Vec::new();
+    for c in campaigns {
+        if let Err(e) = (c.run)(target_dir, seconds) {
+            println!("fuzz {}: FAILED: {e:#}", c.name);
+            failed.push(c.name);
+        }
+    }
+    ensure!(failed.is_empty(), "fuzz targets failed: {}", failed.join(", "));
+    Ok(())
+}
+
+/// The name of the hand-made cases' tally among the targets.
+const HAND_MADE: &str = "hand-made";
+
+/// The hand-made hostile and careless cases (issue 9's "Figures"): the
+/// table of command-line cases (tests/src/hand_made.rs), each checked for
+/// its exit code and one clear line, no panic, signal or hang; then the
+/// hand-made cases that need more than a command line, which are tests of
+/// their own and counted by their results: damaged file-system images and
+/// a restart loop (tests/tests/careless_input.rs), signals and the console
+/// escape on a terminal (tests/tests/signals.rs), and pvboot's hostile
+/// images (pvboot/tests/hostile.rs). Prints `hand-made: N cases, M
+/// misbehave`; `seconds` is not used (every case runs once).
+fn hand_made(target_dir: &Path, _seconds: u64) -> Result<()> {
+    use xenolith_tests::run_hand_made;
+    crate::build()?;
+    let scratch = target_dir.join("fuzz-scratch").join(HAND_MADE);
+    let _ = fs::remove_dir_all(&scratch);
+    fs::create_dir_all(&scratch).with_context(|| format!("creating {}", scratch.display()))?;
+    let start = std::time::Instant::now();
+    let (table, bad) = run_hand_made(&scratch);
+    for (name, why) in &bad {
+        println!("fuzz {HAND_MADE}: MISBEHAVES {name}: {why}");
+    }
+    println!("fuzz {HAND_MADE}: table (tests/src/hand_made.rs): {table} cases, {} misbehave", bad.len());
+    let mut total = (table, bad.len());
+    for (package, test) in [("xenolith-tests", "careless_input"), ("xenolith-tests", "signals"), ("pvboot", "hostile")] {
+        let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .args(["test", "--release", "-p", package, "--test", test])
+            .current_dir(crate::root())
+            .output()
+            .with_context(|| format!("running the {test} tests"))?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        // libtest: "test result: ok. P passed; F failed; ..."
+        let counts = text.lines().find_map(|l| {
+            let rest = l.strip_prefix("test result: ")?;
+            let num = |key: &str| rest.split("; ").find_map(|p| p.trim_start_matches("ok. ").trim_start_matches("FAILED. ").strip_suffix(key)?.trim().parse::<usize>().ok());
+            Some((num(" passed")?, num(" failed")?))
+        });
+        let Some((passed, failed)) = counts else {
+            bail!("no test result from {package} --test {test}:\n{}", String::from_utf8_lossy(&out.stderr));
+        };
+        println!("fuzz {HAND_MADE}: {package} tests/{test}.rs: {} cases (tests), {failed} misbehave", passed + failed);
+        if failed > 0 {
+            // libtest's own report: which tests, and what they printed.
+            let report = text.find("\nfailures:").map_or(&text[..], |at| &text[at..]);
+            for line in report.lines() {
+                println!("  | {line}");
+            }
+        }
+        total.0 += passed + failed;
+        total.1 += failed;
+    }
+    let summary = format!("{} cases, {} misbehave ({:.0} s)", total.0, total.1, start.elapsed().as_secs_f64());
+    ensure!(total.1 == 0, "hand-made: {summary}");
+    println!("fuzz {HAND_MADE}: ok, hand-made: {summary}");
     Ok(())
 }
 
@@ -201,6 +291,110 @@ fn hostile_guest(target_dir: &Path, seconds: u64) -> Result<()> {
     writeln!(log, "{summary}")?;
     ensure!(failed.is_empty(), "seeds {failed:?} failed; {summary}");
     println!("fuzz {HOSTILE_GUEST}: ok, {summary}");
+    Ok(())
+}
+
+/// The name of the kill -9 durability trials among the targets.
+const KILL9: &str = "kill9";
+/// The first seed of the first kill -9 campaign (tests/tests/disk.rs uses seeds below it).
+const KILL9_FIRST_SEED: u64 = 1000;
+
+/// Kill -9 durability trials (tests/src/kill9.rs) with new seeds until
+/// `seconds` have passed (at least one trial): disk-check writes
+/// numbered, checksummed records and acknowledges each after its flush,
+/// xenolith is killed with SIGKILL at a seeded moment, and every
+/// acknowledged record must be intact in the image. Seeds continue where
+/// the last campaign stopped (`<target dir>/fuzz-corpus/kill9/next-seed`),
+/// so `KILL9_SEED=N` is only needed to replay one; a line per trial goes to
+/// `<target dir>/fuzz-logs/kill9.log`. Fails when any acknowledged record
+/// was lost or a trial could not run (no acknowledgement in time).
+fn kill9(target_dir: &Path, seconds: u64) -> Result<()> {
+    use std::io::Write as _;
+    use xenolith_tests::{kill9_trial, KILL9_VARIANTS};
+    crate::build()?;
+    let state = target_dir.join("fuzz-corpus").join(KILL9);
+    let scratch = target_dir.join("fuzz-scratch").join(KILL9);
+    for d in [&state, &scratch, &target_dir.join("fuzz-logs")] {
+        fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
+    }
+    let log_path = target_dir.join("fuzz-logs").join(format!("{KILL9}.log"));
+    let mut log = fs::File::create(&log_path)?;
+    let next_path = state.join("next-seed");
+    let replay: Option<u64> = std::env::var("KILL9_SEED").ok().and_then(|s| s.trim().parse().ok());
+    let first = replay.unwrap_or_else(|| fs::read_to_string(&next_path).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(KILL9_FIRST_SEED));
+    println!("fuzz {KILL9}: seeds from {first} for {seconds} s (log: {})", log_path.display());
+    let start = std::time::Instant::now();
+    let mut seed = first;
+    let (mut acked, mut bytes, mut lost, mut whole, mut torn, mut at_boot) = (0u64, 0u64, 0usize, 0u64, 0u64, 0u64);
+    let mut per_variant = vec![(0u64, 0u64); KILL9_VARIANTS.len()];
+    let mut phy = (0u64, 0u64);
+    let mut failed = Vec::new();
+    while seed == first || (replay.is_none() && start.elapsed().as_secs() < seconds) {
+        match kill9_trial(&scratch, seed) {
+            Ok(t) => {
+                writeln!(
+                    log,
+                    "seed {seed} {}{}: killed {} ms after {}, {} acked ({} bytes), {} lost, {} unacked whole, {} torn, {:.1} s",
+                    t.variant,
+                    if t.phy { " on a loop device" } else { "" },
+                    t.delay_ms,
+                    if t.during_boot { "the start" } else { "the first ack" },
+                    t.acked,
+                    t.acked_bytes,
+                    t.lost.len(),
+                    t.unacked_whole,
+                    t.unacked_torn,
+                    t.elapsed.as_secs_f64()
+                )?;
+                for why in &t.lost {
+                    writeln!(log, "  LOST {why}")?;
+                    println!("fuzz {KILL9}: seed {seed}: LOST {why}");
+                }
+                acked += t.acked;
+                bytes += t.acked_bytes;
+                lost += t.lost.len();
+                whole += t.unacked_whole;
+                torn += t.unacked_torn;
+                at_boot += u64::from(t.during_boot);
+                if t.phy {
+                    phy.0 += 1;
+                    phy.1 += t.acked;
+                }
+                if let Some(v) = KILL9_VARIANTS.iter().position(|(name, _)| *name == t.variant) {
+                    per_variant[v].0 += 1;
+                    per_variant[v].1 += t.acked;
+                }
+            }
+            Err(e) => {
+                writeln!(log, "seed {seed}: FAILED: {e}")?;
+                println!("fuzz {KILL9}: {e}");
+                failed.push(seed);
+            }
+        }
+        seed += 1;
+        if replay.is_none() {
+            fs::write(&next_path, format!("{seed}\n"))?;
+        }
+    }
+    let variants: Vec<String> = KILL9_VARIANTS
+        .iter()
+        .zip(&per_variant)
+        .map(|((name, _), (trials, acked))| format!("{name} {trials}/{acked}"))
+        .collect();
+    let summary = format!(
+        "{} trials (seeds {first}..={}, {at_boot} killed while booting) in {:.0} s: {acked} acknowledged records checked ({bytes} bytes), {lost} lost; \
+         {whole} unacknowledged records found whole and {torn} torn; {} trials failed to run; trials/acked by variant: {}; on a loop device (phy:) {}/{}",
+        seed - first,
+        seed - 1,
+        start.elapsed().as_secs_f64(),
+        failed.len(),
+        variants.join(", "),
+        phy.0,
+        phy.1
+    );
+    writeln!(log, "{summary}")?;
+    ensure!(lost == 0 && failed.is_empty(), "{summary}; failed seeds {failed:?}");
+    println!("fuzz {KILL9}: ok, {summary}");
     Ok(())
 }
 

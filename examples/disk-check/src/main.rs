@@ -18,6 +18,11 @@
 //!   (blkfront's bounce path) instead of a page-aligned one;
 //! - `hold`: after the flush completes, print the marker and wait forever
 //!   (a test then kills the hypervisor to check durability);
+//! - `records` (with `rec-max=UNITS`, `group=N`): instead of the read and
+//!   write checks, write numbered, checksummed records over the scratch
+//!   region (default: the whole disk), flushing after each group and
+//!   printing `acked N LBA K` only once its flush completed, then wait to
+//!   be killed (see `records.rs`); `barrier=1` flushes with WRITE_BARRIER;
 //! - `reopen`: after closing the disk (Closing -> Closed, grants ended,
 //!   its event channel closed) and closing and binding VIRQ_TIMER again,
 //!   open it once more as a next kernel would, negotiating less (a
@@ -56,6 +61,8 @@ guest_lib::main!(disk_check);
 
 #[cfg(target_os = "none")]
 mod remap;
+
+mod records;
 
 /// Largest read issued at once (one indirect request of 256 pages).
 const CHUNK: usize = 1 << 20;
@@ -108,6 +115,9 @@ struct Args<'a> {
     reopen: bool,
     abandon: bool,
     remap: bool,
+    records: bool,
+    rec_max: u64,
+    group: u64,
     config: Config,
 }
 
@@ -123,6 +133,9 @@ fn parse_args(cmdline: &str) -> Result<Args<'_>, String> {
         reopen: false,
         abandon: false,
         remap: false,
+        records: false,
+        rec_max: 32,
+        group: 4,
         config: Config::default(),
     };
     let num = |k: &str, v: &str| guest_lib::boot::parse_number(v).ok_or_else(|| alloc::format!("bad number for {k}: {v}"));
@@ -131,6 +144,8 @@ fn parse_args(cmdline: &str) -> Result<Args<'_>, String> {
             Some(("disk", v)) => a.disk = Some(v),
             Some(("seed", v)) => a.seed = num("seed", v)?,
             Some(("hash-max", v)) => a.hash_max = num("hash-max", v)?,
+            Some(("rec-max", v)) => a.rec_max = num("rec-max", v)?,
+            Some(("group", v)) => a.group = num("group", v)?,
             Some(("scratch", v)) => {
                 let (o, l) = v.split_once(':').ok_or_else(|| String::from("scratch=OFFSET:LEN"))?;
                 a.scratch = Some((num("scratch", o)?, num("scratch", l)?));
@@ -142,6 +157,7 @@ fn parse_args(cmdline: &str) -> Result<Args<'_>, String> {
             None if w == "reopen" => a.reopen = true,
             None if w == "remap" => a.remap = true,
             None if w == "abandon" => a.abandon = true,
+            None if w == "records" => a.records = true,
             _ => {}
         }
     }
@@ -175,6 +191,16 @@ fn disk_check(boot: &BootInfo) {
         },
     };
     let dev = open(&name, args.config);
+    if args.records {
+        let size = size_of(&dev);
+        let plan = records::Plan {
+            seed: args.seed,
+            region: args.scratch.unwrap_or((0, size)),
+            rec_max: args.rec_max,
+            group: args.group,
+        };
+        records::run(&dev, &plan);
+    }
     check_read(&dev, size_of(&dev), &args);
     if args.nowrite {
         println!("disk-check: write test skipped (nowrite)");

@@ -54,13 +54,18 @@ pub struct Config {
     pub max_indirect_segments: usize,
     /// Offer `feature-persistent` (used when the backend offers it too).
     pub persistent_grants: bool,
+    /// Flush with BLKIF_OP_WRITE_BARRIER when the backend offers
+    /// `feature-barrier`, even if it offers `feature-flush-cache` too
+    /// (which is otherwise preferred): the backend's other durability path.
+    pub barrier: bool,
     /// How long to wait for the backend at each step, in ns.
     pub timeout_ns: u64,
 }
 
 impl Config {
     /// Applies a `key=value` command-line option that limits what is
-    /// negotiated (`persistent=0|1`, `indirect=N`, `ring-order=N`). Returns
+    /// negotiated (`persistent=0|1`, `indirect=N`, `ring-order=N`,
+    /// `barrier=0|1`). Returns
     /// whether `key` was one of them, or the value when it is not a number.
     pub fn set_option<'a>(&mut self, key: &str, value: &'a str) -> Result<bool, &'a str> {
         let n = || crate::boot::parse_number(value).ok_or(value);
@@ -68,6 +73,7 @@ impl Config {
             "persistent" => self.persistent_grants = n()? != 0,
             "indirect" => self.max_indirect_segments = n()? as usize,
             "ring-order" => self.max_ring_order = n()? as u32,
+            "barrier" => self.barrier = n()? != 0,
             _ => return Ok(false),
         }
         Ok(true)
@@ -80,6 +86,7 @@ impl Default for Config {
             max_ring_order: xenbus::MAX_RING_ORDER,
             max_indirect_segments: 256,
             persistent_grants: true,
+            barrier: false,
             timeout_ns: 30_000_000_000,
         }
     }
@@ -244,6 +251,14 @@ impl BlkFront {
                 xb::XenbusState::Connected,
             )));
         };
+        let mut disk = disk;
+        if cfg.barrier && disk.flush == FlushMethod::FlushCache {
+            // parse_disk prefers flush-cache; a barrier was asked for by name.
+            let offered = dev.backend_read("feature-barrier").ok().flatten();
+            if offered.as_deref().map(str::trim) == Some("1") {
+                disk.flush = FlushMethod::Barrier;
+            }
+        }
         let persistent = cfg.persistent_grants && disk.backend_persistent;
         ring.set_indirect_writable(persistent);
         let info = Info {

@@ -173,7 +173,18 @@ impl RestartPacer {
 
 /// Runs the domain until it shuts down for good or is stopped from outside.
 pub fn run(cfg: &DomainConfig, opts: &RunOptions) -> Result<Outcome, DomainError> {
-    let Prepared { kernel, ramdisk, disks, .. } = prepare(cfg)?;
+    let Prepared { kernel, ramdisk, disks, vifs, .. } = prepare(cfg)?;
+    let console_log = match &opts.console {
+        ConsoleTarget::Log(path) => Some(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|err| DomainError::ConsoleLog { path: path.clone(), err })?,
+        ),
+        ConsoleTarget::Terminal => None,
+    };
+    let held = Held { console_log, vifs: !vifs.is_empty(), scripts: vifs.iter().any(|(_, v)| v.script.is_some()) };
     if matches!(opts.console, ConsoleTarget::Terminal) {
         spawn_terminal_input(opts.stopper.clone(), cfg.name.clone());
     }
@@ -184,7 +195,7 @@ pub fn run(cfg: &DomainConfig, opts: &RunOptions) -> Result<Outcome, DomainError
             return Ok(Outcome::Stopped(cause));
         }
         let started = Instant::now();
-        let reason = boot(cfg, opts, &kernel, ramdisk.as_deref(), &disks, store.as_ref())?;
+        let reason = boot(cfg, opts, &kernel, ramdisk.as_deref(), &disks, store.as_ref(), &held)?;
         if let Some(cause) = opts.stopper.cause() {
             return Ok(Outcome::Stopped(cause));
         }
@@ -231,6 +242,18 @@ pub fn read_images(cfg: &DomainConfig) -> Result<(Vec<u8>, Option<Vec<u8>>), Inp
     Ok((kernel, ramdisk))
 }
 
+/// What a run holds across boots besides the images, and what the main
+/// thread still needs once the first boot is set up (seccomp::confine_main).
+struct Held {
+    /// The console log, opened once like the images: each boot writes to a
+    /// duplicate, so a reboot needs no access to its path.
+    console_log: Option<std::fs::File>,
+    /// The domain has vifs: each boot creates their TAPs (CAP_NET_ADMIN).
+    vifs: bool,
+    /// A vif has `script=`: the main thread forks and executes it.
+    scripts: bool,
+}
+
 /// Builds one incarnation of the domain and runs it to shutdown.
 fn boot(
     cfg: &DomainConfig,
@@ -239,6 +262,7 @@ fn boot(
     ramdisk: Option<&[u8]>,
     images: &[block::OpenedDisk],
     store: Option<&XenstoreLink>,
+    held: &Held,
 ) -> Result<ShutdownReason, DomainError> {
     let layout = loader::MemoryLayout::new(cfg.memory_mib << 20);
     let vm = Vm::new(&layout.guest_ranges(), &[xen_abi::cpuid::HYPERCALL_MSR])?;
@@ -253,15 +277,11 @@ fn boot(
     vcpu.set_pvh_entry(boot.entry, boot.start_info)?;
     let clock = Clock::new(tsc_khz, vcpu.guest_tsc()?);
 
-    let sink = match &opts.console {
-        ConsoleTarget::Terminal => Sink::Stdout,
-        ConsoleTarget::Log(path) => Sink::File(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .map_err(|err| DomainError::ConsoleLog { path: path.clone(), err })?,
-        ),
+    let sink = match (&opts.console, &held.console_log) {
+        (ConsoleTarget::Log(path), Some(log)) => {
+            Sink::File(log.try_clone().map_err(|err| DomainError::ConsoleLog { path: path.clone(), err })?)
+        }
+        _ => Sink::Stdout,
     };
     let info = DomainInfo {
         domid: opts.domid,
@@ -307,6 +327,11 @@ fn boot(
         }
     };
     opts.stopper.set_current(Some(dom.clone()));
+    // The first boot is set up: from here the main thread only waits,
+    // rebuilds the domain on reboot and tears it down (only the first call confines).
+    if let Some(m) = seccomp::confine_main(held.vifs, held.scripts) {
+        log::debug!("main thread confined: filter {}, capabilities kept {:#x}", if m.filtered { "on" } else { "off (vif script=)" }, m.kept_caps);
+    }
 
     let result = std::thread::scope(|s| {
         s.spawn(|| {
