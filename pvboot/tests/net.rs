@@ -299,3 +299,26 @@ fn netfs_reads_files_from_an_http_server_as_a_loader_does() {
     let nobody = NetFs::new(StdNet::default(), Url::parse(&format!("http://127.0.0.1:{}/", free_port())).unwrap(), 1 << 20);
     assert!(matches!(nobody.lookup("/netbsd"), Err(FsError::Network(_))));
 }
+
+/// A GET whose connection is reset before the answer is asked again once:
+/// a server that drops the first connection unread (the kernel answers
+/// with a reset) and serves the second.
+#[test]
+fn an_http_request_reset_before_its_answer_is_asked_again() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        let (first, _) = listener.accept().unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        drop(first); // the request unread: a reset, not a FIN
+        let (mut second, _) = listener.accept().unwrap();
+        let mut buf = [0u8; 1024];
+        let _ = Read::read(&mut second, &mut buf);
+        Write::write_all(&mut second, b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello").unwrap();
+    });
+    let net = StdNet::default();
+    let fs = NetFs::new(net.clone(), Url::parse(&format!("http://127.0.0.1:{port}/")).unwrap(), 1 << 20);
+    assert_eq!(fs.read_file("/kernel", 1 << 20).unwrap(), b"hello");
+    assert_eq!(net.0.load(Ordering::Relaxed), 2, "connections");
+    server.join().unwrap();
+}

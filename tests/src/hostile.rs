@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use crate::netns::Netns;
 use crate::{guest, run_measured_within, write_cfg, xenolith, Measured};
 
 /// Peak RSS allowed to one `xenolith create` of the hostile guest. A guest
@@ -59,13 +60,15 @@ pub fn image_bytes(len: usize, seed: u64) -> Vec<u8> {
 /// Runs the hostile guest with `seed`, `rounds` and `more` words on its
 /// command line (`only=...`, `churn=N`) on a fresh 1 MiB disk of its own in
 /// `dir` (it writes and discards at random); true if it had to be killed
-/// after `limit`.
+/// after `limit`. With `net`, the guest also gets a vif on that
+/// namespace's bridge, so its net classes attack the netback too.
 pub fn run_hostile(
     dir: &Path,
     seed: u64,
     rounds: u64,
     more: &str,
     limit: Duration,
+    net: Option<&Netns>,
 ) -> (Measured, bool) {
     let disk = dir.join(format!("hostile-{seed}.img"));
     std::fs::write(&disk, image_bytes(1 << 20, seed)).expect("write the hostile guest's disk");
@@ -76,8 +79,20 @@ pub fn run_hostile(
         &disk,
         &format!("seed={seed} rounds={rounds} {more}"),
     );
-    let mut cmd = Command::new(xenolith());
-    cmd.args(["create", "-c"]).arg(&cfg);
+    let cmd = match net {
+        Some(ns) => {
+            let text = std::fs::read_to_string(&cfg).expect("the config just written");
+            std::fs::write(&cfg, format!("{text}vif = [ 'bridge=xenbr0' ]\n")).expect("write the config");
+            let mut cmd = ns.xenolith(dir, &["create", "-c"]);
+            cmd.arg(&cfg);
+            cmd
+        }
+        None => {
+            let mut cmd = Command::new(xenolith());
+            cmd.args(["create", "-c"]).arg(&cfg);
+            cmd
+        }
+    };
     let r = run_measured_within(cmd, limit);
     let _ = std::fs::remove_file(&disk);
     r

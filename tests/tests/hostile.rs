@@ -76,7 +76,7 @@ fn hostile_guests_do_not_hurt_the_hypervisor() {
     let (hello0, check0, t0) = peers(&dir, &peer_disk);
 
     for &(seed, more, why) in SEEDS {
-        let (m, killed) = run_hostile(&dir, seed, 1, more, LIMIT);
+        let (m, killed) = run_hostile(&dir, seed, 1, more, LIMIT, None);
         eprintln!(
             "seed {seed} {more} ({why}): exit {:?}, {:.1} s, peak RSS {} KiB, done: {}",
             m.run.status.code(),

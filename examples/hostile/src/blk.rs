@@ -15,10 +15,10 @@ use guest_lib::xenstore::{self, Tx};
 use guest_lib::{evtchn, time};
 
 use crate::raw::Page;
+use crate::front::{reset, w, GREF_JUNK, PORT_JUNK, SECOND};
 use crate::{Ctx, Tally};
 
 const PROTO: Protocol = Protocol::X86_64;
-const SECOND: u64 = 1_000_000_000;
 
 /// Runs the two block classes (either may be left out); returns their tallies.
 pub fn attack(cx: &mut Ctx, xenbus: bool, ring: bool) -> Vec<Tally> {
@@ -57,36 +57,10 @@ pub fn attack(cx: &mut Ctx, xenbus: bool, ring: bool) -> Vec<Tally> {
     alloc::vec![tx, tr]
 }
 
-fn w(t: &mut Tally, dev: &Device, key: &str, v: &str) {
-    t.ok(xenstore::write(Tx::NONE, &dev.front_path(key), v).is_ok());
-}
-
-/// Back to InitWait whatever state the backend is in (bounded waits).
-fn reset(t: &mut Tally, dev: &Device) -> bool {
-    let ok = dev.reset(2 * SECOND).is_ok();
-    t.ok(ok);
-    if !ok {
-        t.note("reset-failed", 1);
-    }
-    ok
-}
 
 /// Ring references, event channels, orders and protocols that are wrong,
 /// published as a frontend would, one set at a time.
 fn bad_xenbus(cx: &mut Ctx, dev: &Device, t: &mut Tally) {
-    let gref_junk = [
-        "0",
-        "1",
-        "4294967295",
-        "4294967296",
-        "-1",
-        "abc",
-        "",
-        "99999999999999999999",
-        "7 8",
-        "0x10",
-    ];
-    let port_junk = ["0", "4095", "4096", "65535", "-3", "x", "1e9", "4294967295"];
     let orders = ["0", "1", "4", "5", "31", "32", "4294967295", "-1", "z"];
     let protos = [
         "x86_64-abi",
@@ -103,11 +77,11 @@ fn bad_xenbus(cx: &mut Ctx, dev: &Device, t: &mut Tally) {
         if cx.rng.one_in(2) {
             w(t, dev, "ring-page-order", order);
             for i in 0..cx.rng.below(20) {
-                w(t, dev, &format!("ring-ref{i}"), cx.rng.pick(&gref_junk));
+                w(t, dev, &format!("ring-ref{i}"), cx.rng.pick(&GREF_JUNK));
             }
         } else {
             let _ = xenstore::rm(Tx::NONE, &dev.front_path("ring-page-order"));
-            w(t, dev, "ring-ref", cx.rng.pick(&gref_junk));
+            w(t, dev, "ring-ref", cx.rng.pick(&GREF_JUNK));
         }
         // A real unbound port now and then, else junk.
         let port = if cx.rng.one_in(3) {
@@ -117,7 +91,7 @@ fn bad_xenbus(cx: &mut Ctx, dev: &Device, t: &mut Tally) {
         };
         match port {
             Some(p) => w(t, dev, "event-channel", &format!("{p}")),
-            None => w(t, dev, "event-channel", cx.rng.pick(&port_junk)),
+            None => w(t, dev, "event-channel", cx.rng.pick(&PORT_JUNK)),
         }
         w(t, dev, "protocol", cx.rng.pick(&protos));
         w(

@@ -58,6 +58,7 @@ extern crate alloc;
 
 mod blk;
 mod console;
+mod front;
 mod hypercalls;
 mod net;
 mod raw;

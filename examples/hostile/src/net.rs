@@ -25,9 +25,9 @@ use guest_lib::xenstore::{self, Tx};
 use guest_lib::{evtchn, time};
 
 use crate::raw::Page;
+use crate::front::{reset, w, GREF_JUNK, PORT_JUNK, SECOND};
 use crate::{Ctx, Tally};
 
-const SECOND: u64 = 1_000_000_000;
 const PAGE: usize = 4096;
 /// Slots of each one-page ring.
 const SIZE: u32 = 256;
@@ -91,19 +91,6 @@ fn mac_of(dev: &Device) -> [u8; 6] {
     mac
 }
 
-fn w(t: &mut Tally, dev: &Device, key: &str, v: &str) {
-    t.ok(xenstore::write(Tx::NONE, &dev.front_path(key), v).is_ok());
-}
-
-/// Back to InitWait whatever state the backend is in (bounded waits).
-fn reset(t: &mut Tally, dev: &Device) -> bool {
-    let ok = dev.reset(2 * SECOND).is_ok();
-    t.ok(ok);
-    if !ok {
-        t.note("reset-failed", 1);
-    }
-    ok
-}
 
 /// Every key a frontend may have written, removed so each attempt starts
 /// from nothing.
@@ -135,19 +122,6 @@ fn clear_keys(dev: &Device) {
 /// Ring references, event channels, queue counts and features that are
 /// wrong, published as a frontend would, one set at a time.
 fn bad_xenbus(cx: &mut Ctx, dev: &Device, t: &mut Tally) {
-    let gref_junk = [
-        "0",
-        "1",
-        "4294967295",
-        "4294967296",
-        "-1",
-        "abc",
-        "",
-        "99999999999999999999",
-        "7 8",
-        "0x10",
-    ];
-    let port_junk = ["0", "4095", "4096", "65535", "-3", "x", "1e9", "4294967295"];
     let queues = [
         "0",
         "1",
@@ -213,7 +187,7 @@ fn bad_xenbus(cx: &mut Ctx, dev: &Device, t: &mut Tally) {
             for (k, real) in [("tx-ring-ref", real[0]), ("rx-ring-ref", real[1])] {
                 let v = match real {
                     Some(g) if !bad(cx) => format!("{g}"),
-                    _ => cx.rng.pick(&gref_junk).into(),
+                    _ => cx.rng.pick(&GREF_JUNK).into(),
                 };
                 w(t, dev, &format!("{dir}{k}"), &v);
             }
@@ -235,7 +209,7 @@ fn bad_xenbus(cx: &mut Ctx, dev: &Device, t: &mut Tally) {
                         ports.push(p);
                         w(t, dev, &format!("{dir}{k}"), &format!("{p}"));
                     }
-                    None => w(t, dev, &format!("{dir}{k}"), cx.rng.pick(&port_junk)),
+                    None => w(t, dev, &format!("{dir}{k}"), cx.rng.pick(&PORT_JUNK)),
                 }
             }
         }

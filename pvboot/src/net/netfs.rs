@@ -134,6 +134,29 @@ impl<N: Network> NetFs<N> {
             old.abandon();
         }
         let url = self.base.join(path);
+        // A GET is asked again once if its connection fails before the
+        // answer (a reset under load, a server that dropped it), as HTTP
+        // clients retry idempotent requests; TFTP retransmits by itself.
+        let mut t = match self.open(state, path, &url) {
+            Err(FsError::Network(_)) if url.scheme == Scheme::Http => self.open(state, path, &url)?,
+            r => r?,
+        };
+        if t.size.is_none() {
+            while !t.done {
+                if t.pending.len() as u64 > self.unsized_max {
+                    return Err(FsError::Unsupported(format!("the server gave no size for {path}, and it is larger than {} bytes", self.unsized_max)));
+                }
+                t.pull()?;
+            }
+            t.size = Some(t.pending.len() as u64);
+        }
+        state.current = Some(t);
+        Ok(())
+    }
+
+    /// Asks for `url` and waits for the first answer, which says whether
+    /// the file is there and, usually, how big it is.
+    fn open(&self, state: &mut State<N>, path: &str, url: &Url) -> Result<Transfer<N>, FsError> {
         let to = SocketAddrV4::new(url.host, url.port);
         let source = match url.scheme {
             Scheme::Tftp => {
@@ -150,21 +173,10 @@ impl<N: Network> NetFs<N> {
             }
         };
         let mut t = Transfer { path: path.to_string(), source, size: None, position: 0, pending: Vec::new(), head: Vec::new(), done: false };
-        // The first answer says whether the file is there and, usually, how big.
         while t.size.is_none() && !t.done && t.pending.is_empty() {
             t.pull()?;
         }
-        if t.size.is_none() {
-            while !t.done {
-                if t.pending.len() as u64 > self.unsized_max {
-                    return Err(FsError::Unsupported(format!("the server gave no size for {path}, and it is larger than {} bytes", self.unsized_max)));
-                }
-                t.pull()?;
-            }
-            t.size = Some(t.pending.len() as u64);
-        }
-        state.current = Some(t);
-        Ok(())
+        Ok(t)
     }
 }
 
