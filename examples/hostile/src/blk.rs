@@ -15,7 +15,7 @@ use guest_lib::xenstore::{self, Tx};
 use guest_lib::{evtchn, time};
 
 use crate::raw::Page;
-use crate::front::{reset, w, GREF_JUNK, PORT_JUNK, SECOND};
+use crate::front::{self, reset, w, GREF_JUNK, PORT_JUNK, SECOND};
 use crate::{Ctx, Tally};
 
 const PROTO: Protocol = Protocol::X86_64;
@@ -227,19 +227,7 @@ impl Front {
 
     /// Ends what can be ended; grants the backend still holds are leaked.
     fn close(self, t: &mut Tally, dev: &Device) {
-        let _ = dev.close(SECOND);
-        let _ = evtchn::close(self.port);
-        let mut leaked = 0;
-        for r in self
-            .data_refs
-            .iter()
-            .chain([&self.ring_ref, &self.indirect_ref])
-        {
-            if gnttab::end_access(*r).is_err() {
-                leaked += 1;
-            }
-        }
-        t.note("grants-held-after-close", leaked);
+        front::close(t, dev, self.port, self.data_refs.iter().chain([&self.ring_ref, &self.indirect_ref]));
     }
 }
 

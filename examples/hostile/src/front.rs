@@ -3,6 +3,7 @@
 //! publish for grant references and event channels.
 
 use guest_lib::xenbus::Device;
+use guest_lib::{evtchn, gnttab};
 use guest_lib::xenstore::{self, Tx};
 
 use crate::Tally;
@@ -29,4 +30,15 @@ pub fn reset(t: &mut Tally, dev: &Device) -> bool {
         t.note("reset-failed", 1);
     }
     ok
+}
+
+/// Closes a hand-made frontend: the device, its event channel, then its
+/// `grants`; those the backend still holds are counted as
+/// `grants-held-after-close` (their pages are never freed: `Page` leaks,
+/// so a backend that kept a mapping never finds them reused).
+pub fn close<'a>(t: &mut Tally, dev: &Device, port: u32, grants: impl IntoIterator<Item = &'a u32>) {
+    let _ = dev.close(SECOND);
+    let _ = evtchn::close(port);
+    let held = grants.into_iter().filter(|&&g| gnttab::end_access(g).is_err()).count();
+    t.note("grants-held-after-close", held as u64);
 }
