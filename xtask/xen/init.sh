@@ -73,6 +73,9 @@ run_case() {
         if domid=$(xl domid "$name" 2>/dev/null); then
             xenctx -a "$domid" >/tmp/ctx.log 2>&1
             section "$id" vcpu /tmp/ctx.log
+            # Every domain's event channels (pending, masked, bound to
+            # what) into Xen's log, read below: says which side lost an event.
+            xl debug-keys e
         fi
     fi
     sleep 0.2 # let xenconsoled write out the last console output

@@ -160,6 +160,10 @@ pub struct Part {
     pub len: usize,
 }
 
+/// How long the engine waits for a response before it looks at the ring
+/// unprompted and notifies the backend again.
+const RENOTIFY_NS: u64 = 1_000_000_000;
+
 /// What the engine needs from the device.
 pub struct Engine<'a> {
     /// The ring.
@@ -308,12 +312,32 @@ impl Engine<'_> {
 
     /// Halts until the backend has responded, or gives the device up when
     /// `deadline` (pvclock ns) passes first.
+    ///
+    /// It wakes every [`RENOTIFY_NS`] to look at the ring itself and
+    /// notify the backend again: a notification lost on either side then
+    /// costs a second, not the whole timeout (a boot loader that hangs
+    /// leaves a VPS unbootable). Spurious notifications are harmless to
+    /// every backend. The first re-notification is logged, since it means
+    /// an event went missing somewhere.
     fn await_responses(&mut self, deadline: u64) -> Result<(), BlkError> {
-        let ring = &*self.ring;
-        if xenstore::wait_until(deadline, || ring.has_responses()) {
-            Ok(())
-        } else {
-            Err(self.fail(BlkError::Timeout))
+        let mut renotified = false;
+        loop {
+            let ring = &*self.ring;
+            let slice_end = time::now_ns().saturating_add(RENOTIFY_NS).min(deadline);
+            if xenstore::wait_until(slice_end, || ring.has_responses()) {
+                return Ok(());
+            }
+            if time::now_ns() >= deadline {
+                return Err(self.fail(BlkError::Timeout));
+            }
+            if !renotified {
+                renotified = true;
+                log::warn!(
+                    "blkfront: {} request(s) unanswered for 1 s; notifying the backend again",
+                    self.ring.in_flight()
+                );
+            }
+            let _ = evtchn::send(self.port);
         }
     }
 
