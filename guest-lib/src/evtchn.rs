@@ -95,6 +95,23 @@ pub fn mask(port: Port) {
     }
 }
 
+/// Clears `port`'s pending bit (for a port polled rather than upcalled).
+pub fn clear_pending(port: Port) {
+    if port < xen_abi::shared_info::NR_EVENT_CHANNELS {
+        Live.clear_pending(port);
+    }
+}
+
+/// EVTCHNOP_bind_ipi: a port that signals `vcpu` (it starts masked here;
+/// the vCPU polls it).
+pub fn bind_ipi(vcpu: u32) -> Result<Port, Errno> {
+    let mut arg = ec::BindIpi { vcpu, port: 0 };
+    // SAFETY: the argument is a struct evtchn_bind_ipi.
+    unsafe { hypercall::event_channel_op(ec::EVTCHNOP_BIND_IPI, &mut arg) }?;
+    mask(arg.port);
+    Ok(arg.port)
+}
+
 /// EVTCHNOP_unmask: clears the mask and has Xen re-raise the upcall if the
 /// port is already pending.
 pub fn unmask(port: Port) -> Result<(), Errno> {

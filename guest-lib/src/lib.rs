@@ -15,6 +15,7 @@
 //!   rings read them through), used by every frontend.
 //! - Frontends: [`console`] (the PV console ring) and [`blkfront`], behind
 //!   [`blkdev::BlockDevice`].
+//! - Other vCPUs: [`smp`] brings them up and runs jobs on each.
 //! - Leaving: [`handoff`] quiesces the domain and enters the next kernel
 //!   (what a boot loader does last).
 //! - A small runtime: [`heap`], [`logger`], [`runtime`] (the [`main!`] macro
@@ -48,6 +49,7 @@ pub mod sched;
 pub mod shared_info;
 pub mod shared_pages;
 pub mod shutdown;
+pub mod smp;
 pub mod sync;
 pub mod time;
 pub mod xenbus;

@@ -153,6 +153,28 @@ pub fn init_event_delivery() -> Result<(), Errno> {
     }
 }
 
+/// Starts secondary vCPU `vcpu` on a stack ending at `stack_top`, in
+/// [`crate::smp::secondary_main`]. PVH only so far: a classic PV vCPU
+/// needs a whole `vcpu_guest_context`, which is not written yet (ENOSYS).
+///
+/// # Safety
+/// As for [`pvh::start_vcpu`].
+#[cfg(target_os = "none")]
+pub unsafe fn start_vcpu(vcpu: u32, stack_top: u64) -> Result<(), Errno> {
+    if x86_64::is_pv() {
+        Err(Errno(xen_abi::errno::ENOSYS))
+    } else {
+        // SAFETY: forwarded to the caller.
+        unsafe { pvh::start_vcpu(vcpu, stack_top) }
+    }
+}
+
+/// Host builds have no Xen.
+#[cfg(not(target_os = "none"))]
+pub unsafe fn start_vcpu(_vcpu: u32, _stack_top: u64) -> Result<(), Errno> {
+    Err(Errno(xen_abi::errno::ENOSYS))
+}
+
 /// Host builds have no Xen.
 #[cfg(not(target_os = "none"))]
 pub fn init_event_delivery() -> Result<(), Errno> {

@@ -60,6 +60,8 @@ pub struct Case {
     pub image: PathBuf,
     pub extra: String,
     pub memory_mib: u32,
+    /// xl.cfg `vcpus`.
+    pub vcpus: u32,
     /// A disk image on the host (attached as xvda) and its sha256.
     pub disk: Option<(PathBuf, String)>,
     /// A file on the host given as the domain's module (xl.cfg `ramdisk`).
@@ -151,6 +153,9 @@ impl Case {
             self.image_inside(),
             self.memory_mib
         );
+        if self.vcpus != 1 {
+            cfg += &format!("vcpus = {}\n", self.vcpus);
+        }
         if !self.extra.is_empty() {
             cfg += &format!("extra = \"{}\"\n", self.extra);
         }
@@ -232,6 +237,7 @@ fn guest_mode_support(name: &str, mode: Mode) -> Result<(), String> {
         // It attacks Xenolith's hypervisor (tests/tests/hostile.rs); on real
         // Xen it would only show Xen killing it.
         ("hostile", _) => Err("hostile attacks Xenolith's hypervisor, not Xen".into()),
+        ("smp", Mode::Pv) => Err("guest-lib starts secondary vCPUs under PVH only so far".into()),
         _ => Ok(()),
     }
 }
@@ -250,6 +256,7 @@ fn case(
         image: image.to_owned(),
         extra: extra.to_owned(),
         memory_mib: 64,
+        vcpus: 1,
         disk: None,
         ramdisk: None,
         vifs: Vec::new(),
@@ -494,11 +501,53 @@ fn guest_cases(
             c.timeout_secs = 240;
             vec![c]
         }
+        "smp" => {
+            let mut c = case("smp", image, mode, "", "poweroff", check_smp);
+            c.vcpus = SMP_VCPUS;
+            vec![c]
+        }
         // A guest without its own assertions must at least boot and power off.
         _ => vec![case(name, image, mode, "", "poweroff", |_, _| {
             Findings::default()
         })],
     })
+}
+
+/// vCPUs the smp case gives its domain.
+const SMP_VCPUS: u32 = 2;
+
+/// smp: every vCPU came up and ran its own job, each on a CPU with its own
+/// APIC ID, with the right checksum.
+fn check_smp(case: &Case, out: &Outcome) -> Findings {
+    let mut f = Findings::default();
+    let lines: Vec<&str> = out.console.lines().map(str::trim).collect();
+    let online = format!("smp: {} vCPU(s) online", case.vcpus);
+    match lines.iter().find(|l| l.starts_with("smp: ") && l.contains("online")) {
+        Some(l) if l.starts_with(&online) => f.notes.push((*l).to_owned()),
+        Some(l) => f.bad.push(format!("expected \"{online}\", the guest said \"{l}\"")),
+        None => f.bad.push("no \"smp: N vCPU(s) online\" line".into()),
+    }
+    let mut apic_ids = Vec::new();
+    for vcpu in 0..case.vcpus {
+        let prefix = format!("smp: vcpu {vcpu} (APIC ID ");
+        match lines.iter().find(|l| l.starts_with(&prefix)) {
+            Some(l) if l.contains("WRONG") => f.bad.push(format!("wrong result: {l}")),
+            Some(l) => {
+                apic_ids.push(l[prefix.len()..].split(')').next().unwrap_or("").to_owned());
+                f.notes.push(l.split(": ").nth(1).unwrap_or(l).to_owned());
+            }
+            None => f.bad.push(format!("no report from vCPU {vcpu}")),
+        }
+    }
+    apic_ids.sort();
+    apic_ids.dedup();
+    if apic_ids.len() != case.vcpus as usize {
+        f.bad.push(format!("the jobs ran on {} distinct APIC IDs, not {}", apic_ids.len(), case.vcpus));
+    }
+    if !lines.iter().any(|l| l.starts_with("smp: done")) {
+        f.bad.push("no \"smp: done\" line".into());
+    }
+    f
 }
 
 /// net-echo's addresses on dom0's bridge (dom0 is 10.0.0.1).

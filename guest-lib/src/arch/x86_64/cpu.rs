@@ -116,6 +116,26 @@ mod imp {
         v
     }
 
+    /// CR0 (PVH only).
+    pub fn read_cr0() -> u64 {
+        let v: u64;
+        // SAFETY: reading CR0 has no side effects at CPL 0.
+        unsafe {
+            core::arch::asm!("mov {}, cr0", out(reg) v, options(nomem, nostack, preserves_flags))
+        };
+        v
+    }
+
+    /// CR4 (PVH only).
+    pub fn read_cr4() -> u64 {
+        let v: u64;
+        // SAFETY: reading CR4 has no side effects at CPL 0.
+        unsafe {
+            core::arch::asm!("mov {}, cr4", out(reg) v, options(nomem, nostack, preserves_flags))
+        };
+        v
+    }
+
     /// Loads CR3, flushing non-global TLB entries (PVH only).
     ///
     /// # Safety

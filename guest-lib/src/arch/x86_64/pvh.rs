@@ -119,6 +119,93 @@ boot_stack_top:
     options(att_syntax)
 );
 
+core::arch::global_asm!(
+    r#"
+    /* A secondary vCPU starts here (see `start_vcpu`) in 64-bit mode with
+       Xen's flat segments but no GDT or IDT, interrupts off, RSP its own
+       stack and RDI its number. Load the boot GDT, reload CS through a far
+       return and the data segments, then go to Rust, which loads the IDT. */
+    .section .text.pvh_secondary, "ax"
+    .code64
+    .globl pvh_secondary64
+pvh_secondary64:
+    lgdt secondary_gdt_ptr(%rip)
+    pushq ${kernel_cs}
+    leaq 1f(%rip), %rax
+    pushq %rax
+    lretq
+1:  movl ${kernel_ds}, %eax
+    movl %eax, %ds
+    movl %eax, %es
+    movl %eax, %ss
+    movl %eax, %fs
+    movl %eax, %gs
+    xorl %ebp, %ebp
+    call xenolith_pvh_secondary_main
+2:  cli
+    hlt
+    jmp 2b
+
+    /* The boot GDT's pointer in the 10-byte long-mode form. */
+    .section .data.boot_gdt, "aw"
+    .balign 8
+secondary_gdt_ptr:
+    .word boot_gdt_end - boot_gdt - 1
+    .quad boot_gdt
+    "#,
+    kernel_cs = const KERNEL_CS,
+    kernel_ds = const KERNEL_DS,
+    options(att_syntax)
+);
+
+unsafe extern "C" {
+    fn pvh_secondary64();
+}
+
+/// Starts secondary vCPU `vcpu` at the secondary entry with the boot
+/// vCPU's paging and mode (VCPUOP_initialise with a 64-bit
+/// `vcpu_hvm_context`, then VCPUOP_up). It calls
+/// [`crate::smp::secondary_main`] with its number and never returns.
+///
+/// # Safety
+/// `stack_top` must be the 16-byte aligned end of memory given to that vCPU
+/// alone, for good; the vCPU must exist and be down.
+pub unsafe fn start_vcpu(vcpu: u32, stack_top: u64) -> Result<(), Errno> {
+    use xen_abi::vcpu::{VcpuHvmContext, VcpuHvmX86_64, VCPUOP_INITIALISE, VCPUOP_UP, VCPU_HVM_MODE_64B};
+    use super::cpu;
+    let mut ctx = VcpuHvmContext {
+        mode: VCPU_HVM_MODE_64B,
+        x86_64: VcpuHvmX86_64 {
+            rip: pvh_secondary64 as *const () as u64,
+            rsp: stack_top,
+            rdi: u64::from(vcpu),
+            // Reserved bit 1 only: interrupts off.
+            rflags: 0x2,
+            cr0: cpu::read_cr0(),
+            cr3: cpu::read_cr3(),
+            cr4: cpu::read_cr4(),
+            // SAFETY: reading EFER has no side effects.
+            efer: unsafe { cpu::rdmsr(MSR_EFER) },
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    // SAFETY: the argument is a struct vcpu_hvm_context; the entry and the
+    // stack are valid as the caller promised.
+    unsafe { hypercall::vcpu_op(VCPUOP_INITIALISE, vcpu, &mut ctx) }?;
+    let mut none = 0u64;
+    // SAFETY: VCPUOP_up takes no argument.
+    unsafe { hypercall::vcpu_op(VCPUOP_UP, vcpu, &mut none) }?;
+    Ok(())
+}
+
+/// The first Rust code of a secondary vCPU: its own stack, interrupts off.
+#[unsafe(no_mangle)]
+extern "C" fn xenolith_pvh_secondary_main(vcpu: u64) -> ! {
+    super::traps::load();
+    crate::smp::secondary_main(vcpu as u32)
+}
+
 /// The first Rust code, in long mode with the boot stack, interrupts off.
 #[unsafe(no_mangle)]
 extern "C" fn xenolith_pvh_main(start_info_paddr: u64) -> ! {

@@ -215,10 +215,19 @@ pub fn init() {
             (*idt)[v] = Gate::interrupt((*table)[v]);
         }
         (*idt)[UPCALL_VECTOR as usize] = Gate::interrupt(upcall_stub as *const () as u64);
-        let ptr = IdtPointer {
-            limit: (core::mem::size_of::<[Gate; 256]>() - 1) as u16,
-            base: idt as u64,
-        };
+    }
+    load();
+}
+
+/// Loads the IDT `init` filled (on the boot vCPU, and on each secondary
+/// vCPU as it starts).
+pub fn load() {
+    let ptr = IdtPointer {
+        limit: (core::mem::size_of::<[Gate; 256]>() - 1) as u16,
+        base: IDT.0.get() as u64,
+    };
+    // SAFETY: the table is static and filled before any vCPU loads it.
+    unsafe {
         core::arch::asm!("lidt [{}]", in(reg) &ptr, options(readonly, nostack, preserves_flags));
     }
 }
