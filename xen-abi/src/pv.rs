@@ -241,3 +241,119 @@ pub mod notes {
     /// XEN_ELFNOTE_LOADER: libelf accepts "generic" (or a Linux GUEST_OS).
     pub const LOADER: &str = "generic";
 }
+
+/// HYPERVISOR_set_segment_base: the kernel-mode GS base.
+pub const SEGBASE_GS_KERNEL: u32 = 2;
+
+/// `vcpu_guest_context.flags`: the vCPU starts in (guest) kernel mode.
+pub const VGCF_IN_KERNEL: u64 = 1 << 2;
+
+/// struct cpu_user_regs (x86_64): a PV vCPU's general registers.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CpuUserRegs {
+    /// r15, r14, r13, r12, rbp, rbx, r11, r10, r9, r8, rax, rcx, rdx, rsi,
+    /// rdi, in Xen's order.
+    pub gprs: [u64; 15],
+    /// Error code of the exception being delivered (Xen's; write 0).
+    pub error_code: u32,
+    /// Vector being delivered (Xen's; write 0).
+    pub entry_vector: u32,
+    /// rip.
+    pub rip: u64,
+    /// cs (and padding).
+    pub cs: u64,
+    /// rflags.
+    pub rflags: u64,
+    /// rsp.
+    pub rsp: u64,
+    /// ss (and padding).
+    pub ss: u64,
+    /// es, ds, fs, gs (each with padding).
+    pub es: u64,
+    /// ds.
+    pub ds: u64,
+    /// fs.
+    pub fs: u64,
+    /// gs.
+    pub gs: u64,
+}
+crate::assert_size!(CpuUserRegs, 200);
+
+impl CpuUserRegs {
+    /// Index of rdi in [`CpuUserRegs::gprs`].
+    pub const RDI: usize = 14;
+}
+
+/// struct vcpu_guest_context (x86_64): what VCPUOP_initialise starts a
+/// classic PV vCPU with.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct VcpuGuestContext {
+    /// FXSAVE image (valid only with VGCF_i387_valid; zero: Xen's default).
+    pub fpu_ctxt: [u8; 512],
+    /// `VGCF_*`.
+    pub flags: u64,
+    /// The registers.
+    pub user_regs: CpuUserRegs,
+    /// The virtual IDT, indexed by vector (`address` 0: none).
+    pub trap_ctxt: [TrapInfo; 256],
+    /// LDT linear address and entries.
+    pub ldt_base: u64,
+    /// LDT entries.
+    pub ldt_ents: u64,
+    /// GDT machine frames (with `gdt_ents` 0, Xen's flat selectors only).
+    pub gdt_frames: [u64; 16],
+    /// GDT entries.
+    pub gdt_ents: u64,
+    /// The kernel stack selector used on a switch from user mode.
+    pub kernel_ss: u64,
+    /// The kernel stack pointer used on a switch from user mode.
+    pub kernel_sp: u64,
+    /// CR0..CR7: ctrlreg[3] is the L4's machine frame << 12; ctrlreg[1]
+    /// the user page table (0: none).
+    pub ctrlreg: [u64; 8],
+    /// DR0..DR7.
+    pub debugreg: [u64; 8],
+    /// The event callback.
+    pub event_callback_eip: u64,
+    /// The failsafe callback.
+    pub failsafe_callback_eip: u64,
+    /// The syscall callback.
+    pub syscall_callback_eip: u64,
+    /// VMASST_TYPE_* (only vCPU 0's is used).
+    pub vm_assist: u64,
+    /// FS base.
+    pub fs_base: u64,
+    /// Kernel-mode GS base.
+    pub gs_base_kernel: u64,
+    /// User-mode GS base.
+    pub gs_base_user: u64,
+}
+crate::assert_size!(VcpuGuestContext, 5168);
+
+impl Default for VcpuGuestContext {
+    fn default() -> Self {
+        Self {
+            fpu_ctxt: [0; 512],
+            flags: 0,
+            user_regs: CpuUserRegs::default(),
+            trap_ctxt: [TrapInfo::default(); 256],
+            ldt_base: 0,
+            ldt_ents: 0,
+            gdt_frames: [0; 16],
+            gdt_ents: 0,
+            kernel_ss: 0,
+            kernel_sp: 0,
+            ctrlreg: [0; 8],
+            debugreg: [0; 8],
+            event_callback_eip: 0,
+            failsafe_callback_eip: 0,
+            syscall_callback_eip: 0,
+            vm_assist: 0,
+            fs_base: 0,
+            gs_base_kernel: 0,
+            gs_base_user: 0,
+        }
+    }
+}

@@ -154,15 +154,16 @@ pub fn init_event_delivery() -> Result<(), Errno> {
 }
 
 /// Starts secondary vCPU `vcpu` on a stack ending at `stack_top`, in
-/// [`crate::smp::secondary_main`]. PVH only so far: a classic PV vCPU
-/// needs a whole `vcpu_guest_context`, which is not written yet (ENOSYS).
+/// [`crate::smp::secondary_main`] (PVH: a 64-bit `vcpu_hvm_context`; PV:
+/// a `vcpu_guest_context`).
 ///
 /// # Safety
 /// As for [`pvh::start_vcpu`].
 #[cfg(target_os = "none")]
 pub unsafe fn start_vcpu(vcpu: u32, stack_top: u64) -> Result<(), Errno> {
     if x86_64::is_pv() {
-        Err(Errno(xen_abi::errno::ENOSYS))
+        // SAFETY: forwarded to the caller.
+        unsafe { pv::start_vcpu(vcpu, stack_top) }
     } else {
         // SAFETY: forwarded to the caller.
         unsafe { pvh::start_vcpu(vcpu, stack_top) }

@@ -134,6 +134,10 @@ fn die() -> ! {
 extern "C" fn xenolith_pv_main(start_info_vaddr: u64, bootstrap_end: u64) -> ! {
     super::set_pv();
     hypercall::init_prefilled();
+    // Before anything masks upcalls: that finds this vCPU's number through GS.
+    if events::init_vcpu0().is_err() {
+        die();
+    }
     // Exceptions before this point kill the domain (Xen says so in its log).
     let traps = traps::init();
 
@@ -165,6 +169,75 @@ extern "C" fn xenolith_pv_main(start_info_vaddr: u64, bootstrap_end: u64) -> ! {
         start_info: si,
         bootstrap_end,
     })
+}
+
+core::arch::global_asm!(
+    r#"
+    /* A secondary PV vCPU starts here (see `start_vcpu`) in kernel mode, on
+       its own stack (16-byte aligned: the call below leaves Rust's usual
+       alignment), RDI its number, upcalls masked. */
+    .section .text.pv_secondary, "ax"
+    .globl pv_secondary
+pv_secondary:
+    call xenolith_pv_secondary_main
+    ud2
+    "#
+);
+
+unsafe extern "C" {
+    fn pv_secondary();
+}
+
+/// The first Rust code of a secondary PV vCPU.
+#[unsafe(no_mangle)]
+extern "C" fn xenolith_pv_secondary_main(vcpu: u64) -> ! {
+    crate::smp::secondary_main(vcpu as u32)
+}
+
+/// Starts secondary vCPU `vcpu` at the secondary entry on vCPU 0's page
+/// tables, trap table and callbacks, with upcalls masked and its kernel GS
+/// base at its number (VCPUOP_initialise with a `vcpu_guest_context`, then
+/// VCPUOP_up), as Linux's `cpu_initialize_context` does without a GDT of
+/// its own (Xen's flat selectors are enough).
+///
+/// # Safety
+/// `stack_top` must be the 16-byte aligned end of memory given to that vCPU
+/// alone, for good; the vCPU must exist and be down.
+pub unsafe fn start_vcpu(vcpu: u32, stack_top: u64) -> Result<(), Errno> {
+    use xen_abi::pv::{CpuUserRegs, VcpuGuestContext, FLAT_KERNEL_CS, FLAT_KERNEL_SS, VGCF_IN_KERNEL};
+    use xen_abi::vcpu::{VCPUOP_INITIALISE, VCPUOP_UP};
+    let l4 = start_info().pt_base;
+    let l4_mfn = mm::p2m(l4 >> xen_abi::PAGE_SHIFT).ok_or(Errno(xen_abi::errno::EINVAL))?;
+    let (event, failsafe) = traps::callbacks();
+    let mut ctx = alloc::boxed::Box::new(VcpuGuestContext::default());
+    ctx.flags = VGCF_IN_KERNEL;
+    let mut regs = CpuUserRegs {
+        rip: pv_secondary as *const () as u64,
+        rsp: stack_top,
+        // saved_upcall_mask (byte 4) = 1: start with upcalls masked.
+        cs: u64::from(FLAT_KERNEL_CS) | 1 << 32,
+        ss: u64::from(FLAT_KERNEL_SS),
+        rflags: 0x200,
+        ..Default::default()
+    };
+    regs.gprs[CpuUserRegs::RDI] = u64::from(vcpu);
+    ctx.user_regs = regs;
+    traps::fill_vector_table(&mut ctx.trap_ctxt);
+    ctx.kernel_ss = u64::from(FLAT_KERNEL_SS);
+    ctx.kernel_sp = stack_top;
+    ctx.ctrlreg[3] = l4_mfn << xen_abi::PAGE_SHIFT;
+    ctx.event_callback_eip = event;
+    ctx.failsafe_callback_eip = failsafe;
+    ctx.gs_base_kernel = events::gs_base_for(vcpu);
+    // The vCPU never takes upcalls: its IPI port is masked and polled.
+    crate::shared_info::upcall_mask(vcpu as usize).store(1, core::sync::atomic::Ordering::SeqCst);
+    // SAFETY: the argument is a struct vcpu_guest_context; the entry, the
+    // page tables and the stack are valid as the caller promised.
+    unsafe { hypercall::vcpu_op(VCPUOP_INITIALISE, vcpu, &mut *ctx) }?;
+    let mut none = 0u64;
+    // SAFETY: VCPUOP_up takes no argument.
+    unsafe { hypercall::vcpu_op(VCPUOP_UP, vcpu, &mut none) }?;
+    Ok(())
 }
 
 /// PV [`crate::arch::map_ram`]: maps all RAM 1:1, reserving the page

@@ -1,4 +1,5 @@
-//! The PV "interrupt flag": `vcpu_info[0].evtchn_upcall_mask`.
+//! The PV "interrupt flag": `vcpu_info[N].evtchn_upcall_mask` of the vCPU
+//! running, N read through its kernel GS base (see [`this_vcpu`]).
 //!
 //! A PV kernel runs in ring 3 and cannot execute CLI, STI or HLT. Xen
 //! instead delivers the event callback only while the mask byte is 0, sets
@@ -13,20 +14,60 @@
 
 use core::sync::atomic::{compiler_fence, Ordering};
 
+use xen_abi::hypercall as nr;
+use xen_abi::pv::SEGBASE_GS_KERNEL;
 use xen_abi::sched::SCHEDOP_BLOCK;
 
+use crate::hypercall::Errno;
+use crate::smp::MAX_VCPUS;
 use crate::{hypercall, sched, shared_info};
+
+/// Each vCPU's number; each vCPU's kernel GS base points at its own entry.
+static VCPU_NUMBERS: [u64; MAX_VCPUS] = {
+    let mut a = [0u64; MAX_VCPUS];
+    let mut i = 0;
+    while i < MAX_VCPUS {
+        a[i] = i as u64;
+        i += 1;
+    }
+    a
+};
+
+/// The kernel GS base vCPU `vcpu` runs with.
+pub fn gs_base_for(vcpu: u32) -> u64 {
+    VCPU_NUMBERS.as_ptr() as u64 + 8 * u64::from(vcpu)
+}
+
+/// Points vCPU 0's kernel GS base at its number (HYPERVISOR_set_segment_base;
+/// secondaries get theirs in their `vcpu_guest_context`). The PV entry
+/// calls it before anything masks upcalls.
+pub(super) fn init_vcpu0() -> Result<(), Errno> {
+    // SAFETY: sets this vCPU's kernel GS base to a static; no memory is
+    // written.
+    Errno::check(unsafe { hypercall::hypercall2(nr::SET_SEGMENT_BASE, u64::from(SEGBASE_GS_KERNEL), gs_base_for(0)) })?;
+    Ok(())
+}
+
+/// The vCPU running this code: `%gs:0`.
+#[inline]
+pub fn this_vcpu() -> usize {
+    let v: u64;
+    // SAFETY: every vCPU's GS base points at its entry of VCPU_NUMBERS
+    // (set before any caller runs), which is never written.
+    unsafe { core::arch::asm!("mov {}, gs:[0]", out(reg) v, options(nostack, readonly, preserves_flags)) };
+    v as usize
+}
 
 /// Whether upcalls are unmasked (the PV equivalent of RFLAGS.IF).
 #[inline]
 pub fn enabled() -> bool {
-    shared_info::upcall_mask(0).load(Ordering::Relaxed) == 0
+    shared_info::upcall_mask(this_vcpu()).load(Ordering::Relaxed) == 0
 }
 
 /// Masks upcalls.
 #[inline]
 pub fn disable() {
-    shared_info::upcall_mask(0).store(1, Ordering::Relaxed);
+    shared_info::upcall_mask(this_vcpu()).store(1, Ordering::Relaxed);
     compiler_fence(Ordering::SeqCst);
 }
 
@@ -36,9 +77,9 @@ pub fn disable() {
 #[inline]
 pub fn enable() {
     compiler_fence(Ordering::SeqCst);
-    shared_info::upcall_mask(0).store(0, Ordering::Relaxed);
+    shared_info::upcall_mask(this_vcpu()).store(0, Ordering::Relaxed);
     compiler_fence(Ordering::SeqCst);
-    if shared_info::upcall_pending(0).load(Ordering::Relaxed) != 0 {
+    if shared_info::upcall_pending(this_vcpu()).load(Ordering::Relaxed) != 0 {
         let _ = hypercall::version();
     }
 }

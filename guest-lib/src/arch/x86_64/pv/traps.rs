@@ -101,36 +101,47 @@ unsafe extern "C" {
     fn pv_failsafe_callback();
 }
 
-/// Installs the trap table (vectors 0-31 except NMI, which Xen sends to an
-/// NMI callback we do not register) and the event and failsafe callbacks.
-pub(super) fn init() -> Result<(), Errno> {
-    let mut table = [TrapInfo::default(); 33];
+/// The trap table's entries: vectors 0-31 except NMI (which Xen sends to
+/// an NMI callback we do not register), each a stub ending in
+/// xenolith_trap, delivered with events masked.
+fn trap_entries() -> impl Iterator<Item = TrapInfo> {
     // SAFETY: a 32-entry read-only table of stub addresses defined above.
     let stubs = unsafe { &pv_trap_stubs };
-    let mut n = 0;
-    for (v, &address) in stubs.iter().enumerate() {
-        if v == 2 {
-            continue;
-        }
-        table[n] = TrapInfo {
-            vector: v as u8,
-            flags: TI_MASK_EVENTS,
-            cs: FLAT_KERNEL_CS,
-            pad: 0,
-            address,
-        };
-        n += 1;
+    stubs.iter().enumerate().filter(|&(v, _)| v != 2).map(|(v, &address)| TrapInfo {
+        vector: v as u8,
+        flags: TI_MASK_EVENTS,
+        cs: FLAT_KERNEL_CS,
+        pad: 0,
+        address,
+    })
+}
+
+/// The same traps as a virtual IDT indexed by vector (a
+/// `vcpu_guest_context`'s `trap_ctxt`, for a secondary vCPU).
+pub(in crate::arch::x86_64) fn fill_vector_table(table: &mut [TrapInfo; 256]) {
+    for t in trap_entries() {
+        table[usize::from(t.vector)] = t;
     }
-    // table[n] stays zero: the terminator.
+}
+
+/// The event and failsafe callbacks' addresses.
+pub(in crate::arch::x86_64) fn callbacks() -> (u64, u64) {
+    (pv_event_callback as *const () as u64, pv_failsafe_callback as *const () as u64)
+}
+
+/// Installs the trap table and the event and failsafe callbacks.
+pub(super) fn init() -> Result<(), Errno> {
+    let mut table = [TrapInfo::default(); 33];
+    for (slot, t) in table.iter_mut().zip(trap_entries()) {
+        *slot = t;
+    }
+    // The last entry stays zero: the terminator.
     // SAFETY: a zero-terminated trap_info array; Xen copies it. Every
     // address is a stub above that ends in xenolith_trap.
     Errno::check(unsafe { hypercall::hypercall1(nr::SET_TRAP_TABLE, table.as_ptr() as u64) })?;
-    register(CALLBACKTYPE_EVENT, 0, pv_event_callback as *const () as u64)?;
-    register(
-        CALLBACKTYPE_FAILSAFE,
-        CALLBACKF_MASK_EVENTS,
-        pv_failsafe_callback as *const () as u64,
-    )
+    let (event, failsafe) = callbacks();
+    register(CALLBACKTYPE_EVENT, 0, event)?;
+    register(CALLBACKTYPE_FAILSAFE, CALLBACKF_MASK_EVENTS, failsafe)
 }
 
 fn register(ty: u16, flags: u16, address: u64) -> Result<(), Errno> {
