@@ -340,25 +340,42 @@ pub fn vbd_id_from_name(name: &str) -> Option<u32> {
 }
 
 
-/// What the toolstack's `control/shutdown` (watched through `watch`) now
-/// asks for, as `xl shutdown` / `xl reboot` write it: `poweroff` and
-/// `halt` are a power-off, `reboot` a reboot; anything else (`suspend`,
-/// which needs a suspend-capable guest) is left alone. A request is
-/// acknowledged by clearing the node, as Linux does; the caller then
-/// closes its devices and calls `shutdown::shutdown` with the reason.
-pub fn shutdown_requested(watch: Option<&xenstore::Watch>) -> Option<crate::shutdown::Reason> {
-    let w = watch?;
-    let mut fired = false;
-    while let Ok(Some(_)) = w.next_event() {
-        fired = true;
+/// The toolstack's shutdown requests: a watch on `control/shutdown`, where
+/// `xl shutdown` / `xl reboot` write `poweroff`, `halt` or `reboot`.
+pub struct ShutdownWatch(Option<xenstore::Watch>);
+
+impl ShutdownWatch {
+    /// Starts watching (without a xenstore, never reports anything).
+    pub fn new() -> Self {
+        Self(xenstore::watch("control/shutdown").ok())
     }
-    if !fired {
-        return None;
+
+    /// What is asked for now, if anything (cheap when the watch has not
+    /// fired): `poweroff` and `halt` are a power-off, `reboot` a reboot;
+    /// anything else (`suspend`, which needs a suspend-capable guest) is
+    /// left alone. A request is acknowledged by clearing the node, as
+    /// Linux does; the caller then closes its devices and calls
+    /// `shutdown::shutdown` with the reason.
+    pub fn requested(&self) -> Option<crate::shutdown::Reason> {
+        let w = self.0.as_ref()?;
+        let mut fired = false;
+        while let Ok(Some(_)) = w.next_event() {
+            fired = true;
+        }
+        if !fired {
+            return None;
+        }
+        let value = xenstore::read(Tx::NONE, "control/shutdown").ok()?;
+        let reason = shutdown_request(&value)?;
+        let _ = xenstore::write(Tx::NONE, "control/shutdown", "");
+        Some(reason)
     }
-    let value = xenstore::read(Tx::NONE, "control/shutdown").ok()?;
-    let reason = shutdown_request(&value)?;
-    let _ = xenstore::write(Tx::NONE, "control/shutdown", "");
-    Some(reason)
+}
+
+impl Default for ShutdownWatch {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 /// A `control/shutdown` value as a request (pure, tested on the host).

@@ -15,7 +15,7 @@ use pvboot::disk::{Cache, FileDisk};
 use pvboot::ui::disks::{DiskShell, ShellDisk};
 use pvboot::ui::keys::ESC_TIMEOUT_MS;
 use pvboot::config::{Entry, FileRef, Menu, ModuleRef, RootSpec};
-use pvboot::ui::{Boot, MenuEntry, Output, Reason, Settings, Terminal, Ui};
+use pvboot::ui::{Boot, MenuEntry, Output, Reason, Settings, Stop, Terminal, Ui};
 
 /// A menu entry as the tests need it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,12 +49,14 @@ struct Script {
     out: Vec<u8>,
     /// The timeouts the UI waited with.
     waits: Vec<Option<u64>>,
+    /// When the toolstack asks the domain to stop, and for what.
+    stop: Option<(u64, Stop)>,
 }
 
 impl Script {
     fn new(start: u64, events: &[(u64, &[u8])]) -> Self {
         let input = events.iter().flat_map(|&(t, bytes)| bytes.iter().map(move |&b| (t, b))).collect();
-        Script { now: start, input, out: Vec::new(), waits: Vec::new() }
+        Script { now: start, input, out: Vec::new(), waits: Vec::new(), stop: None }
     }
 
     fn screen(&mut self) -> String {
@@ -77,18 +79,33 @@ impl Terminal for Script {
                 self.now = self.now.max(t);
                 Some(b)
             }
-            _ => match timeout {
-                Some(w) => {
+            _ => match (timeout, self.stop) {
+                // The request ends the wait, as a watch event does.
+                (_, Some((t, _))) if timeout.is_none_or(|w| t <= self.now + w) => {
+                    self.now = self.now.max(t);
+                    None
+                }
+                (Some(w), _) => {
                     self.now += w;
                     None
                 }
-                None => panic!("the script ended while the UI waits for input at {} ms", self.now),
+                (None, _) => panic!("the script ended while the UI waits for input at {} ms", self.now),
             },
         }
     }
 
     fn now_ms(&mut self) -> u64 {
         self.now
+    }
+
+    fn stop_requested(&mut self) -> Option<Stop> {
+        match self.stop {
+            Some((t, stop)) if self.now >= t => {
+                self.stop = None;
+                Some(stop)
+            }
+            _ => None,
+        }
     }
 }
 
@@ -146,6 +163,27 @@ fn countdown_without_input_boots_the_default_exactly_at_the_timeout() {
              \rBooting 'Beta'\x1b[K\r\n"
         )
     );
+}
+
+#[test]
+fn a_toolstack_request_ends_a_menu_that_waits_for_a_choice() {
+    // No timeout: only a choice, or `xl reboot`, ends the wait.
+    let mut ui = Ui::new(items(&["Alpha", "Beta", "Gamma"]), settings(1, None));
+    let mut term = Script::new(0, &[(10, b"\x1b[B")]);
+    term.stop = Some((60_000, Stop::Reboot));
+    assert_eq!(ui.run(&mut term, &mut no_disks()), Boot::Stop(Stop::Reboot));
+    assert_eq!(term.now, 60_000);
+    assert!(term.screen().ends_with("Rebooting (asked by the toolstack)\r\n"));
+}
+
+#[test]
+fn a_toolstack_request_comes_before_the_countdown_ends() {
+    let mut ui = Ui::new(items(&["Alpha", "Beta", "Gamma"]), settings(1, Some(3)));
+    let mut term = Script::new(0, &[]);
+    term.stop = Some((1_500, Stop::Poweroff));
+    assert_eq!(ui.run(&mut term, &mut no_disks()), Boot::Stop(Stop::Poweroff));
+    assert_eq!(term.now, 1_500, "not booted at 3 s");
+    assert!(term.screen().ends_with("\rPowering off (asked by the toolstack)\x1b[K\r\n"));
 }
 
 #[test]

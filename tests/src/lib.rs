@@ -119,6 +119,18 @@ pub fn run_command(mut cmd: Command, limit: Duration) -> Run {
     }
 }
 
+/// Asks domain 1 of the xenolith run whose `XENOLITH_RUN_DIR` is
+/// `run_dir` to `what` (poweroff, reboot) as xl does, by writing its
+/// control/shutdown with xenstore-utils' xenstore-write.
+pub fn request_shutdown(run_dir: &Path, what: &str) {
+    let out = Command::new("xenstore-write")
+        .env("XENSTORED_PATH", run_dir.join("xenstored/socket"))
+        .args(["/local/domain/1/control/shutdown", what])
+        .output()
+        .expect("xenstore-write");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
 /// Writes an xl.cfg into `dir` and returns its path.
 pub fn write_cfg(dir: &Path, name: &str, text: &str) -> PathBuf {
     let p = dir.join(name);

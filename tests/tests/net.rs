@@ -252,7 +252,7 @@ fn net_echo_round_trips_tcp_and_udp_through_our_netback() {
     });
     // Powered off as xl shutdown does it, through control/shutdown
     // (written with xenstore-utils): net-echo prints its counters.
-    request_shutdown(&dir, "poweroff");
+    request_shutdown(&dir.join("run"), "poweroff");
     let status = wait_exit(child, LIMIT);
     let (tcp, echoed) = result;
     assert_eq!(tcp.unwrap(), vec![32768, 65536, 98304]);
@@ -262,17 +262,6 @@ fn net_echo_round_trips_tcp_and_udp_through_our_netback() {
     let per_queue = console.lines().find_map(|l| l.strip_prefix("net-echo: packets per queue (rx/tx): ")).unwrap_or_else(|| panic!("{console}"));
     let counts: Vec<u64> = per_queue.split(|c: char| !c.is_ascii_digit()).filter_map(|n| n.parse().ok()).collect();
     assert!(counts.len() == 4 && counts.iter().all(|&n| n > 0), "both queues carried packets both ways: {per_queue}");
-}
-
-/// Asks domain 1 (run under `dir`) to `what` (poweroff, reboot) as xl
-/// does, by writing its control/shutdown with xenstore-utils.
-fn request_shutdown(dir: &Path, what: &str) {
-    let out = Command::new("xenstore-write")
-        .env("XENSTORED_PATH", dir.join("run/xenstored/socket"))
-        .args(["/local/domain/1/control/shutdown", what])
-        .output()
-        .expect("xenstore-write");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
 /// Waits up to `limit` for `child` to end by itself; its exit code, or
@@ -311,7 +300,7 @@ fn curl_fetches_httpds_page_and_file_through_a_bridge() {
     let file = curl(&["-o", big.to_str().unwrap(), "http://10.0.0.2/big.bin"]);
     // Rebooted as xl reboot does it, through control/shutdown: httpd
     // closes its vif and reboots; on_reboot="destroy" ends the run (3).
-    request_shutdown(&dir, "reboot");
+    request_shutdown(&dir.join("run"), "reboot");
     let status = wait_exit(child, LIMIT);
     let console = std::fs::read_to_string(dir.join("console.log")).unwrap();
     assert_eq!(status, Some(3), "a reboot that on_reboot does not restart:\n{console}");
@@ -668,7 +657,7 @@ fn net_echo_keeps_answering_through_a_host_flood_and_a_hostile_netfront() {
 
     // Then net-echo is asked to power off, as `xl shutdown` asks: it prints
     // its counters, closes its vif and the domain ends with 0.
-    request_shutdown(&echo_dir, "poweroff");
+    request_shutdown(&echo_dir.join("run"), "poweroff");
     let start = Instant::now();
     let echo_status = loop {
         if let Some(s) = echo.try_wait().unwrap() {

@@ -107,9 +107,11 @@ struct Console {
 
 impl Console {
     fn start(cfg: &Path) -> Console {
+        let run_dir = cfg.parent().unwrap().join("run");
         let mut child = Command::new(xenolith())
             .args(["create", "-c", cfg.to_str().unwrap()])
             .current_dir(root())
+            .env("XENOLITH_RUN_DIR", &run_dir)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -500,6 +502,38 @@ fn keys_stop_the_countdown_select_and_edit_an_entry() {
     console.expect("command line: second edited");
     let text = console.stop();
     assert!(text.contains("Booting 'hello B'"), "{text}");
+}
+
+/// `xl shutdown` and `xl reboot` (control/shutdown, written here by
+/// xenstore-utils) end pvboot's menu while it waits for a choice: the
+/// request is acknowledged, the disk closed, and the domain powers off
+/// (exit 0) or reboots (exit 3: on_reboot="destroy").
+#[test]
+fn the_toolstack_powers_off_or_reboots_a_waiting_menu() {
+    for (what, line, code) in [("poweroff", "pvboot: powering off, as the toolstack asked", 0), ("reboot", "pvboot: rebooting, as the toolstack asked", 3)] {
+        let dir = scratch(&format!("pvboot_toolstack_{what}"));
+        let mut cfg_text = std::fs::read_to_string(two_entry_disk(&dir, 30)).unwrap();
+        cfg_text.push_str("on_reboot = \"destroy\"\n");
+        let cfg = write_cfg(&dir, "pvboot.cfg", &cfg_text);
+        let mut console = Console::start(&cfg);
+        // A key stops the countdown: the menu then waits for a choice.
+        console.expect("Booting 'hello A' in 30 s; press any key to stop").send("\x1b[B");
+        console.idle(Duration::from_millis(300));
+        request_shutdown(&dir.join("run"), what);
+        console.expect(line);
+        let start = Instant::now();
+        let status = loop {
+            if let Some(s) = console.child.try_wait().unwrap() {
+                break s;
+            }
+            assert!(start.elapsed() < LIMIT, "the domain did not end:\n{}", console.text);
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let text = console.stop();
+        assert_eq!(status.code(), Some(code), "{what}:\n{text}");
+        assert!(!text.contains("pvboot: booting"), "{what}:\n{text}");
+        assert!(!text.contains("pvboot: closing"), "closing the disk failed ({what}):\n{text}");
+    }
 }
 
 /// The `c` prompt: ls and cat on the domain's disk, then a kernel typed by

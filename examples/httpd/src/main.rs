@@ -20,7 +20,6 @@ use alloc::vec::Vec;
 use guest_lib::net::{self, Stack};
 use guest_lib::netfront::{self, NetFront};
 use guest_lib::shutdown::{self, Reason};
-use guest_lib::xenstore;
 use guest_lib::{println, BootInfo};
 use smoltcp::iface::SocketHandle;
 use smoltcp::socket::tcp;
@@ -168,7 +167,7 @@ fn httpd(boot: &BootInfo) {
             }
         })
         .collect();
-    let watch = xenstore::watch("control/shutdown").ok();
+    let shutdown_watch = guest_lib::xenbus::ShutdownWatch::new();
     // What the toolstack asked for: the loop ends only on its request.
     let requested;
     let mut announced = false;
@@ -278,7 +277,7 @@ fn httpd(boot: &BootInfo) {
         if moved {
             continue;
         }
-        if let Some(r) = guest_lib::xenbus::shutdown_requested(watch.as_ref()) {
+        if let Some(r) = shutdown_watch.requested() {
             requested = r;
             break;
         }

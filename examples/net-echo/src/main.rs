@@ -25,7 +25,6 @@ use alloc::vec::Vec;
 use guest_lib::net::{self, Stack};
 use guest_lib::netfront::{self, NetFront};
 use guest_lib::shutdown::{self, Reason};
-use guest_lib::xenstore;
 use guest_lib::{println, BootInfo};
 use smoltcp::iface::SocketHandle;
 use smoltcp::socket::{tcp, udp};
@@ -181,7 +180,7 @@ fn net_echo(boot: &BootInfo) {
         return;
     }
     // The toolstack's shutdown request; the watch fires once at once.
-    let watch = xenstore::watch("control/shutdown").ok();
+    let shutdown_watch = guest_lib::xenbus::ShutdownWatch::new();
     // What the toolstack asked for; a power-off unless it asked to reboot.
     let mut requested = Reason::Poweroff;
     let mut announced = false;
@@ -246,7 +245,7 @@ fn net_echo(boot: &BootInfo) {
         if moved {
             continue; // send what was queued before halting
         }
-        if let Some(r) = guest_lib::xenbus::shutdown_requested(watch.as_ref()) {
+        if let Some(r) = shutdown_watch.requested() {
             requested = r;
             break;
         }

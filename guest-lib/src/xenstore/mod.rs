@@ -32,7 +32,7 @@ use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use xen_abi::event_channel::Port;
 
@@ -175,8 +175,21 @@ impl Transport for Live {
     }
 }
 
-/// The store event only wakes a halted waiter; see the module docs.
-fn on_store_event(_port: Port, _ctx: usize) {}
+/// Store events since boot (see [`events_seen`]).
+static STORE_EVENTS: AtomicU64 = AtomicU64::new(0);
+
+/// The store event wakes a halted waiter (see the module docs) and is
+/// counted, so a wait for something else can also end on store traffic.
+fn on_store_event(_port: Port, _ctx: usize) {
+    STORE_EVENTS.fetch_add(1, Ordering::Relaxed);
+}
+
+/// How many store events arrived since boot: a change means xenstored
+/// sent something (a reply or a watch event), cheap to check in a
+/// [`wait_until`] condition.
+pub fn events_seen() -> u64 {
+    STORE_EVENTS.load(Ordering::Relaxed)
+}
 
 fn connect() -> Result<Client<Live>, XsError> {
     // PVH: HVM params STORE_PFN/STORE_EVTCHN; PV: start_info's store_mfn

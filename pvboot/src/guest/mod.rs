@@ -12,12 +12,13 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
+use guest_lib::shutdown::Reason;
 use guest_lib::{console, println, time, xenstore, BootInfo};
 use pvboot::config::cmdline::NetBoot;
 use pvboot::config::{self, cmdline, Menu};
 use pvboot::disk::BlockDevice as _;
 use pvboot::ui::disks::{DiskShell, ShellDisk};
-use pvboot::ui::{Boot, Output, Terminal, Ui};
+use pvboot::ui::{Boot, Output, Stop, Terminal, Ui};
 
 use self::chain::fmt_ms;
 use self::disks::DiskHandle;
@@ -70,8 +71,11 @@ impl Timing {
     }
 }
 
-/// The PV console and pvclock as the UI's terminal.
-struct GuestTerminal;
+/// The PV console and pvclock as the UI's terminal; `xl shutdown` and `xl
+/// reboot` reach the menu through the watch on control/shutdown.
+struct GuestTerminal {
+    shutdown: guest_lib::xenbus::ShutdownWatch,
+}
 
 impl Output for GuestTerminal {
     fn write(&mut self, bytes: &[u8]) {
@@ -83,12 +87,27 @@ impl Terminal for GuestTerminal {
     fn read_byte(&mut self, timeout_ms: Option<u64>) -> Option<u8> {
         let deadline = timeout_ms.map_or(u64::MAX, |t| time::now_ns().saturating_add(t.saturating_mul(1_000_000)));
         let mut byte = [0u8];
-        // Console input raises the console's event channel, which ends the halt.
-        xenstore::wait_until(deadline, || console::read(&mut byte) == 1).then_some(byte[0])
+        let store_events = xenstore::events_seen();
+        // Console input raises the console's event channel, which ends the
+        // halt; so does xenstored's (a watch event, maybe a shutdown request).
+        let mut got = false;
+        xenstore::wait_until(deadline, || {
+            got = console::read(&mut byte) == 1;
+            got || xenstore::events_seen() != store_events
+        });
+        got.then_some(byte[0])
     }
 
     fn now_ms(&mut self) -> u64 {
         time::now_ns() / 1_000_000
+    }
+
+    fn stop_requested(&mut self) -> Option<Stop> {
+        match self.shutdown.requested()? {
+            Reason::Poweroff => Some(Stop::Poweroff),
+            Reason::Reboot => Some(Stop::Reboot),
+            Reason::Crash => None,
+        }
     }
 }
 
@@ -210,11 +229,20 @@ pub fn run(boot: &'static BootInfo) {
     let shell_disks: Vec<ShellDisk<DiskHandle>> =
         src.disks.iter().map(|d| ShellDisk { disk: d.cache.clone(), sector_size: d.cache.sector_size() }).collect();
     let mut shell = DiskShell::new(shell_disks, config_device.clone());
-    let mut term = GuestTerminal;
+    let mut term = GuestTerminal { shutdown: guest_lib::xenbus::ShutdownWatch::new() };
     loop {
         let (entry, device) = match ui.run(&mut term, &mut shell) {
             Boot::Entry { entry, .. } => (entry, config_device.as_deref()),
             Boot::Custom(entry) => (entry, config_device.as_deref()),
+            Boot::Stop(stop) => {
+                // As a kernel would: the backends see the devices closed.
+                src.close();
+                match stop {
+                    Stop::Poweroff => println!("pvboot: powering off, as the toolstack asked"),
+                    Stop::Reboot => println!("pvboot: rebooting, as the toolstack asked"),
+                }
+                guest_lib::shutdown::shutdown(if stop == Stop::Reboot { Reason::Reboot } else { Reason::Poweroff });
+            }
         };
         // The UI shows why, on one line, and brings the menu back.
         let why = chain::boot_entry(boot, &src, device, &entry, &mut timing);

@@ -77,6 +77,21 @@ pub trait Terminal: Output {
     fn read_byte(&mut self, timeout_ms: Option<u64>) -> Option<u8>;
     /// Milliseconds on a monotonic clock.
     fn now_ms(&mut self) -> u64;
+    /// Whether the toolstack asked the domain to stop (`xl shutdown`, `xl
+    /// reboot`); checked each time [`read_byte`](Self::read_byte) returns,
+    /// so `read_byte` should also return when such a request arrives.
+    fn stop_requested(&mut self) -> Option<Stop> {
+        None
+    }
+}
+
+/// What the toolstack asked for instead of a boot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// `xl shutdown`: power off.
+    Poweroff,
+    /// `xl reboot`: reboot (pvboot starts again).
+    Reboot,
 }
 
 /// What the UI needs from a menu entry.
@@ -158,6 +173,8 @@ pub enum Boot<E> {
     /// What the prompt's `root`, `kernel`, `initrd` and `module` commands set
     /// up (titled with the kernel's name; `root` as a [`crate::config::RootSpec::Device`]).
     Custom(Entry),
+    /// Nothing: the toolstack asked the domain to stop while the menu waited.
+    Stop(Stop),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -407,7 +424,16 @@ impl<E: MenuEntry> Ui<E> {
                 continue;
             }
             let wait = deadline.map(|d| d - now);
-            if let Some(byte) = term.read_byte(wait) {
+            let byte = term.read_byte(wait);
+            if let Some(stop) = term.stop_requested() {
+                let line = match stop {
+                    Stop::Poweroff => "Powering off (asked by the toolstack)",
+                    Stop::Reboot => "Rebooting (asked by the toolstack)",
+                };
+                self.final_line(line, as_output(term));
+                return Boot::Stop(stop);
+            }
+            if let Some(byte) = byte {
                 let now = term.now_ms();
                 if let Some(b) = self.on_byte(byte, now, shell, as_output(term)) {
                     return b;
@@ -442,16 +468,22 @@ impl<E: MenuEntry> Ui<E> {
 
     fn finish_boot(&mut self, index: usize, entry: E, reason: Reason, out: &mut dyn Output) -> Boot<E> {
         let line = alloc::format!("Booting '{}'", one_line(entry.title(), TITLE_CHARS));
+        self.final_line(&line, out);
+        self.last_boot = Some((Some(index), reason));
+        Boot::Entry { index, entry, reason }
+    }
+
+    /// The last line before leaving the menu: on the status line in the
+    /// menu, else on a line of its own.
+    fn final_line(&mut self, line: &str, out: &mut dyn Output) {
         if self.mode == Mode::Menu {
-            self.set_status(&line, out);
+            self.set_status(line, out);
             out.write(b"\r\n");
             self.status_len = 0;
         } else {
             out.write(line.as_bytes());
             out.write(b"\r\n");
         }
-        self.last_boot = Some((Some(index), reason));
-        Boot::Entry { index, entry, reason }
     }
 }
 

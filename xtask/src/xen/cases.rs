@@ -362,8 +362,15 @@ fn guest_cases(
                 check_pvboot_linux,
             );
             l.memory_mib = 256;
-            l.disk = Some((disk, String::new()));
+            l.disk = Some((disk.clone(), String::new()));
             l.timeout_secs = 180;
+            // The menu waiting for a choice (timeout=-1) until `xl
+            // shutdown` (run by init.sh once the client's wait is over).
+            let mut s = case("pvboot-shutdown", image, mode, "timeout=-1", "poweroff", check_pvboot_shutdown);
+            s.memory_mib = 256;
+            s.disk = Some((disk, String::new()));
+            s.client = Some("sleep 6\n".into());
+            s.timeout_secs = 60;
             // Network boot behind Linux's netback: no disk; hello fetched
             // from dom0's HTTP server (init.sh serves /guests), the vif
             // closed before the hand-off.
@@ -403,7 +410,7 @@ fn guest_cases(
             e.served = vec![served("net-echo")?];
             e.client = Some(format!("netcheck {ip} 7 4 50\n"));
             e.timeout_secs = 180;
-            vec![h, d, l, n, e]
+            vec![h, d, l, s, n, e]
         }
         "hello" => vec![
             case("hello", image, mode, "SOME TEXT", "poweroff", check_hello),
@@ -910,6 +917,20 @@ fn check_pvboot_disk(case: &Case, out: &Outcome) -> Findings {
 fn check_pvboot_hello(case: &Case, out: &Outcome) -> Findings {
     let mut f = hello_findings(out, PVBOOT_HELLO_ARGS, case.memory_mib);
     pvboot_line(out, &mut f);
+    f
+}
+
+/// pvboot's menu waiting for a choice, ended by `xl shutdown`: pvboot said
+/// so and booted nothing.
+fn check_pvboot_shutdown(_case: &Case, out: &Outcome) -> Findings {
+    let mut f = Findings::default();
+    match out.console.lines().find(|l| l.starts_with("pvboot: powering off, as the toolstack asked")) {
+        Some(l) => f.notes.push(l.trim_end().to_owned()),
+        None => f.bad.push("no \"pvboot: powering off, as the toolstack asked\" line".into()),
+    }
+    if out.console.lines().any(|l| l.starts_with("pvboot: booting")) {
+        f.bad.push("pvboot booted a kernel instead of waiting".into());
+    }
     f
 }
 
