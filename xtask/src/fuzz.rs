@@ -30,16 +30,24 @@
 //!   `<target dir>/fuzz-artifacts/<crate>/<target>/`, libFuzzer's output in
 //!   `<target dir>/fuzz-logs/<crate>-<target>.log`.
 //! - A crash (a panic), running out of memory or one input taking over 10
-//!   seconds (a hang) fails the run. Out of memory means 2 GiB of RSS,
-//!   unless the fuzz dir's `Cargo.toml` gives `fuzz-heap = "pvboot"` (or
-//!   `fuzz-heap-mb = N`): then the code runs in a guest with that heap
-//!   (pvboot's is `pvboot::HEAP_MAX`, 64 MiB, the one constant the guest,
-//!   the targets' allocator and this file use), its targets' global
-//!   allocator refuses to hold more (pvboot/fuzz/fuzz_targets/
-//!   common/heap.rs), libFuzzer gets `-malloc_limit_mb` of that size
-//!   (checked under a sanitizer) and the process `-rss_limit_mb` of it plus
-//!   464 (libFuzzer's own corpus and tables take about 100 MB, and grow
-//!   with the corpus).
+//!   seconds (a hang, [`HANG_SECONDS`]) fails the run. Hangs are caught by a
+//!   watchdog thread in the targets that use pvboot/fuzz's
+//!   common/watchdog.rs (told the limit and the artifact prefix by
+//!   environment variables), which writes the input as
+//!   `timeout-watchdog-<hash>` and aborts: libFuzzer's own SIGALRM handler
+//!   allocates, and stalled for good when the alarm came inside malloc
+//!   (campaign 3 lost an input that way), so for those targets its
+//!   `-timeout` is only a backstop, [`LIBFUZZER_TIMEOUT_SLACK`] seconds
+//!   later; the other targets keep libFuzzer's `-timeout` of 10 s.
+//! - Out of memory means 2 GiB of RSS, unless the fuzz dir's `Cargo.toml`
+//!   gives `fuzz-heap = "pvboot"` (or `fuzz-heap-mb = N`): then the code
+//!   runs in a guest with that heap (pvboot's is `pvboot::HEAP_MAX`,
+//!   64 MiB, the one constant the guest, the targets' allocator and this
+//!   file use), its targets' global allocator refuses to hold more
+//!   (pvboot/fuzz/fuzz_targets/common/heap.rs), libFuzzer gets
+//!   `-malloc_limit_mb` of that size (checked under a sanitizer) and the
+//!   process `-rss_limit_mb` of it plus 464 (libFuzzer's own corpus and
+//!   tables take about 100 MB, and grow with the corpus).
 //! - Sanitizer: AddressSanitizer (cargo-fuzz's default) unless the fuzz
 //!   dir's `Cargo.toml` says `fuzz-sanitizer = "none"`: for code that is all
 //!   safe Rust, as pvboot,
@@ -56,6 +64,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use anyhow::{bail, ensure, Context, Result};
+
+/// Seconds one input may run before the run fails as a hang.
+const HANG_SECONDS: u64 = 10;
+/// How much later libFuzzer's own `-timeout` fires, for targets without the
+/// watchdog (and in case it fails): its handler can stall (see above).
+const LIBFUZZER_TIMEOUT_SLACK: u64 = 5;
 
 /// RSS limit of a fuzzing process whose code has no heap cap of its own.
 const DEFAULT_RSS_LIMIT_MB: u32 = 2048;
@@ -531,6 +545,19 @@ fn memory_limits(t: &Target) -> Result<Vec<String>> {
     })
 }
 
+/// libFuzzer's `-timeout`: [`HANG_SECONDS`], or later when the target's
+/// source runs its inputs under the watchdog (`watchdog::watch`), which
+/// then catches hangs first.
+fn libfuzzer_timeout(t: &Target) -> u64 {
+    let source = t.fuzz_dir.join("fuzz_targets").join(format!("{}.rs", t.name));
+    let watched = fs::read_to_string(source).is_ok_and(|s| s.contains("watchdog::watch("));
+    if watched {
+        HANG_SECONDS + LIBFUZZER_TIMEOUT_SLACK
+    } else {
+        HANG_SECONDS
+    }
+}
+
 /// Runs the crate's `seeds.sh`, if any, into a fresh seeds directory.
 fn make_seeds(t: &Target, target_dir: &Path) -> Result<()> {
     let script = t.fuzz_dir.join("seeds.sh");
@@ -600,11 +627,14 @@ fn fuzz_one(t: &Target, target_dir: &Path, seconds: u64) -> Result<String> {
         .arg("--")
         .arg(format!("-max_total_time={seconds}"))
         .args(memory_limits(t)?)
-        .arg("-timeout=10")
+        .arg(format!("-timeout={}", libfuzzer_timeout(t)))
         .arg(format!("-artifact_prefix={}/", artifacts.display()))
         .current_dir(crate_dir)
         // Set by rustup for this (stable) process; `+nightly` must win.
         .env_remove("RUSTUP_TOOLCHAIN")
+        // The hang watchdog (pvboot/fuzz/fuzz_targets/common/watchdog.rs).
+        .env("XENOLITH_FUZZ_HANG_SECONDS", HANG_SECONDS.to_string())
+        .env("XENOLITH_FUZZ_ARTIFACTS", format!("{}/", artifacts.display()))
         .stdout(log.try_clone()?)
         .stderr(log)
         .status()

@@ -8,4 +8,4 @@ mod common;
 
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| common::targets::disklabel(data));
+fuzz_target!(|data: &[u8]| common::watchdog::watch(data, common::targets::disklabel));

@@ -13,4 +13,4 @@ mod common;
 
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| common::targets::ext(data));
+fuzz_target!(|data: &[u8]| common::watchdog::watch(data, common::targets::ext));

@@ -10,4 +10,4 @@ mod common;
 
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| common::targets::fat(data));
+fuzz_target!(|data: &[u8]| common::watchdog::watch(data, common::targets::fat));

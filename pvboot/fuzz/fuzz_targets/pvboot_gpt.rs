@@ -7,4 +7,4 @@ mod common;
 
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| common::targets::gpt(data));
+fuzz_target!(|data: &[u8]| common::watchdog::watch(data, common::targets::gpt));

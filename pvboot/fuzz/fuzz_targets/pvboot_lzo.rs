@@ -7,4 +7,4 @@ mod common;
 use libfuzzer_sys::fuzz_target;
 use pvboot::compress::Compression;
 
-fuzz_target!(|data: &[u8]| common::decompress_both(Compression::Lzo, data));
+fuzz_target!(|data: &[u8]| common::watchdog::watch(data, |d| common::decompress_both(Compression::Lzo, d)));

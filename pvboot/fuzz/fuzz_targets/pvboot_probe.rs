@@ -11,4 +11,4 @@ mod common;
 
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| common::targets::probe(data));
+fuzz_target!(|data: &[u8]| common::watchdog::watch(data, common::targets::probe));

@@ -12,7 +12,8 @@
 //! release candidate. A read-only reader is small, so this module is one,
 //! written for hostile images: every cluster number is range-checked, every
 //! chain walk is bounded (by the file size, or by the 2 MiB / 65536-entry
-//! directory limit of the FAT spec), and contiguous cluster runs are read
+//! directory limit of the FAT spec; a directory chain that loops is refused
+//! as soon as it comes round), and contiguous cluster runs are read
 //! with one device request straight into the caller's buffer.
 //!
 //! Names: the VFAT long name when its entries are complete and their checksum
@@ -387,7 +388,15 @@ impl<R: ReadAt> FatFs<R> {
         let mut c = u32::try_from(handle).map_err(|_| corrupt("bad directory handle"))?;
         self.check_cluster(c)?;
         let mut out = Vec::new();
-        // The spec caps directories at 65536 entries: a longer chain is a loop.
+        // A chain that comes back to a cluster loops: Brent's method finds
+        // that within twice the loop's length (the cluster last saved is
+        // compared with each next one, and saved afresh at every power of
+        // two). Before, only the 2 MiB cap below cut a loop of full clusters,
+        // and every lookup through the directory read and parsed all of it
+        // again (campaign 3's pvboot_probe timeout, docs/reliability.md).
+        let mut saved = c;
+        let (mut power, mut steps) = (1u32, 0u32);
+        // The spec caps directories at 65536 entries: a longer chain is corrupt too.
         while (out.len() as u64) < MAX_DIR_BYTES {
             let at = out.len();
             out.resize(at + cs as usize, 0);
@@ -396,8 +405,15 @@ impl<R: ReadAt> FatFs<R> {
                 break;
             }
             match self.next(c)? {
+                Some(n) if n == saved => return Err(corrupt("directory cluster chain loops")),
                 Some(n) => c = n,
                 None => break,
+            }
+            steps += 1;
+            if steps == power {
+                saved = c;
+                power = power.saturating_mul(2);
+                steps = 0;
             }
         }
         Ok(out)

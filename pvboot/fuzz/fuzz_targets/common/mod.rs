@@ -5,6 +5,7 @@
 pub mod heap;
 pub mod sparse;
 pub mod targets;
+pub mod watchdog;
 
 use pvboot::disk::{BlockDevice, DiskError};
 use pvboot::fs::{FileSystem, FileType};
