@@ -10,10 +10,11 @@ use xen_abi::event_channel::VIRQ_TIMER;
 use xen_abi::hvm::{HvmMemmapEntry, NR_PARAMS};
 use xen_abi::shared_info;
 
-use super::evtchn::{Backend, EventChannels, EventPages};
+use super::debug::DebugLog;
+use super::evtchn::{EventChannels, EventPages, PortState};
 use super::guest_access::GuestView;
+use super::sink::{EventSink, SinkId, SinkRegistry};
 use super::time::Clock;
-use crate::backends::console::Console;
 use crate::vstate::kvm_ext;
 use crate::vstate::memory::GuestRam;
 use crate::vstate::vcpu::{Cpu, ExitHandler, GuestFault};
@@ -107,8 +108,8 @@ pub struct Domain {
     pub ram: Arc<GuestRam>,
     /// System time.
     pub clock: Clock,
-    /// The PV console backend.
-    pub console: Console,
+    /// Xen's own console: the guest's port 0xE9 and console_io output.
+    pub debug: DebugLog,
     /// The grant table (its own locking: backends use it off the vCPU thread).
     pub gnttab: super::gnttab::GrantTable,
     /// The physical address space: RAM, holes, Xen pages, page counts.
@@ -120,14 +121,13 @@ pub struct Domain {
     stopped: AtomicBool,
     /// What `log_once` has logged: hypercalls, I/O ports, physical addresses.
     logged: Mutex<HashSet<u64>>,
-    devices: Mutex<Vec<Arc<dyn crate::backends::Device>>>,
-    /// The xenstored serving this domain's store ring (set by the toolstack).
-    pub store: OnceLock<Arc<crate::xenstore::Xenstored>>,
+    /// The backends at the other ends of the guest's interdomain ports.
+    sinks: SinkRegistry,
 }
 
 impl Domain {
     /// A domain with nothing mapped yet.
-    pub fn new(info: DomainInfo, ram: Arc<GuestRam>, clock: Clock, console: Console) -> Self {
+    pub fn new(info: DomainInfo, ram: Arc<GuestRam>, clock: Clock) -> Self {
         let domid = info.domid;
         let max_gfn = info.memmap.iter().map(|e| (e.addr + e.size) >> 12).max().unwrap_or(1).saturating_sub(1);
         let physmap = super::physmap::Physmap::new(ram.clone(), info.pages, info.max_pages, max_gfn);
@@ -135,7 +135,7 @@ impl Domain {
             info,
             ram,
             clock,
-            console,
+            debug: DebugLog::default(),
             gnttab: super::gnttab::GrantTable::default(),
             physmap,
             state: Mutex::new(State {
@@ -154,8 +154,7 @@ impl Domain {
             vcpu_thread: OnceLock::new(),
             stopped: AtomicBool::new(false),
             logged: Mutex::new(HashSet::new()),
-            devices: Mutex::new(Vec::new()),
-            store: OnceLock::new(),
+            sinks: SinkRegistry::default(),
         }
     }
 
@@ -170,21 +169,49 @@ impl Domain {
         let _ = self.vcpu_thread.set(unsafe { libc::pthread_self() });
     }
 
-    /// Connects a guest port to a backend and returns it.
-    pub fn connect_backend(&self, backend: Backend) -> u32 {
-        self.state().evtchn.connect_backend(backend).expect("a fresh domain has free ports")
+    /// Registers a backend as an event sink; ports are then bound to it
+    /// with [`Domain::connect_sink`] or [`Domain::bind_sink`].
+    pub fn register_sink(&self, sink: Arc<dyn EventSink>) -> SinkId {
+        self.sinks.register(sink)
     }
 
-    /// Registers a device backend; returns its index for [`Backend::Device`].
-    pub fn add_device(&self, dev: Arc<dyn crate::backends::Device>) -> usize {
-        let mut devices = self.devices.lock().unwrap_or_else(|e| e.into_inner());
-        devices.push(dev);
-        devices.len() - 1
+    /// Removes a sink: the guest's ports still bound to it wait for
+    /// domain 0 again, as when a backend closes its end. Returns whether
+    /// it was registered.
+    pub fn unregister_sink(&self, id: SinkId) -> bool {
+        {
+            let mut st = self.state();
+            for port in st.evtchn.bound_to(id) {
+                st.evtchn.unbind_backend(port, id);
+            }
+        }
+        self.sinks.unregister(id).is_some()
     }
 
-    /// The device backend at `index`.
-    pub fn device(&self, index: usize) -> Option<Arc<dyn crate::backends::Device>> {
-        self.devices.lock().unwrap_or_else(|e| e.into_inner()).get(index).cloned()
+    /// Connects a new guest port to sink `id` and returns it (what the
+    /// toolstack and a backend's bind_interdomain do at domain creation).
+    pub fn connect_sink(&self, id: SinkId) -> u32 {
+        self.state().evtchn.connect_backend(id).expect("a fresh domain has free ports")
+    }
+
+    /// Binds the guest's unbound `port` (waiting for domain 0) to sink `id`.
+    pub fn bind_sink(&self, port: u32, id: SinkId) -> Result<(), i64> {
+        self.state().evtchn.bind_backend(port, id)
+    }
+
+    /// Closes sink `id`'s end of `port`: the guest's port waits for domain 0
+    /// again (or stays closed if the guest closed it first).
+    pub fn unbind_sink(&self, port: u32, id: SinkId) {
+        self.state().evtchn.unbind_backend(port, id);
+    }
+
+    /// The guest sent an event on `port`, bound to a backend: hands it to
+    /// that backend's sink. The sink runs without the state lock held.
+    pub fn notify_sink(&self, port: u32) {
+        let Some(PortState::Interdomain { sink }) = self.state().evtchn.state(port) else { return };
+        if let Some(s) = self.sinks.get(sink) {
+            s.notify(self, port);
+        }
     }
 
     /// Raises an event on the guest's `port` (from a backend or a timer).
@@ -193,13 +220,13 @@ impl Domain {
         self.raise_locked(&st, port);
     }
 
-    /// Raises `port` for `backend`, the other end of an interdomain
+    /// Raises `port` for sink `id`, the other end of an interdomain
     /// channel: only while the port is still connected to it (a guest that
     /// closed the port, or reset its channels, and maybe reused the number
     /// for something else, must not see the old backend's events).
-    pub fn raise_from(&self, backend: Backend, port: u32) {
+    pub fn raise_from(&self, id: SinkId, port: u32) {
         let st = self.state();
-        if st.evtchn.is_bound_to(port, backend) {
+        if st.evtchn.is_bound_to(port, id) {
             self.raise_locked(&st, port);
         }
     }
@@ -239,11 +266,17 @@ impl Domain {
             log::info!("domain {} ({}) shut down: {}", self.info.domid, self.info.name, reason.name());
             st.shutdown = Some(reason);
         }
-        self.stopped.store(true, Ordering::SeqCst);
+        let first = !self.stopped.swap(true, Ordering::SeqCst);
         self.vcpu_wake.notify_all();
         self.timer_wake.notify_all();
         if let Some(&t) = self.vcpu_thread.get() {
             kvm_ext::kick(t);
+        }
+        drop(st);
+        if first {
+            for sink in self.sinks.all() {
+                sink.domain_stopped(self);
+            }
         }
     }
 
@@ -353,7 +386,7 @@ impl ExitHandler for Domain {
             };
             cpu.set_rax(result as u64);
         } else if port == super::DEBUG_PORT {
-            self.console.debug_output(data);
+            self.debug.write(data);
         } else {
             self.log_once(u64::from(port), format_args!("ignored write to I/O port {port:#x}"));
         }
@@ -416,7 +449,7 @@ impl ExitHandler for Domain {
     }
 
     fn counting_done(&self) -> bool {
-        self.console.has_output() || self.is_stopped()
+        self.is_stopped() || self.sinks.all().iter().any(|s| s.has_output())
     }
 
     fn fault(&self, fault: GuestFault) {

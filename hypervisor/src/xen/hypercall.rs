@@ -9,7 +9,6 @@ use super::domain::{Domain, ShutdownReason};
 use super::evtchn::{EventPages, PortState};
 use super::guest_access::GuestView;
 use super::physmap::XenPage;
-use crate::backends;
 
 /// The hypercall's arguments, from the registers of the calling ABI.
 struct Args([u64; 5]);
@@ -124,7 +123,7 @@ fn console_io(dom: &Domain, g: &GuestView<'_, '_>, a: &Args) -> HcResult {
             let count = (a.0[1] as usize).min(16 * 1024);
             let mut buf = vec![0u8; count];
             g.read(a.0[2], &mut buf)?;
-            dom.console.debug_output(&buf);
+            dom.debug.write(&buf);
             Ok(0)
         }
         xen_abi::console::CONSOLEIO_READ => Err(EPERM),
@@ -450,8 +449,8 @@ fn event_channel_op(dom: &Domain, g: &GuestView<'_, '_>, a: &Args) -> HcResult {
 fn send(dom: &Domain, port: u32) -> HcResult {
     let state = dom.state().evtchn.state(port).ok_or(EINVAL)?;
     match state {
-        PortState::Interdomain { backend } => {
-            backends::notify(dom, backend);
+        PortState::Interdomain { .. } => {
+            dom.notify_sink(port);
             Ok(0)
         }
         PortState::Ipi => {
@@ -576,7 +575,6 @@ mod tests {
     use xen_abi::hvm::{HvmMemmapEntry, MEMMAP_TYPE_RAM};
 
     use super::*;
-    use crate::backends::console::{Console, Sink};
     use crate::vstate::memory::GuestRam;
     use crate::xen::domain::DomainInfo;
     use crate::xen::guest_access::FlatCpu;
@@ -593,8 +591,7 @@ mod tests {
             pages: RAM >> 12,
             max_pages: RAM >> 12,
         };
-        let null = std::fs::OpenOptions::new().write(true).open("/dev/null").unwrap();
-        let dom = Domain::new(info, ram.clone(), Clock::new(1_000_000, 0), Console::new(0x1000, Sink::File(null)));
+        let dom = Domain::new(info, ram.clone(), Clock::new(1_000_000, 0));
         (ram, dom)
     }
 
