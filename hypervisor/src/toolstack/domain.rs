@@ -270,7 +270,7 @@ fn boot(
     let boot = loader::load(vm.ram.mmap(), kernel, &BootParams { layout: &layout, cmdline: cfg.cmdline.as_deref(), ramdisk })
         .map_err(|err| DomainError::Kernel { path: cfg.kernel.clone(), err })?;
 
-    let mut vcpu = Vcpu::new(vm.create_vcpu(0)?);
+    let mut vcpu = Vcpu::new(0, vm.create_vcpu(0)?);
     let tsc_khz = vcpu.tsc_khz()?;
     let leaves = XenLeaves { version: crate::xen::XEN_VERSION, tsc_khz, domid: opts.domid, vcpu_id: 0 };
     vcpu.set_cpuid(&cpuid::build(&vm.supported_cpuid()?, &leaves))?;
@@ -340,10 +340,10 @@ fn boot(
     let result = std::thread::scope(|s| {
         s.spawn(|| {
             seccomp::confine(ThreadKind::Timer);
-            dom.run_timer();
+            dom.run_timer(0);
         });
         let vcpu_thread = s.spawn(|| {
-            dom.set_vcpu_thread();
+            dom.set_vcpu_thread(0);
             let probes = Probes::from_env();
             vcpu.prepare_thread()?;
             seccomp::confine(ThreadKind::Vcpu);
