@@ -73,7 +73,7 @@ pub enum ConsoleTarget {
 
 /// How to run a domain.
 pub struct RunOptions {
-    /// The domain id to give it.
+    /// The domain id to give it (from [`super::registry::Registry`]).
     pub domid: u16,
     /// Where its console goes.
     pub console: ConsoleTarget,
