@@ -102,10 +102,15 @@ impl State {
     /// its registered vcpu_info, or its slot in shared info.
     pub fn events(&self, vcpu: usize) -> Option<EventPages> {
         let shared_info = self.shared_info?;
-        let slot = shared_info + (vcpu * std::mem::size_of::<shared_info::VcpuInfo>()) as u64;
-        let vcpu_info = self.vcpus.get(vcpu)?.registered_vcpu_info.unwrap_or(slot);
+        let vcpu_info = self.vcpus.get(vcpu)?.registered_vcpu_info.or_else(|| vcpu_slot(shared_info, vcpu))?;
         Some(EventPages { shared_info, vcpu_info })
     }
+}
+
+/// vCPU `vcpu`'s vcpu_info in shared info: only the first
+/// XEN_LEGACY_MAX_VCPUS have one there; the rest must register theirs.
+fn vcpu_slot(shared_info: u64, vcpu: usize) -> Option<u64> {
+    (vcpu < shared_info::LEGACY_MAX_VCPUS).then(|| shared_info + (vcpu * std::mem::size_of::<shared_info::VcpuInfo>()) as u64)
 }
 
 /// What wakes one vCPU and its timer thread (with the state lock), and
@@ -395,9 +400,9 @@ impl Domain {
         let time_at = |vcpu_info: u64| vcpu_info + shared_info::VCPU_TIME as u64;
         let mut targets = Vec::new();
         for vcpu in 0..st.vcpus.len() {
-            let slot = shared + (vcpu * std::mem::size_of::<shared_info::VcpuInfo>()) as u64;
-            targets.push(time_at(slot));
-            if let Some(events) = st.events(vcpu).filter(|e| e.vcpu_info != slot) {
+            let slot = vcpu_slot(shared, vcpu);
+            targets.extend(slot.map(time_at));
+            if let Some(events) = st.events(vcpu).filter(|e| Some(e.vcpu_info) != slot) {
                 targets.push(time_at(events.vcpu_info));
             }
         }
@@ -540,5 +545,7 @@ mod tests {
         assert_eq!(st.events(1).map(|e| (e.shared_info, e.vcpu_info)), Some((0x2000, 0x5000)));
         assert_eq!(st.events(0).map(|e| e.vcpu_info), Some(0x2000), "vCPU 0 is unaffected");
         assert!(st.events(2).is_none(), "no such vCPU");
+        st.vcpus.resize(33, VcpuState::default());
+        assert!(st.events(32).is_none(), "past the legacy slots a vCPU must register its vcpu_info");
     }
 }
