@@ -3,7 +3,7 @@
 //!
 //! Threads:
 //! - the control thread waits for a wake-up (the frontend's event channel
-//!   via [`crate::backends::Device::notify`], a watch on the frontend's `state` node, or
+//!   via [`crate::xen::sink::EventSink::notify`], a watch on the frontend's `state` node, or
 //!   responses freeing ring space), runs the xenbus state machine, and
 //!   takes requests off the ring (with RING_FINAL_CHECK_FOR_REQUESTS);
 //! - a few worker threads execute requests (map grants, preadv/pwritev
@@ -230,6 +230,10 @@ impl BlockDevice {
         let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|e| e.into_inner()));
         for t in threads {
             let _ = t.join();
+        }
+        // The domain no longer reaches this device (nor keeps it alive).
+        if let (Some(dom), Some(&id)) = (self.shared.dom.upgrade(), self.shared.sink.get()) {
+            dom.unregister_sink(id);
         }
     }
 }

@@ -7,7 +7,7 @@
 //!   channels; it hands a connection to the I/O thread and takes it back;
 //! - the I/O thread polls the TAP's queues (each only while a received
 //!   frame can be placed) and an eventfd the frontend's event channels
-//!   write through [`crate::backends::Device::notify`]; it serves every
+//!   write through [`crate::xen::sink::EventSink::notify`]; it serves every
 //!   queue's tx and rx rings and raises the frontend's event channels.
 //!
 //! Queue i of the frontend is served by TAP queue i; a TAP queue beyond
@@ -196,6 +196,10 @@ impl NetDevice {
         let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|e| e.into_inner()));
         for t in threads {
             let _ = t.join();
+        }
+        // The domain no longer reaches this device (nor keeps it alive).
+        if let (Some(dom), Some(&id)) = (self.shared.dom.upgrade(), self.shared.sink.get()) {
+            dom.unregister_sink(id);
         }
     }
 }
