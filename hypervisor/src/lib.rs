@@ -3,9 +3,9 @@
 //! Layers, each talking only to the one below (docs/architecture.md):
 //! [`vstate`] (KVM VM, vCPU, guest memory) → [`xen`] (hypercalls, event
 //! channels, grant tables, time) → [`xenstore`] (xenstored) → [`backends`]
-//! (console, block) → [`toolstack`] (xl.cfg, domain lifecycle), with
-//! [`loader`] building the PVH boot state and [`input`] opening the files
-//! a user names; [`seccomp`] confines the threads that handle guest data. The `xenolith` binary is a thin CLI over this library; the
+//! (console, block, net) → [`toolstack`] (xl.cfg, domain lifecycle), with
+//! [`loader`] building the PVH boot state, [`input`] opening the files
+//! a user names and [`origin`] saying where a setting was given; [`seccomp`] confines the threads that handle guest data. The `xenolith` binary is a thin CLI over this library; the
 //! parsers here are also fuzzed (hypervisor/fuzz/).
 
 #![warn(missing_docs)]
@@ -13,6 +13,7 @@
 pub mod backends;
 pub mod input;
 pub mod loader;
+pub mod origin;
 pub mod seccomp;
 pub mod toolstack;
 pub mod vstate;

@@ -4,11 +4,13 @@ mod fstest;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::error::ErrorKind;
 use clap::{ArgAction, Parser, Subcommand};
 
 use xenolith::toolstack::domain::{ConsoleTarget, Outcome, RunOptions};
+use xenolith::toolstack::registry::Registry;
 use xenolith::toolstack::stop::{self, StopCause, Stopper};
 use xenolith::xen::ShutdownReason;
 use xenolith::{seccomp, toolstack, xenstore};
@@ -188,7 +190,14 @@ fn create(args: &CreateArgs) -> ExitCode {
         eprintln!("xenolith: cannot handle signals: {e}");
         return ExitCode::from(toolstack::EXIT_ERROR);
     }
-    match toolstack::domain::run(&cfg, &RunOptions { domid: 1, console, stopper }) {
+    // One domain per process for now; the registry is what a host service
+    // shares between its `create`s.
+    let registry = Arc::new(Registry::default());
+    let lease = match registry.allocate(&cfg.name) {
+        Ok(lease) => lease,
+        Err(e) => return report(&e),
+    };
+    match toolstack::domain::run(&cfg, &RunOptions { domid: lease.domid(), console, stopper }) {
         Ok(Outcome::Shutdown(reason)) => {
             log::info!("domain {} ended: {}", cfg.name, reason.name());
             ExitCode::from(match reason {

@@ -20,7 +20,6 @@ use xen_abi::ring::{RingLayout, REQ_PROD, RSP_PROD};
 use xenolith::backends::block::device::RingServer;
 use xenolith::backends::block::io::SyncDisk;
 use xenolith::backends::block::request::Limits;
-use xenolith::backends::console::{Console, Sink};
 use xenolith::vstate::memory::GuestRam;
 use xenolith::xen::domain::DomainInfo;
 use xenolith::xen::time::Clock;
@@ -76,7 +75,7 @@ fuzz_target!(|data: &[u8]| {
 
     let ram = Arc::new(GuestRam::new(&[(0, RAM as usize)]).unwrap());
     let info = DomainInfo { domid: 1, name: "fuzz".into(), memmap: Vec::new(), pages: RAM >> 12, max_pages: RAM >> 12 };
-    let dom = Arc::new(Domain::new(info, ram.clone(), Clock::new(1_000_000, 0), Console::new(0, Sink::Stdout)));
+    let dom = Arc::new(Domain::new(info, ram.clone(), Clock::new(1_000_000, 0)));
     dom.gnttab.set_frame(0, Some(GNTTAB));
     let grant = |gref: u32, gpa: u64, flags: u16| {
         let e = GNTTAB + u64::from(gref) * 8;

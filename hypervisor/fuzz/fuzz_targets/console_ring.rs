@@ -26,7 +26,8 @@ fuzz_target!(|data: &[u8]| {
     let ram = Arc::new(GuestRam::new(&[(0, RAM as usize)]).unwrap());
     let info = DomainInfo { domid: 1, name: "fuzz".into(), memmap: Vec::new(), pages: RAM >> 12, max_pages: RAM >> 12 };
     let null = std::fs::OpenOptions::new().write(true).open("/dev/null").unwrap();
-    let dom = Domain::new(info, ram.clone(), Clock::new(1_000_000, 0), Console::new(ring, Sink::File(null)));
+    let dom = Domain::new(info, ram.clone(), Clock::new(1_000_000, 0));
+    let console = Console::new(ring, Sink::File(null));
     let idx = |off: usize| -> u32 { ram.read_obj(ring + off as u64).unwrap() };
     // Once the backend has seen corrupt indices it stops serving the ring.
     let mut corrupt = false;
@@ -53,7 +54,7 @@ fuzz_target!(|data: &[u8]| {
                 // The guest notifies.
                 let valid = inside && idx(OUT_PROD).wrapping_sub(idx(OUT_CONS)) <= OUT_RING_SIZE && idx(IN_PROD).wrapping_sub(idx(IN_CONS)) <= IN_RING_SIZE;
                 corrupt |= !valid;
-                dom.console.on_guest_event(&dom);
+                console.on_guest_event(&dom);
                 if !corrupt {
                     assert_eq!(idx(OUT_CONS), idx(OUT_PROD), "valid output left in the ring");
                     assert!(idx(IN_PROD).wrapping_sub(idx(IN_CONS)) <= IN_RING_SIZE, "input ring overfilled");
@@ -64,7 +65,7 @@ fuzz_target!(|data: &[u8]| {
                 let n = usize::from(op >> 2).min(rest.len());
                 let valid = inside && idx(IN_PROD).wrapping_sub(idx(IN_CONS)) <= IN_RING_SIZE;
                 corrupt |= !valid;
-                dom.console.input(&dom, &rest[..n]);
+                console.input(&dom, &rest[..n]);
                 rest = &rest[n..];
                 if !corrupt {
                     assert!(idx(IN_PROD).wrapping_sub(idx(IN_CONS)) <= IN_RING_SIZE, "input ring overfilled");
@@ -72,5 +73,5 @@ fuzz_target!(|data: &[u8]| {
             }
         }
     }
-    dom.console.flush(&dom);
+    console.flush(&dom);
 });

@@ -17,7 +17,6 @@ use std::sync::Arc;
 use libfuzzer_sys::fuzz_target;
 use xen_abi::hvm::{HvmMemmapEntry, MEMMAP_TYPE_RAM};
 use xen_abi::hypercall as nr;
-use xenolith::backends::console::{Console, Sink};
 use xenolith::vstate::memory::GuestRam;
 use xenolith::xen::domain::DomainInfo;
 use xenolith::xen::guest_access::{FlatCpu, GuestView};
@@ -56,16 +55,7 @@ fuzz_target!(|data: &[u8]| {
         pages: RAM >> 12,
         max_pages: (RAM >> 12) + SLACK,
     };
-    let null = std::fs::OpenOptions::new()
-        .write(true)
-        .open("/dev/null")
-        .unwrap();
-    let dom = Domain::new(
-        info,
-        ram.clone(),
-        Clock::new(1_000_000, 0),
-        Console::new(0x1000, Sink::File(null)),
-    );
+    let dom = Domain::new(info, ram.clone(), Clock::new(1_000_000, 0));
     let mut rest = data;
     while let Some((&op, tail)) = rest.split_first() {
         rest = tail;

@@ -18,7 +18,6 @@ use libfuzzer_sys::fuzz_target;
 use xen_abi::grant_table::{GTF_PERMIT_ACCESS, GTF_READONLY};
 use xen_abi::netif::{self, RxResponse, TxResponse};
 use xen_abi::ring::{REQ_PROD, RSP_PROD};
-use xenolith::backends::console::{Console, Sink};
 use xenolith::backends::net::device::RingServer;
 use xenolith::backends::net::io::{VecIo, VNET_HDR_LEN};
 use xenolith::backends::net::queue::Negotiated;
@@ -45,7 +44,7 @@ fuzz_target!(|data: &[u8]| {
     };
     let ram = Arc::new(GuestRam::new(&[(0, RAM as usize)]).unwrap());
     let info = DomainInfo { domid: 1, name: "fuzz".into(), memmap: Vec::new(), pages: RAM >> 12, max_pages: RAM >> 12 };
-    let dom = Arc::new(Domain::new(info, ram.clone(), Clock::new(1_000_000, 0), Console::new(0, Sink::Stdout)));
+    let dom = Arc::new(Domain::new(info, ram.clone(), Clock::new(1_000_000, 0)));
     dom.gnttab.set_frame(0, Some(GNTTAB));
     for i in 0..DATA_PAGES as u32 {
         let e = GNTTAB + u64::from(FIRST_GREF + i) * 8;

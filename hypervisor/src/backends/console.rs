@@ -1,13 +1,14 @@
 //! The PV console backend (xenconsoled's job): drains the guest's output
 //! ring to the terminal or a log file, and feeds terminal input into the
-//! input ring.
+//! input ring. (Debug output, port 0xE9 and console_io, is Xen's own
+//! console: [`crate::xen::debug`].)
 
 use std::io::Write;
-use std::sync::Mutex;
-use std::time::Instant;
+use std::sync::{Arc, Mutex};
 
 use xen_abi::console::*;
 
+use crate::xen::sink::{EventSink, SinkId};
 use crate::xen::Domain;
 
 /// Where console output goes.
@@ -33,12 +34,11 @@ struct Inner {
 pub struct Console {
     /// Guest address of the ring page.
     ring: u64,
-    /// The guest's port for this console (set when connected).
-    port: Mutex<u32>,
+    /// The guest's port and this console's sink id, once connected.
+    binding: Mutex<Option<(SinkId, u32)>>,
     inner: Mutex<Inner>,
     /// Some output has reached the sink (for the boot benchmark).
     output_seen: std::sync::atomic::AtomicBool,
-    debug_budget: Mutex<DebugBudget>,
 }
 
 impl Console {
@@ -46,20 +46,27 @@ impl Console {
     pub fn new(ring: u64, sink: Sink) -> Self {
         Console {
             ring,
-            port: Mutex::new(0),
+            binding: Mutex::new(None),
             inner: Mutex::new(Inner { sink, pending_input: Vec::new(), broken: false, write_failed: false }),
             output_seen: std::sync::atomic::AtomicBool::new(false),
-            debug_budget: Mutex::new(DebugBudget::new(Instant::now())),
         }
     }
 
-    /// Records the guest port the console is connected on.
-    pub fn set_port(&self, port: u32) {
-        *self.port.lock().unwrap_or_else(|e| e.into_inner()) = port;
+    /// Registers the console with `dom` as the sink of a new guest port
+    /// (what xenconsoled's bind does at domain creation); returns the port.
+    pub fn connect(self: &Arc<Self>, dom: &Domain) -> u32 {
+        let id = dom.register_sink(self.clone());
+        let port = dom.connect_sink(id);
+        *self.binding.lock().unwrap_or_else(|e| e.into_inner()) = Some((id, port));
+        port
     }
 
-    fn port(&self) -> u32 {
-        *self.port.lock().unwrap_or_else(|e| e.into_inner())
+    /// Raises the guest's console port, if it is still bound to us.
+    fn raise(&self, dom: &Domain) {
+        let binding = *self.binding.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((id, port)) = binding {
+            dom.raise_from(id, port);
+        }
     }
 
     /// The guest notified us: drain output, retry pending input, and tell
@@ -70,7 +77,7 @@ impl Console {
         let fed = self.feed(dom, &mut inner);
         drop(inner);
         if drained || fed {
-            dom.raise_from(crate::xen::evtchn::Backend::Console, self.port());
+            self.raise(dom);
         }
     }
 
@@ -126,7 +133,7 @@ impl Console {
         let fed = self.feed(dom, &mut inner);
         drop(inner);
         if fed {
-            dom.raise_from(crate::xen::evtchn::Backend::Console, self.port());
+            self.raise(dom);
         }
     }
 
@@ -159,70 +166,17 @@ impl Console {
     pub fn has_output(&self) -> bool {
         self.output_seen.load(std::sync::atomic::Ordering::Relaxed)
     }
-
-    /// Output a guest wrote to the debug port or console_io: stderr, like
-    /// `xl dmesg`, within [`DebugBudget`]'s rate (a guest writing 16 KiB
-    /// per console_io call without end filled a redirected stderr at the
-    /// speed of the host's disk; Xen rate-limits guest printk too).
-    pub fn debug_output(&self, bytes: &[u8]) {
-        let (n, note) = self.debug_budget.lock().unwrap_or_else(|e| e.into_inner()).take(Instant::now(), bytes.len());
-        let mut err = std::io::stderr().lock();
-        if let Some(note) = note {
-            let _ = err.write_all(note.as_bytes());
-        }
-        let _ = err.write_all(&bytes[..n]);
-    }
 }
 
-/// The most debug output (port 0xE9, console_io) written at once ...
-pub const DEBUG_BURST: u64 = 64 * 1024;
-/// ... and the rate at which that allowance comes back.
-pub const DEBUG_BYTES_PER_SEC: u64 = 8 * 1024;
-
-/// A token bucket for a guest's debug output: [`DEBUG_BURST`] bytes, refilled
-/// at [`DEBUG_BYTES_PER_SEC`]; what does not fit is dropped and counted.
-#[derive(Debug)]
-pub struct DebugBudget {
-    tokens: u64,
-    last: Instant,
-    dropped: u64,
-}
-
-impl DebugBudget {
-    /// A full bucket at `now`.
-    pub fn new(now: Instant) -> Self {
-        DebugBudget { tokens: DEBUG_BURST, last: now, dropped: 0 }
+impl EventSink for Console {
+    fn notify(&self, dom: &Domain, _port: u32) {
+        self.on_guest_event(dom);
     }
 
-    /// How many of `len` bytes may be written at `now`, and a line to write
-    /// first when dropping starts or ends.
-    pub fn take(&mut self, now: Instant, len: usize) -> (usize, Option<String>) {
-        let ms = now.saturating_duration_since(self.last).as_millis() as u64;
-        let refill = ms * DEBUG_BYTES_PER_SEC / 1000;
-        if refill > 0 {
-            self.tokens = (self.tokens + refill).min(DEBUG_BURST);
-            self.last = now;
-        }
-        let n = (len as u64).min(self.tokens);
-        self.tokens -= n;
-        let mut note = None;
-        if n < len as u64 {
-            if self.dropped == 0 {
-                note = Some(format!(
-                    "\nxenolith: the guest's debug output (port 0xe9, console_io) is over {} KiB at {} KiB/s; dropping the rest\n",
-                    DEBUG_BURST / 1024,
-                    DEBUG_BYTES_PER_SEC / 1024
-                ));
-            }
-            self.dropped += len as u64 - n;
-        } else if self.dropped > 0 && n > 0 {
-            note = Some(format!("\nxenolith: {} bytes of the guest's debug output were dropped\n", self.dropped));
-            self.dropped = 0;
-        }
-        (n as usize, note)
+    fn has_output(&self) -> bool {
+        Console::has_output(self)
     }
 }
-
 
 impl Sink {
     /// What the sink is, for messages.
@@ -249,22 +203,6 @@ mod tests {
     use super::*;
 
     /// /dev/full fails every write with ENOSPC, like a full disk.
-    #[test]
-    fn debug_output_is_rate_limited() {
-        let t0 = Instant::now();
-        let mut b = DebugBudget::new(t0);
-        assert_eq!(b.take(t0, 60 * 1024), (60 * 1024, None));
-        let (n, note) = b.take(t0, 16 * 1024);
-        assert_eq!(n, 4 * 1024, "what is left of the burst");
-        assert!(note.unwrap().contains("dropping"));
-        assert_eq!(b.take(t0, 100).0, 0, "nothing left, no second notice");
-        let (n, note) = b.take(t0 + std::time::Duration::from_millis(500), 1024);
-        assert_eq!(n, 1024, "half a second brings back 4 KiB");
-        assert!(note.unwrap().contains("12388 bytes"), "the drop is reported once output resumes");
-        let (n, _) = b.take(t0 + std::time::Duration::from_secs(3600), 1 << 20);
-        assert_eq!(n as u64, DEBUG_BURST, "never more than a burst");
-    }
-
     #[test]
     fn a_full_disk_is_an_error_not_silence() {
         let full = std::fs::OpenOptions::new().append(true).open("/dev/full").unwrap();

@@ -35,31 +35,7 @@ use std::path::{Path, PathBuf};
 
 use crate::input::{self, InputError};
 
-/// Where a setting, a warning or an error comes from.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Origin {
-    /// A line of a config file.
-    File {
-        /// The file name as given by the user.
-        file: String,
-        /// The 1-based line number.
-        line: u32,
-    },
-    /// A `key=value` argument of the command line.
-    CommandLine {
-        /// The argument, verbatim.
-        arg: String,
-    },
-}
-
-impl fmt::Display for Origin {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Origin::File { file, line } => write!(f, "{file}:{line}"),
-            Origin::CommandLine { arg } => write!(f, "command line ({arg})"),
-        }
-    }
-}
+pub use crate::origin::Origin;
 
 /// A syntax error: the text is not xl.cfg syntax.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use xen_abi::hvm;
 
 use super::config::{Action, DomainConfig};
-use super::stop::{StopCause, Stopper};
-use crate::backends::{block, net};
+use super::stop::{Running, StopCause, Stopper};
+use crate::backends::{block, net, Entries};
 use crate::backends::console::{Console, Sink};
 use crate::input::{self, InputError};
 use crate::loader::{self, BootParams, PvhKernel};
@@ -18,7 +18,7 @@ use crate::vstate::cpuid::{self, XenLeaves};
 use crate::vstate::vcpu::{Probes, Vcpu};
 use crate::vstate::vm::Vm;
 use crate::xen::domain::DomainInfo;
-use crate::xen::evtchn::Backend;
+use crate::xen::sink::SinkId;
 use crate::xen::time::Clock;
 use crate::xen::{Domain, ShutdownReason};
 use crate::xenstore::{self, Xenstored};
@@ -73,7 +73,7 @@ pub enum ConsoleTarget {
 
 /// How to run a domain.
 pub struct RunOptions {
-    /// The domain id to give it.
+    /// The domain id to give it (from [`super::registry::Registry`]).
     pub domid: u16,
     /// Where its console goes.
     pub console: ConsoleTarget,
@@ -116,8 +116,8 @@ pub fn prepare(cfg: &DomainConfig) -> Result<Prepared, DomainError> {
     let layout = loader::MemoryLayout::new(cfg.memory_mib << 20);
     let params = BootParams { layout: &layout, cmdline: cfg.cmdline.as_deref(), ramdisk: ramdisk.as_deref() };
     let boot = loader::plan(&kernel, &params).map_err(|err| DomainError::Kernel { path: cfg.kernel.clone(), err })?;
-    let disks = block::open_disks(cfg)?;
-    let vifs = net::check_vifs(cfg)?;
+    let disks = block::open_disks(&disk_entries(cfg))?;
+    let vifs = net::check_vifs(&net_entries(cfg))?;
     Ok(Prepared { kernel, ramdisk, boot, disks, vifs })
 }
 
@@ -270,7 +270,7 @@ fn boot(
     let boot = loader::load(vm.ram.mmap(), kernel, &BootParams { layout: &layout, cmdline: cfg.cmdline.as_deref(), ramdisk })
         .map_err(|err| DomainError::Kernel { path: cfg.kernel.clone(), err })?;
 
-    let mut vcpu = Vcpu::new(vm.create_vcpu(0)?);
+    let mut vcpu = Vcpu::new(0, vm.create_vcpu(0)?);
     let tsc_khz = vcpu.tsc_khz()?;
     let leaves = XenLeaves { version: crate::xen::XEN_VERSION, tsc_khz, domid: opts.domid, vcpu_id: 0 };
     vcpu.set_cpuid(&cpuid::build(&vm.supported_cpuid()?, &leaves))?;
@@ -291,23 +291,27 @@ fn boot(
         // libxl: xc_domain_setmaxmem(maxmem + LIBXL_MAXMEM_CONSTANT, 1 MiB).
         max_pages: (cfg.maxmem_mib.max(cfg.memory_mib) << 8) + 256,
     };
-    let dom = Arc::new(Domain::new(info, vm.ram.clone(), clock, Console::new(loader::CONSOLE_RING, sink)));
+    let dom = Arc::new(Domain::new(info, vm.ram.clone(), clock));
     // Grant-table frames (and shared info) placed in holes get KVM slots.
     dom.physmap.set_memory_slots(vm.memory_slots());
+    let console = Arc::new(Console::new(loader::CONSOLE_RING, sink));
+    let console_port = console.connect(&dom);
+    let store_sink = store.map(|store| store.connect(&dom));
+    // No xenstored: the store port waits for a domain 0 that never binds
+    // (sends on it go nowhere, as before).
+    let store_port = match store_sink {
+        Some((_, port)) => port,
+        None => dom.state().evtchn.alloc_unbound(0).expect("a fresh domain has free ports"),
+    };
     {
-        let console_port = dom.connect_backend(Backend::Console);
-        dom.console.set_port(console_port);
-        let store_port = dom.connect_backend(Backend::Store);
         let mut st = dom.state();
         st.params[hvm::PARAM_CONSOLE_PFN as usize] = loader::CONSOLE_RING >> 12;
         st.params[hvm::PARAM_CONSOLE_EVTCHN as usize] = console_port.into();
         st.params[hvm::PARAM_STORE_PFN as usize] = loader::XENSTORE_RING >> 12;
         st.params[hvm::PARAM_STORE_EVTCHN as usize] = store_port.into();
     }
-    if let Some(store) = store {
-        store.attach(&dom, cfg);
-    }
-    let mut disks = match attach_disks(cfg, images, &dom) {
+    let xs = store.zip(store_sink).and_then(|(store, (id, _))| store.attach(&dom, cfg, id));
+    let mut disks = match attach_disks(cfg, images, &dom, xs.as_ref()) {
         Ok(d) => d,
         Err(e) => {
             if let Some(store) = store {
@@ -316,7 +320,7 @@ fn boot(
             return Err(e);
         }
     };
-    let mut vifs = match net::Backends::create(cfg, &dom, dom.store.get()) {
+    let mut vifs = match net::Backends::create(&net_entries(cfg), &dom, xs.as_ref()) {
         Ok(v) => v,
         Err(e) => {
             disks.stop();
@@ -326,7 +330,7 @@ fn boot(
             return Err(e.into());
         }
     };
-    opts.stopper.set_current(Some(dom.clone()));
+    opts.stopper.set_current(Some(Running { dom: dom.clone(), console: console.clone() }));
     // The first boot is set up: from here the main thread only waits,
     // rebuilds the domain on reboot and tears it down (only the first call confines).
     if let Some(m) = seccomp::confine_main(held.vifs, held.scripts) {
@@ -336,10 +340,10 @@ fn boot(
     let result = std::thread::scope(|s| {
         s.spawn(|| {
             seccomp::confine(ThreadKind::Timer);
-            dom.run_timer();
+            dom.run_timer(0);
         });
         let vcpu_thread = s.spawn(|| {
-            dom.set_vcpu_thread();
+            dom.set_vcpu_thread(0);
             let probes = Probes::from_env();
             vcpu.prepare_thread()?;
             seccomp::confine(ThreadKind::Vcpu);
@@ -352,7 +356,7 @@ fn boot(
         dom.shutdown(ShutdownReason::Crash);
         r.unwrap_or(Ok(()))
     });
-    dom.console.flush(&dom);
+    console.flush(&dom);
     vifs.stop();
     disks.stop();
     if let Some(store) = store {
@@ -390,9 +394,16 @@ impl XenstoreLink {
         Some(XenstoreLink { xs, uuid })
     }
 
+    /// Registers xenstored as the sink of a new guest port, the store port.
+    fn connect(&self, dom: &Domain) -> (SinkId, u32) {
+        let id = dom.register_sink(self.xs.clone());
+        (id, dom.connect_sink(id))
+    }
+
     /// Writes the domain's standard entries (as libxl does) and introduces
-    /// it to xenstored on its ring page and store port.
-    fn attach(&self, dom: &Arc<Domain>, cfg: &DomainConfig) {
+    /// it to xenstored on its ring page and store port; returns xenstored
+    /// once the domain is introduced (the device backends need it).
+    fn attach(&self, dom: &Arc<Domain>, cfg: &DomainConfig, sink: SinkId) -> Option<Arc<Xenstored>> {
         let (store_port, console_port) = {
             let st = dom.state();
             (st.params[hvm::PARAM_STORE_EVTCHN as usize] as u32, st.params[hvm::PARAM_CONSOLE_EVTCHN as usize] as u32)
@@ -417,14 +428,15 @@ impl XenstoreLink {
         let weak = Arc::downgrade(dom);
         let ring = xenstore::GuestRing::new(dom.ram.clone(), loader::XENSTORE_RING, move || {
             if let Some(d) = weak.upgrade() {
-                d.raise_from(Backend::Store, store_port);
+                d.raise_from(sink, store_port);
             }
         });
         match ring.map_err(|e| e.to_string()).and_then(|r| self.xs.introduce_domain(domid, r).map_err(|e| e.to_string())) {
-            Ok(()) => {
-                let _ = dom.store.set(self.xs.clone());
+            Ok(()) => Some(self.xs.clone()),
+            Err(e) => {
+                log::warn!("xenstored: cannot introduce domain {domid}: {e}");
+                None
             }
-            Err(e) => log::warn!("xenstored: cannot introduce domain {domid}: {e}"),
         }
     }
 
@@ -461,17 +473,17 @@ fn spawn_terminal_input(stopper: Stopper, cfg_name: String) {
             let bytes = &buf[..n as usize];
             // Input before the domain exists (or between reboots) is
             // dropped, but not the escape.
-            let dom = stopper.current();
+            let running = stopper.current();
             if let Some(pos) = bytes.iter().position(|&b| b == ESCAPE) {
-                if let Some(dom) = &dom {
-                    dom.console.input(dom, &bytes[..pos]);
+                if let Some(r) = &running {
+                    r.console.input(&r.dom, &bytes[..pos]);
                 }
                 eprintln!("\r\nxenolith: console escape (Ctrl-]): destroying domain {}\r", cfg_name);
                 stopper.request(StopCause::ConsoleEscape);
                 return;
             }
-            if let Some(dom) = &dom {
-                dom.console.input(dom, bytes);
+            if let Some(r) = &running {
+                r.console.input(&r.dom, bytes);
             }
         }
     });
@@ -522,11 +534,21 @@ impl Drop for RawTerminal {
 /// Creates a block backend per `disk` entry: writes the backend and
 /// frontend directories as libxl does and brings each device to InitWait,
 /// so the guest finds its disks ready when it starts.
-fn attach_disks(cfg: &DomainConfig, images: &[block::OpenedDisk], dom: &Arc<Domain>) -> Result<block::Backends, DomainError> {
+fn attach_disks(cfg: &DomainConfig, images: &[block::OpenedDisk], dom: &Arc<Domain>, xs: Option<&Arc<Xenstored>>) -> Result<block::Backends, DomainError> {
     if images.is_empty() {
         return Ok(block::Backends::default());
     }
-    Ok(block::Backends::create(cfg, images, dom, dom.store.get())?)
+    Ok(block::Backends::create(&disk_entries(cfg), images, dom, xs)?)
+}
+
+/// `cfg`'s `disk` entries as the block backend takes them.
+fn disk_entries(cfg: &DomainConfig) -> Entries<'_> {
+    Entries { specs: &cfg.disks, origin: cfg.origin("disk") }
+}
+
+/// `cfg`'s `vif` entries as the network backend takes them.
+fn net_entries(cfg: &DomainConfig) -> Entries<'_> {
+    Entries { specs: &cfg.vifs, origin: cfg.origin("vif") }
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod domain;
+pub mod registry;
 pub mod stop;
 
 /// Exit status: the domain powered off.

@@ -12,6 +12,7 @@
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use crate::backends::console::Console;
 use crate::xen::{Domain, ShutdownReason};
 
 /// The signals that destroy the domain and end xenolith.
@@ -40,10 +41,19 @@ impl StopCause {
     }
 }
 
+/// The running incarnation of the domain and its console.
+#[derive(Clone)]
+pub struct Running {
+    /// The domain.
+    pub dom: Arc<Domain>,
+    /// Its PV console backend (terminal input goes there).
+    pub console: Arc<Console>,
+}
+
 #[derive(Default)]
 struct State {
     /// The running incarnation of the domain, if any.
-    current: Option<Arc<Domain>>,
+    current: Option<Running>,
     /// Set once: the first request wins.
     cause: Option<StopCause>,
 }
@@ -69,9 +79,9 @@ impl Stopper {
             return false;
         }
         st.cause = Some(cause);
-        if let Some(dom) = &st.current {
+        if let Some(r) = &st.current {
             // The reason is not reported: the run loop sees the cause first.
-            dom.shutdown(ShutdownReason::Poweroff);
+            r.dom.shutdown(ShutdownReason::Poweroff);
         }
         true
     }
@@ -81,19 +91,19 @@ impl Stopper {
         self.lock().cause
     }
 
-    /// The running domain, for console input.
-    pub fn current(&self) -> Option<Arc<Domain>> {
+    /// The running domain and its console, for console input.
+    pub fn current(&self) -> Option<Running> {
         self.lock().current.clone()
     }
 
     /// Registers the domain that now runs (or none); one registered after a
     /// stop request is shut down at once, so no request is ever lost.
-    pub fn set_current(&self, dom: Option<Arc<Domain>>) {
+    pub fn set_current(&self, running: Option<Running>) {
         let mut st = self.lock();
-        if let (Some(d), Some(_)) = (&dom, st.cause) {
-            d.shutdown(ShutdownReason::Poweroff);
+        if let (Some(r), Some(_)) = (&running, st.cause) {
+            r.dom.shutdown(ShutdownReason::Poweroff);
         }
-        st.current = dom;
+        st.current = running;
     }
 }
 
@@ -132,7 +142,7 @@ pub fn handle_signals(stopper: Stopper) -> std::io::Result<()> {
             }
             let cause = StopCause::Signal(sig);
             if stopper.request(cause) {
-                let what = stopper.current().map_or_else(|| "stopping".to_owned(), |d| format!("destroying domain {}", d.info.name));
+                let what = stopper.current().map_or_else(|| "stopping".to_owned(), |r| format!("destroying domain {}", r.dom.info.name));
                 eprintln!("\r\nxenolith: {}: {what}\r", cause.describe());
             } else {
                 eprintln!("\r\nxenolith: {} again: exiting now\r", cause.describe());

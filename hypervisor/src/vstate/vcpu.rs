@@ -72,6 +72,8 @@ pub trait GuestCpu {
     fn long_mode(&self) -> bool;
     /// Translates a guest-virtual address (`None`: not mapped).
     fn translate(&self, gva: u64) -> Option<u64>;
+    /// The vCPU's id (0 for the boot vCPU).
+    fn vcpu_id(&self) -> u32;
 }
 
 impl GuestCpu for Cpu<'_> {
@@ -84,12 +86,16 @@ impl GuestCpu for Cpu<'_> {
     fn translate(&self, gva: u64) -> Option<u64> {
         Cpu::translate(self, gva)
     }
+    fn vcpu_id(&self) -> u32 {
+        self.id
+    }
 }
 
 /// The registers of a stopped vCPU, as the layer above sees them.
 pub struct Cpu<'a> {
     fd: &'a mut VcpuFd,
     long_mode: bool,
+    id: u32,
 }
 
 impl Cpu<'_> {
@@ -135,11 +141,11 @@ pub trait ExitHandler {
     fn wrmsr(&self, cpu: &mut Cpu<'_>, index: u32, value: u64) -> bool;
     /// The guest read a trapped MSR; None injects #GP.
     fn rdmsr(&self, index: u32) -> Option<u64>;
-    /// The vector to inject now, if an upcall is pending.
-    fn pending_vector(&self) -> Option<u8>;
-    /// The guest halted: block until there is work. With interrupts off
+    /// The vector to inject into vCPU `vcpu` now, if an upcall is pending.
+    fn pending_vector(&self, vcpu: u32) -> Option<u8>;
+    /// vCPU `vcpu` halted: block until there is work. With interrupts off
     /// nothing can wake it (Xen takes that vCPU down).
-    fn halt(&self, interrupts_on: bool);
+    fn halt(&self, vcpu: u32, interrupts_on: bool);
     /// Whether the vCPU must stop (the domain shut down).
     fn should_stop(&self) -> bool;
     /// The guest cannot go on.
@@ -187,6 +193,8 @@ pub fn monotonic_ns() -> u64 {
 /// A vCPU ready to run.
 pub struct Vcpu {
     fd: VcpuFd,
+    /// Its id, as created (KVM's and Xen's vCPU number).
+    id: u32,
     long_mode: bool,
     /// Whether [`Vcpu::prepare_thread`] ran.
     kick_ready: bool,
@@ -195,9 +203,9 @@ pub struct Vcpu {
 const EFER_LMA: u64 = 1 << 10;
 
 impl Vcpu {
-    /// Wraps a created vCPU.
-    pub fn new(fd: VcpuFd) -> Self {
-        Self { fd, long_mode: false, kick_ready: false }
+    /// Wraps vCPU `id`, created as `fd`.
+    pub fn new(id: u32, fd: VcpuFd) -> Self {
+        Self { fd, id, long_mode: false, kick_ready: false }
     }
 
     /// Installs the CPUID table.
@@ -304,7 +312,7 @@ impl Vcpu {
                     let n = data.len().min(buf.len());
                     buf[..n].copy_from_slice(&data[..n]);
                     let data = &buf[..n];
-                    let mut cpu = Cpu { fd: &mut self.fd, long_mode: self.long_mode };
+                    let mut cpu = Cpu { fd: &mut self.fd, long_mode: self.long_mode, id: self.id };
                     handler.io_out(&mut cpu, port, data);
                 }
                 VcpuExit::IoIn(port, data) => handler.io_in(port, data),
@@ -318,7 +326,7 @@ impl Vcpu {
                 VcpuExit::X86Wrmsr(exit) => {
                     let (index, value) = (exit.index, exit.data);
                     let error = exit.error as *mut u8;
-                    let mut cpu = Cpu { fd: &mut self.fd, long_mode: self.long_mode };
+                    let mut cpu = Cpu { fd: &mut self.fd, long_mode: self.long_mode, id: self.id };
                     cpu.refresh_mode();
                     let ok = handler.wrmsr(&mut cpu, index, value);
                     self.long_mode = cpu.long_mode;
@@ -336,7 +344,7 @@ impl Vcpu {
                 },
                 VcpuExit::Hlt => {
                     let interrupts_on = self.fd.sync_regs().regs.rflags & (1 << 9) != 0;
-                    handler.halt(interrupts_on)
+                    handler.halt(self.id, interrupts_on)
                 }
                 VcpuExit::Debug(_) => {
                     if let Some(n) = counted.as_mut() {
@@ -372,7 +380,7 @@ impl Vcpu {
     /// Injects the pending upcall vector when the guest can take it, or asks
     /// KVM to exit as soon as it can (Xen's level-triggered callback vector).
     fn inject(&mut self, handler: &dyn ExitHandler) -> Result<(), VcpuError> {
-        let Some(vector) = handler.pending_vector() else {
+        let Some(vector) = handler.pending_vector(self.id) else {
             self.fd.get_kvm_run().request_interrupt_window = 0;
             return Ok(());
         };

@@ -10,10 +10,11 @@ use xen_abi::event_channel::VIRQ_TIMER;
 use xen_abi::hvm::{HvmMemmapEntry, NR_PARAMS};
 use xen_abi::shared_info;
 
-use super::evtchn::{Backend, EventChannels, EventPages};
+use super::debug::DebugLog;
+use super::evtchn::{EventChannels, EventPages, PortState};
 use super::guest_access::GuestView;
+use super::sink::{EventSink, SinkId, SinkRegistry};
 use super::time::Clock;
-use crate::backends::console::Console;
 use crate::vstate::kvm_ext;
 use crate::vstate::memory::GuestRam;
 use crate::vstate::vcpu::{Cpu, ExitHandler, GuestFault};
@@ -63,26 +64,62 @@ impl ShutdownReason {
     }
 }
 
+/// The vCPU every event channel notifies: ports are bound to vCPU 0
+/// (EVTCHNOP_bind_vcpu to another is refused while there is one vCPU).
+pub const NOTIFY_VCPU: usize = 0;
+
+/// One vCPU's Xen state (Xen's `struct vcpu`), under the domain's lock.
+#[derive(Clone, Debug, Default)]
+pub struct VcpuState {
+    /// Its vcpu_info, once registered outside shared info.
+    pub registered_vcpu_info: Option<u64>,
+    /// The one-shot timer deadline, in system time ns.
+    pub timer: Option<u64>,
+    /// Blocked in `halt` (HLT, SCHEDOP_block, SCHEDOP_poll).
+    pub halted: bool,
+}
+
 /// The Xen state of a domain that hypercalls change; one lock guards it.
 pub struct State {
     /// Guest address of the installed hypercall page.
     pub hypercall_page: Option<u64>,
-    /// Where event bits live, while shared info is mapped.
-    pub events: Option<EventPages>,
-    /// vCPU 0's vcpu_info, once registered outside shared info.
-    pub registered_vcpu_info: Option<u64>,
+    /// Guest address of shared info, while it is mapped.
+    pub shared_info: Option<u64>,
     /// The upcall vector (HVM_PARAM_CALLBACK_IRQ type vector).
     pub callback_vector: Option<u8>,
     /// HVM params.
     pub params: [u64; NR_PARAMS as usize],
     /// Event channel ports.
     pub evtchn: EventChannels,
-    /// The one-shot timer deadline, in system time ns.
-    pub timer: Option<u64>,
-    /// The vCPU is blocked in `halt`.
-    pub halted: bool,
+    /// Per-vCPU state, indexed by vCPU id.
+    pub vcpus: Vec<VcpuState>,
     /// Set once the domain has shut down.
     pub shutdown: Option<ShutdownReason>,
+}
+
+impl State {
+    /// Where vCPU `vcpu`'s event bits live, while shared info is mapped:
+    /// its registered vcpu_info, or its slot in shared info.
+    pub fn events(&self, vcpu: usize) -> Option<EventPages> {
+        let shared_info = self.shared_info?;
+        let vcpu_info = self.vcpus.get(vcpu)?.registered_vcpu_info.or_else(|| vcpu_slot(shared_info, vcpu))?;
+        Some(EventPages { shared_info, vcpu_info })
+    }
+}
+
+/// vCPU `vcpu`'s vcpu_info in shared info: only the first
+/// XEN_LEGACY_MAX_VCPUS have one there; the rest must register theirs.
+fn vcpu_slot(shared_info: u64, vcpu: usize) -> Option<u64> {
+    (vcpu < shared_info::LEGACY_MAX_VCPUS).then(|| shared_info + (vcpu * std::mem::size_of::<shared_info::VcpuInfo>()) as u64)
+}
+
+/// What wakes one vCPU and its timer thread (with the state lock), and
+/// where to kick it out of KVM_RUN.
+#[derive(Default)]
+struct VcpuSignals {
+    wake: Condvar,
+    timer_wake: Condvar,
+    thread: OnceLock<libc::pthread_t>,
 }
 
 /// Static facts about the domain the hypercalls report.
@@ -107,27 +144,26 @@ pub struct Domain {
     pub ram: Arc<GuestRam>,
     /// System time.
     pub clock: Clock,
-    /// The PV console backend.
-    pub console: Console,
+    /// Xen's own console: the guest's port 0xE9 and console_io output.
+    pub debug: DebugLog,
     /// The grant table (its own locking: backends use it off the vCPU thread).
     pub gnttab: super::gnttab::GrantTable,
     /// The physical address space: RAM, holes, Xen pages, page counts.
     pub physmap: super::physmap::Physmap,
     state: Mutex<State>,
-    vcpu_wake: Condvar,
-    timer_wake: Condvar,
-    vcpu_thread: OnceLock<libc::pthread_t>,
+    /// Per vCPU, indexed like [`State::vcpus`].
+    signals: Vec<VcpuSignals>,
     stopped: AtomicBool,
     /// What `log_once` has logged: hypercalls, I/O ports, physical addresses.
     logged: Mutex<HashSet<u64>>,
-    devices: Mutex<Vec<Arc<dyn crate::backends::Device>>>,
-    /// The xenstored serving this domain's store ring (set by the toolstack).
-    pub store: OnceLock<Arc<crate::xenstore::Xenstored>>,
+    /// The backends at the other ends of the guest's interdomain ports.
+    sinks: SinkRegistry,
 }
 
 impl Domain {
-    /// A domain with nothing mapped yet.
-    pub fn new(info: DomainInfo, ram: Arc<GuestRam>, clock: Clock, console: Console) -> Self {
+    /// A domain with one vCPU and nothing mapped yet.
+    pub fn new(info: DomainInfo, ram: Arc<GuestRam>, clock: Clock) -> Self {
+        const VCPUS: usize = 1;
         let domid = info.domid;
         let max_gfn = info.memmap.iter().map(|e| (e.addr + e.size) >> 12).max().unwrap_or(1).saturating_sub(1);
         let physmap = super::physmap::Physmap::new(ram.clone(), info.pages, info.max_pages, max_gfn);
@@ -135,27 +171,22 @@ impl Domain {
             info,
             ram,
             clock,
-            console,
+            debug: DebugLog::default(),
             gnttab: super::gnttab::GrantTable::default(),
             physmap,
             state: Mutex::new(State {
                 hypercall_page: None,
-                events: None,
-                registered_vcpu_info: None,
+                shared_info: None,
                 callback_vector: None,
                 params: [0; NR_PARAMS as usize],
                 evtchn: EventChannels::new(domid),
-                timer: None,
-                halted: false,
+                vcpus: vec![VcpuState::default(); VCPUS],
                 shutdown: None,
             }),
-            vcpu_wake: Condvar::new(),
-            timer_wake: Condvar::new(),
-            vcpu_thread: OnceLock::new(),
+            signals: (0..VCPUS).map(|_| VcpuSignals::default()).collect(),
             stopped: AtomicBool::new(false),
             logged: Mutex::new(HashSet::new()),
-            devices: Mutex::new(Vec::new()),
-            store: OnceLock::new(),
+            sinks: SinkRegistry::default(),
         }
     }
 
@@ -164,27 +195,60 @@ impl Domain {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Records the calling thread as the vCPU thread (kicks go there).
-    pub fn set_vcpu_thread(&self) {
+    /// How many vCPUs the domain has.
+    pub fn nr_vcpus(&self) -> usize {
+        self.signals.len()
+    }
+
+    /// Records the calling thread as vCPU `vcpu`'s thread (kicks go there).
+    pub fn set_vcpu_thread(&self, vcpu: usize) {
         // SAFETY: pthread_self has no preconditions.
-        let _ = self.vcpu_thread.set(unsafe { libc::pthread_self() });
+        let _ = self.signals[vcpu].thread.set(unsafe { libc::pthread_self() });
     }
 
-    /// Connects a guest port to a backend and returns it.
-    pub fn connect_backend(&self, backend: Backend) -> u32 {
-        self.state().evtchn.connect_backend(backend).expect("a fresh domain has free ports")
+    /// Registers a backend as an event sink; ports are then bound to it
+    /// with [`Domain::connect_sink`] or [`Domain::bind_sink`].
+    pub fn register_sink(&self, sink: Arc<dyn EventSink>) -> SinkId {
+        self.sinks.register(sink)
     }
 
-    /// Registers a device backend; returns its index for [`Backend::Device`].
-    pub fn add_device(&self, dev: Arc<dyn crate::backends::Device>) -> usize {
-        let mut devices = self.devices.lock().unwrap_or_else(|e| e.into_inner());
-        devices.push(dev);
-        devices.len() - 1
+    /// Removes a sink: the guest's ports still bound to it wait for
+    /// domain 0 again, as when a backend closes its end. Returns whether
+    /// it was registered.
+    pub fn unregister_sink(&self, id: SinkId) -> bool {
+        {
+            let mut st = self.state();
+            for port in st.evtchn.bound_to(id) {
+                st.evtchn.unbind_backend(port, id);
+            }
+        }
+        self.sinks.unregister(id).is_some()
     }
 
-    /// The device backend at `index`.
-    pub fn device(&self, index: usize) -> Option<Arc<dyn crate::backends::Device>> {
-        self.devices.lock().unwrap_or_else(|e| e.into_inner()).get(index).cloned()
+    /// Connects a new guest port to sink `id` and returns it (what the
+    /// toolstack and a backend's bind_interdomain do at domain creation).
+    pub fn connect_sink(&self, id: SinkId) -> u32 {
+        self.state().evtchn.connect_backend(id).expect("a fresh domain has free ports")
+    }
+
+    /// Binds the guest's unbound `port` (waiting for domain 0) to sink `id`.
+    pub fn bind_sink(&self, port: u32, id: SinkId) -> Result<(), i64> {
+        self.state().evtchn.bind_backend(port, id)
+    }
+
+    /// Closes sink `id`'s end of `port`: the guest's port waits for domain 0
+    /// again (or stays closed if the guest closed it first).
+    pub fn unbind_sink(&self, port: u32, id: SinkId) {
+        self.state().evtchn.unbind_backend(port, id);
+    }
+
+    /// The guest sent an event on `port`, bound to a backend: hands it to
+    /// that backend's sink. The sink runs without the state lock held.
+    pub fn notify_sink(&self, port: u32) {
+        let Some(PortState::Interdomain { sink }) = self.state().evtchn.state(port) else { return };
+        if let Some(s) = self.sinks.get(sink) {
+            s.notify(self, port);
+        }
     }
 
     /// Raises an event on the guest's `port` (from a backend or a timer).
@@ -193,43 +257,54 @@ impl Domain {
         self.raise_locked(&st, port);
     }
 
-    /// Raises `port` for `backend`, the other end of an interdomain
+    /// Raises `port` for sink `id`, the other end of an interdomain
     /// channel: only while the port is still connected to it (a guest that
     /// closed the port, or reset its channels, and maybe reused the number
     /// for something else, must not see the old backend's events).
-    pub fn raise_from(&self, backend: Backend, port: u32) {
+    pub fn raise_from(&self, id: SinkId, port: u32) {
         let st = self.state();
-        if st.evtchn.is_bound_to(port, backend) {
+        if st.evtchn.is_bound_to(port, id) {
             self.raise_locked(&st, port);
         }
     }
 
     /// Raises `port` with the state lock already held.
     pub fn raise_locked(&self, st: &State, port: u32) {
-        if let Some(events) = st.events {
+        let vcpu = NOTIFY_VCPU;
+        if let Some(events) = st.events(vcpu) {
             if events.set_pending(&self.ram, port) {
-                self.wake_vcpu(st);
-            } else if st.halted {
+                self.wake_vcpu(st, vcpu);
+            } else if st.vcpus[vcpu].halted {
                 // A vCPU in SCHEDOP_poll waits for its ports even when they
                 // are masked (Xen's evtchn_check_pollers): let it look.
-                self.vcpu_wake.notify_all();
+                self.signals[vcpu].wake.notify_all();
             }
         }
     }
 
-    /// Makes a halted vCPU re-check, or kicks a running one out of KVM_RUN.
-    pub fn wake_vcpu(&self, st: &State) {
-        if st.halted {
-            self.vcpu_wake.notify_all();
-        } else if let Some(&t) = self.vcpu_thread.get() {
+    /// Makes halted vCPU `vcpu` re-check, or kicks it out of KVM_RUN.
+    pub fn wake_vcpu(&self, st: &State, vcpu: usize) {
+        if st.vcpus[vcpu].halted {
+            self.signals[vcpu].wake.notify_all();
+        } else if let Some(&t) = self.signals[vcpu].thread.get() {
             kvm_ext::kick(t);
         }
     }
 
-    /// Arms (Some) or cancels (None) the one-shot timer.
-    pub fn set_timer(&self, st: &mut State, deadline_ns: Option<u64>) {
-        st.timer = deadline_ns;
-        self.timer_wake.notify_all();
+    /// Wakes every vCPU that has an upcall pending (after something that
+    /// changes where or whether upcalls are delivered).
+    pub fn wake_pending_vcpus(&self, st: &State) {
+        for vcpu in 0..st.vcpus.len() {
+            if self.upcall_pending(st, vcpu) {
+                self.wake_vcpu(st, vcpu);
+            }
+        }
+    }
+
+    /// Arms (Some) or cancels (None) vCPU `vcpu`'s one-shot timer.
+    pub fn set_timer(&self, st: &mut State, vcpu: usize, deadline_ns: Option<u64>) {
+        st.vcpus[vcpu].timer = deadline_ns;
+        self.signals[vcpu].timer_wake.notify_all();
     }
 
     /// Shuts the domain down (first reason wins) and stops every thread.
@@ -239,11 +314,19 @@ impl Domain {
             log::info!("domain {} ({}) shut down: {}", self.info.domid, self.info.name, reason.name());
             st.shutdown = Some(reason);
         }
-        self.stopped.store(true, Ordering::SeqCst);
-        self.vcpu_wake.notify_all();
-        self.timer_wake.notify_all();
-        if let Some(&t) = self.vcpu_thread.get() {
-            kvm_ext::kick(t);
+        let first = !self.stopped.swap(true, Ordering::SeqCst);
+        for v in &self.signals {
+            v.wake.notify_all();
+            v.timer_wake.notify_all();
+            if let Some(&t) = v.thread.get() {
+                kvm_ext::kick(t);
+            }
+        }
+        drop(st);
+        if first {
+            for sink in self.sinks.all() {
+                sink.domain_stopped(self);
+            }
         }
     }
 
@@ -257,11 +340,13 @@ impl Domain {
         self.stopped.load(Ordering::SeqCst)
     }
 
-    /// Blocks the calling vCPU until an upcall is pending, the domain stops,
-    /// or (if given) the deadline passes. Used by HLT and SCHEDOP_block/poll.
-    pub fn block(&self, until: Option<Instant>, mut done: impl FnMut(&State) -> bool) {
+    /// Blocks the calling vCPU `vcpu` until `done` (an upcall pending, a
+    /// polled port), the domain stops, or (if given) the deadline passes.
+    /// Used by HLT and SCHEDOP_block/poll.
+    pub fn block(&self, vcpu: usize, until: Option<Instant>, mut done: impl FnMut(&State) -> bool) {
+        let wake = &self.signals[vcpu].wake;
         let mut st = self.state();
-        st.halted = true;
+        st.vcpus[vcpu].halted = true;
         loop {
             if self.is_stopped() || done(&st) {
                 break;
@@ -272,47 +357,54 @@ impl Domain {
                     if now >= t {
                         break;
                     }
-                    st = self.vcpu_wake.wait_timeout(st, t - now).unwrap_or_else(|e| e.into_inner()).0;
+                    st = wake.wait_timeout(st, t - now).unwrap_or_else(|e| e.into_inner()).0;
                 }
-                None => st = self.vcpu_wake.wait(st).unwrap_or_else(|e| e.into_inner()),
+                None => st = wake.wait(st).unwrap_or_else(|e| e.into_inner()),
             }
         }
-        st.halted = false;
+        st.vcpus[vcpu].halted = false;
     }
 
-    /// Whether vCPU 0 has an upcall pending.
-    pub fn upcall_pending(&self, st: &State) -> bool {
-        st.events.is_some_and(|e| e.upcall_pending(&self.ram))
+    /// Whether vCPU `vcpu` has an upcall pending.
+    pub fn upcall_pending(&self, st: &State, vcpu: usize) -> bool {
+        st.events(vcpu).is_some_and(|e| e.upcall_pending(&self.ram))
     }
 
-    /// The timer thread: fires VIRQ_TIMER when the one-shot deadline passes.
-    pub fn run_timer(&self) {
+    /// vCPU `vcpu`'s timer thread: fires VIRQ_TIMER when its one-shot
+    /// deadline passes.
+    pub fn run_timer(&self, vcpu: usize) {
+        let timer_wake = &self.signals[vcpu].timer_wake;
         let mut st = self.state();
         while !self.is_stopped() {
-            match st.timer {
+            match st.vcpus[vcpu].timer {
                 Some(deadline) if self.clock.now_ns() >= deadline => {
-                    st.timer = None;
+                    st.vcpus[vcpu].timer = None;
                     if let Some(port) = st.evtchn.virq_port(VIRQ_TIMER) {
                         self.raise_locked(&st, port);
                     }
                 }
                 Some(deadline) => {
                     let wait = self.clock.instant_at(deadline).saturating_duration_since(Instant::now());
-                    st = self.timer_wake.wait_timeout(st, wait).unwrap_or_else(|e| e.into_inner()).0;
+                    st = timer_wake.wait_timeout(st, wait).unwrap_or_else(|e| e.into_inner()).0;
                 }
-                None => st = self.timer_wake.wait(st).unwrap_or_else(|e| e.into_inner()),
+                None => st = timer_wake.wait(st).unwrap_or_else(|e| e.into_inner()),
             }
         }
     }
 
-    /// Writes the pvclock record and wallclock into shared info (and the
-    /// registered vcpu_info), with the odd/even version protocol.
+    /// Writes each vCPU's pvclock record (in its shared-info slot and its
+    /// registered vcpu_info) and the wallclock into shared info, with the
+    /// odd/even version protocol.
     pub fn publish_time(&self, st: &State) {
-        let Some(events) = st.events else { return };
+        let Some(shared) = st.shared_info else { return };
         let time_at = |vcpu_info: u64| vcpu_info + shared_info::VCPU_TIME as u64;
-        let mut targets = vec![time_at(events.shared_info)];
-        if events.vcpu_info != events.shared_info {
-            targets.push(time_at(events.vcpu_info));
+        let mut targets = Vec::new();
+        for vcpu in 0..st.vcpus.len() {
+            let slot = vcpu_slot(shared, vcpu);
+            targets.extend(slot.map(time_at));
+            if let Some(events) = st.events(vcpu).filter(|e| Some(e.vcpu_info) != slot) {
+                targets.push(time_at(events.vcpu_info));
+            }
         }
         for addr in targets {
             let old: u32 = self.ram.read_obj(addr).unwrap_or(0);
@@ -320,7 +412,7 @@ impl Domain {
             let _ = self.ram.write_obj(addr, &self.clock.time_info(next.wrapping_sub(1)));
             let _ = self.ram.write_obj(addr, &next);
         }
-        let wc = events.shared_info + shared_info::WC_VERSION as u64;
+        let wc = shared + shared_info::WC_VERSION as u64;
         let (sec, nsec) = self.clock.wallclock_base();
         let old: u32 = self.ram.read_obj(wc).unwrap_or(0);
         let next = (old | 1).wrapping_add(1);
@@ -353,7 +445,7 @@ impl ExitHandler for Domain {
             };
             cpu.set_rax(result as u64);
         } else if port == super::DEBUG_PORT {
-            self.console.debug_output(data);
+            self.debug.write(data);
         } else {
             self.log_once(u64::from(port), format_args!("ignored write to I/O port {port:#x}"));
         }
@@ -394,13 +486,13 @@ impl ExitHandler for Domain {
         None // The hypercall MSR is write-only, as on Xen.
     }
 
-    fn pending_vector(&self) -> Option<u8> {
+    fn pending_vector(&self, vcpu: u32) -> Option<u8> {
         let st = self.state();
         let vector = st.callback_vector?;
-        self.upcall_pending(&st).then_some(vector)
+        self.upcall_pending(&st, vcpu as usize).then_some(vector)
     }
 
-    fn halt(&self, interrupts_on: bool) {
+    fn halt(&self, vcpu: u32, interrupts_on: bool) {
         if !interrupts_on {
             // Xen's hvm_hlt: with interrupts off nothing can wake the vCPU, so it
             // goes down, and a domain with no vCPU up powers off.
@@ -408,7 +500,8 @@ impl ExitHandler for Domain {
             self.shutdown(ShutdownReason::Poweroff);
             return;
         }
-        self.block(None, |st| self.upcall_pending(st));
+        let vcpu = vcpu as usize;
+        self.block(vcpu, None, |st| self.upcall_pending(st, vcpu));
     }
 
     fn should_stop(&self) -> bool {
@@ -416,7 +509,7 @@ impl ExitHandler for Domain {
     }
 
     fn counting_done(&self) -> bool {
-        self.console.has_output() || self.is_stopped()
+        self.is_stopped() || self.sinks.all().iter().any(|s| s.has_output())
     }
 
     fn fault(&self, fault: GuestFault) {
@@ -428,5 +521,31 @@ impl ExitHandler for Domain {
         let shown = if self.ram.read(rip, &mut bytes).is_ok() { format!(" bytes at RIP (if identity-mapped): {bytes:02x?}") } else { String::new() };
         eprintln!("xenolith: domain {} ({}) crashed: {fault}.{shown}", self.info.domid, self.info.name);
         self.shutdown(ShutdownReason::Crash);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_vcpu_finds_its_events_in_its_own_vcpu_info() {
+        let ram = Arc::new(GuestRam::new(&[(0, 0x10000)]).unwrap());
+        let info = DomainInfo { domid: 1, name: "t".into(), memmap: Vec::new(), pages: 16, max_pages: 16 };
+        let dom = Domain::new(info, ram, Clock::new(1_000_000, 0));
+        assert_eq!(dom.nr_vcpus(), 1);
+        let mut st = dom.state();
+        assert!(st.events(0).is_none(), "no shared info yet");
+        st.shared_info = Some(0x2000);
+        // A second vCPU's slot is the next vcpu_info in shared info.
+        st.vcpus.push(VcpuState::default());
+        assert_eq!(st.events(0).map(|e| e.vcpu_info), Some(0x2000));
+        assert_eq!(st.events(1).map(|e| e.vcpu_info), Some(0x2040));
+        st.vcpus[1].registered_vcpu_info = Some(0x5000);
+        assert_eq!(st.events(1).map(|e| (e.shared_info, e.vcpu_info)), Some((0x2000, 0x5000)));
+        assert_eq!(st.events(0).map(|e| e.vcpu_info), Some(0x2000), "vCPU 0 is unaffected");
+        assert!(st.events(2).is_none(), "no such vCPU");
+        st.vcpus.resize(33, VcpuState::default());
+        assert!(st.events(32).is_none(), "past the legacy slots a vCPU must register its vcpu_info");
     }
 }

@@ -5,18 +5,8 @@ use xen_abi::errno::*;
 use xen_abi::event_channel::*;
 use xen_abi::shared_info::{self, NR_EVENT_CHANNELS};
 
+use super::sink::SinkId;
 use crate::vstate::memory::GuestRam;
-
-/// Who is at the other end of an interdomain channel. Backends act as domain 0.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Backend {
-    /// The PV console backend.
-    Console,
-    /// xenstored.
-    Store,
-    /// A device backend (block, net), by its index in the domain's device list.
-    Device(usize),
-}
 
 /// The state of one port.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,8 +20,8 @@ pub enum PortState {
     },
     /// Connected to a backend in domain 0.
     Interdomain {
-        /// The backend.
-        backend: Backend,
+        /// The backend, as registered with the domain's sinks.
+        sink: SinkId,
     },
     /// Bound to a virtual IRQ.
     Virq {
@@ -92,18 +82,18 @@ impl EventChannels {
         (port < self.valid).then(|| self.ports[port as usize])
     }
 
-    /// Connects a new guest port to `backend` (what the toolstack and the
+    /// Connects a new guest port to `sink` (what the toolstack and the
     /// backend's bind_interdomain do together at domain creation).
-    pub fn connect_backend(&mut self, backend: Backend) -> Result<u32, i64> {
-        self.alloc(PortState::Interdomain { backend })
+    pub fn connect_backend(&mut self, sink: SinkId) -> Result<u32, i64> {
+        self.alloc(PortState::Interdomain { sink })
     }
 
     /// A backend in domain 0 binds to the guest's unbound `port`
     /// (EVTCHNOP_bind_interdomain issued by the backend side).
-    pub fn bind_backend(&mut self, port: u32, backend: Backend) -> Result<(), i64> {
+    pub fn bind_backend(&mut self, port: u32, sink: SinkId) -> Result<(), i64> {
         match self.state(port) {
             Some(PortState::Unbound { remote_dom: 0 }) => {
-                self.ports[port as usize] = PortState::Interdomain { backend };
+                self.ports[port as usize] = PortState::Interdomain { sink };
                 Ok(())
             }
             Some(PortState::Unbound { .. }) => Err(EPERM),
@@ -159,20 +149,25 @@ impl EventChannels {
     /// The backend in domain 0 closes its end of `port` (Linux's
     /// unbind_from_irqhandler when blkback disconnects): as in Xen's
     /// evtchn_close, the guest's end goes back to waiting for domain 0.
-    /// Returns whether `port` was connected to `backend`.
-    pub fn unbind_backend(&mut self, port: u32, backend: Backend) -> bool {
-        if self.state(port) != Some(PortState::Interdomain { backend }) {
+    /// Returns whether `port` was connected to `sink`.
+    pub fn unbind_backend(&mut self, port: u32, sink: SinkId) -> bool {
+        if self.state(port) != Some(PortState::Interdomain { sink }) {
             return false;
         }
         self.ports[port as usize] = PortState::Unbound { remote_dom: 0 };
         true
     }
 
-    /// Whether `port` is connected to `backend`: a backend raises an event
+    /// Whether `port` is connected to `sink`: a backend raises an event
     /// only through a channel that is still bound to it (after the guest
     /// closed it, Xen's send from the other end goes nowhere).
-    pub fn is_bound_to(&self, port: u32, backend: Backend) -> bool {
-        self.state(port) == Some(PortState::Interdomain { backend })
+    pub fn is_bound_to(&self, port: u32, sink: SinkId) -> bool {
+        self.state(port) == Some(PortState::Interdomain { sink })
+    }
+
+    /// The ports connected to `sink`.
+    pub fn bound_to(&self, sink: SinkId) -> Vec<u32> {
+        (1..self.valid).filter(|&p| self.ports[p as usize] == PortState::Interdomain { sink }).collect()
     }
 
     /// EVTCHNOP_reset: closes every port of the domain, as Xen's
@@ -214,14 +209,10 @@ impl EventChannels {
                 st.status = EVTCHNSTAT_UNBOUND;
                 st.u0 = remote_dom.into();
             }
-            PortState::Interdomain { backend } => {
+            PortState::Interdomain { sink } => {
                 st.status = EVTCHNSTAT_INTERDOMAIN;
                 st.u0 = 0; // domain 0
-                st.u1 = match backend {
-                    Backend::Console => 1,
-                    Backend::Store => 2,
-                    Backend::Device(i) => 3 + i as u32,
-                };
+                st.u1 = sink.remote_port();
             }
             PortState::Virq { virq } => {
                 st.status = EVTCHNSTAT_VIRQ;
@@ -376,19 +367,21 @@ mod tests {
 
     #[test]
     fn reset_closes_every_port_and_backends_unbind() {
+        let (con, xs, dev0, dev1) = (SinkId::new(0), SinkId::new(1), SinkId::new(2), SinkId::new(3));
         let mut e = EventChannels::new(2);
-        let console = e.connect_backend(Backend::Console).unwrap();
-        let store = e.connect_backend(Backend::Store).unwrap();
+        let console = e.connect_backend(con).unwrap();
+        let store = e.connect_backend(xs).unwrap();
         let timer = e.bind_virq(VIRQ_TIMER, 0).unwrap();
         let blk = e.alloc_unbound(0).unwrap();
-        e.bind_backend(blk, Backend::Device(0)).unwrap();
-        assert!(e.is_bound_to(blk, Backend::Device(0)));
-        assert!(!e.is_bound_to(blk, Backend::Device(1)));
+        e.bind_backend(blk, dev0).unwrap();
+        assert!(e.is_bound_to(blk, dev0));
+        assert!(!e.is_bound_to(blk, dev1));
+        assert_eq!(e.bound_to(dev0), vec![blk]);
         // The backend disconnects: the guest's port waits for domain 0 again.
-        assert!(e.unbind_backend(blk, Backend::Device(0)));
+        assert!(e.unbind_backend(blk, dev0));
         assert_eq!(e.state(blk), Some(PortState::Unbound { remote_dom: 0 }));
-        assert!(!e.unbind_backend(blk, Backend::Device(0)), "once");
-        e.bind_backend(blk, Backend::Device(0)).unwrap();
+        assert!(!e.unbind_backend(blk, dev0), "once");
+        e.bind_backend(blk, dev0).unwrap();
         let own = e.alloc_unbound(2).unwrap();
         let peer = e.bind_loopback(2, own).unwrap();
         let mut open = e.reset();
@@ -397,10 +390,10 @@ mod tests {
         want.sort();
         assert_eq!(open, want);
         assert!((1..PORTS_PER_BUCKET).all(|p| e.state(p) == Some(PortState::Free)));
-        assert!(!e.is_bound_to(console, Backend::Console), "the console can no longer raise it");
+        assert!(!e.is_bound_to(console, con), "the console can no longer raise it");
         assert_eq!(e.virq_port(VIRQ_TIMER), None);
         assert_eq!(e.bind_virq(VIRQ_TIMER, 0), Ok(1), "VIRQ_TIMER binds again, on the lowest free port");
-        assert!(!e.is_bound_to(1, Backend::Console), "a reused port number is not the console's");
+        assert!(!e.is_bound_to(1, con), "a reused port number is not the console's");
         assert_eq!(e.reset(), vec![1]);
     }
 

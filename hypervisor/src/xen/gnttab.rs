@@ -658,10 +658,9 @@ mod tests {
 
     #[test]
     fn copy_between_own_frames_and_self_grants() {
-        use crate::backends::console::{Console, Sink};
         let ram = std::sync::Arc::new(GuestRam::new(&[(0, 0x10_0000)]).unwrap());
         let info = crate::xen::domain::DomainInfo { domid: 1, name: "t".into(), memmap: Vec::new(), pages: 256, max_pages: 256 };
-        let dom = Domain::new(info, ram.clone(), crate::xen::time::Clock::new(1_000_000, 0), Console::new(0, Sink::Stdout));
+        let dom = Domain::new(info, ram.clone(), crate::xen::time::Clock::new(1_000_000, 0));
         dom.gnttab.set_frame(0, Some(0x10000));
         grant(&ram, 8, GTF_PERMIT_ACCESS, 1, 0x21); // to itself
         grant(&ram, 9, GTF_PERMIT_ACCESS | GTF_READONLY, 1, 0x22);

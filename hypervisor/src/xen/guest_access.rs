@@ -29,6 +29,8 @@ pub struct FlatCpu {
     /// this guest-physical page, if set: where an argument's field offset
     /// could wrap past 2^64.
     pub top_page: Option<u64>,
+    /// The calling vCPU's id.
+    pub vcpu_id: u32,
 }
 
 impl GuestCpu for FlatCpu {
@@ -44,6 +46,9 @@ impl GuestCpu for FlatCpu {
             Some(page) if gva >= TOP => Some(page + (gva - TOP)),
             _ => (gva < self.mapped).then_some(gva),
         }
+    }
+    fn vcpu_id(&self) -> u32 {
+        self.vcpu_id
     }
 }
 

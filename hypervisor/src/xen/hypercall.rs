@@ -5,11 +5,10 @@
 use xen_abi::errno::*;
 use xen_abi::{event_channel as ev, hvm, hypercall as hc, memory, sched, vcpu, version, DOMID_SELF};
 
-use super::domain::{Domain, ShutdownReason};
-use super::evtchn::{EventPages, PortState};
+use super::domain::{Domain, ShutdownReason, NOTIFY_VCPU};
+use super::evtchn::PortState;
 use super::guest_access::GuestView;
 use super::physmap::XenPage;
-use crate::backends;
 
 /// The hypercall's arguments, from the registers of the calling ABI.
 struct Args([u64; 5]);
@@ -124,7 +123,7 @@ fn console_io(dom: &Domain, g: &GuestView<'_, '_>, a: &Args) -> HcResult {
             let count = (a.0[1] as usize).min(16 * 1024);
             let mut buf = vec![0u8; count];
             g.read(a.0[2], &mut buf)?;
-            dom.console.debug_output(&buf);
+            dom.debug.write(&buf);
             Ok(0)
         }
         xen_abi::console::CONSOLEIO_READ => Err(EPERM),
@@ -160,9 +159,7 @@ fn hvm_op(dom: &Domain, g: &GuestView<'_, '_>, a: &Args) -> HcResult {
                         // GSI and PCI INTx callbacks need an emulated IOAPIC: not offered.
                         _ => return Err(EINVAL),
                     };
-                    if dom.upcall_pending(&st) {
-                        dom.wake_vcpu(&st);
-                    }
+                    dom.wake_pending_vcpus(&st);
                 }
                 // The toolstack owns these; a guest may not move its rings.
                 hvm::PARAM_STORE_PFN | hvm::PARAM_STORE_EVTCHN | hvm::PARAM_CONSOLE_PFN | hvm::PARAM_CONSOLE_EVTCHN => {
@@ -266,11 +263,9 @@ fn relocated(dom: &Domain, page: XenPage, gpa: Option<u64>) {
         XenPage::GrantFrame(i) => dom.gnttab.set_frame(i, gpa),
         XenPage::SharedInfo => {
             let mut st = dom.state();
-            st.events = gpa.map(|shared_info| EventPages { shared_info, vcpu_info: st.registered_vcpu_info.unwrap_or(shared_info) });
+            st.shared_info = gpa;
             dom.publish_time(&st);
-            if dom.upcall_pending(&st) {
-                dom.wake_vcpu(&st);
-            }
+            dom.wake_pending_vcpus(&st);
         }
     }
 }
@@ -390,7 +385,7 @@ fn event_channel_op(dom: &Domain, g: &GuestView<'_, '_>, a: &Args) -> HcResult {
             let port: u32 = g.read_obj(arg)?;
             let mut st = dom.state();
             st.evtchn.close(port)?;
-            if let Some(events) = st.events {
+            if let Some(events) = st.events(NOTIFY_VCPU) {
                 events.clear_pending(&dom.ram, port);
             }
             Ok(0)
@@ -406,7 +401,7 @@ fn event_channel_op(dom: &Domain, g: &GuestView<'_, '_>, a: &Args) -> HcResult {
             }
             let mut st = dom.state();
             let closed = st.evtchn.reset();
-            if let Some(events) = st.events {
+            if let Some(events) = st.events(NOTIFY_VCPU) {
                 for &port in &closed {
                     events.clear_pending(&dom.ram, port);
                 }
@@ -427,9 +422,9 @@ fn event_channel_op(dom: &Domain, g: &GuestView<'_, '_>, a: &Args) -> HcResult {
             let port: u32 = g.read_obj(arg)?;
             let st = dom.state();
             st.evtchn.state(port).ok_or(EINVAL)?;
-            if let Some(events) = st.events {
+            if let Some(events) = st.events(NOTIFY_VCPU) {
                 if events.unmask(&dom.ram, port) {
-                    dom.wake_vcpu(&st);
+                    dom.wake_vcpu(&st, NOTIFY_VCPU);
                 }
             }
             Ok(0)
@@ -450,8 +445,8 @@ fn event_channel_op(dom: &Domain, g: &GuestView<'_, '_>, a: &Args) -> HcResult {
 fn send(dom: &Domain, port: u32) -> HcResult {
     let state = dom.state().evtchn.state(port).ok_or(EINVAL)?;
     match state {
-        PortState::Interdomain { backend } => {
-            backends::notify(dom, backend);
+        PortState::Interdomain { .. } => {
+            dom.notify_sink(port);
             Ok(0)
         }
         PortState::Ipi => {
@@ -470,13 +465,14 @@ fn send(dom: &Domain, port: u32) -> HcResult {
 
 fn sched_op(dom: &Domain, g: &GuestView<'_, '_>, a: &Args) -> HcResult {
     let (cmd, arg) = (a.0[0] as u32, a.0[1]);
+    let me = g.cpu.vcpu_id() as usize;
     match cmd {
         sched::SCHEDOP_YIELD => {
             std::thread::yield_now();
             Ok(0)
         }
         sched::SCHEDOP_BLOCK => {
-            dom.block(None, |st| dom.upcall_pending(st));
+            dom.block(me, None, |st| dom.upcall_pending(st, me));
             Ok(0)
         }
         sched::SCHEDOP_SHUTDOWN => {
@@ -501,7 +497,7 @@ fn sched_op(dom: &Domain, g: &GuestView<'_, '_>, a: &Args) -> HcResult {
                 *p = g.read_obj_at(ports_addr, 4 * i as u64)?;
             }
             let until = (timeout != 0).then(|| dom.clock.instant_at(timeout));
-            dom.block(until, |st| st.events.is_some_and(|e| ports.iter().any(|&p| e.is_pending(&dom.ram, p))));
+            dom.block(me, until, |st| st.events(me).is_some_and(|e| ports.iter().any(|&p| e.is_pending(&dom.ram, p))));
             Ok(0)
         }
         sched::SCHEDOP_SHUTDOWN_CODE | sched::SCHEDOP_WATCHDOG => Ok(0),
@@ -511,9 +507,10 @@ fn sched_op(dom: &Domain, g: &GuestView<'_, '_>, a: &Args) -> HcResult {
 
 fn vcpu_op(dom: &Domain, g: &GuestView<'_, '_>, a: &Args) -> HcResult {
     let (cmd, vcpu_id, arg) = (a.0[0] as u32, a.0[1], a.0[2]);
-    if vcpu_id != 0 {
+    if vcpu_id >= dom.nr_vcpus() as u64 {
         return Err(ENOENT);
     }
+    let vcpu = vcpu_id as usize;
     match cmd {
         vcpu::VCPUOP_IS_UP => Ok(1),
         vcpu::VCPUOP_SET_SINGLESHOT_TIMER => {
@@ -521,12 +518,12 @@ fn vcpu_op(dom: &Domain, g: &GuestView<'_, '_>, a: &Args) -> HcResult {
             // Xen ignores VCPU_SSHOTTMR_future (xen commit 19c6cbd909): a
             // deadline in the past fires at once, which the timer thread does.
             let mut st = dom.state();
-            dom.set_timer(&mut st, Some(t.timeout_abs_ns));
+            dom.set_timer(&mut st, vcpu, Some(t.timeout_abs_ns));
             Ok(0)
         }
         vcpu::VCPUOP_STOP_SINGLESHOT_TIMER => {
             let mut st = dom.state();
-            dom.set_timer(&mut st, None);
+            dom.set_timer(&mut st, vcpu, None);
             Ok(0)
         }
         vcpu::VCPUOP_STOP_PERIODIC_TIMER => Ok(0),
@@ -542,18 +539,16 @@ fn vcpu_op(dom: &Domain, g: &GuestView<'_, '_>, a: &Args) -> HcResult {
                 return Err(EINVAL);
             }
             let mut st = dom.state();
-            if st.registered_vcpu_info.is_some() {
+            if st.vcpus[vcpu].registered_vcpu_info.is_some() {
                 return Err(EINVAL); // once only, as in Xen 4.17: no way back
             }
             // Carry the pending state over, as Xen does.
-            if let Some(mut events) = st.events {
+            if let Some(events) = st.events(vcpu) {
                 let mut info = [0u8; 64];
                 dom.ram.read(events.vcpu_info, &mut info).map_err(|_| EFAULT)?;
                 dom.ram.write(gpa, &info).map_err(|_| EFAULT)?;
-                events.vcpu_info = gpa;
-                st.events = Some(events);
             }
-            st.registered_vcpu_info = Some(gpa);
+            st.vcpus[vcpu].registered_vcpu_info = Some(gpa);
             dom.publish_time(&st);
             Ok(0)
         }
@@ -565,7 +560,7 @@ fn set_timer_op(dom: &Domain, g: &GuestView<'_, '_>, a: &Args) -> HcResult {
     // The 32-bit ABI passes the 64-bit deadline in EBX (low) and ECX (high).
     let deadline = if g.compat() { a.0[0] | (a.0[1] << 32) } else { a.0[0] };
     let mut st = dom.state();
-    dom.set_timer(&mut st, (deadline != 0).then_some(deadline));
+    dom.set_timer(&mut st, g.cpu.vcpu_id() as usize, (deadline != 0).then_some(deadline));
     Ok(0)
 }
 
@@ -576,7 +571,6 @@ mod tests {
     use xen_abi::hvm::{HvmMemmapEntry, MEMMAP_TYPE_RAM};
 
     use super::*;
-    use crate::backends::console::{Console, Sink};
     use crate::vstate::memory::GuestRam;
     use crate::xen::domain::DomainInfo;
     use crate::xen::guest_access::FlatCpu;
@@ -593,8 +587,7 @@ mod tests {
             pages: RAM >> 12,
             max_pages: RAM >> 12,
         };
-        let null = std::fs::OpenOptions::new().write(true).open("/dev/null").unwrap();
-        let dom = Domain::new(info, ram.clone(), Clock::new(1_000_000, 0), Console::new(0x1000, Sink::File(null)));
+        let dom = Domain::new(info, ram.clone(), Clock::new(1_000_000, 0));
         (ram, dom)
     }
 

@@ -1,14 +1,17 @@
 //! Xen ABI emulation: what a Xen PVH guest finds when it looks for Xen.
 //!
 //! The layers below (vstate) know nothing of Xen; the backends above talk to
-//! a guest only through event channels and guest memory from here.
+//! a guest only through event channels and guest memory from here, and
+//! reach this layer only as [`sink::EventSink`]s: nothing here names them.
 
+pub mod debug;
 pub mod domain;
 pub mod evtchn;
 pub mod gnttab;
 pub mod guest_access;
 pub mod hypercall;
 pub mod physmap;
+pub mod sink;
 pub mod time;
 
 pub use domain::{Domain, ShutdownReason};

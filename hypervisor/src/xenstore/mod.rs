@@ -422,6 +422,13 @@ impl Xenstored {
     }
 }
 
+/// xenstored is the sink of each guest's store port.
+impl crate::xen::sink::EventSink for Xenstored {
+    fn notify(&self, _dom: &crate::xen::Domain, _port: u32) {
+        Xenstored::notify(self);
+    }
+}
+
 impl Drop for Xenstored {
     fn drop(&mut self) {
         // The path goes first, while the socket still listens: a xenolith

@@ -3,7 +3,7 @@
 //!
 //! Threads:
 //! - the control thread waits for a wake-up (the frontend's event channel
-//!   via [`crate::backends::Device::notify`], a watch on the frontend's `state` node, or
+//!   via [`crate::xen::sink::EventSink::notify`], a watch on the frontend's `state` node, or
 //!   responses freeing ring space), runs the xenbus state machine, and
 //!   takes requests off the ring (with RING_FINAL_CHECK_FOR_REQUESTS);
 //! - a few worker threads execute requests (map grants, preadv/pwritev
@@ -31,7 +31,7 @@ use crate::backends::transport::control::{self, Driver, Waker};
 use crate::backends::transport::ring::{self, GuestRingPages};
 use crate::backends::transport::xenbus::{ConnectError, Xenbus};
 use crate::seccomp::{self, ThreadKind};
-use crate::xen::evtchn::Backend;
+use crate::xen::sink::{EventSink, SinkId};
 use crate::xen::gnttab::{GrantError, MappedGrant};
 use crate::xen::Domain;
 use crate::xenstore::Xenstored;
@@ -92,7 +92,7 @@ struct Shared {
     limits: Limits,
     persistent: bool,
     metrics: Metrics,
-    index: OnceLock<usize>,
+    sink: OnceLock<SinkId>,
     waker: Arc<Waker>,
 }
 
@@ -164,11 +164,11 @@ impl BlockDevice {
             limits,
             persistent: features.persistent,
             metrics: Metrics::default(),
-            index: OnceLock::new(),
+            sink: OnceLock::new(),
             waker: Arc::new(Waker::default()),
         });
         let dev = Arc::new(BlockDevice { shared: shared.clone(), threads: Mutex::new(Vec::new()) });
-        let _ = shared.index.set(dom.add_device(dev.clone()));
+        let _ = shared.sink.set(dom.register_sink(dev.clone()));
 
         let mut bus = Xenbus::new(xs.clone(), paths);
         xenbus::publish(&mut bus, &features)?;
@@ -231,11 +231,20 @@ impl BlockDevice {
         for t in threads {
             let _ = t.join();
         }
+        // The domain no longer reaches this device (nor keeps it alive).
+        if let (Some(dom), Some(&id)) = (self.shared.dom.upgrade(), self.shared.sink.get()) {
+            dom.unregister_sink(id);
+        }
     }
 }
 
-impl super::super::Device for BlockDevice {
-    fn notify(&self, _dom: &Domain) {
+impl EventSink for BlockDevice {
+    fn notify(&self, _dom: &Domain, _port: u32) {
+        self.shared.waker.kick(|w| w.ring = true);
+    }
+
+    /// The control thread sees the domain gone and disconnects.
+    fn domain_stopped(&self, _dom: &Domain) {
         self.shared.waker.kick(|w| w.ring = true);
     }
 }
@@ -292,8 +301,8 @@ impl Driver for BlockControl {
 fn connect(sh: &Shared, dom: &Arc<Domain>, bus: &Xenbus) -> Result<Arc<Connection>, ConnectError> {
     let RingInfo { order, refs, port, protocol, persistent } = xenbus::read_ring_info(bus, xenbus::MAX_RING_PAGE_ORDER)?;
     let grants = ring::map_ring(dom, &refs, |i| format!("ring-ref{i}"))?;
-    let index = *sh.index.get().ok_or(ConnectError::NoDomain)?;
-    if let Err(e) = control::bind_port(dom, index, port) {
+    let sink = *sh.sink.get().ok_or(ConnectError::NoDomain)?;
+    if let Err(e) = control::bind_port(dom, sink, port) {
         ring::unmap_all(dom, grants);
         return Err(e);
     }
@@ -323,8 +332,8 @@ fn disconnect(sh: &Shared, dom: &Domain, conn: &mut Option<Arc<Connection>>) {
         ring::unmap_all(dom, p.lock().unwrap_or_else(|e| e.into_inner()).drain().map(|(_, m)| m));
     }
     ring::unmap_all(dom, c.ring_grants.lock().unwrap_or_else(|e| e.into_inner()).drain(..));
-    if let Some(&index) = sh.index.get() {
-        control::unbind_port(dom, index, c.port);
+    if let Some(&sink) = sh.sink.get() {
+        control::unbind_port(dom, sink, c.port);
     }
     log::debug!("{}: disconnected ({} grants of the domain still pinned)", sh.name, dom.gnttab.pinned());
 }
@@ -461,7 +470,7 @@ impl RingServer {
             limits,
             persistent,
             metrics: Metrics::default(),
-            index: OnceLock::new(),
+            sink: OnceLock::new(),
             waker: Arc::new(Waker::default()),
         };
         let conn = Arc::new(Connection {
@@ -545,8 +554,8 @@ fn finish(
     };
     if notify {
         sh.metrics.notified();
-        if let Some(&index) = sh.index.get() {
-            dom.raise_from(Backend::Device(index), c.port);
+        if let Some(&sink) = sh.sink.get() {
+            dom.raise_from(sink, c.port);
         }
     }
     if more {

@@ -25,7 +25,8 @@ pub mod xenbus;
 
 use std::sync::Arc;
 
-use crate::toolstack::config::{DomainConfig, Origin};
+use super::Entries;
+use crate::origin::Origin;
 use crate::xen::Domain;
 use crate::xenstore::Xenstored;
 
@@ -74,11 +75,11 @@ pub enum DiskConfigError {
     },
 }
 
-/// Parses every `disk` entry of `cfg` (no file is opened).
-pub fn parse_disks(cfg: &DomainConfig) -> Result<Vec<(String, config::DiskSpec)>, DiskConfigError> {
-    let origin = || cfg.origin("disk").cloned();
+/// Parses every `disk` entry (no file is opened).
+pub fn parse_disks(cfg: &Entries<'_>) -> Result<Vec<(String, config::DiskSpec)>, DiskConfigError> {
+    let origin = || cfg.origin();
     let mut out: Vec<(String, config::DiskSpec)> = Vec::new();
-    for spec in &cfg.disks {
+    for spec in cfg.specs {
         let d = config::parse(spec).map_err(|err| DiskConfigError::Spec { origin: origin(), spec: spec.clone(), err })?;
         if out.iter().any(|(_, o)| o.devid == d.devid) {
             return Err(DiskConfigError::Duplicate { origin: origin(), spec: spec.clone(), vdev: d.vdev });
@@ -101,14 +102,14 @@ pub struct OpenedDisk {
     pub disk: Arc<io::sync_io::SyncDisk>,
 }
 
-/// Parses every `disk` entry of `cfg` and opens each image as it will be
-/// served (read-only or read-write, locked, its size checked): what
-/// `create -n` checks, and what the real run serves.
-pub fn open_disks(cfg: &DomainConfig) -> Result<Vec<OpenedDisk>, DiskConfigError> {
+/// Parses every `disk` entry and opens each image as it will be served
+/// (read-only or read-write, locked, its size checked): what `create -n`
+/// checks, and what the real run serves.
+pub fn open_disks(cfg: &Entries<'_>) -> Result<Vec<OpenedDisk>, DiskConfigError> {
     let mut out = Vec::new();
     for (spec, d) in parse_disks(cfg)? {
         let disk = io::sync_io::SyncDisk::open(&d.target, d.readonly)
-            .map_err(|err| DiskConfigError::Device { origin: cfg.origin("disk").cloned(), spec: spec.clone(), err: err.into() })?;
+            .map_err(|err| DiskConfigError::Device { origin: cfg.origin(), spec: spec.clone(), err: err.into() })?;
         out.push(OpenedDisk { spec, config: d, disk: Arc::new(disk) });
     }
     Ok(out)
@@ -121,20 +122,20 @@ pub struct Backends {
 }
 
 impl Backends {
-    /// Creates a device per opened `disk` entry of `cfg` for `dom`: each
+    /// Creates a device per opened `disk` entry (`cfg`) for `dom`: each
     /// reaches InitWait before this returns, so the guest finds it ready.
-    pub fn create(cfg: &DomainConfig, disks: &[OpenedDisk], dom: &Arc<Domain>, xs: Option<&Arc<Xenstored>>) -> Result<Self, DiskConfigError> {
+    pub fn create(cfg: &Entries<'_>, disks: &[OpenedDisk], dom: &Arc<Domain>, xs: Option<&Arc<Xenstored>>) -> Result<Self, DiskConfigError> {
         let mut backends = Backends::default();
         if disks.is_empty() {
             return Ok(backends);
         }
-        let xs = xs.ok_or_else(|| DiskConfigError::NoXenstore { origin: cfg.origin("disk").cloned() })?;
+        let xs = xs.ok_or_else(|| DiskConfigError::NoXenstore { origin: cfg.origin() })?;
         for OpenedDisk { spec, config, disk } in disks {
             match BlockDevice::create(dom, xs, config, disk.clone()) {
                 Ok(dev) => backends.devices.push(dev),
                 Err(err) => {
                     backends.stop();
-                    return Err(DiskConfigError::Device { origin: cfg.origin("disk").cloned(), spec: spec.clone(), err });
+                    return Err(DiskConfigError::Device { origin: cfg.origin(), spec: spec.clone(), err });
                 }
             }
         }

@@ -17,8 +17,6 @@ use super::io::SyncDisk;
 use super::device::BlockDevice;
 use crate::backends::transport::ring::GuestRingPages;
 use crate::backends::transport::xenbus::Paths;
-use crate::backends::console::{Console, Sink};
-use crate::backends::Device;
 use crate::vstate::memory::GuestRam;
 use crate::xen::domain::DomainInfo;
 use crate::xen::time::Clock;
@@ -69,7 +67,7 @@ impl TestDomain {
     pub fn new() -> Self {
         let ram = Arc::new(GuestRam::new(&[(0, RAM as usize)]).unwrap());
         let info = DomainInfo { domid: 1, name: "blktest".into(), memmap: Vec::new(), pages: RAM >> 12, max_pages: RAM >> 12 };
-        let dom = Arc::new(Domain::new(info, ram, Clock::new(1_000_000, 0), Console::new(0, Sink::Stdout)));
+        let dom = Arc::new(Domain::new(info, ram, Clock::new(1_000_000, 0)));
         dom.gnttab.set_frame(0, Some(GNTTAB));
         let xs = Xenstored::start(xenstore::Options { socket: xenstore::SocketChoice::None, ..Default::default() }).unwrap();
         TestDomain { dom, xs, next_gref: 8, next_page: DATA }
@@ -218,7 +216,7 @@ impl TestFrontend {
             assert!(self.ring.put_request(&slot), "ring full");
         }
         if self.ring.push_requests() {
-            self.dev.notify(&td.dom);
+            td.dom.notify_sink(self.port);
         }
         let mut out = Vec::new();
         let until = Instant::now() + Duration::from_secs(10);

@@ -234,8 +234,8 @@ fn a_broken_ring_closes_only_its_device() {
     let ram = td.dom.ram.clone();
     let req_prod = ram.atomic_u32(RING).unwrap();
     req_prod.store(100, std::sync::atomic::Ordering::SeqCst);
-    use crate::backends::Device;
-    f1.dev.notify(&td.dom);
+    use crate::xen::sink::EventSink;
+    f1.dev.notify(&td.dom, 0);
     td.wait_for(&format!("{}/state", f1.paths.backend), "6");
     assert!(backend_error(&td, &f1.paths).contains("broke the ring"), "{}", backend_error(&td, &f1.paths));
     // The other device, and the domain, carry on.
@@ -245,7 +245,7 @@ fn a_broken_ring_closes_only_its_device() {
     assert_eq!(f2.status(&td, rw(BLKIF_OP_READ, 1, 8, &[(g, 0, 7)])), BLKIF_RSP_OKAY);
     // The broken device answers nothing more.
     req_prod.store(1, std::sync::atomic::Ordering::SeqCst);
-    f1.dev.notify(&td.dom);
+    f1.dev.notify(&td.dom, 0);
     settle();
     assert_eq!(f1.ring.unconsumed_responses(), Ok(0));
     let _ = &mut f1;

@@ -7,7 +7,7 @@
 //!   channels; it hands a connection to the I/O thread and takes it back;
 //! - the I/O thread polls the TAP's queues (each only while a received
 //!   frame can be placed) and an eventfd the frontend's event channels
-//!   write through [`crate::backends::Device::notify`]; it serves every
+//!   write through [`crate::xen::sink::EventSink::notify`]; it serves every
 //!   queue's tx and rx rings and raises the frontend's event channels.
 //!
 //! Queue i of the frontend is served by TAP queue i; a TAP queue beyond
@@ -35,7 +35,7 @@ use crate::backends::transport::control::{self, Driver, Waker};
 use crate::backends::transport::ring::{self, GuestRingPages};
 use crate::backends::transport::xenbus::{ConnectError, Xenbus};
 use crate::seccomp::{self, ThreadKind};
-use crate::xen::evtchn::Backend;
+use crate::xen::sink::{EventSink, SinkId};
 use crate::xen::gnttab::MappedGrant;
 use crate::xen::Domain;
 use crate::xenstore::Xenstored;
@@ -74,7 +74,7 @@ struct Shared {
     name: String,
     dom: Weak<Domain>,
     metrics: Metrics,
-    index: OnceLock<usize>,
+    sink: OnceLock<SinkId>,
     waker: Arc<Waker>,
     /// Wakes the I/O thread.
     kick: EventFd,
@@ -132,7 +132,7 @@ impl NetDevice {
             name: format!("vif {} ({})", name, spec.mac_string()),
             dom: Arc::downgrade(dom),
             metrics: Metrics::default(),
-            index: OnceLock::new(),
+            sink: OnceLock::new(),
             waker: Arc::new(Waker::default()),
             kick: EventFd::new(EFD_NONBLOCK).map_err(DeviceError::Thread)?,
             stop: AtomicBool::new(false),
@@ -143,7 +143,7 @@ impl NetDevice {
             shared: shared.clone(),
             threads: Mutex::new(Vec::new()),
         });
-        let _ = shared.index.set(dom.add_device(dev.clone()));
+        let _ = shared.sink.set(dom.register_sink(dev.clone()));
         let mut bus = Xenbus::new(xs.clone(), paths);
         xenbus::publish(&mut bus, max_queues)?;
         log::info!(
@@ -197,13 +197,22 @@ impl NetDevice {
         for t in threads {
             let _ = t.join();
         }
+        // The domain no longer reaches this device (nor keeps it alive).
+        if let (Some(dom), Some(&id)) = (self.shared.dom.upgrade(), self.shared.sink.get()) {
+            dom.unregister_sink(id);
+        }
     }
 }
 
-impl crate::backends::Device for NetDevice {
+impl EventSink for NetDevice {
     /// Only wakes the I/O thread (an eventfd write): the vCPU never waits.
-    fn notify(&self, _dom: &Domain) {
+    fn notify(&self, _dom: &Domain, _port: u32) {
         self.shared.wake_io();
+    }
+
+    /// The control thread sees the domain gone and disconnects.
+    fn domain_stopped(&self, _dom: &Domain) {
+        self.shared.waker.kick(|w| w.ring = true);
     }
 }
 
@@ -225,13 +234,13 @@ impl Driver for NetControl {
 
     fn connect(&mut self, dom: &Arc<Domain>, bus: &Xenbus) -> Result<(), ConnectError> {
         let FrontendInfo { queues, negotiated } = xenbus::read_frontend(bus, self.sh.max_queues)?;
-        let index = *self.sh.index.get().ok_or(ConnectError::NoDomain)?;
+        let sink = *self.sh.sink.get().ok_or(ConnectError::NoDomain)?;
         let mut conn = Connection { queues: Vec::new(), offload: Some(negotiated.rx.tun_flags()), disabled: false };
         for (i, q) in queues.iter().enumerate() {
-            match connect_queue(dom, index, q, negotiated) {
+            match connect_queue(dom, sink, q, negotiated) {
                 Ok(qc) => conn.queues.push(qc),
                 Err(e) => {
-                    release(dom, Some(index), conn);
+                    release(dom, Some(sink), conn);
                     return Err(match e {
                         ConnectError::RingGrant { node, gref, err } if queues.len() > 1 => {
                             ConnectError::RingGrant { node: format!("queue-{i}/{node}"), gref, err }
@@ -266,7 +275,7 @@ impl Driver for NetControl {
 
     fn disconnect(&mut self, dom: &Domain, _: ()) {
         let Some(c) = self.sh.conn().take() else { return };
-        release(dom, self.sh.index.get().copied(), c);
+        release(dom, self.sh.sink.get().copied(), c);
         log::debug!("{}: disconnected ({} grants of the domain still pinned)", self.sh.name, dom.gnttab.pinned());
     }
 
@@ -278,7 +287,7 @@ impl Driver for NetControl {
 }
 
 /// Maps one queue's rings and binds its event channel(s).
-fn connect_queue(dom: &Arc<Domain>, index: usize, q: &QueueInfo, negotiated: Negotiated) -> Result<QueueConn, ConnectError> {
+fn connect_queue(dom: &Arc<Domain>, sink: SinkId, q: &QueueInfo, negotiated: Negotiated) -> Result<QueueConn, ConnectError> {
     let names = ["tx-ring-ref", "rx-ring-ref"];
     let grants = ring::map_ring(dom, &[q.tx_ring_ref, q.rx_ring_ref], |i| names[i].into())?;
     let mut bound = Vec::new();
@@ -286,9 +295,9 @@ fn connect_queue(dom: &Arc<Domain>, index: usize, q: &QueueInfo, negotiated: Neg
         if bound.contains(&port) {
             continue;
         }
-        if let Err(e) = control::bind_port(dom, index, port) {
+        if let Err(e) = control::bind_port(dom, sink, port) {
             for p in bound {
-                control::unbind_port(dom, index, p);
+                control::unbind_port(dom, sink, p);
             }
             ring::unmap_all(dom, grants);
             return Err(e);
@@ -309,12 +318,12 @@ fn attach(dom: &Domain, gpa: u64, layout: xen_abi::ring::RingLayout) -> BackRing
 }
 
 /// Unbinds the connection's event channels and unmaps its ring pages.
-fn release(dom: &Domain, index: Option<usize>, c: Connection) {
+fn release(dom: &Domain, sink: Option<SinkId>, c: Connection) {
     for q in c.queues {
-        if let Some(index) = index {
-            control::unbind_port(dom, index, q.tx_port);
+        if let Some(sink) = sink {
+            control::unbind_port(dom, sink, q.tx_port);
             if q.rx_port != q.tx_port {
-                control::unbind_port(dom, index, q.rx_port);
+                control::unbind_port(dom, sink, q.rx_port);
             }
         }
         ring::unmap_all(dom, q.grants);
@@ -327,7 +336,7 @@ fn release(dom: &Domain, index: Option<usize>, c: Connection) {
 /// disables the whole vif, as Linux's xenvif_fatal_tx_err does. True if a
 /// tx ring still has requests its budget left (serve again at once: no
 /// event will come for them).
-fn serve(name: &str, dom: &Domain, index: Option<usize>, c: &mut Connection, ports: &mut [&mut dyn PacketIo], m: &Metrics) -> bool {
+fn serve(name: &str, dom: &Domain, sink: Option<SinkId>, c: &mut Connection, ports: &mut [&mut dyn PacketIo], m: &Metrics) -> bool {
     if c.disabled || c.queues.is_empty() || ports.is_empty() {
         return false;
     }
@@ -356,7 +365,7 @@ fn serve(name: &str, dom: &Domain, index: Option<usize>, c: &mut Connection, por
             m.count(Event::Fatal);
             c.disabled = true;
         }
-        if let Some(index) = index {
+        if let Some(sink) = sink {
             let ports = if q.tx_port == q.rx_port {
                 [(notify.tx || notify.rx).then_some(q.tx_port), None]
             } else {
@@ -364,7 +373,7 @@ fn serve(name: &str, dom: &Domain, index: Option<usize>, c: &mut Connection, por
             };
             for port in ports.into_iter().flatten() {
                 m.count(Event::Notified);
-                dom.raise_from(Backend::Device(index), port);
+                dom.raise_from(sink, port);
             }
         }
         if c.disabled {
@@ -409,7 +418,7 @@ fn io_thread(sh: &Shared, mut ports: Vec<Box<dyn PacketPort>>) {
         }
         if let Some(c) = sh.conn().as_mut() {
             let mut io: Vec<&mut dyn PacketIo> = ports.iter_mut().map(|p| &mut **p as &mut dyn PacketIo).collect();
-            more = serve(&sh.name, &dom, sh.index.get().copied(), c, &mut io, &sh.metrics);
+            more = serve(&sh.name, &dom, sh.sink.get().copied(), c, &mut io, &sh.metrics);
         } else {
             more = false;
         }

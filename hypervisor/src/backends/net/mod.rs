@@ -28,7 +28,8 @@ pub mod xenbus;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::toolstack::config::{DomainConfig, Origin};
+use super::Entries;
+use crate::origin::Origin;
 use crate::xen::Domain;
 use crate::xenstore::Xenstored;
 
@@ -90,11 +91,11 @@ pub enum VifConfigError {
     },
 }
 
-/// Parses every `vif` entry of `cfg` (nothing on the host is touched).
-pub fn parse_vifs(cfg: &DomainConfig) -> Result<Vec<(String, config::VifSpec)>, VifConfigError> {
-    let origin = || cfg.origin("vif").cloned();
+/// Parses every `vif` entry (nothing on the host is touched).
+pub fn parse_vifs(cfg: &Entries<'_>) -> Result<Vec<(String, config::VifSpec)>, VifConfigError> {
+    let origin = || cfg.origin();
     let mut out: Vec<(String, config::VifSpec)> = Vec::new();
-    for (i, spec) in cfg.vifs.iter().enumerate() {
+    for (i, spec) in cfg.specs.iter().enumerate() {
         let v = config::parse(spec, i as u32).map_err(|err| VifConfigError::Spec {
             origin: origin(),
             spec: spec.clone(),
@@ -124,10 +125,10 @@ pub fn parse_vifs(cfg: &DomainConfig) -> Result<Vec<(String, config::VifSpec)>, 
 /// Parses every `vif` entry and checks what the host must provide: the
 /// bridges exist, the scripts are executable files, and the process may
 /// create network interfaces (CAP_NET_ADMIN). What `create -n` checks.
-pub fn check_vifs(cfg: &DomainConfig) -> Result<Vec<(String, config::VifSpec)>, VifConfigError> {
+pub fn check_vifs(cfg: &Entries<'_>) -> Result<Vec<(String, config::VifSpec)>, VifConfigError> {
     let vifs = parse_vifs(cfg)?;
     let host = |spec: &str, why: String| VifConfigError::Host {
-        origin: cfg.origin("vif").cloned(),
+        origin: cfg.origin(),
         spec: spec.to_string(),
         why,
     };
@@ -209,21 +210,21 @@ impl Backends {
     /// bridge, up) or runs its `script=`, and starts its backend, which
     /// reaches InitWait before this returns. Any failure undoes the rest.
     pub fn create(
-        cfg: &DomainConfig,
+        cfg: &Entries<'_>,
         dom: &Arc<Domain>,
         xs: Option<&Arc<Xenstored>>,
     ) -> Result<Self, VifConfigError> {
         let mut backends = Backends::default();
-        if cfg.vifs.is_empty() {
+        if cfg.specs.is_empty() {
             return Ok(backends);
         }
         let xs = xs.ok_or_else(|| VifConfigError::NoXenstore {
-            origin: cfg.origin("vif").cloned(),
+            origin: cfg.origin(),
         })?;
         let domid = dom.info.domid;
         for (spec, v) in check_vifs(cfg)? {
             let fail = |why: String| VifConfigError::Host {
-                origin: cfg.origin("vif").cloned(),
+                origin: cfg.origin(),
                 spec: spec.clone(),
                 why,
             };

@@ -648,7 +648,7 @@ fn a_frontend_connects_exchanges_packets_closes_and_reconnects() {
     use super::config;
     use super::io::SocketIo;
     use super::NetDevice;
-    use crate::backends::Device;
+    use crate::xen::sink::EventSink;
 
     let mut td = TestDomain::new();
     let (sock, peer) = SocketIo::pair("vtest0").unwrap();
@@ -704,7 +704,7 @@ fn a_frontend_connects_exchanges_packets_closes_and_reconnects() {
         RxRequest { id: 5, gref: g }.encode(&mut b);
         rx.put_request(&b);
         rx.push_requests();
-        dev.notify(&td.dom);
+        dev.notify(&td.dom, 0);
         let frame = vnet::tests::ipv4_frame(17, 300 + round as usize);
         let mut pkt = VnetHdr::default().encode().to_vec();
         pkt.extend_from_slice(&frame);
@@ -727,7 +727,7 @@ fn a_frontend_connects_exchanges_packets_closes_and_reconnects() {
         TxRequest { gref: g, offset: 0, flags: NETTXF_CSUM_BLANK | NETTXF_DATA_VALIDATED, id: 9, size: data.len() as u16 }.encode(&mut t);
         tx.put_request(&t);
         tx.push_requests();
-        dev.notify(&td.dom);
+        dev.notify(&td.dom, 0);
         let mut buf = vec![0u8; 4096];
         let mut n = 0;
         wait("the packet on the host side", &mut || {
@@ -791,7 +791,7 @@ fn multi_queue_serves_each_ring_pair_from_its_own_tap_queue() {
     use super::config;
     use super::io::SocketIo;
     use super::NetDevice;
-    use crate::backends::Device;
+    use crate::xen::sink::EventSink;
 
     let mut td = TestDomain::new();
     let (s0, p0) = SocketIo::pair("vmq0").unwrap();
@@ -865,7 +865,7 @@ fn multi_queue_serves_each_ring_pair_from_its_own_tap_queue() {
     TxRequest { gref: g, offset: 0, flags: 0, id: 4, size: data.len() as u16 }.encode(&mut t);
     rings[1].0.put_request(&t);
     rings[1].0.push_requests();
-    dev.notify(&td.dom);
+    dev.notify(&td.dom, 0);
     let mut buf = vec![0u8; 2048];
     let mut n = 0;
     wait("the packet on TAP queue 1", &mut || {

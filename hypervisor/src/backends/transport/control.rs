@@ -10,6 +10,7 @@ use std::time::Duration;
 use xen_abi::xenbus::XenbusState;
 
 use super::xenbus::{self, Action, ConnectError, Xenbus};
+use crate::xen::sink::SinkId;
 use crate::xen::Domain;
 
 /// How often an idle control thread checks whether the domain went away.
@@ -182,19 +183,15 @@ fn frontend_changed<D: Driver>(
     }
 }
 
-/// Binds the frontend's unbound `port` to the device registered as `index`.
-pub fn bind_port(dom: &Domain, index: usize, port: u32) -> Result<(), ConnectError> {
-    dom.state()
-        .evtchn
-        .bind_backend(port, crate::xen::evtchn::Backend::Device(index))
+/// Binds the frontend's unbound `port` to the device registered as `sink`.
+pub fn bind_port(dom: &Domain, sink: SinkId, port: u32) -> Result<(), ConnectError> {
+    dom.bind_sink(port, sink)
         .map_err(|errno| ConnectError::EventChannel { port, errno })
 }
 
 /// Closes the backend's end of `port`, as a Linux backend's unbind does: the
 /// guest's port waits for domain 0 again (or stays closed if the guest
 /// closed it first).
-pub fn unbind_port(dom: &Domain, index: usize, port: u32) {
-    dom.state()
-        .evtchn
-        .unbind_backend(port, crate::xen::evtchn::Backend::Device(index));
+pub fn unbind_port(dom: &Domain, sink: SinkId, port: u32) {
+    dom.unbind_sink(port, sink);
 }
