@@ -146,11 +146,13 @@ const BASE: &[libc::c_long] = &[
 struct Ioctls(&'static [u64]);
 
 /// The KVM ioctls a running vCPU thread makes (x86_64 numbers, as in
-/// kvm-bindings); KVM_SET_SIGNAL_MASK and the register set-up come before
-/// the thread is confined.
+/// kvm-bindings); KVM_SET_SIGNAL_MASK and vCPU 0's register set-up come
+/// before the thread is confined.
 const KVM_IOCTLS: Ioctls = Ioctls(&[
     0xae80,     // KVM_RUN
     0x8138ae83, // KVM_GET_SREGS (the paging mode, for translations)
+    0x4138ae84, // KVM_SET_SREGS (a secondary vCPU's start from VCPUOP_initialise)
+    0x4090ae82, // KVM_SET_REGS (the same)
     0xc018ae85, // KVM_TRANSLATE (hypercall pointers)
     0x4004ae86, // KVM_INTERRUPT (upcalls)
     0x4048ae9b, // KVM_SET_GUEST_DEBUG (single-step bench probe)

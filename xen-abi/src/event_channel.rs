@@ -40,6 +40,8 @@ pub const VIRQ_DEBUG: u32 = 1;
 pub const VIRQ_CONSOLE: u32 = 2;
 /// A domain shut down (dom0).
 pub const VIRQ_DOM_EXC: u32 = 3;
+/// Profiling (per vCPU).
+pub const VIRQ_XENOPROF: u32 = 7;
 /// Number of VIRQs.
 pub const NR_VIRQS: u32 = 24;
 

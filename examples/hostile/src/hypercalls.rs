@@ -38,8 +38,9 @@ fn allowed(n: u32, cmd: u64, a1: u64) -> bool {
         ),
         // set_param CALLBACK_IRQ would stop event delivery.
         nr::HVM_OP => cmd32 != hvm::HVMOP_SET_PARAM,
-        // Moving vcpu_info out of shared info (once only, no way back).
-        nr::VCPU_OP => !(cmd32 == vcpu::VCPUOP_REGISTER_VCPU_INFO && a1 == 0),
+        // Moving vcpu_info out of shared info (once only, no way back);
+        // taking our only vCPU down powers the domain off.
+        nr::VCPU_OP => !(a1 == 0 && matches!(cmd32, vcpu::VCPUOP_REGISTER_VCPU_INFO | vcpu::VCPUOP_DOWN)),
         _ => true,
     }
 }

@@ -151,7 +151,7 @@ pub enum Problem {
         memory: u64,
     },
     /// More vCPUs than Xenolith runs.
-    #[error("{0} vCPUs requested; Xenolith supports {MAX_VCPUS} for now")]
+    #[error("{0} vCPUs requested; Xenolith supports up to {MAX_VCPUS}")]
     TooManyVcpus(i64),
     /// A NUL byte, which no kernel command line or file name can carry;
     /// the value is shown escaped.
@@ -291,8 +291,9 @@ pub const MAX_MEMORY_MIB: i64 = 1 << 20;
 /// libxl's default memory size in MiB (libxl__domain_build_info_setdefault:
 /// max_memkb defaults to 32 MiB, and target_memkb to max_memkb).
 pub const DEFAULT_MEMORY_MIB: u64 = 32;
-/// The most vCPUs a guest can have: Xenolith runs one vCPU for now.
-pub const MAX_VCPUS: u32 = 1;
+/// The most vCPUs a guest can have: those whose vcpu_info fits in shared
+/// info (XEN_LEGACY_MAX_VCPUS), each a KVM vCPU with its own thread.
+pub const MAX_VCPUS: u32 = 32;
 
 /// A value as libxlu stores it: numbers and strings are both text.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -2100,11 +2101,13 @@ mod tests {
         // (Negative numbers must be quoted: `-` is not a token.)
         assert_eq!(cfg(&format!("{BASE}vcpus = '-3'")).vcpus, 1);
         assert_eq!(cfg(&format!("{BASE}vcpus = 1\nmaxvcpus = 0")).max_vcpus, 1);
+        let c = cfg(&format!("{BASE}vcpus = 2\nmaxvcpus = 4"));
+        assert_eq!((c.vcpus, c.max_vcpus), (2, 4));
         assert_eq!(
-            cfg_err(&format!("{BASE}vcpus = 4")),
-            "guest.cfg:4: vcpus: 4 vCPUs requested; Xenolith supports 1 for now"
+            cfg_err(&format!("{BASE}vcpus = 33")),
+            "guest.cfg:4: vcpus: 33 vCPUs requested; Xenolith supports up to 32"
         );
-        assert!(cfg_err(&format!("{BASE}maxvcpus = 2")).contains("maxvcpus: 2 vCPUs requested"));
+        assert!(cfg_err(&format!("{BASE}maxvcpus = 64")).contains("maxvcpus: 64 vCPUs requested"));
         assert_eq!(
             cfg_err(&format!("{BASE}maxvcpus = '-1'")),
             "guest.cfg:4: maxvcpus: -1 is less than vcpus (1)"

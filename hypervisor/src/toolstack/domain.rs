@@ -270,12 +270,23 @@ fn boot(
     let boot = loader::load(vm.ram.mmap(), kernel, &BootParams { layout: &layout, cmdline: cfg.cmdline.as_deref(), ramdisk })
         .map_err(|err| DomainError::Kernel { path: cfg.kernel.clone(), err })?;
 
-    let mut vcpu = Vcpu::new(0, vm.create_vcpu(0)?);
-    let tsc_khz = vcpu.tsc_khz()?;
-    let leaves = XenLeaves { version: crate::xen::XEN_VERSION, tsc_khz, domid: opts.domid, vcpu_id: 0 };
-    vcpu.set_cpuid(&cpuid::build(&vm.supported_cpuid()?, &leaves))?;
-    vcpu.set_pvh_entry(boot.entry, boot.start_info)?;
-    let clock = Clock::new(tsc_khz, vcpu.guest_tsc()?);
+    // Every vCPU up to maxvcpus exists; vCPU 0 starts at the PVH entry,
+    // the others when the guest initialises them and brings them up.
+    let nr_vcpus = cfg.max_vcpus.max(cfg.vcpus).max(1);
+    let supported = vm.supported_cpuid()?;
+    let mut vcpus = Vec::new();
+    let mut tsc_khz = 0;
+    for id in 0..nr_vcpus {
+        let vcpu = Vcpu::new(id, vm.create_vcpu(id.into())?);
+        if id == 0 {
+            tsc_khz = vcpu.tsc_khz()?;
+        }
+        let leaves = XenLeaves { version: crate::xen::XEN_VERSION, tsc_khz, domid: opts.domid, vcpu_id: id };
+        vcpu.set_cpuid(&cpuid::build(&supported, &leaves))?;
+        vcpus.push(vcpu);
+    }
+    vcpus[0].set_pvh_entry(boot.entry, boot.start_info)?;
+    let clock = Clock::new(tsc_khz, vcpus[0].guest_tsc()?);
 
     let sink = match (&opts.console, &held.console_log) {
         (ConsoleTarget::Log(path), Some(log)) => {
@@ -291,7 +302,7 @@ fn boot(
         // libxl: xc_domain_setmaxmem(maxmem + LIBXL_MAXMEM_CONSTANT, 1 MiB).
         max_pages: (cfg.maxmem_mib.max(cfg.memory_mib) << 8) + 256,
     };
-    let dom = Arc::new(Domain::new(info, vm.ram.clone(), clock));
+    let dom = Arc::new(Domain::with_vcpus(info, vm.ram.clone(), clock, vcpus.len()));
     // Grant-table frames (and shared info) placed in holes get KVM slots.
     dom.physmap.set_memory_slots(vm.memory_slots());
     let console = Arc::new(Console::new(loader::CONSOLE_RING, sink));
@@ -338,23 +349,36 @@ fn boot(
     }
 
     let result = std::thread::scope(|s| {
-        s.spawn(|| {
-            seccomp::confine(ThreadKind::Timer);
-            dom.run_timer(0);
-        });
-        let vcpu_thread = s.spawn(|| {
-            dom.set_vcpu_thread(0);
-            let probes = Probes::from_env();
-            vcpu.prepare_thread()?;
-            seccomp::confine(ThreadKind::Vcpu);
-            vcpu.run(&*dom, &probes)
-        });
-        let r = vcpu_thread.join();
-        // The vCPU returns once the domain has shut down, or on a KVM error
-        // or a panic: then the domain counts as crashed (the first reason
-        // wins). Either way this also stops the timer thread.
-        dom.shutdown(ShutdownReason::Crash);
-        r.unwrap_or(Ok(()))
+        let dom = &dom;
+        let mut threads = Vec::new();
+        for (id, mut vcpu) in vcpus.into_iter().enumerate() {
+            s.spawn(move || {
+                seccomp::confine(ThreadKind::Timer);
+                dom.run_timer(id);
+            });
+            threads.push(s.spawn(move || {
+                dom.set_vcpu_thread(id);
+                // The boot benchmark's probes watch vCPU 0 alone.
+                let probes = if id == 0 { Probes::from_env() } else { Probes::default() };
+                vcpu.prepare_thread()?;
+                seccomp::confine(ThreadKind::Vcpu);
+                let r = run_vcpu(dom, id, &mut vcpu, &probes);
+                if r.is_err() {
+                    dom.shutdown(ShutdownReason::Crash);
+                }
+                r
+            }));
+        }
+        let mut result = Ok(());
+        for t in threads {
+            // A vCPU thread returns once the domain has shut down, or on a
+            // KVM error or a panic: then the domain counts as crashed (the
+            // first reason wins), which also stops the others.
+            let r = t.join().unwrap_or(Ok(()));
+            dom.shutdown(ShutdownReason::Crash);
+            result = result.and(r);
+        }
+        result
     });
     console.flush(&dom);
     vifs.stop();
@@ -365,6 +389,19 @@ fn boot(
     opts.stopper.set_current(None);
     result?;
     Ok(dom.shutdown_reason().unwrap_or(ShutdownReason::Crash))
+}
+
+/// One vCPU's thread: runs it while it is up, waits while it is down
+/// (loading the context VCPUOP_initialise gave before it first runs),
+/// until the domain stops.
+fn run_vcpu(dom: &Domain, id: usize, vcpu: &mut Vcpu, probes: &Probes) -> Result<(), crate::vstate::vcpu::VcpuError> {
+    while let Some(start) = dom.wait_until_up(id) {
+        if let Some(start) = start {
+            vcpu.set_long_mode_start(&start)?;
+        }
+        vcpu.run(dom, probes)?;
+    }
+    Ok(())
 }
 
 // --- xenstore: the control plane a domain is introduced to ---
@@ -417,6 +454,7 @@ impl XenstoreLink {
             target_kib: cfg.memory_mib * 1024,
             max_kib: cfg.maxmem_mib * 1024,
             vcpus: cfg.vcpus,
+            max_vcpus: cfg.max_vcpus,
             store_port,
             store_pfn: loader::XENSTORE_RING >> 12,
             console_port,

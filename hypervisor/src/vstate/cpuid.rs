@@ -60,6 +60,8 @@ pub fn build(supported: &CpuId, xen: &XenLeaves) -> CpuId {
     for e in &mut entries {
         match e.function {
             1 => {
+                // The initial APIC ID, as Xen numbers HVM vCPUs (2 x id).
+                e.ebx = (e.ebx & 0x00ff_ffff) | ((xen.vcpu_id * 2) << 24);
                 e.ecx &= !ECX_HIDDEN;
                 e.ecx |= 1 << 31; // running under a hypervisor
                 e.edx &= !EDX_HIDDEN;
@@ -128,6 +130,10 @@ mod tests {
         let e = |f: u32| *out.as_slice().iter().find(|e| e.function == f).unwrap();
         assert_eq!(e(1).ecx & (1 << 23), 0, "popcnt hidden");
         assert_eq!(e(1).ecx & (1 << 31), 1 << 31, "hypervisor bit set");
+        assert_eq!(e(1).ebx >> 24, 0, "vCPU 0's APIC ID");
+        let v3 = build(&supported, &XenLeaves { vcpu_id: 3, ..x });
+        let v3_leaf1 = v3.as_slice().iter().find(|e| e.function == 1).unwrap();
+        assert_eq!(v3_leaf1.ebx >> 24, 6, "APIC IDs are 2 x the vCPU id, as Xen's");
         let sig = e(0x4000_0000);
         assert_eq!([sig.ebx, sig.ecx, sig.edx], [xc::SIGNATURE_EBX, xc::SIGNATURE_ECX, xc::SIGNATURE_EDX]);
         assert_eq!(e(0x4000_0001).eax, 0x0004_0011);

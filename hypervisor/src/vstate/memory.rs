@@ -546,6 +546,7 @@ pod!(
     xen_abi::sched::Poll,
     xen_abi::vcpu::SetSingleshotTimer,
     xen_abi::vcpu::RegisterVcpuInfo,
+    xen_abi::vcpu::VcpuHvmContext,
     xen_abi::shared_info::VcpuTimeInfo,
     xen_abi::version::FeatureInfo,
     xen_abi::grant_table::QuerySize,

@@ -146,8 +146,9 @@ pub trait ExitHandler {
     /// vCPU `vcpu` halted: block until there is work. With interrupts off
     /// nothing can wake it (Xen takes that vCPU down).
     fn halt(&self, vcpu: u32, interrupts_on: bool);
-    /// Whether the vCPU must stop (the domain shut down).
-    fn should_stop(&self) -> bool;
+    /// Whether vCPU `vcpu` must leave its run loop (the domain shut down,
+    /// or the vCPU was taken down).
+    fn should_stop(&self, vcpu: u32) -> bool;
     /// The guest cannot go on.
     fn fault(&self, fault: GuestFault);
     /// Whether single-step instruction counting (if on) should end now.
@@ -188,6 +189,27 @@ pub fn monotonic_ns() -> u64 {
     // SAFETY: clock_gettime writes the local timespec.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// Where a secondary vCPU starts in 64-bit mode (what Xen's
+/// VCPUOP_initialise with VCPU_HVM_MODE_64B sets up): these registers,
+/// flat long-mode segments, no GDT or IDT yet.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LongModeStart {
+    /// rax, rcx, rdx, rbx, rsp, rbp, rsi, rdi.
+    pub gprs: [u64; 8],
+    /// rip.
+    pub rip: u64,
+    /// rflags.
+    pub rflags: u64,
+    /// cr0 (PE and PG set).
+    pub cr0: u64,
+    /// cr3.
+    pub cr3: u64,
+    /// cr4 (PAE set).
+    pub cr4: u64,
+    /// EFER (LME set; LMA follows).
+    pub efer: u64,
 }
 
 /// A vCPU ready to run.
@@ -263,6 +285,48 @@ impl Vcpu {
         Ok(())
     }
 
+    /// Sets a 64-bit start (a secondary vCPU brought up by the guest): the
+    /// segments Xen's `arch_set_info_hvm_guest` gives VCPU_HVM_MODE_64B
+    /// (code 0xa9b, data 0xc93, a busy 64-bit TSS) and `start`'s registers.
+    pub fn set_long_mode_start(&mut self, start: &LongModeStart) -> Result<(), VcpuError> {
+        let mut sregs = self.fd.get_sregs().map_err(kvm("KVM_GET_SREGS"))?;
+        let code = kvm_segment {
+            base: 0,
+            limit: 0xffff_ffff,
+            selector: 0x08,
+            type_: 0xb,
+            present: 1,
+            dpl: 0,
+            db: 0,
+            s: 1,
+            l: 1,
+            g: 1,
+            avl: 0,
+            unusable: 0,
+            padding: 0,
+        };
+        let data = kvm_segment { selector: 0x10, type_: 0x3, l: 0, db: 1, ..code };
+        sregs.cs = code;
+        sregs.ds = data;
+        sregs.es = data;
+        sregs.fs = data;
+        sregs.gs = data;
+        sregs.ss = data;
+        sregs.tr = kvm_segment { selector: 0x18, type_: 0xb, s: 0, l: 0, db: 0, g: 0, limit: 0x67, ..code };
+        sregs.gdt = kvm_bindings::kvm_dtable::default();
+        sregs.idt = kvm_bindings::kvm_dtable::default();
+        sregs.cr0 = start.cr0;
+        sregs.cr3 = start.cr3;
+        sregs.cr4 = start.cr4;
+        sregs.efer = start.efer | EFER_LMA;
+        self.fd.set_sregs(&sregs).map_err(kvm("KVM_SET_SREGS"))?;
+        let [rax, rcx, rdx, rbx, rsp, rbp, rsi, rdi] = start.gprs;
+        let regs = kvm_regs { rax, rcx, rdx, rbx, rsp, rbp, rsi, rdi, rip: start.rip, rflags: start.rflags | 0x2, ..Default::default() };
+        self.fd.set_regs(&regs).map_err(kvm("KVM_SET_REGS"))?;
+        self.long_mode = true;
+        Ok(())
+    }
+
     /// Prepares the calling thread to run this vCPU (the kick signal's
     /// handler and KVM's signal mask), before the thread is confined.
     pub fn prepare_thread(&mut self) -> Result<(), VcpuError> {
@@ -287,14 +351,14 @@ impl Vcpu {
         }
         loop {
             if let Some(n) = counted {
-                let stopping = handler.should_stop();
+                let stopping = handler.should_stop(self.id);
                 if stopping || (!probes.count_until_stop && handler.counting_done()) {
                     self.single_step(false)?;
                     eprintln!("xenolith-bench: instructions-before-output={n}");
                     counted = None;
                 }
             }
-            if handler.should_stop() {
+            if handler.should_stop(self.id) {
                 return Ok(());
             }
             self.inject(handler)?;

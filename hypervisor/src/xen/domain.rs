@@ -17,7 +17,7 @@ use super::sink::{EventSink, SinkId, SinkRegistry};
 use super::time::Clock;
 use crate::vstate::kvm_ext;
 use crate::vstate::memory::GuestRam;
-use crate::vstate::vcpu::{Cpu, ExitHandler, GuestFault};
+use crate::vstate::vcpu::{Cpu, ExitHandler, GuestFault, LongModeStart};
 
 /// Why a domain stopped (SHUTDOWN_* plus hypervisor-detected crashes).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -64,10 +64,6 @@ impl ShutdownReason {
     }
 }
 
-/// The vCPU every event channel notifies: ports are bound to vCPU 0
-/// (EVTCHNOP_bind_vcpu to another is refused while there is one vCPU).
-pub const NOTIFY_VCPU: usize = 0;
-
 /// One vCPU's Xen state (Xen's `struct vcpu`), under the domain's lock.
 #[derive(Clone, Debug, Default)]
 pub struct VcpuState {
@@ -77,6 +73,12 @@ pub struct VcpuState {
     pub timer: Option<u64>,
     /// Blocked in `halt` (HLT, SCHEDOP_block, SCHEDOP_poll).
     pub halted: bool,
+    /// Given a context (vCPU 0 by the builder, others by VCPUOP_initialise).
+    pub initialised: bool,
+    /// Running (not `_VPF_down`): vCPU 0 from the start, others after VCPUOP_up.
+    pub up: bool,
+    /// The context VCPUOP_initialise gave, until the vCPU's thread loads it.
+    pub start: Option<LongModeStart>,
 }
 
 /// The Xen state of a domain that hypercalls change; one lock guards it.
@@ -163,7 +165,13 @@ pub struct Domain {
 impl Domain {
     /// A domain with one vCPU and nothing mapped yet.
     pub fn new(info: DomainInfo, ram: Arc<GuestRam>, clock: Clock) -> Self {
-        const VCPUS: usize = 1;
+        Self::with_vcpus(info, ram, clock, 1)
+    }
+
+    /// A domain with `vcpus` vCPUs (at least one): vCPU 0 up, the others
+    /// down until the guest initialises them and brings them up.
+    pub fn with_vcpus(info: DomainInfo, ram: Arc<GuestRam>, clock: Clock, vcpus: usize) -> Self {
+        let vcpus = vcpus.max(1);
         let domid = info.domid;
         let max_gfn = info.memmap.iter().map(|e| (e.addr + e.size) >> 12).max().unwrap_or(1).saturating_sub(1);
         let physmap = super::physmap::Physmap::new(ram.clone(), info.pages, info.max_pages, max_gfn);
@@ -179,11 +187,11 @@ impl Domain {
                 shared_info: None,
                 callback_vector: None,
                 params: [0; NR_PARAMS as usize],
-                evtchn: EventChannels::new(domid),
-                vcpus: vec![VcpuState::default(); VCPUS],
+                evtchn: EventChannels::with_vcpus(domid, vcpus),
+                vcpus: (0..vcpus).map(|v| VcpuState { initialised: v == 0, up: v == 0, ..Default::default() }).collect(),
                 shutdown: None,
             }),
-            signals: (0..VCPUS).map(|_| VcpuSignals::default()).collect(),
+            signals: (0..vcpus).map(|_| VcpuSignals::default()).collect(),
             stopped: AtomicBool::new(false),
             logged: Mutex::new(HashSet::new()),
             sinks: SinkRegistry::default(),
@@ -268,9 +276,13 @@ impl Domain {
         }
     }
 
-    /// Raises `port` with the state lock already held.
+    /// Raises `port` with the state lock already held, for the vCPU the
+    /// port notifies.
     pub fn raise_locked(&self, st: &State, port: u32) {
-        let vcpu = NOTIFY_VCPU;
+        let vcpu = st.evtchn.notify_vcpu(port);
+        if vcpu >= self.signals.len() {
+            return;
+        }
         if let Some(events) = st.events(vcpu) {
             if events.set_pending(&self.ram, port) {
                 self.wake_vcpu(st, vcpu);
@@ -365,6 +377,66 @@ impl Domain {
         st.vcpus[vcpu].halted = false;
     }
 
+    /// VCPUOP_initialise: vCPU `vcpu` starts at `start` when brought up.
+    /// EEXIST if it already has a context (as Xen's `is_initialised`).
+    pub fn initialise_vcpu(&self, vcpu: usize, start: LongModeStart) -> Result<(), i64> {
+        let mut st = self.state();
+        let v = st.vcpus.get_mut(vcpu).ok_or(xen_abi::errno::ENOENT)?;
+        if v.initialised {
+            return Err(xen_abi::errno::EEXIST);
+        }
+        v.initialised = true;
+        v.start = Some(start);
+        Ok(())
+    }
+
+    /// VCPUOP_up: EINVAL before VCPUOP_initialise; its thread then runs it.
+    pub fn vcpu_up(&self, vcpu: usize) -> Result<(), i64> {
+        let mut st = self.state();
+        let v = st.vcpus.get_mut(vcpu).ok_or(xen_abi::errno::ENOENT)?;
+        if !v.initialised {
+            return Err(xen_abi::errno::EINVAL);
+        }
+        v.up = true;
+        self.signals[vcpu].wake.notify_all();
+        Ok(())
+    }
+
+    /// VCPUOP_down (and a halt with interrupts off): vCPU `vcpu` leaves
+    /// KVM_RUN and waits to be brought up again, keeping its registers.
+    /// Returns how many vCPUs are still up.
+    pub fn vcpu_down(&self, vcpu: usize) -> usize {
+        let mut st = self.state();
+        if let Some(v) = st.vcpus.get_mut(vcpu) {
+            v.up = false;
+        }
+        if let Some(&t) = self.signals.get(vcpu).and_then(|s| s.thread.get()) {
+            kvm_ext::kick(t);
+        }
+        st.vcpus.iter().filter(|v| v.up).count()
+    }
+
+    /// Whether vCPU `vcpu` is up (VCPUOP_is_up).
+    pub fn vcpu_is_up(&self, vcpu: usize) -> bool {
+        self.state().vcpus.get(vcpu).is_some_and(|v| v.up)
+    }
+
+    /// Blocks vCPU `vcpu`'s thread until the vCPU is up; returns the
+    /// context to load first, if VCPUOP_initialise gave a new one, or
+    /// `None` once the domain has stopped.
+    pub fn wait_until_up(&self, vcpu: usize) -> Option<Option<LongModeStart>> {
+        let mut st = self.state();
+        loop {
+            if self.is_stopped() {
+                return None;
+            }
+            if st.vcpus[vcpu].up {
+                return Some(st.vcpus[vcpu].start.take());
+            }
+            st = self.signals[vcpu].wake.wait(st).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
     /// Whether vCPU `vcpu` has an upcall pending.
     pub fn upcall_pending(&self, st: &State, vcpu: usize) -> bool {
         st.events(vcpu).is_some_and(|e| e.upcall_pending(&self.ram))
@@ -379,7 +451,7 @@ impl Domain {
             match st.vcpus[vcpu].timer {
                 Some(deadline) if self.clock.now_ns() >= deadline => {
                     st.vcpus[vcpu].timer = None;
-                    if let Some(port) = st.evtchn.virq_port(VIRQ_TIMER) {
+                    if let Some(port) = st.evtchn.virq_port(VIRQ_TIMER, vcpu) {
                         self.raise_locked(&st, port);
                     }
                 }
@@ -496,16 +568,18 @@ impl ExitHandler for Domain {
         if !interrupts_on {
             // Xen's hvm_hlt: with interrupts off nothing can wake the vCPU, so it
             // goes down, and a domain with no vCPU up powers off.
-            log::info!("domain {}: vCPU halted with interrupts disabled; powering off, as Xen does", self.info.domid);
-            self.shutdown(ShutdownReason::Poweroff);
+            if self.vcpu_down(vcpu as usize) == 0 {
+                log::info!("domain {}: every vCPU halted with interrupts disabled; powering off, as Xen does", self.info.domid);
+                self.shutdown(ShutdownReason::Poweroff);
+            }
             return;
         }
         let vcpu = vcpu as usize;
         self.block(vcpu, None, |st| self.upcall_pending(st, vcpu));
     }
 
-    fn should_stop(&self) -> bool {
-        self.is_stopped()
+    fn should_stop(&self, vcpu: u32) -> bool {
+        self.is_stopped() || !self.vcpu_is_up(vcpu as usize)
     }
 
     fn counting_done(&self) -> bool {

@@ -54,27 +54,61 @@ pub struct EventChannels {
     /// The domain these ports belong to.
     owner: u16,
     ports: Vec<PortState>,
-    virqs: [u32; NR_VIRQS as usize],
+    /// The vCPU each port notifies (Xen's `notify_vcpu_id`).
+    notify: Vec<u32>,
+    /// Per vCPU, the port bound to each VIRQ (0: none).
+    virqs: Vec<[u32; NR_VIRQS as usize]>,
     /// Ports below this are valid (Xen's `valid_evtchns`).
     valid: u32,
 }
 
+/// Whether `virq` is bound per vCPU (Xen's `virq_is_global` is false for
+/// these): the others are bound on vCPU 0 and can be moved.
+fn virq_is_per_vcpu(virq: u32) -> bool {
+    matches!(virq, VIRQ_TIMER | VIRQ_DEBUG | VIRQ_XENOPROF)
+}
+
 impl EventChannels {
-    /// An empty table for domain `owner` (port 0 is reserved, never allocated).
+    /// An empty table for domain `owner` with one vCPU (port 0 is
+    /// reserved, never allocated).
     pub fn new(owner: u16) -> Self {
+        Self::with_vcpus(owner, 1)
+    }
+
+    /// An empty table for domain `owner` with `vcpus` vCPUs.
+    pub fn with_vcpus(owner: u16, vcpus: usize) -> Self {
         EventChannels {
             owner,
             ports: vec![PortState::Free; MAX_PORTS as usize],
-            virqs: [0; NR_VIRQS as usize],
+            notify: vec![0; MAX_PORTS as usize],
+            virqs: vec![[0; NR_VIRQS as usize]; vcpus.max(1)],
             valid: PORTS_PER_BUCKET,
         }
     }
 
     fn alloc(&mut self, state: PortState) -> Result<u32, i64> {
+        self.alloc_for(state, 0)
+    }
+
+    fn alloc_for(&mut self, state: PortState, vcpu: u32) -> Result<u32, i64> {
         let port = (1..MAX_PORTS).find(|&p| self.ports[p as usize] == PortState::Free).ok_or(ENOSPC)?;
         self.ports[port as usize] = state;
+        self.notify[port as usize] = vcpu;
         self.valid = self.valid.max((port / PORTS_PER_BUCKET + 1) * PORTS_PER_BUCKET).min(MAX_PORTS);
         Ok(port)
+    }
+
+    fn check_vcpu(&self, vcpu: u32) -> Result<(), i64> {
+        if (vcpu as usize) < self.virqs.len() {
+            Ok(())
+        } else {
+            Err(ENOENT)
+        }
+    }
+
+    /// The vCPU `port` notifies.
+    pub fn notify_vcpu(&self, port: u32) -> usize {
+        self.notify.get(port as usize).copied().unwrap_or(0) as usize
     }
 
     /// The state of `port`, if it is valid (port 0, reserved, reads as free).
@@ -117,33 +151,47 @@ impl EventChannels {
         self.alloc(PortState::Unbound { remote_dom })
     }
 
-    /// EVTCHNOP_bind_virq for vCPU 0.
+    /// EVTCHNOP_bind_virq: a per-vCPU VIRQ (the timer) on any vCPU, a
+    /// global one on vCPU 0 (as Xen: EINVAL elsewhere).
     pub fn bind_virq(&mut self, virq: u32, vcpu: u32) -> Result<u32, i64> {
         if virq >= NR_VIRQS {
             return Err(EINVAL);
         }
-        if vcpu != 0 {
-            return Err(ENOENT);
+        self.check_vcpu(vcpu)?;
+        if vcpu != 0 && !virq_is_per_vcpu(virq) {
+            return Err(EINVAL);
         }
-        if self.virqs[virq as usize] != 0 {
+        if self.virqs[vcpu as usize][virq as usize] != 0 {
             return Err(EEXIST);
         }
-        let port = self.alloc(PortState::Virq { virq })?;
-        self.virqs[virq as usize] = port;
+        let port = self.alloc_for(PortState::Virq { virq }, vcpu)?;
+        self.virqs[vcpu as usize][virq as usize] = port;
         Ok(port)
     }
 
-    /// EVTCHNOP_bind_ipi.
+    /// EVTCHNOP_bind_ipi: a port that notifies `vcpu`.
     pub fn bind_ipi(&mut self, vcpu: u32) -> Result<u32, i64> {
-        if vcpu != 0 {
-            return Err(ENOENT);
-        }
-        self.alloc(PortState::Ipi)
+        self.check_vcpu(vcpu)?;
+        self.alloc_for(PortState::Ipi, vcpu)
     }
 
-    /// The port bound to `virq`, if any.
-    pub fn virq_port(&self, virq: u32) -> Option<u32> {
-        self.virqs.get(virq as usize).copied().filter(|&p| p != 0)
+    /// EVTCHNOP_bind_vcpu: `port` notifies `vcpu` from now on. As in Xen,
+    /// IPIs and per-vCPU VIRQs stay where they were bound (EINVAL).
+    pub fn bind_vcpu(&mut self, port: u32, vcpu: u32) -> Result<(), i64> {
+        self.check_vcpu(vcpu)?;
+        match self.state(port).ok_or(EINVAL)? {
+            PortState::Free | PortState::Ipi => Err(EINVAL),
+            PortState::Virq { virq } if virq_is_per_vcpu(virq) => Err(EINVAL),
+            _ => {
+                self.notify[port as usize] = vcpu;
+                Ok(())
+            }
+        }
+    }
+
+    /// The port bound to `virq` on `vcpu`, if any.
+    pub fn virq_port(&self, virq: u32, vcpu: usize) -> Option<u32> {
+        self.virqs.get(vcpu)?.get(virq as usize).copied().filter(|&p| p != 0)
     }
 
     /// The backend in domain 0 closes its end of `port` (Linux's
@@ -190,19 +238,25 @@ impl EventChannels {
         let state = self.state(port).ok_or(EINVAL)?;
         match state {
             PortState::Free => return Err(EINVAL),
-            PortState::Virq { virq } => self.virqs[virq as usize] = 0,
+            PortState::Virq { virq } => {
+                let vcpu = self.notify[port as usize] as usize;
+                if let Some(slot) = self.virqs.get_mut(vcpu).and_then(|v| v.get_mut(virq as usize)) {
+                    *slot = 0;
+                }
+            }
             // As in Xen, the other end falls back to waiting for a partner.
             PortState::Loopback { peer } => self.ports[peer as usize] = PortState::Unbound { remote_dom: self.owner },
             _ => {}
         }
         self.ports[port as usize] = PortState::Free;
+        self.notify[port as usize] = 0;
         Ok(())
     }
 
     /// EVTCHNOP_status.
     pub fn status(&self, port: u32) -> Result<Status, i64> {
         let state = self.state(port).ok_or(EINVAL)?;
-        let mut st = Status { port, ..Default::default() };
+        let mut st = Status { port, vcpu: self.notify[port as usize], ..Default::default() };
         match state {
             PortState::Free => st.status = EVTCHNSTAT_CLOSED,
             PortState::Unbound { remote_dom } => {
@@ -328,7 +382,7 @@ mod tests {
         let mut e = EventChannels::new(1);
         let p = e.bind_virq(VIRQ_TIMER, 0).unwrap();
         assert_eq!(e.bind_virq(VIRQ_TIMER, 0), Err(EEXIST));
-        assert_eq!(e.virq_port(VIRQ_TIMER), Some(p));
+        assert_eq!(e.virq_port(VIRQ_TIMER, 0), Some(p));
         assert_eq!(e.status(p).unwrap().status, EVTCHNSTAT_VIRQ);
         e.close(p).unwrap();
         assert_eq!(e.close(p), Err(EINVAL));
@@ -349,6 +403,35 @@ mod tests {
         assert_eq!(e.bind_virq(NR_VIRQS, 0), Err(EINVAL));
         let u = e.alloc_unbound(0).unwrap();
         assert_eq!(e.status(u).unwrap().status, EVTCHNSTAT_UNBOUND);
+    }
+
+    #[test]
+    fn ports_notify_the_vcpu_they_are_bound_to() {
+        let mut e = EventChannels::with_vcpus(1, 2);
+        let t0 = e.bind_virq(VIRQ_TIMER, 0).unwrap();
+        let t1 = e.bind_virq(VIRQ_TIMER, 1).unwrap();
+        assert_eq!((e.virq_port(VIRQ_TIMER, 0), e.virq_port(VIRQ_TIMER, 1)), (Some(t0), Some(t1)));
+        assert_eq!((e.notify_vcpu(t0), e.notify_vcpu(t1)), (0, 1));
+        assert_eq!(e.status(t1).unwrap().vcpu, 1);
+        assert_eq!(e.bind_virq(VIRQ_TIMER, 2), Err(ENOENT), "no vCPU 2");
+        assert_eq!(e.bind_virq(VIRQ_DOM_EXC, 1), Err(EINVAL), "a global VIRQ is bound on vCPU 0");
+        let ipi = e.bind_ipi(1).unwrap();
+        assert_eq!(e.notify_vcpu(ipi), 1);
+        assert_eq!(e.bind_ipi(2), Err(ENOENT));
+        // EVTCHNOP_bind_vcpu moves other ports, not IPIs or per-vCPU VIRQs.
+        let u = e.alloc_unbound(0).unwrap();
+        e.bind_vcpu(u, 1).unwrap();
+        assert_eq!(e.notify_vcpu(u), 1);
+        assert_eq!(e.bind_vcpu(u, 2), Err(ENOENT));
+        assert_eq!(e.bind_vcpu(ipi, 0), Err(EINVAL));
+        assert_eq!(e.bind_vcpu(t1, 0), Err(EINVAL));
+        assert_eq!(e.bind_vcpu(MAX_PORTS + 1, 0), Err(EINVAL));
+        // Closing vCPU 1's timer frees its VIRQ slot, not vCPU 0's; a port
+        // allocated again notifies vCPU 0.
+        e.close(t1).unwrap();
+        assert_eq!((e.virq_port(VIRQ_TIMER, 0), e.virq_port(VIRQ_TIMER, 1)), (Some(t0), None));
+        let again = e.alloc_unbound(0).unwrap();
+        assert_eq!((again, e.notify_vcpu(again)), (t1, 0));
     }
 
     #[test]
@@ -391,7 +474,7 @@ mod tests {
         assert_eq!(open, want);
         assert!((1..PORTS_PER_BUCKET).all(|p| e.state(p) == Some(PortState::Free)));
         assert!(!e.is_bound_to(console, con), "the console can no longer raise it");
-        assert_eq!(e.virq_port(VIRQ_TIMER), None);
+        assert_eq!(e.virq_port(VIRQ_TIMER, 0), None);
         assert_eq!(e.bind_virq(VIRQ_TIMER, 0), Ok(1), "VIRQ_TIMER binds again, on the lowest free port");
         assert!(!e.is_bound_to(1, con), "a reused port number is not the console's");
         assert_eq!(e.reset(), vec![1]);

@@ -5,9 +5,10 @@
 use xen_abi::errno::*;
 use xen_abi::{event_channel as ev, hvm, hypercall as hc, memory, sched, vcpu, version, DOMID_SELF};
 
-use super::domain::{Domain, ShutdownReason, NOTIFY_VCPU};
+use super::domain::{Domain, ShutdownReason};
 use super::evtchn::PortState;
 use super::guest_access::GuestView;
+use crate::vstate::vcpu::LongModeStart;
 use super::physmap::XenPage;
 
 /// The hypercall's arguments, from the registers of the calling ABI.
@@ -385,7 +386,8 @@ fn event_channel_op(dom: &Domain, g: &GuestView<'_, '_>, a: &Args) -> HcResult {
             let port: u32 = g.read_obj(arg)?;
             let mut st = dom.state();
             st.evtchn.close(port)?;
-            if let Some(events) = st.events(NOTIFY_VCPU) {
+            // The pending bitmap is in shared info: any vCPU's view has it.
+            if let Some(events) = st.events(0) {
                 events.clear_pending(&dom.ram, port);
             }
             Ok(0)
@@ -401,7 +403,7 @@ fn event_channel_op(dom: &Domain, g: &GuestView<'_, '_>, a: &Args) -> HcResult {
             }
             let mut st = dom.state();
             let closed = st.evtchn.reset();
-            if let Some(events) = st.events(NOTIFY_VCPU) {
+            if let Some(events) = st.events(0) {
                 for &port in &closed {
                     events.clear_pending(&dom.ram, port);
                 }
@@ -422,19 +424,18 @@ fn event_channel_op(dom: &Domain, g: &GuestView<'_, '_>, a: &Args) -> HcResult {
             let port: u32 = g.read_obj(arg)?;
             let st = dom.state();
             st.evtchn.state(port).ok_or(EINVAL)?;
-            if let Some(events) = st.events(NOTIFY_VCPU) {
+            let vcpu = st.evtchn.notify_vcpu(port);
+            if let Some(events) = st.events(vcpu) {
                 if events.unmask(&dom.ram, port) {
-                    dom.wake_vcpu(&st, NOTIFY_VCPU);
+                    dom.wake_vcpu(&st, vcpu);
                 }
             }
             Ok(0)
         }
         ev::EVTCHNOP_BIND_VCPU => {
+            // struct evtchn_bind_vcpu { port; vcpu; }
             let x: [u32; 2] = [g.read_obj(arg)?, g.read_obj_at(arg, 4)?];
-            if x[1] != 0 {
-                return Err(ENOENT);
-            }
-            dom.state().evtchn.state(x[0]).ok_or(EINVAL)?;
+            dom.state().evtchn.bind_vcpu(x[0], x[1])?;
             Ok(0)
         }
         _ => Err(ENOSYS),
@@ -512,7 +513,23 @@ fn vcpu_op(dom: &Domain, g: &GuestView<'_, '_>, a: &Args) -> HcResult {
     }
     let vcpu = vcpu_id as usize;
     match cmd {
-        vcpu::VCPUOP_IS_UP => Ok(1),
+        vcpu::VCPUOP_IS_UP => Ok(i64::from(dom.vcpu_is_up(vcpu))),
+        vcpu::VCPUOP_INITIALISE => {
+            let ctx: vcpu::VcpuHvmContext = g.read_obj(arg)?;
+            dom.initialise_vcpu(vcpu, long_mode_start(&ctx)?)?;
+            Ok(0)
+        }
+        vcpu::VCPUOP_UP => {
+            dom.vcpu_up(vcpu)?;
+            Ok(0)
+        }
+        vcpu::VCPUOP_DOWN => {
+            // As Xen's do_vcpu_op: the last vCPU going down powers off.
+            if dom.vcpu_down(vcpu) == 0 {
+                dom.shutdown(ShutdownReason::Poweroff);
+            }
+            Ok(0)
+        }
         vcpu::VCPUOP_SET_SINGLESHOT_TIMER => {
             let t: vcpu::SetSingleshotTimer = g.read_obj(arg)?;
             // Xen ignores VCPU_SSHOTTMR_future (xen commit 19c6cbd909): a
@@ -554,6 +571,29 @@ fn vcpu_op(dom: &Domain, g: &GuestView<'_, '_>, a: &Args) -> HcResult {
         }
         _ => Err(ENOSYS),
     }
+}
+
+/// A VCPUOP_initialise context as a 64-bit start, checked as Xen's
+/// `arch_set_info_hvm_guest` checks VCPU_HVM_MODE_64B: paging and PAE on,
+/// EFER.LME set, a canonical RIP. The 32-bit mode is not offered (EINVAL).
+fn long_mode_start(ctx: &vcpu::VcpuHvmContext) -> Result<LongModeStart, i64> {
+    const CR0_PE_PG: u64 = 1 | (1 << 31);
+    const CR4_PAE: u64 = 1 << 5;
+    const EFER_LME: u64 = 1 << 8;
+    let r = &ctx.x86_64;
+    let canonical = (r.rip as i64) >> 47 == 0 || (r.rip as i64) >> 47 == -1;
+    if ctx.mode != vcpu::VCPU_HVM_MODE_64B || r.cr0 & CR0_PE_PG != CR0_PE_PG || r.cr4 & CR4_PAE == 0 || r.efer & EFER_LME == 0 || !canonical {
+        return Err(EINVAL);
+    }
+    Ok(LongModeStart {
+        gprs: [r.rax, r.rcx, r.rdx, r.rbx, r.rsp, r.rbp, r.rsi, r.rdi],
+        rip: r.rip,
+        rflags: r.rflags,
+        cr0: r.cr0,
+        cr3: r.cr3,
+        cr4: r.cr4,
+        efer: r.efer,
+    })
 }
 
 fn set_timer_op(dom: &Domain, g: &GuestView<'_, '_>, a: &Args) -> HcResult {

@@ -31,8 +31,10 @@ pub struct DomainInfo {
     pub target_kib: u64,
     /// memory/static-max, in KiB.
     pub max_kib: u64,
-    /// vCPUs (cpu/N/availability).
+    /// vCPUs online at boot (cpu/N/availability "online").
     pub vcpus: u32,
+    /// vCPUs in all (the rest are "offline").
+    pub max_vcpus: u32,
     /// The guest's xenstore event channel.
     pub store_port: u32,
     /// The xenstore ring's frame number.
@@ -109,8 +111,8 @@ pub fn create(xs: &Xenstored, d: &DomainInfo) -> Result<(), XsError> {
         t.write(&format!("{dom}/domid"), n.to_string())?;
         t.write(&format!("{dom}/store/port"), d.store_port.to_string())?;
         t.write(&format!("{dom}/store/ring-ref"), d.store_pfn.to_string())?;
-        for cpu in 0..d.vcpus {
-            t.write(&format!("{dom}/cpu/{cpu}/availability"), "online")?;
+        for cpu in 0..d.max_vcpus.max(d.vcpus) {
+            t.write(&format!("{dom}/cpu/{cpu}/availability"), if cpu < d.vcpus { "online" } else { "offline" })?;
         }
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
         t.write(&format!("{vm}/start_time"), format!("{}.{:02}", now.as_secs(), now.subsec_millis() / 10))
@@ -214,6 +216,7 @@ mod tests {
             target_kib: 65536,
             max_kib: 65536,
             vcpus: 1,
+            max_vcpus: 1,
             store_port: 2,
             store_pfn: 0xfeff4,
             console_port: 1,
