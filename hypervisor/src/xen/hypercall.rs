@@ -631,6 +631,54 @@ mod tests {
         (ram, dom)
     }
 
+    #[test]
+    fn secondary_vcpus_are_initialised_then_brought_up_as_on_xen() {
+        let (ram, one) = domain();
+        let dom = Domain::with_vcpus(DomainInfo { name: "smp".into(), ..one.info }, ram.clone(), Clock::new(1_000_000, 0), 2);
+        let op = |cmd: u32, vcpu: u64, arg: u64| call(&dom, &ram, true, hc::VCPU_OP, [cmd.into(), vcpu, arg, 0, 0]);
+        let good = vcpu::VcpuHvmContext {
+            mode: vcpu::VCPU_HVM_MODE_64B,
+            x86_64: vcpu::VcpuHvmX86_64 { rip: 0x10_0000, rsp: 0x8000, cr0: 0x8000_0011, cr3: 0x1000, cr4: 0x20, efer: 0x100, ..Default::default() },
+            ..Default::default()
+        };
+        assert_eq!((op(vcpu::VCPUOP_IS_UP, 0, 0), op(vcpu::VCPUOP_IS_UP, 1, 0)), (1, 0));
+        assert_eq!(op(vcpu::VCPUOP_UP, 1, 0), -EINVAL, "no context yet");
+        assert_eq!(op(vcpu::VCPUOP_IS_UP, 2, 0), -ENOENT);
+        // Contexts Xen refuses: paging off, no PAE, no LME, a non-canonical
+        // RIP, the 32-bit mode (not offered here), an unreadable argument.
+        for bad in [
+            vcpu::VcpuHvmX86_64 { cr0: 0x11, ..good.x86_64 },
+            vcpu::VcpuHvmX86_64 { cr4: 0, ..good.x86_64 },
+            vcpu::VcpuHvmX86_64 { efer: 0, ..good.x86_64 },
+            vcpu::VcpuHvmX86_64 { rip: 0x8000_0000_0000, ..good.x86_64 },
+        ] {
+            ram.write_obj(0x100, &vcpu::VcpuHvmContext { x86_64: bad, ..good }).unwrap();
+            assert_eq!(op(vcpu::VCPUOP_INITIALISE, 1, 0x100), -EINVAL, "{bad:?}");
+        }
+        ram.write_obj(0x100, &vcpu::VcpuHvmContext { mode: 0, ..good }).unwrap();
+        assert_eq!(op(vcpu::VCPUOP_INITIALISE, 1, 0x100), -EINVAL);
+        assert_eq!(op(vcpu::VCPUOP_INITIALISE, 1, RAM - 8), -EFAULT);
+        ram.write_obj(0x100, &good).unwrap();
+        assert_eq!(op(vcpu::VCPUOP_INITIALISE, 0, 0x100), -EEXIST, "vCPU 0 was built");
+        assert_eq!(op(vcpu::VCPUOP_INITIALISE, 1, 0x100), 0);
+        assert_eq!(op(vcpu::VCPUOP_INITIALISE, 1, 0x100), -EEXIST);
+        assert_eq!(op(vcpu::VCPUOP_UP, 1, 0), 0);
+        assert_eq!(op(vcpu::VCPUOP_IS_UP, 1, 0), 1);
+        let start = dom.wait_until_up(1).expect("running").expect("a context to load");
+        assert_eq!((start.rip, start.gprs[4], start.cr3), (0x10_0000, 0x8000, 0x1000));
+        assert_eq!(dom.wait_until_up(1), Some(None), "loaded once");
+        // Down and up again: the same registers, nothing to load.
+        assert_eq!(op(vcpu::VCPUOP_DOWN, 1, 0), 0);
+        assert!(!dom.is_stopped());
+        assert_eq!(op(vcpu::VCPUOP_UP, 1, 0), 0);
+        assert_eq!(dom.wait_until_up(1), Some(None));
+        // The last vCPU going down powers the domain off.
+        assert_eq!(op(vcpu::VCPUOP_DOWN, 1, 0), 0);
+        assert_eq!(op(vcpu::VCPUOP_DOWN, 0, 0), 0);
+        assert_eq!(dom.shutdown_reason(), Some(ShutdownReason::Poweroff));
+        assert_eq!(dom.wait_until_up(0), None);
+    }
+
     fn call(dom: &Domain, ram: &GuestRam, long_mode: bool, nr: u32, args: [u64; 5]) -> i64 {
         let mut cpu = FlatCpu { long_mode, mapped: RAM, top_page: Some(0x3000), ..Default::default() };
         let r = &mut cpu.regs;
