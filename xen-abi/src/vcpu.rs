@@ -65,7 +65,7 @@ pub const VCPU_HVM_MODE_64B: u32 = 1;
 /// struct vcpu_hvm_x86_64: the registers a PVH/HVM vCPU starts with when
 /// VCPUOP_initialise is given `VCPU_HVM_MODE_64B`.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct VcpuHvmX86_64 {
     /// rax.
     pub rax: u64,

@@ -2,6 +2,7 @@
 //! above through [`ExitHandler`].
 
 use kvm_bindings::{kvm_regs, kvm_segment, Msrs, kvm_msr_entry};
+use xen_abi::vcpu::VcpuHvmX86_64;
 use kvm_ioctls::{SyncReg, VcpuExit, VcpuFd};
 
 use super::kvm_ext;
@@ -191,27 +192,6 @@ pub fn monotonic_ns() -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
-/// Where a secondary vCPU starts in 64-bit mode (what Xen's
-/// VCPUOP_initialise with VCPU_HVM_MODE_64B sets up): these registers,
-/// flat long-mode segments, no GDT or IDT yet.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct LongModeStart {
-    /// rax, rcx, rdx, rbx, rsp, rbp, rsi, rdi.
-    pub gprs: [u64; 8],
-    /// rip.
-    pub rip: u64,
-    /// rflags.
-    pub rflags: u64,
-    /// cr0 (PE and PG set).
-    pub cr0: u64,
-    /// cr3.
-    pub cr3: u64,
-    /// cr4 (PAE set).
-    pub cr4: u64,
-    /// EFER (LME set; LMA follows).
-    pub efer: u64,
-}
-
 /// A vCPU ready to run.
 pub struct Vcpu {
     fd: VcpuFd,
@@ -223,6 +203,35 @@ pub struct Vcpu {
 }
 
 const EFER_LMA: u64 = 1 << 10;
+
+/// Flat segments over all of memory: 32-bit protected-mode ones (the PVH
+/// entry: code 0x10, data 0x18, TSS 0x20) or long-mode ones (Xen's
+/// VCPU_HVM_MODE_64B: code 0xa9b, data 0xc93), with a busy TSS.
+fn set_flat_segments(sregs: &mut kvm_bindings::kvm_sregs, long_mode: bool) {
+    let code = kvm_segment {
+        base: 0,
+        limit: 0xffff_ffff,
+        selector: if long_mode { 0x08 } else { 0x10 },
+        type_: 0xb, // execute/read, accessed
+        present: 1,
+        dpl: 0,
+        db: u8::from(!long_mode),
+        s: 1,
+        l: u8::from(long_mode),
+        g: 1,
+        avl: 0,
+        unusable: 0,
+        padding: 0,
+    };
+    let data = kvm_segment { selector: code.selector + 8, type_: 0x3, db: 1, l: 0, ..code };
+    sregs.cs = code;
+    sregs.ds = data;
+    sregs.es = data;
+    sregs.fs = data;
+    sregs.gs = data;
+    sregs.ss = data;
+    sregs.tr = kvm_segment { selector: code.selector + 16, type_: 0xb, s: 0, l: 0, db: 0, g: 0, limit: 0x67, ..code };
+}
 
 impl Vcpu {
     /// Wraps vCPU `id`, created as `fd`.
@@ -252,29 +261,7 @@ impl Vcpu {
     /// paging off, flat segments, EBX = start info, at `entry`.
     pub fn set_pvh_entry(&mut self, entry: u32, start_info: u32) -> Result<(), VcpuError> {
         let mut sregs = self.fd.get_sregs().map_err(kvm("KVM_GET_SREGS"))?;
-        let code = kvm_segment {
-            base: 0,
-            limit: 0xffff_ffff,
-            selector: 0x10,
-            type_: 0xb, // execute/read, accessed
-            present: 1,
-            dpl: 0,
-            db: 1,
-            s: 1,
-            l: 0,
-            g: 1,
-            avl: 0,
-            unusable: 0,
-            padding: 0,
-        };
-        let data = kvm_segment { selector: 0x18, type_: 0x3, ..code };
-        sregs.cs = code;
-        sregs.ds = data;
-        sregs.es = data;
-        sregs.fs = data;
-        sregs.gs = data;
-        sregs.ss = data;
-        sregs.tr = kvm_segment { selector: 0x20, type_: 0xb, s: 0, db: 0, g: 0, limit: 0x67, ..code };
+        set_flat_segments(&mut sregs, false);
         sregs.cr0 = 0x11; // PE | ET
         sregs.cr4 = 0;
         sregs.efer = 0;
@@ -285,34 +272,13 @@ impl Vcpu {
         Ok(())
     }
 
-    /// Sets a 64-bit start (a secondary vCPU brought up by the guest): the
-    /// segments Xen's `arch_set_info_hvm_guest` gives VCPU_HVM_MODE_64B
-    /// (code 0xa9b, data 0xc93, a busy 64-bit TSS) and `start`'s registers.
-    pub fn set_long_mode_start(&mut self, start: &LongModeStart) -> Result<(), VcpuError> {
+    /// Sets a 64-bit start (a secondary vCPU the guest brought up with
+    /// VCPUOP_initialise, VCPU_HVM_MODE_64B): flat long-mode segments as
+    /// Xen's `arch_set_info_hvm_guest` sets them, no GDT or IDT, and
+    /// `start`'s registers.
+    pub fn set_long_mode_start(&mut self, start: &VcpuHvmX86_64) -> Result<(), VcpuError> {
         let mut sregs = self.fd.get_sregs().map_err(kvm("KVM_GET_SREGS"))?;
-        let code = kvm_segment {
-            base: 0,
-            limit: 0xffff_ffff,
-            selector: 0x08,
-            type_: 0xb,
-            present: 1,
-            dpl: 0,
-            db: 0,
-            s: 1,
-            l: 1,
-            g: 1,
-            avl: 0,
-            unusable: 0,
-            padding: 0,
-        };
-        let data = kvm_segment { selector: 0x10, type_: 0x3, l: 0, db: 1, ..code };
-        sregs.cs = code;
-        sregs.ds = data;
-        sregs.es = data;
-        sregs.fs = data;
-        sregs.gs = data;
-        sregs.ss = data;
-        sregs.tr = kvm_segment { selector: 0x18, type_: 0xb, s: 0, l: 0, db: 0, g: 0, limit: 0x67, ..code };
+        set_flat_segments(&mut sregs, true);
         sregs.gdt = kvm_bindings::kvm_dtable::default();
         sregs.idt = kvm_bindings::kvm_dtable::default();
         sregs.cr0 = start.cr0;
@@ -320,8 +286,20 @@ impl Vcpu {
         sregs.cr4 = start.cr4;
         sregs.efer = start.efer | EFER_LMA;
         self.fd.set_sregs(&sregs).map_err(kvm("KVM_SET_SREGS"))?;
-        let [rax, rcx, rdx, rbx, rsp, rbp, rsi, rdi] = start.gprs;
-        let regs = kvm_regs { rax, rcx, rdx, rbx, rsp, rbp, rsi, rdi, rip: start.rip, rflags: start.rflags | 0x2, ..Default::default() };
+        let r = start;
+        let regs = kvm_regs {
+            rax: r.rax,
+            rcx: r.rcx,
+            rdx: r.rdx,
+            rbx: r.rbx,
+            rsp: r.rsp,
+            rbp: r.rbp,
+            rsi: r.rsi,
+            rdi: r.rdi,
+            rip: r.rip,
+            rflags: r.rflags | 0x2,
+            ..Default::default()
+        };
         self.fd.set_regs(&regs).map_err(kvm("KVM_SET_REGS"))?;
         self.long_mode = true;
         Ok(())

@@ -17,7 +17,8 @@ use super::sink::{EventSink, SinkId, SinkRegistry};
 use super::time::Clock;
 use crate::vstate::kvm_ext;
 use crate::vstate::memory::GuestRam;
-use crate::vstate::vcpu::{Cpu, ExitHandler, GuestFault, LongModeStart};
+use crate::vstate::vcpu::{Cpu, ExitHandler, GuestFault};
+use xen_abi::vcpu::VcpuHvmX86_64;
 
 /// Why a domain stopped (SHUTDOWN_* plus hypervisor-detected crashes).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -78,7 +79,7 @@ pub struct VcpuState {
     /// Running (not `_VPF_down`): vCPU 0 from the start, others after VCPUOP_up.
     pub up: bool,
     /// The context VCPUOP_initialise gave, until the vCPU's thread loads it.
-    pub start: Option<LongModeStart>,
+    pub start: Option<VcpuHvmX86_64>,
 }
 
 /// The Xen state of a domain that hypercalls change; one lock guards it.
@@ -379,7 +380,7 @@ impl Domain {
 
     /// VCPUOP_initialise: vCPU `vcpu` starts at `start` when brought up.
     /// EEXIST if it already has a context (as Xen's `is_initialised`).
-    pub fn initialise_vcpu(&self, vcpu: usize, start: LongModeStart) -> Result<(), i64> {
+    pub fn initialise_vcpu(&self, vcpu: usize, start: VcpuHvmX86_64) -> Result<(), i64> {
         let mut st = self.state();
         let v = st.vcpus.get_mut(vcpu).ok_or(xen_abi::errno::ENOENT)?;
         if v.initialised {
@@ -424,7 +425,7 @@ impl Domain {
     /// Blocks vCPU `vcpu`'s thread until the vCPU is up; returns the
     /// context to load first, if VCPUOP_initialise gave a new one, or
     /// `None` once the domain has stopped.
-    pub fn wait_until_up(&self, vcpu: usize) -> Option<Option<LongModeStart>> {
+    pub fn wait_until_up(&self, vcpu: usize) -> Option<Option<VcpuHvmX86_64>> {
         let mut st = self.state();
         loop {
             if self.is_stopped() {

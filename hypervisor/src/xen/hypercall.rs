@@ -8,7 +8,6 @@ use xen_abi::{event_channel as ev, hvm, hypercall as hc, memory, sched, vcpu, ve
 use super::domain::{Domain, ShutdownReason};
 use super::evtchn::PortState;
 use super::guest_access::GuestView;
-use crate::vstate::vcpu::LongModeStart;
 use super::physmap::XenPage;
 
 /// The hypercall's arguments, from the registers of the calling ABI.
@@ -573,27 +572,19 @@ fn vcpu_op(dom: &Domain, g: &GuestView<'_, '_>, a: &Args) -> HcResult {
     }
 }
 
-/// A VCPUOP_initialise context as a 64-bit start, checked as Xen's
+/// A VCPUOP_initialise context's 64-bit registers, checked as Xen's
 /// `arch_set_info_hvm_guest` checks VCPU_HVM_MODE_64B: paging and PAE on,
 /// EFER.LME set, a canonical RIP. The 32-bit mode is not offered (EINVAL).
-fn long_mode_start(ctx: &vcpu::VcpuHvmContext) -> Result<LongModeStart, i64> {
+fn long_mode_start(ctx: &vcpu::VcpuHvmContext) -> Result<vcpu::VcpuHvmX86_64, i64> {
     const CR0_PE_PG: u64 = 1 | (1 << 31);
     const CR4_PAE: u64 = 1 << 5;
     const EFER_LME: u64 = 1 << 8;
-    let r = &ctx.x86_64;
+    let r = ctx.x86_64;
     let canonical = (r.rip as i64) >> 47 == 0 || (r.rip as i64) >> 47 == -1;
     if ctx.mode != vcpu::VCPU_HVM_MODE_64B || r.cr0 & CR0_PE_PG != CR0_PE_PG || r.cr4 & CR4_PAE == 0 || r.efer & EFER_LME == 0 || !canonical {
         return Err(EINVAL);
     }
-    Ok(LongModeStart {
-        gprs: [r.rax, r.rcx, r.rdx, r.rbx, r.rsp, r.rbp, r.rsi, r.rdi],
-        rip: r.rip,
-        rflags: r.rflags,
-        cr0: r.cr0,
-        cr3: r.cr3,
-        cr4: r.cr4,
-        efer: r.efer,
-    })
+    Ok(r)
 }
 
 fn set_timer_op(dom: &Domain, g: &GuestView<'_, '_>, a: &Args) -> HcResult {
@@ -665,7 +656,7 @@ mod tests {
         assert_eq!(op(vcpu::VCPUOP_UP, 1, 0), 0);
         assert_eq!(op(vcpu::VCPUOP_IS_UP, 1, 0), 1);
         let start = dom.wait_until_up(1).expect("running").expect("a context to load");
-        assert_eq!((start.rip, start.gprs[4], start.cr3), (0x10_0000, 0x8000, 0x1000));
+        assert_eq!((start.rip, start.rsp, start.cr3), (0x10_0000, 0x8000, 0x1000));
         assert_eq!(dom.wait_until_up(1), Some(None), "loaded once");
         // Down and up again: the same registers, nothing to load.
         assert_eq!(op(vcpu::VCPUOP_DOWN, 1, 0), 0);
