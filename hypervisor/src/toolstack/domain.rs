@@ -351,7 +351,9 @@ fn boot(
     let result = std::thread::scope(|s| {
         let dom = &dom;
         let mut threads = Vec::new();
-        for (id, mut vcpu) in vcpus.into_iter().enumerate() {
+        // The threads borrow their vCPUs: the fds close on this thread,
+        // after the scope, not under a vCPU thread's seccomp filter.
+        for (id, vcpu) in vcpus.iter_mut().enumerate() {
             s.spawn(move || {
                 seccomp::confine(ThreadKind::Timer);
                 dom.run_timer(id);
@@ -362,7 +364,7 @@ fn boot(
                 let probes = if id == 0 { Probes::from_env() } else { Probes::default() };
                 vcpu.prepare_thread()?;
                 seccomp::confine(ThreadKind::Vcpu);
-                let r = run_vcpu(dom, id, &mut vcpu, &probes);
+                let r = run_vcpu(dom, id, vcpu, &probes);
                 if r.is_err() {
                     dom.shutdown(ShutdownReason::Crash);
                 }
