@@ -197,7 +197,7 @@ fn create(args: &CreateArgs) -> ExitCode {
         Ok(lease) => lease,
         Err(e) => return report(&e),
     };
-    match toolstack::domain::run(&cfg, &RunOptions { domid: lease.domid(), console, stopper }) {
+    match toolstack::domain::run(&cfg, &mut RunOptions { lease, console, stopper }) {
         Ok(Outcome::Shutdown(reason)) => {
             log::info!("domain {} ended: {}", cfg.name, reason.name());
             ExitCode::from(match reason {

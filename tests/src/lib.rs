@@ -123,9 +123,14 @@ pub fn run_command(mut cmd: Command, limit: Duration) -> Run {
 /// `run_dir` to `what` (poweroff, reboot) as xl does, by writing its
 /// control/shutdown with xenstore-utils' xenstore-write.
 pub fn request_shutdown(run_dir: &Path, what: &str) {
+    request_shutdown_of(run_dir, 1, what);
+}
+
+/// [`request_shutdown`] for domain `domid` (a restarted domain has a new one).
+pub fn request_shutdown_of(run_dir: &Path, domid: u16, what: &str) {
     let out = Command::new("xenstore-write")
         .env("XENSTORED_PATH", run_dir.join("xenstored/socket"))
-        .args(["/local/domain/1/control/shutdown", what])
+        .args([&format!("/local/domain/{domid}/control/shutdown"), what])
         .output()
         .expect("xenstore-write");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

@@ -169,6 +169,18 @@ impl Console {
         &self.text[from..]
     }
 
+    /// Waits for xenolith to end by itself (the domain shut down).
+    fn wait_exit(&mut self) -> std::process::ExitStatus {
+        let start = Instant::now();
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s;
+            }
+            assert!(start.elapsed() < LIMIT, "the domain did not end:\n{}", self.text);
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Stops the domain and returns the whole console output.
     fn stop(mut self) -> String {
         let _ = self.child.kill();
@@ -521,19 +533,36 @@ fn the_toolstack_powers_off_or_reboots_a_waiting_menu() {
         console.idle(Duration::from_millis(300));
         request_shutdown(&dir.join("run"), what);
         console.expect(line);
-        let start = Instant::now();
-        let status = loop {
-            if let Some(s) = console.child.try_wait().unwrap() {
-                break s;
-            }
-            assert!(start.elapsed() < LIMIT, "the domain did not end:\n{}", console.text);
-            std::thread::sleep(Duration::from_millis(50));
-        };
+        let status = console.wait_exit();
         let text = console.stop();
         assert_eq!(status.code(), Some(code), "{what}:\n{text}");
         assert!(!text.contains("pvboot: booting"), "{what}:\n{text}");
         assert!(!text.contains("pvboot: closing"), "closing the disk failed ({what}):\n{text}");
     }
+}
+
+/// `xl reboot` with on_reboot="restart", as a domU owner reboots into a
+/// kernel they just installed: the domain comes back as a new domain (domid
+/// 2, as xl gives it), pvboot reads the same disk and shows its menu again,
+/// and only domain 2's control/shutdown reaches it.
+#[test]
+fn a_restarted_domain_comes_back_with_a_new_domid_and_its_disk() {
+    let dir = scratch("pvboot_restart_new_domid");
+    let mut cfg_text = std::fs::read_to_string(two_entry_disk(&dir, 30)).unwrap();
+    cfg_text.push_str("on_reboot = \"restart\"\n");
+    let cfg = write_cfg(&dir, "pvboot.cfg", &cfg_text);
+    let mut console = Console::start(&cfg);
+    console.expect("Booting 'hello A' in 30 s; press any key to stop").send("\x1b[B");
+    console.idle(Duration::from_millis(300));
+    request_shutdown_of(&dir.join("run"), 1, "reboot");
+    console.expect("pvboot: rebooting, as the toolstack asked");
+    console.expect("pvboot: disk xvda").expect("Booting 'hello A' in 30 s; press any key to stop").send("\x1b[B");
+    console.idle(Duration::from_millis(300));
+    request_shutdown_of(&dir.join("run"), 2, "poweroff");
+    console.expect("pvboot: powering off, as the toolstack asked");
+    let status = console.wait_exit();
+    let text = console.stop();
+    assert_eq!(status.code(), Some(0), "{text}");
 }
 
 /// The `c` prompt: ls and cat on the domain's disk, then a kernel typed by

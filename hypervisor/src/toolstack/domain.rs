@@ -26,6 +26,9 @@ use crate::xenstore::{self, Xenstored};
 /// Why a domain could not be built or run.
 #[derive(Debug, thiserror::Error)]
 pub enum DomainError {
+    /// No domid for a restart.
+    #[error(transparent)]
+    Registry(#[from] super::registry::RegistryError),
     /// The kernel or ramdisk cannot be used (missing, not a regular file,
     /// too large).
     #[error(transparent)]
@@ -73,8 +76,8 @@ pub enum ConsoleTarget {
 
 /// How to run a domain.
 pub struct RunOptions {
-    /// The domain id to give it (from [`super::registry::Registry`]).
-    pub domid: u16,
+    /// Its domain id, renewed on each restart (from [`super::registry::Registry`]).
+    pub lease: super::registry::Lease,
     /// Where its console goes.
     pub console: ConsoleTarget,
     /// Stops the run from outside (signals); the console escape uses it too.
@@ -172,7 +175,7 @@ impl RestartPacer {
 }
 
 /// Runs the domain until it shuts down for good or is stopped from outside.
-pub fn run(cfg: &DomainConfig, opts: &RunOptions) -> Result<Outcome, DomainError> {
+pub fn run(cfg: &DomainConfig, opts: &mut RunOptions) -> Result<Outcome, DomainError> {
     let Prepared { kernel, ramdisk, disks, vifs, .. } = prepare(cfg)?;
     let console_log = match &opts.console {
         ConsoleTarget::Log(path) => Some(
@@ -211,8 +214,11 @@ pub fn run(cfg: &DomainConfig, opts: &RunOptions) -> Result<Outcome, DomainError
                 );
                 return Ok(Outcome::Shutdown(reason));
             };
-            log::info!("domain {}: {} -> restarting in {} ms", cfg.name, reason.name(), delay.as_millis());
             std::thread::sleep(delay);
+            // As xl: the restarted domain is a new one, with a new domid.
+            let old = opts.lease.domid();
+            opts.lease.renew()?;
+            log::info!("domain {} ({old}): {} -> restarted as domain {} after {} ms", cfg.name, reason.name(), opts.lease.domid(), delay.as_millis());
             continue;
         }
         if let Some(why) = action.unsupported() {
@@ -281,7 +287,7 @@ fn boot(
         if id == 0 {
             tsc_khz = vcpu.tsc_khz()?;
         }
-        let leaves = XenLeaves { version: crate::xen::XEN_VERSION, tsc_khz, domid: opts.domid, vcpu_id: id };
+        let leaves = XenLeaves { version: crate::xen::XEN_VERSION, tsc_khz, domid: opts.lease.domid(), vcpu_id: id };
         vcpu.set_cpuid(&cpuid::build(&supported, &leaves))?;
         vcpus.push(vcpu);
     }
@@ -295,7 +301,7 @@ fn boot(
         _ => Sink::Stdout,
     };
     let info = DomainInfo {
-        domid: opts.domid,
+        domid: opts.lease.domid(),
         name: cfg.name.clone(),
         memmap: layout.memory_map(),
         pages: (layout.ram_bytes() >> 12) + loader::NR_SPECIAL_PAGES,

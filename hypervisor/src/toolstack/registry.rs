@@ -77,6 +77,18 @@ impl Lease {
     pub fn domid(&self) -> u16 {
         self.domid
     }
+
+    /// Gives the id back and takes the next one for the same name: what
+    /// xl's restart does (the old domain is destroyed, a new one with the
+    /// same name created), so a rebooted domain comes back with a new domid.
+    pub fn renew(&mut self) -> Result<(), RegistryError> {
+        let name = self.registry.lock().live.remove(&self.domid).unwrap_or_default();
+        let next = self.registry.allocate(&name)?;
+        self.domid = next.domid;
+        // `next` is now this lease: forget it without giving the id back.
+        std::mem::forget(next);
+        Ok(())
+    }
 }
 
 impl Drop for Lease {
@@ -88,6 +100,19 @@ impl Drop for Lease {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_renewed_lease_has_the_next_id_and_keeps_the_name() {
+        let r = Arc::new(Registry::default());
+        let mut a = r.allocate("a").unwrap();
+        let b = r.allocate("b").unwrap();
+        a.renew().unwrap();
+        assert_eq!((a.domid(), b.domid()), (3, 2));
+        assert_eq!(r.list(), vec![(2, "b".to_owned()), (3, "a".to_owned())]);
+        assert!(r.allocate("a").is_err(), "the name is still held");
+        drop(a);
+        assert_eq!(r.list(), vec![(2, "b".to_owned())]);
+    }
 
     #[test]
     fn domids_count_up_and_are_never_reused_while_the_domain_lives() {
