@@ -15,6 +15,7 @@ pub mod input;
 pub mod loader;
 pub mod origin;
 pub mod seccomp;
+pub mod service;
 pub mod toolstack;
 pub mod vstate;
 pub mod xen;

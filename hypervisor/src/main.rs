@@ -13,11 +13,17 @@ use xenolith::toolstack::domain::{ConsoleTarget, Outcome, RunOptions};
 use xenolith::toolstack::registry::Registry;
 use xenolith::toolstack::stop::{self, StopCause, Stopper};
 use xenolith::xen::ShutdownReason;
-use xenolith::{seccomp, toolstack, xenstore};
+use xenolith::service::verbs::Verb;
+use xenolith::{seccomp, service, toolstack, xenstore};
 
 /// Run Xen PVH guests on any Linux host with /dev/kvm.
 ///
-/// Exit status of `create`: 0 the domain powered off, 1 an error in the
+/// `create` and the other xl verbs go through the host service (`xenolith
+/// daemon`, started by the first of them if it is not running), which keeps
+/// the domains running after the command returns; they exit 0 on success
+/// and 1 on any error, as xl does.
+///
+/// Exit status of `run`: 0 the domain powered off, 1 an error in the
 /// command line, the configuration, the kernel or the hypervisor, 2 the
 /// domain crashed, 3 it rebooted (and on_reboot did not restart it), 4 it
 /// stopped otherwise (suspend, watchdog), 5 destroyed from the console with
@@ -36,8 +42,14 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Create a domain from an xl.cfg file and run it until it shuts down.
-    Create(CreateArgs),
+    #[command(flatten)]
+    Verb(Verb),
+    /// Run one domain in this process, with its own xenstored, until it
+    /// shuts down (`xl create -F` without the host service).
+    Run(RunArgs),
+    /// The host service: holds xenstored and every domain, serves the verbs
+    /// on <run dir>/control (run dir: $XENOLITH_RUN_DIR or /run/xenolith).
+    Daemon(DaemonArgs),
     /// Show what pvboot sees on a disk image (like grub-fstest).
     Fstest(fstest::FstestArgs),
     /// Print the unix socket of xenolith's xenstored, for Xen's tools:
@@ -57,10 +69,26 @@ struct XenstorePathArgs {
     pid: Option<u32>,
 }
 
-/// `xenolith create [-c] CONFIG [KEY=VALUE ...]`
+/// `xenolith daemon [--group G] [--log-dir DIR]`
 #[derive(clap::Args)]
-struct CreateArgs {
-    /// Attach the domain's console to this terminal (like `xl create -c`).
+struct DaemonArgs {
+    /// Members of this group (name or id) may use the control socket too;
+    /// without it only root can.
+    #[arg(long)]
+    group: Option<String>,
+    /// Where the domains' console logs go (guest-NAME.log).
+    #[arg(long, default_value = "/var/log/xenolith")]
+    log_dir: PathBuf,
+    /// Run without the per-thread seccomp filters (XENOLITH_NO_SECCOMP=1 does the same).
+    #[arg(long)]
+    no_seccomp: bool,
+}
+
+/// `xenolith run [-c] CONFIG [KEY=VALUE ...]`
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Attach the domain's console to this terminal (like `xl create -c`;
+    /// Ctrl-] destroys the domain).
     #[arg(short = 'c')]
     console: bool,
     /// Without -c, write the console to this file [default: /var/log/xenolith/guest-NAME.log].
@@ -99,12 +127,25 @@ fn main() -> ExitCode {
         2 => "debug",
         _ => "trace",
     };
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level))
-        .format_timestamp(None)
-        .format_target(false)
-        .init();
+    let logger = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level)).format_timestamp(None).format_target(false).build();
+    if matches!(cli.command, Command::Daemon(_)) {
+        // The service keeps its log for `xenolith dmesg`.
+        let _ = service::dmesg::install(logger);
+    } else {
+        log::set_max_level(logger.filter());
+        let _ = log::set_boxed_logger(Box::new(logger));
+    }
     match cli.command {
-        Command::Create(args) => create(&args),
+        Command::Verb(Verb::Create(args)) if args.dry_run => {
+            let cfg = match toolstack::config::DomainConfig::load(&args.config, &args.overrides) {
+                Ok(cfg) => cfg,
+                Err(e) => return report(&e),
+            };
+            print_dry_run(&cfg)
+        }
+        Command::Verb(_) => verb(),
+        Command::Run(args) => run(&args),
+        Command::Daemon(args) => daemon(&args),
         Command::Fstest(args) => fstest::run(&args),
         Command::XenstorePath(args) => {
             println!("{}", xenstore::socket::locate(args.pid).display());
@@ -148,23 +189,59 @@ fn dry_run(cfg: &toolstack::config::DomainConfig) -> Result<String, toolstack::d
     ))
 }
 
-fn create(args: &CreateArgs) -> ExitCode {
+/// Sends the command line's verb to the host service.
+fn verb() -> ExitCode {
+    // The verb and its arguments as typed, less the global -v flags,
+    // which are this process's.
+    let args: Vec<String> = std::env::args().skip(1).filter(|a| !(a == "--verbose" || (a.len() > 1 && a.starts_with('-') && a[1..].chars().all(|c| c == 'v')))).collect();
+    match service::client::run(&args) {
+        Ok(status) => ExitCode::from(status),
+        Err(e) => report(&e),
+    }
+}
+
+fn daemon(args: &DaemonArgs) -> ExitCode {
+    seccomp::close_inherited_fds();
+    let group = match args.group.as_deref().map(|g| (g, service::control::group_id(g))) {
+        Some((g, None)) => {
+            eprintln!("xenolith: no group {g}");
+            return ExitCode::from(toolstack::EXIT_ERROR);
+        }
+        Some((_, id)) => id,
+        None => None,
+    };
+    let no_seccomp = args.no_seccomp || std::env::var_os("XENOLITH_NO_SECCOMP").is_some_and(|v| v == "1");
+    let opts = service::server::DaemonOptions { group, log_dir: args.log_dir.clone(), no_seccomp };
+    match service::server::serve(&opts) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => report(&e),
+    }
+}
+
+fn print_dry_run(cfg: &toolstack::config::DomainConfig) -> ExitCode {
+    for warning in &cfg.warnings {
+        log::warn!("{warning}");
+    }
+    match dry_run(cfg) {
+        Ok(summary) => {
+            println!("{summary}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => report(&e),
+    }
+}
+
+fn run(args: &RunArgs) -> ExitCode {
     seccomp::close_inherited_fds();
     let cfg = match toolstack::config::DomainConfig::load(&args.config, &args.overrides) {
         Ok(cfg) => cfg,
         Err(e) => return report(&e),
     };
+    if args.dry_run {
+        return print_dry_run(&cfg);
+    }
     for warning in &cfg.warnings {
         log::warn!("{warning}");
-    }
-    if args.dry_run {
-        return match dry_run(&cfg) {
-            Ok(summary) => {
-                println!("{summary}");
-                ExitCode::SUCCESS
-            }
-            Err(e) => report(&e),
-        };
     }
     let console = if args.console {
         ConsoleTarget::Terminal
@@ -197,7 +274,8 @@ fn create(args: &CreateArgs) -> ExitCode {
         Ok(lease) => lease,
         Err(e) => return report(&e),
     };
-    match toolstack::domain::run(&cfg, &mut RunOptions { lease, console, stopper }) {
+    let mut opts = RunOptions { lease, console, stopper, store: None, keeper: None, start_paused: false };
+    match toolstack::domain::run(&cfg, &mut opts) {
         Ok(Outcome::Shutdown(reason)) => {
             log::info!("domain {} ended: {}", cfg.name, reason.name());
             ExitCode::from(match reason {
@@ -210,9 +288,14 @@ fn create(args: &CreateArgs) -> ExitCode {
         Ok(Outcome::Stopped(cause)) => {
             log::info!("domain {} destroyed: {}", cfg.name, cause.describe());
             ExitCode::from(match cause {
-                StopCause::ConsoleEscape => toolstack::EXIT_DESTROYED,
+                StopCause::ConsoleEscape | StopCause::Destroy => toolstack::EXIT_DESTROYED,
                 StopCause::Signal(n) => toolstack::EXIT_SIGNAL_BASE.saturating_add(n as u8),
             })
+        }
+        Ok(Outcome::Preserved(reason)) => {
+            // Only the host service keeps domains; `run` refuses preserve.
+            log::info!("domain {} ended: {}", cfg.name, reason.name());
+            ExitCode::from(toolstack::EXIT_OTHER)
         }
         Err(e) => report(&e),
     }

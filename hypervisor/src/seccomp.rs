@@ -443,8 +443,9 @@ pub struct MainConfinement {
     pub kept_caps: u64,
 }
 
-/// Confines the main thread once the first boot is set up (later calls do
-/// nothing): no_new_privs, every capability dropped (bounding, ambient,
+/// Confines a domain's supervising thread (the main thread of `xenolith
+/// run`, a domain's thread in the host service) once its first boot is set
+/// up (later calls on the same thread do nothing): no_new_privs, every capability dropped (bounding, ambient,
 /// inheritable, permitted and effective sets) but CAP_NET_ADMIN when
 /// `vifs` (a reboot creates the TAPs again), then the [`ThreadKind::Main`]
 /// filter, unless `scripts`: a vif's `script=` is forked and executed by
@@ -453,8 +454,10 @@ pub struct MainConfinement {
 /// set up a link). Does nothing unless [`enable`] was called; a failure
 /// ends the process, as in [`confine`].
 pub fn confine_main(vifs: bool, scripts: bool) -> Option<MainConfinement> {
-    static DONE: AtomicBool = AtomicBool::new(false);
-    if !enabled() || DONE.swap(true, Ordering::SeqCst) {
+    thread_local! {
+        static DONE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+    if !enabled() || DONE.with(|d| d.replace(true)) {
         return None;
     }
     let keep = if vifs { 1u64 << CAP_NET_ADMIN } else { 0 };

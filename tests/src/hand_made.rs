@@ -68,8 +68,8 @@ fn mkfifo(path: &Path) -> PathBuf {
 pub fn hand_made_cases(dir: &Path) -> Vec<Case> {
     let mut cases = Vec::new();
     let mut add = |name: &str, argv: Vec<OsString>, expect: Expect| cases.push(Case { name: name.to_owned(), args: argv, expect });
-    let create_c = |cfg: &Path| args(&[OsStr::new("create"), OsStr::new("-c"), cfg.as_os_str()]);
-    let dry = |cfg: &Path| args(&[OsStr::new("create"), OsStr::new("-n"), cfg.as_os_str()]);
+    let create_c = |cfg: &Path| args(&[OsStr::new("run"), OsStr::new("-c"), cfg.as_os_str()]);
+    let dry = |cfg: &Path| args(&[OsStr::new("run"), OsStr::new("-n"), cfg.as_os_str()]);
     let hello = guest("hello");
     let marker = dir.join("marker");
     std::fs::write(&marker, marker_kernel(16 * 1024, "hand-made marker")).unwrap();
@@ -100,7 +100,7 @@ pub fn hand_made_cases(dir: &Path) -> Vec<Case> {
 
     // --- files that are not files, oversized inputs (were tests/tests/cli_input.rs) ---
     let create = |more: &[&OsStr]| {
-        let mut a = vec![OsString::from("create")];
+        let mut a = vec![OsString::from("run")];
         a.extend(more.iter().map(|w| w.to_os_string()));
         a
     };
@@ -160,7 +160,7 @@ pub fn hand_made_cases(dir: &Path) -> Vec<Case> {
     add("a config of 20,000 appends parses in linear time", create(&[OsStr::new("-n"), c.as_os_str()]), Expect::Success(Duration::from_millis(1500)));
     let good = kcfg("good.cfg", &marker, 32, "");
     let bad_utf8 = OsStr::from_bytes(b"extra=\"\xff\"");
-    add("no config", args(&[OsStr::new("create")]), Expect::Usage);
+    add("no config", args(&[OsStr::new("run")]), Expect::Usage);
     add("no command", Vec::new(), Expect::Usage);
     add("an unknown option", create(&[OsStr::new("--frobnicate"), good.as_os_str()]), Expect::Usage);
     add("an empty --console-log", create(&[OsStr::new("--console-log"), OsStr::new(""), good.as_os_str()]), Expect::Usage);

@@ -10,7 +10,7 @@ use std::time::Duration;
 use crate::netns::Netns;
 use crate::{guest, run_measured_within, write_cfg, xenolith, Measured};
 
-/// Peak RSS allowed to one `xenolith create` of the hostile guest. A guest
+/// Peak RSS allowed to one `xenolith run` of the hostile guest. A guest
 /// may touch all of its 64 MiB of RAM (all of it then resident), populate
 /// up to libxl's slack of 1 MiB more, and make xenstored hold what its
 /// quotas allow (1000 nodes of up to 4 KiB, 128 watches, 10 transactions
@@ -23,7 +23,7 @@ pub const HOSTILE_RSS_LIMIT_KIB: u64 = 112 * 1024;
 /// The guest's RAM in the hostile runs, MiB.
 pub const HOSTILE_MEMORY_MIB: u32 = 64;
 
-/// `xenolith create` exit codes a domain's end may give (README): 0
+/// `xenolith run` exit codes a domain's end may give (README): 0
 /// poweroff, 2 crashed, 3 rebooted, 4 otherwise. 1 (an error in xenolith)
 /// and deaths by signal are failures.
 pub const DOMAIN_OUTCOMES: [i32; 4] = [0, 2, 3, 4];
@@ -83,13 +83,13 @@ pub fn run_hostile(
         Some(ns) => {
             let text = std::fs::read_to_string(&cfg).expect("the config just written");
             std::fs::write(&cfg, format!("{text}vif = [ 'bridge=xenbr0' ]\n")).expect("write the config");
-            let mut cmd = ns.xenolith(dir, &["create", "-c"]);
+            let mut cmd = ns.xenolith(dir, &["run", "-c"]);
             cmd.arg(&cfg);
             cmd
         }
         None => {
             let mut cmd = Command::new(xenolith());
-            cmd.args(["create", "-c"]).arg(&cfg);
+            cmd.args(["run", "-c"]).arg(&cfg);
             cmd
         }
     };

@@ -167,7 +167,7 @@ pub fn kill9_trial(dir: &Path, seed: u64) -> Result<Kill9Trial, String> {
     );
     let cfg = write_cfg(dir, "kill9.cfg", &text);
     let mut child = Command::new(xenolith())
-        .args(["create", "-c"])
+        .args(["run", "-c"])
         .arg(&cfg)
         .current_dir(root())
         .stdin(Stdio::null())

@@ -13,7 +13,7 @@ fn bad_hypercall_arguments_get_xens_errno_values() {
         "abi.cfg",
         &format!("name = \"abi-check\"\ntype = \"pvh\"\nkernel = \"{}\"\nmemory = 32\n", guest("abi-check").display()),
     );
-    let run = xenolith_run(&["create", "-c", cfg.to_str().unwrap()], Duration::from_secs(60));
+    let run = xenolith_run(&["run", "-c", cfg.to_str().unwrap()], Duration::from_secs(60));
     assert_eq!(run.code(), 0, "{run}");
     assert!(!run.stdout.contains("FAIL"), "{run}");
     let summary = run.stdout.lines().find(|l| l.starts_with("abi-check: ")).unwrap_or_else(|| panic!("no summary\n{run}"));

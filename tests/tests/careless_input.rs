@@ -162,7 +162,7 @@ fn a_partition_past_the_end_of_the_disk_is_named() {
     assert!(run.stderr.contains("partition 2 runs past the end of the disk (ends at sector 10240, disk has 8192)"), "{}", run.stderr);
 }
 
-// --- xenolith create ---
+// --- xenolith run ---
 
 fn kernel(dir: &Path) -> PathBuf {
     let k = dir.join("marker.elf");
@@ -189,7 +189,7 @@ fn a_guest_that_always_stops_is_not_restarted_forever() {
     let cfg = base_cfg(&dir, "on_poweroff = \"restart\"\n");
     let log = dir.join("console.log");
     let start = Instant::now();
-    let run = xenolith_run(&["create", "--console-log", log.to_str().unwrap(), cfg.to_str().unwrap()], LIMIT);
+    let run = xenolith_run(&["run", "--console-log", log.to_str().unwrap(), cfg.to_str().unwrap()], LIMIT);
     let took = start.elapsed();
     assert_eq!(run.code(), 0, "ends as the power-off it was\n{run}");
     assert!(run.stderr.contains("not restarting it again"), "{run}");

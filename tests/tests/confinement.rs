@@ -1,5 +1,5 @@
 //! Confinement (issue 9, docs/threat-model.md): every thread of a running
-//! `xenolith create` runs under a seccomp filter with no_new_privs (the
+//! `xenolith run` runs under a seccomp filter with no_new_privs (the
 //! main one from the end of the first boot's set-up, keeping only
 //! CAP_NET_ADMIN for the vif's TAPs; the others with no capability), a
 //! restart rebuilds the domain under the main thread's filter, a forbidden
@@ -38,7 +38,7 @@ fn idle_cfg(dir: &Path) -> PathBuf {
     write_cfg(dir, "idle.cfg", &text)
 }
 
-/// `xenolith create -c` on the idle domain (stdin a pipe, so the console
+/// `xenolith run -c` on the idle domain (stdin a pipe, so the console
 /// input thread runs too), with `extra_args` before the config and `env`.
 fn spawn(dir: &Path, extra_args: &[&str], env: &[(&str, &str)]) -> Child {
     let cfg = idle_cfg(dir);
@@ -46,7 +46,7 @@ fn spawn(dir: &Path, extra_args: &[&str], env: &[(&str, &str)]) -> Child {
     let mut cmd = Command::new("unshare");
     cmd.arg("--net").arg("--").arg(xenolith());
     cmd.current_dir(root()).env("XENOLITH_RUN_DIR", dir.join("run")).env_remove("XENOLITH_NO_SECCOMP");
-    cmd.args(["create", "-c"]).args(extra_args).arg(&cfg);
+    cmd.args(["run", "-c"]).args(extra_args).arg(&cfg);
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -268,7 +268,7 @@ fn restarts_rebuild_the_domain_under_the_main_filter() {
     let mut cmd = Command::new("unshare");
     cmd.arg("--net").arg("--").arg(xenolith());
     cmd.env("XENOLITH_RUN_DIR", dir.join("run")).env_remove("XENOLITH_NO_SECCOMP");
-    cmd.args(["create", "--console-log"]).arg(dir.join("console.log")).arg(&cfg);
+    cmd.args(["run", "--console-log"]).arg(dir.join("console.log")).arg(&cfg);
     let run = run_command(cmd, Duration::from_secs(60));
     assert_eq!(run.status.code(), Some(0), "{run}");
     assert!(!run.stderr.contains("seccomp:"), "{run}");
@@ -311,7 +311,7 @@ fn vif_scripts_run_with_only_cap_net_admin_after_the_first_boot() {
     let mut cmd = Command::new("unshare");
     cmd.arg("--net").arg("--").arg(xenolith());
     cmd.env("XENOLITH_RUN_DIR", dir.join("run")).env_remove("XENOLITH_NO_SECCOMP");
-    cmd.args(["create", "--console-log"]).arg(dir.join("console.log")).arg(&cfg);
+    cmd.args(["run", "--console-log"]).arg(dir.join("console.log")).arg(&cfg);
     let run = run_command(cmd, Duration::from_secs(60));
     assert_eq!(run.status.code(), Some(0), "{run}");
     let lines: Vec<String> = std::fs::read_to_string(&log).unwrap().lines().map(str::to_owned).collect();

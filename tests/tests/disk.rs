@@ -41,7 +41,7 @@ fn cfg(dir: &Path, img: &Path, mode: &str, extra: &str) -> PathBuf {
 
 /// Boots disk-check with `cfg` and waits for it to end.
 fn boot(cfg: &Path) -> Run {
-    xenolith_run(&["create", "-c", cfg.to_str().unwrap()], LIMIT)
+    xenolith_run(&["run", "-c", cfg.to_str().unwrap()], LIMIT)
 }
 
 fn sha256sum(path: &Path) -> String {
@@ -198,7 +198,7 @@ fn data_acknowledged_after_a_flush_survives_kill_9_of_the_hypervisor() {
     std::fs::write(&img, image_bytes(IMAGE, 3)).unwrap();
     let cfg = cfg(&dir, &img, "w", "hash-max=0 seed=99 hold");
     let mut child = Command::new(xenolith())
-        .args(["create", "-c"])
+        .args(["run", "-c"])
         .arg(&cfg)
         .current_dir(root())
         .stdin(Stdio::null())

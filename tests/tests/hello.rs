@@ -19,7 +19,7 @@ fn hello_cfg(dir: &std::path::Path, extra_lines: &str) -> std::path::PathBuf {
 fn hello_prints_its_command_line_memory_and_sleep_then_powers_off() {
     let dir = scratch("hello_powers_off");
     let cfg = hello_cfg(&dir, "extra = \"SOME TEXT\"");
-    let run = xenolith_run(&["create", "-c", cfg.to_str().unwrap()], LIMIT);
+    let run = xenolith_run(&["run", "-c", cfg.to_str().unwrap()], LIMIT);
     assert_eq!(run.code(), 0, "{run}");
     let out = &run.stdout;
     assert!(out.contains("Hello from Xenolith!"), "{run}");
@@ -37,7 +37,7 @@ fn hello_prints_its_command_line_memory_and_sleep_then_powers_off() {
 fn a_panicking_guest_is_reported_as_crashed() {
     let dir = scratch("hello_panic");
     let cfg = hello_cfg(&dir, "extra = \"please panic now\"");
-    let run = xenolith_run(&["create", "-c", cfg.to_str().unwrap()], LIMIT);
+    let run = xenolith_run(&["run", "-c", cfg.to_str().unwrap()], LIMIT);
     assert_eq!(run.code(), 2, "crash must exit 2\n{run}");
     assert!(run.stdout.contains("panic"), "the panic message reaches the console\n{run}");
 }
@@ -46,7 +46,7 @@ fn a_panicking_guest_is_reported_as_crashed() {
 fn command_line_overrides_replace_the_file() {
     let dir = scratch("hello_override");
     let cfg = hello_cfg(&dir, "extra = \"from the file\"");
-    let run = xenolith_run(&["create", "-c", cfg.to_str().unwrap(), "extra=\"from the command line\"", "memory=32"], LIMIT);
+    let run = xenolith_run(&["run", "-c", cfg.to_str().unwrap(), "extra=\"from the command line\"", "memory=32"], LIMIT);
     assert_eq!(run.code(), 0, "{run}");
     assert!(run.stdout.contains("command line: from the command line"), "{run}");
     assert!(run.stdout.contains("memory: 32 MiB"), "{run}");
@@ -56,7 +56,7 @@ fn command_line_overrides_replace_the_file() {
 fn root_and_extra_build_the_command_line_as_xl_does() {
     let dir = scratch("hello_root_extra");
     let cfg = hello_cfg(&dir, "root = \"/dev/xvda1\"\nextra = \"console=hvc0\"");
-    let run = xenolith_run(&["create", "-c", cfg.to_str().unwrap()], LIMIT);
+    let run = xenolith_run(&["run", "-c", cfg.to_str().unwrap()], LIMIT);
     assert_eq!(run.code(), 0, "{run}");
     assert!(run.stdout.contains("command line: root=/dev/xvda1 console=hvc0"), "{run}");
 }
@@ -66,7 +66,7 @@ fn console_goes_to_a_log_file_without_dash_c() {
     let dir = scratch("hello_console_log");
     let cfg = hello_cfg(&dir, "extra = \"logged\"");
     let log = dir.join("console.log");
-    let run = xenolith_run(&["create", "--console-log", log.to_str().unwrap(), cfg.to_str().unwrap()], LIMIT);
+    let run = xenolith_run(&["run", "--console-log", log.to_str().unwrap(), cfg.to_str().unwrap()], LIMIT);
     assert_eq!(run.code(), 0, "{run}");
     assert!(!run.stdout.contains("Hello"), "console not on stdout without -c\n{run}");
     let text = std::fs::read_to_string(&log).unwrap();

@@ -53,7 +53,7 @@ fn peers(dir: &Path, disk: &Path) -> (Vec<String>, Vec<String>, Duration) {
     let create = |name: &str, extra: &str| {
         let cfg = guest_cfg(dir, name, name, disk, extra);
         let mut cmd = std::process::Command::new(xenolith());
-        cmd.args(["create", "-c"]).arg(&cfg);
+        cmd.args(["run", "-c"]).arg(&cfg);
         run_measured(cmd, LIMIT)
     };
     let hello = create("hello", "SOME TEXT");

@@ -30,7 +30,7 @@ fn cfg(dir: &Path, vifs: &str) -> PathBuf {
 }
 
 fn dry_run(ns: &Netns, dir: &Path, cfg: &Path) -> Run {
-    let mut cmd = ns.xenolith(dir, &["create", "-n"]);
+    let mut cmd = ns.xenolith(dir, &["run", "-n"]);
     cmd.arg(cfg);
     run_command(cmd, LIMIT)
 }
@@ -83,7 +83,7 @@ fn a_running_domain_has_its_taps_up_and_on_the_bridge_until_it_ends() {
     let ns = Netns::new();
     let dir = scratch("net_running");
     let cfg = cfg(&dir, "'mac=00:16:3e:12:34:56,bridge=xenbr0', 'vifname=free0,mtu=1400'");
-    let mut cmd = ns.xenolith(&dir, &["create", "--console-log"]);
+    let mut cmd = ns.xenolith(&dir, &["run", "--console-log"]);
     cmd.arg(dir.join("console.log")).arg(&cfg).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("spawn xenolith");
     wait_running(&dir, &mut child);
@@ -145,7 +145,7 @@ fn a_missing_bridge_is_one_clear_error_at_create_time() {
     let ns = Netns::new();
     let dir = scratch("net_no_bridge");
     let cfg = cfg(&dir, "'bridge=xenbr0', 'bridge=nobr1'");
-    let mut cmd = ns.xenolith(&dir, &["create", "--console-log"]);
+    let mut cmd = ns.xenolith(&dir, &["run", "--console-log"]);
     cmd.arg(dir.join("console.log")).arg(&cfg);
     let run = run_command(cmd, LIMIT);
     assert_eq!(run.code(), 1, "{run}");
@@ -171,7 +171,7 @@ fn boot_net_guest_with(ns: &Netns, dir: &Path, guest_name: &str, extra: &str, re
     );
     let cfg = write_cfg(dir, "guest.cfg", &text);
     let log = dir.join("console.log");
-    let mut cmd = ns.xenolith(dir, &["create"]);
+    let mut cmd = ns.xenolith(dir, &["run"]);
     cmd.args(opts).arg("--console-log").arg(&log).arg(&cfg).args(overrides).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("spawn xenolith");
     let start = Instant::now();
@@ -319,7 +319,7 @@ fn curl_fetches_httpds_page_and_file_through_a_bridge() {
 /// at it without learning it).
 const ECHO_ADDR: &str = "10.0.0.2";
 const ECHO_MAC: [u8; 6] = [0x00, 0x16, 0x3e, 0x00, 0x00, 0x02];
-/// Hostile seeds run, one `xenolith create` after another, while net-echo serves.
+/// Hostile seeds run, one `xenolith run` after another, while net-echo serves.
 const HOSTILE_SEEDS: [u64; 2] = [1, 2];
 /// How long the host floods net-echo's vif.
 const FLOOD: Duration = Duration::from_secs(5);
@@ -618,7 +618,7 @@ fn net_echo_keeps_answering_through_a_host_flood_and_a_hostile_netfront() {
     let flood_bound = FLOOD + bound;
 
     // The hostile domain: its seeds one after another, each its own
-    // `xenolith create` with a vif on the same bridge.
+    // `xenolith run` with a vif on the same bridge.
     let hostile = {
         let cmds: Vec<(u64, Command)> = HOSTILE_SEEDS
             .iter()
@@ -629,7 +629,7 @@ fn net_echo_keeps_answering_through_a_host_flood_and_a_hostile_netfront() {
                     guest("hostile").display()
                 );
                 let cfg = write_cfg(&hostile_dir, &format!("hostile-{seed}.cfg"), &text);
-                let mut cmd = ns.xenolith(&hostile_dir, &["create", "-c"]);
+                let mut cmd = ns.xenolith(&hostile_dir, &["run", "-c"]);
                 cmd.arg(cfg);
                 (seed, cmd)
             })

@@ -82,7 +82,7 @@ fn boot_pvboot(ns: &Netns, dir: &Path, extra: &str) -> Run {
         guest("pvboot").display()
     );
     let cfg = write_cfg(dir, "netboot.cfg", &text);
-    let mut cmd = ns.xenolith(dir, &["create", "-c"]);
+    let mut cmd = ns.xenolith(dir, &["run", "-c"]);
     cmd.arg(&cfg);
     let run = run_command(cmd, LIMIT);
     // For the log: how fast the kernel came.
@@ -202,7 +202,7 @@ fn a_net_booted_kernel_gets_the_vif_pvboot_used() {
     );
     let cfg = write_cfg(&dir, "handover.cfg", &text);
     let log = dir.join("console.log");
-    let mut cmd = ns.xenolith(&dir, &["create", "--console-log"]);
+    let mut cmd = ns.xenolith(&dir, &["run", "--console-log"]);
     cmd.arg(&log).arg(&cfg).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
     let xenolith = Server(cmd.spawn().expect("spawn xenolith"));
     let start = Instant::now();

@@ -90,10 +90,10 @@ fn cfg(dir: &Path, disks: &[String], extra: &str) -> PathBuf {
 }
 
 fn boot(cfg: &Path) -> Run {
-    xenolith_run(&["create", "-c", cfg.to_str().unwrap()], LIMIT)
+    xenolith_run(&["run", "-c", cfg.to_str().unwrap()], LIMIT)
 }
 
-/// pvboot under `xenolith create -c` with a console to type on: stdin is a
+/// pvboot under `xenolith run -c` with a console to type on: stdin is a
 /// pipe (forwarded to the guest's console), stdout read as it comes.
 struct Console {
     child: Child,
@@ -109,7 +109,7 @@ impl Console {
     fn start(cfg: &Path) -> Console {
         let run_dir = cfg.parent().unwrap().join("run");
         let mut child = Command::new(xenolith())
-            .args(["create", "-c", cfg.to_str().unwrap()])
+            .args(["run", "-c", cfg.to_str().unwrap()])
             .current_dir(root())
             .env("XENOLITH_RUN_DIR", &run_dir)
             .stdin(Stdio::piped())

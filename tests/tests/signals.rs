@@ -1,5 +1,5 @@
 //! SIGHUP, SIGINT, SIGQUIT, SIGTERM and the console escape (Ctrl-]) end
-//! `xenolith create` the orderly way (issue 9): the domain is destroyed,
+//! `xenolith run` the orderly way (issue 9): the domain is destroyed,
 //! the terminal's mode restored and xenstored's socket removed, with exit
 //! status 128 + the signal (5 for Ctrl-]). Signals used to kill the process
 //! with the terminal left raw and the socket left behind. The guest is a
@@ -57,7 +57,7 @@ fn modes(t: &libc::termios) -> (libc::tcflag_t, libc::tcflag_t, libc::tcflag_t) 
     (t.c_iflag, t.c_oflag, t.c_lflag)
 }
 
-/// Starts `xenolith create` on the idle domain: with `-c` on `pty`, or
+/// Starts `xenolith run` on the idle domain: with `-c` on `pty`, or
 /// with stdin piped and the console in a log file.
 fn start(dir: &Path, pty: Option<&Pty>) -> Child {
     let cfg = idle_cfg(dir);
@@ -65,11 +65,11 @@ fn start(dir: &Path, pty: Option<&Pty>) -> Child {
     cmd.current_dir(root()).env("XENOLITH_RUN_DIR", dir.join("run")).stderr(Stdio::piped());
     match pty {
         Some(p) => {
-            cmd.args(["create", "-c"]).arg(&cfg);
+            cmd.args(["run", "-c"]).arg(&cfg);
             cmd.stdin(p.slave.try_clone().unwrap()).stdout(p.slave.try_clone().unwrap());
         }
         None => {
-            cmd.args(["create", "--console-log"]).arg(dir.join("console.log")).arg(&cfg);
+            cmd.args(["run", "--console-log"]).arg(dir.join("console.log")).arg(&cfg);
             cmd.stdin(Stdio::piped()).stdout(Stdio::null());
         }
     }

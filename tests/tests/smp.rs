@@ -14,7 +14,7 @@ fn smp_run(test: &str, vcpu_lines: &str) -> Run {
         guest("smp").display()
     );
     let cfg = write_cfg(&dir, "smp.cfg", &text);
-    xenolith_run(&["create", "-c", cfg.to_str().unwrap()], Duration::from_secs(120))
+    xenolith_run(&["run", "-c", cfg.to_str().unwrap()], Duration::from_secs(120))
 }
 
 #[test]

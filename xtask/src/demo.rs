@@ -190,7 +190,7 @@ pub fn run() -> Result<()> {
     println!("booting pvboot on target/demo/disk.img (GPT: FAT32 /boot with menu.lst, FFSv2 root with boot.cfg); console attached, Ctrl-] leaves:");
     crate::run(
         Command::new(root().join("target/release/xenolith"))
-            .args(["create", "-c"])
+            .args(["run", "-c"])
             .arg(&cfg),
     )
 }

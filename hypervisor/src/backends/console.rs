@@ -17,6 +17,16 @@ pub enum Sink {
     Stdout,
     /// A log file (xenconsoled --log=guest).
     File(std::fs::File),
+    /// Another owner's output, such as the host service's per-domain
+    /// console (kept while no client is attached, streamed to one that is).
+    Shared(Arc<dyn ConsoleOutput>),
+}
+
+/// Where a [`Sink::Shared`] console's output goes. Called on the thread
+/// that drains the ring (a vCPU's), so it must not block on a client.
+pub trait ConsoleOutput: Send + Sync {
+    /// Takes the next bytes of the guest's output.
+    fn write(&self, bytes: &[u8]) -> std::io::Result<()>;
 }
 
 struct Inner {
@@ -183,7 +193,7 @@ impl Sink {
     fn name(&self) -> &'static str {
         match self {
             Sink::Stdout => "the terminal",
-            Sink::File(_) => "the console log",
+            Sink::File(_) | Sink::Shared(_) => "the console log",
         }
     }
 }
@@ -195,6 +205,7 @@ fn write_sink(sink: &mut Sink, bytes: &[u8]) -> std::io::Result<()> {
             out.write_all(bytes).and_then(|_| out.flush())
         }
         Sink::File(f) => f.write_all(bytes),
+        Sink::Shared(out) => out.write(bytes),
     }
 }
 

@@ -931,22 +931,26 @@ impl ShutdownAction {
         )
     }
 
-    /// Why Xenolith cannot carry out this action, if it cannot. The
-    /// domain's process ends with the domain, so there is nothing to keep
-    /// (`preserve`) or dump (`coredump-*`); a soft reset needs the domain's
+    /// Why Xenolith cannot carry out this action, if it cannot: it writes
+    /// no core dumps (`coredump-*`), and a soft reset needs the domain's
     /// memory kept across a rebuild, which `restart` does not do.
-    /// `rename-restart` is `restart`: the old domain is gone, so its name is free.
+    /// `preserve` and `rename-restart` keep the old domain in the host
+    /// service (`xenolith create`); `xenolith run` refuses `preserve`
+    /// ([`DomainConfig::preserving_key`]) and restarts on `rename-restart`.
     pub fn unsupported(self) -> Option<&'static str> {
         match self {
-            ShutdownAction::Destroy | ShutdownAction::Restart | ShutdownAction::RenameRestart => None,
-            ShutdownAction::Preserve => {
-                Some("not supported: Xenolith's process ends with its domain, so there is no domain to keep (use destroy)")
-            }
+            ShutdownAction::Destroy | ShutdownAction::Restart | ShutdownAction::RenameRestart | ShutdownAction::Preserve => None,
             ShutdownAction::CoredumpDestroy | ShutdownAction::CoredumpRestart => {
                 Some("not supported: Xenolith writes no core dumps (use destroy or restart)")
             }
             ShutdownAction::SoftReset => Some("not supported: Xenolith cannot reset a domain in place (use destroy or restart)"),
         }
+    }
+
+    /// Whether the stopped domain is kept (renamed, listed as shut down
+    /// until destroyed), as xl's preserve_domain does.
+    pub fn preserves(self) -> bool {
+        matches!(self, ShutdownAction::Preserve | ShutdownAction::RenameRestart)
     }
 
     /// The action named `name` exactly, as xl's parse_action_on_shutdown.
@@ -1112,6 +1116,15 @@ impl DomainConfig {
             settings.parse_override(arg.as_ref())?;
         }
         Self::from_settings(settings, file)
+    }
+
+    /// The first `on_*` key set to `preserve`, which only the host service
+    /// can carry out (a domain kept after its run).
+    pub fn preserving_key(&self) -> Option<&'static str> {
+        [("on_poweroff", self.on_poweroff), ("on_reboot", self.on_reboot), ("on_crash", self.on_crash), ("on_watchdog", self.on_watchdog)]
+            .into_iter()
+            .find(|(_, a)| *a == ShutdownAction::Preserve)
+            .map(|(k, _)| k)
     }
 
     /// Where `key` was last set, to report errors about its value.
@@ -2129,7 +2142,7 @@ mod tests {
             }
         }
         for key in ["on_crash", "on_watchdog"] {
-            for a in ["preserve", "coredump-destroy", "coredump-restart", "soft-reset"] {
+            for a in ["coredump-destroy", "coredump-restart", "soft-reset"] {
                 let e = cfg_err(&format!("{BASE}{key} = '{a}'"));
                 assert!(e.starts_with(&format!("guest.cfg:4: {key}: {a}: not supported")), "{e}");
             }

@@ -2,15 +2,16 @@
 //! shuts down, and apply on_poweroff / on_reboot / on_crash.
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use xen_abi::hvm;
 
 use super::config::{Action, DomainConfig};
+use super::registry::Lease;
 use super::stop::{Running, StopCause, Stopper};
 use crate::backends::{block, net, Entries};
-use crate::backends::console::{Console, Sink};
+use crate::backends::console::{Console, ConsoleOutput, Sink};
 use crate::input::{self, InputError};
 use crate::loader::{self, BootParams, PvhKernel};
 use crate::seccomp::{self, ThreadKind};
@@ -54,6 +55,9 @@ pub enum DomainError {
     /// A `vif` entry could not be served.
     #[error(transparent)]
     Vif(#[from] net::VifConfigError),
+    /// `on_*=preserve` outside the host service, which alone can keep a domain.
+    #[error("{0} = \"preserve\" keeps the domain after it stops, which needs the host service: start it with `xenolith create`")]
+    PreserveNeedsService(&'static str),
     /// The console log could not be opened.
     #[error("cannot open console log {path}: {err}")]
     ConsoleLog {
@@ -66,22 +70,42 @@ pub enum DomainError {
 }
 
 /// Where the domain's console goes.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub enum ConsoleTarget {
     /// The terminal: output to stdout, input from stdin (`create -c`).
     Terminal,
     /// A log file; no input.
     Log(PathBuf),
+    /// The host service's per-domain console, which keeps the output and
+    /// streams it to an attached client (input comes through [`Stopper::current`]).
+    Shared(Arc<dyn ConsoleOutput>),
+}
+
+/// Takes the domains that on_* = preserve / rename-restart keep: the host
+/// service lists them as shut down until they are destroyed.
+pub trait Keeper: Send + Sync {
+    /// Keeps the stopped domain under `lease` (already renamed), built from
+    /// `cfg`, that shut down for `reason`.
+    fn keep(&self, lease: Lease, cfg: &DomainConfig, reason: ShutdownReason);
 }
 
 /// How to run a domain.
 pub struct RunOptions {
     /// Its domain id, renewed on each restart (from [`super::registry::Registry`]).
-    pub lease: super::registry::Lease,
+    pub lease: Lease,
     /// Where its console goes.
     pub console: ConsoleTarget,
     /// Stops the run from outside (signals); the console escape uses it too.
     pub stopper: Stopper,
+    /// The host's xenstored, shared by every domain (the host service);
+    /// `None` starts a private one for this run.
+    pub store: Option<Arc<Xenstored>>,
+    /// Where preserved domains go (the host service); `None` refuses
+    /// `preserve` and makes `rename-restart` a restart.
+    pub keeper: Option<Arc<dyn Keeper>>,
+    /// Build the first incarnation paused (xl create -p): no vCPU runs
+    /// until [`Domain::unpause`].
+    pub start_paused: bool,
 }
 
 /// How a run ended.
@@ -89,8 +113,10 @@ pub struct RunOptions {
 pub enum Outcome {
     /// The domain shut down for this reason and was not restarted.
     Shutdown(ShutdownReason),
-    /// It was destroyed from outside: the console escape or a signal.
+    /// It was destroyed from outside: the console escape, a signal, `destroy`.
     Stopped(StopCause),
+    /// It shut down for this reason and was kept ([`Keeper`]).
+    Preserved(ShutdownReason),
 }
 
 /// What a domain is built from, read and checked: everything a run needs
@@ -176,6 +202,9 @@ impl RestartPacer {
 
 /// Runs the domain until it shuts down for good or is stopped from outside.
 pub fn run(cfg: &DomainConfig, opts: &mut RunOptions) -> Result<Outcome, DomainError> {
+    if let (None, Some(key)) = (&opts.keeper, cfg.preserving_key()) {
+        return Err(DomainError::PreserveNeedsService(key));
+    }
     let Prepared { kernel, ramdisk, disks, vifs, .. } = prepare(cfg)?;
     let console_log = match &opts.console {
         ConsoleTarget::Log(path) => Some(
@@ -185,13 +214,13 @@ pub fn run(cfg: &DomainConfig, opts: &mut RunOptions) -> Result<Outcome, DomainE
                 .open(path)
                 .map_err(|err| DomainError::ConsoleLog { path: path.clone(), err })?,
         ),
-        ConsoleTarget::Terminal => None,
+        ConsoleTarget::Terminal | ConsoleTarget::Shared(_) => None,
     };
     let held = Held { console_log, vifs: !vifs.is_empty(), scripts: vifs.iter().any(|(_, v)| v.script.is_some()) };
     if matches!(opts.console, ConsoleTarget::Terminal) {
         spawn_terminal_input(opts.stopper.clone(), cfg.name.clone());
     }
-    let store = XenstoreLink::start(cfg);
+    let store = XenstoreLink::start(cfg, opts.store.clone());
     let mut pacer = RestartPacer::default();
     loop {
         if let Some(cause) = opts.stopper.cause() {
@@ -199,10 +228,21 @@ pub fn run(cfg: &DomainConfig, opts: &mut RunOptions) -> Result<Outcome, DomainE
         }
         let started = Instant::now();
         let reason = boot(cfg, opts, &kernel, ramdisk.as_deref(), &disks, store.as_ref(), &held)?;
+        opts.start_paused = false;
         if let Some(cause) = opts.stopper.cause() {
             return Ok(Outcome::Stopped(cause));
         }
         let action = action_for(cfg, &reason);
+        let kept = match &opts.keeper {
+            Some(keeper) if action.preserves() => {
+                keep(keeper.as_ref(), cfg, &mut opts.lease, &reason, action.restarts())?;
+                true
+            }
+            _ => false,
+        };
+        if kept && !action.restarts() {
+            return Ok(Outcome::Preserved(reason));
+        }
         if action.restarts() {
             let Some(delay) = pacer.next(started.elapsed()) else {
                 log::error!(
@@ -215,10 +255,13 @@ pub fn run(cfg: &DomainConfig, opts: &mut RunOptions) -> Result<Outcome, DomainE
                 return Ok(Outcome::Shutdown(reason));
             };
             std::thread::sleep(delay);
-            // As xl: the restarted domain is a new one, with a new domid.
+            // As xl: the restarted domain is a new one, with a new domid
+            // (a kept one already handed its lease over).
             let old = opts.lease.domid();
-            opts.lease.renew()?;
-            log::info!("domain {} ({old}): {} -> restarted as domain {} after {} ms", cfg.name, reason.name(), opts.lease.domid(), delay.as_millis());
+            if !kept {
+                opts.lease.renew()?;
+            }
+            log::info!("domain {} ({old}): {} -> restarted as domain {} after {} ms", opts.lease.name(), reason.name(), opts.lease.domid(), delay.as_millis());
             continue;
         }
         if let Some(why) = action.unsupported() {
@@ -227,6 +270,39 @@ pub fn run(cfg: &DomainConfig, opts: &mut RunOptions) -> Result<Outcome, DomainE
         }
         return Ok(Outcome::Shutdown(reason));
     }
+}
+
+/// xl's preserve_domain: the stopped domain is renamed NAME-YYYYMMDDTHHMMZ
+/// (UTC, xl's suffix) and stays listed under its domid; when the action
+/// also restarts, `keeper` takes its lease and `lease` becomes a new one for
+/// the original name.
+fn keep(keeper: &dyn Keeper, cfg: &DomainConfig, lease: &mut Lease, reason: &ShutdownReason, restarts: bool) -> Result<(), DomainError> {
+    let name = lease.name();
+    let renamed = format!("{name}{}", utc_suffix(std::time::SystemTime::now()));
+    lease.rename(&renamed)?;
+    log::info!("preserving domain {} {name} as {renamed}", lease.domid());
+    if restarts {
+        let fresh = lease.registry().allocate(&name)?;
+        keeper.keep(std::mem::replace(lease, fresh), cfg, reason.clone());
+    }
+    Ok(())
+}
+
+/// `-YYYYMMDDTHHMMZ` for `time` in UTC (strftime "-%Y%m%dT%H%MZ").
+pub fn utc_suffix(time: std::time::SystemTime) -> String {
+    let secs = time.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Howard Hinnant's civil_from_days, for days since 1970-01-01.
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("-{year:04}{month:02}{day:02}T{:02}{:02}Z", rem / 3600, rem % 3600 / 60)
 }
 
 /// The largest kernel file read: an ELF vmlinux with full debug information
@@ -298,11 +374,13 @@ fn boot(
         (ConsoleTarget::Log(path), Some(log)) => {
             Sink::File(log.try_clone().map_err(|err| DomainError::ConsoleLog { path: path.clone(), err })?)
         }
+        (ConsoleTarget::Shared(out), _) => Sink::Shared(out.clone()),
         _ => Sink::Stdout,
     };
     let info = DomainInfo {
         domid: opts.lease.domid(),
-        name: cfg.name.clone(),
+        // The registry's name: `rename` may have changed it since `cfg`.
+        name: opts.lease.name(),
         memmap: layout.memory_map(),
         pages: (layout.ram_bytes() >> 12) + loader::NR_SPECIAL_PAGES,
         // libxl: xc_domain_setmaxmem(maxmem + LIBXL_MAXMEM_CONSTANT, 1 MiB).
@@ -311,6 +389,9 @@ fn boot(
     let dom = Arc::new(Domain::with_vcpus(info, vm.ram.clone(), clock, vcpus.len()));
     // Grant-table frames (and shared info) placed in holes get KVM slots.
     dom.physmap.set_memory_slots(vm.memory_slots());
+    if opts.start_paused {
+        dom.pause();
+    }
     let console = Arc::new(Console::new(loader::CONSOLE_RING, sink));
     let console_port = console.connect(&dom);
     let store_sink = store.map(|store| store.connect(&dom));
@@ -422,10 +503,15 @@ struct XenstoreLink {
 }
 
 impl XenstoreLink {
-    /// Starts xenstored with its host socket (see `xenstore::socket` for the
-    /// path); without the socket if it cannot be bound, and not at all if
-    /// the daemon cannot start (the guest then finds no xenstore replies).
-    fn start(cfg: &DomainConfig) -> Option<Self> {
+    /// Uses the host's xenstored (`shared`), or starts one for this run with
+    /// its host socket (see `xenstore::socket` for the path); without the
+    /// socket if it cannot be bound, and not at all if the daemon cannot
+    /// start (the guest then finds no xenstore replies).
+    fn start(cfg: &DomainConfig, shared: Option<Arc<Xenstored>>) -> Option<Self> {
+        let uuid = cfg.uuid.as_ref().map_or_else(xenstore::layout::random_uuid, ToString::to_string);
+        if let Some(xs) = shared {
+            return Some(XenstoreLink { xs, uuid });
+        }
         let xs = match Xenstored::start(xenstore::Options::default()) {
             Ok(xs) => xs,
             Err(e) => {
@@ -435,7 +521,6 @@ impl XenstoreLink {
                     .ok()?
             }
         };
-        let uuid = cfg.uuid.as_ref().map_or_else(xenstore::layout::random_uuid, ToString::to_string);
         Some(XenstoreLink { xs, uuid })
     }
 
@@ -456,7 +541,7 @@ impl XenstoreLink {
         let domid = dom.info.domid;
         let info = xenstore::layout::DomainInfo {
             domid,
-            name: cfg.name.clone(),
+            name: dom.info.name.clone(),
             uuid: self.uuid.clone(),
             domain_type: "pvh",
             target_kib: cfg.memory_mib * 1024,
@@ -505,7 +590,7 @@ const ESCAPE: u8 = 0x1d;
 /// Ctrl-] stops the run the orderly way (the process used to exit from this
 /// thread, leaving xenstored's socket behind).
 fn spawn_terminal_input(stopper: Stopper, cfg_name: String) {
-    let raw = RawTerminal::enter();
+    let raw = super::terminal::RawTerminal::enter();
     std::thread::spawn(move || {
         seccomp::confine(ThreadKind::ConsoleInput);
         let _raw = raw;
@@ -533,46 +618,6 @@ fn spawn_terminal_input(stopper: Stopper, cfg_name: String) {
             }
         }
     });
-}
-
-/// Puts the terminal in raw mode for the console and restores it on drop or exit.
-struct RawTerminal;
-
-static SAVED_TERMIOS: Mutex<Option<libc::termios>> = Mutex::new(None);
-
-impl RawTerminal {
-    fn enter() -> Option<RawTerminal> {
-        // SAFETY: isatty/tcgetattr/tcsetattr on fd 0 with a local termios.
-        unsafe {
-            if libc::isatty(0) == 0 {
-                return None;
-            }
-            let mut t: libc::termios = std::mem::zeroed();
-            if libc::tcgetattr(0, &mut t) != 0 {
-                return None;
-            }
-            *SAVED_TERMIOS.lock().unwrap_or_else(|e| e.into_inner()) = Some(t);
-            libc::atexit(restore_terminal);
-            let mut raw = t;
-            libc::cfmakeraw(&mut raw);
-            raw.c_oflag |= libc::OPOST; // keep \n -> \r\n for guest output
-            libc::tcsetattr(0, libc::TCSANOW, &raw);
-        }
-        Some(RawTerminal)
-    }
-}
-
-extern "C" fn restore_terminal() {
-    if let Some(t) = *SAVED_TERMIOS.lock().unwrap_or_else(|e| e.into_inner()) {
-        // SAFETY: restoring the attributes saved from the same fd.
-        unsafe { libc::tcsetattr(0, libc::TCSANOW, &t) };
-    }
-}
-
-impl Drop for RawTerminal {
-    fn drop(&mut self) {
-        restore_terminal();
-    }
 }
 
 // --- block devices (xl-disk-configuration(5)) ---
@@ -618,6 +663,13 @@ mod tests {
         }
         assert_eq!(p.next(QUICK_RUN), Some(Duration::ZERO));
         assert_eq!(p.next(Duration::from_millis(1)), Some(FIRST_RESTART_DELAY));
+    }
+
+    #[test]
+    fn preserved_domains_get_xls_utc_suffix() {
+        let t = std::time::UNIX_EPOCH + Duration::from_secs(1_796_300_000);
+        assert_eq!(utc_suffix(t), "-20261203T1213Z");
+        assert_eq!(utc_suffix(std::time::UNIX_EPOCH + Duration::from_secs(951_782_400)), "-20000229T0000Z");
     }
 
     #[test]

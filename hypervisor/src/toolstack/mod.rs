@@ -5,6 +5,7 @@ pub mod config;
 pub mod domain;
 pub mod registry;
 pub mod stop;
+pub mod terminal;
 
 /// Exit status: the domain powered off.
 pub const EXIT_POWEROFF: u8 = 0;

@@ -15,6 +15,9 @@ pub enum RegistryError {
     /// A live domain already has the name (xl refuses it the same way).
     #[error("domain with name \"{0}\" already exists")]
     NameTaken(String),
+    /// No live domain has the id.
+    #[error("domain {0} does not exist")]
+    NoSuchDomain(u16),
     /// Every guest domid is in use.
     #[error("no free domain id: {} domains exist", DOMID_FIRST_RESERVED - 1)]
     Full,
@@ -64,6 +67,32 @@ impl Registry {
     pub fn list(&self) -> Vec<(u16, String)> {
         self.lock().live.iter().map(|(&d, n)| (d, n.clone())).collect()
     }
+
+    /// The name of live domain `domid`.
+    pub fn name(&self, domid: u16) -> Option<String> {
+        self.lock().live.get(&domid).cloned()
+    }
+
+    /// The domid of the live domain called `name`.
+    pub fn domid(&self, name: &str) -> Option<u16> {
+        self.lock().live.iter().find(|(_, n)| *n == name).map(|(&d, _)| d)
+    }
+
+    /// Renames live domain `domid` (xl rename): refused if another domain
+    /// has the name.
+    pub fn rename(&self, domid: u16, name: &str) -> Result<(), RegistryError> {
+        let mut inner = self.lock();
+        if inner.live.iter().any(|(&d, n)| n == name && d != domid) {
+            return Err(RegistryError::NameTaken(name.to_owned()));
+        }
+        match inner.live.get_mut(&domid) {
+            Some(n) => {
+                *n = name.to_owned();
+                Ok(())
+            }
+            None => Err(RegistryError::NoSuchDomain(domid)),
+        }
+    }
 }
 
 /// A live domain's hold on its domid and name.
@@ -76,6 +105,21 @@ impl Lease {
     /// The domain's id.
     pub fn domid(&self) -> u16 {
         self.domid
+    }
+
+    /// The domain's name (it changes with [`Lease::rename`] and `xl rename`).
+    pub fn name(&self) -> String {
+        self.registry.name(self.domid).unwrap_or_default()
+    }
+
+    /// Renames the domain.
+    pub fn rename(&self, name: &str) -> Result<(), RegistryError> {
+        self.registry.rename(self.domid, name)
+    }
+
+    /// The registry the lease is from.
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.registry
     }
 
     /// Gives the id back and takes the next one for the same name: what
@@ -112,6 +156,18 @@ mod tests {
         assert!(r.allocate("a").is_err(), "the name is still held");
         drop(a);
         assert_eq!(r.list(), vec![(2, "b".to_owned())]);
+    }
+
+    #[test]
+    fn a_rename_frees_the_old_name_and_refuses_a_taken_one() {
+        let r = Arc::new(Registry::default());
+        let a = r.allocate("a").unwrap();
+        let _b = r.allocate("b").unwrap();
+        assert_eq!(a.rename("b"), Err(RegistryError::NameTaken("b".into())));
+        a.rename("a-20261203T1213Z").unwrap();
+        assert_eq!((a.name(), r.domid("a-20261203T1213Z")), ("a-20261203T1213Z".to_owned(), Some(1)));
+        assert_eq!(r.allocate("a").unwrap().domid(), 3, "the old name is free again");
+        assert_eq!(r.rename(9, "x"), Err(RegistryError::NoSuchDomain(9)));
     }
 
     #[test]

@@ -10,7 +10,8 @@
 //! restored, by the `atexit` hook; a socket left behind is replaced by the
 //! next xenolith).
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use crate::backends::console::Console;
 use crate::xen::{Domain, ShutdownReason};
@@ -25,6 +26,8 @@ pub enum StopCause {
     ConsoleEscape,
     /// One of [`SIGNALS`].
     Signal(libc::c_int),
+    /// `xenolith destroy` (xl destroy), through the host service.
+    Destroy,
 }
 
 impl StopCause {
@@ -37,6 +40,7 @@ impl StopCause {
             StopCause::Signal(libc::SIGQUIT) => "SIGQUIT".to_owned(),
             StopCause::Signal(libc::SIGTERM) => "SIGTERM".to_owned(),
             StopCause::Signal(n) => format!("signal {n}"),
+            StopCause::Destroy => "xenolith destroy".to_owned(),
         }
     }
 }
@@ -62,12 +66,32 @@ struct State {
 /// loop, the console input thread and the signal thread.
 #[derive(Clone, Default)]
 pub struct Stopper {
-    state: Arc<Mutex<State>>,
+    state: Arc<(Mutex<State>, Condvar)>,
 }
 
 impl Stopper {
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        self.state.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Waits until a domain is registered as running and returns it, or
+    /// `None` once `gone()` holds or `timeout` passes (the host service's
+    /// `create` waits here for the domain to be built).
+    pub fn wait_running(&self, timeout: Duration, gone: impl Fn() -> bool) -> Option<Running> {
+        let end = Instant::now() + timeout;
+        let mut st = self.lock();
+        loop {
+            if let Some(r) = &st.current {
+                return Some(r.clone());
+            }
+            let now = Instant::now();
+            if gone() || now >= end {
+                return None;
+            }
+            // Woken by set_current; `gone` is polled in case the run failed.
+            let wait = (end - now).min(Duration::from_millis(20));
+            st = self.state.1.wait_timeout(st, wait).unwrap_or_else(|e| e.into_inner()).0;
+        }
     }
 
     /// Asks the run to stop: the current domain (if any) shuts down now, a
@@ -104,6 +128,7 @@ impl Stopper {
             r.dom.shutdown(ShutdownReason::Poweroff);
         }
         st.current = running;
+        self.state.1.notify_all();
     }
 }
 
@@ -120,12 +145,22 @@ fn signal_set() -> libc::sigset_t {
     }
 }
 
+/// Takes [`SIGNALS`] for `xenolith run`: the first stops `stopper`'s run
+/// (see [`take_signals`]).
+pub fn handle_signals(stopper: Stopper) -> std::io::Result<()> {
+    take_signals(move |cause| {
+        stopper.request(cause).then(|| stopper.current().map_or_else(|| "stopping".to_owned(), |r| format!("destroying domain {}", r.dom.info.name)))
+    })
+}
+
 /// Blocks [`SIGNALS`] in the calling thread, and so in every thread it
 /// starts afterwards, and starts the thread that takes them with `sigwait`:
-/// the first becomes a stop request, a second one exits at once with status
-/// 128 + its number. Call it before any other thread exists, or one of
-/// those could still take a signal with its default action.
-pub fn handle_signals(stopper: Stopper) -> std::io::Result<()> {
+/// each goes to `stop`, which starts an orderly stop and says what it does,
+/// or returns `None` when one is already under way: then the process exits
+/// at once with status 128 + the signal's number. Call it before any other
+/// thread exists, or one of those could still take a signal with its
+/// default action.
+pub fn take_signals(stop: impl Fn(StopCause) -> Option<String> + Send + 'static) -> std::io::Result<()> {
     let set = signal_set();
     // SAFETY: pthread_sigmask reads the local set; the old mask is not wanted.
     let r = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
@@ -141,8 +176,7 @@ pub fn handle_signals(stopper: Stopper) -> std::io::Result<()> {
                 continue;
             }
             let cause = StopCause::Signal(sig);
-            if stopper.request(cause) {
-                let what = stopper.current().map_or_else(|| "stopping".to_owned(), |r| format!("destroying domain {}", r.dom.info.name));
+            if let Some(what) = stop(cause) {
                 eprintln!("\r\nxenolith: {}: {what}\r", cause.describe());
             } else {
                 eprintln!("\r\nxenolith: {} again: exiting now\r", cause.describe());

@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use xen_abi::event_channel::VIRQ_TIMER;
 use xen_abi::hvm::{HvmMemmapEntry, NR_PARAMS};
@@ -38,6 +38,19 @@ pub enum ShutdownReason {
 }
 
 impl ShutdownReason {
+    /// Its SHUTDOWN_* code (xl prints it as the "reason code").
+    pub fn code(&self) -> u32 {
+        use xen_abi::sched::*;
+        match self {
+            Self::Poweroff => SHUTDOWN_POWEROFF,
+            Self::Reboot => SHUTDOWN_REBOOT,
+            Self::Suspend => SHUTDOWN_SUSPEND,
+            Self::Crash => SHUTDOWN_CRASH,
+            Self::Watchdog => SHUTDOWN_WATCHDOG,
+            Self::SoftReset => SHUTDOWN_SOFT_RESET,
+        }
+    }
+
     /// From a SCHEDOP_shutdown reason code.
     pub fn from_code(code: u32) -> Option<Self> {
         use xen_abi::sched::*;
@@ -116,6 +129,19 @@ fn vcpu_slot(shared_info: u64, vcpu: usize) -> Option<u64> {
     (vcpu < shared_info::LEGACY_MAX_VCPUS).then(|| shared_info + (vcpu * std::mem::size_of::<shared_info::VcpuInfo>()) as u64)
 }
 
+/// A thread's CPU time (user and system) from /proc/self/task/TID/stat.
+fn thread_cpu_time(tid: libc::pid_t) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses and may hold
+    // spaces: state is field 3, utime 14, stime 15.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let mut fields = rest.split(' ').skip(11);
+    let ticks: u64 = fields.next()?.parse::<u64>().ok()? + fields.next()?.parse::<u64>().ok()?;
+    // SAFETY: sysconf with a valid name.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Some(Duration::from_nanos(ticks.saturating_mul(1_000_000_000 / hz)))
+}
+
 /// What wakes one vCPU and its timer thread (with the state lock), and
 /// where to kick it out of KVM_RUN.
 #[derive(Default)]
@@ -123,6 +149,8 @@ struct VcpuSignals {
     wake: Condvar,
     timer_wake: Condvar,
     thread: OnceLock<libc::pthread_t>,
+    /// The thread's kernel id, for its CPU time in /proc.
+    tid: OnceLock<libc::pid_t>,
 }
 
 /// Static facts about the domain the hypercalls report.
@@ -157,6 +185,8 @@ pub struct Domain {
     /// Per vCPU, indexed like [`State::vcpus`].
     signals: Vec<VcpuSignals>,
     stopped: AtomicBool,
+    /// Paused by the toolstack (xl pause): no vCPU enters the guest.
+    paused: AtomicBool,
     /// What `log_once` has logged: hypercalls, I/O ports, physical addresses.
     logged: Mutex<HashSet<u64>>,
     /// The backends at the other ends of the guest's interdomain ports.
@@ -194,6 +224,7 @@ impl Domain {
             }),
             signals: (0..vcpus).map(|_| VcpuSignals::default()).collect(),
             stopped: AtomicBool::new(false),
+            paused: AtomicBool::new(false),
             logged: Mutex::new(HashSet::new()),
             sinks: SinkRegistry::default(),
         }
@@ -211,8 +242,42 @@ impl Domain {
 
     /// Records the calling thread as vCPU `vcpu`'s thread (kicks go there).
     pub fn set_vcpu_thread(&self, vcpu: usize) {
-        // SAFETY: pthread_self has no preconditions.
+        // SAFETY: pthread_self and gettid have no preconditions.
         let _ = self.signals[vcpu].thread.set(unsafe { libc::pthread_self() });
+        let _ = self.signals[vcpu].tid.set(unsafe { libc::gettid() });
+    }
+
+    /// The CPU time vCPU `vcpu`'s thread has used (Xen's vcpu_time), from
+    /// /proc: zero before the thread starts and once it has ended.
+    pub fn vcpu_cpu_time(&self, vcpu: usize) -> Duration {
+        let Some(&tid) = self.signals.get(vcpu).and_then(|s| s.tid.get()) else { return Duration::ZERO };
+        thread_cpu_time(tid).unwrap_or_default()
+    }
+
+    /// Pauses the domain (XEN_DOMCTL_pausedomain): every vCPU leaves the
+    /// guest and waits, keeping its registers, until [`Domain::unpause`].
+    pub fn pause(&self) {
+        let _st = self.state();
+        self.paused.store(true, Ordering::SeqCst);
+        for v in &self.signals {
+            if let Some(&t) = v.thread.get() {
+                kvm_ext::kick(t);
+            }
+        }
+    }
+
+    /// Lets a paused domain's vCPUs run again.
+    pub fn unpause(&self) {
+        let _st = self.state();
+        self.paused.store(false, Ordering::SeqCst);
+        for v in &self.signals {
+            v.wake.notify_all();
+        }
+    }
+
+    /// Whether the domain is paused.
+    pub fn is_paused(&self) -> bool {
+        self.paused.load(Ordering::SeqCst)
     }
 
     /// Registers a backend as an event sink; ports are then bound to it
@@ -431,7 +496,7 @@ impl Domain {
             if self.is_stopped() {
                 return None;
             }
-            if st.vcpus[vcpu].up {
+            if st.vcpus[vcpu].up && !self.is_paused() {
                 return Some(st.vcpus[vcpu].start.take());
             }
             st = self.signals[vcpu].wake.wait(st).unwrap_or_else(|e| e.into_inner());
@@ -580,7 +645,7 @@ impl ExitHandler for Domain {
     }
 
     fn should_stop(&self, vcpu: u32) -> bool {
-        self.is_stopped() || !self.vcpu_is_up(vcpu as usize)
+        self.is_stopped() || self.is_paused() || !self.vcpu_is_up(vcpu as usize)
     }
 
     fn counting_done(&self) -> bool {

@@ -126,7 +126,7 @@ fn boot(cfg: &Path, verbose: bool, env: &[(&str, &str)]) -> Result<Run> {
     if verbose {
         cmd.arg("-v");
     }
-    cmd.args(["create", "-c"]).arg(cfg).current_dir(root());
+    cmd.args(["run", "-c"]).arg(cfg).current_dir(root());
     for (k, v) in env {
         cmd.env(k, v);
     }

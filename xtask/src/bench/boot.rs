@@ -1,8 +1,8 @@
-//! Boot benchmark: how long `xenolith create` takes to reach the guest's
+//! Boot benchmark: how long `xenolith run` takes to reach the guest's
 //! first instruction (the VMM's own start-up), hello's first console line and
 //! its poweroff; how many instructions hello runs before it prints; the
 //! round trip of one trapped hypercall; and, side by side in the same run,
-//! `xenolith create` and QEMU's microvm machine (`-M microvm -accel kvm
+//! `xenolith run` and QEMU's microvm machine (`-M microvm -accel kvm
 //! -kernel`, the usual fast-start reference) each starting the same minimal
 //! PVH image whose first instructions write a byte to an I/O port, timed
 //! from the spawn to the byte.
@@ -54,7 +54,7 @@ fn one_run(cfg: &std::path::Path) -> Result<Sample> {
     let t0 = monotonic_ns();
     let start = Instant::now();
     let mut child = xenolith()
-        .args(["create", "-c"])
+        .args(["run", "-c"])
         .arg(cfg)
         .env("XENOLITH_BENCH_T0", t0.to_string())
         .stdout(Stdio::piped())
@@ -99,7 +99,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 fn probe_stderr(cfg: &std::path::Path, env: (&str, &str), args: &[&str]) -> Result<String> {
     let out = xenolith()
         .args(args)
-        .args(["create", "-c"])
+        .args(["run", "-c"])
         .arg(cfg)
         .env(env.0, env.1)
         .stdin(Stdio::null())
@@ -209,7 +209,7 @@ fn ms_to_first_write(mut cmd: Command, on_stdout: bool) -> Result<f64> {
     })
 }
 
-/// Median spawn-to-first-write times of `xenolith create` and of QEMU
+/// Median spawn-to-first-write times of `xenolith run` and of QEMU
 /// microvm on the minimal image, as a report paragraph.
 fn versus_microvm() -> Result<String> {
     let dir = root().join("target/bench");
@@ -226,7 +226,7 @@ fn versus_microvm() -> Result<String> {
     // Interleaved, so both see the same machine state.
     for _ in 0..RUNS {
         let mut c = xenolith();
-        c.arg("create").arg(&cfg);
+        c.arg("run").arg(&cfg);
         ours.push(ms_to_first_write(c, false)?);
         let mut q = Command::new("qemu-system-x86_64");
         q.args([
@@ -253,7 +253,7 @@ fn versus_microvm() -> Result<String> {
     let (ours, qemu) = (median(ours), median(qemu));
     Ok(format!(
         "spawn to the first guest port write, median of {RUNS} runs each, same minimal PVH image (memory = 64):\n\
-         - xenolith create:              {ours:.2} ms\n\
+         - xenolith run:              {ours:.2} ms\n\
          - QEMU -M microvm -accel kvm:   {qemu:.2} ms\n\
          - ratio (QEMU / xenolith):      {:.2}\n",
         qemu / ours

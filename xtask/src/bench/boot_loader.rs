@@ -125,7 +125,7 @@ fn run_to_marker(cfg: &Path, verbose: bool, env: &[(&str, &str)], limit: Duratio
     if verbose {
         cmd.arg("-v");
     }
-    cmd.args(["create", "-c"]).arg(cfg).current_dir(root());
+    cmd.args(["run", "-c"]).arg(cfg).current_dir(root());
     for (k, v) in env {
         cmd.env(k, v);
     }

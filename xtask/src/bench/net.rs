@@ -131,7 +131,7 @@ fn wait_for(ns: &str, url: &str, limit: Duration) -> Result<()> {
     Ok(())
 }
 
-/// A domain started by `xenolith create` inside [`GUEST_NS`]: its console
+/// A domain started by `xenolith run` inside [`GUEST_NS`]: its console
 /// and its hypervisor log go to files.
 struct Domain {
     child: Running,
@@ -157,7 +157,7 @@ impl Domain {
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", GUEST_NS])
             .arg(root().join("target/release/xenolith"))
-            .args(["-v", "create", "--console-log"])
+            .args(["-v", "run", "--console-log"])
             .arg(&console)
             .arg(&cfg)
             // Each xenolith process has its own xenstored socket.
@@ -168,7 +168,7 @@ impl Domain {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let child = Running(cmd.spawn().context("xenolith create")?);
+        let child = Running(cmd.spawn().context("xenolith run")?);
         Ok(Domain { child, console, log })
     }
 

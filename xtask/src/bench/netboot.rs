@@ -56,7 +56,7 @@ fn boot(ns: &Netns, dir: &Path, extra: &str) -> Result<(u64, f64, f64)> {
             root.join("target/guests/pvboot").display()
         ),
     )?;
-    let mut cmd = ns.xenolith(dir, &["create", "-c"]);
+    let mut cmd = ns.xenolith(dir, &["run", "-c"]);
     cmd.arg(&cfg).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
     let start = Instant::now();
     let mut child = Server(cmd.spawn().context("spawning xenolith")?);
