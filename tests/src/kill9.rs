@@ -11,6 +11,7 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use crate::service::Service;
 use crate::{guest, root, write_cfg, xenolith};
 
 /// Word 0 of every record unit ("XNLREC01").
@@ -138,6 +139,24 @@ fn check_record(img: &[u8], seed: u64, n: u64, lba: u64, units: u64) -> Option<S
 /// acknowledgement in time, xenolith ended by itself); lost records are
 /// not an error here but counted in the result.
 pub fn kill9_trial(dir: &Path, seed: u64) -> Result<Kill9Trial, String> {
+    trial(dir, seed, None)
+}
+
+/// [`kill9_trial`] with the domain in a host service (`xenolith create -c`
+/// in `dir/run`): the service is what SIGKILL hits, then a verb must find
+/// the stale socket no obstacle and start a new service.
+pub fn kill9_service_trial(dir: &Path, seed: u64) -> Result<Kill9Trial, String> {
+    let svc = Service::new(dir);
+    svc.start();
+    let t = trial(dir, seed, Some(&svc))?;
+    let list = svc.run(&["list"], Duration::from_secs(60));
+    if list.code() != 0 || list.stdout.lines().count() != 2 {
+        return Err(format!("seed {seed}: after the kill, `xenolith list` did not start a new service with no domains:\n{list}"));
+    }
+    Ok(t)
+}
+
+fn trial(dir: &Path, seed: u64, svc: Option<&Service>) -> Result<Kill9Trial, String> {
     let start = Instant::now();
     let mut rng = seed;
     let (variant, words) = KILL9_VARIANTS[(next(&mut rng) % KILL9_VARIANTS.len() as u64) as usize];
@@ -166,10 +185,15 @@ pub fn kill9_trial(dir: &Path, seed: u64) -> Result<Kill9Trial, String> {
         guest("disk-check").display()
     );
     let cfg = write_cfg(dir, "kill9.cfg", &text);
-    let mut child = Command::new(xenolith())
-        .args(["run", "-c"])
-        .arg(&cfg)
-        .current_dir(root())
+    let mut cmd = match svc {
+        Some(svc) => svc.command(&["create", "-c", &cfg.display().to_string()]),
+        None => {
+            let mut c = Command::new(xenolith());
+            c.args(["run", "-c"]).arg(&cfg).current_dir(root());
+            c
+        }
+    };
+    let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -216,7 +240,16 @@ pub fn kill9_trial(dir: &Path, seed: u64) -> Result<Kill9Trial, String> {
     std::thread::sleep(kill_at.saturating_duration_since(Instant::now()));
     let ended_early = child.try_wait().ok().flatten();
     // SIGKILL: nothing in xenolith runs on the way out, no flush, no close.
-    let _ = child.kill();
+    let service_pid = svc.and_then(Service::pid);
+    match service_pid {
+        // SAFETY: kill with the service's pid, read from its lock file.
+        Some(pid) => unsafe {
+            libc::kill(pid as i32, libc::SIGKILL);
+        },
+        None => {
+            let _ = child.kill();
+        }
+    }
     let status = child.wait().map_err(|e| format!("wait: {e}"))?;
     // Lines printed before the kill are acknowledgements too: drain them all.
     let _ = out_t.join();
@@ -226,7 +259,18 @@ pub fn kill9_trial(dir: &Path, seed: u64) -> Result<Kill9Trial, String> {
         return Err(format!("seed {seed}: xenolith ended by itself before the kill ({st})\n{stderr}\n{}", lines.join("\n")));
     }
     use std::os::unix::process::ExitStatusExt;
-    if status.signal() != Some(libc::SIGKILL) {
+    if let Some(pid) = service_pid {
+        // The client saw its console end; the service is gone for good.
+        let end = Instant::now() + Duration::from_secs(10);
+        while Path::new(&format!("/proc/{pid}")).exists() {
+            if Instant::now() > end {
+                return Err(format!("seed {seed}: the service {pid} outlived SIGKILL"));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    } else if svc.is_some() {
+        return Err(format!("seed {seed}: no service to kill\n{stderr}"));
+    } else if status.signal() != Some(libc::SIGKILL) {
         return Err(format!("seed {seed}: xenolith ended with {status}, not SIGKILL\n{stderr}"));
     }
     // What the guest wrote is what the device holds now (for a loop

@@ -446,7 +446,7 @@ fn boot(
                 dom.run_timer(id);
             });
             threads.push(s.spawn(move || {
-                dom.set_vcpu_thread(id);
+                let _registered = dom.set_vcpu_thread(id);
                 // The boot benchmark's probes watch vCPU 0 alone.
                 let probes = if id == 0 { Probes::from_env() } else { Probes::default() };
                 vcpu.prepare_thread()?;

@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use xen_abi::event_channel::VIRQ_TIMER;
@@ -129,6 +129,19 @@ fn vcpu_slot(shared_info: u64, vcpu: usize) -> Option<u64> {
     (vcpu < shared_info::LEGACY_MAX_VCPUS).then(|| shared_info + (vcpu * std::mem::size_of::<shared_info::VcpuInfo>()) as u64)
 }
 
+/// A vCPU thread's registration ([`Domain::set_vcpu_thread`]), cleared
+/// when dropped.
+pub struct VcpuThread<'a> {
+    dom: &'a Domain,
+    vcpu: usize,
+}
+
+impl Drop for VcpuThread<'_> {
+    fn drop(&mut self) {
+        *self.dom.vcpu_thread(self.vcpu) = None;
+    }
+}
+
 /// A thread's CPU time (user and system) from /proc/self/task/TID/stat.
 fn thread_cpu_time(tid: libc::pid_t) -> Option<Duration> {
     let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).ok()?;
@@ -148,9 +161,10 @@ fn thread_cpu_time(tid: libc::pid_t) -> Option<Duration> {
 struct VcpuSignals {
     wake: Condvar,
     timer_wake: Condvar,
-    thread: OnceLock<libc::pthread_t>,
-    /// The thread's kernel id, for its CPU time in /proc.
-    tid: OnceLock<libc::pid_t>,
+    /// The vCPU's thread and its kernel id while it runs: kicks go there,
+    /// under this lock, and the thread clears it before it ends, so no
+    /// kick ever reaches an ended thread (or one that reused its handle).
+    thread: Mutex<Option<(libc::pthread_t, libc::pid_t)>>,
 }
 
 /// Static facts about the domain the hypercalls report.
@@ -240,18 +254,34 @@ impl Domain {
         self.signals.len()
     }
 
-    /// Records the calling thread as vCPU `vcpu`'s thread (kicks go there).
-    pub fn set_vcpu_thread(&self, vcpu: usize) {
+    /// Records the calling thread as vCPU `vcpu`'s thread (kicks go there)
+    /// until the returned guard is dropped, which the thread must do before
+    /// it ends.
+    pub fn set_vcpu_thread(&self, vcpu: usize) -> VcpuThread<'_> {
         // SAFETY: pthread_self and gettid have no preconditions.
-        let _ = self.signals[vcpu].thread.set(unsafe { libc::pthread_self() });
-        let _ = self.signals[vcpu].tid.set(unsafe { libc::gettid() });
+        let me = unsafe { (libc::pthread_self(), libc::gettid()) };
+        *self.vcpu_thread(vcpu) = Some(me);
+        VcpuThread { dom: self, vcpu }
+    }
+
+    fn vcpu_thread(&self, vcpu: usize) -> MutexGuard<'_, Option<(libc::pthread_t, libc::pid_t)>> {
+        self.signals[vcpu].thread.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Kicks vCPU `vcpu` out of KVM_RUN, if its thread runs.
+    fn kick(&self, vcpu: usize) {
+        if vcpu < self.signals.len() {
+            if let Some((t, _)) = *self.vcpu_thread(vcpu) {
+                kvm_ext::kick(t);
+            }
+        }
     }
 
     /// The CPU time vCPU `vcpu`'s thread has used (Xen's vcpu_time), from
     /// /proc: zero before the thread starts and once it has ended.
     pub fn vcpu_cpu_time(&self, vcpu: usize) -> Duration {
-        let Some(&tid) = self.signals.get(vcpu).and_then(|s| s.tid.get()) else { return Duration::ZERO };
-        thread_cpu_time(tid).unwrap_or_default()
+        let tid = if vcpu < self.signals.len() { self.vcpu_thread(vcpu).map(|(_, tid)| tid) } else { None };
+        tid.and_then(thread_cpu_time).unwrap_or_default()
     }
 
     /// Pauses the domain (XEN_DOMCTL_pausedomain): every vCPU leaves the
@@ -259,10 +289,8 @@ impl Domain {
     pub fn pause(&self) {
         let _st = self.state();
         self.paused.store(true, Ordering::SeqCst);
-        for v in &self.signals {
-            if let Some(&t) = v.thread.get() {
-                kvm_ext::kick(t);
-            }
+        for v in 0..self.signals.len() {
+            self.kick(v);
         }
     }
 
@@ -364,8 +392,8 @@ impl Domain {
     pub fn wake_vcpu(&self, st: &State, vcpu: usize) {
         if st.vcpus[vcpu].halted {
             self.signals[vcpu].wake.notify_all();
-        } else if let Some(&t) = self.signals[vcpu].thread.get() {
-            kvm_ext::kick(t);
+        } else {
+            self.kick(vcpu);
         }
     }
 
@@ -393,12 +421,10 @@ impl Domain {
             st.shutdown = Some(reason);
         }
         let first = !self.stopped.swap(true, Ordering::SeqCst);
-        for v in &self.signals {
+        for (id, v) in self.signals.iter().enumerate() {
             v.wake.notify_all();
             v.timer_wake.notify_all();
-            if let Some(&t) = v.thread.get() {
-                kvm_ext::kick(t);
-            }
+            self.kick(id);
         }
         drop(st);
         if first {
@@ -476,9 +502,7 @@ impl Domain {
         if let Some(v) = st.vcpus.get_mut(vcpu) {
             v.up = false;
         }
-        if let Some(&t) = self.signals.get(vcpu).and_then(|s| s.thread.get()) {
-            kvm_ext::kick(t);
-        }
+        self.kick(vcpu);
         st.vcpus.iter().filter(|v| v.up).count()
     }
 

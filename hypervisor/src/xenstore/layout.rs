@@ -180,6 +180,28 @@ pub fn destroy(xs: &Xenstored, domid: DomId) {
         if let Err(e) = xs.rm(&p) {
             log::debug!("xenstored: removing {p}: {e}");
         }
+        prune_empty_parents(xs, &p);
+    }
+}
+
+/// The directories that stay even when empty: the domain list and dom0's own.
+const KEPT_DIRS: [&str; 3] = ["/local", "/local/domain", "/local/domain/0"];
+
+/// Removes `path`'s parents that the removal left empty (/vm, /libxl,
+/// dom0's backend/vif, ...), so a host whose domains are all gone has the
+/// store it started with. A writer racing this re-creates them: xenstore
+/// writes make missing parents.
+fn prune_empty_parents(xs: &Xenstored, path: &str) {
+    let mut dir = path;
+    while let Some((parent, _)) = dir.rsplit_once('/') {
+        if parent.is_empty() || KEPT_DIRS.contains(&parent) {
+            return;
+        }
+        let empty = xs.directory(parent).is_ok_and(|c| c.is_empty()) && xs.read(parent).is_ok_and(|v| v.is_empty());
+        if !empty || xs.rm(parent).is_err() {
+            return;
+        }
+        dir = parent;
     }
 }
 
@@ -243,6 +265,8 @@ mod tests {
         destroy(&xs, 1);
         assert!(!xs.exists("/local/domain/1").unwrap());
         assert!(!xs.exists(&format!("/vm/{}", d.uuid)).unwrap());
+        assert!(!xs.exists("/vm").unwrap(), "emptied parents go too");
+        assert!(xs.exists("/local/domain").unwrap(), "the domain list stays");
         assert!(!xs.exists("/local/domain/0/backend/console/1").unwrap());
         assert!(xs.exists("/local/domain/0/backend/console").unwrap());
     }
