@@ -10,7 +10,7 @@ pub mod service;
 pub use hand_made::{check_case, hand_made_cases, run_hand_made, Case, Expect, HAND_MADE_LIMIT};
 pub use hostile::*;
 pub use kill9::{kill9_service_trial, kill9_trial, Kill9Trial, KILL9_IMAGE, KILL9_VARIANTS};
-pub use marker_kernel::{drop_pvh_note, idle_marker_kernel, marker_kernel};
+pub use marker_kernel::{drop_pvh_note, idle_marker_kernel, marker_kernel, spinning_marker_kernel};
 
 use std::io::Read;
 use std::path::{Path, PathBuf};

@@ -37,6 +37,16 @@ pub fn idle_marker_kernel(total: usize, marker: &str) -> Vec<u8> {
     f
 }
 
+/// Like [`marker_kernel`], but it ends in `jmp .`: a vCPU that spins
+/// forever, never exiting to the hypervisor (a noisy neighbour).
+pub fn spinning_marker_kernel(total: usize, marker: &str) -> Vec<u8> {
+    let mut f = marker_kernel(total, marker);
+    let at = CODE_OFF + 0x10 + entry_code(0).len() - 4;
+    assert_eq!(f[at..at + 4], [0xFA, 0xF4, 0xEB, 0xFC], "the entry code ends with cli; hlt; jmp");
+    f[at..at + 4].copy_from_slice(&[0xEB, 0xFE, 0x90, 0x90]);
+    f
+}
+
 /// The kernel file, `total` bytes (at least 8 KiB), printing `marker` (a
 /// line of at most 150 bytes). The filler is pseudo-random nibbles: every
 /// file-system block holds data, and compressors have work to do.

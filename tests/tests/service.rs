@@ -7,9 +7,17 @@ use std::time::{Duration, Instant};
 
 use xenolith_tests::netns::Netns;
 use xenolith_tests::service::{Census, Service};
-use xenolith_tests::{guest, scratch, write_cfg};
+use xenolith_tests::{guest, guest_cfg, image_bytes, scratch, spinning_marker_kernel, write_cfg};
 
 const LIMIT: Duration = Duration::from_secs(120);
+
+/// The tests here run one at a time: the neighbour test times domains, and
+/// the others would be its noise.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// hello in its `wait` mode: up until the toolstack asks it to stop.
 fn waiting_cfg(dir: &Path, file: &str, more: &str) -> std::path::PathBuf {
@@ -28,6 +36,7 @@ fn eventually(limit: Duration, what: &str, mut f: impl FnMut() -> bool) {
 
 #[test]
 fn twenty_domains_are_created_at_once_listed_reached_stopped_and_leave_nothing_behind() {
+    let _serial = one_at_a_time();
     let dir = scratch("service-twenty");
     let ns = Netns::new();
     let svc = Service::in_netns(&dir, &ns);
@@ -107,6 +116,7 @@ fn twenty_domains_are_created_at_once_listed_reached_stopped_and_leave_nothing_b
 
 #[test]
 fn reboot_restarts_with_a_new_domid_and_rename_restart_keeps_the_old_one() {
+    let _serial = one_at_a_time();
     let dir = scratch("service-reboot");
     let svc = Service::new(&dir);
     svc.start();
@@ -156,6 +166,7 @@ fn reboot_restarts_with_a_new_domid_and_rename_restart_keeps_the_old_one() {
 
 #[test]
 fn pause_unpause_vcpu_list_info_and_dmesg_answer_as_xl() {
+    let _serial = one_at_a_time();
     let dir = scratch("service-verbs");
     let svc = Service::new(&dir);
     svc.start();
@@ -186,10 +197,78 @@ fn pause_unpause_vcpu_list_info_and_dmesg_answer_as_xl() {
 
 #[test]
 fn a_killed_service_loses_no_flushed_data_and_the_next_start_works() {
+    let _serial = one_at_a_time();
     let dir = scratch("service-kill9");
     for seed in [11u64, 12] {
         let t = xenolith_tests::kill9_service_trial(&dir, seed).unwrap_or_else(|e| panic!("{e}"));
         assert!(t.acked > 0, "seed {seed}: nothing acknowledged: {t:?}");
         assert!(t.lost.is_empty(), "seed {seed}: acknowledged records lost: {:?}", t.lost);
     }
+}
+
+/// The victims' runs: hello (its timer and console) and disk-check (xenstore,
+/// grants, blkback, the shared xenstored) under `create -c`, each to its
+/// end; returns their wall time and the output lines that must not change.
+fn run_victims(svc: &Service, hello: &Path, disk: &Path) -> (Duration, Vec<String>) {
+    let start = Instant::now();
+    let mut lines = Vec::new();
+    for cfg in [hello, disk] {
+        let run = svc.run(&["create", "-c", cfg.to_str().unwrap()], LIMIT);
+        assert_eq!(run.code(), 0, "{run}");
+        lines.extend(run.stdout.lines().filter(|l| l.starts_with("Hello") || l.starts_with("memory:") || l.starts_with("sha256:") || l.starts_with("disk-check: done")).map(str::to_owned));
+    }
+    (start.elapsed(), lines)
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+#[test]
+fn a_spinning_crashing_or_hostile_neighbour_does_not_slow_or_stop_the_others() {
+    let _serial = one_at_a_time();
+    let dir = scratch("service-noisy");
+    let svc = Service::new(&dir);
+    svc.start();
+    // Small: hashing costs the guest about 40 instructions a byte.
+    let img = dir.join("victim.img");
+    std::fs::write(&img, image_bytes(16 << 10, 7)).unwrap();
+    let hello = write_cfg(&dir, "hello.cfg", &format!("name = \"victim-hello\"\ntype = \"pvh\"\nkernel = \"{}\"\nmemory = 32\n", guest("hello").display()));
+    let disk = write_cfg(&dir, "disk.cfg", &format!("name = \"victim-disk\"\ntype = \"pvh\"\nkernel = \"{}\"\nmemory = 64\ndisk = [ 'file:{},xvda,r' ]\n", guest("disk-check").display(), img.display()));
+    const ROUNDS: usize = 3;
+    let (_, expected) = run_victims(&svc, &hello, &disk);
+    assert_eq!(expected.len(), 4, "{expected:?}");
+
+    let spinner = dir.join("spinner");
+    std::fs::write(&spinner, spinning_marker_kernel(16 * 1024, "spinning")).unwrap();
+    let hostile_img = dir.join("hostile.img");
+    std::fs::write(&hostile_img, image_bytes(1 << 20, 3)).unwrap();
+    let noisy = [
+        ("spinning", format!("name = \"noisy\"\ntype = \"pvh\"\nkernel = \"{}\"\nmemory = 32\n", spinner.display())),
+        ("crashing", format!("name = \"noisy\"\ntype = \"pvh\"\nkernel = \"{}\"\nmemory = 32\nextra = \"panic\"\non_crash = \"restart\"\n", guest("hello").display())),
+        ("hostile", std::fs::read_to_string(guest_cfg(&dir, "noisy", "hostile", &hostile_img, "seed=3 rounds=1")).unwrap()),
+    ];
+    for (what, text) in noisy {
+        let cfg = write_cfg(&dir, &format!("{what}.cfg"), &text);
+        // Alone and beside the neighbour in turn, so that load from outside
+        // the test weighs on both.
+        let (mut alone, mut beside) = (Vec::new(), Vec::new());
+        for _ in 0..ROUNDS {
+            alone.push(run_victims(&svc, &hello, &disk).0);
+            svc.ok(&["create", cfg.to_str().unwrap()]);
+            let (took, lines) = run_victims(&svc, &hello, &disk);
+            assert_eq!(lines, expected, "with a {what} neighbour");
+            beside.push(took);
+            // The crashing one may have given up restarting by now, the
+            // hostile one finished: destroy whatever is left.
+            let _ = svc.run(&["destroy", "noisy"], LIMIT);
+        }
+        let (alone, beside) = (median(alone), median(beside));
+        eprintln!("victims alone {alone:?}, beside a {what} domain {beside:?} ({:.2}x)", beside.as_secs_f64() / alone.as_secs_f64());
+        // Each domain has its own threads and the host has two cores: a
+        // neighbour takes one, the victims keep the other.
+        assert!(beside <= alone.mul_f64(1.5) + Duration::from_millis(300), "beside a {what} domain the victims took {beside:?} against {alone:?} alone");
+    }
+    assert!(!svc.log().contains("panicked"), "{}", svc.log());
 }

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use super::control;
 use super::wire::{self, Kind, Request};
 use crate::toolstack::terminal::RawTerminal;
+use crate::vstate::vcpu::{monotonic_ns, STAMP_ENV};
 
 /// How long a client waits for a service it started to listen.
 pub const START_TIMEOUT: Duration = Duration::from_secs(10);
@@ -41,7 +42,11 @@ pub fn run(args: &[String]) -> Result<u8, ClientError> {
     let mut stream = connect_or_start()?;
     let cwd = std::env::current_dir().map_err(io)?.to_string_lossy().into_owned();
     let req = Request { cwd, args: args.to_vec() };
-    wire::send(&mut stream, Kind::Request, &req.encode().map_err(io)?).map_err(io)?;
+    let frame = req.encode().map_err(io)?;
+    if std::env::var_os(STAMP_ENV).is_some() {
+        eprintln!("xenolith-bench: request-ns={}", monotonic_ns());
+    }
+    wire::send(&mut stream, Kind::Request, &frame).map_err(io)?;
     loop {
         match wire::recv(&mut stream).map_err(io)? {
             Some((Kind::Stdout, bytes)) => {

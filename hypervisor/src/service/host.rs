@@ -217,13 +217,12 @@ impl Host {
         if self.preserved().iter().any(|p| p.lease.domid() == domid) {
             return Ok(Found::Preserved(domid));
         }
-        for m in self.domains().iter() {
-            match m.stopper.current() {
-                Some(r) if r.dom.info.domid == domid => return Ok(Found::Live(m.clone(), Some(r))),
-                _ => {}
-            }
-        }
-        Err(missing())
+        // Between a domain's incarnations it has no `Running`, but still its domid.
+        self.domains()
+            .iter()
+            .find(|m| m.stopper.domid() == Some(domid))
+            .map(|m| Found::Live(m.clone(), m.stopper.current().filter(|r| r.dom.info.domid == domid)))
+            .ok_or_else(missing)
     }
 
     /// The running domains, with their incarnations (none between restarts).

@@ -64,6 +64,12 @@ pub fn serve(opts: &DaemonOptions) -> Result<(), ServiceError> {
         Some("destroying every domain and stopping the service".into())
     })
     .map_err(|e| ServiceError::Os("cannot handle signals", e))?;
+    // What every domain's build asks of KVM, asked once now, and a VM
+    // made ahead of each create.
+    if let Err(e) = crate::vstate::vm::prefetch() {
+        log::warn!("{e}");
+    }
+    crate::vstate::vm::keep_spare_vms(&crate::toolstack::domain::TRAPPED_MSRS).map_err(|e| ServiceError::Os("cannot start the spare-VM thread", e))?;
     if opts.no_seccomp {
         log::warn!("running without seccomp filters (--no-seccomp)");
     } else {

@@ -223,6 +223,7 @@ pub fn run(cfg: &DomainConfig, opts: &mut RunOptions) -> Result<Outcome, DomainE
     let store = XenstoreLink::start(cfg, opts.store.clone());
     let mut pacer = RestartPacer::default();
     loop {
+        opts.stopper.set_domid(opts.lease.domid());
         if let Some(cause) = opts.stopper.cause() {
             return Ok(Outcome::Stopped(cause));
         }
@@ -305,6 +306,9 @@ pub fn utc_suffix(time: std::time::SystemTime) -> String {
     format!("-{year:04}{month:02}{day:02}T{:02}{:02}Z", rem / 3600, rem % 3600 / 60)
 }
 
+/// The MSRs every domain's accesses exit for: the hypercall page's.
+pub const TRAPPED_MSRS: [u32; 1] = [xen_abi::cpuid::HYPERCALL_MSR];
+
 /// The largest kernel file read: an ELF vmlinux with full debug information
 /// stays well below it, and its loadable part must fit in guest memory anyway.
 pub const MAX_KERNEL_BYTES: u64 = 1 << 30;
@@ -347,7 +351,7 @@ fn boot(
     held: &Held,
 ) -> Result<ShutdownReason, DomainError> {
     let layout = loader::MemoryLayout::new(cfg.memory_mib << 20);
-    let vm = Vm::new(&layout.guest_ranges(), &[xen_abi::cpuid::HYPERCALL_MSR])?;
+    let vm = Vm::new(&layout.guest_ranges(), &TRAPPED_MSRS)?;
     log::info!("KVM backend: {}{}", vm.backend, if vm.has_xen_hvm() { "; in-kernel Xen support present (unused)" } else { "" });
     let boot = loader::load(vm.ram.mmap(), kernel, &BootParams { layout: &layout, cmdline: cfg.cmdline.as_deref(), ramdisk })
         .map_err(|err| DomainError::Kernel { path: cfg.kernel.clone(), err })?;
@@ -429,22 +433,14 @@ fn boot(
         }
     };
     opts.stopper.set_current(Some(Running { dom: dom.clone(), console: console.clone() }));
-    // The first boot is set up: from here the main thread only waits,
-    // rebuilds the domain on reboot and tears it down (only the first call confines).
-    if let Some(m) = seccomp::confine_main(held.vifs, held.scripts) {
-        log::debug!("main thread confined: filter {}, capabilities kept {:#x}", if m.filtered { "on" } else { "off (vif script=)" }, m.kept_caps);
-    }
 
     let result = std::thread::scope(|s| {
         let dom = &dom;
         let mut threads = Vec::new();
         // The threads borrow their vCPUs: the fds close on this thread,
         // after the scope, not under a vCPU thread's seccomp filter.
+        // vCPU threads first: their start is the domain's start-up time.
         for (id, vcpu) in vcpus.iter_mut().enumerate() {
-            s.spawn(move || {
-                seccomp::confine(ThreadKind::Timer);
-                dom.run_timer(id);
-            });
             threads.push(s.spawn(move || {
                 let _registered = dom.set_vcpu_thread(id);
                 // The boot benchmark's probes watch vCPU 0 alone.
@@ -457,6 +453,18 @@ fn boot(
                 }
                 r
             }));
+        }
+        for id in 0..threads.len() {
+            s.spawn(move || {
+                seccomp::confine(ThreadKind::Timer);
+                dom.run_timer(id);
+            });
+        }
+        // The first boot is set up and running: from here this thread only
+        // waits, rebuilds the domain on reboot and tears it down (only the
+        // first call confines).
+        if let Some(m) = seccomp::confine_main(held.vifs, held.scripts) {
+            log::debug!("main thread confined: filter {}, capabilities kept {:#x}", if m.filtered { "on" } else { "off (vif script=)" }, m.kept_caps);
         }
         let mut result = Ok(());
         for t in threads {

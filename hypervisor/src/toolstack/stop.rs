@@ -60,6 +60,9 @@ struct State {
     current: Option<Running>,
     /// Set once: the first request wins.
     cause: Option<StopCause>,
+    /// The domid the run holds now (it changes on restart), also between
+    /// incarnations, when `current` is `None`.
+    domid: Option<u16>,
 }
 
 /// The running domain and whether it was asked to stop; shared by the run
@@ -113,6 +116,16 @@ impl Stopper {
     /// Why the run was stopped, if it was.
     pub fn cause(&self) -> Option<StopCause> {
         self.lock().cause
+    }
+
+    /// Records the domid the run now holds.
+    pub fn set_domid(&self, domid: u16) {
+        self.lock().domid = Some(domid);
+    }
+
+    /// The domid the run holds, once it has started.
+    pub fn domid(&self) -> Option<u16> {
+        self.lock().domid
     }
 
     /// The running domain and its console, for console input.

@@ -171,6 +171,9 @@ pub struct Probes {
     /// With XENOLITH_COUNT_INSTRUCTIONS=all: count until the domain stops
     /// instead (a boot loader prints long before the work being measured).
     pub count_until_stop: bool,
+    /// Print CLOCK_MONOTONIC at the first guest entry (XENOLITH_BENCH_STAMP),
+    /// for a benchmark that stamps its request in another process.
+    pub stamp_entry: bool,
 }
 
 impl Probes {
@@ -180,9 +183,14 @@ impl Probes {
             t0_ns: std::env::var("XENOLITH_BENCH_T0").ok().and_then(|v| v.parse().ok()),
             count_instructions: std::env::var_os("XENOLITH_COUNT_INSTRUCTIONS").is_some(),
             count_until_stop: std::env::var_os("XENOLITH_COUNT_INSTRUCTIONS").is_some_and(|v| v == "all"),
+            stamp_entry: std::env::var_os(STAMP_ENV).is_some(),
         }
     }
 }
+
+/// The environment variable that makes the host service's vCPUs, and the
+/// clients that ask it for domains, print CLOCK_MONOTONIC stamps.
+pub const STAMP_ENV: &str = "XENOLITH_BENCH_STAMP";
 
 /// CLOCK_MONOTONIC in nanoseconds (comparable across processes).
 pub fn monotonic_ns() -> u64 {
@@ -326,6 +334,9 @@ impl Vcpu {
         }
         if let Some(t0) = probes.t0_ns {
             eprintln!("xenolith-bench: first-entry-us={}", monotonic_ns().saturating_sub(t0) / 1000);
+        }
+        if probes.stamp_entry {
+            eprintln!("xenolith-bench: first-entry-ns={}", monotonic_ns());
         }
         loop {
             if let Some(n) = counted {

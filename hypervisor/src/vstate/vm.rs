@@ -3,7 +3,7 @@
 //! hypercall-instruction patching).
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 
 use kvm_bindings::{
     kvm_enable_cap, kvm_userspace_memory_region, CpuId, KVM_CAP_DISABLE_QUIRKS2,
@@ -77,20 +77,100 @@ impl std::fmt::Display for Backend {
 
 /// A KVM virtual machine with its memory.
 pub struct Vm {
-    kvm: Kvm,
+    kvm: &'static Kvm,
     fd: Arc<VmFd>,
     /// The guest's memory.
     pub ram: Arc<GuestRam>,
     /// The KVM implementation in use.
     pub backend: Backend,
     slots: Arc<MemorySlots>,
+    /// vCPU 0, when it came made with a spare VM.
+    spare_vcpu0: Mutex<Option<VcpuFd>>,
+}
+
+/// A VM made ahead of need: KVM_CREATE_VM, the MSR filter and quirks, and
+/// vCPU 0 created. Nothing in it depends on the domain (memory, CPUID and
+/// registers come later), so the host service keeps one ready and a
+/// `create` skips those ioctls.
+struct Spare {
+    fd: VmFd,
+    trapped: Vec<u32>,
+    vcpu0: VcpuFd,
+}
+
+static SPARE: Mutex<Option<Spare>> = Mutex::new(None);
+/// Woken when the spare is taken: the thread of [`keep_spare_vms`] makes the next.
+static SPARE_TAKEN: Condvar = Condvar::new();
+
+/// A VM with no memory yet: KVM_CREATE_VM, `trapped` MSRs made to exit,
+/// hypercall patching off.
+fn empty_vm(trapped: &[u32]) -> Result<VmFd, VmError> {
+    let kvm_fd = host_kvm()?;
+    let fd = kvm_fd.create_vm().map_err(kvm("KVM_CREATE_VM"))?;
+    trap_msrs(kvm_fd, &fd, trapped)?;
+    disable_hypercall_patching(&fd);
+    Ok(fd)
+}
+
+/// From now on keeps a spare VM ready for [`Vm::new`] with `trapped` MSRs
+/// (the host service, which creates domains on request): a thread makes
+/// one, waits until it is taken, and makes the next, off the path of the
+/// `create` that took it. A failure leaves none, and [`Vm::new`] then makes
+/// the VM itself (and reports the error).
+pub fn keep_spare_vms(trapped: &[u32]) -> std::io::Result<()> {
+    let trapped = trapped.to_vec();
+    std::thread::Builder::new().name("spare-vm".into()).spawn(move || loop {
+        let made = empty_vm(&trapped).and_then(|fd| Ok(Spare { vcpu0: fd.create_vcpu(0).map_err(kvm("KVM_CREATE_VCPU"))?, fd, trapped: trapped.clone() }));
+        let mut spare = SPARE.lock().unwrap_or_else(|e| e.into_inner());
+        match made {
+            Ok(made) => *spare = Some(made),
+            Err(e) => log::warn!("cannot make a spare VM: {e}"),
+        }
+        while spare.is_some() {
+            spare = SPARE_TAKEN.wait(spare).unwrap_or_else(|e| e.into_inner());
+        }
+    })?;
+    Ok(())
+}
+
+/// /dev/kvm, opened once per process: every VM is created through it.
+fn host_kvm() -> Result<&'static Kvm, VmError> {
+    static KVM: OnceLock<Kvm> = OnceLock::new();
+    if let Some(k) = KVM.get() {
+        return Ok(k);
+    }
+    let k = Kvm::new().map_err(VmError::OpenKvm)?;
+    Ok(KVM.get_or_init(|| k))
+}
+
+/// KVM_GET_SUPPORTED_CPUID, asked once per process.
+fn host_supported_cpuid() -> Result<CpuId, VmError> {
+    static SUPPORTED: OnceLock<CpuId> = OnceLock::new();
+    if let Some(cpuid) = SUPPORTED.get() {
+        return Ok(cpuid.clone());
+    }
+    let cpuid = host_kvm()?.get_supported_cpuid(KVM_MAX_CPUID_ENTRIES).map_err(kvm("KVM_GET_SUPPORTED_CPUID"))?;
+    Ok(SUPPORTED.get_or_init(|| cpuid).clone())
+}
+
+/// Opens /dev/kvm and reads what the host supports ahead of the first VM
+/// (the host service does this at start, so no `create` waits for it).
+pub fn prefetch() -> Result<(), VmError> {
+    host_supported_cpuid().map(drop)
 }
 
 impl Vm {
     /// Creates a VM whose guest-physical memory is `ranges`, trapping `trapped_msrs`.
     pub fn new(ranges: &[(u64, usize)], trapped_msrs: &[u32]) -> Result<Self, VmError> {
-        let kvm_fd = Kvm::new().map_err(VmError::OpenKvm)?;
-        let fd = kvm_fd.create_vm().map_err(kvm("KVM_CREATE_VM"))?;
+        let kvm_fd = host_kvm()?;
+        let spare = SPARE.lock().unwrap_or_else(|e| e.into_inner()).take_if(|s| s.trapped == trapped_msrs);
+        let (fd, spare_vcpu0) = match spare {
+            Some(s) => {
+                SPARE_TAKEN.notify_all();
+                (s.fd, Some(s.vcpu0))
+            }
+            None => (empty_vm(trapped_msrs)?, None),
+        };
         let ram = Arc::new(GuestRam::new(ranges)?);
         for (slot, (guest, host, size)) in ram.regions().into_iter().enumerate() {
             let region = kvm_userspace_memory_region {
@@ -106,59 +186,63 @@ impl Vm {
         }
         let fd = Arc::new(fd);
         let slots = Arc::new(MemorySlots::new(Some(fd.clone()), ram.clone()));
-        let vm = Vm { kvm: kvm_fd, fd, ram, backend: Backend::detect(), slots };
-        vm.trap_msrs(trapped_msrs)?;
-        vm.disable_hypercall_patching();
-        Ok(vm)
+        Ok(Vm { kvm: kvm_fd, fd, ram, backend: Backend::detect(), slots, spare_vcpu0: Mutex::new(spare_vcpu0) })
     }
+}
 
-    /// Makes guest accesses to `msrs` exit to user space.
-    fn trap_msrs(&self, msrs: &[u32]) -> Result<(), VmError> {
-        if !self.kvm.check_extension(Cap::X86UserSpaceMsr) {
-            return Err(VmError::MissingCap("KVM_CAP_X86_USER_SPACE_MSR"));
-        }
-        let cap = kvm_enable_cap {
-            cap: KVM_CAP_X86_USER_SPACE_MSR,
-            args: [KVM_MSR_EXIT_REASON_FILTER.into(), 0, 0, 0],
-            ..Default::default()
-        };
-        self.fd.enable_cap(&cap).map_err(kvm("enable KVM_CAP_X86_USER_SPACE_MSR"))?;
-        // A zero bit denies the access, which the exit reason FILTER turns into an exit.
-        let deny = [0u8; 1];
-        let ranges: Vec<_> = msrs
-            .iter()
-            .map(|&base| MsrFilterRange {
-                flags: MsrFilterRangeFlags::READ | MsrFilterRangeFlags::WRITE,
-                base,
-                msr_count: 1,
-                bitmap: &deny,
-            })
-            .collect();
-        self.fd
-            .set_msr_filter(MsrFilterDefaultAction::ALLOW, &ranges)
-            .map_err(kvm("KVM_X86_SET_MSR_FILTER"))
+/// Makes guest accesses to `msrs` exit to user space.
+fn trap_msrs(kvm_fd: &Kvm, fd: &VmFd, msrs: &[u32]) -> Result<(), VmError> {
+    if !kvm_fd.check_extension(Cap::X86UserSpaceMsr) {
+        return Err(VmError::MissingCap("KVM_CAP_X86_USER_SPACE_MSR"));
     }
+    let cap = kvm_enable_cap {
+        cap: KVM_CAP_X86_USER_SPACE_MSR,
+        args: [KVM_MSR_EXIT_REASON_FILTER.into(), 0, 0, 0],
+        ..Default::default()
+    };
+    fd.enable_cap(&cap).map_err(kvm("enable KVM_CAP_X86_USER_SPACE_MSR"))?;
+    // A zero bit denies the access, which the exit reason FILTER turns into an exit.
+    let deny = [0u8; 1];
+    let ranges: Vec<_> = msrs
+        .iter()
+        .map(|&base| MsrFilterRange {
+            flags: MsrFilterRangeFlags::READ | MsrFilterRangeFlags::WRITE,
+            base,
+            msr_count: 1,
+            bitmap: &deny,
+        })
+        .collect();
+    fd.set_msr_filter(MsrFilterDefaultAction::ALLOW, &ranges).map_err(kvm("KVM_X86_SET_MSR_FILTER"))
+}
 
-    /// Stops KVM from rewriting VMCALL/VMMCALL in guest memory: a stray one
-    /// must fault in the guest, not spin inside KVM_RUN (seen on software KVM).
-    fn disable_hypercall_patching(&self) {
-        let cap = kvm_enable_cap {
-            cap: KVM_CAP_DISABLE_QUIRKS2,
-            args: [KVM_X86_QUIRK_FIX_HYPERCALL_INSN.into(), 0, 0, 0],
-            ..Default::default()
-        };
-        if let Err(e) = self.fd.enable_cap(&cap) {
-            log::debug!("KVM_CAP_DISABLE_QUIRKS2 not available: {e}");
-        }
+/// Stops KVM from rewriting VMCALL/VMMCALL in guest memory: a stray one
+/// must fault in the guest, not spin inside KVM_RUN (seen on software KVM).
+fn disable_hypercall_patching(fd: &VmFd) {
+    let cap = kvm_enable_cap {
+        cap: KVM_CAP_DISABLE_QUIRKS2,
+        args: [KVM_X86_QUIRK_FIX_HYPERCALL_INSN.into(), 0, 0, 0],
+        ..Default::default()
+    };
+    if let Err(e) = fd.enable_cap(&cap) {
+        log::debug!("KVM_CAP_DISABLE_QUIRKS2 not available: {e}");
     }
+}
 
+impl Vm {
     /// The CPUID entries KVM can offer.
+    /// (Asked of KVM once per process: it describes the host, which does
+    /// not change, and a service creating many domains saves the ioctl.)
     pub fn supported_cpuid(&self) -> Result<CpuId, VmError> {
-        self.kvm.get_supported_cpuid(KVM_MAX_CPUID_ENTRIES).map_err(kvm("KVM_GET_SUPPORTED_CPUID"))
+        host_supported_cpuid()
     }
 
-    /// Creates vCPU `id`.
+    /// Creates vCPU `id` (vCPU 0 may come ready with a spare VM).
     pub fn create_vcpu(&self, id: u64) -> Result<VcpuFd, VmError> {
+        if id == 0 {
+            if let Some(v) = self.spare_vcpu0.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                return Ok(v);
+            }
+        }
         self.fd.create_vcpu(id).map_err(kvm("KVM_CREATE_VCPU"))
     }
 

@@ -268,6 +268,7 @@ mod tests {
         assert!(!xs.exists("/vm").unwrap(), "emptied parents go too");
         assert!(xs.exists("/local/domain").unwrap(), "the domain list stays");
         assert!(!xs.exists("/local/domain/0/backend/console/1").unwrap());
-        assert!(xs.exists("/local/domain/0/backend/console").unwrap());
+        assert!(!xs.exists("/local/domain/0/backend").unwrap(), "dom0's emptied backend directories go");
+        assert!(xs.exists("/local/domain/0").unwrap(), "dom0 stays");
     }
 }

@@ -17,7 +17,7 @@ use crate::root;
 
 const RUNS: usize = 20;
 
-fn monotonic_ns() -> u64 {
+pub(super) fn monotonic_ns() -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
@@ -44,7 +44,7 @@ fn write_cfg(extra: &str) -> Result<std::path::PathBuf> {
     Ok(cfg)
 }
 
-fn xenolith() -> Command {
+pub(super) fn xenolith() -> Command {
     let mut c = Command::new(root().join("target/release/xenolith"));
     c.current_dir(root());
     c
@@ -91,7 +91,7 @@ fn one_run(cfg: &std::path::Path) -> Result<Sample> {
     })
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
+pub(super) fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[v.len() / 2]
 }
@@ -115,7 +115,10 @@ fn probe_stderr(cfg: &std::path::Path, env: (&str, &str), args: &[&str]) -> Resu
 /// 'X' and a newline to port 0xE9 (our hypervisor's debug console, to
 /// stderr) and to COM1 (QEMU's serial port, to stdout), then halts with
 /// interrupts off. 32-bit code, no stack, nothing else.
-fn first_write_image() -> Vec<u8> {
+/// The minimal PVH image: writes `X` to port 0xE9 and COM1, then halts:
+/// with interrupts off (the domain ends) or, if `stays`, on (it idles until
+/// destroyed).
+pub(super) fn first_write_image(stays: bool) -> Vec<u8> {
     const LOAD: u64 = 0x10_0000;
     const CODE_OFFSET: usize = 0x1000;
     #[rustfmt::skip]
@@ -129,7 +132,7 @@ fn first_write_image() -> Vec<u8> {
         0xee,                   // out dx, al
         0x66, 0xba, 0xe9, 0x00, // mov dx, 0xe9
         0xee,                   // out dx, al
-        0xfa, 0xf4,             // cli; hlt
+        if stays { 0xfb } else { 0xfa }, 0xf4, // sti or cli; hlt
         0xeb, 0xfd,             // jmp back to hlt
     ];
     // The Xen note: namesz 4, descsz 8 (QEMU reads 8 bytes for ELF64),
@@ -215,7 +218,7 @@ fn versus_microvm() -> Result<String> {
     let dir = root().join("target/bench");
     std::fs::create_dir_all(&dir)?;
     let image = dir.join("first-write.elf");
-    std::fs::write(&image, first_write_image())?;
+    std::fs::write(&image, first_write_image(false))?;
     let cfg = dir.join("first-write.cfg");
     std::fs::write(
         &cfg,
@@ -296,8 +299,9 @@ pub fn run() -> Result<String> {
          - start to poweroff (process exit): {off:.1} ms\n\
          guest instructions before the first console line: {insns}\n\
          hypercall round trip (xen_version, timed by the guest with pvclock): {hypercall}\n\
-         {}",
-        versus_microvm()?
+         {}{}",
+        versus_microvm()?,
+        super::service::report()?
     );
     Ok(report)
 }

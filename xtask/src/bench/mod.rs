@@ -8,6 +8,7 @@ mod boot_loader;
 mod fs;
 mod net;
 mod netboot;
+mod service;
 
 use anyhow::Result;
 
