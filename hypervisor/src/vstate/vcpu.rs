@@ -97,6 +97,18 @@ pub struct Cpu<'a> {
     fd: &'a mut VcpuFd,
     long_mode: bool,
     id: u32,
+    /// The ioctls made through this view (KVM_TRANSLATE, KVM_GET_SREGS),
+    /// for the exit profile: register reads and writes go through the
+    /// kvm_run page (KVM_CAP_SYNC_REGS) and cost none.
+    ioctls: std::cell::Cell<u32>,
+    /// Whether registers are to be written back on the next entry.
+    regs_written: bool,
+}
+
+impl<'a> Cpu<'a> {
+    fn new(fd: &'a mut VcpuFd, long_mode: bool, id: u32) -> Self {
+        Cpu { fd, long_mode, id, ioctls: std::cell::Cell::new(0), regs_written: false }
+    }
 }
 
 impl Cpu<'_> {
@@ -109,6 +121,7 @@ impl Cpu<'_> {
     pub fn set_rax(&mut self, value: u64) {
         self.fd.sync_regs_mut().regs.rax = value;
         self.fd.set_sync_dirty_reg(SyncReg::Register);
+        self.regs_written = true;
     }
 
     /// Whether the guest was in 64-bit mode when it last set up hypercalls.
@@ -118,12 +131,14 @@ impl Cpu<'_> {
 
     /// Translates a guest-virtual address through the guest's page tables.
     pub fn translate(&self, gva: u64) -> Option<u64> {
+        self.ioctls.set(self.ioctls.get() + 1);
         let t = self.fd.translate_gva(gva).ok()?;
         (t.valid != 0).then_some(t.physical_address)
     }
 
     /// Re-reads the guest's mode from its segment state.
     pub fn refresh_mode(&mut self) {
+        self.ioctls.set(self.ioctls.get() + 1);
         if let Ok(s) = self.fd.get_sregs() {
             self.long_mode = s.efer & EFER_LMA != 0 && s.cs.l != 0;
         }
@@ -156,6 +171,12 @@ pub trait ExitHandler {
     fn counting_done(&self) -> bool {
         false
     }
+    /// What a write of `data` to `port` is, as the exit profile
+    /// (XENOLITH_EXIT_PROFILE) names it; asked after the write was handled,
+    /// and only while profiling.
+    fn out_label(&self, _cpu: &Cpu<'_>, port: u16, _data: &[u8]) -> String {
+        format!("out {port:#x}")
+    }
 }
 
 /// Benchmark probes, switched on by environment variables so that normal
@@ -171,6 +192,9 @@ pub struct Probes {
     /// With XENOLITH_COUNT_INSTRUCTIONS=all: count until the domain stops
     /// instead (a boot loader prints long before the work being measured).
     pub count_until_stop: bool,
+    /// Time every exit by kind (XENOLITH_EXIT_PROFILE) and print the
+    /// [`ExitProfile`] when the vCPU's loop ends.
+    pub exit_profile: bool,
 }
 
 impl Probes {
@@ -180,6 +204,75 @@ impl Probes {
             t0_ns: std::env::var("XENOLITH_BENCH_T0").ok().and_then(|v| v.parse().ok()),
             count_instructions: std::env::var_os("XENOLITH_COUNT_INSTRUCTIONS").is_some(),
             count_until_stop: std::env::var_os("XENOLITH_COUNT_INSTRUCTIONS").is_some_and(|v| v == "all"),
+            exit_profile: std::env::var_os("XENOLITH_EXIT_PROFILE").is_some(),
+        }
+    }
+}
+
+/// Where one vCPU's exits spend their time on the host side, by kind of
+/// exit (for `cargo xtask bench hypercall`): how many, and the nanoseconds
+/// of the three legs of each round trip, summed. Printed, one
+/// `xenolith-bench: exit ...` line per kind, when the vCPU's loop ends.
+pub struct ExitProfile {
+    vcpu: u32,
+    kinds: Vec<(String, ExitStats)>,
+}
+
+/// The sums for one kind of exit.
+#[derive(Default)]
+struct ExitStats {
+    exits: u64,
+    /// In KVM_RUN: the entry, the guest's run up to this exit, and the
+    /// exit back to user space.
+    run_ns: u64,
+    /// In the [`ExitHandler`] call.
+    handle_ns: u64,
+    /// After the handler, before the next KVM_RUN: the stop check and
+    /// upcall injection of the run loop.
+    reenter_ns: u64,
+    /// ioctls the handler made (see [`Cpu`]).
+    ioctls: u64,
+    /// Exits after which the registers were written back.
+    regs_written: u64,
+}
+
+impl ExitProfile {
+    /// A guest's labels are few (hypercall numbers and sub-ops, ports), but
+    /// it chooses them: past this many kinds the rest are counted as one.
+    const MAX_KINDS: usize = 64;
+
+    fn new(vcpu: u32) -> Self {
+        ExitProfile { vcpu, kinds: Vec::new() }
+    }
+
+    /// The index of `label`'s sums.
+    fn kind(&mut self, label: &str) -> usize {
+        if let Some(i) = self.kinds.iter().position(|(l, _)| l == label) {
+            return i;
+        }
+        let label = if self.kinds.len() < Self::MAX_KINDS { label } else { "other" };
+        if let Some(i) = self.kinds.iter().position(|(l, _)| l == label) {
+            return i;
+        }
+        self.kinds.push((label.to_string(), ExitStats::default()));
+        self.kinds.len() - 1
+    }
+}
+
+impl Drop for ExitProfile {
+    fn drop(&mut self) {
+        for (label, s) in &self.kinds {
+            let n = s.exits.max(1);
+            eprintln!(
+                "xenolith-bench: exit vcpu={} kind=\"{label}\" exits={} run_ns={} handle_ns={} reenter_ns={} ioctls_per_exit={:.2} regs_written={}",
+                self.vcpu,
+                s.exits,
+                s.run_ns / n,
+                s.handle_ns / n,
+                s.reenter_ns / n,
+                s.ioctls as f64 / n as f64,
+                s.regs_written,
+            );
         }
     }
 }
@@ -327,6 +420,10 @@ impl Vcpu {
         if let Some(t0) = probes.t0_ns {
             eprintln!("xenolith-bench: first-entry-us={}", monotonic_ns().saturating_sub(t0) / 1000);
         }
+        let mut profile = probes.exit_profile.then(|| ExitProfile::new(self.id));
+        // The last exit's kind and when its handler returned, so that the
+        // loop's work before the next entry is charged to it.
+        let mut last: Option<(usize, u64)> = None;
         loop {
             if let Some(n) = counted {
                 let stopping = handler.should_stop(self.id);
@@ -340,6 +437,10 @@ impl Vcpu {
                 return Ok(());
             }
             self.inject(handler)?;
+            let entered = if profile.is_some() { monotonic_ns() } else { 0 };
+            if let (Some(p), Some((kind, handled))) = (profile.as_mut(), last.take()) {
+                p.kinds[kind].1.reenter_ns += entered.saturating_sub(handled);
+            }
             let exit = match self.fd.run() {
                 Ok(exit) => exit,
                 Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => {
@@ -348,27 +449,40 @@ impl Vcpu {
                 }
                 Err(e) => return Err(VcpuError::Kvm { what: "KVM_RUN", err: e }),
             };
-            match exit {
+            let exited = if profile.is_some() { monotonic_ns() } else { 0 };
+            // What the profile needs to know of this exit, once handled:
+            // its label (an OUT's is the handler's to give), the ioctls
+            // made and whether registers go back.
+            let mut out_exit: Option<(u16, [u8; 8], usize, u32, bool)> = None;
+            let label: &str = match exit {
                 VcpuExit::IoOut(port, data) => {
                     let mut buf = [0u8; 8];
                     let n = data.len().min(buf.len());
                     buf[..n].copy_from_slice(&data[..n]);
-                    let data = &buf[..n];
-                    let mut cpu = Cpu { fd: &mut self.fd, long_mode: self.long_mode, id: self.id };
-                    handler.io_out(&mut cpu, port, data);
+                    let mut cpu = Cpu::new(&mut self.fd, self.long_mode, self.id);
+                    handler.io_out(&mut cpu, port, &buf[..n]);
+                    out_exit = Some((port, buf, n, cpu.ioctls.get(), cpu.regs_written));
+                    "out"
                 }
-                VcpuExit::IoIn(port, data) => handler.io_in(port, data),
-                VcpuExit::MmioRead(addr, data) => handler.mmio(addr, data, false),
+                VcpuExit::IoIn(port, data) => {
+                    handler.io_in(port, data);
+                    "in"
+                }
+                VcpuExit::MmioRead(addr, data) => {
+                    handler.mmio(addr, data, false);
+                    "mmio"
+                }
                 VcpuExit::MmioWrite(addr, data) => {
                     let mut buf = [0u8; 8];
                     let n = data.len().min(buf.len());
                     buf[..n].copy_from_slice(&data[..n]);
-                    handler.mmio(addr, &mut buf[..n], true)
+                    handler.mmio(addr, &mut buf[..n], true);
+                    "mmio"
                 }
                 VcpuExit::X86Wrmsr(exit) => {
                     let (index, value) = (exit.index, exit.data);
                     let error = exit.error as *mut u8;
-                    let mut cpu = Cpu { fd: &mut self.fd, long_mode: self.long_mode, id: self.id };
+                    let mut cpu = Cpu::new(&mut self.fd, self.long_mode, self.id);
                     cpu.refresh_mode();
                     let ok = handler.wrmsr(&mut cpu, index, value);
                     self.long_mode = cpu.long_mode;
@@ -376,37 +490,66 @@ impl Vcpu {
                     // stays mapped; the exit's borrow ended above only because
                     // `cpu` needed the fd.
                     unsafe { *error = u8::from(!ok) };
+                    "wrmsr"
                 }
-                VcpuExit::X86Rdmsr(exit) => match handler.rdmsr(exit.index) {
-                    Some(v) => {
-                        *exit.data = v;
-                        *exit.error = 0;
+                VcpuExit::X86Rdmsr(exit) => {
+                    match handler.rdmsr(exit.index) {
+                        Some(v) => {
+                            *exit.data = v;
+                            *exit.error = 0;
+                        }
+                        None => *exit.error = 1,
                     }
-                    None => *exit.error = 1,
-                },
+                    "rdmsr"
+                }
                 VcpuExit::Hlt => {
                     let interrupts_on = self.fd.sync_regs().regs.rflags & (1 << 9) != 0;
-                    handler.halt(self.id, interrupts_on)
+                    handler.halt(self.id, interrupts_on);
+                    "hlt"
                 }
                 VcpuExit::Debug(_) => {
                     if let Some(n) = counted.as_mut() {
                         *n += 1;
                     }
+                    "debug"
                 }
-                VcpuExit::IrqWindowOpen | VcpuExit::Intr => {}
+                VcpuExit::IrqWindowOpen | VcpuExit::Intr => "interrupt window",
                 VcpuExit::Shutdown => {
                     let rip = self.fd.sync_regs().regs.rip;
                     handler.fault(GuestFault::TripleFault { rip });
+                    "shutdown"
                 }
                 VcpuExit::InternalError => {
                     let rip = self.fd.sync_regs().regs.rip;
                     handler.fault(GuestFault::EmulationFailure { rip });
+                    "internal error"
                 }
-                VcpuExit::FailEntry(reason, _) => handler.fault(GuestFault::FailEntry(reason)),
+                VcpuExit::FailEntry(reason, _) => {
+                    handler.fault(GuestFault::FailEntry(reason));
+                    "fail entry"
+                }
                 other => {
                     log::warn!("unexpected vCPU exit {other:?}; stopping the guest");
                     handler.fault(GuestFault::FailEntry(0));
+                    "other"
                 }
+            };
+            if let Some(p) = profile.as_mut() {
+                let handled = monotonic_ns();
+                let (kind, ioctls, regs_written) = match out_exit {
+                    Some((port, buf, n, ioctls, regs_written)) => {
+                        let cpu = Cpu::new(&mut self.fd, self.long_mode, self.id);
+                        (p.kind(&handler.out_label(&cpu, port, &buf[..n])), ioctls, regs_written)
+                    }
+                    None => (p.kind(label), 0, false),
+                };
+                let s = &mut p.kinds[kind].1;
+                s.exits += 1;
+                s.run_ns += exited.saturating_sub(entered);
+                s.handle_ns += handled.saturating_sub(exited);
+                s.ioctls += u64::from(ioctls);
+                s.regs_written += u64::from(regs_written);
+                last = Some((kind, handled));
             }
         }
     }

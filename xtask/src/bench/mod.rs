@@ -6,12 +6,13 @@ mod block;
 mod boot;
 mod boot_loader;
 mod fs;
+mod hypercall;
 mod net;
 mod netboot;
 
 use anyhow::Result;
 
-/// Runs the benchmarks named in `args` (all when empty): boot, fs, block, boot-loader, net, netboot.
+/// Runs the benchmarks named in `args` (all when empty): boot, fs, block, boot-loader, net, netboot, hypercall.
 pub fn run(args: &[String]) -> Result<()> {
     let want = |name: &str| args.is_empty() || args.iter().any(|a| a == name);
     if want("boot") {
@@ -41,6 +42,11 @@ pub fn run(args: &[String]) -> Result<()> {
         let report = netboot::run()?;
         print!("{report}");
         record("netboot", &report)?;
+    }
+    if want("hypercall") {
+        let report = hypercall::run()?;
+        print!("{report}");
+        record("hypercall", &report)?;
     }
     Ok(())
 }
