@@ -6,6 +6,8 @@ use xen_abi::vcpu::VcpuHvmX86_64;
 use kvm_ioctls::{SyncReg, VcpuExit, VcpuFd};
 
 use super::kvm_ext;
+use super::memory::GuestRam;
+use super::paging::Paging;
 
 /// An error that stops the vCPU.
 #[derive(Debug, thiserror::Error)]
@@ -93,21 +95,25 @@ impl GuestCpu for Cpu<'_> {
 }
 
 /// The registers of a stopped vCPU, as the layer above sees them.
+///
+/// Nothing here makes an ioctl: registers, general and special, come with
+/// the exit in the kvm_run page (KVM_CAP_SYNC_REGS), RAX goes back the same
+/// way, and addresses are translated by walking the guest's page tables in
+/// `ram` ([`Paging`]).
 pub struct Cpu<'a> {
     fd: &'a mut VcpuFd,
+    ram: &'a GuestRam,
     long_mode: bool,
     id: u32,
-    /// The ioctls made through this view (KVM_TRANSLATE, KVM_GET_SREGS),
-    /// for the exit profile: register reads and writes go through the
-    /// kvm_run page (KVM_CAP_SYNC_REGS) and cost none.
-    ioctls: std::cell::Cell<u32>,
+    /// Translations made through this view, for the exit profile.
+    translations: std::cell::Cell<u32>,
     /// Whether registers are to be written back on the next entry.
     regs_written: bool,
 }
 
 impl<'a> Cpu<'a> {
-    fn new(fd: &'a mut VcpuFd, long_mode: bool, id: u32) -> Self {
-        Cpu { fd, long_mode, id, ioctls: std::cell::Cell::new(0), regs_written: false }
+    fn new(fd: &'a mut VcpuFd, ram: &'a GuestRam, long_mode: bool, id: u32) -> Self {
+        Cpu { fd, ram, long_mode, id, translations: std::cell::Cell::new(0), regs_written: false }
     }
 }
 
@@ -131,17 +137,14 @@ impl Cpu<'_> {
 
     /// Translates a guest-virtual address through the guest's page tables.
     pub fn translate(&self, gva: u64) -> Option<u64> {
-        self.ioctls.set(self.ioctls.get() + 1);
-        let t = self.fd.translate_gva(gva).ok()?;
-        (t.valid != 0).then_some(t.physical_address)
+        self.translations.set(self.translations.get() + 1);
+        Paging::from_sregs(&self.fd.sync_regs().sregs).translate(self.ram, gva)
     }
 
     /// Re-reads the guest's mode from its segment state.
     pub fn refresh_mode(&mut self) {
-        self.ioctls.set(self.ioctls.get() + 1);
-        if let Ok(s) = self.fd.get_sregs() {
-            self.long_mode = s.efer & EFER_LMA != 0 && s.cs.l != 0;
-        }
+        let s = &self.fd.sync_regs().sregs;
+        self.long_mode = s.efer & EFER_LMA != 0 && s.cs.l != 0;
     }
 }
 
@@ -211,7 +214,8 @@ impl Probes {
 
 /// Where one vCPU's exits spend their time on the host side, by kind of
 /// exit (for `cargo xtask bench hypercall`): how many, and the nanoseconds
-/// of the three legs of each round trip, summed. Printed, one
+/// of the three legs of each round trip, summed, and the translations the
+/// handler made. Printed, one
 /// `xenolith-bench: exit ...` line per kind, when the vCPU's loop ends.
 pub struct ExitProfile {
     vcpu: u32,
@@ -230,8 +234,8 @@ struct ExitStats {
     /// After the handler, before the next KVM_RUN: the stop check and
     /// upcall injection of the run loop.
     reenter_ns: u64,
-    /// ioctls the handler made (see [`Cpu`]).
-    ioctls: u64,
+    /// Guest-virtual addresses the handler translated (see [`Cpu`]).
+    translations: u64,
     /// Exits after which the registers were written back.
     regs_written: u64,
 }
@@ -264,13 +268,13 @@ impl Drop for ExitProfile {
         for (label, s) in &self.kinds {
             let n = s.exits.max(1);
             eprintln!(
-                "xenolith-bench: exit vcpu={} kind=\"{label}\" exits={} run_ns={} handle_ns={} reenter_ns={} ioctls_per_exit={:.2} regs_written={}",
+                "xenolith-bench: exit vcpu={} kind=\"{label}\" exits={} run_ns={} handle_ns={} reenter_ns={} translations_per_exit={:.2} regs_written={}",
                 self.vcpu,
                 s.exits,
                 s.run_ns / n,
                 s.handle_ns / n,
                 s.reenter_ns / n,
-                s.ioctls as f64 / n as f64,
+                s.translations as f64 / n as f64,
                 s.regs_written,
             );
         }
@@ -408,10 +412,17 @@ impl Vcpu {
         Ok(())
     }
 
-    /// Runs the guest until `handler` says stop. Runs on the vCPU's own thread.
-    pub fn run(&mut self, handler: &dyn ExitHandler, probes: &Probes) -> Result<(), VcpuError> {
+    /// Runs the guest, whose memory is `ram`, until `handler` says stop.
+    /// Runs on the vCPU's own thread.
+    pub fn run(&mut self, ram: &GuestRam, handler: &dyn ExitHandler, probes: &Probes) -> Result<(), VcpuError> {
         self.prepare_thread()?;
+        // Every exit brings the registers the handlers read (general ones
+        // for hypercall arguments, special ones for the mode and page
+        // walks) in the kvm_run page, which costs nothing measurable on
+        // the exit, where a KVM_GET_SREGS or KVM_TRANSLATE ioctl costs
+        // half an exit (`cargo xtask bench hypercall`).
         self.fd.set_sync_valid_reg(SyncReg::Register);
+        self.fd.set_sync_valid_reg(SyncReg::SystemRegister);
         let mut counted: Option<u64> = None;
         if probes.count_instructions {
             self.single_step(true)?;
@@ -451,7 +462,7 @@ impl Vcpu {
             };
             let exited = if profile.is_some() { monotonic_ns() } else { 0 };
             // What the profile needs to know of this exit, once handled:
-            // its label (an OUT's is the handler's to give), the ioctls
+            // its label (an OUT's is the handler's to give), the translations
             // made and whether registers go back.
             let mut out_exit: Option<(u16, [u8; 8], usize, u32, bool)> = None;
             let label: &str = match exit {
@@ -459,9 +470,9 @@ impl Vcpu {
                     let mut buf = [0u8; 8];
                     let n = data.len().min(buf.len());
                     buf[..n].copy_from_slice(&data[..n]);
-                    let mut cpu = Cpu::new(&mut self.fd, self.long_mode, self.id);
+                    let mut cpu = Cpu::new(&mut self.fd, ram, self.long_mode, self.id);
                     handler.io_out(&mut cpu, port, &buf[..n]);
-                    out_exit = Some((port, buf, n, cpu.ioctls.get(), cpu.regs_written));
+                    out_exit = Some((port, buf, n, cpu.translations.get(), cpu.regs_written));
                     "out"
                 }
                 VcpuExit::IoIn(port, data) => {
@@ -482,7 +493,7 @@ impl Vcpu {
                 VcpuExit::X86Wrmsr(exit) => {
                     let (index, value) = (exit.index, exit.data);
                     let error = exit.error as *mut u8;
-                    let mut cpu = Cpu::new(&mut self.fd, self.long_mode, self.id);
+                    let mut cpu = Cpu::new(&mut self.fd, ram, self.long_mode, self.id);
                     cpu.refresh_mode();
                     let ok = handler.wrmsr(&mut cpu, index, value);
                     self.long_mode = cpu.long_mode;
@@ -536,10 +547,10 @@ impl Vcpu {
             };
             if let Some(p) = profile.as_mut() {
                 let handled = monotonic_ns();
-                let (kind, ioctls, regs_written) = match out_exit {
-                    Some((port, buf, n, ioctls, regs_written)) => {
-                        let cpu = Cpu::new(&mut self.fd, self.long_mode, self.id);
-                        (p.kind(&handler.out_label(&cpu, port, &buf[..n])), ioctls, regs_written)
+                let (kind, translations, regs_written) = match out_exit {
+                    Some((port, buf, n, translations, regs_written)) => {
+                        let cpu = Cpu::new(&mut self.fd, ram, self.long_mode, self.id);
+                        (p.kind(&handler.out_label(&cpu, port, &buf[..n])), translations, regs_written)
                     }
                     None => (p.kind(label), 0, false),
                 };
@@ -547,7 +558,7 @@ impl Vcpu {
                 s.exits += 1;
                 s.run_ns += exited.saturating_sub(entered);
                 s.handle_ns += handled.saturating_sub(exited);
-                s.ioctls += u64::from(ioctls);
+                s.translations += u64::from(translations);
                 s.regs_written += u64::from(regs_written);
                 last = Some((kind, handled));
             }

@@ -11,7 +11,7 @@
 //! run of the same guest with XENOLITH_EXIT_PROFILE splits each kind of
 //! exit on the host side into KVM_RUN (entry, the guest's instructions up
 //! to the exit, the exit), the handler, and the run loop's work before the
-//! next entry, with the ioctls the handler made.
+//! next entry, with the guest addresses the handler translated.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -76,7 +76,7 @@ struct ExitKind {
     run_ns: u64,
     handle_ns: u64,
     reenter_ns: u64,
-    ioctls: f64,
+    translations: f64,
     regs_written: u64,
 }
 
@@ -95,7 +95,7 @@ fn exit_kinds(stderr: &str) -> Vec<ExitKind> {
             run_ns: num("run_ns"),
             handle_ns: num("handle_ns"),
             reenter_ns: num("reenter_ns"),
-            ioctls: field("ioctls_per_exit").and_then(|v| v.parse().ok()).unwrap_or(0.0),
+            translations: field("translations_per_exit").and_then(|v| v.parse().ok()).unwrap_or(0.0),
             regs_written: num("regs_written"),
         });
     }
@@ -161,12 +161,12 @@ pub fn run() -> Result<String> {
         bail!("no exit profile from xenolith:\n{stderr}");
     }
     writeln!(r, "host side per exit (XENOLITH_EXIT_PROFILE run, mean ns; KVM_RUN includes the guest's instructions up to the exit):")?;
-    writeln!(r, "  {:<34} {:>6} {:>8} {:>8} {:>9} {:>7} {:>7}", "kind", "exits", "KVM_RUN", "handler", "re-entry", "ioctls", "regs wb")?;
+    writeln!(r, "  {:<34} {:>6} {:>8} {:>8} {:>9} {:>7} {:>7}", "kind", "exits", "KVM_RUN", "handler", "re-entry", "transl.", "regs wb")?;
     for k in kinds.iter().filter(|k| k.exits >= CALLS as u64) {
         writeln!(
             r,
             "  {:<34} {:>6} {:>8} {:>8} {:>9} {:>7.2} {:>7}",
-            k.label, k.exits, k.run_ns, k.handle_ns, k.reenter_ns, k.ioctls, k.regs_written
+            k.label, k.exits, k.run_ns, k.handle_ns, k.reenter_ns, k.translations, k.regs_written
         )?;
     }
     Ok(r)
