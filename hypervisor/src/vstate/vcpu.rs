@@ -524,7 +524,8 @@ impl Vcpu {
                     }
                     "debug"
                 }
-                VcpuExit::IrqWindowOpen | VcpuExit::Intr => "interrupt window",
+                VcpuExit::IrqWindowOpen => "interrupt window",
+                VcpuExit::Intr => "signal",
                 VcpuExit::Shutdown => {
                     let rip = self.fd.sync_regs().regs.rip;
                     handler.fault(GuestFault::TripleFault { rip });

@@ -161,7 +161,7 @@ pub fn run() -> Result<String> {
     let (_, stderr) = run_guest(&cfg, true)?;
     let mut kinds = exit_kinds(&stderr);
     kinds.retain(|k| k.label.starts_with("hypercall") || k.label == "out 0x80");
-    kinds.sort_by(|a, b| b.exits.cmp(&a.exits));
+    kinds.sort_by_key(|k| std::cmp::Reverse(k.exits));
     if kinds.is_empty() {
         bail!("no exit profile from xenolith:\n{stderr}");
     }
