@@ -44,6 +44,7 @@ fn arg(boot: &BootInfo, key: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
+/// Runs every case `rounds` times, interleaved, then powers off (by returning).
 fn bench(boot: &BootInfo) {
     let calls = arg(boot, "calls", 1000).max(1);
     let rounds = arg(boot, "rounds", 5).max(1);
@@ -86,6 +87,8 @@ fn bench(boot: &BootInfo) {
     println!("hcall-bench: done");
 }
 
+/// xen_version's hypercall number: the stub `our_hypercall_port` reads,
+/// and what the inline case writes to the port.
 const XEN_VERSION: u32 = guest_lib::xen_abi::hypercall::XEN_VERSION;
 
 /// Runs `f` (which makes `calls` calls) and prints the time per call.
