@@ -122,6 +122,7 @@ pub fn unmask(port: Port) -> Result<(), Errno> {
 }
 
 /// EVTCHNOP_send: notifies the other end of `port`.
+#[inline]
 pub fn send(port: Port) -> Result<(), Errno> {
     let mut arg = port;
     // SAFETY: EVTCHNOP_send takes struct evtchn_send { port }.

@@ -8,6 +8,7 @@ use crate::hypercall::{self, Errno};
 
 /// SCHEDOP_yield: lets Xen run something else (e.g. dom0's backends).
 /// Does nothing when not on Xen.
+#[inline]
 pub fn yield_now() {
     let mut none = 0u64;
     // SAFETY: SCHEDOP_yield ignores its argument.

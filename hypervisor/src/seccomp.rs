@@ -150,10 +150,9 @@ struct Ioctls(&'static [u64]);
 /// before the thread is confined.
 const KVM_IOCTLS: Ioctls = Ioctls(&[
     0xae80,     // KVM_RUN
-    0x8138ae83, // KVM_GET_SREGS (the paging mode, for translations)
+    0x8138ae83, // KVM_GET_SREGS (a secondary vCPU's start from VCPUOP_initialise)
     0x4138ae84, // KVM_SET_SREGS (a secondary vCPU's start from VCPUOP_initialise)
     0x4090ae82, // KVM_SET_REGS (the same)
-    0xc018ae85, // KVM_TRANSLATE (hypercall pointers)
     0x4004ae86, // KVM_INTERRUPT (upcalls)
     0x4048ae9b, // KVM_SET_GUEST_DEBUG (single-step bench probe)
     0x4020ae46, // KVM_SET_USER_MEMORY_REGION (grant and shared-info frames placed by the guest)

@@ -22,7 +22,7 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 
 /// The guests `cargo xtask build` produces, as (package, image name).
-pub const GUESTS: &[&str] = &["hello", "abi-check", "disk-check", "disk-bench", "pvboot", "pv-kexec", "hostile", "net-echo", "httpd", "smp"];
+pub const GUESTS: &[&str] = &["hello", "abi-check", "disk-check", "disk-bench", "pvboot", "pv-kexec", "hostile", "net-echo", "httpd", "smp", "hcall-bench"];
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();

@@ -496,7 +496,7 @@ fn run_vcpu(dom: &Domain, id: usize, vcpu: &mut Vcpu, probes: &Probes) -> Result
         if let Some(start) = start {
             vcpu.set_long_mode_start(&start)?;
         }
-        vcpu.run(dom, probes)?;
+        vcpu.run(&dom.ram, dom, probes)?;
     }
     Ok(())
 }

@@ -3,5 +3,6 @@
 pub mod cpuid;
 pub mod kvm_ext;
 pub mod memory;
+pub mod paging;
 pub mod vcpu;
 pub mod vm;

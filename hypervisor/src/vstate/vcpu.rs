@@ -6,6 +6,8 @@ use xen_abi::vcpu::VcpuHvmX86_64;
 use kvm_ioctls::{SyncReg, VcpuExit, VcpuFd};
 
 use super::kvm_ext;
+use super::memory::GuestRam;
+use super::paging::Paging;
 
 /// An error that stops the vCPU.
 #[derive(Debug, thiserror::Error)]
@@ -93,10 +95,26 @@ impl GuestCpu for Cpu<'_> {
 }
 
 /// The registers of a stopped vCPU, as the layer above sees them.
+///
+/// Nothing here makes an ioctl: registers, general and special, come with
+/// the exit in the kvm_run page (KVM_CAP_SYNC_REGS), RAX goes back the same
+/// way, and addresses are translated by walking the guest's page tables in
+/// `ram` ([`Paging`]).
 pub struct Cpu<'a> {
     fd: &'a mut VcpuFd,
+    ram: &'a GuestRam,
     long_mode: bool,
     id: u32,
+    /// Translations made through this view, for the exit profile.
+    translations: std::cell::Cell<u32>,
+    /// Whether registers are to be written back on the next entry.
+    regs_written: bool,
+}
+
+impl<'a> Cpu<'a> {
+    fn new(fd: &'a mut VcpuFd, ram: &'a GuestRam, long_mode: bool, id: u32) -> Self {
+        Cpu { fd, ram, long_mode, id, translations: std::cell::Cell::new(0), regs_written: false }
+    }
 }
 
 impl Cpu<'_> {
@@ -109,6 +127,7 @@ impl Cpu<'_> {
     pub fn set_rax(&mut self, value: u64) {
         self.fd.sync_regs_mut().regs.rax = value;
         self.fd.set_sync_dirty_reg(SyncReg::Register);
+        self.regs_written = true;
     }
 
     /// Whether the guest was in 64-bit mode when it last set up hypercalls.
@@ -118,15 +137,14 @@ impl Cpu<'_> {
 
     /// Translates a guest-virtual address through the guest's page tables.
     pub fn translate(&self, gva: u64) -> Option<u64> {
-        let t = self.fd.translate_gva(gva).ok()?;
-        (t.valid != 0).then_some(t.physical_address)
+        self.translations.set(self.translations.get() + 1);
+        Paging::from_sregs(&self.fd.sync_regs().sregs).translate(self.ram, gva)
     }
 
     /// Re-reads the guest's mode from its segment state.
     pub fn refresh_mode(&mut self) {
-        if let Ok(s) = self.fd.get_sregs() {
-            self.long_mode = s.efer & EFER_LMA != 0 && s.cs.l != 0;
-        }
+        let s = &self.fd.sync_regs().sregs;
+        self.long_mode = s.efer & EFER_LMA != 0 && s.cs.l != 0;
     }
 }
 
@@ -156,6 +174,12 @@ pub trait ExitHandler {
     fn counting_done(&self) -> bool {
         false
     }
+    /// What a write of `data` to `port` is, as the exit profile
+    /// (XENOLITH_EXIT_PROFILE) names it; asked after the write was handled,
+    /// and only while profiling.
+    fn out_label(&self, _cpu: &Cpu<'_>, port: u16, _data: &[u8]) -> String {
+        format!("out {port:#x}")
+    }
 }
 
 /// Benchmark probes, switched on by environment variables so that normal
@@ -174,6 +198,9 @@ pub struct Probes {
     /// Print CLOCK_MONOTONIC at the first guest entry (XENOLITH_BENCH_STAMP),
     /// for a benchmark that stamps its request in another process.
     pub stamp_entry: bool,
+    /// Time every exit by kind (XENOLITH_EXIT_PROFILE) and print the
+    /// [`ExitProfile`] when the vCPU's loop ends.
+    pub exit_profile: bool,
 }
 
 impl Probes {
@@ -184,6 +211,76 @@ impl Probes {
             count_instructions: std::env::var_os("XENOLITH_COUNT_INSTRUCTIONS").is_some(),
             count_until_stop: std::env::var_os("XENOLITH_COUNT_INSTRUCTIONS").is_some_and(|v| v == "all"),
             stamp_entry: std::env::var_os(STAMP_ENV).is_some(),
+            exit_profile: std::env::var_os("XENOLITH_EXIT_PROFILE").is_some(),
+        }
+    }
+}
+
+/// Where one vCPU's exits spend their time on the host side, by kind of
+/// exit (for `cargo xtask bench hypercall`): how many, and the nanoseconds
+/// of the three legs of each round trip, summed, and the translations the
+/// handler made. Printed, one
+/// `xenolith-bench: exit ...` line per kind, when the vCPU's loop ends.
+pub struct ExitProfile {
+    vcpu: u32,
+    kinds: Vec<(String, ExitStats)>,
+}
+
+/// The sums for one kind of exit.
+#[derive(Default)]
+struct ExitStats {
+    exits: u64,
+    /// In KVM_RUN: the entry, the guest's run up to this exit, and the
+    /// exit back to user space.
+    run_ns: u64,
+    /// In the [`ExitHandler`] call.
+    handle_ns: u64,
+    /// After the handler, before the next KVM_RUN: the stop check and
+    /// upcall injection of the run loop.
+    reenter_ns: u64,
+    /// Guest-virtual addresses the handler translated (see [`Cpu`]).
+    translations: u64,
+    /// Exits after which the registers were written back.
+    regs_written: u64,
+}
+
+impl ExitProfile {
+    /// A guest's labels are few (hypercall numbers and sub-ops, ports), but
+    /// it chooses them: past this many kinds the rest are counted as one.
+    const MAX_KINDS: usize = 64;
+
+    fn new(vcpu: u32) -> Self {
+        ExitProfile { vcpu, kinds: Vec::new() }
+    }
+
+    /// The index of `label`'s sums.
+    fn kind(&mut self, label: &str) -> usize {
+        if let Some(i) = self.kinds.iter().position(|(l, _)| l == label) {
+            return i;
+        }
+        let label = if self.kinds.len() < Self::MAX_KINDS { label } else { "other" };
+        if let Some(i) = self.kinds.iter().position(|(l, _)| l == label) {
+            return i;
+        }
+        self.kinds.push((label.to_string(), ExitStats::default()));
+        self.kinds.len() - 1
+    }
+}
+
+impl Drop for ExitProfile {
+    fn drop(&mut self) {
+        for (label, s) in &self.kinds {
+            let n = s.exits.max(1);
+            eprintln!(
+                "xenolith-bench: exit vcpu={} kind=\"{label}\" exits={} run_ns={} handle_ns={} reenter_ns={} translations_per_exit={:.2} regs_written={}",
+                self.vcpu,
+                s.exits,
+                s.run_ns / n,
+                s.handle_ns / n,
+                s.reenter_ns / n,
+                s.translations as f64 / n as f64,
+                s.regs_written,
+            );
         }
     }
 }
@@ -323,10 +420,17 @@ impl Vcpu {
         Ok(())
     }
 
-    /// Runs the guest until `handler` says stop. Runs on the vCPU's own thread.
-    pub fn run(&mut self, handler: &dyn ExitHandler, probes: &Probes) -> Result<(), VcpuError> {
+    /// Runs the guest, whose memory is `ram`, until `handler` says stop.
+    /// Runs on the vCPU's own thread.
+    pub fn run(&mut self, ram: &GuestRam, handler: &dyn ExitHandler, probes: &Probes) -> Result<(), VcpuError> {
         self.prepare_thread()?;
+        // Every exit brings the registers the handlers read (general ones
+        // for hypercall arguments, special ones for the mode and page
+        // walks) in the kvm_run page, which costs nothing measurable on
+        // the exit, where a KVM_GET_SREGS or KVM_TRANSLATE ioctl costs
+        // half an exit (`cargo xtask bench hypercall`).
         self.fd.set_sync_valid_reg(SyncReg::Register);
+        self.fd.set_sync_valid_reg(SyncReg::SystemRegister);
         let mut counted: Option<u64> = None;
         if probes.count_instructions {
             self.single_step(true)?;
@@ -338,6 +442,10 @@ impl Vcpu {
         if probes.stamp_entry {
             eprintln!("xenolith-bench: first-entry-ns={}", monotonic_ns());
         }
+        let mut profile = probes.exit_profile.then(|| ExitProfile::new(self.id));
+        // The last exit's kind and when its handler returned, so that the
+        // loop's work before the next entry is charged to it.
+        let mut last: Option<(usize, u64)> = None;
         loop {
             if let Some(n) = counted {
                 let stopping = handler.should_stop(self.id);
@@ -351,6 +459,10 @@ impl Vcpu {
                 return Ok(());
             }
             self.inject(handler)?;
+            let entered = if profile.is_some() { monotonic_ns() } else { 0 };
+            if let (Some(p), Some((kind, handled))) = (profile.as_mut(), last.take()) {
+                p.kinds[kind].1.reenter_ns += entered.saturating_sub(handled);
+            }
             let exit = match self.fd.run() {
                 Ok(exit) => exit,
                 Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => {
@@ -359,27 +471,40 @@ impl Vcpu {
                 }
                 Err(e) => return Err(VcpuError::Kvm { what: "KVM_RUN", err: e }),
             };
-            match exit {
+            let exited = if profile.is_some() { monotonic_ns() } else { 0 };
+            // What the profile needs to know of this exit, once handled:
+            // its label (an OUT's is the handler's to give), the translations
+            // made and whether registers go back.
+            let mut out_exit: Option<(u16, [u8; 8], usize, u32, bool)> = None;
+            let label: &str = match exit {
                 VcpuExit::IoOut(port, data) => {
                     let mut buf = [0u8; 8];
                     let n = data.len().min(buf.len());
                     buf[..n].copy_from_slice(&data[..n]);
-                    let data = &buf[..n];
-                    let mut cpu = Cpu { fd: &mut self.fd, long_mode: self.long_mode, id: self.id };
-                    handler.io_out(&mut cpu, port, data);
+                    let mut cpu = Cpu::new(&mut self.fd, ram, self.long_mode, self.id);
+                    handler.io_out(&mut cpu, port, &buf[..n]);
+                    out_exit = Some((port, buf, n, cpu.translations.get(), cpu.regs_written));
+                    "out"
                 }
-                VcpuExit::IoIn(port, data) => handler.io_in(port, data),
-                VcpuExit::MmioRead(addr, data) => handler.mmio(addr, data, false),
+                VcpuExit::IoIn(port, data) => {
+                    handler.io_in(port, data);
+                    "in"
+                }
+                VcpuExit::MmioRead(addr, data) => {
+                    handler.mmio(addr, data, false);
+                    "mmio"
+                }
                 VcpuExit::MmioWrite(addr, data) => {
                     let mut buf = [0u8; 8];
                     let n = data.len().min(buf.len());
                     buf[..n].copy_from_slice(&data[..n]);
-                    handler.mmio(addr, &mut buf[..n], true)
+                    handler.mmio(addr, &mut buf[..n], true);
+                    "mmio"
                 }
                 VcpuExit::X86Wrmsr(exit) => {
                     let (index, value) = (exit.index, exit.data);
                     let error = exit.error as *mut u8;
-                    let mut cpu = Cpu { fd: &mut self.fd, long_mode: self.long_mode, id: self.id };
+                    let mut cpu = Cpu::new(&mut self.fd, ram, self.long_mode, self.id);
                     cpu.refresh_mode();
                     let ok = handler.wrmsr(&mut cpu, index, value);
                     self.long_mode = cpu.long_mode;
@@ -387,37 +512,67 @@ impl Vcpu {
                     // stays mapped; the exit's borrow ended above only because
                     // `cpu` needed the fd.
                     unsafe { *error = u8::from(!ok) };
+                    "wrmsr"
                 }
-                VcpuExit::X86Rdmsr(exit) => match handler.rdmsr(exit.index) {
-                    Some(v) => {
-                        *exit.data = v;
-                        *exit.error = 0;
+                VcpuExit::X86Rdmsr(exit) => {
+                    match handler.rdmsr(exit.index) {
+                        Some(v) => {
+                            *exit.data = v;
+                            *exit.error = 0;
+                        }
+                        None => *exit.error = 1,
                     }
-                    None => *exit.error = 1,
-                },
+                    "rdmsr"
+                }
                 VcpuExit::Hlt => {
                     let interrupts_on = self.fd.sync_regs().regs.rflags & (1 << 9) != 0;
-                    handler.halt(self.id, interrupts_on)
+                    handler.halt(self.id, interrupts_on);
+                    "hlt"
                 }
                 VcpuExit::Debug(_) => {
                     if let Some(n) = counted.as_mut() {
                         *n += 1;
                     }
+                    "debug"
                 }
-                VcpuExit::IrqWindowOpen | VcpuExit::Intr => {}
+                VcpuExit::IrqWindowOpen => "interrupt window",
+                VcpuExit::Intr => "signal",
                 VcpuExit::Shutdown => {
                     let rip = self.fd.sync_regs().regs.rip;
                     handler.fault(GuestFault::TripleFault { rip });
+                    "shutdown"
                 }
                 VcpuExit::InternalError => {
                     let rip = self.fd.sync_regs().regs.rip;
                     handler.fault(GuestFault::EmulationFailure { rip });
+                    "internal error"
                 }
-                VcpuExit::FailEntry(reason, _) => handler.fault(GuestFault::FailEntry(reason)),
+                VcpuExit::FailEntry(reason, _) => {
+                    handler.fault(GuestFault::FailEntry(reason));
+                    "fail entry"
+                }
                 other => {
                     log::warn!("unexpected vCPU exit {other:?}; stopping the guest");
                     handler.fault(GuestFault::FailEntry(0));
+                    "other"
                 }
+            };
+            if let Some(p) = profile.as_mut() {
+                let handled = monotonic_ns();
+                let (kind, translations, regs_written) = match out_exit {
+                    Some((port, buf, n, translations, regs_written)) => {
+                        let cpu = Cpu::new(&mut self.fd, ram, self.long_mode, self.id);
+                        (p.kind(&handler.out_label(&cpu, port, &buf[..n])), translations, regs_written)
+                    }
+                    None => (p.kind(label), 0, false),
+                };
+                let s = &mut p.kinds[kind].1;
+                s.exits += 1;
+                s.run_ns += exited.saturating_sub(entered);
+                s.handle_ns += handled.saturating_sub(exited);
+                s.translations += u64::from(translations);
+                s.regs_written += u64::from(regs_written);
+                last = Some((kind, handled));
             }
         }
     }

@@ -608,6 +608,8 @@ impl ExitHandler for Domain {
             cpu.set_rax(result as u64);
         } else if port == super::DEBUG_PORT {
             self.debug.write(data);
+        } else if port == super::DELAY_PORT {
+            // Nothing to do and nothing worth a warning (see DELAY_PORT).
         } else {
             self.log_once(u64::from(port), format_args!("ignored write to I/O port {port:#x}"));
         }
@@ -642,6 +644,19 @@ impl ExitHandler for Domain {
         log::debug!("hypercall page at {gpa:#x} ({}-bit guest)", if cpu.long_mode() { 64 } else { 32 });
         self.state().hypercall_page = Some(gpa);
         true
+    }
+
+    fn out_label(&self, cpu: &Cpu<'_>, port: u16, data: &[u8]) -> String {
+        match <[u8; 4]>::try_from(data) {
+            Ok(nr) if port == u16::from(super::HYPERCALL_PORT) => {
+                // The sub-op is the first argument, in the calling ABI's register.
+                let nr = u32::from_le_bytes(nr);
+                let r = cpu.regs();
+                let sub = if cpu.long_mode() { r.rdi } else { r.rbx } as u32;
+                format!("hypercall {}({sub})", xen_abi::hypercall::name(nr))
+            }
+            _ => format!("out {port:#x}"),
+        }
     }
 
     fn rdmsr(&self, _index: u32) -> Option<u64> {

@@ -6,13 +6,14 @@ mod block;
 mod boot;
 mod boot_loader;
 mod fs;
+mod hypercall;
 mod net;
 mod netboot;
 mod service;
 
 use anyhow::Result;
 
-/// Runs the benchmarks named in `args` (all when empty): boot, fs, block, boot-loader, net, netboot.
+/// Runs the benchmarks named in `args` (all when empty): boot, fs, block, boot-loader, net, netboot, hypercall.
 pub fn run(args: &[String]) -> Result<()> {
     let want = |name: &str| args.is_empty() || args.iter().any(|a| a == name);
     if want("boot") {
@@ -42,6 +43,11 @@ pub fn run(args: &[String]) -> Result<()> {
         let report = netboot::run()?;
         print!("{report}");
         record("netboot", &report)?;
+    }
+    if want("hypercall") {
+        let report = hypercall::run()?;
+        print!("{report}");
+        record("hypercall", &report)?;
     }
     Ok(())
 }
