@@ -156,17 +156,7 @@ fn main() -> ExitCode {
 
 /// Prints an error with its cause chain on one line.
 fn report(err: &dyn std::error::Error) -> ExitCode {
-    let mut line = err.to_string();
-    let mut source = err.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !line.contains(&text) {
-            line.push_str(": ");
-            line.push_str(&text);
-        }
-        source = s.source();
-    }
-    eprintln!("xenolith: {line}");
+    eprintln!("xenolith: {}", toolstack::describe(err));
     ExitCode::from(toolstack::EXIT_ERROR)
 }
 

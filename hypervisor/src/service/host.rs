@@ -8,6 +8,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::toolstack::config::DomainConfig;
+use crate::toolstack::describe as chain;
 use crate::toolstack::domain::{self, ConsoleTarget, DomainError, Keeper, Outcome, RunOptions};
 use crate::toolstack::registry::{Lease, Registry};
 use crate::toolstack::stop::{Running, StopCause, Stopper};
@@ -281,19 +282,4 @@ fn in_directory(dir: &Path) -> std::io::Result<()> {
         return Err(std::io::Error::last_os_error());
     }
     std::env::set_current_dir(dir)
-}
-
-/// An error with its causes on one line.
-pub fn chain(err: &dyn std::error::Error) -> String {
-    let mut line = err.to_string();
-    let mut source = err.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !line.contains(&text) {
-            line.push_str(": ");
-            line.push_str(&text);
-        }
-        source = s.source();
-    }
-    line
 }

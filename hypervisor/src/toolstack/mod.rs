@@ -23,3 +23,19 @@ pub const EXIT_DESTROYED: u8 = 5;
 /// Exit status on signal N (one of [`stop::SIGNALS`]): this plus N, as a
 /// shell reports a command killed by N.
 pub const EXIT_SIGNAL_BASE: u8 = 128;
+
+/// An error and its causes on one line (each cause once): what the CLI and
+/// the host service print.
+pub fn describe(err: &dyn std::error::Error) -> String {
+    let mut line = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !line.contains(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+        source = s.source();
+    }
+    line
+}
