@@ -19,7 +19,7 @@ use xenolith::{seccomp, service, toolstack, xenstore};
 /// Run Xen PVH guests on any Linux host with /dev/kvm.
 ///
 /// `create` and the other xl verbs go through the host service (`xenolith
-/// daemon`, started by the first of them if it is not running), which keeps
+/// daemon`, started by `create` if it is not running), which keeps
 /// the domains running after the command returns; they exit 0 on success
 /// and 1 on any error, as xl does.
 ///

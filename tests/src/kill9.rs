@@ -143,15 +143,23 @@ pub fn kill9_trial(dir: &Path, seed: u64) -> Result<Kill9Trial, String> {
 }
 
 /// [`kill9_trial`] with the domain in a host service (`xenolith create -c`
-/// in `dir/run`): the service is what SIGKILL hits, then a verb must find
-/// the stale socket no obstacle and start a new service.
+/// in `dir/run`): the service is what SIGKILL hits; then the stale socket
+/// must be seen as no service, and the next `create` must start one.
 pub fn kill9_service_trial(dir: &Path, seed: u64) -> Result<Kill9Trial, String> {
     let svc = Service::new(dir);
     svc.start();
     let t = trial(dir, seed, Some(&svc))?;
-    let list = svc.run(&["list"], Duration::from_secs(60));
-    if list.code() != 0 || list.stdout.lines().count() != 2 {
-        return Err(format!("seed {seed}: after the kill, `xenolith list` did not start a new service with no domains:\n{list}"));
+    let limit = Duration::from_secs(60);
+    let list = svc.run(&["list"], limit);
+    if list.code() != 1 || !list.stderr.contains("no xenolith service is running") {
+        return Err(format!("seed {seed}: after the kill, `xenolith list` did not say that no service runs:\n{list}"));
+    }
+    let cfg = dir.join("kill9.cfg");
+    let create = svc.run(&["create", "-p", &cfg.display().to_string()], limit);
+    let listed = svc.run(&["list"], limit);
+    let destroy = svc.run(&["destroy", "kill9"], limit);
+    if create.code() != 0 || listed.stdout.lines().filter(|l| l.starts_with("kill9 ")).count() != 1 || destroy.code() != 0 {
+        return Err(format!("seed {seed}: after the kill, `create` did not start a new service with the domain:\n{create}\n{listed}\n{destroy}"));
     }
     Ok(t)
 }

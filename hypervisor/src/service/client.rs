@@ -21,6 +21,9 @@ pub const ESCAPE: u8 = 0x1d;
 /// Why a verb could not reach the service.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
+    /// No service runs (and the verb does not start one).
+    #[error("no xenolith service is running (`xenolith create` starts one): {0}")]
+    NotRunning(#[source] std::io::Error),
     /// No service, and none could be started.
     #[error("cannot start the xenolith service: {0}")]
     Start(#[source] std::io::Error),
@@ -36,10 +39,15 @@ pub enum ClientError {
 }
 
 /// Sends `args` (a verb and its arguments) to the service and relays the
-/// answer; returns the verb's exit status.
+/// answer; returns the verb's exit status. Only `create` starts a service
+/// that is not running; the other verbs have nothing to act on then.
 pub fn run(args: &[String]) -> Result<u8, ClientError> {
     let io = |err| ClientError::Io { path: control::socket_path().display().to_string(), err };
-    let mut stream = connect_or_start()?;
+    let mut stream = if args.first().is_some_and(|v| v == "create") {
+        connect_or_start()?
+    } else {
+        control::connect().map_err(ClientError::NotRunning)?
+    };
     let cwd = std::env::current_dir().map_err(io)?.to_string_lossy().into_owned();
     let req = Request { cwd, args: args.to_vec() };
     let frame = req.encode().map_err(io)?;

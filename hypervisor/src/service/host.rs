@@ -8,7 +8,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::toolstack::config::DomainConfig;
-use crate::toolstack::describe as chain;
+use crate::toolstack::describe;
 use crate::toolstack::domain::{self, ConsoleTarget, DomainError, Keeper, Outcome, RunOptions};
 use crate::toolstack::registry::{Lease, Registry};
 use crate::toolstack::stop::{Running, StopCause, Stopper};
@@ -139,7 +139,7 @@ impl Host {
     /// relative paths (kernel, disks) also resolve against `cwd`; returns
     /// once the domain runs, or the error that stopped it.
     pub fn create(self: &Arc<Self>, cwd: &Path, config: &Path, overrides: &[String], paused: bool) -> Result<(Arc<Managed>, Running), HostError> {
-        let failed = |e: &dyn std::error::Error| HostError::Failed(chain(e));
+        let failed = |e: &dyn std::error::Error| HostError::Failed(describe(e));
         let cfg = DomainConfig::load(cwd.join(config), overrides).map_err(|e| failed(&e))?;
         for warning in &cfg.warnings {
             log::warn!("{warning}");
@@ -186,7 +186,7 @@ impl Host {
     /// The domain's supervising thread: runs it (restarts included) in the
     /// client's working directory, then records how it ended.
     fn supervise(self: Arc<Self>, managed: &Arc<Managed>, mut opts: RunOptions, cwd: &Path) {
-        let result = in_directory(cwd).map_err(|e| format!("cannot use the working directory {}: {e}", cwd.display())).and_then(|()| domain::run(&managed.cfg, &mut opts).map_err(|e| chain(&e)));
+        let result = in_directory(cwd).map_err(|e| format!("cannot use the working directory {}: {e}", cwd.display())).and_then(|()| domain::run(&managed.cfg, &mut opts).map_err(|e| describe(&e)));
         let name = opts.lease.name();
         match &result {
             Ok(Outcome::Preserved(reason)) => {

@@ -3,7 +3,7 @@
 //! and carries out xl's verbs for clients on a control socket — what xl,
 //! libxl, xenconsoled and xenstored do together on a Xen dom0.
 //!
-//! `xenolith create` and the other verbs are clients: they start the
+//! `xenolith create` and the other verbs are clients; `create` starts the
 //! service if none runs ([`client::connect_or_start`]).
 
 pub mod client;
