@@ -176,6 +176,15 @@ fn pause_unpause_vcpu_list_info_and_dmesg_answer_as_xl() {
     assert_eq!(state(&svc), "--p---", "created paused");
     svc.ok(&["unpause", "waiting"]);
     svc.console_exchange("waiting", "x\n", "hello: typed: x", LIMIT);
+    // Every thread that touches guest data runs under its seccomp filter:
+    // all but the accept loop, the spare-VM maker and client connections.
+    let pid = svc.pid().unwrap();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap().flatten() {
+        let name = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default().trim().to_owned();
+        let status = std::fs::read_to_string(task.path().join("status")).unwrap_or_default();
+        let filtered = status.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["Seccomp:", "2"]);
+        assert!(filtered || ["xenolith", "spare-vm", "control"].contains(&name.as_str()), "thread {name} runs unfiltered:\n{status}");
+    }
     svc.ok(&["pause", "1"]);
     assert_eq!(state(&svc), "--p---");
     svc.ok(&["unpause", "1"]);

@@ -51,6 +51,13 @@ pub enum ServiceError {
 /// Runs the service until a signal stops it.
 pub fn serve(opts: &DaemonOptions) -> Result<(), ServiceError> {
     let control = control::bind(opts.group)?;
+    // The filters first: every confined thread, the signal thread's too,
+    // installs its own as it starts.
+    if opts.no_seccomp {
+        log::warn!("running without seccomp filters (--no-seccomp)");
+    } else {
+        crate::seccomp::enable()?;
+    }
     // Signals first, while this is the only thread: every later thread
     // inherits the blocked set.
     let (wake_read, wake_write) = pipe().map_err(|e| ServiceError::Os("cannot make a pipe", e))?;
@@ -70,11 +77,6 @@ pub fn serve(opts: &DaemonOptions) -> Result<(), ServiceError> {
         log::warn!("{e}");
     }
     crate::vstate::vm::keep_spare_vms(&crate::toolstack::domain::TRAPPED_MSRS).map_err(|e| ServiceError::Os("cannot start the spare-VM thread", e))?;
-    if opts.no_seccomp {
-        log::warn!("running without seccomp filters (--no-seccomp)");
-    } else {
-        crate::seccomp::enable()?;
-    }
     let xs = Xenstored::start(xenstore::Options::default())?;
     let host = Host::new(xs, opts.log_dir.clone());
     log::info!(
