@@ -50,7 +50,7 @@ fn create(dir: &Path, cfg_text: &str) -> Run {
     let cfg = dir.join("guest.cfg");
     fs::write(&cfg, cfg_text).unwrap();
     let mut cmd = Command::new(XENOLITH);
-    cmd.args(["-v", "create", "-c", cfg.to_str().unwrap()]).env("XENOLITH_RUN_DIR", dir).stdin(Stdio::null());
+    cmd.args(["-v", "run", "-c", cfg.to_str().unwrap()]).env("XENOLITH_RUN_DIR", dir).stdin(Stdio::null());
     common::run(&mut cmd, b"", LIMIT)
 }
 

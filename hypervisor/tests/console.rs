@@ -1,5 +1,5 @@
 //! The PV console both ways, against a real peer: GRUB's PVH image reads
-//! what is typed on `xenolith create -c`'s standard input through the
+//! what is typed on `xenolith run -c`'s standard input through the
 //! console ring, runs it, and its output comes back on standard output.
 //!
 //! Needs /dev/kvm and grub-mkimage with the i386-xen_pvh modules.
@@ -65,7 +65,7 @@ fn typed_commands_reach_the_guest_and_its_answers_come_back() {
     let grub = common::grub_image(&dir, "grub", "/boot/grub", "", &["normal", "echo", "halt"]);
     let cfg = dir.join("grub.cfg");
     std::fs::write(&cfg, format!("name = \"console-test\"\ntype = \"pvh\"\nkernel = \"{}\"\nmemory = 64\n", grub.display())).unwrap();
-    let mut term = Terminal::start(Command::new(XENOLITH).args(["create", "-c"]).arg(&cfg).env("XENOLITH_RUN_DIR", &dir));
+    let mut term = Terminal::start(Command::new(XENOLITH).args(["run", "-c"]).arg(&cfg).env("XENOLITH_RUN_DIR", &dir));
     let limit = Duration::from_secs(60);
     term.expect("grub> ", 1, limit);
     term.type_line("echo typed-on-the-host-7431");

@@ -33,7 +33,7 @@ fn create(dir: &Path, kernel: &Path, extra: &[&str]) -> Run {
     let cfg = dir.join("k.cfg");
     std::fs::write(&cfg, format!("name = \"k\"\ntype = \"pvh\"\nkernel = \"{}\"\nmemory = 64\n", kernel.display()))
         .unwrap();
-    run(Command::new(XENOLITH).arg("create").args(extra).arg(&cfg).env("XENOLITH_RUN_DIR", dir), b"", LIMIT)
+    run(Command::new(XENOLITH).arg("run").args(extra).arg(&cfg).env("XENOLITH_RUN_DIR", dir), b"", LIMIT)
 }
 
 /// A Linux bzImage around `payload`: boot sector, 4 setup sectors with the
@@ -152,7 +152,7 @@ fn debian_vmlinuz_dry_run() {
     let cfg = dir.join("k.cfg");
     std::fs::write(&cfg, format!("name = \"k\"\ntype = \"pvh\"\nkernel = \"{}\"\nmemory = 256\n", vmlinuz.display()))
         .unwrap();
-    let r = run(Command::new(XENOLITH).args(["create", "--dry-run"]).arg(&cfg), b"", LIMIT);
+    let r = run(Command::new(XENOLITH).args(["run", "--dry-run"]).arg(&cfg), b"", LIMIT);
     assert_eq!(r.code, Some(0), "{r}");
     assert!(r.stdout.contains("bzImage 2.15, ELF64 PVH (xz), entry 0x1"), "{r}");
 }

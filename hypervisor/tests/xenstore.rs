@@ -1,5 +1,5 @@
 //! xenstored end to end: real guests (GRUB's PVH image, the project's hello
-//! guest) under `xenolith create`, and Xen's real tools against the host
+//! guest) under `xenolith run`, and Xen's real tools against the host
 //! socket, unmodified: Debian's xenstore-utils (libxenstore 4.17) and
 //! python3-pyxs, pointed at it with XENSTORED_PATH.
 //!
@@ -55,7 +55,7 @@ fn short_lived_guest() -> PathBuf {
     grub_image("halt", "echo \"grub-pvh halting\"\nhalt\n", &["echo", "halt"])
 }
 
-/// A running `xenolith create`, killed (and reaped) when dropped.
+/// A running `xenolith run`, killed (and reaped) when dropped.
 struct Xenolith {
     child: Child,
     run_dir: PathBuf,
@@ -72,7 +72,7 @@ impl Xenolith {
         let (console, log) = (dir.join(format!("{tag}.console")), dir.join(format!("{tag}.log")));
         let run_dir = dir.join("run");
         let child = Command::new(XENOLITH)
-            .args(["-vvv", "create", "-c"])
+            .args(["-vvv", "run", "-c"])
             .arg(&cfg)
             .env("XENOLITH_RUN_DIR", &run_dir)
             .env_remove("RUST_LOG")
