@@ -228,6 +228,9 @@ fn run(args: &RunArgs) -> ExitCode {
         Err(e) => return report(&e),
     };
     if args.dry_run {
+        if let Err(e) = toolstack::domain::refuse_preserve(&cfg) {
+            return report(&e);
+        }
         return print_dry_run(&cfg);
     }
     for warning in &cfg.warnings {

@@ -185,9 +185,9 @@ pub fn hand_made_cases(dir: &Path) -> Vec<Case> {
         ("a disk not a whole number of sectors", format!("disk = ['{},raw,xvda,w']\n", odd.display()), "not a multiple of 512-byte sectors"),
         ("an unknown vif key", "vif = ['mac=00:16:3e:00:00:01,colour=blue']\n".to_owned(), "unknown parameter `colour=blue`"),
         ("a missing bridge", "vif = ['bridge=nosuchbr9']\n".to_owned(), "bridge nosuchbr9 does not exist"),
-        ("on_crash = preserve", "on_crash = \"preserve\"\n".to_owned(), "on_crash: preserve: not supported"),
+        ("on_crash = preserve", "on_crash = \"preserve\"\n".to_owned(), "on_crash: preserve: not supported by `xenolith run`"),
         ("on_crash = coredump-destroy", "on_crash = \"coredump-destroy\"\n".to_owned(), "on_crash: coredump-destroy: not supported"),
-        ("on_watchdog = preserve", "on_watchdog = \"preserve\"\n".to_owned(), "on_watchdog: preserve: not supported"),
+        ("on_watchdog = preserve", "on_watchdog = \"preserve\"\n".to_owned(), "on_watchdog: preserve: not supported by `xenolith run`"),
     ];
     for (i, (what, extra, needle)) in refused.iter().enumerate() {
         let file = format!("dry-{i}.cfg");

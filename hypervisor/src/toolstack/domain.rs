@@ -56,8 +56,13 @@ pub enum DomainError {
     #[error(transparent)]
     Vif(#[from] net::VifConfigError),
     /// `on_*=preserve` outside the host service, which alone can keep a domain.
-    #[error("{0} = \"preserve\" keeps the domain after it stops, which needs the host service: start it with `xenolith create`")]
-    PreserveNeedsService(&'static str),
+    #[error("{at}: {key}: preserve: not supported by `xenolith run`, whose domain ends with it (the host service keeps it: `xenolith create`)")]
+    PreserveNeedsService {
+        /// Where the key was set.
+        at: String,
+        /// The on_* key.
+        key: &'static str,
+    },
     /// The console log could not be opened.
     #[error("cannot open console log {path}: {err}")]
     ConsoleLog {
@@ -150,6 +155,15 @@ pub fn prepare(cfg: &DomainConfig) -> Result<Prepared, DomainError> {
     Ok(Prepared { kernel, ramdisk, boot, disks, vifs })
 }
 
+/// Refuses `on_*=preserve` where no host service keeps the domain
+/// (`xenolith run`, and its dry run).
+pub fn refuse_preserve(cfg: &DomainConfig) -> Result<(), DomainError> {
+    match cfg.preserving_key() {
+        Some(key) => Err(DomainError::PreserveNeedsService { at: cfg.origin(key).map_or_else(|| cfg.file.clone(), ToString::to_string), key }),
+        None => Ok(()),
+    }
+}
+
 /// The `on_*` action for a shutdown `reason` (xl's
 /// handle_domain_death: a watchdog has its own setting).
 pub fn action_for(cfg: &DomainConfig, reason: &ShutdownReason) -> Action {
@@ -202,8 +216,8 @@ impl RestartPacer {
 
 /// Runs the domain until it shuts down for good or is stopped from outside.
 pub fn run(cfg: &DomainConfig, opts: &mut RunOptions) -> Result<Outcome, DomainError> {
-    if let (None, Some(key)) = (&opts.keeper, cfg.preserving_key()) {
-        return Err(DomainError::PreserveNeedsService(key));
+    if opts.keeper.is_none() {
+        refuse_preserve(cfg)?;
     }
     let Prepared { kernel, ramdisk, disks, vifs, .. } = prepare(cfg)?;
     let console_log = match &opts.console {
