@@ -54,8 +54,8 @@ impl Registry {
         let mut domid = inner.last;
         for _ in 1..DOMID_FIRST_RESERVED {
             domid = if domid + 1 >= DOMID_FIRST_RESERVED { 1 } else { domid + 1 };
-            if !inner.live.contains_key(&domid) {
-                inner.live.insert(domid, name.to_owned());
+            if let std::collections::btree_map::Entry::Vacant(slot) = inner.live.entry(domid) {
+                slot.insert(name.to_owned());
                 inner.last = domid;
                 return Ok(Lease { registry: self.clone(), domid });
             }
